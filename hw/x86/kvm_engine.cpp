@@ -1,0 +1,453 @@
+#include "hw/x86/kvm_engine.h"
+
+#include <fmt/format.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "vmm/cpu_model.h"
+#include "vmm/error.h"
+#include "vmm/machine/guest_memory.h"
+#include "vmm/machine/irq.h"
+
+namespace vmbt {
+
+namespace {
+
+// Where KVM on VT-x keeps its real-mode TSS and identity page table: three pages just below the
+// 4 GiB BIOS area, outside guest RAM (which ends at 3 GiB at most).
+constexpr uint64_t kTssAddr = 0xfffbd000;
+constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
+
+constexpr uint32_t kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175, kMsrSysenterEip = 0x176,
+                   kMsrTsc = 0x10;
+
+void check(int rc, const char* what) {
+  if (rc < 0) throw Error(fmt::format("KVM {} failed: {}", what, std::strerror(errno)));
+}
+
+/// A kvm_msrs block with its flexible array of entries (KVM API doc §4.18 KVM_GET_MSRS).
+class MsrList {
+ public:
+  explicit MsrList(std::initializer_list<uint32_t> indices)
+      : buf_((sizeof(kvm_msrs) + indices.size() * sizeof(kvm_msr_entry) + 7) / 8) {
+    get()->nmsrs = static_cast<uint32_t>(indices.size());
+    uint32_t i = 0;
+    for (uint32_t index : indices) entry(i++).index = index;
+  }
+  kvm_msrs* get() { return reinterpret_cast<kvm_msrs*>(buf_.data()); }
+  kvm_msr_entry& entry(uint32_t i) { return get()->entries[i]; }
+
+ private:
+  std::vector<uint64_t> buf_;  // 8-byte words, for the entries' alignment
+};
+
+kvm_segment to_kvm(const SegmentReg& s) {
+  kvm_segment k{};
+  k.base = s.base;
+  k.limit = s.limit;
+  k.selector = s.selector;
+  k.type = s.type;
+  k.present = s.present;
+  k.dpl = s.dpl;
+  k.db = s.db;
+  k.s = s.s;
+  k.l = 0;
+  k.g = s.g;
+  k.avl = s.avl;
+  k.unusable = s.unusable;
+  return k;
+}
+
+SegmentReg from_kvm(const kvm_segment& k) {
+  SegmentReg s;
+  s.base = static_cast<uint32_t>(k.base);
+  s.limit = k.limit;
+  s.selector = k.selector;
+  s.type = k.type;
+  s.present = k.present;
+  s.dpl = k.dpl;
+  s.db = k.db;
+  s.s = k.s;
+  s.g = k.g;
+  s.avl = k.avl;
+  s.unusable = k.unusable;
+  return s;
+}
+
+const char* exit_reason_name(uint32_t r) {
+  switch (r) {
+    case KVM_EXIT_IO:
+      return "io";
+    case KVM_EXIT_MMIO:
+      return "mmio";
+    case KVM_EXIT_HLT:
+      return "hlt";
+    case KVM_EXIT_SHUTDOWN:
+      return "shutdown";
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+      return "irq_window_open";
+    case KVM_EXIT_INTR:
+      return "intr";
+    case KVM_EXIT_INTERNAL_ERROR:
+      return "internal_error";
+    case KVM_EXIT_FAIL_ENTRY:
+      return "fail_entry";
+    case KVM_EXIT_DEBUG:
+      return "debug";
+    case KVM_EXIT_EXCEPTION:
+      return "exception";
+    case KVM_EXIT_UNKNOWN:
+      return "unknown";
+    case KVM_EXIT_SYSTEM_EVENT:
+      return "system_event";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
+KvmEngine::KvmEngine(GuestMemory& memory, InterruptSource& interrupts)
+    : facts_(KvmHostFacts::read()), memory_(memory), interrupts_(interrupts) {
+  vm_fd_ = ioctl(kvm_.fd(), KVM_CREATE_VM, 0);
+  check(vm_fd_, "KVM_CREATE_VM");
+  if (kvm_.check_extension(KVM_CAP_SET_TSS_ADDR) > 0) {
+    check(ioctl(vm_fd_, KVM_SET_TSS_ADDR, kTssAddr), "KVM_SET_TSS_ADDR");
+  }
+  if (kvm_.check_extension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) {
+    uint64_t addr = kIdentityMapAddr;
+    ioctl(vm_fd_, KVM_SET_IDENTITY_MAP_ADDR, &addr);  // optional: only VT-x without URG uses it
+  }
+  kvm_userspace_memory_region region{};
+  region.slot = 0;
+  region.guest_phys_addr = 0;
+  region.memory_size = memory.size();
+  region.userspace_addr = reinterpret_cast<uint64_t>(memory.host_base());
+  check(ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
+
+  vcpu_fd_ = ioctl(vm_fd_, KVM_CREATE_VCPU, 0);
+  check(vcpu_fd_, "KVM_CREATE_VCPU");
+  int size = kvm_.vcpu_mmap_size();
+  check(size, "KVM_GET_VCPU_MMAP_SIZE");
+  run_size_ = static_cast<size_t>(size);
+  void* p = mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd_, 0);
+  if (p == MAP_FAILED) throw Error("cannot map the KVM vCPU run structure");
+  run_ = static_cast<kvm_run*>(p);
+
+  auto leaves = CpuModel::leaves();
+  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + leaves.size() * sizeof(kvm_cpuid_entry2));
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
+  cpuid->nent = static_cast<uint32_t>(leaves.size());
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    kvm_cpuid_entry2& e = cpuid->entries[i];
+    e = {};
+    e.function = leaves[i].function;
+    e.index = leaves[i].index;
+    e.eax = leaves[i].eax;
+    e.ebx = leaves[i].ebx;
+    e.ecx = leaves[i].ecx;
+    e.edx = leaves[i].edx;
+  }
+  // kvm-pvm refuses KVM_SET_CPUID2 (EINVAL): the guest then sees that host's CPUID, and
+  // `vmbt probe` and --stats say so.
+  cpuid_model_set_ = ioctl(vcpu_fd_, KVM_SET_CPUID2, cpuid) == 0;
+}
+
+KvmEngine::~KvmEngine() {
+  if (run_) munmap(run_, run_size_);
+  if (vcpu_fd_ >= 0) close(vcpu_fd_);
+  if (vm_fd_ >= 0) close(vm_fd_);
+}
+
+void KvmEngine::set_state(const VcpuState& s) {
+  kvm_regs regs{};
+  regs.rax = s.gpr[kEax];
+  regs.rcx = s.gpr[kEcx];
+  regs.rdx = s.gpr[kEdx];
+  regs.rbx = s.gpr[kEbx];
+  regs.rsp = s.gpr[kEsp];
+  regs.rbp = s.gpr[kEbp];
+  regs.rsi = s.gpr[kEsi];
+  regs.rdi = s.gpr[kEdi];
+  regs.rip = s.eip;
+  regs.rflags = s.eflags | eflags::kFixed1;
+  check(ioctl(vcpu_fd_, KVM_SET_REGS, &regs), "KVM_SET_REGS");
+
+  kvm_sregs sregs{};
+  check(ioctl(vcpu_fd_, KVM_GET_SREGS, &sregs), "KVM_GET_SREGS");
+  sregs.es = to_kvm(s.seg[kEs]);
+  sregs.cs = to_kvm(s.seg[kCs]);
+  sregs.ss = to_kvm(s.seg[kSs]);
+  sregs.ds = to_kvm(s.seg[kDs]);
+  sregs.fs = to_kvm(s.seg[kFs]);
+  sregs.gs = to_kvm(s.seg[kGs]);
+  sregs.ldt = to_kvm(s.ldtr);
+  sregs.tr = to_kvm(s.tr);
+  sregs.gdt.base = s.gdtr.base;
+  sregs.gdt.limit = s.gdtr.limit;
+  sregs.idt.base = s.idtr.base;
+  sregs.idt.limit = s.idtr.limit;
+  sregs.cr0 = s.cr0;
+  sregs.cr2 = s.cr2;
+  sregs.cr3 = s.cr3;
+  sregs.cr4 = s.cr4;
+  sregs.efer = s.efer;
+  check(ioctl(vcpu_fd_, KVM_SET_SREGS, &sregs), "KVM_SET_SREGS");
+
+  MsrList msrs({kMsrSysenterCs, kMsrSysenterEsp, kMsrSysenterEip, kMsrTsc});
+  msrs.entry(0).data = s.sysenter_cs;
+  msrs.entry(1).data = s.sysenter_esp;
+  msrs.entry(2).data = s.sysenter_eip;
+  msrs.entry(3).data = s.tsc;
+  ioctl(vcpu_fd_, KVM_SET_MSRS, msrs.get());  // best effort: kvm-pvm may not model every MSR
+
+  kvm_fpu fpu{};
+  const uint8_t* fx = s.fxsave.data();
+  std::memcpy(&fpu.fcw, fx + 0, 2);
+  std::memcpy(&fpu.fsw, fx + 2, 2);
+  fpu.ftwx = fx[4];
+  std::memcpy(&fpu.last_opcode, fx + 6, 2);
+  std::memcpy(&fpu.last_ip, fx + 8, 4);
+  std::memcpy(&fpu.last_dp, fx + 16, 4);
+  std::memcpy(&fpu.mxcsr, fx + 24, 4);
+  for (int i = 0; i < 8; ++i) std::memcpy(fpu.fpr[i], fx + 32 + 16 * i, 16);
+  for (int i = 0; i < 8; ++i) std::memcpy(fpu.xmm[i], fx + 160 + 16 * i, 16);
+  if (fpu.fcw == 0) fpu.fcw = 0x37f;  // FNINIT state when the caller gave none
+  if (fpu.mxcsr == 0) fpu.mxcsr = 0x1f80;
+  ioctl(vcpu_fd_, KVM_SET_FPU, &fpu);
+}
+
+VcpuState KvmEngine::state() {
+  VcpuState s;
+  kvm_regs regs{};
+  check(ioctl(vcpu_fd_, KVM_GET_REGS, &regs), "KVM_GET_REGS");
+  s.gpr[kEax] = static_cast<uint32_t>(regs.rax);
+  s.gpr[kEcx] = static_cast<uint32_t>(regs.rcx);
+  s.gpr[kEdx] = static_cast<uint32_t>(regs.rdx);
+  s.gpr[kEbx] = static_cast<uint32_t>(regs.rbx);
+  s.gpr[kEsp] = static_cast<uint32_t>(regs.rsp);
+  s.gpr[kEbp] = static_cast<uint32_t>(regs.rbp);
+  s.gpr[kEsi] = static_cast<uint32_t>(regs.rsi);
+  s.gpr[kEdi] = static_cast<uint32_t>(regs.rdi);
+  s.eip = static_cast<uint32_t>(regs.rip);
+  s.eflags = static_cast<uint32_t>(regs.rflags);
+
+  kvm_sregs sregs{};
+  check(ioctl(vcpu_fd_, KVM_GET_SREGS, &sregs), "KVM_GET_SREGS");
+  s.seg[kEs] = from_kvm(sregs.es);
+  s.seg[kCs] = from_kvm(sregs.cs);
+  s.seg[kSs] = from_kvm(sregs.ss);
+  s.seg[kDs] = from_kvm(sregs.ds);
+  s.seg[kFs] = from_kvm(sregs.fs);
+  s.seg[kGs] = from_kvm(sregs.gs);
+  s.ldtr = from_kvm(sregs.ldt);
+  s.tr = from_kvm(sregs.tr);
+  s.gdtr = {static_cast<uint32_t>(sregs.gdt.base), sregs.gdt.limit};
+  s.idtr = {static_cast<uint32_t>(sregs.idt.base), sregs.idt.limit};
+  s.cr0 = static_cast<uint32_t>(sregs.cr0);
+  s.cr2 = static_cast<uint32_t>(sregs.cr2);
+  s.cr3 = static_cast<uint32_t>(sregs.cr3);
+  s.cr4 = static_cast<uint32_t>(sregs.cr4);
+  s.efer = sregs.efer;
+
+  MsrList msrs({kMsrSysenterCs, kMsrSysenterEsp, kMsrSysenterEip, kMsrTsc});
+  if (ioctl(vcpu_fd_, KVM_GET_MSRS, msrs.get()) == 4) {
+    s.sysenter_cs = static_cast<uint32_t>(msrs.entry(0).data);
+    s.sysenter_esp = static_cast<uint32_t>(msrs.entry(1).data);
+    s.sysenter_eip = static_cast<uint32_t>(msrs.entry(2).data);
+    s.tsc = msrs.entry(3).data;
+  }
+
+  kvm_fpu fpu{};
+  if (ioctl(vcpu_fd_, KVM_GET_FPU, &fpu) == 0) {
+    uint8_t* fx = s.fxsave.data();
+    std::memcpy(fx + 0, &fpu.fcw, 2);
+    std::memcpy(fx + 2, &fpu.fsw, 2);
+    fx[4] = fpu.ftwx;
+    std::memcpy(fx + 6, &fpu.last_opcode, 2);
+    std::memcpy(fx + 8, &fpu.last_ip, 4);
+    std::memcpy(fx + 16, &fpu.last_dp, 4);
+    std::memcpy(fx + 24, &fpu.mxcsr, 4);
+    for (int i = 0; i < 8; ++i) std::memcpy(fx + 32 + 16 * i, fpu.fpr[i], 16);
+    for (int i = 0; i < 8; ++i) std::memcpy(fx + 160 + 16 * i, fpu.xmm[i], 16);
+  }
+  return s;
+}
+
+void KvmEngine::kick() {
+  // Async-signal-safe: the next (or current, via the signal's EINTR) KVM_RUN returns at once.
+  __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
+}
+
+void KvmEngine::inject_pending_interrupt() {
+  if (!interrupts_.interrupt_pending()) {
+    run_->request_interrupt_window = 0;
+    return;
+  }
+  if (run_->ready_for_interrupt_injection && run_->if_flag) {
+    kvm_interrupt irq{};
+    irq.irq = interrupts_.acknowledge_interrupt();
+    check(ioctl(vcpu_fd_, KVM_INTERRUPT, &irq), "KVM_INTERRUPT");
+    ++interrupts_injected_;
+    run_->request_interrupt_window = 0;
+  } else {
+    run_->request_interrupt_window = 1;
+  }
+}
+
+Exit KvmEngine::run() {
+  for (;;) {
+    inject_pending_interrupt();
+    int rc = ioctl(vcpu_fd_, KVM_RUN, 0);
+    if (rc < 0) {
+      if (errno == EINTR || errno == EAGAIN) {
+        __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        ++exit_counts_["intr"];
+        return Exit(ExitReason::kKicked);
+      }
+      throw Error(fmt::format("KVM_RUN failed: {}", std::strerror(errno)));
+    }
+    ++exit_counts_[exit_reason_name(run_->exit_reason)];
+    Exit exit;
+    switch (run_->exit_reason) {
+      case KVM_EXIT_IO:
+        exit.reason = ExitReason::kIo;
+        exit.io.port = run_->io.port;
+        exit.io.size = run_->io.size;
+        exit.io.write = run_->io.direction == KVM_EXIT_IO_OUT;
+        exit.io.count = run_->io.count;
+        exit.io.data = reinterpret_cast<uint8_t*>(run_) + run_->io.data_offset;
+        return exit;
+      case KVM_EXIT_MMIO: {
+        exit.reason = ExitReason::kMmio;
+        exit.mmio.gpa = run_->mmio.phys_addr;
+        exit.mmio.size = static_cast<uint8_t>(run_->mmio.len);
+        exit.mmio.write = run_->mmio.is_write;
+        exit.mmio.data = run_->mmio.data;  // KVM completes a read from here at the next KVM_RUN
+        return exit;
+      }
+      case KVM_EXIT_HLT:
+        exit.reason = ExitReason::kHalt;
+        return exit;
+      case KVM_EXIT_IRQ_WINDOW_OPEN:
+      case KVM_EXIT_INTR:
+        if (run_->exit_reason == KVM_EXIT_INTR) return Exit(ExitReason::kKicked);
+        continue;
+      case KVM_EXIT_SHUTDOWN:
+        return shutdown_exit();
+      case KVM_EXIT_INTERNAL_ERROR:
+        return internal_error_exit();
+      case KVM_EXIT_FAIL_ENTRY:
+        exit.reason = ExitReason::kInternalError;
+        exit.message =
+            fmt::format("KVM could not enter the guest (hardware entry failure reason {:#x}) {}",
+                        static_cast<uint64_t>(run_->fail_entry.hardware_entry_failure_reason),
+                        describe_guest_eip());
+        return exit;
+      default:
+        exit.reason = ExitReason::kInternalError;
+        exit.message = fmt::format("unexpected KVM exit reason {} ({}) {}", run_->exit_reason,
+                                   exit_reason_name(run_->exit_reason), describe_guest_eip());
+        return exit;
+    }
+  }
+}
+
+std::string KvmEngine::describe_guest_eip() {
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  if (ioctl(vcpu_fd_, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu_fd_, KVM_GET_SREGS, &sregs) < 0) {
+    return "(guest state unavailable)";
+  }
+  uint64_t linear = sregs.cs.base + regs.rip;
+  std::string bytes;
+  if (!(sregs.cr0 & cr0::kPg)) {
+    uint8_t code[8];
+    if (memory_.read(linear, code, sizeof code)) {
+      for (uint8_t b : code) bytes += fmt::format(" {:02x}", b);
+    }
+  }
+  return fmt::format("at EIP {:#010x} (CS {:#06x}, CR0 {:#x}{}{})", regs.rip, sregs.cs.selector,
+                     sregs.cr0, bytes.empty() ? "" : ", code", bytes);
+}
+
+bool KvmEngine::shutdown_was_paging_refusal() {
+  // kvm-pvm ends the run at the MOV CR0 that sets PG, leaving CR0 as it was: recognise the
+  // instruction (0F 22 /0, register form) and the PG bit in its source register.
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  if (ioctl(vcpu_fd_, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu_fd_, KVM_GET_SREGS, &sregs) < 0) {
+    return false;
+  }
+  if (sregs.cr0 & cr0::kPg) return !(sregs.efer & (1u << 8));  // PG committed without LME
+  uint8_t code[3];
+  if (!memory_.read(sregs.cs.base + static_cast<uint32_t>(regs.rip), code, sizeof code)) {
+    return false;
+  }
+  if (code[0] != 0x0f || code[1] != 0x22 || (code[2] >> 6) != 3 || ((code[2] >> 3) & 7) != 0) {
+    return false;
+  }
+  const uint64_t gprs[8] = {regs.rax, regs.rcx, regs.rdx, regs.rbx,
+                            regs.rsp, regs.rbp, regs.rsi, regs.rdi};
+  return gprs[code[2] & 7] & cr0::kPg;
+}
+
+Exit KvmEngine::shutdown_exit() {
+  Exit exit;
+  exit.reason = ExitReason::kShutdown;
+  if (facts_.pvm && !facts_.vmx && !facts_.svm && shutdown_was_paging_refusal()) {
+    exit.reason = ExitReason::kInternalError;
+    exit.message =
+        "this host's KVM cannot run 32-bit paged guests (it is kvm-pvm, without VT-x/AMD-V, and "
+        "refuses CR0.PG without long mode); use --engine bt";
+    return exit;
+  }
+  exit.message = fmt::format("guest shutdown (triple fault) {}", describe_guest_eip());
+  return exit;
+}
+
+Exit KvmEngine::internal_error_exit() {
+  Exit exit;
+  exit.reason = ExitReason::kInternalError;
+  uint32_t sub = run_->internal.suberror;
+  std::string what;
+  switch (sub) {
+    case KVM_INTERNAL_ERROR_EMULATION:
+      what = "KVM could not emulate an instruction";
+      break;
+    case KVM_INTERNAL_ERROR_SIMUL_EX:
+      what = "KVM met an exception while delivering another";
+      break;
+    case KVM_INTERNAL_ERROR_DELIVERY_EV:
+      what = "KVM could not deliver an event to the guest";
+      break;
+    default:
+      what = fmt::format("KVM internal error (suberror {})", sub);
+      break;
+  }
+  exit.message = fmt::format("{} {}", what, describe_guest_eip());
+  if (facts_.pvm && !facts_.vmx && !facts_.svm) {
+    exit.message +=
+        "; this host's KVM (kvm-pvm, no VT-x/AMD-V) emulates guest code in software and does not "
+        "support it: use --engine bt";
+  }
+  return exit;
+}
+
+void KvmEngine::collect_stats(Stats& stats) {
+  for (const auto& [name, n] : exit_counts_) stats.add("kvm.exit_reasons." + name, n);
+  stats.add("interrupts_injected", interrupts_injected_);
+  stats.set_text("kvm.cpuid", cpuid_model_set_
+                                  ? "vmbt CPU model"
+                                  : "host KVM refused KVM_SET_CPUID2 (not the vmbt model)");
+  stats.set_text("kvm.host", facts_.pvm && !facts_.vmx && !facts_.svm
+                                 ? "kvm-pvm (software emulation, no VT-x/AMD-V)"
+                                 : (facts_.vmx ? "VT-x" : (facts_.svm ? "AMD-V" : "unknown")));
+}
+
+}  // namespace vmbt

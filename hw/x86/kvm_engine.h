@@ -1,0 +1,61 @@
+// The hardware-assisted engine: one IA-32 vCPU on /dev/kvm (VT-x/EPT, AMD-V/NPT, or kvm-pvm).
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "hw/kvm_system.h"
+#include "vmm/engine.h"
+
+namespace vmbt {
+
+/// Runs the guest with KVM. Guest RAM is the machine's memfd mapping, registered as memory slot 0
+/// (KVM API doc §4.35 KVM_SET_USER_MEMORY_REGION); CPUID is the vmbt CPU model (KVM_SET_CPUID2);
+/// interrupts from the PIC model are injected with KVM_INTERRUPT when the guest opens an interrupt
+/// window (no in-kernel irqchip, so both engines share the same PIC).
+///
+/// On hosts whose /dev/kvm is kvm-pvm (no VT-x/AMD-V) 32-bit paging is refused by the host kernel:
+/// the resulting shutdown is reported as such, not as a guest triple fault.
+class KvmEngine final : public Engine {
+ public:
+  /// Throws vmbt::Error when /dev/kvm cannot be used (the message says what to do).
+  KvmEngine(GuestMemory& memory, InterruptSource& interrupts);
+  ~KvmEngine() override;
+
+  std::string_view name() const override { return "kvm"; }
+  void set_state(const VcpuState& state) override;
+  VcpuState state() override;
+  Exit run() override;
+  void kick() override;
+  void collect_stats(Stats& stats) override;
+
+ private:
+  void inject_pending_interrupt();
+  Exit shutdown_exit();
+  bool shutdown_was_paging_refusal();
+  Exit internal_error_exit();
+  std::string describe_guest_eip();
+
+  KvmSystem kvm_;
+  KvmHostFacts facts_;
+  GuestMemory& memory_;
+  InterruptSource& interrupts_;
+  int vm_fd_ = -1;
+  int vcpu_fd_ = -1;
+  kvm_run* run_ = nullptr;
+  size_t run_size_ = 0;
+  std::map<std::string, uint64_t> exit_counts_;
+  uint64_t interrupts_injected_ = 0;
+  bool cpuid_model_set_ = false;
+
+ public:
+  /// Whether KVM accepted the vmbt CPU model (KVM_SET_CPUID2); kvm-pvm refuses it.
+  bool cpuid_model_set() const { return cpuid_model_set_; }
+};
+
+}  // namespace vmbt

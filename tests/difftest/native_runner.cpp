@@ -1,0 +1,315 @@
+// Native execution oracle: a far-return trampoline into CS=0x23 (compatibility mode) and back
+// to CS=0x33, with faults caught on an alternate signal stack (Intel SDM Vol. 3A §5.8.6 for the
+// far returns, AMD APM Vol. 2 §1.2.4 for compatibility mode).
+#include "tests/difftest/native_runner.h"
+
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <ucontext.h>
+
+#include <csetjmp>
+#include <cstddef>
+#include <csignal>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+// Fixed addresses, spelled as literals so that the trampoline assembly below can use them.
+#define VMBT_DT_CODE_BASE 0x100000
+#define VMBT_DT_SAVE_BASE 0x110000
+#define VMBT_DT_STR2(x) #x
+#define VMBT_DT_STR(x) VMBT_DT_STR2(x)
+
+// The trampoline and the trailer, assembled here and copied into the low code region (they are
+// never executed in place). Absolute addresses refer to the save area:
+//   +0x00 in GPRs[8]   +0x20 in EFLAGS   +0x24 snippet entry   +0x40 out GPRs[8]
+//   +0x60 out EFLAGS   +0x80 64-bit RSP  +0x88 DS  +0x8a ES  +0x8c SS   stack top at +0xff0
+// enter64 (64-bit, SysV-callable): saves callee-saved registers on the 64-bit stack and RSP in
+// the save area (r8-r15 do not survive compatibility mode), loads DS/ES/SS=0x2b (SS also to
+// refresh a possibly stale SS cache after SYSRET on AMD), switches to the private low stack and
+// far-returns to entry32 in CS=0x23. entry32 loads EFLAGS with popfd, then all GPRs, ESP last,
+// and jumps to the snippet. The trailer (copied right after the snippet) stores all GPRs with
+// absolute moves (no flags touched), switches to the private stack, stores EFLAGS with pushfd,
+// and far-returns to exit64 in CS=0x33, which restores RSP, DS, ES, clears DF and returns.
+asm(".pushsection .rodata.vmbt_difftest_tramp,\"a\"\n"
+    ".equ VD_CODE, " VMBT_DT_STR(VMBT_DT_CODE_BASE) "\n"
+    ".equ VD_SAVE, " VMBT_DT_STR(VMBT_DT_SAVE_BASE) "\n"
+    R"(
+  .equ VD_IN, VD_SAVE
+  .equ VD_IN_EFL, VD_SAVE + 0x20
+  .equ VD_ENTRY, VD_SAVE + 0x24
+  .equ VD_OUT, VD_SAVE + 0x40
+  .equ VD_OUT_EFL, VD_SAVE + 0x60
+  .equ VD_RSP64, VD_SAVE + 0x80
+  .equ VD_DS, VD_SAVE + 0x88
+  .equ VD_ES, VD_SAVE + 0x8a
+  .equ VD_SS, VD_SAVE + 0x8c
+  .equ VD_STACK_TOP, VD_SAVE + 0xff0
+  .globl vmbt_difftest_tramp_begin, vmbt_difftest_tramp_end
+  .globl vmbt_difftest_trailer_begin, vmbt_difftest_trailer_end
+  .hidden vmbt_difftest_tramp_begin, vmbt_difftest_tramp_end
+  .hidden vmbt_difftest_trailer_begin, vmbt_difftest_trailer_end
+  .code64
+vmbt_difftest_tramp_begin:
+  pushq %rbx
+  pushq %rbp
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, VD_RSP64
+  movw %ds, VD_DS
+  movw %es, VD_ES
+  movw %ss, VD_SS
+  movl $0x2b, %eax
+  movl %eax, %ds
+  movl %eax, %es
+  movl %eax, %ss
+  movl $VD_STACK_TOP, %esp
+  pushq $0x23
+  pushq $(VD_CODE + (vmbt_difftest_entry32 - vmbt_difftest_tramp_begin))
+  lretq
+  .code32
+vmbt_difftest_entry32:
+  pushl VD_IN_EFL
+  popfl
+  movl VD_IN + 0, %eax
+  movl VD_IN + 4, %ecx
+  movl VD_IN + 8, %edx
+  movl VD_IN + 12, %ebx
+  movl VD_IN + 20, %ebp
+  movl VD_IN + 24, %esi
+  movl VD_IN + 28, %edi
+  movl VD_IN + 16, %esp
+  jmp *VD_ENTRY
+  .code64
+vmbt_difftest_exit64:
+  movq VD_RSP64, %rsp
+  movw VD_DS, %ds
+  movw VD_ES, %es
+  cld
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbp
+  popq %rbx
+  ret
+vmbt_difftest_tramp_end:
+  .code32
+vmbt_difftest_trailer_begin:
+  movl %eax, VD_OUT + 0
+  movl %ecx, VD_OUT + 4
+  movl %edx, VD_OUT + 8
+  movl %ebx, VD_OUT + 12
+  movl %esp, VD_OUT + 16
+  movl %ebp, VD_OUT + 20
+  movl %esi, VD_OUT + 24
+  movl %edi, VD_OUT + 28
+  movl $VD_STACK_TOP, %esp
+  pushfl
+  popl VD_OUT_EFL
+  pushl $0x33
+  pushl $(VD_CODE + (vmbt_difftest_exit64 - vmbt_difftest_tramp_begin))
+  lret
+vmbt_difftest_trailer_end:
+  .code64
+  .popsection
+)");
+
+extern "C" {
+extern const uint8_t vmbt_difftest_tramp_begin[], vmbt_difftest_tramp_end[];
+extern const uint8_t vmbt_difftest_trailer_begin[], vmbt_difftest_trailer_end[];
+}
+
+namespace vmbt::difftest {
+namespace {
+
+static_assert(NativeRunner::kCodeBase == VMBT_DT_CODE_BASE);
+static_assert(NativeRunner::kSaveBase == VMBT_DT_SAVE_BASE);
+static_assert(NativeRunner::kDataBase + NativeRunner::kDataSize <= NativeRunner::kCodeBase);
+
+/// Layout of the save area (must match the VD_* offsets above).
+struct SaveArea {
+  uint32_t in_gpr[8];
+  uint32_t in_eflags;
+  uint32_t entry;
+  uint32_t pad0[6];
+  uint32_t out_gpr[8];
+  uint32_t out_eflags;
+  uint32_t pad1[7];
+  uint64_t rsp64;
+  uint16_t ds, es, ss;
+};
+static_assert(offsetof(SaveArea, in_eflags) == 0x20 && offsetof(SaveArea, entry) == 0x24);
+static_assert(offsetof(SaveArea, out_gpr) == 0x40 && offsetof(SaveArea, out_eflags) == 0x60);
+static_assert(offsetof(SaveArea, rsp64) == 0x80 && offsetof(SaveArea, ds) == 0x88);
+static_assert(offsetof(SaveArea, es) == 0x8a && offsetof(SaveArea, ss) == 0x8c);
+
+constexpr int kSignals[] = {SIGSEGV, SIGFPE, SIGILL, SIGTRAP, SIGBUS, SIGALRM};
+constexpr size_t kAltStackSize = 256 * 1024;  // large: AVX-512 signal frames
+constexpr uint8_t kFillByte = 0xcc;            // INT3 around the snippet: stray jumps trap
+
+/// The run in progress, shared with the signal handler.
+struct ActiveRun {
+  sigjmp_buf env;
+  volatile sig_atomic_t in_code = 0;
+  volatile int signo = 0;
+  volatile uint64_t rip = 0, trapno = 0, err = 0, addr = 0, eflags = 0;
+  volatile uint64_t gpr[8] = {};
+};
+
+ActiveRun* g_run = nullptr;
+struct sigaction g_old_actions[NSIG];
+stack_t g_old_altstack;
+bool g_instance = false;
+
+SaveArea* save_area() { return reinterpret_cast<SaveArea*>(uintptr_t{NativeRunner::kSaveBase}); }
+
+void on_signal(int sig, siginfo_t* info, void* ctx) {
+  auto* uc = static_cast<ucontext_t*>(ctx);
+  const greg_t* g = uc->uc_mcontext.gregs;
+  const uint64_t rip = static_cast<uint64_t>(g[REG_RIP]);
+  ActiveRun* run = g_run;
+  const bool ours = run != nullptr && run->in_code &&
+                    rip >= NativeRunner::kCodeBase &&
+                    rip < NativeRunner::kCodeBase + NativeRunner::kCodeSize;
+  if (!ours) {
+    if (sig == SIGALRM) return;  // a timer that fired just after the run: ignore
+    // Not from a snippet: hand the signal to the previous disposition (usually: die).
+    sigaction(sig, &g_old_actions[sig], nullptr);
+    if (sig == SIGTRAP || info->si_code <= 0) raise(sig);
+    return;  // a fault re-executes and is delivered again
+  }
+  run->signo = sig;
+  run->rip = rip;
+  run->trapno = static_cast<uint64_t>(g[REG_TRAPNO]);
+  run->err = static_cast<uint64_t>(g[REG_ERR]);
+  run->addr = reinterpret_cast<uint64_t>(info->si_addr);
+  run->eflags = static_cast<uint64_t>(g[REG_EFL]);
+  static constexpr int kRegs[8] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX,
+                                   REG_RSP, REG_RBP, REG_RSI, REG_RDI};
+  for (int i = 0; i < 8; ++i) run->gpr[i] = static_cast<uint64_t>(g[kRegs[i]]);
+  run->in_code = 0;
+  siglongjmp(run->env, 1);
+}
+
+void* map_fixed(uint32_t addr, size_t size, int prot, const char* what) {
+  void* p = mmap(reinterpret_cast<void*>(uintptr_t{addr}), size, prot,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED || p != reinterpret_cast<void*>(uintptr_t{addr})) {
+    if (p != MAP_FAILED) munmap(p, size);
+    throw std::runtime_error(std::string("NativeRunner: cannot map the ") + what + " at " +
+                             std::to_string(addr) + " (in use, or below vm.mmap_min_addr)");
+  }
+  return p;
+}
+
+void set_timer(unsigned ms) {
+  itimerval t{};
+  t.it_value.tv_sec = ms / 1000;
+  t.it_value.tv_usec = static_cast<suseconds_t>(ms % 1000) * 1000;
+  setitimer(ITIMER_REAL, &t, nullptr);
+}
+
+void restore_data_segments(const SaveArea* s) {
+  const uint16_t ds = s->ds, es = s->es;
+  asm volatile("movw %0, %%ds\n\tmovw %1, %%es" : : "rm"(ds), "rm"(es));
+}
+
+}  // namespace
+
+NativeRunner::NativeRunner() {
+  if (g_instance) throw std::runtime_error("NativeRunner: only one instance at a time");
+  const size_t tramp_len = vmbt_difftest_tramp_end - vmbt_difftest_tramp_begin;
+  if (tramp_len > kSnippetBase - kCodeBase) throw std::logic_error("trampoline too large");
+  data_ = map_fixed(kDataBase, kDataSize, PROT_READ | PROT_WRITE, "data arena");
+  try {
+    code_ = map_fixed(kCodeBase, kCodeSize, PROT_READ | PROT_WRITE | PROT_EXEC, "code region");
+    save_ = map_fixed(kSaveBase, kSaveSize, PROT_READ | PROT_WRITE, "save area");
+    altstack_ = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (altstack_ == MAP_FAILED) {
+      altstack_ = nullptr;
+      throw std::runtime_error("NativeRunner: cannot map the signal stack");
+    }
+  } catch (...) {
+    if (save_) munmap(save_, kSaveSize);
+    if (code_) munmap(code_, kCodeSize);
+    munmap(data_, kDataSize);
+    throw;
+  }
+  auto* code = static_cast<uint8_t*>(code_);
+  memset(code, kFillByte, kCodeSize);
+  memcpy(code, vmbt_difftest_tramp_begin, tramp_len);
+
+  stack_t ss{};
+  ss.ss_sp = altstack_;
+  ss.ss_size = kAltStackSize;
+  sigaltstack(&ss, &g_old_altstack);
+  struct sigaction sa {};
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : kSignals) sigaction(sig, &sa, &g_old_actions[sig]);
+  g_instance = true;
+}
+
+NativeRunner::~NativeRunner() {
+  for (int sig : kSignals) sigaction(sig, &g_old_actions[sig], nullptr);
+  sigaltstack(&g_old_altstack, nullptr);
+  munmap(altstack_, kAltStackSize);
+  munmap(save_, kSaveSize);
+  munmap(code_, kCodeSize);
+  munmap(data_, kDataSize);
+  g_instance = false;
+}
+
+NativeResult NativeRunner::run(const NativeCase& c) {
+  if (c.code.size() > kMaxCodeBytes) throw std::length_error("NativeRunner: snippet too long");
+  auto* snippet = static_cast<uint8_t*>(code_) + (kSnippetBase - kCodeBase);
+  const size_t trailer_len = vmbt_difftest_trailer_end - vmbt_difftest_trailer_begin;
+  memset(snippet, kFillByte, last_code_len_);
+  if (!c.code.empty()) memcpy(snippet, c.code.data(), c.code.size());
+  memcpy(snippet + c.code.size(), vmbt_difftest_trailer_begin, trailer_len);
+  last_code_len_ = c.code.size() + trailer_len;
+
+  SaveArea* s = save_area();
+  for (int i = 0; i < 8; ++i) s->in_gpr[i] = c.in.gpr[i];
+  s->in_eflags = (c.in.eflags & flag::kCompared) | flag::kFixed1;
+  s->entry = kSnippetBase;
+  for (uint32_t& r : s->out_gpr) r = 0xdeadbeef;
+  s->out_eflags = 0;
+
+  NativeResult r;
+  ActiveRun run;
+  g_run = &run;
+  using EntryFn = void (*)();
+  auto enter = reinterpret_cast<EntryFn>(uintptr_t{kCodeBase});
+  if (sigsetjmp(run.env, 1) == 0) {
+    if (timeout_ms_ != 0) set_timer(timeout_ms_);
+    run.in_code = 1;
+    enter();
+    run.in_code = 0;
+    if (timeout_ms_ != 0) set_timer(0);
+    for (int i = 0; i < 8; ++i) r.out.gpr[i] = s->out_gpr[i];
+    r.out.eflags = s->out_eflags;
+  } else {
+    if (timeout_ms_ != 0) set_timer(0);
+    restore_data_segments(s);
+    r.faulted = true;
+    r.signal = run.signo;
+    r.fault_eip = static_cast<uint32_t>(run.rip);
+    r.timed_out = run.signo == SIGALRM;
+    r.vector = r.timed_out ? -1 : static_cast<int>(run.trapno);
+    r.error_code = static_cast<uint32_t>(run.err);
+    r.fault_addr = static_cast<uint32_t>(run.addr);
+    for (int i = 0; i < 8; ++i) r.out.gpr[i] = static_cast<uint32_t>(run.gpr[i]);
+    r.out.eflags = static_cast<uint32_t>(run.eflags);
+  }
+  g_run = nullptr;
+  r.memory.assign(data(), data() + kDataSize);
+  return r;
+}
+
+}  // namespace vmbt::difftest

@@ -1,0 +1,106 @@
+// Native execution oracle for differential tests: runs an IA-32 instruction sequence in a
+// 32-bit (compatibility-mode) code segment of this 64-bit process and captures the registers,
+// EFLAGS and data memory it leaves behind (Intel SDM Vol. 1 §3.2.1, Vol. 3A §5.2.1).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace vmbt::difftest {
+
+/// GPR indices, in ModRM.reg encoding order (Intel SDM Vol. 2A §2.1.5).
+namespace reg {
+enum : unsigned { kEax, kEcx, kEdx, kEbx, kEsp, kEbp, kEsi, kEdi };
+}  // namespace reg
+
+/// EFLAGS bits (Intel SDM Vol. 1 §3.4.3).
+namespace flag {
+constexpr uint32_t kCf = 1u << 0, kFixed1 = 1u << 1, kPf = 1u << 2, kAf = 1u << 4,
+                   kZf = 1u << 6, kSf = 1u << 7, kTf = 1u << 8, kIf = 1u << 9, kDf = 1u << 10,
+                   kOf = 1u << 11;
+/// The six status flags.
+constexpr uint32_t kArith = kCf | kPf | kAf | kZf | kSf | kOf;
+/// What a user-mode snippet can set and what a comparison should look at: status flags + DF.
+constexpr uint32_t kCompared = kArith | kDf;
+}  // namespace flag
+
+/// The architectural state the oracle sets and captures.
+struct CpuSnapshot {
+  std::array<uint32_t, 8> gpr{};  ///< EAX ECX EDX EBX ESP EBP ESI EDI
+  uint32_t eflags = flag::kFixed1;
+  bool operator==(const CpuSnapshot&) const = default;
+};
+
+/// One instruction sequence with its initial state. ESP must point into the data arena (or
+/// nowhere the snippet touches); memory comes from whatever the caller left in the arena.
+struct NativeCase {
+  std::vector<uint8_t> code;
+  CpuSnapshot in;
+};
+
+/// Outcome of one native run.
+struct NativeResult {
+  /// Without a fault: the state after the last instruction. EFLAGS is raw (IF and bit 1 set);
+  /// compare `eflags & flag::kCompared`. With a fault: the state the kernel reported at the
+  /// fault, i.e. before the faulting instruction for faults (#DE #UD #GP #PF...), after the
+  /// trapping instruction for traps (INT3, single step).
+  CpuSnapshot out;
+  bool faulted = false;
+  int signal = 0;           ///< SIGSEGV SIGFPE SIGILL SIGTRAP SIGBUS, or SIGALRM on timeout
+  uint32_t fault_eip = 0;   ///< EIP reported with the signal (absolute; see kSnippetBase)
+  int vector = -1;          ///< CPU exception vector from the kernel (trapno), -1 on timeout
+  uint32_t error_code = 0;  ///< exception error code from the kernel
+  uint32_t fault_addr = 0;  ///< si_addr (meaningful for #PF)
+  bool timed_out = false;   ///< the snippet ran longer than the timeout and was stopped
+  std::vector<uint8_t> memory;  ///< the whole data arena after the run (or at the fault)
+};
+
+/// Runs snippets natively in compatibility mode. Maps, at fixed addresses below 4 GiB, a code
+/// region (trampoline + snippet), a private save area and the data arena. Only one instance
+/// can exist at a time (fixed mappings, process-wide signal handlers), and run() must be called
+/// on the thread that constructed it (the alternate signal stack is per thread).
+class NativeRunner {
+ public:
+  /// Data arena. It sits this low so that 16-bit (0x67) effective addresses, which are at most
+  /// 0xffff with the flat 0x2b data segment, can reach it; it needs vm.mmap_min_addr <= 0x1000.
+  static constexpr uint32_t kDataBase = 0x00001000;
+  static constexpr uint32_t kDataSize = 64 * 1024;
+  /// Code region: the mode-switch trampoline, then the snippet at kSnippetBase.
+  static constexpr uint32_t kCodeBase = 0x00100000;
+  static constexpr uint32_t kCodeSize = 0x10000;
+  static constexpr uint32_t kSnippetBase = kCodeBase + 0x1000;  ///< EIP of the first instruction
+  /// Private save area and stack for the trampoline.
+  static constexpr uint32_t kSaveBase = 0x00110000;
+  static constexpr uint32_t kSaveSize = 0x1000;
+  /// Largest snippet run() accepts.
+  static constexpr uint32_t kMaxCodeBytes = kCodeSize - 0x1000 - 0x100;
+
+  NativeRunner();  ///< throws std::runtime_error if a fixed mapping is unavailable
+  ~NativeRunner();
+  NativeRunner(const NativeRunner&) = delete;
+  NativeRunner& operator=(const NativeRunner&) = delete;
+
+  /// The data arena (kDataSize bytes at kDataBase), to pre-fill before run().
+  uint8_t* data() { return reinterpret_cast<uint8_t*>(uintptr_t{kDataBase}); }
+
+  /// Copies the snippet and a trailer to kSnippetBase, loads all 8 GPRs (ESP included) and the
+  /// status flags + DF of `c.in.eflags` (other bits are ignored), runs it in CS=0x23 with
+  /// DS=ES=SS=0x2b, and captures the state after its last instruction (when execution reaches
+  /// the end of the code) or at the first fault. Falling off the end is the only normal exit.
+  NativeResult run(const NativeCase& c);
+
+  /// Wall-clock limit for one run; a snippet still running then is stopped (SIGALRM).
+  void set_timeout_ms(unsigned ms) { timeout_ms_ = ms; }
+
+ private:
+  void* code_ = nullptr;
+  void* save_ = nullptr;
+  void* data_ = nullptr;
+  void* altstack_ = nullptr;
+  size_t last_code_len_ = 0;
+  unsigned timeout_ms_ = 2000;
+};
+
+}  // namespace vmbt::difftest

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# run_guest.sh VMBT ENGINE ELF EXPECT
+#
+# Runs one test guest through the real vmbt binary and checks it against an expectation file:
+#
+#   VMBT run --engine ENGINE --kernel ELF   < /dev/null, 60 s timeout
+#
+# vmbt prints the guest's serial console (COM1) on stdout and its own diagnostics on stderr.
+#
+# Expectation file format (tests/guests/NAME.expect):
+#   Lines starting with "#!" are directives:
+#     #! status N             required: vmbt's expected exit status. isa-debug-exit with value V
+#                             gives (V << 1) | 1; HLT with interrupts off gives 0; a guest triple
+#                             fault gives 2; a user-facing error gives 1.
+#     #! paged                the guest turns on paging. On the kvm engine, a host without VT-x/
+#                             AMD-V (whose KVM, e.g. kvm-pvm, refuses 32-bit paging) may instead
+#                             make vmbt refuse: the test passes when vmbt exits non-zero with
+#                             "cannot run 32-bit paged guests" on stderr, and says it checked the
+#                             refusal. On any other host/engine the normal checks apply.
+#     #! stderr-contains TEXT vmbt's stderr must contain TEXT (a fixed string; may repeat).
+#     #! skip-on-kvm-pvm WHY  on the kvm engine, when the host's KVM is kvm-pvm (module kvm_pvm
+#                             loaded: no VT-x/AMD-V, every instruction emulated), skip the test
+#                             (exit 77) and print WHY: for what kvm-pvm cannot do at all.
+#   Every other line is one line of expected serial output. The expected stdout is those lines,
+#   each ending in "\n", compared exactly with vmbt's stdout (carriage returns removed first).
+#   A "#!" line with an unknown directive is an error, so typos cannot disable a check.
+#
+# Exit status: 0 pass, 1 fail, 77 skipped (ctest SKIP_RETURN_CODE), 2 usage/expectation error.
+set -u
+
+if [[ $# -ne 4 ]]; then
+  echo "usage: $0 VMBT ENGINE ELF EXPECT" >&2
+  exit 2
+fi
+vmbt=$1 engine=$2 elf=$3 expect=$4
+name=$(basename "$elf" .elf)
+
+fail() {
+  echo "FAIL guest.$engine.$name: $*"
+  exit 1
+}
+
+[[ -x $vmbt ]] || fail "vmbt binary '$vmbt' is missing or not executable"
+[[ -f $elf ]] || fail "guest '$elf' is missing (build the 'guests' target)"
+[[ -f $expect ]] || fail "expectation file '$expect' is missing"
+
+if [[ $engine == kvm ]]; then
+  if [[ ! -e /dev/kvm ]]; then
+    echo "SKIP guest.$engine.$name: /dev/kvm does not exist on this host (no KVM)"
+    exit 77
+  fi
+  if [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+    echo "SKIP guest.$engine.$name: /dev/kvm is not readable and writable by $(id -un)" \
+      "(add the user to group kvm)"
+    exit 77
+  fi
+fi
+
+# Parse the expectation file.
+want_status=
+paged=0
+pvm_skip_reason=
+stderr_needles=()
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmbt-guest-$name.XXXXXX") || fail "mktemp failed"
+trap 'rm -rf "$tmp"' EXIT
+: >"$tmp/want"
+lineno=0
+while IFS= read -r line || [[ -n $line ]]; do
+  lineno=$((lineno + 1))
+  if [[ $line == '#!'* ]]; then
+    directive=${line#'#!'}
+    directive=${directive#"${directive%%[![:space:]]*}"}  # trim leading blanks
+    case $directive in
+      status\ *)
+        want_status=${directive#status }
+        [[ $want_status =~ ^[0-9]+$ ]] || {
+          echo "$expect:$lineno: bad status '$want_status'" >&2
+          exit 2
+        }
+        ;;
+      paged) paged=1 ;;
+      stderr-contains\ *) stderr_needles+=("${directive#stderr-contains }") ;;
+      skip-on-kvm-pvm\ *) pvm_skip_reason=${directive#skip-on-kvm-pvm } ;;
+      *)
+        echo "$expect:$lineno: unknown directive '#! $directive'" >&2
+        exit 2
+        ;;
+    esac
+  else
+    printf '%s\n' "$line" >>"$tmp/want"
+  fi
+done <"$expect"
+if [[ -z $want_status ]]; then
+  echo "$expect: missing the required '#! status N' directive" >&2
+  exit 2
+fi
+
+if [[ -n $pvm_skip_reason && $engine == kvm && -d /sys/module/kvm_pvm ]]; then
+  echo "SKIP guest.$engine.$name: this host's KVM is kvm-pvm: $pvm_skip_reason"
+  exit 77
+fi
+
+# Run the guest.
+timeout -k 5 60 "$vmbt" run --engine "$engine" --kernel "$elf" </dev/null >"$tmp/stdout" \
+  2>"$tmp/stderr"
+status=$?
+tr -d '\r' <"$tmp/stdout" >"$tmp/got"
+
+show_run() {
+  echo "--- command: $vmbt run --engine $engine --kernel $elf"
+  echo "--- exit status: $status (expected $want_status)"
+  echo "--- stderr:"
+  cat "$tmp/stderr"
+  echo "--- stdout vs expected (diff -u expected actual):"
+  diff -u --label expected --label actual "$tmp/want" "$tmp/got"
+  echo "---"
+}
+
+if [[ $status -eq 124 || $status -eq 137 ]]; then
+  show_run
+  fail "vmbt did not finish within 60 s (killed by timeout)"
+fi
+
+# A paged guest on a KVM that cannot do 32-bit paging: the clear refusal is the expected outcome.
+refusal="cannot run 32-bit paged guests"
+if [[ $paged -eq 1 && $engine == kvm && $status -ne 0 ]] && grep -qF "$refusal" "$tmp/stderr"; then
+  if grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null; then
+    show_run
+    fail "vmbt refused a paged guest although this host has VT-x/AMD-V"
+  fi
+  echo "PASS guest.$engine.$name: checked the refusal: this host's KVM cannot run 32-bit paged" \
+    "guests and vmbt said so (status $status):"
+  grep -F "$refusal" "$tmp/stderr" | sed 's/^/  /'
+  exit 0
+fi
+
+problems=()
+[[ $status -eq $want_status ]] || problems+=("exit status $status, expected $want_status")
+cmp -s "$tmp/want" "$tmp/got" || problems+=("serial output differs from $expect")
+for needle in ${stderr_needles[@]+"${stderr_needles[@]}"}; do
+  grep -qF -- "$needle" "$tmp/stderr" || problems+=("stderr does not contain '$needle'")
+done
+
+if [[ ${#problems[@]} -ne 0 ]]; then
+  show_run
+  for p in "${problems[@]}"; do echo "problem: $p"; done
+  fail "${problems[0]}"
+fi
+echo "PASS guest.$engine.$name (status $status, $(wc -l <"$tmp/got") lines of serial output)"
+exit 0

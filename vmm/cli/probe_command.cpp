@@ -1,0 +1,21 @@
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "hw/x86/kvm_probe.h"
+#include "vmm/cli/commands.h"
+
+namespace vmbt {
+
+int probe_command(bool json) {
+  KvmProbeResult r = probe_kvm();
+  if (json) {
+    fmt::print("{}\n", r.to_json().dump(2));
+  } else {
+    fmt::print("{}", r.to_text());
+    fmt::print("bt engine:                 {}\n", "not built yet (arrives with the translator)");
+  }
+  return 0;
+}
+
+}  // namespace vmbt

@@ -1,0 +1,60 @@
+#include "vmm/cpu_model.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace vmbt {
+
+namespace {
+uint32_t str4(const char* s) {
+  uint32_t v;
+  std::memcpy(&v, s, 4);
+  return v;
+}
+}  // namespace
+
+std::vector<CpuidEntry> CpuModel::leaves() {
+  std::vector<CpuidEntry> out;
+  out.push_back({0, 0, 2, str4(kVendor), str4(kVendor + 8), str4(kVendor + 4)});
+  uint32_t signature = (kFamily << 8) | (kModel << 4) | kStepping;
+  // EBX: CLFLUSH line size 8 (x 8 = 64 bytes) in bits 15:8, one logical processor.
+  out.push_back({1, 0, signature, (8u << 8) | (1u << 16), kFeaturesEcx, kFeaturesEdx});
+  // Leaf 2: AL=1 (one iteration), descriptor bytes 0 = none.
+  out.push_back({2, 0, 1, 0, 0, 0});
+  out.push_back({0x80000000u, 0, 0x80000004u, 0, 0, 0});
+  out.push_back({0x80000001u, 0, 0, 0, 0, 0});
+  char brand[48] = {};
+  std::memcpy(brand, kBrand, std::strlen(kBrand));
+  for (uint32_t i = 0; i < 3; ++i) {
+    const char* b = brand + 16 * i;
+    out.push_back({0x80000002u + i, 0, str4(b), str4(b + 4), str4(b + 8), str4(b + 12)});
+  }
+  return out;
+}
+
+CpuidEntry CpuModel::query(uint32_t function, uint32_t index) {
+  auto all = leaves();
+  uint32_t max_basic = all[0].eax;
+  uint32_t max_ext = 0x80000004u;
+  if (function >= 0x80000000u) {
+    if (function > max_ext) return {function, index, 0, 0, 0, 0};
+  } else if (function > max_basic) {
+    function = max_basic;
+  }
+  for (const auto& e : all) {
+    if (e.function == function) {
+      CpuidEntry r = e;
+      r.index = index;
+      return r;
+    }
+  }
+  return {function, index, 0, 0, 0, 0};
+}
+
+std::string CpuModel::describe() {
+  return fmt::format("{} family {} model {} stepping {} \"{}\" (CPUID.1 EDX={:#010x} ECX={:#x})",
+                     kVendor, kFamily, kModel, kStepping, kBrand, kFeaturesEdx, kFeaturesEcx);
+}
+
+}  // namespace vmbt

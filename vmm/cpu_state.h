@@ -1,0 +1,73 @@
+// IA-32 architectural state of one vCPU, shared by both engines (Intel SDM Vol. 3A ch. 2-3).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace vmbt {
+
+/// General-purpose registers in the encoding order of ModRM.reg (Intel SDM Vol. 2A §2.1.5).
+enum Gpr : unsigned { kEax, kEcx, kEdx, kEbx, kEsp, kEbp, kEsi, kEdi };
+/// Segment registers in the encoding order of Sreg (Intel SDM Vol. 2A §3.1.1.3).
+enum SegIndex : unsigned { kEs, kCs, kSs, kDs, kFs, kGs };
+
+/// A segment register with its hidden part (descriptor cache), Intel SDM Vol. 3A §3.4.3.
+struct SegmentReg {
+  uint16_t selector = 0;
+  uint32_t base = 0;
+  uint32_t limit = 0;  ///< byte-granular limit (already scaled when G=1)
+  uint8_t type = 0;    ///< descriptor type field (4 bits)
+  uint8_t dpl = 0;
+  bool s = false;  ///< 1 = code/data, 0 = system
+  bool present = false;
+  bool db = false;  ///< default operand size 32 / big
+  bool g = false;
+  bool avl = false;
+  bool unusable = false;  ///< loaded with a null selector
+};
+
+/// GDTR or IDTR: 32-bit linear base and 16-bit limit.
+struct TableReg {
+  uint32_t base = 0;
+  uint16_t limit = 0;
+};
+
+/// EFLAGS bits (Intel SDM Vol. 1 §3.4.3).
+namespace eflags {
+constexpr uint32_t kCf = 1u << 0, kFixed1 = 1u << 1, kPf = 1u << 2, kAf = 1u << 4, kZf = 1u << 6,
+                   kSf = 1u << 7, kTf = 1u << 8, kIf = 1u << 9, kDf = 1u << 10, kOf = 1u << 11,
+                   kIopl = 3u << 12, kNt = 1u << 14, kRf = 1u << 16, kVm = 1u << 17, kAc = 1u << 18,
+                   kVif = 1u << 19, kVip = 1u << 20, kId = 1u << 21;
+constexpr uint32_t kArith = kCf | kPf | kAf | kZf | kSf | kOf;
+}  // namespace eflags
+
+/// CR0 and CR4 bits used by the monitor (Intel SDM Vol. 3A §2.5).
+namespace cr0 {
+constexpr uint32_t kPe = 1u << 0, kMp = 1u << 1, kEm = 1u << 2, kTs = 1u << 3, kEt = 1u << 4,
+                   kNe = 1u << 5, kWp = 1u << 16, kAm = 1u << 18, kNw = 1u << 29, kCd = 1u << 30,
+                   kPg = 1u << 31;
+}
+namespace cr4 {
+constexpr uint32_t kVme = 1u << 0, kPvi = 1u << 1, kTsd = 1u << 2, kDe = 1u << 3, kPse = 1u << 4,
+                   kPae = 1u << 5, kPge = 1u << 7, kOsfxsr = 1u << 9, kOsxmmexcpt = 1u << 10;
+}
+
+/// The complete architectural state an engine takes and gives back.
+struct VcpuState {
+  std::array<uint32_t, 8> gpr{};  ///< indexed by Gpr
+  uint32_t eip = 0;
+  uint32_t eflags = eflags::kFixed1;
+  std::array<SegmentReg, 6> seg{};  ///< indexed by SegIndex
+  SegmentReg ldtr, tr;
+  TableReg gdtr, idtr;
+  uint32_t cr0 = cr0::kEt, cr2 = 0, cr3 = 0, cr4 = 0;
+  uint64_t efer = 0;
+  std::array<uint32_t, 8> dr{};  ///< DR0-DR7 (DR4/5 alias DR6/7)
+  uint32_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
+  uint64_t tsc = 0;
+  alignas(16) std::array<uint8_t, 512> fxsave{};  ///< x87/MMX/SSE state in FXSAVE layout
+
+  unsigned cpl() const { return seg[kCs].selector & 3; }
+};
+
+}  // namespace vmbt

@@ -1,0 +1,77 @@
+// The contract between the run loop and an execution engine (bt or kvm). See docs/DESIGN.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "vmm/cpu_state.h"
+#include "vmm/stats.h"
+
+namespace vmbt {
+
+class GuestMemory;
+class InterruptSource;
+struct CpuModel;
+
+/// Why Engine::run() returned.
+enum class ExitReason {
+  kIo,             ///< port I/O: the run loop performs `io` on the I/O bus
+  kMmio,           ///< a load/store to a non-RAM guest-physical address: performs `mmio`
+  kHalt,           ///< HLT executed; EIP is past it. With IF=0 the run ends ("guest halted")
+  kShutdown,       ///< triple fault or another shutdown condition
+  kKicked,         ///< Engine::kick() was called (timer, signal, console input)
+  kInternalError,  ///< the engine cannot go on (message says why)
+};
+
+/// A port-I/O exit. For string I/O `count` > 1 and `data` holds count * size bytes.
+/// For a read the run loop fills `data`; the engine consumes it at the next run().
+struct IoAccess {
+  uint16_t port = 0;
+  uint8_t size = 1;  ///< bytes: 1, 2 or 4
+  bool write = false;
+  uint32_t count = 1;
+  uint8_t* data = nullptr;  ///< engine-owned buffer
+};
+
+/// An MMIO exit: `size` bytes at `data` (engine-owned), little-endian. For a write they hold the
+/// stored value; for a read the run loop fills them and the engine consumes them at the next run().
+struct MmioAccess {
+  uint64_t gpa = 0;
+  uint8_t size = 4;  ///< bytes: 1, 2, 4 or 8
+  bool write = false;
+  uint8_t* data = nullptr;
+};
+
+struct Exit {
+  Exit() = default;
+  explicit Exit(ExitReason r, std::string why = {}) : reason(r), message(std::move(why)) {}
+
+  ExitReason reason = ExitReason::kKicked;
+  IoAccess io;
+  MmioAccess mmio;
+  std::string message;  ///< for kShutdown / kInternalError: the reason in a user's words
+};
+
+/// An execution engine: runs one vCPU over guest RAM until an exit.
+///
+/// Contract: set_state() before the first run(); run() executes guest code until something the
+/// run loop must handle. Before entering guest code, run() completes the previous exit's I/O read
+/// data and, when `interrupts` has a pending request and the guest can take it (EFLAGS.IF=1, no
+/// interrupt shadow), delivers it through the guest IDT. kick() may be called from a signal handler
+/// or another thread and makes run() return kKicked soon (within one translation block for bt).
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string_view name() const = 0;
+  virtual void set_state(const VcpuState& state) = 0;
+  virtual VcpuState state() = 0;
+  virtual Exit run() = 0;
+  /// Async-signal-safe.
+  virtual void kick() = 0;
+  /// Adds the engine's own counters (under "bt." or "kvm.") to `stats`.
+  virtual void collect_stats(Stats& stats) = 0;
+};
+
+}  // namespace vmbt

@@ -1,0 +1,48 @@
+// Guest physical RAM: one memfd, mapped once into the monitor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace vmbt {
+
+/// Guest RAM backed by a single memfd so that both engines (and KVM's user memory region) see the
+/// same pages. Guest-physical address 0 is byte 0 of the memfd. Every accessor is bounds-checked:
+/// a guest value never yields a host pointer outside the mapping.
+class GuestMemory {
+ public:
+  static constexpr uint64_t kMinBytes = 2ull << 20;  ///< smallest RAM accepted (2 MiB)
+  static constexpr uint64_t kMaxBytes = 3ull << 30;  ///< largest RAM accepted (3 GiB, below MMIO)
+
+  /// Creates RAM of `bytes` bytes (a multiple of 4 KiB). Throws vmbt::Error outside
+  /// [kMinBytes, kMaxBytes] or when the host cannot provide the memory.
+  explicit GuestMemory(uint64_t bytes);
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  uint64_t size() const { return size_; }
+  int fd() const { return fd_; }
+  uint8_t* host_base() const { return base_; }
+
+  /// True when [gpa, gpa + len) lies inside RAM (overflow-safe).
+  bool contains(uint64_t gpa, uint64_t len) const { return len <= size_ && gpa <= size_ - len; }
+  /// Host pointer for [gpa, gpa + len), or nullptr when any byte is outside RAM.
+  uint8_t* host_ptr(uint64_t gpa, uint64_t len) const {
+    return contains(gpa, len) ? base_ + gpa : nullptr;
+  }
+  /// Copies out of / into guest RAM; returns false (and copies nothing) when out of range.
+  bool read(uint64_t gpa, void* dst, uint64_t len) const;
+  bool write(uint64_t gpa, const void* src, uint64_t len);
+  /// Little-endian scalar accessors; throw vmbt::Error when out of range (loader use only).
+  uint32_t read32(uint64_t gpa) const;
+  void write32(uint64_t gpa, uint32_t value);
+
+ private:
+  uint64_t size_;
+  int fd_ = -1;
+  uint8_t* base_ = nullptr;
+};
+
+}  // namespace vmbt

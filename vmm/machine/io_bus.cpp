@@ -1,0 +1,94 @@
+#include "vmm/machine/io_bus.h"
+
+#include <fmt/format.h>
+
+#include "vmm/error.h"
+
+namespace vmbt {
+
+namespace {
+uint32_t all_ones(unsigned size) {
+  return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+}
+}  // namespace
+
+void IoBus::add(uint16_t base, unsigned count, IoDevice* device, std::string name) {
+  if (count == 0 || base + count > 0x10000) throw Error("I/O range out of the 64K port space");
+  for (const auto& r : ranges_) {
+    if (base < r.base + r.count && r.base < base + count) {
+      throw Error(fmt::format("I/O ports {:#x}+{} of {} overlap {}", base, count, name, r.name));
+    }
+  }
+  ranges_.push_back({base, count, device, std::move(name)});
+}
+
+const IoBus::Range* IoBus::find(uint16_t port) const {
+  for (const auto& r : ranges_) {
+    if (port >= r.base && port < r.base + r.count) return &r;
+  }
+  return nullptr;
+}
+
+uint32_t IoBus::read(uint16_t port, unsigned size) {
+  ++by_port_[port];
+  const Range* r = find(port);
+  uint32_t value = r ? r->device->io_read(port, size) & all_ones(size) : all_ones(size);
+  if (!r) ++unclaimed_;
+  if (trace_) {
+    fmt::print(trace_, "io: in{} port {:#06x} -> {:#x}{}\n", "bwdd"[size / 2], port, value,
+               r ? "" : " (unclaimed)");
+  }
+  return value;
+}
+
+void IoBus::write(uint16_t port, unsigned size, uint32_t value) {
+  ++by_port_[port];
+  value &= all_ones(size);
+  const Range* r = find(port);
+  if (trace_) {
+    fmt::print(trace_, "io: out{} port {:#06x} <- {:#x}{}\n", "bwdd"[size / 2], port, value,
+               r ? "" : " (unclaimed)");
+  }
+  if (r) {
+    r->device->io_write(port, size, value);
+  } else {
+    ++unclaimed_;
+  }
+}
+
+void MmioBus::add(uint64_t base, uint64_t length, MmioDevice* device, std::string name) {
+  for (const auto& r : ranges_) {
+    if (base < r.base + r.length && r.base < base + length) {
+      throw Error(
+          fmt::format("MMIO window {:#x}+{:#x} of {} overlaps {}", base, length, name, r.name));
+    }
+  }
+  ranges_.push_back({base, length, device, std::move(name)});
+}
+
+const MmioBus::Range* MmioBus::find(uint64_t gpa) const {
+  for (const auto& r : ranges_) {
+    if (gpa >= r.base && gpa - r.base < r.length) return &r;
+  }
+  return nullptr;
+}
+
+uint64_t MmioBus::read(uint64_t gpa, unsigned size) {
+  const Range* r = find(gpa);
+  uint64_t value = r ? r->device->mmio_read(gpa - r->base, size) : ~0ull;
+  if (!r) ++unclaimed_;
+  if (trace_) fmt::print(trace_, "mmio: read{} {:#x} -> {:#x}\n", size * 8, gpa, value);
+  return value;
+}
+
+void MmioBus::write(uint64_t gpa, unsigned size, uint64_t value) {
+  const Range* r = find(gpa);
+  if (trace_) fmt::print(trace_, "mmio: write{} {:#x} <- {:#x}\n", size * 8, gpa, value);
+  if (r) {
+    r->device->mmio_write(gpa - r->base, size, value);
+  } else {
+    ++unclaimed_;
+  }
+}
+
+}  // namespace vmbt

@@ -1,0 +1,80 @@
+// Port-I/O and MMIO buses: devices register ranges; engines' exits are dispatched here.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace vmbt {
+
+/// A device reachable through IN/OUT. `port` is the absolute port; `size` is 1, 2 or 4 bytes.
+class IoDevice {
+ public:
+  virtual ~IoDevice() = default;
+  virtual uint32_t io_read(uint16_t port, unsigned size) = 0;
+  virtual void io_write(uint16_t port, unsigned size, uint32_t value) = 0;
+};
+
+/// A device reachable through loads and stores to a guest-physical window. `offset` is relative
+/// to the window's base; `size` is 1, 2, 4 or 8 bytes.
+class MmioDevice {
+ public:
+  virtual ~MmioDevice() = default;
+  virtual uint64_t mmio_read(uint64_t offset, unsigned size) = 0;
+  virtual void mmio_write(uint64_t offset, unsigned size, uint64_t value) = 0;
+};
+
+/// The 64 Ki-port I/O space. Unclaimed ports read as all ones and ignore writes (as on a PC with
+/// nothing decoding the address); they are counted. With tracing on, every access is logged.
+class IoBus {
+ public:
+  /// Claims ports [base, base + count) for `device`; throws vmbt::Error on overlap.
+  void add(uint16_t base, unsigned count, IoDevice* device, std::string name);
+  uint32_t read(uint16_t port, unsigned size);
+  void write(uint16_t port, unsigned size, uint32_t value);
+
+  void set_trace(FILE* out) { trace_ = out; }
+  /// Accesses per port (reads and writes), and accesses to unclaimed ports.
+  const std::map<uint16_t, uint64_t>& accesses_by_port() const { return by_port_; }
+  uint64_t unclaimed_accesses() const { return unclaimed_; }
+
+ private:
+  struct Range {
+    uint16_t base;
+    unsigned count;
+    IoDevice* device;
+    std::string name;
+  };
+  const Range* find(uint16_t port) const;
+  std::vector<Range> ranges_;
+  std::map<uint16_t, uint64_t> by_port_;
+  uint64_t unclaimed_ = 0;
+  FILE* trace_ = nullptr;
+};
+
+/// Guest-physical MMIO windows. Accesses that hit no window read all ones and are counted.
+class MmioBus {
+ public:
+  void add(uint64_t base, uint64_t length, MmioDevice* device, std::string name);
+  /// True when some device claims `gpa`.
+  bool claims(uint64_t gpa) const { return find(gpa) != nullptr; }
+  uint64_t read(uint64_t gpa, unsigned size);
+  void write(uint64_t gpa, unsigned size, uint64_t value);
+  uint64_t unclaimed_accesses() const { return unclaimed_; }
+  void set_trace(FILE* out) { trace_ = out; }
+
+ private:
+  struct Range {
+    uint64_t base, length;
+    MmioDevice* device;
+    std::string name;
+  };
+  const Range* find(uint64_t gpa) const;
+  std::vector<Range> ranges_;
+  uint64_t unclaimed_ = 0;
+  FILE* trace_ = nullptr;
+};
+
+}  // namespace vmbt

@@ -1,0 +1,90 @@
+#include "vmm/machine/machine.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "vmm/devices/cmos_rtc.h"
+#include "vmm/devices/debug_exit.h"
+#include "vmm/devices/fw_cfg.h"
+#include "vmm/devices/pic8259.h"
+#include "vmm/devices/pit8254.h"
+#include "vmm/devices/uart16550.h"
+#include "vmm/error.h"
+
+namespace vmbt {
+
+namespace {
+constexpr uint16_t kCom1Base = 0x3f8;
+constexpr unsigned kCom1Irq = 4;
+}  // namespace
+
+Machine::Machine(const MachineConfig& config)
+    : memory_(config.ram_bytes), map_(MemoryMap::pc_layout(config.ram_bytes)) {
+  if (!config.console) throw Error("internal: machine needs a console backend");
+  io_.set_trace(config.trace_io);
+  mmio_.set_trace(config.trace_io);
+
+  pic_ = std::make_unique<Pic8259Pair>();
+  pic_->register_ports(io_);
+  com1_ = std::make_unique<Uart16550>(kCom1Base, *pic_, kCom1Irq, *config.console);
+  com1_->register_ports(io_);
+  pit_ = std::make_unique<Pit8254>(*pic_);
+  pit_->register_ports(io_);
+  rtc_ = std::make_unique<CmosRtc>(config.ram_bytes);
+  io_.add(0x70, 2, rtc_.get(), "cmos-rtc");
+  debug_exit_ = std::make_unique<DebugExit>();
+  io_.add(0xf4, 1, debug_exit_.get(), "isa-debug-exit");
+  post_ = std::make_unique<PostPort>();
+  io_.add(0x80, 1, post_.get(), "post");
+  fw_cfg_ = std::make_unique<FwCfg>(config.ram_bytes, 1);
+  io_.add(0x510, 2, fw_cfg_.get(), "fw_cfg");
+
+  polled_ = {pit_.get(), com1_.get()};
+}
+
+Machine::~Machine() = default;
+
+InterruptSource& Machine::interrupts() {
+  return *pic_;
+}
+
+void Machine::handle_io(IoAccess& a) {
+  for (uint32_t i = 0; i < a.count; ++i) {
+    uint8_t* d = a.data + static_cast<size_t>(i) * a.size;
+    if (a.write) {
+      uint32_t v = 0;
+      for (unsigned b = 0; b < a.size; ++b) v |= uint32_t{d[b]} << (8 * b);
+      io_.write(a.port, a.size, v);
+    } else {
+      uint32_t v = io_.read(a.port, a.size);
+      for (unsigned b = 0; b < a.size; ++b) d[b] = static_cast<uint8_t>(v >> (8 * b));
+    }
+  }
+}
+
+void Machine::handle_mmio(MmioAccess& a) {
+  uint64_t v = 0;
+  if (a.write) {
+    std::memcpy(&v, a.data, a.size);
+    mmio_.write(a.gpa, a.size, v);
+  } else {
+    v = mmio_.read(a.gpa, a.size);
+    std::memcpy(a.data, &v, a.size);
+  }
+}
+
+void Machine::poll(uint64_t now_ns) {
+  for (auto* d : polled_) d->poll(now_ns);
+}
+
+uint64_t Machine::next_deadline_ns() const {
+  uint64_t t = UINT64_MAX;
+  for (auto* d : polled_) t = std::min(t, d->next_deadline_ns());
+  return t;
+}
+
+std::optional<int> Machine::exit_requested() const {
+  return debug_exit_->exit_status();
+}
+
+}  // namespace vmbt

@@ -1,0 +1,74 @@
+// The PC both engines run on: guest RAM, memory map, buses and the legacy devices.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmm/engine.h"
+#include "vmm/machine/guest_memory.h"
+#include "vmm/machine/io_bus.h"
+#include "vmm/machine/irq.h"
+#include "vmm/machine/memory_map.h"
+
+namespace vmbt {
+
+class CharBackend;
+class Pic8259Pair;
+class Uart16550;
+class Pit8254;
+class CmosRtc;
+class DebugExit;
+class PostPort;
+class FwCfg;
+
+struct MachineConfig {
+  uint64_t ram_bytes = 256ull << 20;
+  CharBackend* console = nullptr;  ///< serial console backend (COM1); required
+  FILE* trace_io = nullptr;        ///< log every port/MMIO access here when set
+};
+
+/// An ISA PC: RAM, COM1 16550A at 0x3f8/IRQ4, 8259A pair, 8254 PIT with port 0x61, MC146818 RTC,
+/// isa-debug-exit at 0xf4, POST port 0x80, fw_cfg at 0x510. Both engines' exits are answered here,
+/// so a guest sees the same devices whichever engine runs it.
+class Machine {
+ public:
+  explicit Machine(const MachineConfig& config);
+  ~Machine();
+
+  GuestMemory& memory() { return memory_; }
+  const MemoryMap& memory_map() const { return map_; }
+  IoBus& io() { return io_; }
+  MmioBus& mmio() { return mmio_; }
+  InterruptSource& interrupts();
+
+  /// Performs a port-I/O exit on the bus (every element of a string I/O).
+  void handle_io(IoAccess& access);
+  /// Performs an MMIO exit on the bus.
+  void handle_mmio(MmioAccess& access);
+  /// Advances time-driven and input-driven devices to `now_ns`.
+  void poll(uint64_t now_ns);
+  /// The earliest host time at which poll() has work, or UINT64_MAX.
+  uint64_t next_deadline_ns() const;
+  /// Set when the guest asked to end the run (isa-debug-exit or a reset request): the status.
+  std::optional<int> exit_requested() const;
+
+ private:
+  GuestMemory memory_;
+  MemoryMap map_;
+  IoBus io_;
+  MmioBus mmio_;
+  std::unique_ptr<Pic8259Pair> pic_;
+  std::unique_ptr<Uart16550> com1_;
+  std::unique_ptr<Pit8254> pit_;
+  std::unique_ptr<CmosRtc> rtc_;
+  std::unique_ptr<DebugExit> debug_exit_;
+  std::unique_ptr<PostPort> post_;
+  std::unique_ptr<FwCfg> fw_cfg_;
+  std::vector<PolledDevice*> polled_;
+};
+
+}  // namespace vmbt

@@ -1,0 +1,186 @@
+#include "vmm/run_loop.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "vmm/devices/console.h"
+#include "vmm/machine/irq.h"
+
+namespace vmbt {
+
+namespace {
+
+std::atomic<Engine*> g_engine{nullptr};
+volatile sig_atomic_t g_stop_signal = 0;
+
+void on_kick_signal(int) {
+  if (Engine* e = g_engine.load()) e->kick();
+}
+
+void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+  if (Engine* e = g_engine.load()) e->kick();
+}
+
+/// The timer signal that kicks the engine (SIGRTMIN+3 is unused by glibc and by KVM).
+int kick_signal() {
+  return SIGRTMIN + 3;
+}
+
+/// Installs the signal handlers and the periodic kick timer for one run; undoes it on destruction.
+class RunSignals {
+ public:
+  RunSignals(Engine& engine, uint64_t period_ns) {
+    g_engine = &engine;
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_kick_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(kick_signal(), &sa, &old_kick_);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+
+    sigevent sev{};
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = kick_signal();
+    sev._sigev_un._tid = gettid();
+    if (timer_create(CLOCK_MONOTONIC, &sev, &timer_) == 0) {
+      itimerspec its{};
+      its.it_interval.tv_sec = static_cast<time_t>(period_ns / 1'000'000'000);
+      its.it_interval.tv_nsec = static_cast<long>(period_ns % 1'000'000'000);
+      its.it_value = its.it_interval;
+      timer_settime(timer_, 0, &its, nullptr);
+      have_timer_ = true;
+    }
+  }
+  ~RunSignals() {
+    if (have_timer_) timer_delete(timer_);
+    sigaction(kick_signal(), &old_kick_, nullptr);
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+    g_engine = nullptr;
+  }
+
+ private:
+  struct sigaction old_kick_ {
+  }, old_int_{}, old_term_{};
+  timer_t timer_{};
+  bool have_timer_ = false;
+};
+
+const char* reason_name(ExitReason r) {
+  switch (r) {
+    case ExitReason::kIo:
+      return "io";
+    case ExitReason::kMmio:
+      return "mmio";
+    case ExitReason::kHalt:
+      return "hlt";
+    case ExitReason::kShutdown:
+      return "shutdown";
+    case ExitReason::kKicked:
+      return "kicked";
+    case ExitReason::kInternalError:
+      return "internal_error";
+  }
+  return "unknown";
+}
+
+void sleep_until(uint64_t deadline_ns) {
+  uint64_t now = host_now_ns();
+  if (deadline_ns <= now) return;
+  timespec ts{static_cast<time_t>((deadline_ns - now) / 1'000'000'000),
+              static_cast<long>((deadline_ns - now) % 1'000'000'000)};
+  nanosleep(&ts, nullptr);  // a kick signal may cut it short: that is fine
+}
+
+}  // namespace
+
+RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoopOptions& options) {
+  RunResult result;
+  const uint64_t start = host_now_ns();
+  const uint64_t end_by = options.timeout_ns ? start + options.timeout_ns : UINT64_MAX;
+  RunSignals signals(engine, options.kick_period_ns);
+
+  auto finish = [&](int status, std::string reason) {
+    result.status = status;
+    result.reason = std::move(reason);
+    return true;
+  };
+  // Checks the conditions that end a run from outside the guest; true when the run is over.
+  auto outside_stop = [&]() -> bool {
+    if (g_stop_signal) {
+      int sig = g_stop_signal;
+      return finish(128 + sig, fmt::format("stopped by signal {} ({})", sig, strsignal(sig)));
+    }
+    if (options.console && options.console->quit_requested()) {
+      return finish(0, "stopped from the console (Ctrl-A x)");
+    }
+    if (host_now_ns() >= end_by) return finish(124, "timed out");
+    return false;
+  };
+
+  for (bool done = false; !done;) {
+    machine.poll(host_now_ns());
+    if (outside_stop()) break;
+    Exit exit = engine.run();
+    stats.add(std::string("exits.") + reason_name(exit.reason));
+    switch (exit.reason) {
+      case ExitReason::kIo:
+        stats.add("exits.io_accesses", exit.io.count);
+        stats.add(fmt::format("io_ports.{:#06x}", exit.io.port), exit.io.count);
+        machine.handle_io(exit.io);
+        if (auto status = machine.exit_requested()) {
+          done = finish(*status,
+                        fmt::format("guest requested exit (isa-debug-exit), status {}", *status));
+        }
+        break;
+      case ExitReason::kMmio:
+        machine.handle_mmio(exit.mmio);
+        break;
+      case ExitReason::kKicked:
+        break;
+      case ExitReason::kHalt: {
+        if (!(engine.state().eflags & eflags::kIf)) {
+          done = finish(0, "guest halted (HLT with interrupts disabled)");
+          break;
+        }
+        // Wait for an interrupt: sleep until the next device deadline, in slices short enough to
+        // notice console input and signals.
+        while (!machine.interrupts().interrupt_pending()) {
+          if (outside_stop()) {
+            done = true;
+            break;
+          }
+          uint64_t now = host_now_ns();
+          sleep_until(std::min<uint64_t>({machine.next_deadline_ns(), now + 2000000, end_by}));
+          machine.poll(host_now_ns());
+        }
+        stats.add("halt_waits");
+        break;
+      }
+      case ExitReason::kShutdown:
+        done = finish(2, exit.message.empty() ? "guest shutdown (triple fault)" : exit.message);
+        break;
+      case ExitReason::kInternalError:
+        done = finish(1, exit.message);
+        break;
+    }
+  }
+  result.seconds = static_cast<double>(host_now_ns() - start) / 1e9;
+  stats.set_value("run_seconds", result.seconds);
+  stats.set("io_unclaimed_accesses", machine.io().unclaimed_accesses());
+  engine.collect_stats(stats);
+  return result;
+}
+
+}  // namespace vmbt
