@@ -68,8 +68,9 @@ class Engine {
   virtual void set_state(const VcpuState& state) = 0;
   virtual VcpuState state() = 0;
   virtual Exit run() = 0;
-  /// Async-signal-safe.
-  virtual void kick() = 0;
+  /// Async-signal-safe. `signal_context` is the ucontext_t of the signal handler that kicks, or
+  /// nullptr outside one (bt uses it to cut the chain of the block that was interrupted).
+  virtual void kick(const void* signal_context = nullptr) = 0;
   /// Adds the engine's own counters (under "bt." or "kvm.") to `stats`.
   virtual void collect_stats(Stats& stats) = 0;
 };

@@ -13,6 +13,7 @@
 
 #include "vmm/devices/console.h"
 #include "vmm/machine/irq.h"
+#include "vmm/signal_stack.h"
 
 namespace vmbt {
 
@@ -21,13 +22,13 @@ namespace {
 std::atomic<Engine*> g_engine{nullptr};
 volatile sig_atomic_t g_stop_signal = 0;
 
-void on_kick_signal(int) {
-  if (Engine* e = g_engine.load()) e->kick();
+void on_kick_signal(int, siginfo_t*, void* uc) {
+  if (Engine* e = g_engine.load()) e->kick(uc);
 }
 
-void on_stop_signal(int sig) {
+void on_stop_signal(int sig, siginfo_t*, void* uc) {
   g_stop_signal = sig;
-  if (Engine* e = g_engine.load()) e->kick();
+  if (Engine* e = g_engine.load()) e->kick(uc);
 }
 
 /// The timer signal that kicks the engine (SIGRTMIN+3 is unused by glibc and by KVM).
@@ -41,11 +42,13 @@ class RunSignals {
   RunSignals(Engine& engine, uint64_t period_ns) {
     g_engine = &engine;
     g_stop_signal = 0;
+    ensure_signal_alt_stack();
     struct sigaction sa {};
-    sa.sa_handler = on_kick_signal;
+    sa.sa_sigaction = on_kick_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     sigaction(kick_signal(), &sa, &old_kick_);
-    sa.sa_handler = on_stop_signal;
+    sa.sa_sigaction = on_stop_signal;
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
 

@@ -279,7 +279,7 @@ VcpuState KvmEngine::state() {
   return s;
 }
 
-void KvmEngine::kick() {
+void KvmEngine::kick(const void*) {
   // Async-signal-safe: the next (or current, via the signal's EINTR) KVM_RUN returns at once.
   __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }

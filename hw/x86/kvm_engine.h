@@ -31,7 +31,7 @@ class KvmEngine final : public Engine {
   void set_state(const VcpuState& state) override;
   VcpuState state() override;
   Exit run() override;
-  void kick() override;
+  void kick(const void* signal_context) override;
   void collect_stats(Stats& stats) override;
 
  private:

@@ -15,11 +15,11 @@ namespace vmbt::difftest {
 
 /// Attributes of one generated instruction (bit set in GeneratedInsn::attrs).
 enum InsnAttr : uint32_t {
-  kAttrMem = 1u << 0,       ///< has a memory operand (ModRM or implicit)
-  kAttrOpsize16 = 1u << 1,  ///< 0x66 prefix
-  kAttrAddr16 = 1u << 2,    ///< 0x67 prefix (16-bit addressing / CX / SI / DI)
-  kAttrLock = 1u << 3,      ///< 0xF0 prefix
-  kAttrRep = 1u << 4,       ///< 0xF3 / 0xF2 on a string instruction
+  kAttrMem = 1u << 0,        ///< has a memory operand (ModRM or implicit)
+  kAttrOpsize16 = 1u << 1,   ///< 0x66 prefix
+  kAttrAddr16 = 1u << 2,     ///< 0x67 prefix (16-bit addressing / CX / SI / DI)
+  kAttrLock = 1u << 3,       ///< 0xF0 prefix
+  kAttrRep = 1u << 4,        ///< 0xF3 / 0xF2 on a string instruction
   kAttrSegPrefix = 1u << 5,  ///< redundant ES/SS/DS override (flat segments)
 };
 
@@ -27,8 +27,8 @@ enum InsnAttr : uint32_t {
 struct GeneratedInsn {
   uint32_t offset = 0;  ///< from the first code byte (EIP = NativeRunner::kSnippetBase + offset)
   uint32_t length = 0;
-  std::string cls;      ///< "group:detail", e.g. "alu:adc", "string:rep movs", "setup:mov"
-  uint32_t attrs = 0;   ///< InsnAttr bits
+  std::string cls;     ///< "group:detail", e.g. "alu:adc", "string:rep movs", "setup:mov"
+  uint32_t attrs = 0;  ///< InsnAttr bits
   /// Status flags whose value is architecturally undefined when this instruction starts
   /// (conservative inside loop bodies).
   uint32_t undefined_flags_before = 0;

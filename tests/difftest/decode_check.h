@@ -21,9 +21,9 @@ struct DecodeMismatch {
 
 /// Outcome of decoding one byte stream with both decoders in 32-bit mode.
 struct DecodeCheckResult {
-  size_t instructions = 0;               ///< instructions both decoded with equal lengths
+  size_t instructions = 0;                 ///< instructions both decoded with equal lengths
   std::optional<DecodeMismatch> mismatch;  ///< first length disagreement, if any
-  std::optional<size_t> both_rejected;   ///< offset where both decoders gave up, if any
+  std::optional<size_t> both_rejected;     ///< offset where both decoders gave up, if any
   bool agree() const { return !mismatch.has_value(); }
 };
 

@@ -4,13 +4,14 @@
 #include "tests/difftest/native_runner.h"
 
 #include <sys/mman.h>
-#include <sys/time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <csetjmp>
-#include <cstddef>
 #include <csignal>
+#include <cstddef>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -127,7 +128,7 @@ namespace {
 
 static_assert(NativeRunner::kCodeBase == VMBT_DT_CODE_BASE);
 static_assert(NativeRunner::kSaveBase == VMBT_DT_SAVE_BASE);
-static_assert(NativeRunner::kDataBase + NativeRunner::kDataSize <= NativeRunner::kCodeBase);
+static_assert(NativeRunner::kGuardBase + NativeRunner::kGuardSize <= NativeRunner::kCodeBase);
 
 /// Layout of the save area (must match the VD_* offsets above).
 struct SaveArea {
@@ -148,7 +149,7 @@ static_assert(offsetof(SaveArea, es) == 0x8a && offsetof(SaveArea, ss) == 0x8c);
 
 constexpr int kSignals[] = {SIGSEGV, SIGFPE, SIGILL, SIGTRAP, SIGBUS, SIGALRM};
 constexpr size_t kAltStackSize = 256 * 1024;  // large: AVX-512 signal frames
-constexpr uint8_t kFillByte = 0xcc;            // INT3 around the snippet: stray jumps trap
+constexpr uint8_t kFillByte = 0xcc;           // INT3 around the snippet: stray jumps trap
 
 /// The run in progress, shared with the signal handler.
 struct ActiveRun {
@@ -160,24 +161,34 @@ struct ActiveRun {
 };
 
 ActiveRun* g_run = nullptr;
-struct sigaction g_old_actions[NSIG];
-stack_t g_old_altstack;
+struct sigaction g_old_actions[NSIG];  // dispositions replaced for the duration of one run
 bool g_instance = false;
 
-SaveArea* save_area() { return reinterpret_cast<SaveArea*>(uintptr_t{NativeRunner::kSaveBase}); }
+SaveArea* save_area() {
+  return reinterpret_cast<SaveArea*>(uintptr_t{NativeRunner::kSaveBase});
+}
 
 void on_signal(int sig, siginfo_t* info, void* ctx) {
   auto* uc = static_cast<ucontext_t*>(ctx);
   const greg_t* g = uc->uc_mcontext.gregs;
   const uint64_t rip = static_cast<uint64_t>(g[REG_RIP]);
   ActiveRun* run = g_run;
-  const bool ours = run != nullptr && run->in_code &&
-                    rip >= NativeRunner::kCodeBase &&
+  const bool ours = run != nullptr && run->in_code && rip >= NativeRunner::kCodeBase &&
                     rip < NativeRunner::kCodeBase + NativeRunner::kCodeSize;
   if (!ours) {
-    if (sig == SIGALRM) return;  // a timer that fired just after the run: ignore
-    // Not from a snippet: hand the signal to the previous disposition (usually: die).
-    sigaction(sig, &g_old_actions[sig], nullptr);
+    if (sig == SIGALRM) return;  // our timer, firing just after the snippet ended
+    // Not from the snippet: chain to the disposition the run replaced.
+    const struct sigaction& old = g_old_actions[sig];
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction) {
+      old.sa_sigaction(sig, info, ctx);
+      return;
+    }
+    if (old.sa_handler == SIG_IGN) return;
+    if (old.sa_handler != SIG_DFL) {
+      old.sa_handler(sig);
+      return;
+    }
+    sigaction(sig, &old, nullptr);  // default action: die of it
     if (sig == SIGTRAP || info->si_code <= 0) raise(sig);
     return;  // a fault re-executes and is delivered again
   }
@@ -205,11 +216,11 @@ void* map_fixed(uint32_t addr, size_t size, int prot, const char* what) {
   return p;
 }
 
-void set_timer(unsigned ms) {
-  itimerval t{};
+void set_timer(timer_t timer, unsigned ms) {
+  itimerspec t{};
   t.it_value.tv_sec = ms / 1000;
-  t.it_value.tv_usec = static_cast<suseconds_t>(ms % 1000) * 1000;
-  setitimer(ITIMER_REAL, &t, nullptr);
+  t.it_value.tv_nsec = static_cast<long>(ms % 1000) * 1000000;
+  timer_settime(timer, 0, &t, nullptr);
 }
 
 void restore_data_segments(const SaveArea* s) {
@@ -225,10 +236,11 @@ NativeRunner::NativeRunner() {
   if (tramp_len > kSnippetBase - kCodeBase) throw std::logic_error("trampoline too large");
   data_ = map_fixed(kDataBase, kDataSize, PROT_READ | PROT_WRITE, "data arena");
   try {
+    guard_ = map_fixed(kGuardBase, kGuardSize, PROT_NONE, "arena guard page");
     code_ = map_fixed(kCodeBase, kCodeSize, PROT_READ | PROT_WRITE | PROT_EXEC, "code region");
     save_ = map_fixed(kSaveBase, kSaveSize, PROT_READ | PROT_WRITE, "save area");
-    altstack_ = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    altstack_ =
+        mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (altstack_ == MAP_FAILED) {
       altstack_ = nullptr;
       throw std::runtime_error("NativeRunner: cannot map the signal stack");
@@ -236,6 +248,7 @@ NativeRunner::NativeRunner() {
   } catch (...) {
     if (save_) munmap(save_, kSaveSize);
     if (code_) munmap(code_, kCodeSize);
+    if (guard_) munmap(guard_, kGuardSize);
     munmap(data_, kDataSize);
     throw;
   }
@@ -243,26 +256,36 @@ NativeRunner::NativeRunner() {
   memset(code, kFillByte, kCodeSize);
   memcpy(code, vmbt_difftest_tramp_begin, tramp_len);
 
-  stack_t ss{};
-  ss.ss_sp = altstack_;
-  ss.ss_size = kAltStackSize;
-  sigaltstack(&ss, &g_old_altstack);
-  struct sigaction sa {};
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&sa.sa_mask);
-  for (int sig : kSignals) sigaction(sig, &sa, &g_old_actions[sig]);
   g_instance = true;
 }
 
 NativeRunner::~NativeRunner() {
-  for (int sig : kSignals) sigaction(sig, &g_old_actions[sig], nullptr);
-  sigaltstack(&g_old_altstack, nullptr);
+  if (has_timer_) timer_delete(static_cast<timer_t>(timer_));
   munmap(altstack_, kAltStackSize);
   munmap(save_, kSaveSize);
   munmap(code_, kCodeSize);
+  munmap(guard_, kGuardSize);
   munmap(data_, kDataSize);
   g_instance = false;
+}
+
+/// The timeout timer signals one thread (a process-wide timer could hit another one): the one
+/// that runs the snippet.
+void NativeRunner::arm_timer_for_this_thread() {
+  const int tid = gettid();
+  if (has_timer_ && timer_tid_ == tid) return;
+  if (has_timer_) timer_delete(static_cast<timer_t>(timer_));
+  has_timer_ = false;
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = SIGALRM;
+  sev._sigev_un._tid = tid;  // sigev_notify_thread_id (glibc < 2.38 lacks the name)
+  timer_t timer;
+  if (timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0) {
+    timer_ = timer;
+    timer_tid_ = tid;
+    has_timer_ = true;
+  }
 }
 
 NativeResult NativeRunner::run(const NativeCase& c) {
@@ -281,21 +304,36 @@ NativeResult NativeRunner::run(const NativeCase& c) {
   for (uint32_t& r : s->out_gpr) r = 0xdeadbeef;
   s->out_eflags = 0;
 
+  // Our signal handlers and alternate stack are installed only while the snippet runs, so
+  // handlers other components (the bt engine) install stay in force between runs.
+  stack_t old_altstack;
+  stack_t ss{};
+  ss.ss_sp = altstack_;
+  ss.ss_size = kAltStackSize;
+  sigaltstack(&ss, &old_altstack);
+  struct sigaction sa {};
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : kSignals) sigaction(sig, &sa, &g_old_actions[sig]);
+
   NativeResult r;
   ActiveRun run;
   g_run = &run;
   using EntryFn = void (*)();
   auto enter = reinterpret_cast<EntryFn>(uintptr_t{kCodeBase});
+  if (timeout_ms_ != 0) arm_timer_for_this_thread();
+  const bool timed = has_timer_ && timeout_ms_ != 0;
   if (sigsetjmp(run.env, 1) == 0) {
-    if (timeout_ms_ != 0) set_timer(timeout_ms_);
+    if (timed) set_timer(static_cast<timer_t>(timer_), timeout_ms_);
     run.in_code = 1;
     enter();
     run.in_code = 0;
-    if (timeout_ms_ != 0) set_timer(0);
+    if (timed) set_timer(static_cast<timer_t>(timer_), 0);
     for (int i = 0; i < 8; ++i) r.out.gpr[i] = s->out_gpr[i];
     r.out.eflags = s->out_eflags;
   } else {
-    if (timeout_ms_ != 0) set_timer(0);
+    if (timed) set_timer(static_cast<timer_t>(timer_), 0);
     restore_data_segments(s);
     r.faulted = true;
     r.signal = run.signo;
@@ -308,6 +346,8 @@ NativeResult NativeRunner::run(const NativeCase& c) {
     r.out.eflags = static_cast<uint32_t>(run.eflags);
   }
   g_run = nullptr;
+  for (int sig : kSignals) sigaction(sig, &g_old_actions[sig], nullptr);
+  sigaltstack(&old_altstack, nullptr);
   r.memory.assign(data(), data() + kDataSize);
   return r;
 }

@@ -17,9 +17,8 @@ enum : unsigned { kEax, kEcx, kEdx, kEbx, kEsp, kEbp, kEsi, kEdi };
 
 /// EFLAGS bits (Intel SDM Vol. 1 §3.4.3).
 namespace flag {
-constexpr uint32_t kCf = 1u << 0, kFixed1 = 1u << 1, kPf = 1u << 2, kAf = 1u << 4,
-                   kZf = 1u << 6, kSf = 1u << 7, kTf = 1u << 8, kIf = 1u << 9, kDf = 1u << 10,
-                   kOf = 1u << 11;
+constexpr uint32_t kCf = 1u << 0, kFixed1 = 1u << 1, kPf = 1u << 2, kAf = 1u << 4, kZf = 1u << 6,
+                   kSf = 1u << 7, kTf = 1u << 8, kIf = 1u << 9, kDf = 1u << 10, kOf = 1u << 11;
 /// The six status flags.
 constexpr uint32_t kArith = kCf | kPf | kAf | kZf | kSf | kOf;
 /// What a user-mode snippet can set and what a comparison should look at: status flags + DF.
@@ -48,25 +47,31 @@ struct NativeResult {
   /// trapping instruction for traps (INT3, single step).
   CpuSnapshot out;
   bool faulted = false;
-  int signal = 0;           ///< SIGSEGV SIGFPE SIGILL SIGTRAP SIGBUS, or SIGALRM on timeout
-  uint32_t fault_eip = 0;   ///< EIP reported with the signal (absolute; see kSnippetBase)
-  int vector = -1;          ///< CPU exception vector from the kernel (trapno), -1 on timeout
-  uint32_t error_code = 0;  ///< exception error code from the kernel
-  uint32_t fault_addr = 0;  ///< si_addr (meaningful for #PF)
-  bool timed_out = false;   ///< the snippet ran longer than the timeout and was stopped
+  int signal = 0;               ///< SIGSEGV SIGFPE SIGILL SIGTRAP SIGBUS, or SIGALRM on timeout
+  uint32_t fault_eip = 0;       ///< EIP reported with the signal (absolute; see kSnippetBase)
+  int vector = -1;              ///< CPU exception vector from the kernel (trapno), -1 on timeout
+  uint32_t error_code = 0;      ///< exception error code from the kernel
+  uint32_t fault_addr = 0;      ///< si_addr (meaningful for #PF)
+  bool timed_out = false;       ///< the snippet ran longer than the timeout and was stopped
   std::vector<uint8_t> memory;  ///< the whole data arena after the run (or at the fault)
 };
 
 /// Runs snippets natively in compatibility mode. Maps, at fixed addresses below 4 GiB, a code
-/// region (trampoline + snippet), a private save area and the data arena. Only one instance
-/// can exist at a time (fixed mappings, process-wide signal handlers), and run() must be called
-/// on the thread that constructed it (the alternate signal stack is per thread).
+/// region (trampoline + snippet), a private save area and the data arena; only one instance can
+/// exist at a time. During run() (only) it installs SA_ONSTACK handlers for SIGSEGV SIGFPE
+/// SIGILL SIGTRAP SIGBUS SIGALRM and its own alternate signal stack, and restores the previous
+/// ones afterwards; signals not caused by the snippet are chained to the previous handlers.
+/// Not thread-safe: one run at a time, process-wide.
 class NativeRunner {
  public:
   /// Data arena. It sits this low so that 16-bit (0x67) effective addresses, which are at most
   /// 0xffff with the flat 0x2b data segment, can reach it; it needs vm.mmap_min_addr <= 0x1000.
   static constexpr uint32_t kDataBase = 0x00001000;
   static constexpr uint32_t kDataSize = 64 * 1024;
+  /// An inaccessible page right after the arena: overruns fault (#PF) instead of landing in
+  /// whatever else is mapped there. (Below the arena lies page 0, never mappable.)
+  static constexpr uint32_t kGuardBase = kDataBase + kDataSize;
+  static constexpr uint32_t kGuardSize = 0x1000;
   /// Code region: the mode-switch trampoline, then the snippet at kSnippetBase.
   static constexpr uint32_t kCodeBase = 0x00100000;
   static constexpr uint32_t kCodeSize = 0x10000;
@@ -95,10 +100,16 @@ class NativeRunner {
   void set_timeout_ms(unsigned ms) { timeout_ms_ = ms; }
 
  private:
+  void arm_timer_for_this_thread();
+
   void* code_ = nullptr;
   void* save_ = nullptr;
   void* data_ = nullptr;
+  void* guard_ = nullptr;
   void* altstack_ = nullptr;
+  void* timer_ = nullptr;  ///< POSIX timer_t for the timeout, signalling this thread
+  bool has_timer_ = false;
+  int timer_tid_ = 0;
   size_t last_code_len_ = 0;
   unsigned timeout_ms_ = 2000;
 };

@@ -21,6 +21,8 @@
 #     #! skip-on-kvm-pvm WHY  on the kvm engine, when the host's KVM is kvm-pvm (module kvm_pvm
 #                             loaded: no VT-x/AMD-V, every instruction emulated), skip the test
 #                             (exit 77) and print WHY: for what kvm-pvm cannot do at all.
+#     #! skip-on-engine E WHY skip the test (exit 77) on engine E and print WHY: for a feature
+#                             that engine does not have yet (the reason names what is missing).
 #   Every other line is one line of expected serial output. The expected stdout is those lines,
 #   each ending in "\n", compared exactly with vmbt's stdout (carriage returns removed first).
 #   A "#!" line with an unknown directive is an error, so typos cannot disable a check.
@@ -60,6 +62,7 @@ fi
 want_status=
 paged=0
 pvm_skip_reason=
+engine_skip_reason=
 stderr_needles=()
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmbt-guest-$name.XXXXXX") || fail "mktemp failed"
 trap 'rm -rf "$tmp"' EXIT
@@ -81,6 +84,8 @@ while IFS= read -r line || [[ -n $line ]]; do
       paged) paged=1 ;;
       stderr-contains\ *) stderr_needles+=("${directive#stderr-contains }") ;;
       skip-on-kvm-pvm\ *) pvm_skip_reason=${directive#skip-on-kvm-pvm } ;;
+      skip-on-engine\ "$engine"\ *) engine_skip_reason=${directive#skip-on-engine "$engine" } ;;
+      skip-on-engine\ *) ;;
       *)
         echo "$expect:$lineno: unknown directive '#! $directive'" >&2
         exit 2
@@ -97,6 +102,11 @@ fi
 
 if [[ -n $pvm_skip_reason && $engine == kvm && -d /sys/module/kvm_pvm ]]; then
   echo "SKIP guest.$engine.$name: this host's KVM is kvm-pvm: $pvm_skip_reason"
+  exit 77
+fi
+
+if [[ -n $engine_skip_reason ]]; then
+  echo "SKIP guest.$engine.$name: $engine_skip_reason"
   exit 77
 fi
 

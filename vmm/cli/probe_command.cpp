@@ -13,7 +13,8 @@ int probe_command(bool json) {
     fmt::print("{}\n", r.to_json().dump(2));
   } else {
     fmt::print("{}", r.to_text());
-    fmt::print("bt engine:                 {}\n", "not built yet (arrives with the translator)");
+    fmt::print("bt engine:                 {}\n",
+               "available (binary translation; needs no VT-x/AMD-V; unpaged guests for now)");
   }
   return 0;
 }

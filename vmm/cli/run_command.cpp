@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "bt/bt_engine.h"
 #include "hw/x86/kvm_engine.h"
 #include "vmm/boot/kernel_loader.h"
 #include "vmm/cli/commands.h"
@@ -20,7 +21,7 @@ namespace {
 
 std::unique_ptr<Engine> make_engine(const std::string& name, Machine& machine) {
   if (name == "kvm") return std::make_unique<KvmEngine>(machine.memory(), machine.interrupts());
-  throw Error("the bt engine is not built yet in this version of vmbt; use --engine kvm");
+  return std::make_unique<bt::BtEngine>(machine.memory(), machine.interrupts());
 }
 
 }  // namespace

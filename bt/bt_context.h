@@ -1,0 +1,52 @@
+// The per-vCPU block that translated code addresses through r14.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace vmbt::bt {
+
+struct TranslationBlock;
+
+/// Host register roles inside translated code (see docs/bt.md, "register pinning"):
+///   rax..rdi  guest EAX..EDI in their low halves, upper halves always zero
+///   r15       base of the current linear window (guest linear 0)
+///   r14       the BtContext
+///   r13       minus the window base (to turn host pointers back into guest offsets without flags)
+///   r8-r11    scratch
+/// Guest arithmetic flags and DF live in the host RFLAGS.
+enum class ExitKind : uint32_t {
+  kNone = 0,
+  kBranch,    ///< a direct branch to a block not chained yet: look up `eip`
+  kIndirect,  ///< an indirect branch or return to `eip` missed the indirect-branch table
+  kCallout,   ///< the instruction at `eip` needs the monitor (privileged or sensitive)
+  kFault,     ///< a host fault in translated code; the fault handler filled in the details
+  kUnlinked,  ///< a chained exit was cut by a kick: look up `eip`, then relink
+};
+
+/// Entries in the indirect-branch table: indexed by the low bits of the guest target EIP; each
+/// holds the host address of a block's indirect entry (which checks the full EIP).
+constexpr size_t kIndirectTableBits = 16;  // indexed with a flag-free movzx of the low word
+constexpr size_t kIndirectTableSize = size_t{1} << kIndirectTableBits;
+
+struct alignas(64) BtContext {
+  std::array<uint32_t, 8> gpr{};  ///< guest GPRs at an exit / to load at entry
+  uint32_t eip = 0;               ///< guest EIP to resume at (set by the exit path)
+  uint32_t host_flags = 0x2;      ///< guest arithmetic flags + DF as host RFLAGS bits
+  uint64_t host_rsp = 0;          ///< the monitor's stack pointer while translated code runs
+  uint64_t window_base = 0;       ///< r15
+  uint64_t window_neg = 0;        ///< r13
+  ExitKind exit_kind = ExitKind::kNone;
+  uint32_t exit_slot = 0;  ///< which exit of `exit_tb` was taken (for chaining)
+  TranslationBlock* exit_tb = nullptr;
+  volatile uint32_t kick_pending = 0;  ///< set from signal handlers; read by the dispatcher
+  uint32_t fpu_active = 0;             ///< guest x87/SSE state lives in `guest_fx` when 0
+  uint64_t miss_stub = 0;              ///< host address of the indirect-miss exit
+  std::array<uint32_t, 6> seg_base{};  ///< guest segment bases (ES CS SS DS FS GS)
+  alignas(16) std::array<uint8_t, 512> guest_fx{};
+  alignas(16) std::array<uint8_t, 512> host_fx{};
+  std::array<uint64_t, kIndirectTableSize> indirect_table{};
+};
+
+}  // namespace vmbt::bt

@@ -1,0 +1,442 @@
+// The bt engine's dispatcher: block lookup and chaining, callouts, faults, interrupts.
+#include "bt/bt_engine.h"
+
+#include <Zydis/Zydis.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <x86intrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "bt/host_fault_handler.h"
+#include "bt/legacy_ops.h"
+#include "vmm/error.h"
+#include "vmm/machine/guest_memory.h"
+#include "vmm/machine/irq.h"
+
+namespace vmbt::bt {
+
+namespace {
+
+/// Guest EFLAGS bits that live in the host RFLAGS while translated code runs.
+constexpr uint32_t kHostFlagBits = eflags::kArith | eflags::kDf;
+
+uint32_t fnv_page(uint32_t linear) {
+  return linear >> 12;
+}
+
+}  // namespace
+
+BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts)
+    : memory_(memory),
+      interrupts_(interrupts),
+      ctx_(std::make_unique<BtContext>()),
+      stubs_(Stubs::generate(cache_)),
+      flat_(memory, [this](uint32_t page) { code_page_written(page); }),
+      system_(flat_, *this),
+      translator_(cache_, stubs_, *this, *ctx_),
+      protected_pages_(memory.size() / LinearWindow::kPage, 0) {
+  ctx_->window_base = reinterpret_cast<uint64_t>(window_.base());
+  ctx_->window_neg = 0 - ctx_->window_base;
+  ctx_->miss_stub = reinterpret_cast<uint64_t>(stubs_.indirect_miss);
+  reset_indirect_table();
+  window_.map_identity(memory, static_cast<uint32_t>(memory.size() / LinearWindow::kPage));
+  translator_.on_flush = [this] {
+    reset_indirect_table();
+    std::fill(protected_pages_.begin(), protected_pages_.end(), 0);
+    window_.map_identity(memory_, static_cast<uint32_t>(memory_.size() / LinearWindow::kPage));
+    entering_ = kicked_ = nullptr;
+  };
+  tsc_offset_ = 0;
+}
+
+BtEngine::~BtEngine() {
+  detach_host_fault_handler();
+}
+
+void BtEngine::reset_indirect_table() {
+  std::fill(ctx_->indirect_table.begin(), ctx_->indirect_table.end(), ctx_->miss_stub);
+}
+
+void BtEngine::set_state(const VcpuState& state) {
+  s_ = state;
+  std::memcpy(ctx_->guest_fx.data(), s_.fxsave.data(), 512);
+  uint16_t fcw;
+  std::memcpy(&fcw, ctx_->guest_fx.data(), 2);
+  if (fcw == 0) {  // no FPU state given: the FNINIT / power-up values (SDM Vol. 1 §8.1.1)
+    uint16_t init_fcw = 0x37f;
+    uint32_t mxcsr = 0x1f80;
+    std::memcpy(ctx_->guest_fx.data(), &init_fcw, 2);
+    std::memcpy(ctx_->guest_fx.data() + 24, &mxcsr, 4);
+  }
+}
+
+VcpuState BtEngine::state() {
+  VcpuState s = s_;
+  std::memcpy(s.fxsave.data(), ctx_->guest_fx.data(), 512);
+  s.tsc = read_tsc();
+  return s;
+}
+
+uint64_t BtEngine::read_tsc() {
+  return __rdtsc() + static_cast<uint64_t>(tsc_offset_);
+}
+void BtEngine::write_tsc(uint64_t value) {
+  tsc_offset_ = static_cast<int64_t>(value - __rdtsc());
+}
+
+void BtEngine::on_paging_changed(const VcpuState&) {
+  // Paging arrives with the shadow MMU; run() refuses CR0.PG=1 with a clear message until then.
+}
+
+unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) {
+  // CR0.PG=0: linear == physical. Stop at the end of RAM.
+  uint64_t size = memory_.size();
+  if (eip >= size) return 0;
+  unsigned n = static_cast<unsigned>(std::min<uint64_t>(len, size - eip));
+  std::memcpy(dst, memory_.host_base() + eip, n);
+  *phys_page = eip >> 12;
+  return n;
+}
+
+uint32_t BtEngine::key_flags() const {
+  uint32_t f = 0;
+  if (s_.seg[kCs].base == 0 && s_.seg[kDs].base == 0 && s_.seg[kEs].base == 0 &&
+      s_.seg[kSs].base == 0) {
+    f |= tb_flags::kFlatSegments;
+  }
+  if (s_.cr0 & (cr0::kTs | cr0::kEm)) f |= tb_flags::kFpuTrap;
+  return f;
+}
+
+void BtEngine::protect_code_pages(const TranslationBlock* tb) {
+  for (unsigned i = 0; i < tb->page_count; ++i) {
+    uint32_t page = tb->pages[i];
+    if (page < protected_pages_.size() && !protected_pages_[page]) {
+      protected_pages_[page] = 1;
+      window_.protect_page(page, false);
+    }
+  }
+}
+
+void BtEngine::code_page_written(uint32_t page) {
+  if (page >= protected_pages_.size() || !protected_pages_[page]) return;
+  std::vector<TranslationBlock*> dead = cache_.invalidate_page(page);
+  smc_invalidations_ += dead.size();
+  protected_pages_[page] = 0;
+  window_.protect_page(page, true);
+  // Indirect-table entries of the dead blocks go back to the miss stub.
+  for (TranslationBlock* tb : dead) {
+    uint64_t& entry = ctx_->indirect_table[tb->eip & (kIndirectTableSize - 1)];
+    if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
+    if (kicked_ == tb) kicked_ = nullptr;
+  }
+}
+
+TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
+  TranslationBlock* tb = cache_.find(eip, flags);
+  if (!tb) {
+    tb = translator_.translate(eip, flags);
+    if (!tb) return nullptr;
+    protect_code_pages(tb);
+  }
+  ctx_->indirect_table[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
+  return tb;
+}
+
+void BtEngine::enter(TranslationBlock* tb) {
+  for (unsigned i = 0; i < 8; ++i) ctx_->gpr[i] = s_.gpr[i];
+  ctx_->host_flags = (s_.eflags & kHostFlagBits) | eflags::kFixed1;
+  for (unsigned i = 0; i < 6; ++i) ctx_->seg_base[i] = s_.seg[i].base;
+  ctx_->exit_kind = ExitKind::kNone;
+  ctx_->exit_tb = nullptr;
+  entering_ = tb;
+  attach_host_fault_handler(this);
+  stubs_.enter(ctx_.get(), tb->entry);
+  entering_ = nullptr;
+  for (unsigned i = 0; i < 8; ++i) s_.gpr[i] = ctx_->gpr[i];
+  s_.eflags = (s_.eflags & ~kHostFlagBits) | (ctx_->host_flags & kHostFlagBits);
+  s_.eip = ctx_->eip;
+}
+
+void BtEngine::kick(const void* signal_context) {
+  ctx_->kick_pending = 1;
+  if (!signal_context) return;
+  auto* uc = static_cast<ucontext_t*>(const_cast<void*>(signal_context));
+  auto rip = reinterpret_cast<uint8_t*>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (rip >= stubs_.begin && rip < stubs_.end) {
+    // Between enter() and the block's first instruction: cut the block about to run.
+    if (entering_ && !kicked_) {
+      cache_.unlink_exits(entering_);
+      kicked_ = entering_;
+    }
+    return;
+  }
+  if (!cache_.contains_host(rip)) return;  // in the monitor: it checks kick_pending itself
+  TranslationBlock* tb = cache_.find_by_host(rip);
+  if (!tb) return;
+  if (tb->indirect_kick_offset != UINT32_MAX &&
+      rip >= tb->host_start + tb->indirect_kick_offset + 4 &&
+      rip < tb->host_start + tb->host_size && rip < tb->host_start + tb->indirect_kick_stub) {
+    // Past the indirect exit's kick jump, on the way to the lookup: leave through the stub.
+    uc->uc_mcontext.gregs[REG_RIP] =
+        reinterpret_cast<greg_t>(tb->host_start + tb->indirect_kick_stub);
+    return;
+  }
+  if (!kicked_) {
+    cache_.unlink_exits(tb);
+    kicked_ = tb;
+  }
+}
+
+bool BtEngine::handle_host_fault(int signal, void* siginfo, void* ucontext) {
+  auto* uc = static_cast<ucontext_t*>(ucontext);
+  auto* info = static_cast<siginfo_t*>(siginfo);
+  auto rip = reinterpret_cast<uint8_t*>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (!cache_.contains_host(rip) || (rip >= stubs_.begin && rip < stubs_.end)) return false;
+  TranslationBlock* tb = cache_.find_by_host(rip);
+  if (!tb || tb->insns.empty()) return false;
+  uint32_t off = static_cast<uint32_t>(rip - tb->host_start);
+  auto it = std::upper_bound(tb->insns.begin(), tb->insns.end(), off,
+                             [](uint32_t o, const InsnMap& m) { return o < m.host_offset; });
+  if (it == tb->insns.begin()) return false;
+  const InsnMap& insn = *std::prev(it);
+
+  greg_t* g = uc->uc_mcontext.gregs;
+  const int host_reg[8] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI};
+  for (unsigned i = 0; i < 8; ++i) ctx_->gpr[i] = static_cast<uint32_t>(g[host_reg[i]]);
+  if (insn.fixup.string_bias) {
+    ctx_->gpr[kEsi] = static_cast<uint32_t>(static_cast<uint64_t>(g[REG_RSI]) - ctx_->window_base);
+    ctx_->gpr[kEdi] = static_cast<uint32_t>(static_cast<uint64_t>(g[REG_RDI]) - ctx_->window_base);
+  }
+  ctx_->host_flags = static_cast<uint32_t>(g[REG_EFL]) & (kHostFlagBits | eflags::kFixed1);
+  ctx_->eip = insn.guest_eip;
+  ctx_->exit_kind = ExitKind::kFault;
+
+  fault_ = HostFault{};
+  fault_.signal = signal;
+  fault_.host_pc = reinterpret_cast<uint64_t>(rip);
+  if (signal == SIGSEGV || signal == SIGBUS) {
+    fault_.in_window = window_.contains(info->si_addr, &fault_.linear);
+    fault_.write = (g[REG_ERR] & 2) != 0;
+  }
+  g[REG_RIP] = reinterpret_cast<greg_t>(stubs_.exit_after_fault);
+  g[REG_RSP] = static_cast<greg_t>(ctx_->host_rsp);
+  ++host_faults_;
+  return true;
+}
+
+std::string BtEngine::describe_eip() const {
+  return fmt::format("EIP {:#010x} (CS {:#06x}, CPL {})", s_.eip, s_.seg[kCs].selector,
+                     s_.seg[kSs].dpl);
+}
+
+Exit BtEngine::finish_step(const StepResult& r, bool& done) {
+  switch (r.kind) {
+    case StepKind::kDone:
+      return Exit();
+    case StepKind::kIo: {
+      io_pending_ = true;
+      io_step_ = r;
+      Exit e(ExitReason::kIo);
+      e.io.port = io_step_.io.port;
+      e.io.size = io_step_.io.size;
+      e.io.write = io_step_.io.write;
+      e.io.count = io_step_.io.count;
+      e.io.data = io_step_.io.data.data();
+      done = true;
+      return e;
+    }
+    case StepKind::kHalt:
+      done = true;
+      return Exit(ExitReason::kHalt);
+    case StepKind::kShutdown:
+      done = true;
+      return Exit(ExitReason::kShutdown,
+                  fmt::format("guest shutdown (triple fault) at {}{}{}", describe_eip(),
+                              r.message.empty() ? "" : ": ", r.message));
+    case StepKind::kUnsupported:
+      done = true;
+      return Exit(ExitReason::kInternalError,
+                  r.message.empty()
+                      ? fmt::format("bt cannot run the instruction at {}", describe_eip())
+                      : r.message);
+  }
+  return Exit();
+}
+
+Exit BtEngine::handle_callout(bool& done) {
+  uint8_t bytes[16] = {};
+  flat_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, false);
+  ZydisDecoder decoder;
+  ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  bool decoded = ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops));
+  std::string name = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
+  ++callouts_by_insn_[name];
+
+  if (decoded) {
+    LegacyOutcome legacy = execute_legacy(s_, insn, ops, flat_);
+    if (legacy.result == LegacyResult::kDone) return Exit();
+    if (legacy.result == LegacyResult::kFault) {
+      ++exceptions_by_vector_[legacy.fault.vector];
+      return finish_step(system_.raise(s_, legacy.fault.vector, legacy.fault.has_error_code,
+                                       legacy.fault.error_code),
+                         done);
+    }
+  }
+  StepResult r = system_.execute(s_);
+  if (r.kind == StepKind::kUnsupported && decoded &&
+      (insn.meta.isa_ext != ZYDIS_ISA_EXT_BASE && insn.meta.isa_ext != ZYDIS_ISA_EXT_X87 &&
+       insn.meta.isa_ext != ZYDIS_ISA_EXT_MMX && insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE &&
+       insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE2)) {
+    ++exceptions_by_vector_[6];
+    return finish_step(system_.raise(s_, 6), done);  // not in the vmbt CPU model: #UD
+  }
+  if (r.kind == StepKind::kUnsupported && decoded && (s_.cr0 & (cr0::kTs | cr0::kEm)) &&
+      (insn.meta.isa_ext == ZYDIS_ISA_EXT_X87 || insn.meta.isa_ext == ZYDIS_ISA_EXT_MMX ||
+       insn.meta.isa_ext == ZYDIS_ISA_EXT_SSE || insn.meta.isa_ext == ZYDIS_ISA_EXT_SSE2)) {
+    ++exceptions_by_vector_[7];
+    return finish_step(system_.raise(s_, 7), done);  // #NM (SDM Vol. 3A §2.5, CR0.TS/EM)
+  }
+  if (r.kind == StepKind::kUnsupported && r.message.empty()) {
+    r.message = fmt::format("bt does not implement '{}' at {}", name, describe_eip());
+  }
+  return finish_step(r, done);
+}
+
+Exit BtEngine::handle_fault(bool& done) {
+  HostFault f = fault_;
+  if (f.signal == SIGFPE) {
+    ++exceptions_by_vector_[0];
+    return finish_step(system_.raise(s_, 0), done);  // #DE (Intel SDM Vol. 3A §6.15, vector 0)
+  }
+  if ((f.signal == SIGSEGV || f.signal == SIGBUS) && f.in_window) {
+    uint32_t page = fnv_page(f.linear);
+    if (f.write && page < protected_pages_.size() && protected_pages_[page]) {
+      code_page_written(page);  // self-modifying code: drop the page's blocks, then retry
+      return Exit();
+    }
+    if (f.linear >= memory_.size()) {
+      done = true;
+      return Exit(ExitReason::kInternalError,
+                  fmt::format("guest access to {:#x}, outside its {} MiB of RAM, at {} (no "
+                              "device is mapped there; bt does not emulate MMIO yet)",
+                              f.linear, memory_.size() >> 20, describe_eip()));
+    }
+  }
+  done = true;
+  return Exit(ExitReason::kInternalError,
+              fmt::format("bt: unexpected host signal {} ({}) in translated code at {} (host PC "
+                          "{:#x})",
+                          f.signal, strsignal(f.signal), describe_eip(), f.host_pc));
+}
+
+Exit BtEngine::run() {
+  if (io_pending_) {
+    io_pending_ = false;
+    bool done = false;
+    Exit e = finish_step(system_.finish_io(s_, io_step_.io), done);
+    if (done) return e;
+  }
+  for (;;) {
+    if (ctx_->kick_pending) {
+      ctx_->kick_pending = 0;
+      if (kicked_) {
+        cache_.relink_exits(kicked_);
+        kicked_ = nullptr;
+      }
+      return Exit(ExitReason::kKicked);
+    }
+    if (system_.interrupt_shadow) {
+      system_.interrupt_shadow = false;  // one more block runs before an interrupt is taken
+    } else if ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) {
+      ++interrupts_delivered_;
+      bool done = false;
+      Exit e =
+          finish_step(system_.deliver_interrupt(s_, interrupts_.acknowledge_interrupt()), done);
+      if (done) return e;
+    }
+    if (!(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db) {
+      return Exit(ExitReason::kInternalError,
+                  fmt::format("bt runs 32-bit protected-mode code only; the guest is in {} at {}",
+                              !(s_.cr0 & cr0::kPe)        ? "real mode"
+                              : (s_.eflags & eflags::kVm) ? "virtual-8086 mode"
+                                                          : "16-bit protected mode",
+                              describe_eip()));
+    }
+    if (s_.cr0 & cr0::kPg) {
+      return Exit(ExitReason::kInternalError,
+                  fmt::format("the guest enabled paging at {}: bt's shadow page tables are not "
+                              "built yet (next issue); this version runs unpaged guests only",
+                              describe_eip()));
+    }
+    uint32_t flags = key_flags();
+    if (!(flags & tb_flags::kFlatSegments) && s_.seg[kCs].base != 0) {
+      return Exit(ExitReason::kInternalError,
+                  fmt::format("bt needs a code segment with base 0 (CS base {:#x} at {})",
+                              s_.seg[kCs].base, describe_eip()));
+    }
+    TranslationBlock* tb = lookup(s_.eip, flags);
+    if (!tb) {
+      return Exit(ExitReason::kShutdown,
+                  fmt::format("guest executed outside RAM at {} ({} MiB of RAM)", describe_eip(),
+                              memory_.size() >> 20));
+    }
+    ++dispatches_;
+    enter(tb);
+
+    bool done = false;
+    Exit e;
+    switch (ctx_->exit_kind) {
+      case ExitKind::kBranch: {
+        TranslationBlock* from = ctx_->exit_tb;
+        TranslationBlock* to = lookup(s_.eip, flags);
+        if (from && from->valid && to && from != kicked_) {
+          cache_.link(from, ctx_->exit_slot, to);
+          ++chains_;
+        }
+        break;
+      }
+      case ExitKind::kIndirect:
+      case ExitKind::kUnlinked:
+      case ExitKind::kNone:
+        break;
+      case ExitKind::kCallout:
+        e = handle_callout(done);
+        break;
+      case ExitKind::kFault:
+        e = handle_fault(done);
+        break;
+    }
+    if (done) return e;
+  }
+}
+
+void BtEngine::collect_stats(Stats& stats) {
+  stats.set("bt.blocks_translated", cache_.blocks_translated());
+  stats.set("bt.blocks_live", cache_.blocks_live());
+  stats.set("bt.translation_cache_bytes", cache_.bytes_used());
+  stats.set("bt.translation_cache_flushes", cache_.flushes());
+  stats.set("bt.smc_invalidations", smc_invalidations_);
+  stats.set("bt.chains_made", chains_);
+  stats.set("bt.dispatches", dispatches_);
+  stats.set("bt.host_faults", host_faults_);
+  stats.set("interrupts_delivered", interrupts_delivered_);
+  for (const auto& [name, n] : callouts_by_insn_) stats.set("bt.callouts." + name, n);
+  for (const auto& [vector, n] : exceptions_by_vector_) {
+    stats.set(fmt::format("exceptions_delivered.{}", vector), n);
+  }
+  const TranslatorStats& t = translator_.stats();
+  stats.set("bt.insns.ident", t.ident);
+  stats.set("bt.insns.memory_rewritten", t.rewritten_mem);
+  stats.set("bt.insns.control", t.control);
+  stats.set("bt.insns.stack", t.stack);
+  stats.set("bt.insns.string", t.string);
+  stats.set("bt.insns.callout", t.callouts);
+}
+
+}  // namespace vmbt::bt

@@ -1,0 +1,95 @@
+// The binary-translation engine: runs IA-32 guests on any x86-64 host, no VT-x/AMD-V needed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bt/bt_context.h"
+#include "bt/code_cache.h"
+#include "bt/flat_memory.h"
+#include "bt/stubs.h"
+#include "bt/system/system_emulator.h"
+#include "bt/translator.h"
+#include "shadow_mmu/linear_window.h"
+#include "vmm/engine.h"
+
+namespace vmbt::bt {
+
+/// What the host fault handler saw in translated code (filled in from the signal handler).
+struct HostFault {
+  int signal = 0;
+  bool in_window = false;
+  uint32_t linear = 0;  ///< guest linear address of the access (SIGSEGV in the window)
+  bool write = false;
+  uint64_t host_pc = 0;  ///< host RIP of the faulting instruction
+};
+
+/// The bt engine (docs/bt.md): a dispatcher over a translation cache, the system-instruction
+/// emulator for callouts, and guest memory as a host address-space window. One per vCPU thread.
+class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
+ public:
+  BtEngine(GuestMemory& memory, InterruptSource& interrupts);
+  ~BtEngine() override;
+
+  std::string_view name() const override { return "bt"; }
+  void set_state(const VcpuState& state) override;
+  VcpuState state() override;
+  Exit run() override;
+  void kick(const void* signal_context) override;
+  void collect_stats(Stats& stats) override;
+
+  /// Called by the host fault handler for a fault whose RIP is in the translation cache: saves
+  /// the guest state as of the faulting guest instruction and makes the signal return into the
+  /// exit stub. Returns false when the fault is not the engine's (the handler then crashes).
+  bool handle_host_fault(int signal, void* siginfo, void* ucontext);
+
+ private:
+  // SystemHooks
+  uint64_t read_tsc() override;
+  void write_tsc(uint64_t value) override;
+  void on_paging_changed(const VcpuState& s) override;
+  // CodeFetcher
+  unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) override;
+
+  uint32_t key_flags() const;
+  TranslationBlock* lookup(uint32_t eip, uint32_t flags);
+  void enter(TranslationBlock* tb);
+  Exit handle_callout(bool& done);
+  Exit handle_fault(bool& done);
+  Exit finish_step(const StepResult& r, bool& done);
+  void protect_code_pages(const TranslationBlock* tb);
+  void code_page_written(uint32_t page);
+  void reset_indirect_table();
+  std::string describe_eip() const;
+
+  GuestMemory& memory_;
+  InterruptSource& interrupts_;
+  VcpuState s_;
+  std::unique_ptr<BtContext> ctx_;
+  CodeCache cache_;
+  Stubs stubs_;
+  LinearWindow window_;
+  FlatMemory flat_;
+  SystemEmulator system_;
+  Translator translator_;
+  std::vector<uint8_t> protected_pages_;  ///< per RAM page: write-protected for code
+  TranslationBlock* entering_ = nullptr;
+  TranslationBlock* kicked_ = nullptr;
+  HostFault fault_;
+  bool io_pending_ = false;
+  StepResult io_step_;
+  bool mmio_pending_ = false;
+  int64_t tsc_offset_ = 0;
+
+  // Statistics.
+  std::map<std::string, uint64_t> callouts_by_insn_;
+  std::map<unsigned, uint64_t> exceptions_by_vector_;
+  uint64_t interrupts_delivered_ = 0, smc_invalidations_ = 0, chains_ = 0, dispatches_ = 0,
+           host_faults_ = 0;
+};
+
+}  // namespace vmbt::bt

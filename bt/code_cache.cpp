@@ -1,0 +1,132 @@
+#include "bt/code_cache.h"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "vmm/error.h"
+
+namespace vmbt::bt {
+
+CodeCache::CodeCache(size_t bytes) : bytes_(bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE | PROT_EXEC,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    throw Error(fmt::format("cannot allocate the {} MiB translation cache: {}", bytes >> 20,
+                            std::strerror(errno)));
+  }
+  base_ = static_cast<uint8_t*>(p);
+  code_start_ = cursor_ = base_ + kStubBytes;
+  end_ = base_ + bytes;
+}
+
+CodeCache::~CodeCache() {
+  if (base_) munmap(base_, bytes_);
+}
+
+void CodeCache::commit(std::unique_ptr<TranslationBlock> tb) {
+  TranslationBlock* raw = tb.get();
+  cursor_ = tb->host_start + tb->host_size;
+  cursor_ =
+      reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(cursor_) + 15) & ~uintptr_t{15});
+  by_key_[key(tb->eip, tb->key_flags)] = raw;
+  for (unsigned i = 0; i < tb->page_count; ++i) code_pages_[tb->pages[i]].push_back(raw);
+  blocks_.push_back(std::move(tb));
+  ++blocks_translated_;
+}
+
+TranslationBlock* CodeCache::find(uint32_t eip, uint32_t key_flags) const {
+  auto it = by_key_.find(key(eip, key_flags));
+  return it == by_key_.end() ? nullptr : it->second;
+}
+
+TranslationBlock* CodeCache::find_by_host(const void* host) const {
+  auto h = static_cast<const uint8_t*>(host);
+  auto it = std::upper_bound(blocks_.begin(), blocks_.end(), h,
+                             [](const uint8_t* a, const std::unique_ptr<TranslationBlock>& b) {
+                               return a < b->host_start;
+                             });
+  if (it == blocks_.begin()) return nullptr;
+  TranslationBlock* tb = std::prev(it)->get();
+  return h < tb->host_start + tb->host_size ? tb : nullptr;
+}
+
+void CodeCache::patch_rel32(uint8_t* field, const uint8_t* target) {
+  int64_t rel = target - (field + 4);
+  int32_t rel32 = static_cast<int32_t>(rel);
+  std::memcpy(field, &rel32, 4);
+}
+
+void CodeCache::link(TranslationBlock* from, unsigned index, TranslationBlock* to) {
+  TbExit& e = from->exits[index];
+  if (e.linked == to) return;
+  e.linked = to;
+  patch_rel32(from->host_start + e.rel32_offset, to->entry);
+  to->incoming.emplace_back(from, index);
+}
+
+void CodeCache::unlink_exits(TranslationBlock* tb) {
+  for (unsigned i = 0; i < tb->exit_count; ++i) {
+    patch_rel32(tb->host_start + tb->exits[i].rel32_offset,
+                tb->host_start + tb->exits[i].stub_offset);
+  }
+  if (tb->indirect_kick_offset != UINT32_MAX) {
+    patch_rel32(tb->host_start + tb->indirect_kick_offset, tb->host_start + tb->indirect_kick_stub);
+  }
+}
+
+void CodeCache::relink_exits(TranslationBlock* tb) {
+  for (unsigned i = 0; i < tb->exit_count; ++i) {
+    const TbExit& e = tb->exits[i];
+    if (e.linked && e.linked->valid) patch_rel32(tb->host_start + e.rel32_offset, e.linked->entry);
+  }
+  if (tb->indirect_kick_offset != UINT32_MAX) {
+    // The kick jump's normal target is the instruction right after it.
+    patch_rel32(tb->host_start + tb->indirect_kick_offset,
+                tb->host_start + tb->indirect_kick_offset + 4);
+  }
+}
+
+std::vector<TranslationBlock*> CodeCache::invalidate_page(uint32_t page) {
+  auto it = code_pages_.find(page);
+  if (it == code_pages_.end()) return {};
+  std::vector<TranslationBlock*> victims = std::move(it->second);
+  code_pages_.erase(it);
+  std::vector<TranslationBlock*> dead;
+  for (TranslationBlock* tb : victims) {
+    if (!tb->valid) continue;
+    tb->valid = false;
+    dead.push_back(tb);
+    by_key_.erase(key(tb->eip, tb->key_flags));
+    for (auto [from, index] : tb->incoming) {
+      TbExit& e = from->exits[index];
+      if (e.linked == tb) {
+        e.linked = nullptr;
+        patch_rel32(from->host_start + e.rel32_offset, from->host_start + e.stub_offset);
+      }
+    }
+    tb->incoming.clear();
+    // Its own outgoing links are dropped from their targets' incoming lists lazily: link()
+    // ignores stale entries because `e.linked` is checked before patching.
+    for (unsigned p = 0; p < tb->page_count; ++p) {
+      if (tb->pages[p] == page) continue;
+      auto other = code_pages_.find(tb->pages[p]);
+      if (other != code_pages_.end()) std::erase(other->second, tb);
+    }
+  }
+  invalidations_ += dead.size();
+  return dead;
+}
+
+void CodeCache::flush() {
+  blocks_.clear();
+  by_key_.clear();
+  code_pages_.clear();
+  cursor_ = code_start_;
+  ++flushes_;
+}
+
+}  // namespace vmbt::bt

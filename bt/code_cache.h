@@ -1,0 +1,76 @@
+// The translation cache: executable memory, the block index and the patching of chains.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "bt/translation_block.h"
+
+namespace vmbt::bt {
+
+/// Executable memory for translated code plus the indices that find blocks by guest address, by
+/// guest page (for self-modifying-code invalidation) and by host address (for fault attribution).
+/// Bounded: when full, the whole cache is flushed (counted), as QEMU does.
+class CodeCache {
+ public:
+  static constexpr size_t kDefaultBytes = 64u << 20;
+  /// The region holding stubs generated once at start-up; never flushed.
+  static constexpr size_t kStubBytes = 64u << 10;
+
+  explicit CodeCache(size_t bytes = kDefaultBytes);
+  ~CodeCache();
+
+  uint8_t* stub_area() const { return base_; }
+  /// Where the next block's code will go and how many bytes remain.
+  uint8_t* cursor() const { return cursor_; }
+  size_t remaining() const { return static_cast<size_t>(end_ - cursor_); }
+  /// Commits `size` bytes at cursor() for `tb` (already filled in by the translator).
+  void commit(std::unique_ptr<TranslationBlock> tb);
+
+  TranslationBlock* find(uint32_t eip, uint32_t key_flags) const;
+  /// The block whose host code contains `host`, or nullptr. Async-signal-safe when the
+  /// interrupted code was translated code (no concurrent mutation).
+  TranslationBlock* find_by_host(const void* host) const;
+  bool contains_host(const void* host) const { return host >= base_ && host < end_; }
+  bool page_has_code(uint32_t page) const { return code_pages_.count(page) != 0; }
+
+  /// Removes every block on guest page `page` from the indices and unlinks chains into them.
+  /// Their code stays in place until the next flush (a block may be executing). Returns them.
+  std::vector<TranslationBlock*> invalidate_page(uint32_t page);
+  /// Drops every block and resets the cache.
+  void flush();
+
+  /// Points exit `index` of `from` at `to`'s entry (block chaining).
+  void link(TranslationBlock* from, unsigned index, TranslationBlock* to);
+  /// Points every exit of `tb` back at its stub (used by kicks and invalidation).
+  void unlink_exits(TranslationBlock* tb);
+  /// Re-points `tb`'s exits at the blocks they were linked to before unlink_exits.
+  void relink_exits(TranslationBlock* tb);
+
+  size_t blocks_live() const { return by_key_.size(); }
+  size_t bytes_used() const { return static_cast<size_t>(cursor_ - code_start_); }
+  uint64_t flushes() const { return flushes_; }
+  uint64_t blocks_translated() const { return blocks_translated_; }
+  uint64_t invalidations() const { return invalidations_; }
+
+ private:
+  static uint64_t key(uint32_t eip, uint32_t flags) { return (uint64_t{flags} << 32) | eip; }
+  static void patch_rel32(uint8_t* field, const uint8_t* target);
+
+  uint8_t* base_ = nullptr;
+  uint8_t* code_start_ = nullptr;
+  uint8_t* cursor_ = nullptr;
+  uint8_t* end_ = nullptr;
+  size_t bytes_ = 0;
+  std::vector<std::unique_ptr<TranslationBlock>> blocks_;  ///< in host-address order
+  std::unordered_map<uint64_t, TranslationBlock*> by_key_;
+  std::unordered_map<uint32_t, std::vector<TranslationBlock*>> code_pages_;
+  uint64_t flushes_ = 0, blocks_translated_ = 0, invalidations_ = 0;
+};
+
+}  // namespace vmbt::bt

@@ -1,0 +1,29 @@
+// Unprivileged IA-32 instructions that have no 64-bit-mode encoding, executed by the monitor.
+#pragma once
+
+#include <Zydis/Zydis.h>
+
+#include "bt/system/guest_access.h"
+#include "vmm/cpu_state.h"
+
+namespace vmbt::bt {
+
+enum class LegacyResult {
+  kNotHandled,  ///< not one of these instructions: the system emulator takes it
+  kDone,        ///< executed; EIP advanced
+  kFault,       ///< raised `fault` (EIP still at the instruction)
+};
+
+struct LegacyOutcome {
+  LegacyResult result = LegacyResult::kNotHandled;
+  GuestFault fault{};
+};
+
+/// Executes PUSHA/PUSHAD, POPA/POPAD, XLAT, ENTER, BOUND, DAA, DAS, AAA, AAS, AAM, AAD and SALC
+/// (invalid in 64-bit mode, so translated code cannot run them natively) with the semantics of
+/// their Intel SDM Vol. 2 pages, including the flags those pages define. Memory goes through
+/// `mem` at the segment bases of `s`. Flat 32-bit stack (SS.B=1) assumed, as the translator is.
+LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
+                             const ZydisDecodedOperand* ops, LinearMemory& mem);
+
+}  // namespace vmbt::bt

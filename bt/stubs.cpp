@@ -1,0 +1,118 @@
+#include "bt/stubs.h"
+
+#include <asmjit/x86.h>
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "bt/code_cache.h"
+#include "vmm/error.h"
+
+namespace vmbt::bt {
+
+namespace x86 = asmjit::x86;
+
+namespace {
+
+x86::Mem ctx_field(size_t offset, unsigned size) {
+  return x86::Mem(x86::r14, static_cast<int32_t>(offset), size);
+}
+
+const x86::Gp kGuestGpr32[8] = {x86::eax, x86::ecx, x86::edx, x86::ebx,
+                                x86::esp, x86::ebp, x86::esi, x86::edi};
+
+}  // namespace
+
+Stubs Stubs::generate(CodeCache& cache) {
+  using asmjit::CodeHolder;
+  using asmjit::Environment;
+  CodeHolder code;
+  uint64_t base = reinterpret_cast<uint64_t>(cache.stub_area());
+  code.init(Environment::host(), base);
+  x86::Assembler a(&code);
+
+  asmjit::Label enter = a.newLabel(), exit = a.newLabel(), tail = a.newLabel(), miss = a.newLabel(),
+                no_fpu_in = a.newLabel(), no_fpu_out = a.newLabel();
+
+  // enter(BtContext* ctx /*rdi*/, const void* code /*rsi*/)
+  a.bind(enter);
+  a.push(x86::rbx);
+  a.push(x86::rbp);
+  a.push(x86::r12);
+  a.push(x86::r13);
+  a.push(x86::r14);
+  a.push(x86::r15);
+  a.sub(x86::rsp, 8);  // keep the host stack 16-byte aligned for the fault handler's benefit
+  a.mov(x86::r14, x86::rdi);
+  a.mov(x86::r11, x86::rsi);
+  a.mov(ctx_field(offsetof(BtContext, host_rsp), 8), x86::rsp);
+  a.cmp(ctx_field(offsetof(BtContext, fpu_active), 4), 0);
+  a.je(no_fpu_in);
+  a.fxsave(ctx_field(offsetof(BtContext, host_fx), 512));
+  a.fxrstor(ctx_field(offsetof(BtContext, guest_fx), 512));
+  a.bind(no_fpu_in);
+  a.mov(x86::r15, ctx_field(offsetof(BtContext, window_base), 8));
+  a.mov(x86::r13, ctx_field(offsetof(BtContext, window_neg), 8));
+  a.mov(x86::eax, ctx_field(offsetof(BtContext, host_flags), 4));
+  a.push(x86::rax);
+  a.popfq();
+  for (unsigned i = 0; i < 8; ++i) {
+    if (i == 4) continue;
+    a.mov(kGuestGpr32[i], ctx_field(offsetof(BtContext, gpr) + 4 * i, 4));
+  }
+  a.mov(x86::esp, ctx_field(offsetof(BtContext, gpr) + 4 * 4, 4));
+  a.jmp(x86::r11);
+
+  // Common exit: translated code has stored eip/exit_kind; save the guest GPRs and flags.
+  a.bind(exit);
+  for (unsigned i = 0; i < 8; ++i) {
+    a.mov(ctx_field(offsetof(BtContext, gpr) + 4 * i, 4), kGuestGpr32[i]);
+  }
+  a.mov(x86::rsp, ctx_field(offsetof(BtContext, host_rsp), 8));
+  a.pushfq();
+  a.pop(x86::r10);
+  a.mov(ctx_field(offsetof(BtContext, host_flags), 4), x86::r10d);
+  // Tail shared with the fault handler (which saved the guest state itself).
+  a.bind(tail);
+  a.mov(x86::rsp, ctx_field(offsetof(BtContext, host_rsp), 8));
+  a.cld();
+  a.cmp(ctx_field(offsetof(BtContext, fpu_active), 4), 0);
+  a.je(no_fpu_out);
+  a.fxsave(ctx_field(offsetof(BtContext, guest_fx), 512));
+  a.fxrstor(ctx_field(offsetof(BtContext, host_fx), 512));
+  a.bind(no_fpu_out);
+  a.add(x86::rsp, 8);
+  a.pop(x86::r15);
+  a.pop(x86::r14);
+  a.pop(x86::r13);
+  a.pop(x86::r12);
+  a.pop(x86::rbp);
+  a.pop(x86::rbx);
+  a.ret();
+
+  // Indirect-branch miss: the target EIP is in r9d.
+  a.bind(miss);
+  a.mov(ctx_field(offsetof(BtContext, eip), 4), x86::r9d);
+  a.mov(ctx_field(offsetof(BtContext, exit_kind), 4), static_cast<uint32_t>(ExitKind::kIndirect));
+  a.jmp(exit);
+
+  code.flatten();
+  code.resolveUnresolvedLinks();
+  code.relocateToBase(base);
+  size_t size = code.codeSize();
+  if (size > CodeCache::kStubBytes) throw Error("internal: bt stubs do not fit the stub area");
+  code.copyFlattenedData(cache.stub_area(), CodeCache::kStubBytes);
+
+  Stubs s;
+  auto at = [&](asmjit::Label l) { return cache.stub_area() + code.labelOffset(l); };
+  s.enter = reinterpret_cast<EnterFn>(at(enter));
+  s.exit = at(exit);
+  s.exit_after_fault = at(tail);
+  s.indirect_miss = at(miss);
+  s.begin = cache.stub_area();
+  s.end = cache.stub_area() + size;
+  return s;
+}
+
+}  // namespace vmbt::bt

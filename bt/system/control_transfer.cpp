@@ -1,0 +1,393 @@
+// Far control transfers and software interrupts in protected mode (Intel SDM Vol. 2A CALL, INT n,
+// IRET, JMP; Vol. 2B RET, SYSENTER, SYSEXIT; Vol. 3A §5.8).
+#include <fmt/format.h>
+
+#include "bt/system/internal.h"
+#include "bt/system/system_emulator.h"
+
+namespace vmbt::bt {
+
+using sys::Descriptor;
+using sys::Insn;
+
+namespace {
+
+/// Checks of a far RET/IRET return CS (Intel SDM Vol. 2B RET, Vol. 2A IRET pseudocode): null ->
+/// #GP(0); outside the table, not code, RPL < CPL, conforming with DPL > RPL, non-conforming with
+/// DPL != RPL -> #GP(selector); not present -> #NP(selector).
+Descriptor check_return_cs(LinearMemory& mem, const VcpuState& s, uint16_t sel, uint32_t* addr) {
+  if (sys::is_null_selector(sel)) sys::gp(0);
+  const Descriptor d = sys::fetch_descriptor(mem, s, sel, sys::vec::kGp, 0, addr);
+  const unsigned rpl = sel & 3;
+  const uint32_t code = sys::sel_code(sel, 0);
+  if (!d.is_code() || rpl < sys::cpl(s)) sys::gp(code);
+  if (d.conforming() ? d.dpl() > rpl : d.dpl() != rpl) sys::gp(code);
+  if (!d.present()) sys::fault(sys::vec::kNp, code);
+  return d;
+}
+
+/// Checks of the return SS of a RET/IRET to an outer level: null -> #GP(0); outside the table,
+/// RPL != return CS RPL, not writable data, DPL != return CS RPL -> #GP(selector); not present ->
+/// #SS(selector).
+Descriptor check_return_ss(LinearMemory& mem, const VcpuState& s, uint16_t sel, unsigned rpl,
+                           uint32_t* addr) {
+  if (sys::is_null_selector(sel)) sys::gp(0);
+  const Descriptor d = sys::fetch_descriptor(mem, s, sel, sys::vec::kGp, 0, addr);
+  const uint32_t code = sys::sel_code(sel, 0);
+  if ((sel & 3u) != rpl || !d.writable() || d.dpl() != rpl) sys::gp(code);
+  if (!d.present()) sys::fault(sys::vec::kSs, code);
+  return d;
+}
+
+/// Loads ESP after a return to an outer level: a 32-bit SS takes the popped value whole, a
+/// 16-bit SS only SP; `add` (RET imm16) is added with the new stack's width.
+void load_outer_esp(VcpuState& s, uint32_t value, uint32_t add) {
+  if (s.seg[kSs].db) {
+    s.gpr[kEsp] = value + add;
+  } else {
+    s.gpr[kEsp] = (s.gpr[kEsp] & 0xffff0000u) | ((value + add) & 0xffffu);
+  }
+}
+
+/// A flat 4 GiB segment as SYSENTER/SYSEXIT load it (Intel SDM Vol. 2B SYSENTER).
+SegmentReg flat_segment(uint16_t sel, uint8_t type, uint8_t dpl) {
+  SegmentReg r;
+  r.selector = sel;
+  r.base = 0;
+  r.limit = 0xffffffffu;
+  r.type = type;
+  r.dpl = dpl;
+  r.s = true;
+  r.present = true;
+  r.db = true;
+  r.g = true;
+  return r;
+}
+
+}  // namespace
+
+// After a return to an outer level, ES/DS/FS/GS holding data or non-conforming code segments with
+// DPL < CPL become null (Intel SDM Vol. 2A IRET, Vol. 2B RET pseudocode).
+void SystemEmulator::null_outer_data_segments(VcpuState& s) {
+  const unsigned c = sys::cpl(s);
+  for (unsigned seg : {kEs, kFs, kGs, kDs}) {
+    const SegmentReg& r = s.seg[seg];
+    if (r.unusable) continue;
+    const bool data_or_nc_code = r.s && (!(r.type & 8) || !(r.type & 4));
+    if (data_or_nc_code && r.dpl < c) s.seg[seg] = sys::null_segment(0);
+  }
+}
+
+// JMP/CALL ptr16:16/ptr16:32 and m16:16/m16:32.
+StepResult SystemEmulator::far_jmp_call(VcpuState& s, const Insn& in) {
+  const bool call = in.mnemonic() == ZYDIS_MNEMONIC_CALL;
+  const ZydisDecodedOperand& op = in.ops[0];
+  uint16_t sel;
+  uint32_t offset;
+  if (op.type == ZYDIS_OPERAND_TYPE_POINTER) {
+    sel = op.ptr.segment;
+    offset = op.ptr.offset;
+  } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+    const unsigned mseg = static_cast<unsigned>(sys::sreg_index(op.mem.segment));
+    const uint32_t off = sys::effective_offset(s, in, op);
+    const uint32_t amask = in.asize == 2 ? 0xffffu : 0xffffffffu;
+    offset = mem_read(s, mseg, off, in.osize);
+    sel = static_cast<uint16_t>(mem_read(s, mseg, (off + in.osize) & amask, 2));
+  } else {
+    sys::ud();
+  }
+  far_transfer(s, in, call, sel, offset);
+  return {};
+}
+
+// Protected-mode far JMP/CALL to a code segment or through a gate (Intel SDM Vol. 2A CALL, JMP).
+void SystemEmulator::far_transfer(VcpuState& s, const Insn& in, bool call, uint16_t sel,
+                                  uint32_t offset) {
+  const unsigned c = sys::cpl(s);
+  if (sys::is_null_selector(sel)) sys::gp(0);
+  uint32_t addr = 0;
+  Descriptor d = sys::fetch_descriptor(mem_, s, sel, sys::vec::kGp, 0, &addr);
+  const uint32_t code = sys::sel_code(sel, 0);
+  if (d.is_code()) {
+    if (d.conforming() ? d.dpl() > c : ((sel & 3u) > c || d.dpl() != c)) sys::gp(code);
+    if (!d.present()) sys::fault(sys::vec::kNp, code);
+    sys::StackPtr sp = sys::current_stack(s);
+    if (call) sys::check_push_room(sp, 2 * in.osize, sys::vec::kSs, 0);
+    const uint32_t new_eip = in.osize == 2 ? offset & 0xffff : offset;
+    if (new_eip > d.limit()) sys::gp(0);
+    sys::set_accessed(mem_, addr, d);
+    if (call) {
+      sys::push(mem_, sp, s.seg[kCs].selector, in.osize);
+      sys::push(mem_, sp, in.next_eip, in.osize);
+      sys::commit_esp(s, sp);
+    }
+    s.seg[kCs] = sys::segment_from(static_cast<uint16_t>((sel & 0xfffc) | c), d);
+    s.eip = new_eip;
+    return;
+  }
+  if (d.s()) sys::gp(code);  // data segment
+  switch (d.type()) {
+    case sys::kCallGate16:
+    case sys::kCallGate32:
+      call_gate(s, in, call, sel, d.lo, d.hi);
+      return;
+    case sys::kTaskGate:
+    case sys::kTss16Avail:
+    case sys::kTss32Avail:
+      if (d.dpl() < c || d.dpl() < (sel & 3u)) sys::gp(code);
+      if (!d.present()) sys::fault(sys::vec::kNp, code);
+      throw sys::Unsupported{
+          fmt::format("hardware task switching is not supported: far {} to {} selector {:#06x} at "
+                      "CS:EIP={:04x}:{:08x}",
+                      call ? "CALL" : "JMP", d.type() == sys::kTaskGate ? "task gate" : "TSS", sel,
+                      s.seg[kCs].selector, s.eip)};
+    default:
+      sys::gp(code);  // busy TSS, LDT, interrupt/trap gate, reserved
+  }
+}
+
+// Far CALL/JMP through a call gate (Intel SDM Vol. 2A CALL "CALL-GATE", JMP "CALL-GATE";
+// Vol. 3A §5.8.5-5.8.6): CALL to a more privileged non-conforming segment switches to the TSS
+// stack of the new level and copies the gate's parameter count of words/doublewords.
+void SystemEmulator::call_gate(VcpuState& s, const Insn& in, bool call, uint16_t gate_sel,
+                               uint32_t gate_lo, uint32_t gate_hi) {
+  const Descriptor gate{gate_lo, gate_hi};
+  const unsigned c = sys::cpl(s);
+  if (gate.dpl() < c || (gate_sel & 3u) > gate.dpl()) sys::gp(sys::sel_code(gate_sel, 0));
+  if (!gate.present()) sys::fault(sys::vec::kNp, sys::sel_code(gate_sel, 0));
+  const uint16_t cs_sel = gate.gate_selector();
+  if (sys::is_null_selector(cs_sel)) sys::gp(0);
+  uint32_t cs_addr = 0;
+  Descriptor cd = sys::fetch_descriptor(mem_, s, cs_sel, sys::vec::kGp, 0, &cs_addr);
+  const uint32_t cs_code = sys::sel_code(cs_sel, 0);
+  const bool gate32 = gate.type() == sys::kCallGate32;
+  const unsigned psize = gate32 ? 4 : 2;
+  const uint32_t new_eip = gate32 ? gate.gate_offset() : gate.gate_offset() & 0xffff;
+
+  if (!call) {
+    if (!cd.is_code() || (cd.conforming() ? cd.dpl() > c : cd.dpl() != c)) sys::gp(cs_code);
+    if (!cd.present()) sys::fault(sys::vec::kNp, cs_code);
+    if (new_eip > cd.limit()) sys::gp(0);
+    sys::set_accessed(mem_, cs_addr, cd);
+    s.seg[kCs] = sys::segment_from(static_cast<uint16_t>((cs_sel & 0xfffc) | c), cd);
+    s.eip = new_eip;
+    return;
+  }
+
+  if (!cd.is_code() || cd.dpl() > c) sys::gp(cs_code);
+  if (!cd.present()) sys::fault(sys::vec::kNp, cs_code);
+
+  if (!cd.conforming() && cd.dpl() < c) {
+    // MORE-PRIVILEGE.
+    const unsigned new_cpl = cd.dpl();
+    uint16_t new_ss;
+    uint32_t new_esp;
+    read_tss_stack(s, new_cpl, 0, &new_ss, &new_esp);
+    const uint32_t ss_code = sys::sel_code(new_ss, 0);
+    if (sys::is_null_selector(new_ss)) sys::fault(sys::vec::kTs, ss_code);
+    uint32_t ss_addr = 0;
+    Descriptor sd = sys::fetch_descriptor(mem_, s, new_ss, sys::vec::kTs, 0, &ss_addr);
+    if ((new_ss & 3u) != new_cpl) sys::fault(sys::vec::kTs, ss_code);
+    if (sd.dpl() != new_cpl || !sd.writable()) sys::fault(sys::vec::kTs, ss_code);
+    if (!sd.present()) sys::fault(sys::vec::kSs, ss_code);
+    const unsigned params = gate.gate_params();
+    sys::StackPtr nsp;
+    nsp.ss = sys::segment_from(new_ss, sd);
+    nsp.esp = new_esp;
+    nsp.user = new_cpl == 3;
+    sys::check_push_room(nsp, (4 + params) * psize, sys::vec::kSs, ss_code);
+    if (new_eip > cd.limit()) sys::gp(0);
+    const sys::StackPtr osp = sys::current_stack(s);
+    uint32_t param_values[32];
+    for (unsigned i = 0; i < params; ++i) param_values[i] = sys::peek(mem_, osp, i * psize, psize);
+    sys::set_accessed(mem_, ss_addr, sd);
+    sys::set_accessed(mem_, cs_addr, cd);
+    nsp.ss = sys::segment_from(new_ss, sd);
+    sys::push(mem_, nsp, s.seg[kSs].selector, psize);
+    sys::push(mem_, nsp, s.gpr[kEsp], psize);
+    for (unsigned i = params; i-- > 0;) sys::push(mem_, nsp, param_values[i], psize);
+    sys::push(mem_, nsp, s.seg[kCs].selector, psize);
+    sys::push(mem_, nsp, in.next_eip, psize);
+    s.seg[kSs] = nsp.ss;
+    s.gpr[kEsp] = new_esp;
+    sys::commit_esp(s, nsp);
+    s.seg[kCs] = sys::segment_from(static_cast<uint16_t>((cs_sel & 0xfffc) | new_cpl), cd);
+    s.eip = new_eip;
+    return;
+  }
+
+  // SAME-PRIVILEGE.
+  sys::StackPtr sp = sys::current_stack(s);
+  sys::check_push_room(sp, 2 * psize, sys::vec::kSs, 0);
+  if (new_eip > cd.limit()) sys::gp(0);
+  sys::set_accessed(mem_, cs_addr, cd);
+  sys::push(mem_, sp, s.seg[kCs].selector, psize);
+  sys::push(mem_, sp, in.next_eip, psize);
+  sys::commit_esp(s, sp);
+  s.seg[kCs] = sys::segment_from(static_cast<uint16_t>((cs_sel & 0xfffc) | c), cd);
+  s.eip = new_eip;
+}
+
+// RET far [imm16] in protected mode (Intel SDM Vol. 2B RET): same level, or outer level with
+// SS:ESP popped and ES/DS/FS/GS nulled when not visible at the new CPL.
+StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
+  const unsigned c = sys::cpl(s);
+  const unsigned os = in.osize;
+  const uint32_t imm = in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE
+                           ? static_cast<uint32_t>(in.ops[0].imm.value.u & 0xffff)
+                           : 0;
+  sys::StackPtr sp = sys::current_stack(s);
+  sys::check_pop_room(sp, 2 * os, sys::vec::kSs, 0);
+  const uint32_t new_eip = sys::peek(mem_, sp, 0, os);
+  const uint16_t cs_sel = static_cast<uint16_t>(sys::peek(mem_, sp, os, 2));
+  uint32_t cs_addr = 0;
+  Descriptor cd = check_return_cs(mem_, s, cs_sel, &cs_addr);
+  const unsigned rpl = cs_sel & 3;
+  const uint32_t mask = sp.mask();
+  if (rpl == c) {
+    if (new_eip > cd.limit()) sys::gp(0);
+    sys::set_accessed(mem_, cs_addr, cd);
+    sp.esp = (sp.esp & ~mask) | ((sp.esp + 2 * os + imm) & mask);
+    sys::commit_esp(s, sp);
+    s.seg[kCs] = sys::segment_from(cs_sel, cd);
+    s.eip = new_eip;
+    return {};
+  }
+  // RETURN-TO-OUTER-PRIVILEGE-LEVEL.
+  sys::check_pop_room(sp, 4 * os + imm, sys::vec::kSs, 0);
+  const uint32_t new_esp = sys::peek(mem_, sp, 2 * os + imm, os);
+  const uint16_t ss_sel = static_cast<uint16_t>(sys::peek(mem_, sp, 3 * os + imm, 2));
+  uint32_t ss_addr = 0;
+  Descriptor sd = check_return_ss(mem_, s, ss_sel, rpl, &ss_addr);
+  if (new_eip > cd.limit()) sys::gp(0);
+  sys::set_accessed(mem_, cs_addr, cd);
+  sys::set_accessed(mem_, ss_addr, sd);
+  s.seg[kCs] = sys::segment_from(cs_sel, cd);
+  s.eip = new_eip;
+  s.seg[kSs] = sys::segment_from(ss_sel, sd);
+  load_outer_esp(s, new_esp, imm);
+  null_outer_data_segments(s);
+  return {};
+}
+
+// IRET/IRETD in protected mode (Intel SDM Vol. 2A IRET): NT=1 (task return) and returns to
+// virtual-8086 mode are refused; otherwise same-level or outer-level return with the EFLAGS
+// update rules of the pseudocode (IF only if CPL <= IOPL, IOPL only at CPL0, RF/AC/ID only with
+// a 32-bit operand size).
+StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
+  if (s.eflags & eflags::kNt) {
+    throw sys::Unsupported{fmt::format(
+        "hardware task switching is not supported: IRET with EFLAGS.NT=1 (task return) at "
+        "CS:EIP={:04x}:{:08x}",
+        s.seg[kCs].selector, s.eip)};
+  }
+  const unsigned c = sys::cpl(s);
+  const unsigned os = in.osize;
+  sys::StackPtr sp = sys::current_stack(s);
+  sys::check_pop_room(sp, 3 * os, sys::vec::kSs, 0);
+  const uint32_t new_eip = sys::peek(mem_, sp, 0, os);
+  const uint16_t cs_sel = static_cast<uint16_t>(sys::peek(mem_, sp, os, 2));
+  const uint32_t new_flags = sys::peek(mem_, sp, 2 * os, os);
+  if (os == 4 && (new_flags & eflags::kVm) && c == 0) {
+    throw sys::Unsupported{
+        fmt::format("virtual-8086 mode is not supported: IRET to VM86 (popped EFLAGS={:#010x}) at "
+                    "CS:EIP={:04x}:{:08x}",
+                    new_flags, s.seg[kCs].selector, s.eip)};
+  }
+  uint32_t cs_addr = 0;
+  Descriptor cd = check_return_cs(mem_, s, cs_sel, &cs_addr);
+  const unsigned rpl = cs_sel & 3;
+
+  uint32_t mask = eflags::kArith | eflags::kTf | eflags::kDf | eflags::kNt;
+  if (os == 4) mask |= eflags::kRf | eflags::kAc | eflags::kId;
+  if (c <= sys::iopl(s)) mask |= eflags::kIf;
+  if (c == 0) {
+    mask |= eflags::kIopl;
+    if (os == 4) mask |= eflags::kVm | eflags::kVif | eflags::kVip;
+  }
+  const uint32_t flags = (s.eflags & ~mask) | (new_flags & mask) | eflags::kFixed1;
+  const uint32_t smask = sp.mask();
+
+  if (rpl == c) {
+    if (new_eip > cd.limit()) sys::gp(0);
+    sys::set_accessed(mem_, cs_addr, cd);
+    sp.esp = (sp.esp & ~smask) | ((sp.esp + 3 * os) & smask);
+    sys::commit_esp(s, sp);
+    s.seg[kCs] = sys::segment_from(cs_sel, cd);
+    s.eip = new_eip;
+    s.eflags = flags;
+    keep_rf_ = true;
+    return {};
+  }
+  // RETURN-TO-OUTER-PRIVILEGE-LEVEL.
+  sys::check_pop_room(sp, 5 * os, sys::vec::kSs, 0);
+  const uint32_t new_esp = sys::peek(mem_, sp, 3 * os, os);
+  const uint16_t ss_sel = static_cast<uint16_t>(sys::peek(mem_, sp, 4 * os, 2));
+  uint32_t ss_addr = 0;
+  Descriptor sd = check_return_ss(mem_, s, ss_sel, rpl, &ss_addr);
+  if (new_eip > cd.limit()) sys::gp(0);
+  sys::set_accessed(mem_, cs_addr, cd);
+  sys::set_accessed(mem_, ss_addr, sd);
+  s.seg[kCs] = sys::segment_from(cs_sel, cd);
+  s.eip = new_eip;
+  s.eflags = flags;
+  s.seg[kSs] = sys::segment_from(ss_sel, sd);
+  load_outer_esp(s, new_esp, 0);
+  null_outer_data_segments(s);
+  keep_rf_ = true;
+  return {};
+}
+
+// INT n, INT3, INTO (when OF=1) and INT1 (Intel SDM Vol. 2A INT n/INTO/INT3/INT1): the return
+// address is the next instruction; INT n/INT3/INTO check the gate DPL against CPL, INT1 does not.
+StepResult SystemEmulator::software_interrupt(VcpuState& s, const Insn& in) {
+  sys::Event ev;
+  ev.kind = sys::Event::Kind::kSoftware;
+  ev.return_eip = in.next_eip;
+  switch (in.mnemonic()) {
+    case ZYDIS_MNEMONIC_INT:
+      ev.vector = static_cast<uint8_t>(in.ops[0].imm.value.u);
+      break;
+    case ZYDIS_MNEMONIC_INT3:
+      ev.vector = sys::vec::kBp;
+      break;
+    case ZYDIS_MNEMONIC_INTO:
+      if (!(s.eflags & eflags::kOf)) {
+        s.eip = in.next_eip;
+        return {};
+      }
+      ev.vector = sys::vec::kOf;
+      break;
+    default:  // INT1 (ICEBP)
+      ev.vector = sys::vec::kDb;
+      ev.kind = sys::Event::Kind::kIcebp;
+      break;
+  }
+  return deliver_event(s, ev);
+}
+
+// SYSENTER (Intel SDM Vol. 2B): #GP(0) if IA32_SYSENTER_CS[15:2] = 0; VM, IF, RF cleared; flat
+// CPL0 CS = SYSENTER_CS & FFFCH and SS = CS + 8; ESP/EIP from the MSRs.
+StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
+  if ((s.sysenter_cs & 0xfffc) == 0) sys::gp(0);
+  s.eflags &= ~(eflags::kVm | eflags::kIf | eflags::kRf);
+  const uint16_t cs = static_cast<uint16_t>(s.sysenter_cs & 0xfffc);
+  s.seg[kCs] = flat_segment(cs, 11, 0);
+  s.seg[kSs] = flat_segment(static_cast<uint16_t>(cs + 8), 3, 0);
+  s.gpr[kEsp] = s.sysenter_esp;
+  s.eip = s.sysenter_eip;
+  return {};
+}
+
+// SYSEXIT (Intel SDM Vol. 2B): #GP(0) if IA32_SYSENTER_CS[15:2] = 0 or CPL != 0; flat CPL3
+// CS = SYSENTER_CS + 16 | 3, SS = SYSENTER_CS + 24 | 3; EIP = EDX, ESP = ECX.
+StepResult SystemEmulator::sysexit(VcpuState& s, const Insn& /*in*/) {
+  if ((s.sysenter_cs & 0xfffc) == 0 || sys::cpl(s) != 0) sys::gp(0);
+  s.seg[kCs] = flat_segment(static_cast<uint16_t>((s.sysenter_cs + 16) | 3), 11, 3);
+  s.seg[kSs] = flat_segment(static_cast<uint16_t>((s.sysenter_cs + 24) | 3), 3, 3);
+  s.gpr[kEsp] = s.gpr[kEcx];
+  s.eip = s.gpr[kEdx];
+  return {};
+}
+
+}  // namespace vmbt::bt

@@ -1,0 +1,431 @@
+// SystemEmulator: instruction fetch and decode, dispatch, operand access, entry points.
+#include <fmt/format.h>
+
+#include "bt/system/internal.h"
+#include "bt/system/system_emulator.h"
+
+namespace vmbt::bt {
+
+using sys::Insn;
+
+namespace {
+
+bool same_segment(const SegmentReg& a, const SegmentReg& b) {
+  return a.selector == b.selector && a.base == b.base && a.limit == b.limit && a.type == b.type &&
+         a.dpl == b.dpl && a.s == b.s && a.present == b.present && a.db == b.db && a.g == b.g &&
+         a.avl == b.avl && a.unusable == b.unusable;
+}
+
+/// Instruction-set extensions the vmbt CPU model does not advertise (CpuModel: a P6 with MMX, SSE,
+/// SSE2, CLFSH): executing them raises #UD (Intel SDM Vol. 2A §2.x "Exceptions" of each).
+/// Extensions whose encodings older processors execute as something else (LZCNT as BSR, TZCNT as
+/// BSF, ENDBR as NOP, hint NOPs) are not listed: they are left to the translator.
+bool isa_not_advertised(ZydisISAExt ext) {
+  switch (ext) {
+    case ZYDIS_ISA_EXT_ADOX_ADCX:
+    case ZYDIS_ISA_EXT_AES:
+    case ZYDIS_ISA_EXT_AMD3DNOW:
+    case ZYDIS_ISA_EXT_AMD_INVLPGB:
+    case ZYDIS_ISA_EXT_AMX_BF16:
+    case ZYDIS_ISA_EXT_AMX_INT8:
+    case ZYDIS_ISA_EXT_AMX_TILE:
+    case ZYDIS_ISA_EXT_AVX:
+    case ZYDIS_ISA_EXT_AVX2:
+    case ZYDIS_ISA_EXT_AVX2GATHER:
+    case ZYDIS_ISA_EXT_AVX512EVEX:
+    case ZYDIS_ISA_EXT_AVX512VEX:
+    case ZYDIS_ISA_EXT_AVXAES:
+    case ZYDIS_ISA_EXT_AVX_VNNI:
+    case ZYDIS_ISA_EXT_BMI2:
+    case ZYDIS_ISA_EXT_CLZERO:
+    case ZYDIS_ISA_EXT_ENQCMD:
+    case ZYDIS_ISA_EXT_F16C:
+    case ZYDIS_ISA_EXT_FMA:
+    case ZYDIS_ISA_EXT_FMA4:
+    case ZYDIS_ISA_EXT_GFNI:
+    case ZYDIS_ISA_EXT_HRESET:
+    case ZYDIS_ISA_EXT_INVPCID:
+    case ZYDIS_ISA_EXT_KEYLOCKER:
+    case ZYDIS_ISA_EXT_KEYLOCKER_WIDE:
+    case ZYDIS_ISA_EXT_KNC:
+    case ZYDIS_ISA_EXT_KNCE:
+    case ZYDIS_ISA_EXT_KNCV:
+    case ZYDIS_ISA_EXT_MCOMMIT:
+    case ZYDIS_ISA_EXT_MONITOR:
+    case ZYDIS_ISA_EXT_MONITORX:
+    case ZYDIS_ISA_EXT_MOVBE:
+    case ZYDIS_ISA_EXT_MOVDIR:
+    case ZYDIS_ISA_EXT_PADLOCK:
+    case ZYDIS_ISA_EXT_PCLMULQDQ:
+    case ZYDIS_ISA_EXT_PCONFIG:
+    case ZYDIS_ISA_EXT_PKU:
+    case ZYDIS_ISA_EXT_PT:
+    case ZYDIS_ISA_EXT_RDPID:
+    case ZYDIS_ISA_EXT_RDPRU:
+    case ZYDIS_ISA_EXT_RDRAND:
+    case ZYDIS_ISA_EXT_RDSEED:
+    case ZYDIS_ISA_EXT_RDTSCP:
+    case ZYDIS_ISA_EXT_RDWRFSGS:
+    case ZYDIS_ISA_EXT_RTM:
+    case ZYDIS_ISA_EXT_SERIALIZE:
+    case ZYDIS_ISA_EXT_SGX:
+    case ZYDIS_ISA_EXT_SGX_ENCLV:
+    case ZYDIS_ISA_EXT_SHA:
+    case ZYDIS_ISA_EXT_SMAP:
+    case ZYDIS_ISA_EXT_SMX:
+    case ZYDIS_ISA_EXT_SNP:
+    case ZYDIS_ISA_EXT_SSE3:
+    case ZYDIS_ISA_EXT_SSE4:
+    case ZYDIS_ISA_EXT_SSE4A:
+    case ZYDIS_ISA_EXT_SSSE3:
+    case ZYDIS_ISA_EXT_SVM:
+    case ZYDIS_ISA_EXT_TBM:
+    case ZYDIS_ISA_EXT_TDX:
+    case ZYDIS_ISA_EXT_TSX_LDTRK:
+    case ZYDIS_ISA_EXT_UINTR:
+    case ZYDIS_ISA_EXT_VAES:
+    case ZYDIS_ISA_EXT_VMFUNC:
+    case ZYDIS_ISA_EXT_VPCLMULQDQ:
+    case ZYDIS_ISA_EXT_VTX:
+    case ZYDIS_ISA_EXT_WAITPKG:
+    case ZYDIS_ISA_EXT_XOP:
+    case ZYDIS_ISA_EXT_XSAVE:
+    case ZYDIS_ISA_EXT_XSAVEC:
+    case ZYDIS_ISA_EXT_XSAVEOPT:
+    case ZYDIS_ISA_EXT_XSAVES:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string format_insn(const Insn& in) {
+  ZydisFormatter f;
+  ZydisFormatterInit(&f, ZYDIS_FORMATTER_STYLE_INTEL);
+  char buf[128] = {};
+  ZydisFormatterFormatInstruction(&f, &in.zi, in.ops, in.zi.operand_count_visible, buf, sizeof buf,
+                                  in.eip, nullptr);
+  return buf;
+}
+
+}  // namespace
+
+SystemEmulator::SystemEmulator(LinearMemory& mem, SystemHooks& hooks) : mem_(mem), hooks_(hooks) {}
+
+// Fetch with the CPL's rights, CS limit (#GP(0)) and the 15-byte limit (#GP(0)); decode errors
+// are #UD (Intel SDM Vol. 2A §2.3.11, Vol. 3A §5.3).
+void SystemEmulator::fetch_decode(const VcpuState& s, Insn& in) {
+  const SegmentReg& cs = s.seg[kCs];
+  const bool code32 = cs.db;
+  in.eip = s.eip;
+  if (s.eip > cs.limit) sys::gp(0);
+  const uint32_t avail =
+      static_cast<uint32_t>(std::min<uint64_t>(15, uint64_t{cs.limit} - s.eip + 1));
+  const uint32_t lin = cs.base + s.eip;
+  const uint32_t first = std::min<uint32_t>(avail, 4096 - (lin & 0xfff));
+  const bool user = sys::cpl(s) == 3;
+  uint8_t buf[15] = {};
+  mem_.read(lin, buf, first, user);
+
+  ZydisDecoder dec;
+  ZydisDecoderInit(&dec, code32 ? ZYDIS_MACHINE_MODE_LEGACY_32 : ZYDIS_MACHINE_MODE_LEGACY_16,
+                   code32 ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16);
+  ZyanStatus st = ZydisDecoderDecodeFull(&dec, buf, first, &in.zi, in.ops);
+  if (st == ZYDIS_STATUS_NO_MORE_DATA && first < avail) {
+    mem_.read(lin + first, buf + first, avail - first, user);  // the next page (may #PF)
+    st = ZydisDecoderDecodeFull(&dec, buf, avail, &in.zi, in.ops);
+  }
+  if (st == ZYDIS_STATUS_NO_MORE_DATA || st == ZYDIS_STATUS_INSTRUCTION_TOO_LONG) sys::gp(0);
+  if (!ZYAN_SUCCESS(st)) sys::ud();
+  if (in.zi.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) sys::ud();  // VEX/EVEX/XOP/3DNow!
+  if (isa_not_advertised(in.zi.meta.isa_ext)) sys::ud();
+
+  const bool opsize_prefix = in.zi.attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE;
+  if (in.zi.operand_width == 16) {
+    in.osize = 2;
+  } else if (in.zi.operand_width == 32) {
+    in.osize = 4;
+  } else {
+    in.osize = (code32 != opsize_prefix) ? 4 : 2;
+  }
+  in.asize = in.zi.address_width == 16 ? 2 : 4;
+  in.next_eip = s.eip + in.zi.length;
+  if (!code32) in.next_eip &= 0xffff;
+}
+
+uint32_t SystemEmulator::data_linear(const VcpuState& s, unsigned seg, uint32_t offset,
+                                     unsigned size, bool write) {
+  // Intel SDM Vol. 3A §5.3 (limit), §5.4.1 (null selector), §5.5 (type checks).
+  const SegmentReg& r = s.seg[seg];
+  const uint8_t vec = seg == kSs ? sys::vec::kSs : sys::vec::kGp;
+  if (r.unusable) sys::fault(vec, 0);
+  if (r.s && (r.type & 8)) {
+    if (write || !(r.type & 2)) sys::gp(0);  // code: never writable, readable only if R=1
+  } else if (write && !(r.type & 2)) {
+    sys::fault(vec, 0);
+  }
+  if (!sys::in_limit(r, offset, size)) sys::fault(vec, 0);
+  return r.base + offset;
+}
+
+uint32_t SystemEmulator::mem_read(const VcpuState& s, unsigned seg, uint32_t offset,
+                                  unsigned size) {
+  const uint32_t lin = data_linear(s, seg, offset, size, false);
+  return sys::read_u(mem_, lin, size, sys::cpl(s) == 3);
+}
+
+void SystemEmulator::mem_write(const VcpuState& s, unsigned seg, uint32_t offset, uint32_t value,
+                               unsigned size) {
+  const uint32_t lin = data_linear(s, seg, offset, size, true);
+  sys::write_u(mem_, lin, value, size, sys::cpl(s) == 3);
+}
+
+uint32_t SystemEmulator::read_operand(const VcpuState& s, const Insn& in, unsigned i,
+                                      unsigned size) {
+  const ZydisDecodedOperand& op = in.ops[i];
+  const uint32_t mask = size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+  switch (op.type) {
+    case ZYDIS_OPERAND_TYPE_REGISTER:
+      return sys::read_reg(s, op.reg.value) & mask;
+    case ZYDIS_OPERAND_TYPE_MEMORY:
+      return mem_read(s, sys::sreg_index(op.mem.segment), sys::effective_offset(s, in, op), size);
+    case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+      return static_cast<uint32_t>(op.imm.value.u) & mask;
+    default:
+      return 0;
+  }
+}
+
+void SystemEmulator::write_operand(VcpuState& s, const Insn& in, unsigned i, uint32_t value,
+                                   unsigned size) {
+  const ZydisDecodedOperand& op = in.ops[i];
+  if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    sys::write_reg(s, op.reg.value, value);
+  } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+    mem_write(s, sys::sreg_index(op.mem.segment), sys::effective_offset(s, in, op), value, size);
+  }
+}
+
+StepResult SystemEmulator::single_step_trap(VcpuState& s) {
+  // Single-step trap after the instruction: #DB with DR6.BS (Intel SDM Vol. 3A §17.3.1.4).
+  s.dr[6] |= 1u << 14;
+  sys::Event ev;
+  ev.vector = sys::vec::kDb;
+  ev.return_eip = s.eip;
+  return deliver_event(s, ev);
+}
+
+void SystemEmulator::notify_segments(const VcpuState& before, const VcpuState& s) {
+  for (unsigned i = 0; i < 6; ++i) {
+    if (!same_segment(before.seg[i], s.seg[i])) hooks_.on_segment_loaded(s, i);
+  }
+}
+
+StepResult SystemEmulator::execute(VcpuState& s) {
+  interrupt_shadow = false;
+  event_delivered_ = false;
+  suppress_single_step_ = false;
+  keep_rf_ = false;
+  pending_ = PendingIo{};
+  if (!(s.cr0 & cr0::kPe)) {
+    return {
+        StepKind::kUnsupported,
+        {},
+        fmt::format("real mode is not supported by the bt system emulator (CS:IP={:04x}:{:04x})",
+                    s.seg[kCs].selector, s.eip)};
+  }
+  if (s.eflags & eflags::kVm) {
+    return {StepKind::kUnsupported,
+            {},
+            fmt::format("virtual-8086 mode is not supported by the bt system emulator "
+                        "(CS:IP={:04x}:{:04x})",
+                        s.seg[kCs].selector, s.eip)};
+  }
+  const VcpuState before = s;
+  const bool tf = s.eflags & eflags::kTf;
+  StepResult r;
+  try {
+    Insn in;
+    fetch_decode(s, in);
+    r = dispatch(s, in);
+    if (r.kind == StepKind::kDone && !event_delivered_) {
+      if (!keep_rf_) s.eflags &= ~eflags::kRf;
+      if (tf && !suppress_single_step_) r = single_step_trap(s);
+    } else if (r.kind == StepKind::kHalt) {
+      s.eflags &= ~eflags::kRf;
+    } else if (r.kind == StepKind::kIo) {
+      pending_.single_step = tf;
+    }
+  } catch (const GuestFault& f) {
+    sys::restore_state(s, before);
+    interrupt_shadow = false;
+    pending_ = PendingIo{};
+    sys::Event ev;
+    ev.vector = f.vector;
+    ev.error_code = f.error_code;
+    ev.return_eip = s.eip;
+    ev.fault = sys::exception_is_fault(f.vector);
+    r = deliver_event(s, ev);
+  } catch (const sys::Unsupported& u) {
+    sys::restore_state(s, before);
+    interrupt_shadow = false;
+    pending_ = PendingIo{};
+    r = {StepKind::kUnsupported, {}, u.message};
+  }
+  notify_segments(before, s);
+  return r;
+}
+
+StepResult SystemEmulator::raise(VcpuState& s, uint8_t vector, bool /*has_error_code*/,
+                                 uint32_t error_code) {
+  interrupt_shadow = false;
+  const VcpuState before = s;
+  sys::Event ev;
+  ev.vector = vector;
+  ev.error_code = error_code;
+  ev.return_eip = s.eip;
+  ev.fault = sys::exception_is_fault(vector);
+  StepResult r = deliver_event(s, ev);
+  notify_segments(before, s);
+  return r;
+}
+
+StepResult SystemEmulator::deliver_interrupt(VcpuState& s, uint8_t vector) {
+  interrupt_shadow = false;
+  const VcpuState before = s;
+  sys::Event ev;
+  ev.vector = vector;
+  ev.kind = sys::Event::Kind::kExternal;
+  ev.return_eip = s.eip;
+  StepResult r = deliver_event(s, ev);
+  notify_segments(before, s);
+  return r;
+}
+
+StepResult SystemEmulator::dispatch(VcpuState& s, const Insn& in) {
+  switch (in.mnemonic()) {
+    case ZYDIS_MNEMONIC_CLI:
+      return cli(s, in);
+    case ZYDIS_MNEMONIC_STI:
+      return sti(s, in);
+    case ZYDIS_MNEMONIC_PUSHF:
+    case ZYDIS_MNEMONIC_PUSHFD:
+      return pushf(s, in);
+    case ZYDIS_MNEMONIC_POPF:
+    case ZYDIS_MNEMONIC_POPFD:
+      return popf(s, in);
+    case ZYDIS_MNEMONIC_IRET:
+    case ZYDIS_MNEMONIC_IRETD:
+      return iret(s, in);
+    case ZYDIS_MNEMONIC_INT:
+    case ZYDIS_MNEMONIC_INT1:
+    case ZYDIS_MNEMONIC_INT3:
+    case ZYDIS_MNEMONIC_INTO:
+      return software_interrupt(s, in);
+    case ZYDIS_MNEMONIC_SYSENTER:
+      return sysenter(s, in);
+    case ZYDIS_MNEMONIC_SYSEXIT:
+      return sysexit(s, in);
+    case ZYDIS_MNEMONIC_IN:
+    case ZYDIS_MNEMONIC_OUT:
+      return in_out(s, in);
+    case ZYDIS_MNEMONIC_INSB:
+    case ZYDIS_MNEMONIC_INSW:
+    case ZYDIS_MNEMONIC_INSD:
+    case ZYDIS_MNEMONIC_OUTSB:
+    case ZYDIS_MNEMONIC_OUTSW:
+    case ZYDIS_MNEMONIC_OUTSD:
+      return string_io(s, in);
+    case ZYDIS_MNEMONIC_HLT:
+      return hlt(s, in);
+    case ZYDIS_MNEMONIC_LGDT:
+    case ZYDIS_MNEMONIC_LIDT:
+      return lgdt_lidt(s, in);
+    case ZYDIS_MNEMONIC_SGDT:
+    case ZYDIS_MNEMONIC_SIDT:
+      return sgdt_sidt(s, in);
+    case ZYDIS_MNEMONIC_LLDT:
+      return lldt(s, in);
+    case ZYDIS_MNEMONIC_LTR:
+      return ltr(s, in);
+    case ZYDIS_MNEMONIC_SLDT:
+    case ZYDIS_MNEMONIC_STR:
+      return sldt_str(s, in);
+    case ZYDIS_MNEMONIC_SMSW:
+      return smsw(s, in);
+    case ZYDIS_MNEMONIC_LMSW:
+      return lmsw(s, in);
+    case ZYDIS_MNEMONIC_CLTS:
+      return clts(s, in);
+    case ZYDIS_MNEMONIC_INVD:
+    case ZYDIS_MNEMONIC_WBINVD:
+      return cache_control(s, in);
+    case ZYDIS_MNEMONIC_INVLPG:
+      return invlpg(s, in);
+    case ZYDIS_MNEMONIC_MOV: {
+      for (unsigned i = 0; i < 2; ++i) {
+        if (!in.is_reg(i)) continue;
+        const ZydisRegisterClass c = ZydisRegisterGetClass(in.ops[i].reg.value);
+        if (c == ZYDIS_REGCLASS_CONTROL) return mov_cr(s, in);
+        if (c == ZYDIS_REGCLASS_DEBUG) return mov_dr(s, in);
+      }
+      if (in.is_reg(0) && sys::sreg_index(in.ops[0].reg.value) >= 0) return mov_sreg(s, in);
+      if (in.is_reg(1) && sys::sreg_index(in.ops[1].reg.value) >= 0) return mov_from_sreg(s, in);
+      break;
+    }
+    case ZYDIS_MNEMONIC_PUSH:
+      if (in.is_reg(0) && sys::sreg_index(in.ops[0].reg.value) >= 0) return push_sreg(s, in);
+      break;
+    case ZYDIS_MNEMONIC_POP:
+      if (in.is_reg(0) && sys::sreg_index(in.ops[0].reg.value) >= 0) return pop_sreg(s, in);
+      break;
+    case ZYDIS_MNEMONIC_LDS:
+    case ZYDIS_MNEMONIC_LES:
+    case ZYDIS_MNEMONIC_LFS:
+    case ZYDIS_MNEMONIC_LGS:
+    case ZYDIS_MNEMONIC_LSS:
+      return load_far_pointer(s, in);
+    case ZYDIS_MNEMONIC_LAR:
+    case ZYDIS_MNEMONIC_LSL:
+      return lar_lsl(s, in);
+    case ZYDIS_MNEMONIC_VERR:
+    case ZYDIS_MNEMONIC_VERW:
+      return verr_verw(s, in);
+    case ZYDIS_MNEMONIC_ARPL:
+      return arpl(s, in);
+    case ZYDIS_MNEMONIC_CPUID:
+      return cpuid(s, in);
+    case ZYDIS_MNEMONIC_RDTSC:
+      return rdtsc(s, in);
+    case ZYDIS_MNEMONIC_RDPMC:
+      return rdpmc(s, in);
+    case ZYDIS_MNEMONIC_RDMSR:
+      return rdmsr(s, in);
+    case ZYDIS_MNEMONIC_WRMSR:
+      return wrmsr(s, in);
+    case ZYDIS_MNEMONIC_CALL:
+    case ZYDIS_MNEMONIC_JMP:
+      if (in.zi.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) return far_jmp_call(s, in);
+      break;
+    case ZYDIS_MNEMONIC_RET:
+      if (in.zi.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) return far_ret(s, in);
+      break;
+    case ZYDIS_MNEMONIC_UD0:
+    case ZYDIS_MNEMONIC_UD1:
+    case ZYDIS_MNEMONIC_UD2:
+      sys::ud();  // Intel SDM Vol. 2B UD: raises #UD
+    case ZYDIS_MNEMONIC_SYSCALL:
+    case ZYDIS_MNEMONIC_SYSRET:
+      sys::ud();  // #UD outside 64-bit mode on Intel processors (Vol. 2B SYSCALL)
+    case ZYDIS_MNEMONIC_RSM:
+      sys::ud();  // #UD when not in SMM (Vol. 2B RSM)
+    default:
+      break;
+  }
+  return {StepKind::kUnsupported,
+          {},
+          fmt::format("not a system instruction: '{}' at CS:EIP={:04x}:{:08x}", format_insn(in),
+                      s.seg[kCs].selector, s.eip)};
+}
+
+}  // namespace vmbt::bt

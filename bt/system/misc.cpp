@@ -1,0 +1,110 @@
+// CPUID, RDTSC, RDPMC, RDMSR, WRMSR, HLT (Intel SDM Vol. 2A CPUID, HLT; Vol. 2B RDTSC, RDPMC,
+// RDMSR, WRMSR; Vol. 4 for the MSRs).
+#include "bt/system/internal.h"
+#include "bt/system/system_emulator.h"
+#include "vmm/cpu_model.h"
+
+namespace vmbt::bt {
+
+using sys::Insn;
+
+namespace {
+constexpr uint32_t kMsrTsc = 0x10, kMsrApicBase = 0x1b, kMsrBiosSignId = 0x8b,
+                   kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175, kMsrSysenterEip = 0x176;
+}  // namespace
+
+// CPUID: the leaves of the vmbt CPU model.
+StepResult SystemEmulator::cpuid(VcpuState& s, const Insn& in) {
+  const CpuidEntry e = CpuModel::query(s.gpr[kEax], s.gpr[kEcx]);
+  s.gpr[kEax] = e.eax;
+  s.gpr[kEbx] = e.ebx;
+  s.gpr[kEcx] = e.ecx;
+  s.gpr[kEdx] = e.edx;
+  s.eip = in.next_eip;
+  return {};
+}
+
+// RDTSC: #GP(0) when CR4.TSD=1 and CPL>0; EDX:EAX = guest TSC.
+StepResult SystemEmulator::rdtsc(VcpuState& s, const Insn& in) {
+  if ((s.cr4 & cr4::kTsd) && sys::cpl(s) != 0) sys::gp(0);
+  const uint64_t tsc = hooks_.read_tsc();
+  s.gpr[kEax] = static_cast<uint32_t>(tsc);
+  s.gpr[kEdx] = static_cast<uint32_t>(tsc >> 32);
+  s.eip = in.next_eip;
+  return {};
+}
+
+// RDPMC: #GP(0) when CR4.PCE=0 and CPL>0; the model has no performance counters, so every ECX is
+// an invalid counter: #GP(0).
+StepResult SystemEmulator::rdpmc(VcpuState& /*s*/, const Insn& /*in*/) {
+  sys::gp(0);
+}
+
+// RDMSR: CPL0; IA32_TIME_STAMP_COUNTER, IA32_SYSENTER_CS/ESP/EIP, IA32_BIOS_SIGN_ID (reads 0: no
+// microcode update loaded); any other MSR (IA32_APIC_BASE included: no APIC) -> #GP(0).
+StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
+  if (sys::cpl(s) != 0) sys::gp(0);
+  uint64_t v;
+  switch (s.gpr[kEcx]) {
+    case kMsrTsc:
+      v = hooks_.read_tsc();
+      break;
+    case kMsrSysenterCs:
+      v = s.sysenter_cs;
+      break;
+    case kMsrSysenterEsp:
+      v = s.sysenter_esp;
+      break;
+    case kMsrSysenterEip:
+      v = s.sysenter_eip;
+      break;
+    case kMsrBiosSignId:
+      v = 0;
+      break;
+    case kMsrApicBase:
+    default:
+      sys::gp(0);
+  }
+  s.gpr[kEax] = static_cast<uint32_t>(v);
+  s.gpr[kEdx] = static_cast<uint32_t>(v >> 32);
+  s.eip = in.next_eip;
+  return {};
+}
+
+// WRMSR: CPL0; the same MSRs (SYSENTER MSRs keep the low 32 bits; a write to IA32_BIOS_SIGN_ID is
+// accepted and ignored); others -> #GP(0).
+StepResult SystemEmulator::wrmsr(VcpuState& s, const Insn& in) {
+  if (sys::cpl(s) != 0) sys::gp(0);
+  const uint64_t v = (uint64_t{s.gpr[kEdx]} << 32) | s.gpr[kEax];
+  switch (s.gpr[kEcx]) {
+    case kMsrTsc:
+      s.tsc = v;
+      hooks_.write_tsc(v);
+      break;
+    case kMsrSysenterCs:
+      s.sysenter_cs = s.gpr[kEax];
+      break;
+    case kMsrSysenterEsp:
+      s.sysenter_esp = s.gpr[kEax];
+      break;
+    case kMsrSysenterEip:
+      s.sysenter_eip = s.gpr[kEax];
+      break;
+    case kMsrBiosSignId:
+      break;
+    case kMsrApicBase:
+    default:
+      sys::gp(0);
+  }
+  s.eip = in.next_eip;
+  return {};
+}
+
+// HLT: CPL0 only (#GP(0)); the engine halts with EIP past the instruction.
+StepResult SystemEmulator::hlt(VcpuState& s, const Insn& in) {
+  if (sys::cpl(s) != 0) sys::gp(0);
+  s.eip = in.next_eip;
+  return {StepKind::kHalt, {}, {}};
+}
+
+}  // namespace vmbt::bt

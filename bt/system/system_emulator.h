@@ -1,0 +1,187 @@
+// The bt engine's system-instruction emulator: executes one privileged or sensitive IA-32
+// instruction with the Intel SDM's semantics on the architectural state, and delivers exceptions
+// and interrupts through the guest IDT (Intel SDM Vol. 2, Vol. 3A ch. 3, 5, 6, 7).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "bt/system/guest_access.h"
+#include "vmm/cpu_state.h"
+
+namespace vmbt::bt {
+
+namespace sys {
+struct Insn;
+struct Event;
+}  // namespace sys
+
+/// A port I/O access the engine must perform (IN/OUT/INS/OUTS). String I/O batches up to what fits:
+/// never crossing a page of the memory operand, never more than ECX elements with REP.
+struct IoRequest {
+  uint16_t port = 0;
+  uint8_t size = 0;    ///< element size in bytes: 1, 2 or 4
+  bool write = false;  ///< true = OUT/OUTS (data holds the elements), false = IN/INS
+  uint32_t count = 0;  ///< number of elements in `data` (1 for IN/OUT)
+  std::array<uint8_t, 4096> data{};
+};
+
+enum class StepKind { kDone, kIo, kHalt, kShutdown, kUnsupported };
+
+struct StepResult {
+  StepKind kind = StepKind::kDone;
+  IoRequest io;
+  std::string message;  ///< for kShutdown and kUnsupported: what happened, naming the EIP
+};
+
+/// Hooks the emulator needs from the engine.
+class SystemHooks {
+ public:
+  virtual ~SystemHooks() = default;
+  /// The guest TSC (engine-defined offset from the host's).
+  virtual uint64_t read_tsc() = 0;
+  /// WRMSR IA32_TIME_STAMP_COUNTER: the guest sets its TSC (the engine adjusts its offset).
+  virtual void write_tsc(uint64_t /*value*/) {}
+  /// CR0.PG/WP/PE, CR3, CR4.PSE/PGE/PAE written: the MMU must flush or switch.
+  virtual void on_paging_changed(const VcpuState&) {}
+  /// INVLPG executed at CPL0 for this linear address.
+  virtual void on_invlpg(uint32_t /*linear*/) {}
+  /// A segment register's selector or hidden part changed (the translator keys TBs on flat
+  /// segments). Called once per changed register when an entry point returns.
+  virtual void on_segment_loaded(const VcpuState&, unsigned /*seg*/) {}
+};
+
+/// Emulates privileged/sensitive instructions and delivers events for one vCPU.
+class SystemEmulator {
+ public:
+  SystemEmulator(LinearMemory& mem, SystemHooks& hooks);
+
+  /// Executes the instruction at CS.base+EIP (decoded with Zydis from `mem` with the CPL's rights).
+  /// On success advances EIP (or transfers control). Exceptions it raises are delivered through the
+  /// IDT before returning (kDone with the state at the handler); double fault escalation; triple
+  /// fault -> kShutdown. IN/OUT/INS/OUTS that pass the permission checks return kIo WITHOUT
+  /// advancing: the engine performs the request and calls finish_io. HLT at CPL0 -> kHalt with EIP
+  /// advanced. Instructions that are not system instructions -> kUnsupported (state unchanged).
+  StepResult execute(VcpuState& s);
+
+  /// Completes the I/O step returned by the last execute(): IN writes AL/AX/EAX; INS stores `data`
+  /// to ES:EDI and updates EDI/ECX; OUTS updates ESI/ECX. Advances EIP when the (REP) instruction
+  /// is complete, else leaves EIP at the instruction so it re-executes for the next batch. Returns
+  /// kDone, or kShutdown if an exception raised while completing (a store fault, a single-step
+  /// trap) escalated to a triple fault.
+  StepResult finish_io(VcpuState& s, const IoRequest& io);
+
+  /// Delivers an exception raised by translated code. EIP must already be the faulting
+  /// instruction's (faults) or the next one (traps). Whether an error code is pushed follows the
+  /// SDM (Table 6-1: vectors 8, 10-14, 17); `error_code` is its value. Returns kShutdown on triple
+  /// fault, kUnsupported for a task gate.
+  StepResult raise(VcpuState& s, uint8_t vector, bool has_error_code = false,
+                   uint32_t error_code = 0);
+
+  /// Delivers an external maskable interrupt (caller checked EFLAGS.IF and the shadow): no gate-DPL
+  /// check, EXT bit in error codes of faults during delivery.
+  StepResult deliver_interrupt(VcpuState& s, uint8_t vector);
+
+  /// One-instruction interrupt shadow (SDM Vol. 3A §6.8.3): set by STI when IF went 0->1 and by
+  /// MOV SS / POP SS. Every entry point clears it first; the engine clears it after the next
+  /// instruction or block it runs itself.
+  bool interrupt_shadow = false;
+
+ private:
+  struct PendingIo {
+    bool active = false;
+    bool string = false;  ///< INS/OUTS
+    bool in = false;
+    bool rep = false;
+    uint8_t size = 0;
+    uint8_t asize = 4;  ///< address size of the string instruction (2 or 4)
+    uint16_t port = 0;
+    uint32_t count = 0;
+    uint32_t eip = 0, next_eip = 0;
+    bool single_step = false;  ///< TF was set when the instruction started
+  };
+
+  // emulator.cpp: decode, dispatch, operand access.
+  void fetch_decode(const VcpuState& s, sys::Insn& in);
+  StepResult dispatch(VcpuState& s, const sys::Insn& in);
+  void notify_segments(const VcpuState& before, const VcpuState& s);
+  uint32_t mem_read(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size);
+  void mem_write(const VcpuState& s, unsigned seg, uint32_t offset, uint32_t value, unsigned size);
+  uint32_t data_linear(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size,
+                       bool write);
+  uint32_t read_operand(const VcpuState& s, const sys::Insn& in, unsigned i, unsigned size);
+  void write_operand(VcpuState& s, const sys::Insn& in, unsigned i, uint32_t value, unsigned size);
+  StepResult single_step_trap(VcpuState& s);
+
+  // flags.cpp (SDM Vol. 2: CLI, STI, PUSHF, POPF).
+  StepResult cli(VcpuState& s, const sys::Insn& in);
+  StepResult sti(VcpuState& s, const sys::Insn& in);
+  StepResult pushf(VcpuState& s, const sys::Insn& in);
+  StepResult popf(VcpuState& s, const sys::Insn& in);
+
+  // segments.cpp (SDM Vol. 3A §3.4-3.5, §5.5-5.10; Vol. 2 MOV, POP, PUSH, LDS, LAR, LSL, VERR).
+  void load_data_segment(VcpuState& s, unsigned seg, uint16_t selector);
+  StepResult mov_sreg(VcpuState& s, const sys::Insn& in);
+  StepResult mov_from_sreg(VcpuState& s, const sys::Insn& in);
+  StepResult push_sreg(VcpuState& s, const sys::Insn& in);
+  StepResult pop_sreg(VcpuState& s, const sys::Insn& in);
+  StepResult load_far_pointer(VcpuState& s, const sys::Insn& in);
+  StepResult lar_lsl(VcpuState& s, const sys::Insn& in);
+  StepResult verr_verw(VcpuState& s, const sys::Insn& in);
+  StepResult arpl(VcpuState& s, const sys::Insn& in);
+
+  // control_transfer.cpp (SDM Vol. 2 JMP, CALL, RET, IRET, INT n, SYSENTER, SYSEXIT).
+  StepResult far_jmp_call(VcpuState& s, const sys::Insn& in);
+  void far_transfer(VcpuState& s, const sys::Insn& in, bool call, uint16_t selector,
+                    uint32_t offset);
+  void call_gate(VcpuState& s, const sys::Insn& in, bool call, uint16_t gate_selector,
+                 uint32_t gate_lo, uint32_t gate_hi);
+  StepResult far_ret(VcpuState& s, const sys::Insn& in);
+  StepResult iret(VcpuState& s, const sys::Insn& in);
+  StepResult software_interrupt(VcpuState& s, const sys::Insn& in);
+  StepResult sysenter(VcpuState& s, const sys::Insn& in);
+  StepResult sysexit(VcpuState& s, const sys::Insn& in);
+  void read_tss_stack(const VcpuState& s, unsigned dpl, uint32_t ext, uint16_t* ss, uint32_t* esp);
+  static void null_outer_data_segments(VcpuState& s);
+
+  // exceptions.cpp (SDM Vol. 3A §6.4-6.15).
+  StepResult deliver_event(VcpuState& s, sys::Event ev);
+  void deliver_once(VcpuState& s, const sys::Event& ev);
+
+  // io.cpp (SDM Vol. 1 §19.5; Vol. 2 IN, OUT, INS, OUTS).
+  void check_io_permission(const VcpuState& s, uint16_t port, unsigned size);
+  StepResult in_out(VcpuState& s, const sys::Insn& in);
+  StepResult string_io(VcpuState& s, const sys::Insn& in);
+
+  // system_registers.cpp (SDM Vol. 2 LGDT ... INVLPG; Vol. 3A §2.5, §17.2).
+  StepResult lgdt_lidt(VcpuState& s, const sys::Insn& in);
+  StepResult sgdt_sidt(VcpuState& s, const sys::Insn& in);
+  StepResult lldt(VcpuState& s, const sys::Insn& in);
+  StepResult ltr(VcpuState& s, const sys::Insn& in);
+  StepResult sldt_str(VcpuState& s, const sys::Insn& in);
+  StepResult smsw(VcpuState& s, const sys::Insn& in);
+  StepResult lmsw(VcpuState& s, const sys::Insn& in);
+  StepResult mov_cr(VcpuState& s, const sys::Insn& in);
+  StepResult mov_dr(VcpuState& s, const sys::Insn& in);
+  StepResult clts(VcpuState& s, const sys::Insn& in);
+  StepResult cache_control(VcpuState& s, const sys::Insn& in);
+  StepResult invlpg(VcpuState& s, const sys::Insn& in);
+
+  // misc.cpp (SDM Vol. 2 CPUID, RDTSC, RDMSR, WRMSR, RDPMC, HLT).
+  StepResult cpuid(VcpuState& s, const sys::Insn& in);
+  StepResult rdtsc(VcpuState& s, const sys::Insn& in);
+  StepResult rdpmc(VcpuState& s, const sys::Insn& in);
+  StepResult rdmsr(VcpuState& s, const sys::Insn& in);
+  StepResult wrmsr(VcpuState& s, const sys::Insn& in);
+  StepResult hlt(VcpuState& s, const sys::Insn& in);
+
+  LinearMemory& mem_;
+  SystemHooks& hooks_;
+  PendingIo pending_;
+  bool event_delivered_ = false;       ///< the current instruction delivered an exception/interrupt
+  bool suppress_single_step_ = false;  ///< MOV SS/POP SS: no single-step trap after it
+  bool keep_rf_ = false;               ///< IRET loaded RF: do not clear it after the instruction
+};
+
+}  // namespace vmbt::bt

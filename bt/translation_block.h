@@ -1,0 +1,56 @@
+// A translation block: one guest basic block and its host code in the translation cache.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace vmbt::bt {
+
+/// What a fault inside one guest instruction's host code must undo to recover the guest state
+/// as it was before that instruction (precise exceptions, Intel SDM Vol. 3A §6.5).
+struct InsnFixup {
+  bool string_bias = false;    ///< ESI/EDI hold host pointers (window base + segment base added)
+  int8_t string_src_seg = -1;  ///< the source segment whose base was added to ESI
+};
+
+/// Host-code offset of each guest instruction's translation, for fault attribution.
+struct InsnMap {
+  uint32_t host_offset;  ///< from TranslationBlock::host_start
+  uint32_t guest_eip;
+  InsnFixup fixup;
+};
+
+/// A patchable direct exit (a jmp rel32 or jcc rel32 whose target is a stub or a chained block).
+struct TbExit {
+  uint32_t target_eip = 0;
+  uint32_t rel32_offset = 0;  ///< offset of the rel32 field from host_start
+  uint32_t stub_offset = 0;   ///< offset of this exit's stub from host_start
+  struct TranslationBlock* linked = nullptr;
+};
+
+/// A guest basic block translated to host code. Block boundaries: a control transfer, a
+/// sensitive instruction (callout), a page boundary, or kMaxInstructions.
+struct TranslationBlock {
+  static constexpr unsigned kMaxInstructions = 48;
+
+  uint32_t eip = 0;            ///< guest linear address of the first instruction
+  uint32_t guest_bytes = 0;    ///< bytes of guest code covered
+  uint32_t key_flags = 0;      ///< the mode the block was translated for (TbKey flags)
+  uint32_t pages[2] = {0, 0};  ///< guest-physical page numbers the code came from
+  unsigned page_count = 1;
+  uint8_t* host_start = nullptr;  ///< first byte of host code (the indirect entry)
+  uint8_t* entry = nullptr;       ///< the normal entry (direct branches and the dispatcher)
+  uint32_t host_size = 0;
+  unsigned instructions = 0;
+  bool valid = true;
+  bool uses_fpu = false;
+  TbExit exits[2];
+  unsigned exit_count = 0;
+  uint32_t indirect_kick_offset = UINT32_MAX;  ///< rel32 of the indirect exit's kick jump
+  uint32_t indirect_kick_stub = 0;
+  std::vector<InsnMap> insns;
+  /// Exits of other blocks chained to this one: (block, exit index), to unlink on invalidation.
+  std::vector<std::pair<TranslationBlock*, unsigned>> incoming;
+};
+
+}  // namespace vmbt::bt

@@ -1,0 +1,865 @@
+// Translation of IA-32 guest blocks into x86-64 host code.
+//
+// Code shapes (docs/bt.md has the full table):
+//   register-only instruction   copied unchanged (IDENT), except the encodings that mean something
+//                               else in 64-bit mode (INC/DEC 0x40-0x4F, 0x82)
+//   memory operand              lea r8d,[guest EA] (+ segment base); the instruction re-encoded
+//                               with [r15 + r8] (the linear window)
+//   push/pop/call/ret           explicit stores/loads through [r15 + esp]; ESP updated last
+//   direct branch               patchable jmp/jcc rel32 to an exit stub, later to the next block
+//   indirect branch / return    target in r9d; flag-free lookup in ctx->indirect_table
+//   sensitive instruction       exit to the monitor (callout) with EIP at the instruction
+// Nothing emitted here changes the host flags except the guest's own instructions, because the
+// guest's arithmetic flags live in the host RFLAGS.
+#include "bt/translator.h"
+
+#include <Zydis/Zydis.h>
+#include <asmjit/x86.h>
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "vmm/error.h"
+
+namespace vmbt::bt {
+
+namespace x86 = asmjit::x86;
+
+namespace {
+
+const x86::Gp kGpr32[8] = {x86::eax, x86::ecx, x86::edx, x86::ebx,
+                           x86::esp, x86::ebp, x86::esi, x86::edi};
+const x86::Gp kGpr64[8] = {x86::rax, x86::rcx, x86::rdx, x86::rbx,
+                           x86::rsp, x86::rbp, x86::rsi, x86::rdi};
+const x86::Gp kGpr16[8] = {x86::ax, x86::cx, x86::dx, x86::bx, x86::sp, x86::bp, x86::si, x86::di};
+
+x86::Mem ctx_field(size_t offset, unsigned size) {
+  return x86::Mem(x86::r14, static_cast<int32_t>(offset), size);
+}
+
+/// Index 0-7 (EAX..EDI) of the 32-bit register enclosing a general-purpose register, or -1.
+int gpr_id(ZydisRegister r) {
+  if (r == ZYDIS_REGISTER_NONE) return -1;
+  ZydisRegister big = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LEGACY_32, r);
+  if (big >= ZYDIS_REGISTER_EAX && big <= ZYDIS_REGISTER_EDI) return big - ZYDIS_REGISTER_EAX;
+  return -1;
+}
+
+bool is_high_byte(ZydisRegister r) {
+  return r == ZYDIS_REGISTER_AH || r == ZYDIS_REGISTER_CH || r == ZYDIS_REGISTER_DH ||
+         r == ZYDIS_REGISTER_BH;
+}
+
+int seg_index(ZydisRegister r) {
+  switch (r) {
+    case ZYDIS_REGISTER_ES:
+      return 0;
+    case ZYDIS_REGISTER_CS:
+      return 1;
+    case ZYDIS_REGISTER_SS:
+      return 2;
+    case ZYDIS_REGISTER_DS:
+      return 3;
+    case ZYDIS_REGISTER_FS:
+      return 4;
+    case ZYDIS_REGISTER_GS:
+      return 5;
+    default:
+      return 3;
+  }
+}
+
+/// Instructions the monitor executes (Intel SDM: privileged, or sensitive to CPL/IOPL/IF, or
+/// touching state the host holds differently, such as segment selectors and descriptor tables),
+/// plus the few unprivileged ones that do not exist in 64-bit mode (BCD, BOUND, ENTER).
+bool needs_callout(const ZydisDecodedInstruction& in, const ZydisDecodedOperand* ops) {
+  switch (in.mnemonic) {
+    case ZYDIS_MNEMONIC_CLI:
+    case ZYDIS_MNEMONIC_STI:
+    case ZYDIS_MNEMONIC_PUSHF:
+    case ZYDIS_MNEMONIC_PUSHFD:
+    case ZYDIS_MNEMONIC_POPF:
+    case ZYDIS_MNEMONIC_POPFD:
+    case ZYDIS_MNEMONIC_IRET:
+    case ZYDIS_MNEMONIC_IRETD:
+    case ZYDIS_MNEMONIC_INT:
+    case ZYDIS_MNEMONIC_INT3:
+    case ZYDIS_MNEMONIC_INTO:
+    case ZYDIS_MNEMONIC_INT1:
+    case ZYDIS_MNEMONIC_IN:
+    case ZYDIS_MNEMONIC_OUT:
+    case ZYDIS_MNEMONIC_INSB:
+    case ZYDIS_MNEMONIC_INSW:
+    case ZYDIS_MNEMONIC_INSD:
+    case ZYDIS_MNEMONIC_OUTSB:
+    case ZYDIS_MNEMONIC_OUTSW:
+    case ZYDIS_MNEMONIC_OUTSD:
+    case ZYDIS_MNEMONIC_HLT:
+    case ZYDIS_MNEMONIC_LGDT:
+    case ZYDIS_MNEMONIC_LIDT:
+    case ZYDIS_MNEMONIC_LLDT:
+    case ZYDIS_MNEMONIC_LTR:
+    case ZYDIS_MNEMONIC_SGDT:
+    case ZYDIS_MNEMONIC_SIDT:
+    case ZYDIS_MNEMONIC_SLDT:
+    case ZYDIS_MNEMONIC_STR:
+    case ZYDIS_MNEMONIC_SMSW:
+    case ZYDIS_MNEMONIC_LMSW:
+    case ZYDIS_MNEMONIC_LDS:
+    case ZYDIS_MNEMONIC_LES:
+    case ZYDIS_MNEMONIC_LFS:
+    case ZYDIS_MNEMONIC_LGS:
+    case ZYDIS_MNEMONIC_LSS:
+    case ZYDIS_MNEMONIC_LAR:
+    case ZYDIS_MNEMONIC_LSL:
+    case ZYDIS_MNEMONIC_VERR:
+    case ZYDIS_MNEMONIC_VERW:
+    case ZYDIS_MNEMONIC_ARPL:
+    case ZYDIS_MNEMONIC_CPUID:
+    case ZYDIS_MNEMONIC_RDTSC:
+    case ZYDIS_MNEMONIC_RDMSR:
+    case ZYDIS_MNEMONIC_WRMSR:
+    case ZYDIS_MNEMONIC_RDPMC:
+    case ZYDIS_MNEMONIC_INVLPG:
+    case ZYDIS_MNEMONIC_INVD:
+    case ZYDIS_MNEMONIC_WBINVD:
+    case ZYDIS_MNEMONIC_CLTS:
+    case ZYDIS_MNEMONIC_SYSENTER:
+    case ZYDIS_MNEMONIC_SYSEXIT:
+    case ZYDIS_MNEMONIC_SYSCALL:
+    case ZYDIS_MNEMONIC_SYSRET:
+    case ZYDIS_MNEMONIC_UD0:
+    case ZYDIS_MNEMONIC_UD1:
+    case ZYDIS_MNEMONIC_UD2:
+    case ZYDIS_MNEMONIC_DAA:
+    case ZYDIS_MNEMONIC_DAS:
+    case ZYDIS_MNEMONIC_AAA:
+    case ZYDIS_MNEMONIC_AAS:
+    case ZYDIS_MNEMONIC_AAM:
+    case ZYDIS_MNEMONIC_AAD:
+    case ZYDIS_MNEMONIC_SALC:
+    case ZYDIS_MNEMONIC_BOUND:
+    case ZYDIS_MNEMONIC_ENTER:
+    case ZYDIS_MNEMONIC_PUSHA:
+    case ZYDIS_MNEMONIC_POPA:
+    case ZYDIS_MNEMONIC_RSM:
+    case ZYDIS_MNEMONIC_PUSHAD:
+    case ZYDIS_MNEMONIC_POPAD:
+    case ZYDIS_MNEMONIC_XLAT:
+    case ZYDIS_MNEMONIC_MASKMOVQ:
+    case ZYDIS_MNEMONIC_MASKMOVDQU:
+      return true;
+    default:
+      break;
+  }
+  // Far transfers, and anything reading or writing a segment, control or debug register.
+  if (in.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) return true;
+  for (unsigned i = 0; i < in.operand_count_visible; ++i) {
+    if (ops[i].type != ZYDIS_OPERAND_TYPE_REGISTER) continue;
+    ZydisRegisterClass c = ZydisRegisterGetClass(ops[i].reg.value);
+    if (c == ZYDIS_REGCLASS_SEGMENT || c == ZYDIS_REGCLASS_CONTROL || c == ZYDIS_REGCLASS_DEBUG ||
+        c == ZYDIS_REGCLASS_TEST) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/// ISA extensions of the vmbt CPU model (vmm/cpu_model.h); anything else is #UD.
+bool isa_supported(const ZydisDecodedInstruction& in) {
+  switch (in.meta.isa_ext) {
+    case ZYDIS_ISA_EXT_BASE:
+    case ZYDIS_ISA_EXT_X87:
+    case ZYDIS_ISA_EXT_MMX:
+    case ZYDIS_ISA_EXT_SSE:
+    case ZYDIS_ISA_EXT_SSE2:
+    case ZYDIS_ISA_EXT_CLFSH:
+    case ZYDIS_ISA_EXT_PAUSE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool uses_fpu(const ZydisDecodedInstruction& in) {
+  return in.meta.isa_ext == ZYDIS_ISA_EXT_X87 || in.meta.isa_ext == ZYDIS_ISA_EXT_MMX ||
+         in.meta.isa_ext == ZYDIS_ISA_EXT_SSE || in.meta.isa_ext == ZYDIS_ISA_EXT_SSE2;
+}
+
+/// The host memory operand computing guest effective address [base + index * scale + disp]
+/// (32-bit arithmetic once the result is written to a 32-bit register). Without a base register
+/// the operand is forced absolute: asmjit would otherwise make it RIP-relative.
+x86::Mem guest_ea(int base, int index, unsigned shift, int32_t disp) {
+  if (base >= 0 && index >= 0) return x86::ptr(kGpr64[base], kGpr64[index], shift, disp);
+  if (base >= 0) return x86::ptr(kGpr64[base], disp);
+  x86::Mem m = x86::ptr(static_cast<uint64_t>(static_cast<uint32_t>(disp)), kGpr64[index], shift);
+  m.setAddrType(x86::Mem::AddrType::kAbs);
+  return m;
+}
+
+unsigned scale_shift(uint8_t scale) {
+  return scale == 8 ? 3 : scale == 4 ? 2 : scale == 2 ? 1 : 0;
+}
+
+/// One decoded guest instruction.
+struct Insn {
+  uint32_t eip = 0;
+  uint32_t next = 0;
+  uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH] = {};
+  ZydisDecodedInstruction d{};
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT]{};
+
+  /// The explicit memory operand (not LEA's address generation), or nullptr.
+  const ZydisDecodedOperand* mem() const {
+    for (unsigned i = 0; i < d.operand_count_visible; ++i) {
+      if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.type == ZYDIS_MEMOP_TYPE_MEM) {
+        return &ops[i];
+      }
+    }
+    return nullptr;
+  }
+  uint8_t primary_opcode() const { return bytes[d.raw.prefix_count]; }
+  bool has_prefix(uint8_t p) const {
+    for (unsigned i = 0; i < d.raw.prefix_count; ++i) {
+      if (bytes[i] == p) return true;
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+struct Translator::Impl {
+  CodeCache& cache;
+  const Stubs& stubs;
+  CodeFetcher& fetcher;
+  BtContext& ctx;
+  TranslatorStats& stats;
+  ZydisDecoder decoder{};
+
+  Impl(CodeCache& c, const Stubs& s, CodeFetcher& f, BtContext& x, TranslatorStats& st)
+      : cache(c), stubs(s), fetcher(f), ctx(x), stats(st) {
+    ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+  }
+};
+
+namespace {
+
+/// Per-block emission state.
+class BlockEmitter {
+ public:
+  BlockEmitter(x86::Assembler& a, TranslationBlock& tb, const Stubs& stubs, uint32_t key_flags)
+      : a_(a), tb_(tb), stubs_(stubs), key_flags_(key_flags) {}
+
+  x86::Assembler& a() { return a_; }
+  uint32_t key_flags() const { return key_flags_; }
+
+  /// Starts the host code of one guest instruction (for fault attribution).
+  void begin_insn(uint32_t eip) {
+    tb_.insns.push_back({static_cast<uint32_t>(a_.offset()), eip, {}});
+  }
+  InsnFixup& fixup() { return tb_.insns.back().fixup; }
+
+  /// Computes the guest linear address of memory operand `m` into r8d (flag-free).
+  /// `extra` is added to the effective address (POP [ESP+x] sees ESP after the pop).
+  void address(const ZydisDecodedOperand& m, unsigned address_width, int32_t extra = 0) {
+    int base = gpr_id(m.mem.base);
+    int index = gpr_id(m.mem.index);
+    int64_t disp = (m.mem.disp.has_displacement ? m.mem.disp.value : 0) + extra;
+    int32_t disp32 = static_cast<int32_t>(static_cast<uint32_t>(disp));
+    if (base < 0 && index < 0) {
+      a_.mov(x86::r8d, static_cast<uint32_t>(disp32));
+    } else {
+      a_.lea(x86::r8d, guest_ea(base, index, scale_shift(m.mem.scale), disp32));
+    }
+    if (address_width == 16) a_.movzx(x86::r8d, x86::r8w);  // 16-bit addressing wraps at 64K
+    add_segment_base(seg_index(m.mem.segment), x86::r8);
+  }
+
+  /// Adds the base of segment `seg` to `reg` (32-bit wrap) unless it is known to be zero.
+  void add_segment_base(int seg, const x86::Gp& reg) {
+    bool flat = key_flags_ & tb_flags::kFlatSegments;
+    if (flat && seg != 4 && seg != 5) return;
+    a_.mov(x86::r9d, ctx_field(offsetof(BtContext, seg_base) + 4 * seg, 4));
+    a_.lea(reg.r32(), x86::ptr(reg.r64(), x86::r9));
+  }
+
+  /// [r15 + r8]: the window access for the address computed by address().
+  static x86::Mem window(unsigned size) { return x86::ptr(x86::r15, x86::r8, 0, 0, size); }
+  /// [r15 + rsp + disp]: the guest stack top in the window (flat SS).
+  static x86::Mem stack(unsigned size, int32_t disp = 0) {
+    return x86::ptr(x86::rsp, x86::r15, 0, disp, size);
+  }
+
+  /// A direct exit to `target` through a patchable jmp rel32 (or jcc rel32 when `cc` >= 0).
+  void direct_exit(uint32_t target, int cc = -1) {
+    unsigned index = tb_.exit_count++;
+    if (cc >= 0) {
+      a_.embedUInt8(0x0f);
+      a_.embedUInt8(static_cast<uint8_t>(0x80 | cc));
+    } else {
+      a_.embedUInt8(0xe9);
+    }
+    tb_.exits[index].target_eip = target;
+    tb_.exits[index].rel32_offset = static_cast<uint32_t>(a_.offset());
+    a_.embedUInt32(0);
+    exit_labels_[index] = a_.newLabel();
+  }
+
+  /// An indirect exit: the guest target EIP is in r9d.
+  void indirect_exit() {
+    a_.embedUInt8(0xe9);  // kick jump: normally to the next instruction
+    tb_.indirect_kick_offset = static_cast<uint32_t>(a_.offset());
+    a_.embedUInt32(0);
+    a_.movzx(x86::r10d, x86::r9w);
+    a_.jmp(x86::ptr(x86::r14, x86::r10, 3,
+                    static_cast<int32_t>(offsetof(BtContext, indirect_table)), 8));
+    indirect_stub_ = a_.newLabel();
+    has_indirect_ = true;
+  }
+
+  /// Ends the block with a callout for the instruction at `eip`.
+  void callout_exit(uint32_t eip) {
+    a_.mov(ctx_field(offsetof(BtContext, eip), 4), eip);
+    a_.mov(ctx_field(offsetof(BtContext, exit_kind), 4), static_cast<uint32_t>(ExitKind::kCallout));
+    a_.jmp(asmjit::imm(reinterpret_cast<uint64_t>(stubs_.exit)));
+  }
+
+  /// Emits the out-of-line stubs of the exits; call once after the last instruction.
+  void emit_stubs() {
+    for (unsigned i = 0; i < tb_.exit_count; ++i) {
+      a_.bind(exit_labels_[i]);
+      a_.mov(ctx_field(offsetof(BtContext, eip), 4), tb_.exits[i].target_eip);
+      a_.mov(ctx_field(offsetof(BtContext, exit_slot), 4), i);
+      a_.mov(x86::r10, reinterpret_cast<uint64_t>(&tb_));
+      a_.mov(ctx_field(offsetof(BtContext, exit_tb), 8), x86::r10);
+      a_.mov(ctx_field(offsetof(BtContext, exit_kind), 4),
+             static_cast<uint32_t>(ExitKind::kBranch));
+      a_.jmp(asmjit::imm(reinterpret_cast<uint64_t>(stubs_.exit)));
+    }
+    if (has_indirect_) {
+      a_.bind(indirect_stub_);
+      a_.mov(ctx_field(offsetof(BtContext, eip), 4), x86::r9d);
+      a_.mov(ctx_field(offsetof(BtContext, exit_kind), 4),
+             static_cast<uint32_t>(ExitKind::kIndirect));
+      a_.jmp(asmjit::imm(reinterpret_cast<uint64_t>(stubs_.exit)));
+    }
+  }
+
+  /// After the code is placed: the stub offsets for the exits (to patch and to unlink).
+  void resolve(asmjit::CodeHolder& code) {
+    for (unsigned i = 0; i < tb_.exit_count; ++i) {
+      tb_.exits[i].stub_offset = static_cast<uint32_t>(code.labelOffset(exit_labels_[i]));
+    }
+    if (has_indirect_) {
+      tb_.indirect_kick_stub = static_cast<uint32_t>(code.labelOffset(indirect_stub_));
+    }
+  }
+
+ private:
+  x86::Assembler& a_;
+  TranslationBlock& tb_;
+  const Stubs& stubs_;
+  uint32_t key_flags_;
+  asmjit::Label exit_labels_[2];
+  asmjit::Label indirect_stub_;
+  bool has_indirect_ = false;
+};
+
+/// Outcome of translating one instruction.
+enum class Step { kContinue, kEndBlock, kCallout };
+
+/// Copies a register-only instruction, fixing the encodings that differ in 64-bit mode.
+void emit_ident(BlockEmitter& e, const Insn& in) {
+  std::vector<uint8_t> out;
+  unsigned p = in.d.raw.prefix_count;
+  for (unsigned i = 0; i < p; ++i) {
+    uint8_t b = in.bytes[i];
+    // Segment and address-size prefixes do nothing to a register-only instruction in 32-bit code
+    // but FS/GS would pick host bases here: drop them all.
+    if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65 || b == 0x67) {
+      continue;
+    }
+    out.push_back(b);
+  }
+  uint8_t op = in.bytes[p];
+  if (op >= 0x40 && op <= 0x4f) {
+    // INC/DEC r32 (0x40-0x4F are REX prefixes in 64-bit mode): FF /0 or FF /1, mod=11.
+    out.push_back(0xff);
+    out.push_back(static_cast<uint8_t>(0xc0 | ((op & 8) ? 0x08 : 0x00) | (op & 7)));
+  } else {
+    out.insert(out.end(), in.bytes + p, in.bytes + in.d.length);
+    if (op == 0x82) out[out.size() - (in.d.length - p)] = 0x80;  // 0x82 is invalid in 64-bit mode
+  }
+  e.a().embed(out.data(), out.size());
+}
+
+/// Re-encodes an instruction with one explicit memory operand to address [r15 + r8].
+void emit_rewritten_mem(BlockEmitter& e, const Insn& in) {
+  const ZydisDecodedOperand* m = in.mem();
+  e.address(*m, in.d.address_width);
+
+  // A high-byte register operand (AH..BH) cannot be encoded next to a REX prefix: the
+  // instruction uses R9B instead, loaded from the byte (RORX leaves the flags alone) and, if the
+  // instruction writes it, put back afterwards. The guest register is untouched until the
+  // instruction has completed, so a fault in it needs no fixup.
+  int high = -1;
+  bool high_written = false;
+  for (unsigned i = 0; i < in.d.operand_count_visible; ++i) {
+    if (in.ops[i].type == ZYDIS_OPERAND_TYPE_REGISTER && is_high_byte(in.ops[i].reg.value)) {
+      high = gpr_id(in.ops[i].reg.value);
+      high_written = in.ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
+    }
+  }
+  if (high >= 0) e.a().rorx(x86::r9d, kGpr32[high], 8);
+
+  std::vector<uint8_t> out;
+  unsigned p = in.d.raw.prefix_count;
+  for (unsigned i = 0; i < p; ++i) {
+    uint8_t b = in.bytes[i];
+    if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65 || b == 0x67) {
+      continue;
+    }
+    out.push_back(b);
+  }
+  // REX.X (index r8) + REX.B (base r15); W=0 keeps the operand size, R=0 the guest register,
+  // except for a high-byte operand, which becomes R9B (R=1, reg=1).
+  out.push_back(high >= 0 ? 0x47 : 0x43);
+  unsigned modrm_at = in.d.raw.modrm.offset;
+  size_t opcode_at = out.size();
+  out.insert(out.end(), in.bytes + p, in.bytes + modrm_at);
+  if (out[opcode_at] == 0x82) out[opcode_at] = 0x80;  // 0x82 is invalid in 64-bit mode
+  uint8_t reg = (in.bytes[modrm_at] >> 3) & 7;
+  if (high >= 0) reg = 1;
+  out.push_back(static_cast<uint8_t>((reg << 3) | 4));  // mod=00, rm=100: SIB follows
+  out.push_back(0x07);                                  // scale 1, index r8, base r15
+  unsigned tail = modrm_at + 1 + (in.d.raw.sib.offset ? 1 : 0) + in.d.raw.disp.size / 8;
+  out.insert(out.end(), in.bytes + tail, in.bytes + in.d.length);
+  e.a().embed(out.data(), out.size());
+  if (high >= 0 && high_written) {
+    e.a().rorx(kGpr32[high], kGpr32[high], 8);
+    e.a().mov(x86::Gp(x86::gpb_lo(static_cast<uint32_t>(high))), x86::r9b);
+    e.a().rorx(kGpr32[high], kGpr32[high], 24);
+  }
+}
+
+/// MOV between AL/AX/EAX and an absolute offset (opcodes A0-A3, no ModRM).
+void emit_moffs(BlockEmitter& e, const Insn& in) {
+  uint8_t op = in.primary_opcode();
+  if (op < 0xa0 || op > 0xa3) {
+    throw Error(fmt::format("bt: unexpected memory form without ModRM at EIP {:#x}", in.eip));
+  }
+  e.address(*in.mem(), in.d.address_width);
+  unsigned size = (op & 1) ? in.d.operand_width / 8 : 1;
+  x86::Gp reg = size == 1 ? x86::Gp(x86::al) : size == 2 ? x86::Gp(x86::ax) : x86::Gp(x86::eax);
+  if (op <= 0xa1) {
+    e.a().mov(reg, BlockEmitter::window(size));
+  } else {
+    e.a().mov(BlockEmitter::window(size), reg);
+  }
+}
+
+/// Loads a near branch target (register or memory operand) into r9d.
+void load_branch_target(BlockEmitter& e, const Insn& in) {
+  const ZydisDecodedOperand& op = in.ops[0];
+  unsigned width = in.d.operand_width;
+  if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    int r = gpr_id(op.reg.value);
+    if (width == 16) {
+      e.a().movzx(x86::r9d, kGpr16[r]);
+    } else {
+      e.a().mov(x86::r9d, kGpr32[r]);
+    }
+  } else {
+    e.address(op, in.d.address_width);
+    if (width == 16) {
+      e.a().movzx(x86::r9d, BlockEmitter::window(2));
+    } else {
+      e.a().mov(x86::r9d, BlockEmitter::window(4));
+    }
+  }
+}
+
+/// Pushes a 32-bit immediate (a return address) on the guest stack.
+void push_imm32(BlockEmitter& e, uint32_t value) {
+  x86::Assembler& a = e.a();
+  a.lea(x86::r8d, x86::ptr(x86::rsp, -4));
+  a.mov(BlockEmitter::window(4), value);
+  a.mov(x86::esp, x86::r8d);
+}
+
+Step translate_stack(BlockEmitter& e, const Insn& in) {
+  x86::Assembler& a = e.a();
+  unsigned w = in.d.operand_width / 8;  // 2 or 4 bytes
+  const ZydisDecodedOperand& op = in.ops[0];
+  switch (in.d.mnemonic) {
+    case ZYDIS_MNEMONIC_PUSH: {
+      // Read the source first (it may be memory relative to the old ESP), then store, then ESP.
+      if (op.type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+        a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
+        if (w == 2) {
+          a.mov(BlockEmitter::window(2), static_cast<uint32_t>(op.imm.value.u & 0xffff));
+        } else {
+          a.mov(BlockEmitter::window(4), static_cast<uint32_t>(op.imm.value.u));
+        }
+        a.mov(x86::esp, x86::r8d);
+        return Step::kContinue;
+      }
+      if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        int r = gpr_id(op.reg.value);
+        a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
+        a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(kGpr16[r]) : x86::Gp(kGpr32[r]));
+        a.mov(x86::esp, x86::r8d);
+        return Step::kContinue;
+      }
+      e.address(op, in.d.address_width);
+      a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
+      a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
+      a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d));
+      a.mov(x86::esp, x86::r8d);
+      return Step::kContinue;
+    }
+    case ZYDIS_MNEMONIC_POP: {
+      if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        int r = gpr_id(op.reg.value);
+        if (r == 4) {  // POP ESP: ESP gets the popped value (Intel SDM Vol. 2B, POP)
+          if (w == 2) {
+            a.mov(x86::sp, BlockEmitter::stack(2));
+          } else {
+            a.mov(x86::esp, BlockEmitter::stack(4));
+          }
+          return Step::kContinue;
+        }
+        if (w == 2) {
+          a.mov(kGpr16[r], BlockEmitter::stack(2));
+        } else {
+          a.mov(kGpr32[r], BlockEmitter::stack(4));
+        }
+        a.lea(x86::esp, x86::ptr(x86::rsp, static_cast<int32_t>(w)));
+        return Step::kContinue;
+      }
+      // POP m: the address is computed with ESP already incremented.
+      a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::stack(w));
+      a.mov(x86::r10d, x86::r9d);
+      e.address(op, in.d.address_width, gpr_id(op.mem.base) == 4 ? static_cast<int32_t>(w) : 0);
+      a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d));
+      a.lea(x86::esp, x86::ptr(x86::rsp, static_cast<int32_t>(w)));
+      return Step::kContinue;
+    }
+    case ZYDIS_MNEMONIC_LEAVE: {
+      // ESP = EBP + 4; EBP = [EBP] (read first: a fault leaves both unchanged).
+      if (w == 2) return Step::kCallout;
+      a.mov(x86::r9d, x86::ptr(x86::rbp, x86::r15, 0, 0, 4));
+      a.lea(x86::esp, x86::ptr(x86::rbp, 4));
+      a.mov(x86::ebp, x86::r9d);
+      return Step::kContinue;
+    }
+    default:
+      return Step::kCallout;
+  }
+}
+
+/// MOVS/STOS/LODS/SCAS/CMPS (with REP/REPE/REPNE): run the host's own string instruction on
+/// host pointers. ESI/EDI are biased by the window base (and the source segment base) around
+/// it; a fault inside it is undone by the fault handler (InsnFixup::string_bias).
+void translate_string(BlockEmitter& e, const Insn& in, bool reads_si, bool writes_di) {
+  x86::Assembler& a = e.a();
+  int src_seg = 3;
+  for (unsigned i = 0; i < in.d.operand_count; ++i) {
+    const ZydisDecodedOperand& o = in.ops[i];
+    if (o.type == ZYDIS_OPERAND_TYPE_MEMORY && gpr_id(o.mem.base) == 6) {
+      src_seg = seg_index(o.mem.segment);
+    }
+  }
+  // Only flat segments get here (the caller routes segment bases to the monitor).
+  if (reads_si) a.lea(x86::rsi, x86::ptr(x86::r15, x86::rsi));
+  if (writes_di) a.lea(x86::rdi, x86::ptr(x86::r15, x86::rdi));
+  e.begin_insn(in.eip);  // the fault-prone part, with the bias fixup
+  e.fixup().string_bias = true;
+  e.fixup().string_src_seg = static_cast<int8_t>(src_seg);
+  std::vector<uint8_t> out;
+  for (unsigned i = 0; i < in.d.raw.prefix_count; ++i) {
+    uint8_t b = in.bytes[i];
+    if (b == 0xf2 || b == 0xf3 || b == 0x66) out.push_back(b);
+  }
+  out.push_back(in.primary_opcode());
+  a.embed(out.data(), out.size());
+  // Back to guest offsets: r13 holds minus the window base; LEA leaves the flags alone.
+  if (reads_si) a.lea(x86::esi, x86::ptr(x86::rsi, x86::r13));
+  if (writes_di) a.lea(x86::edi, x86::ptr(x86::rdi, x86::r13));
+}
+
+}  // namespace
+
+Translator::Translator(CodeCache& cache, const Stubs& stubs, CodeFetcher& fetcher, BtContext& ctx)
+    : impl_(std::make_unique<Impl>(cache, stubs, fetcher, ctx, stats_)) {}
+
+Translator::~Translator() = default;
+
+TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
+  Impl& im = *impl_;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto tb = std::make_unique<TranslationBlock>();
+    tb->eip = eip;
+    tb->key_flags = key_flags;
+
+    asmjit::CodeHolder code;
+    uint64_t base = reinterpret_cast<uint64_t>(im.cache.cursor());
+    code.init(asmjit::Environment::host(), base);
+    x86::Assembler a(&code);
+    BlockEmitter e(a, *tb, im.stubs, key_flags);
+
+    // Indirect entry: continue only if the wanted EIP (r9d) is this block's, without flags.
+    asmjit::Label hit = a.newLabel();
+    a.lea(x86::r10d, x86::ptr(x86::r9, -static_cast<int32_t>(eip)));
+    a.xchg(x86::rcx, x86::r10);
+    a.jecxz(x86::rcx, hit);
+    a.xchg(x86::rcx, x86::r10);
+    a.jmp(asmjit::imm(reinterpret_cast<uint64_t>(im.stubs.indirect_miss)));
+    a.bind(hit);
+    a.xchg(x86::rcx, x86::r10);
+    size_t entry_offset = a.offset();
+
+    uint32_t pc = eip;
+    bool ended = false;
+    while (!ended) {
+      Insn in;
+      in.eip = pc;
+      uint32_t page = 0;
+      unsigned got = im.fetcher.fetch(pc, in.bytes, sizeof in.bytes, &page);
+      if (got == 0) {
+        if (tb->instructions == 0) return nullptr;
+        e.direct_exit(pc);  // the next page is not mapped: let the dispatcher fault there
+        break;
+      }
+      ZyanStatus st = ZydisDecoderDecodeFull(&im.decoder, in.bytes, got, &in.d, in.ops);
+      if (!ZYAN_SUCCESS(st) && got < sizeof in.bytes && tb->instructions > 0) {
+        e.direct_exit(pc);  // may continue on an unmapped page: decide at block start
+        break;
+      }
+      if (tb->instructions == 0) tb->pages[0] = page;
+      bool crosses = ZYAN_SUCCESS(st) && ((pc & 0xfff) + in.d.length > 0x1000);
+      if (tb->instructions > 0 && ((pc & 0xfff) == 0 || crosses)) {
+        e.direct_exit(pc);  // keep every block within one page plus at most one crossing insn
+        break;
+      }
+      if (crosses) {
+        uint32_t page2 = 0;
+        uint8_t scratch;
+        im.fetcher.fetch((pc | 0xfff) + 1, &scratch, 1, &page2);
+        tb->pages[1] = page2;
+        tb->page_count = 2;
+      }
+      e.begin_insn(pc);
+      ++tb->instructions;
+      if (!ZYAN_SUCCESS(st)) {
+        e.callout_exit(pc);  // undecodable: the monitor raises #UD
+        ++stats_.callouts;
+        break;
+      }
+      in.next = pc + in.d.length;
+      Step step = Step::kContinue;
+      const ZydisDecodedInstruction& d = in.d;
+      bool fpu = uses_fpu(d);
+      if (fpu) tb->uses_fpu = true;
+
+      bool flat = key_flags & tb_flags::kFlatSegments;
+      bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
+                      d.meta.category == ZYDIS_CATEGORY_RET || d.mnemonic == ZYDIS_MNEMONIC_PUSH ||
+                      d.mnemonic == ZYDIS_MNEMONIC_POP || d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
+      if (needs_callout(d, in.ops) || !isa_supported(d) ||
+          (fpu && (key_flags & tb_flags::kFpuTrap)) || (stack_op && !flat) ||
+          (d.address_width == 16 && (d.meta.category == ZYDIS_CATEGORY_STRINGOP ||
+                                     d.meta.category == ZYDIS_CATEGORY_COND_BR))) {
+        step = Step::kCallout;
+      } else if (d.meta.category == ZYDIS_CATEGORY_UNCOND_BR) {  // JMP near
+        ++stats_.control;
+        if (in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+          uint64_t target = 0;
+          ZydisCalcAbsoluteAddress(&d, &in.ops[0], pc, &target);
+          if (d.operand_width == 16) target &= 0xffff;
+          e.direct_exit(static_cast<uint32_t>(target));
+        } else {
+          load_branch_target(e, in);
+          e.indirect_exit();
+        }
+        step = Step::kEndBlock;
+      } else if (d.meta.category == ZYDIS_CATEGORY_CALL) {
+        ++stats_.control;
+        if (d.operand_width == 16) {
+          step = Step::kCallout;
+        } else if (in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+          uint64_t target = 0;
+          ZydisCalcAbsoluteAddress(&d, &in.ops[0], pc, &target);
+          push_imm32(e, in.next);
+          e.direct_exit(static_cast<uint32_t>(target));
+          step = Step::kEndBlock;
+        } else {
+          load_branch_target(e, in);
+          push_imm32(e, in.next);
+          e.indirect_exit();
+          step = Step::kEndBlock;
+        }
+      } else if (d.meta.category == ZYDIS_CATEGORY_RET) {
+        ++stats_.control;
+        if (d.operand_width == 16) {
+          step = Step::kCallout;
+        } else {
+          int32_t pop = 4;
+          if (d.operand_count_visible > 0 && in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+            pop += static_cast<int32_t>(in.ops[0].imm.value.u & 0xffff);
+          }
+          a.mov(x86::r9d, BlockEmitter::stack(4));
+          a.lea(x86::esp, x86::ptr(x86::rsp, pop));
+          e.indirect_exit();
+          step = Step::kEndBlock;
+        }
+      } else if (d.meta.category == ZYDIS_CATEGORY_COND_BR) {
+        ++stats_.control;
+        uint64_t target = 0;
+        ZydisCalcAbsoluteAddress(&d, &in.ops[0], pc, &target);
+        if (d.operand_width == 16) target &= 0xffff;
+        uint32_t t = static_cast<uint32_t>(target);
+        uint8_t op = in.primary_opcode();
+        asmjit::Label fall = a.newLabel(), taken = a.newLabel();
+        switch (d.mnemonic) {
+          case ZYDIS_MNEMONIC_JCXZ:
+          case ZYDIS_MNEMONIC_JECXZ:
+            a.jecxz(x86::rcx, taken);
+            a.jmp(fall);
+            break;
+          case ZYDIS_MNEMONIC_LOOP:
+            a.lea(x86::ecx, x86::ptr(x86::rcx, -1));
+            a.jecxz(x86::rcx, fall);
+            a.jmp(taken);
+            break;
+          case ZYDIS_MNEMONIC_LOOPE:
+          case ZYDIS_MNEMONIC_LOOPNE:
+            a.lea(x86::ecx, x86::ptr(x86::rcx, -1));
+            a.jecxz(x86::rcx, fall);
+            if (d.mnemonic == ZYDIS_MNEMONIC_LOOPE) {
+              a.jz(taken);
+            } else {
+              a.jnz(taken);
+            }
+            a.jmp(fall);
+            break;
+          default: {
+            int cc = (op == 0x0f) ? (in.bytes[d.raw.prefix_count + 1] & 0xf) : (op & 0xf);
+            e.direct_exit(t, cc);
+            e.direct_exit(in.next);
+            break;
+          }
+        }
+        if (tb->exit_count == 0) {
+          a.bind(taken);
+          e.direct_exit(t);
+          a.bind(fall);
+          e.direct_exit(in.next);
+        }
+        step = Step::kEndBlock;
+      } else if (d.mnemonic == ZYDIS_MNEMONIC_PUSH || d.mnemonic == ZYDIS_MNEMONIC_POP ||
+                 d.mnemonic == ZYDIS_MNEMONIC_LEAVE) {
+        ++stats_.stack;
+        step = translate_stack(e, in);
+      } else if (d.meta.category == ZYDIS_CATEGORY_STRINGOP) {
+        ++stats_.string;
+        uint8_t op = in.primary_opcode();
+        bool reads_si =
+            op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad;
+        bool writes_di = op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xaa ||
+                         op == 0xab || op == 0xae || op == 0xaf;
+        bool src_based = false;
+        for (unsigned i = 0; i < d.raw.prefix_count; ++i) {
+          uint8_t b = in.bytes[i];
+          src_based |= b == 0x64 || b == 0x65;
+        }
+        if (src_based || !(key_flags & tb_flags::kFlatSegments)) {
+          step = Step::kCallout;  // segment bases around string ops: the monitor handles them
+        } else {
+          translate_string(e, in, reads_si, writes_di);
+        }
+      } else if (d.mnemonic == ZYDIS_MNEMONIC_LEA) {
+        ++stats_.ident;
+        const ZydisDecodedOperand& m = in.ops[1];
+        int dst = gpr_id(in.ops[0].reg.value);
+        int32_t disp = m.mem.disp.has_displacement ? static_cast<int32_t>(m.mem.disp.value) : 0;
+        int base = gpr_id(m.mem.base), index = gpr_id(m.mem.index);
+        if (base < 0 && index < 0) {
+          a.mov(x86::r8d, static_cast<uint32_t>(disp));
+        } else {
+          a.lea(x86::r8d, guest_ea(base, index, scale_shift(m.mem.scale), disp));
+        }
+        if (d.address_width == 16) a.movzx(x86::r8d, x86::r8w);
+        if (d.operand_width == 16) {
+          a.mov(kGpr16[dst], x86::r8w);
+        } else {
+          a.mov(kGpr32[dst], x86::r8d);
+        }
+      } else if (in.mem() && !(d.attributes & ZYDIS_ATTRIB_HAS_MODRM)) {
+        ++stats_.rewritten_mem;
+        emit_moffs(e, in);  // MOV AL/EAX <-> [disp32] (A0-A3)
+      } else if (in.mem()) {
+        ++stats_.rewritten_mem;
+        emit_rewritten_mem(e, in);
+      } else {
+        ++stats_.ident;
+        emit_ident(e, in);
+      }
+
+      if (step == Step::kCallout) {
+        // Drop whatever this instruction started emitting: it runs in the monitor instead.
+        ++stats_.callouts;
+        e.callout_exit(pc);
+        ended = true;
+      } else if (step == Step::kEndBlock) {
+        ended = true;
+      }
+      pc = in.next;
+      if (!ended && tb->instructions >= TranslationBlock::kMaxInstructions) {
+        e.direct_exit(pc);
+        ended = true;
+      }
+    }
+    e.emit_stubs();
+
+    code.flatten();
+    code.resolveUnresolvedLinks();
+    code.relocateToBase(base);
+    size_t size = code.codeSize();
+    if (size + 64 > im.cache.remaining()) {
+      if (attempt == 0) {
+        im.cache.flush();
+        if (on_flush) on_flush();
+        continue;
+      }
+      throw Error("internal: a single block does not fit the translation cache");
+    }
+    code.copyFlattenedData(im.cache.cursor(), im.cache.remaining());
+    tb->host_start = im.cache.cursor();
+    tb->entry = tb->host_start + entry_offset;
+    tb->host_size = static_cast<uint32_t>(size);
+    tb->guest_bytes = pc - eip;
+    e.resolve(code);
+    // Exits start out pointing at their stubs; the indirect kick jump at the next instruction.
+    for (unsigned i = 0; i < tb->exit_count; ++i) {
+      uint8_t* field = tb->host_start + tb->exits[i].rel32_offset;
+      int32_t rel =
+          static_cast<int32_t>(tb->exits[i].stub_offset - (tb->exits[i].rel32_offset + 4));
+      std::memcpy(field, &rel, 4);
+    }
+    if (tb->indirect_kick_offset != UINT32_MAX) {
+      int32_t zero = 0;
+      std::memcpy(tb->host_start + tb->indirect_kick_offset, &zero, 4);
+    }
+    if (tb->uses_fpu) im.ctx.fpu_active = 1;
+    TranslationBlock* raw = tb.get();
+    im.cache.commit(std::move(tb));
+    return raw;
+  }
+  return nullptr;
+}
+
+}  // namespace vmbt::bt

@@ -1,0 +1,62 @@
+// Guest basic block -> host x86-64 code (Zydis decodes, asmjit emits).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "bt/code_cache.h"
+#include "bt/stubs.h"
+
+namespace vmbt::bt {
+
+/// Mode bits a block is translated for; part of the block's lookup key.
+namespace tb_flags {
+/// CS, DS, ES and SS have base 0, so only FS/GS overrides add a segment base.
+constexpr uint32_t kFlatSegments = 1u << 0;
+/// CR0.TS or CR0.EM is set: x87/MMX/SSE instructions raise #NM (Intel SDM Vol. 3A §2.5).
+constexpr uint32_t kFpuTrap = 1u << 1;
+}  // namespace tb_flags
+
+/// Reads guest code for the translator.
+class CodeFetcher {
+ public:
+  virtual ~CodeFetcher() = default;
+  /// Copies up to `len` bytes of guest code at linear `eip` into `dst` and returns how many could
+  /// be fetched (stopping at an unmapped page). `phys_page` receives the guest-physical page of
+  /// the first byte.
+  virtual unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) = 0;
+};
+
+/// Counters the translator keeps.
+struct TranslatorStats {
+  uint64_t ident = 0;          ///< instructions copied unchanged (register-only)
+  uint64_t rewritten_mem = 0;  ///< memory operand redirected through the window
+  uint64_t control = 0;        ///< branches, calls, returns
+  uint64_t stack = 0;          ///< push/pop family
+  uint64_t string = 0;         ///< string instructions
+  uint64_t callouts = 0;       ///< instructions ending a block with a callout
+};
+
+/// Translates one block at a time into the code cache. See docs/bt.md for the code shapes.
+class Translator {
+ public:
+  Translator(CodeCache& cache, const Stubs& stubs, CodeFetcher& fetcher, BtContext& ctx);
+  ~Translator();
+
+  /// Translates the block starting at `eip` for mode `key_flags`; flushes the cache when full.
+  /// Returns nullptr when not even the first instruction byte can be fetched.
+  TranslationBlock* translate(uint32_t eip, uint32_t key_flags);
+
+  const TranslatorStats& stats() const { return stats_; }
+
+  /// Called after the translator had to flush a full cache (the engine drops its block pointers).
+  std::function<void()> on_flush;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  TranslatorStats stats_;
+};
+
+}  // namespace vmbt::bt

@@ -1,0 +1,84 @@
+#include "shadow_mmu/linear_window.h"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "vmm/error.h"
+#include "vmm/machine/guest_memory.h"
+
+namespace vmbt {
+
+namespace {
+// Below the window: a guard large enough for the most negative offset a bit-string instruction
+// (BT/BTS/BTR/BTC with a register bit offset, Intel SDM Vol. 2A "BT") can add to an operand
+// address: -2^31 bits = -256 MiB. Above it: one guard page for accesses straddling the end.
+constexpr uint64_t kGuardBelow = 512ull << 20;
+constexpr uint64_t kReserve = kGuardBelow + 2 * LinearWindow::kSpan + LinearWindow::kPage;
+}  // namespace
+
+LinearWindow::LinearWindow() {
+  void* p = mmap(nullptr, kReserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    throw Error(fmt::format("cannot reserve 8 GiB of host address space for the guest window: {}",
+                            std::strerror(errno)));
+  }
+  base_ = static_cast<uint8_t*>(p) + kGuardBelow;
+}
+
+LinearWindow::~LinearWindow() {
+  if (base_) munmap(base_ - kGuardBelow, kReserve);
+}
+
+bool LinearWindow::contains(const void* host, uint32_t* linear) const {
+  auto h = reinterpret_cast<uintptr_t>(host);
+  auto b = reinterpret_cast<uintptr_t>(base_);
+  if (h < b || h - b >= 2 * kSpan) return false;
+  if (linear) *linear = static_cast<uint32_t>(h - b);
+  return true;
+}
+
+bool LinearWindow::map_page(const GuestMemory& ram, uint32_t linear_page, uint32_t phys_page,
+                            bool writable) {
+  uint64_t phys = uint64_t{phys_page} * kPage;
+  if (!ram.contains(phys, kPage)) return false;
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  for (uint64_t copy = 0; copy < 2; ++copy) {
+    void* at = base_ + copy * kSpan + uint64_t{linear_page} * kPage;
+    if (mmap(at, kPage, prot, MAP_SHARED | MAP_FIXED, ram.fd(), static_cast<off_t>(phys)) ==
+        MAP_FAILED) {
+      throw Error(fmt::format("cannot map a guest page into the window: {}", std::strerror(errno)));
+    }
+  }
+  return true;
+}
+
+void LinearWindow::map_identity(const GuestMemory& ram, uint32_t pages) {
+  uint64_t bytes = uint64_t{pages} * kPage;
+  if (bytes > ram.size()) bytes = ram.size() & ~(kPage - 1);
+  for (uint64_t copy = 0; copy < 2; ++copy) {
+    if (mmap(base_ + copy * kSpan, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ram.fd(),
+             0) == MAP_FAILED) {
+      throw Error(fmt::format("cannot map guest RAM into the window: {}", std::strerror(errno)));
+    }
+  }
+}
+
+void LinearWindow::protect_page(uint32_t linear_page, bool writable) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  for (uint64_t copy = 0; copy < 2; ++copy) {
+    mprotect(base_ + copy * kSpan + uint64_t{linear_page} * kPage, kPage, prot);
+  }
+}
+
+void LinearWindow::unmap_pages(uint32_t first, uint32_t count) {
+  for (uint64_t copy = 0; copy < 2; ++copy) {
+    void* at = base_ + copy * kSpan + uint64_t{first} * kPage;
+    mmap(at, uint64_t{count} * kPage, PROT_NONE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  }
+}
+
+}  // namespace vmbt

@@ -1,0 +1,153 @@
+#include "tests/difftest/bt_snippet_runner.h"
+
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "bt/bt_engine.h"
+#include "vmm/boot/boot_state.h"
+#include "vmm/machine/guest_memory.h"
+#include "vmm/machine/irq.h"
+#include "vmm/signal_stack.h"
+
+namespace vmbt::difftest {
+
+namespace {
+
+constexpr uint32_t kRamBytes = 4u << 20;
+constexpr uint32_t kGdtBase = 0x300000;
+constexpr uint32_t kIdtBase = 0x301000;
+constexpr uint32_t kHandlerBase = 0x302000;  ///< handler for vector v: a HLT at base + 16 * v
+constexpr uint16_t kCodeSel = 0x08, kDataSel = 0x10;
+
+class NoInterrupts : public InterruptSource {
+ public:
+  bool interrupt_pending() const override { return false; }
+  uint8_t acknowledge_interrupt() override { return 0; }
+};
+
+std::atomic<bt::BtEngine*> g_engine{nullptr};
+
+void on_timeout(int, siginfo_t*, void* uc) {
+  if (bt::BtEngine* e = g_engine.load()) e->kick(uc);
+}
+
+SegmentReg flat(bool code) {
+  SegmentReg s;
+  s.selector = code ? kCodeSel : kDataSel;
+  s.base = 0;
+  s.limit = 0xffffffff;
+  s.type = code ? 0xb : 0x3;
+  s.s = true;
+  s.present = true;
+  s.db = true;
+  s.g = true;
+  return s;
+}
+
+bool has_error_code(int vector) {
+  return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17;
+}
+
+}  // namespace
+
+BtSnippetRunner::BtSnippetRunner() : ram_(std::make_unique<GuestMemory>(kRamBytes)) {}
+BtSnippetRunner::~BtSnippetRunner() = default;
+
+BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigned timeout_ms) {
+  GuestMemory& ram = *ram_;
+  std::memset(ram.host_base(), 0, ram.size());
+  ram.write(NativeRunner::kDataBase, arena, NativeRunner::kDataSize);
+  ram.write(NativeRunner::kSnippetBase, c.code.data(), c.code.size());
+  const uint8_t hlt = 0xf4;
+  const uint32_t end = NativeRunner::kSnippetBase + static_cast<uint32_t>(c.code.size());
+  ram.write(end, &hlt, 1);
+
+  // GDT: null, flat code 0x08, flat data 0x10. IDT: 32 interrupt gates to halting handlers.
+  const uint64_t gdt[3] = {0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull};
+  ram.write(kGdtBase, gdt, sizeof gdt);
+  for (uint32_t v = 0; v < 32; ++v) {
+    uint32_t handler = kHandlerBase + 16 * v;
+    ram.write(handler, &hlt, 1);
+    uint32_t lo = (uint32_t{kCodeSel} << 16) | (handler & 0xffff);
+    uint32_t hi = (handler & 0xffff0000u) | 0x8e00;  // present, DPL0, 32-bit interrupt gate
+    ram.write32(kIdtBase + 8 * v, lo);
+    ram.write32(kIdtBase + 8 * v + 4, hi);
+  }
+
+  NoInterrupts none;
+  bt::BtEngine engine(ram, none);
+  VcpuState s = flat_protected_mode_state(NativeRunner::kSnippetBase);
+  s.seg[kCs] = flat(true);
+  for (unsigned i : {kDs, kEs, kSs, kFs, kGs}) s.seg[i] = flat(false);
+  s.gdtr = {kGdtBase, sizeof gdt - 1};
+  s.idtr = {kIdtBase, 32 * 8 - 1};
+  for (unsigned i = 0; i < 8; ++i) s.gpr[i] = c.in.gpr[i];
+  s.eflags = (c.in.eflags & flag::kCompared) | flag::kFixed1;
+  engine.set_state(s);
+
+  // A watchdog: a timer signal to this thread kicks the engine out of a runaway loop.
+  ensure_signal_alt_stack();
+  struct sigaction sa {
+  }, old{};
+  sa.sa_sigaction = on_timeout;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGRTMIN + 5, &sa, &old);
+  g_engine = &engine;
+  timer_t timer{};
+  sigevent sev{};
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = SIGRTMIN + 5;
+  sev._sigev_un._tid = gettid();
+  bool have_timer = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
+  if (have_timer) {
+    itimerspec its{};
+    its.it_value.tv_sec = timeout_ms / 1000;
+    its.it_value.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1'000'000;
+    timer_settime(timer, 0, &its, nullptr);
+  }
+
+  BtResult r;
+  for (;;) {
+    Exit e = engine.run();
+    if (e.reason == ExitReason::kKicked) {
+      r.timed_out = true;
+      break;
+    }
+    if (e.reason == ExitReason::kHalt) break;
+    if (e.reason == ExitReason::kIo) continue;  // snippets do no I/O; ignore it if they do
+    r.engine_error = e.message.empty() ? "engine stopped" : e.message;
+    break;
+  }
+  if (have_timer) timer_delete(timer);
+  g_engine = nullptr;
+  sigaction(SIGRTMIN + 5, &old, nullptr);
+
+  VcpuState out = engine.state();
+  for (unsigned i = 0; i < 8; ++i) r.out.gpr[i] = out.gpr[i];
+  r.out.eflags = out.eflags;
+  if (out.eip >= kHandlerBase + 1 && out.eip <= kHandlerBase + 16 * 31 + 1 &&
+      (out.eip - kHandlerBase - 1) % 16 == 0) {
+    r.faulted = true;
+    r.vector = static_cast<int>((out.eip - kHandlerBase - 1) / 16);
+    uint32_t sp = out.gpr[kEsp];
+    if (has_error_code(r.vector)) {
+      r.error_code = ram.read32(sp);
+      sp += 4;
+    }
+    r.fault_eip = ram.read32(sp);
+    r.out.eflags = ram.read32(sp + 8);  // the EFLAGS of the faulting context
+    r.out.gpr[kEsp] = sp + 12;          // ESP before the frame was pushed (same privilege)
+  } else if (!r.timed_out && r.engine_error.empty() && out.eip != end + 1) {
+    r.engine_error = "the snippet ended at an unexpected EIP";
+  }
+  r.memory.resize(NativeRunner::kDataSize);
+  ram.read(NativeRunner::kDataBase, r.memory.data(), NativeRunner::kDataSize);
+  return r;
+}
+
+}  // namespace vmbt::difftest

@@ -1,0 +1,45 @@
+// Runs an IA-32 snippet through the bt engine, laid out exactly as NativeRunner lays it out.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tests/difftest/native_runner.h"
+
+namespace vmbt {
+class GuestMemory;
+namespace bt {
+class BtEngine;
+}
+}  // namespace vmbt
+
+namespace vmbt::difftest {
+
+/// What the snippet did under bt.
+struct BtResult {
+  CpuSnapshot out;       ///< registers at the end, or at the fault (ESP: the faulting one)
+  bool faulted = false;  ///< an exception was delivered to the harness's IDT
+  int vector = -1;
+  uint32_t error_code = 0;
+  uint32_t fault_eip = 0;  ///< the EIP saved in the exception frame
+  bool timed_out = false;
+  std::string engine_error;     ///< the engine stopped for another reason (message)
+  std::vector<uint8_t> memory;  ///< the data arena afterwards
+};
+
+/// A guest machine with the snippet at NativeRunner::kSnippetBase, the data arena at
+/// NativeRunner::kDataBase, a flat GDT and an IDT whose 32 exception handlers each halt at a
+/// known address, so a fault is reported with its vector, error code and saved EIP.
+class BtSnippetRunner {
+ public:
+  BtSnippetRunner();
+  ~BtSnippetRunner();
+  /// Runs `c` with `arena` (kDataSize bytes) as the initial data arena.
+  BtResult run(const NativeCase& c, const uint8_t* arena, unsigned timeout_ms = 2000);
+
+ private:
+  std::unique_ptr<GuestMemory> ram_;
+};
+
+}  // namespace vmbt::difftest
