@@ -59,6 +59,13 @@ std::string describe(const Event& ev) {
 StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
   event_delivered_ = true;
   interrupt_shadow = false;
+  if (!(s.cr0 & cr0::kPe) || (s.eflags & eflags::kVm)) {
+    return {StepKind::kUnsupported,
+            {},
+            fmt::format("event delivery in {} mode is not supported ({} at CS:EIP={:04x}:{:08x})",
+                        (s.cr0 & cr0::kPe) ? "virtual-8086" : "real", describe(ev),
+                        s.seg[kCs].selector, s.eip)};
+  }
   const VcpuState before = s;
   std::string chain = describe(ev);
   for (int attempt = 0; attempt < 16; ++attempt) {

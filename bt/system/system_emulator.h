@@ -75,12 +75,12 @@ class SystemEmulator {
   /// Delivers an exception raised by translated code. EIP must already be the faulting
   /// instruction's (faults) or the next one (traps). Whether an error code is pushed follows the
   /// SDM (Table 6-1: vectors 8, 10-14, 17); `error_code` is its value. Returns kShutdown on triple
-  /// fault, kUnsupported for a task gate.
+  /// fault, kUnsupported for a task gate or in real/virtual-8086 mode.
   StepResult raise(VcpuState& s, uint8_t vector, bool has_error_code = false,
                    uint32_t error_code = 0);
 
   /// Delivers an external maskable interrupt (caller checked EFLAGS.IF and the shadow): no gate-DPL
-  /// check, EXT bit in error codes of faults during delivery.
+  /// check, EXT bit in error codes of faults during delivery. Results as for raise().
   StepResult deliver_interrupt(VcpuState& s, uint8_t vector);
 
   /// One-instruction interrupt shadow (SDM Vol. 3A §6.8.3): set by STI when IF went 0->1 and by

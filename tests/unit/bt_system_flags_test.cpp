@@ -4,10 +4,10 @@
 namespace vmbt::bt::testing {
 namespace {
 
-using FlagsTest = SystemEmulatorTest;
+using SysFlagsTest = SystemEmulatorTest;
 using namespace eflags;
 
-TEST_F(FlagsTest, PopfAtCpl3WithIopl0LeavesIfAndIoplUnchangedWithoutFault) {
+TEST_F(SysFlagsTest, PopfAtCpl3WithIopl0LeavesIfAndIoplUnchangedWithoutFault) {
   enter_cpl3();
   s.eflags = kFixed1 | kIf;  // IOPL 0
   s.gpr[kEsp] = kUserStackTop - 4;
@@ -21,7 +21,7 @@ TEST_F(FlagsTest, PopfAtCpl3WithIopl0LeavesIfAndIoplUnchangedWithoutFault) {
   EXPECT_EQ(s.seg[kCs].selector, kUserCs);         // no exception
 }
 
-TEST_F(FlagsTest, PopfAtCpl0ChangesIfAndIopl) {
+TEST_F(SysFlagsTest, PopfAtCpl0ChangesIfAndIopl) {
   enter_cpl0();
   s.eflags = kFixed1 | kIf;
   s.gpr[kEsp] -= 4;
@@ -31,7 +31,7 @@ TEST_F(FlagsTest, PopfAtCpl0ChangesIfAndIopl) {
   EXPECT_EQ(s.eflags, kFixed1 | kIopl | kOf);
 }
 
-TEST_F(FlagsTest, PopfAtCpl3WithIopl3ChangesIfButNotIopl) {
+TEST_F(SysFlagsTest, PopfAtCpl3WithIopl3ChangesIfButNotIopl) {
   enter_cpl3();
   s.eflags = kFixed1 | kIopl;  // IOPL 3, IF 0
   s.gpr[kEsp] -= 4;
@@ -41,7 +41,7 @@ TEST_F(FlagsTest, PopfAtCpl3WithIopl3ChangesIfButNotIopl) {
   EXPECT_EQ(s.eflags, kFixed1 | kIopl | kIf);
 }
 
-TEST_F(FlagsTest, Popf32KeepsReservedBitsVmVifVipAndClearsRf) {
+TEST_F(SysFlagsTest, Popf32KeepsReservedBitsVmVifVipAndClearsRf) {
   enter_cpl0();
   s.gpr[kEsp] -= 4;
   mem.put32(s.gpr[kEsp], 0xffffffffu);
@@ -52,7 +52,7 @@ TEST_F(FlagsTest, Popf32KeepsReservedBitsVmVifVipAndClearsRf) {
   EXPECT_EQ(s.eflags, 0x00247fd7u);
 }
 
-TEST_F(FlagsTest, Popf16ChangesOnlyTheLowWord) {
+TEST_F(SysFlagsTest, Popf16ChangesOnlyTheLowWord) {
   enter_cpl0();
   s.eflags = kFixed1 | kAc | kId;
   s.gpr[kEsp] -= 2;
@@ -64,7 +64,7 @@ TEST_F(FlagsTest, Popf16ChangesOnlyTheLowWord) {
   EXPECT_EQ(s.eip, kCode + 2);
 }
 
-TEST_F(FlagsTest, Popf16AtCpl3WithIopl0KeepsIf) {
+TEST_F(SysFlagsTest, Popf16AtCpl3WithIopl0KeepsIf) {
   enter_cpl3();
   s.eflags = kFixed1;
   s.gpr[kEsp] -= 2;
@@ -74,7 +74,7 @@ TEST_F(FlagsTest, Popf16AtCpl3WithIopl0KeepsIf) {
   EXPECT_EQ(s.eflags, kFixed1 | kSf);
 }
 
-TEST_F(FlagsTest, PushfClearsRfInTheImage) {
+TEST_F(SysFlagsTest, PushfClearsRfInTheImage) {
   enter_cpl0();
   s.eflags = kFixed1 | kRf | kAc | kIf | kCf;
   code({0x9c});
@@ -83,7 +83,7 @@ TEST_F(FlagsTest, PushfClearsRfInTheImage) {
   EXPECT_EQ(stack32(0), kFixed1 | kAc | kIf | kCf);  // EFLAGS AND 00FCFFFFH
 }
 
-TEST_F(FlagsTest, Pushf16PushesTheLowWord) {
+TEST_F(SysFlagsTest, Pushf16PushesTheLowWord) {
   enter_cpl3();
   s.eflags = kFixed1 | kAc | kDf | kIopl;
   code({0x66, 0x9c});
@@ -92,7 +92,7 @@ TEST_F(FlagsTest, Pushf16PushesTheLowWord) {
   EXPECT_EQ(stack16(0), kFixed1 | kDf | kIopl);
 }
 
-TEST_F(FlagsTest, CliAtCpl3WithIopl0DeliversGpThroughTheIdtOnTheTssStack) {
+TEST_F(SysFlagsTest, CliAtCpl3WithIopl0DeliversGpThroughTheIdtOnTheTssStack) {
   enter_cpl3();
   s.eflags = kFixed1 | kIf;
   code({0xfa});
@@ -113,7 +113,7 @@ TEST_F(FlagsTest, CliAtCpl3WithIopl0DeliversGpThroughTheIdtOnTheTssStack) {
   EXPECT_TRUE((gdt(1) >> 40) & 1) << "Accessed bit set in the handler's CS descriptor";
 }
 
-TEST_F(FlagsTest, CliAtCpl3WithIopl3ClearsIf) {
+TEST_F(SysFlagsTest, CliAtCpl3WithIopl3ClearsIf) {
   enter_cpl3();
   s.eflags = kFixed1 | kIf | kIopl;
   code({0xfa});
@@ -122,7 +122,7 @@ TEST_F(FlagsTest, CliAtCpl3WithIopl3ClearsIf) {
   EXPECT_EQ(s.eip, kCode + 1);
 }
 
-TEST_F(FlagsTest, StiSetsTheInterruptShadowOnlyWhenIfWasClear) {
+TEST_F(SysFlagsTest, StiSetsTheInterruptShadowOnlyWhenIfWasClear) {
   enter_cpl0();
   s.eflags = kFixed1;
   code({0xfb});
@@ -134,7 +134,7 @@ TEST_F(FlagsTest, StiSetsTheInterruptShadowOnlyWhenIfWasClear) {
   EXPECT_FALSE(emu.interrupt_shadow);
 }
 
-TEST_F(FlagsTest, StiAtCpl3WithIopl0RaisesGp) {
+TEST_F(SysFlagsTest, StiAtCpl3WithIopl0RaisesGp) {
   enter_cpl3();
   s.eflags = kFixed1;
   code({0xfb});
@@ -145,7 +145,7 @@ TEST_F(FlagsTest, StiAtCpl3WithIopl0RaisesGp) {
   EXPECT_FALSE(emu.interrupt_shadow);
 }
 
-TEST_F(FlagsTest, SingleStepTrapAfterAnEmulatedInstruction) {
+TEST_F(SysFlagsTest, SingleStepTrapAfterAnEmulatedInstruction) {
   enter_cpl0();
   s.eflags = kFixed1 | kTf | kIopl;
   code({0xfa});  // CLI with TF=1
@@ -158,7 +158,7 @@ TEST_F(FlagsTest, SingleStepTrapAfterAnEmulatedInstruction) {
   EXPECT_FALSE(s.eflags & kTf);
 }
 
-TEST_F(FlagsTest, PopfThatSetsTfDoesNotTrapImmediately) {
+TEST_F(SysFlagsTest, PopfThatSetsTfDoesNotTrapImmediately) {
   enter_cpl0();
   s.gpr[kEsp] -= 4;
   mem.put32(s.gpr[kEsp], kFixed1 | kTf);
@@ -168,7 +168,7 @@ TEST_F(FlagsTest, PopfThatSetsTfDoesNotTrapImmediately) {
   EXPECT_EQ(s.eflags, kFixed1 | kTf);
 }
 
-TEST_F(FlagsTest, PushOntoAnExpandDownStackChecksTheLowerBound) {
+TEST_F(SysFlagsTest, PushOntoAnExpandDownStackChecksTheLowerBound) {
   // Expand-down SS with limit 0xFFF and B=1: valid offsets are 0x1000..0xFFFFFFFF (Vol. 3A §5.3).
   enter_cpl3();
   s.seg[kSs] = loaded(kExpandDownDs, 0, 0xfff, 0x7, 3, true, false);

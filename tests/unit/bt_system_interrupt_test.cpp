@@ -5,12 +5,12 @@
 namespace vmbt::bt::testing {
 namespace {
 
-using InterruptTest = SystemEmulatorTest;
+using SysInterruptTest = SystemEmulatorTest;
 using namespace eflags;
 
 constexpr uint8_t kIntGate32 = 0xe, kTrapGate32 = 0xf, kIntGate16 = 0x6, kTaskGate = 0x5;
 
-TEST_F(InterruptTest, Int80FromCpl3ThroughDpl3TrapGateKeepsIf) {
+TEST_F(SysInterruptTest, Int80FromCpl3ThroughDpl3TrapGateKeepsIf) {
   set_idt(0x80, gate_desc(kKernelCs, 0x50000, kTrapGate32, 3));
   enter_cpl3();
   s.eflags = kFixed1 | kIf | kTf;
@@ -29,7 +29,7 @@ TEST_F(InterruptTest, Int80FromCpl3ThroughDpl3TrapGateKeepsIf) {
   EXPECT_EQ(s.eflags, kFixed1 | kIf);  // trap gate: IF kept; TF cleared
 }
 
-TEST_F(InterruptTest, Int80FromCpl3ThroughDpl3InterruptGateClearsIf) {
+TEST_F(SysInterruptTest, Int80FromCpl3ThroughDpl3InterruptGateClearsIf) {
   set_idt(0x80, gate_desc(kKernelCs, 0x50000, kIntGate32, 3));
   enter_cpl3();
   s.eflags = kFixed1 | kIf;
@@ -40,7 +40,7 @@ TEST_F(InterruptTest, Int80FromCpl3ThroughDpl3InterruptGateClearsIf) {
   EXPECT_EQ(stack32(2), kFixed1 | kIf);
 }
 
-TEST_F(InterruptTest, SegmentHookReportsCsAndSsAfterAPrivilegeChange) {
+TEST_F(SysInterruptTest, SegmentHookReportsCsAndSsAfterAPrivilegeChange) {
   set_idt(0x80, gate_desc(kKernelCs, 0x50000, kIntGate32, 3));
   enter_cpl3();
   code({0xcd, 0x80});
@@ -48,7 +48,7 @@ TEST_F(InterruptTest, SegmentHookReportsCsAndSsAfterAPrivilegeChange) {
   EXPECT_EQ(hooks.segments_loaded, (std::vector<unsigned>{kCs, kSs}));
 }
 
-TEST_F(InterruptTest, IntThroughDpl0GateFromCpl3RaisesGpWithIdtErrorCode) {
+TEST_F(SysInterruptTest, IntThroughDpl0GateFromCpl3RaisesGpWithIdtErrorCode) {
   enter_cpl3();
   code({0xcd, 0x80});
   step();
@@ -57,7 +57,7 @@ TEST_F(InterruptTest, IntThroughDpl0GateFromCpl3RaisesGpWithIdtErrorCode) {
   EXPECT_EQ(stack32(1), kCode);          // fault: return to the INT instruction
 }
 
-TEST_F(InterruptTest, Int3AndIntoCheckTheGateDpl) {
+TEST_F(SysInterruptTest, Int3AndIntoCheckTheGateDpl) {
   enter_cpl3();
   code({0xcc});
   step();
@@ -65,7 +65,7 @@ TEST_F(InterruptTest, Int3AndIntoCheckTheGateDpl) {
   EXPECT_EQ(stack32(0), 3u * 8 + 2);
 }
 
-TEST_F(InterruptTest, IntoOnlyWhenOfIsSet) {
+TEST_F(SysInterruptTest, IntoOnlyWhenOfIsSet) {
   set_idt(4, gate_desc(kKernelCs, handler(4), kTrapGate32, 3));
   enter_cpl3();
   code({0xce});
@@ -79,7 +79,7 @@ TEST_F(InterruptTest, IntoOnlyWhenOfIsSet) {
   EXPECT_EQ(stack32(0), kCode + 1);
 }
 
-TEST_F(InterruptTest, Int1IgnoresTheGateDpl) {
+TEST_F(SysInterruptTest, Int1IgnoresTheGateDpl) {
   enter_cpl3();
   code({0xf1});
   step();
@@ -87,7 +87,7 @@ TEST_F(InterruptTest, Int1IgnoresTheGateDpl) {
   EXPECT_EQ(stack32(0), kCode + 1);
 }
 
-TEST_F(InterruptTest, NotPresentGateRaisesNp) {
+TEST_F(SysInterruptTest, NotPresentGateRaisesNp) {
   set_idt(0x81, gate_desc(kKernelCs, 0x50000, kIntGate32, 3, /*present=*/false));
   enter_cpl3();
   code({0xcd, 0x81});
@@ -97,7 +97,7 @@ TEST_F(InterruptTest, NotPresentGateRaisesNp) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(InterruptTest, NotPresentGateForAnExternalInterruptSetsExt) {
+TEST_F(SysInterruptTest, NotPresentGateForAnExternalInterruptSetsExt) {
   set_idt(0x30, gate_desc(kKernelCs, 0x50000, kIntGate32, 0, /*present=*/false));
   enter_cpl0();
   s.eflags = kFixed1 | kIf;
@@ -108,7 +108,7 @@ TEST_F(InterruptTest, NotPresentGateForAnExternalInterruptSetsExt) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(InterruptTest, VectorBeyondTheIdtLimitRaisesGp) {
+TEST_F(SysInterruptTest, VectorBeyondTheIdtLimitRaisesGp) {
   s.idtr.limit = 0x80 * 8 - 1;
   set_idt(0x80, gate_desc(kKernelCs, 0x50000, kIntGate32, 3));
   enter_cpl3();
@@ -118,7 +118,7 @@ TEST_F(InterruptTest, VectorBeyondTheIdtLimitRaisesGp) {
   EXPECT_EQ(stack32(0), 0x80u * 8 + 2);
 }
 
-TEST_F(InterruptTest, ExternalInterruptIgnoresGateDplAndPushesNoErrorCode) {
+TEST_F(SysInterruptTest, ExternalInterruptIgnoresGateDplAndPushesNoErrorCode) {
   enter_cpl3();
   s.eflags = kFixed1 | kIf;
   s.eip = 0x12345;
@@ -131,7 +131,7 @@ TEST_F(InterruptTest, ExternalInterruptIgnoresGateDplAndPushesNoErrorCode) {
   EXPECT_EQ(s.eflags, kFixed1);
 }
 
-TEST_F(InterruptTest, GateToADataSegmentRaisesGpWithSelectorAndExt) {
+TEST_F(SysInterruptTest, GateToADataSegmentRaisesGpWithSelectorAndExt) {
   set_idt(0x31, gate_desc(kKernelDs, 0x50000, kIntGate32, 0));
   enter_cpl0();
   emu.deliver_interrupt(s, 0x31);
@@ -139,7 +139,7 @@ TEST_F(InterruptTest, GateToADataSegmentRaisesGpWithSelectorAndExt) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelDs} | 1);
 }
 
-TEST_F(InterruptTest, SamePrivilegeInterruptDoesNotSwitchStacks) {
+TEST_F(SysInterruptTest, SamePrivilegeInterruptDoesNotSwitchStacks) {
   set_idt(0x80, gate_desc(kKernelCs, 0x50000, kTrapGate32, 3));
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
@@ -153,7 +153,7 @@ TEST_F(InterruptTest, SamePrivilegeInterruptDoesNotSwitchStacks) {
   EXPECT_EQ(s.seg[kSs].selector, kKernelDs);
 }
 
-TEST_F(InterruptTest, SixteenBitGatePushesWordsAndUsesTheLowOffset) {
+TEST_F(SysInterruptTest, SixteenBitGatePushesWordsAndUsesTheLowOffset) {
   set_idt(0x40, gate_desc(kKernelCs, 0x12345, kIntGate16, 0));
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
@@ -166,7 +166,7 @@ TEST_F(InterruptTest, SixteenBitGatePushesWordsAndUsesTheLowOffset) {
   EXPECT_EQ(stack16(2), kFixed1 | kIf);
 }
 
-TEST_F(InterruptTest, TaskGateIsUnsupported) {
+TEST_F(SysInterruptTest, TaskGateIsUnsupported) {
   set_idt(0x82, gate_desc(0x28, 0, kTaskGate, 3));
   enter_cpl3();
   code({0xcd, 0x82});
@@ -178,7 +178,7 @@ TEST_F(InterruptTest, TaskGateIsUnsupported) {
   EXPECT_EQ(s.seg[kCs].selector, kUserCs);
 }
 
-TEST_F(InterruptTest, RaiseDeliversAFaultWithItsErrorCodeAndRf) {
+TEST_F(SysInterruptTest, RaiseDeliversAFaultWithItsErrorCodeAndRf) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   s.eflags = kFixed1 | kIf;
@@ -191,7 +191,7 @@ TEST_F(InterruptTest, RaiseDeliversAFaultWithItsErrorCodeAndRf) {
   EXPECT_EQ(stack32(3), kFixed1 | kIf | kRf);
 }
 
-TEST_F(InterruptTest, RaiseDivideErrorPushesNoErrorCode) {
+TEST_F(SysInterruptTest, RaiseDivideErrorPushesNoErrorCode) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   emu.raise(s, 0);
@@ -200,7 +200,7 @@ TEST_F(InterruptTest, RaiseDivideErrorPushesNoErrorCode) {
   EXPECT_EQ(stack32(0), kCode);
 }
 
-TEST_F(InterruptTest, DoubleFaultFromNpDuringGpDelivery) {
+TEST_F(SysInterruptTest, DoubleFaultFromNpDuringGpDelivery) {
   set_idt(13, gate_desc(kKernelCs, handler(13), kIntGate32, 0, /*present=*/false));
   enter_cpl3();
   s.eflags = kFixed1 | kIf;
@@ -216,7 +216,7 @@ TEST_F(InterruptTest, DoubleFaultFromNpDuringGpDelivery) {
   EXPECT_EQ(stack32(4), kUserStackTop);
 }
 
-TEST_F(InterruptTest, BenignThenContributoryIsDeliveredSerially) {
+TEST_F(SysInterruptTest, BenignThenContributoryIsDeliveredSerially) {
   set_idt(6, gate_desc(kKernelCs, handler(6), kIntGate32, 0, /*present=*/false));
   enter_cpl0();
   code({0x0f, 0x0b});  // UD2 -> #UD -> gate not present -> #NP(6*8+2+EXT)
@@ -226,7 +226,7 @@ TEST_F(InterruptTest, BenignThenContributoryIsDeliveredSerially) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(InterruptTest, TripleFaultShutsDown) {
+TEST_F(SysInterruptTest, TripleFaultShutsDown) {
   set_idt(13, gate_desc(kKernelCs, handler(13), kIntGate32, 0, false));
   set_idt(8, gate_desc(kKernelCs, handler(8), kIntGate32, 0, false));
   enter_cpl3();
@@ -239,7 +239,7 @@ TEST_F(InterruptTest, TripleFaultShutsDown) {
   EXPECT_EQ(s.seg[kCs].selector, kUserCs);
 }
 
-TEST_F(InterruptTest, PageFaultDuringPageFaultDeliveryIsADoubleFault) {
+TEST_F(SysInterruptTest, PageFaultDuringPageFaultDeliveryIsADoubleFault) {
   // #PF handler runs at DPL1, whose stack (SS1:ESP1 = 0xb1:0x6000) is not mapped.
   set_idt(14, gate_desc(0xa8, handler(14), kIntGate32, 0));
   mem.not_present.insert(0x5);
@@ -252,7 +252,7 @@ TEST_F(InterruptTest, PageFaultDuringPageFaultDeliveryIsADoubleFault) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(InterruptTest, PageFaultDuringGpDeliveryIsDeliveredSerially) {
+TEST_F(SysInterruptTest, PageFaultDuringGpDeliveryIsDeliveredSerially) {
   set_idt(13, gate_desc(0xa8, handler(13), kIntGate32, 0));
   mem.not_present.insert(0x5);
   enter_cpl3();
@@ -264,7 +264,7 @@ TEST_F(InterruptTest, PageFaultDuringGpDeliveryIsDeliveredSerially) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(InterruptTest, NullStackSelectorInTheTssRaisesTs) {
+TEST_F(SysInterruptTest, NullStackSelectorInTheTssRaisesTs) {
   set_idt(0x50, gate_desc(0xa8, 0x50000, kIntGate32, 3));  // to a DPL1 code segment
   mem.put16(kTss + 16, 0);                                 // SS1 = null
   enter_cpl3();
@@ -275,7 +275,7 @@ TEST_F(InterruptTest, NullStackSelectorInTheTssRaisesTs) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(InterruptTest, StackSelectorRplMismatchRaisesTsWithTheSelector) {
+TEST_F(SysInterruptTest, StackSelectorRplMismatchRaisesTsWithTheSelector) {
   set_idt(0x50, gate_desc(0xa8, 0x50000, kIntGate32, 3));
   mem.put16(kTss + 16, 0xb0);  // RPL 0 for a DPL1 handler
   enter_cpl3();
@@ -285,7 +285,7 @@ TEST_F(InterruptTest, StackSelectorRplMismatchRaisesTsWithTheSelector) {
   EXPECT_EQ(stack32(0), 0xb0u);
 }
 
-TEST_F(InterruptTest, InterruptToDpl1UsesSs1Esp1) {
+TEST_F(SysInterruptTest, InterruptToDpl1UsesSs1Esp1) {
   set_idt(0x50, gate_desc(0xa8, 0x50000, kIntGate32, 3));
   enter_cpl3();
   code({0xcd, 0x50});
@@ -299,7 +299,7 @@ TEST_F(InterruptTest, InterruptToDpl1UsesSs1Esp1) {
 
 // IRET (Intel SDM Vol. 2A IRET).
 
-TEST_F(InterruptTest, IretToCpl3RestoresSsEspAndNullsDpl0DataSegments) {
+TEST_F(SysInterruptTest, IretToCpl3RestoresSsEspAndNullsDpl0DataSegments) {
   enter_cpl0();
   s.seg[kEs] = loaded(kUserDs, 0, 0xffffffff, 0x3, 3);
   s.seg[kFs] = loaded(kConfCs, 0, 0xffffffff, 0xf, 0);  // conforming code: kept
@@ -327,7 +327,7 @@ TEST_F(InterruptTest, IretToCpl3RestoresSsEspAndNullsDpl0DataSegments) {
   EXPECT_TRUE(s.seg[kGs].unusable);
 }
 
-TEST_F(InterruptTest, IretSameLevelAtCpl0) {
+TEST_F(SysInterruptTest, IretSameLevelAtCpl0) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   mem.put32(esp + 0, 0x11111);
@@ -340,7 +340,7 @@ TEST_F(InterruptTest, IretSameLevelAtCpl0) {
   EXPECT_EQ(s.eflags, kFixed1 | kIf | kRf | kAc);  // RF loaded by IRET stays set
 }
 
-TEST_F(InterruptTest, IretAtCpl3CannotChangeIfOrIopl) {
+TEST_F(SysInterruptTest, IretAtCpl3CannotChangeIfOrIopl) {
   enter_cpl3();
   s.eflags = kFixed1;
   const uint32_t esp = s.gpr[kEsp] = kUserStackTop - 12;
@@ -353,7 +353,7 @@ TEST_F(InterruptTest, IretAtCpl3CannotChangeIfOrIopl) {
   EXPECT_EQ(s.eflags, kFixed1 | kZf);
 }
 
-TEST_F(InterruptTest, Iret16PopsWords) {
+TEST_F(SysInterruptTest, Iret16PopsWords) {
   enter_cpl0();
   s.eflags = kFixed1 | kAc;
   const uint32_t esp = s.gpr[kEsp];
@@ -367,7 +367,7 @@ TEST_F(InterruptTest, Iret16PopsWords) {
   EXPECT_EQ(s.eflags, kFixed1 | kDf | kAc);  // AC is above the popped word: unchanged
 }
 
-TEST_F(InterruptTest, IretToAMorePrivilegedLevelRaisesGp) {
+TEST_F(SysInterruptTest, IretToAMorePrivilegedLevelRaisesGp) {
   enter_cpl3();
   const uint32_t esp = s.gpr[kEsp] = kUserStackTop - 12;
   mem.put32(esp + 0, 0x22222);
@@ -379,7 +379,7 @@ TEST_F(InterruptTest, IretToAMorePrivilegedLevelRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelCs});
 }
 
-TEST_F(InterruptTest, IretWithNtIsAnUnsupportedTaskReturn) {
+TEST_F(SysInterruptTest, IretWithNtIsAnUnsupportedTaskReturn) {
   enter_cpl0();
   s.eflags = kFixed1 | kNt;
   code({0xcf});
@@ -390,7 +390,7 @@ TEST_F(InterruptTest, IretWithNtIsAnUnsupportedTaskReturn) {
   EXPECT_EQ(s.eip, kCode);
 }
 
-TEST_F(InterruptTest, IretToVirtual8086ModeIsUnsupported) {
+TEST_F(SysInterruptTest, IretToVirtual8086ModeIsUnsupported) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   mem.put32(esp + 0, 0x1000);
@@ -398,6 +398,13 @@ TEST_F(InterruptTest, IretToVirtual8086ModeIsUnsupported) {
   mem.put32(esp + 8, kFixed1 | kVm);
   code({0xcf});
   StepResult r = step();
+  EXPECT_EQ(r.kind, StepKind::kUnsupported);
+  EXPECT_EQ(s.eip, kCode);
+}
+
+TEST_F(SysInterruptTest, DeliveryInRealModeIsUnsupported) {
+  s.cr0 = cr0::kEt;
+  StepResult r = emu.deliver_interrupt(s, 0x08);
   EXPECT_EQ(r.kind, StepKind::kUnsupported);
   EXPECT_EQ(s.eip, kCode);
 }

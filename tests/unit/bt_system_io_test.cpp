@@ -7,7 +7,7 @@ namespace {
 
 using namespace eflags;
 
-class IoTest : public SystemEmulatorTest {
+class SysIoTest : public SystemEmulatorTest {
  protected:
   /// Clears the I/O permission bit of `port` in the TSS bitmap.
   void allow(uint16_t port) {
@@ -16,7 +16,7 @@ class IoTest : public SystemEmulatorTest {
   }
 };
 
-TEST_F(IoTest, InAtCpl3AllowedByTheBitmapReturnsAnIoRequest) {
+TEST_F(SysIoTest, InAtCpl3AllowedByTheBitmapReturnsAnIoRequest) {
   allow(0x3f8);
   enter_cpl3();
   s.gpr[kEdx] = 0x3f8;
@@ -36,7 +36,7 @@ TEST_F(IoTest, InAtCpl3AllowedByTheBitmapReturnsAnIoRequest) {
   EXPECT_EQ(s.eip, kCode + 1);
 }
 
-TEST_F(IoTest, InFromAPortWhoseBitIsSetRaisesGp0) {
+TEST_F(SysIoTest, InFromAPortWhoseBitIsSetRaisesGp0) {
   allow(0x3f8);
   enter_cpl3();
   s.gpr[kEdx] = 0x3f9;
@@ -48,7 +48,7 @@ TEST_F(IoTest, InFromAPortWhoseBitIsSetRaisesGp0) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(IoTest, WordAccessNeedsTheBitsOfBothBytes) {
+TEST_F(SysIoTest, WordAccessNeedsTheBitsOfBothBytes) {
   allow(0x3f8);
   enter_cpl3();
   s.gpr[kEdx] = 0x3f8;
@@ -66,7 +66,7 @@ TEST_F(IoTest, WordAccessNeedsTheBitsOfBothBytes) {
   EXPECT_EQ(r.io.size, 2);
 }
 
-TEST_F(IoTest, AccessSpanningTwoBitmapBytes) {
+TEST_F(SysIoTest, AccessSpanningTwoBitmapBytes) {
   allow(0x3ff);
   allow(0x400);
   enter_cpl3();
@@ -76,7 +76,7 @@ TEST_F(IoTest, AccessSpanningTwoBitmapBytes) {
   EXPECT_EQ(r.kind, StepKind::kIo);
 }
 
-TEST_F(IoTest, IoplAtLeastCplNeedsNoBitmap) {
+TEST_F(SysIoTest, IoplAtLeastCplNeedsNoBitmap) {
   enter_cpl3();
   s.eflags = kFixed1 | kIopl;
   s.gpr[kEdx] = 0x60;
@@ -90,7 +90,7 @@ TEST_F(IoTest, IoplAtLeastCplNeedsNoBitmap) {
   EXPECT_EQ(r.io.port, 0x60);
 }
 
-TEST_F(IoTest, BitmapBytesBeyondTheTssLimitCountAsSet) {
+TEST_F(SysIoTest, BitmapBytesBeyondTheTssLimitCountAsSet) {
   allow(0xffff);
   s.tr.limit = kTssLimit - 1;  // the byte after the bitmap's last byte is outside
   enter_cpl3();
@@ -100,7 +100,7 @@ TEST_F(IoTest, BitmapBytesBeyondTheTssLimitCountAsSet) {
   EXPECT_EQ(s.eip, handler(13));
 }
 
-TEST_F(IoTest, SixteenBitTssHasNoBitmap) {
+TEST_F(SysIoTest, SixteenBitTssHasNoBitmap) {
   allow(0x3f8);
   s.tr.type = 0x3;  // busy 16-bit TSS: SP0 at +2, SS0 at +4 (Intel SDM Vol. 3A Figure 7-11)
   mem.put16(kTss + 2, 0x8800);
@@ -113,7 +113,7 @@ TEST_F(IoTest, SixteenBitTssHasNoBitmap) {
   EXPECT_EQ(s.gpr[kEsp], 0x8800u - 24);  // the #GP went through the 16-bit TSS's SS0:SP0
 }
 
-TEST_F(IoTest, OutImmediateCarriesAl) {
+TEST_F(SysIoTest, OutImmediateCarriesAl) {
   enter_cpl0();
   s.gpr[kEax] = 0x11223344;
   code({0xe6, 0x80});  // out 0x80, al
@@ -128,7 +128,7 @@ TEST_F(IoTest, OutImmediateCarriesAl) {
   EXPECT_EQ(s.gpr[kEax], 0x11223344u);
 }
 
-TEST_F(IoTest, OutDxEaxCarriesFourBytesLittleEndian) {
+TEST_F(SysIoTest, OutDxEaxCarriesFourBytesLittleEndian) {
   enter_cpl0();
   s.gpr[kEax] = 0x11223344;
   s.gpr[kEdx] = 0xcf8;
@@ -141,7 +141,7 @@ TEST_F(IoTest, OutDxEaxCarriesFourBytesLittleEndian) {
   EXPECT_EQ(r.io.data[3], 0x11);
 }
 
-TEST_F(IoTest, In16KeepsTheUpperHalfOfEax) {
+TEST_F(SysIoTest, In16KeepsTheUpperHalfOfEax) {
   enter_cpl0();
   s.gpr[kEax] = 0xaabbccdd;
   s.gpr[kEdx] = 0x1f0;
@@ -153,7 +153,7 @@ TEST_F(IoTest, In16KeepsTheUpperHalfOfEax) {
   EXPECT_EQ(s.gpr[kEax], 0xaabb1234u);
 }
 
-TEST_F(IoTest, RepOutsbBatchesStopAtThePageBoundary) {
+TEST_F(SysIoTest, RepOutsbBatchesStopAtThePageBoundary) {
   enter_cpl0();
   for (uint32_t i = 0; i < 200; ++i) mem.put8(0x60ff0 + i, static_cast<uint8_t>(i));
   s.gpr[kEsi] = 0x60ff0;
@@ -180,7 +180,7 @@ TEST_F(IoTest, RepOutsbBatchesStopAtThePageBoundary) {
   EXPECT_EQ(s.eip, kCode + 2);
 }
 
-TEST_F(IoTest, RepInswWithDfStoresDownwards) {
+TEST_F(SysIoTest, RepInswWithDfStoresDownwards) {
   enter_cpl0();
   s.eflags = kFixed1 | kDf;
   s.gpr[kEdi] = 0x60010;
@@ -206,7 +206,7 @@ TEST_F(IoTest, RepInswWithDfStoresDownwards) {
   EXPECT_EQ(s.eip, kCode + 3);
 }
 
-TEST_F(IoTest, RepWithEcxZeroDoesNothing) {
+TEST_F(SysIoTest, RepWithEcxZeroDoesNothing) {
   enter_cpl0();
   s.gpr[kEcx] = 0;
   code({0xf3, 0x6c});
@@ -215,7 +215,7 @@ TEST_F(IoTest, RepWithEcxZeroDoesNothing) {
   EXPECT_EQ(s.eip, kCode + 2);
 }
 
-TEST_F(IoTest, OutsHonoursTheSegmentOverrideAndItsLimit) {
+TEST_F(SysIoTest, OutsHonoursTheSegmentOverrideAndItsLimit) {
   enter_cpl0();
   s.seg[kFs] = loaded(kByteDs, 0x50000, 0xfff, 0x3, 3, true, false);
   mem.put8(0x50010, 0x77);
@@ -237,7 +237,7 @@ TEST_F(IoTest, OutsHonoursTheSegmentOverrideAndItsLimit) {
   EXPECT_EQ(stack32(0), 0u);
 }
 
-TEST_F(IoTest, InsFaultsOnItsDestinationBeforeTheDeviceIsAccessed) {
+TEST_F(SysIoTest, InsFaultsOnItsDestinationBeforeTheDeviceIsAccessed) {
   enter_cpl0();
   mem.not_present.insert(0x60);
   s.gpr[kEdi] = 0x60000;
@@ -250,7 +250,7 @@ TEST_F(IoTest, InsFaultsOnItsDestinationBeforeTheDeviceIsAccessed) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(IoTest, InsToAReadOnlyEsRaisesGp0) {
+TEST_F(SysIoTest, InsToAReadOnlyEsRaisesGp0) {
   enter_cpl0();
   s.seg[kEs] = loaded(0x58, 0, 0xffffffff, 0x1, 0);
   s.gpr[kEdi] = 0x60000;

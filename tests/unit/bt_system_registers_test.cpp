@@ -6,10 +6,10 @@
 namespace vmbt::bt::testing {
 namespace {
 
-using RegistersTest = SystemEmulatorTest;
+using SysRegistersTest = SystemEmulatorTest;
 using namespace eflags;
 
-TEST_F(RegistersTest, LgdtLoadsLimitAndBase) {
+TEST_F(SysRegistersTest, LgdtLoadsLimitAndBase) {
   enter_cpl0();
   s.gpr[kEax] = 0x60000;
   mem.put16(0x60000, 0x1234);
@@ -21,7 +21,7 @@ TEST_F(RegistersTest, LgdtLoadsLimitAndBase) {
   EXPECT_EQ(s.eip, kCode + 3);
 }
 
-TEST_F(RegistersTest, Lidt16LoadsA24BitBase) {
+TEST_F(SysRegistersTest, Lidt16LoadsA24BitBase) {
   enter_cpl0();
   s.gpr[kEax] = 0x60000;
   mem.put16(0x60000, 0x07ff);
@@ -32,7 +32,7 @@ TEST_F(RegistersTest, Lidt16LoadsA24BitBase) {
   EXPECT_EQ(s.idtr.base, 0x00bbccddu);
 }
 
-TEST_F(RegistersTest, LidtAtCpl3RaisesGp0) {
+TEST_F(SysRegistersTest, LidtAtCpl3RaisesGp0) {
   enter_cpl3();
   s.gpr[kEax] = 0x60000;
   code({0x0f, 0x01, 0x18});
@@ -42,7 +42,7 @@ TEST_F(RegistersTest, LidtAtCpl3RaisesGp0) {
   EXPECT_EQ(s.idtr.base, kIdt);
 }
 
-TEST_F(RegistersTest, SgdtAndSidtAtCpl3ReturnTheGuestValues) {
+TEST_F(SysRegistersTest, SgdtAndSidtAtCpl3ReturnTheGuestValues) {
   enter_cpl3();
   s.gpr[kEax] = 0x60000;
   code({0x0f, 0x01, 0x00});  // sgdt [eax]
@@ -57,7 +57,7 @@ TEST_F(RegistersTest, SgdtAndSidtAtCpl3ReturnTheGuestValues) {
   EXPECT_EQ(mem.u32(0x60002), kIdt);
 }
 
-TEST_F(RegistersTest, LtrLoadsTrAndMarksTheTssBusy) {
+TEST_F(SysRegistersTest, LtrLoadsTrAndMarksTheTssBusy) {
   enter_cpl0();
   s.gpr[kEax] = kTss2Sel;
   code({0x0f, 0x00, 0xd8});  // ltr ax
@@ -70,7 +70,7 @@ TEST_F(RegistersTest, LtrLoadsTrAndMarksTheTssBusy) {
   EXPECT_EQ((gdt(6) >> 40) & 0xf, 0xbu) << "busy bit set in the GDT";
 }
 
-TEST_F(RegistersTest, LtrOfABusyTssRaisesGp) {
+TEST_F(SysRegistersTest, LtrOfABusyTssRaisesGp) {
   enter_cpl0();
   s.gpr[kEax] = kTssSel;
   code({0x0f, 0x00, 0xd8});
@@ -79,7 +79,7 @@ TEST_F(RegistersTest, LtrOfABusyTssRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kTssSel});
 }
 
-TEST_F(RegistersTest, LtrOfANullSelectorRaisesGp0AndAtCpl3Too) {
+TEST_F(SysRegistersTest, LtrOfANullSelectorRaisesGp0AndAtCpl3Too) {
   enter_cpl0();
   s.gpr[kEax] = 0;
   code({0x0f, 0x00, 0xd8});
@@ -95,7 +95,7 @@ TEST_F(RegistersTest, LtrOfANullSelectorRaisesGp0AndAtCpl3Too) {
   EXPECT_EQ(stack32(0), 0u);
 }
 
-TEST_F(RegistersTest, LldtLoadsTheLdtAndSegmentLoadsUseIt) {
+TEST_F(SysRegistersTest, LldtLoadsTheLdtAndSegmentLoadsUseIt) {
   mem.put64(kLdt + 8, seg_desc(0x70000, 0xff, 0x3, true, 3, true, true, false));
   enter_cpl0();
   s.gpr[kEax] = kLdtSel;
@@ -112,7 +112,7 @@ TEST_F(RegistersTest, LldtLoadsTheLdtAndSegmentLoadsUseIt) {
   EXPECT_EQ(s.seg[kDs].limit, 0xffu);
 }
 
-TEST_F(RegistersTest, LldtOfANonLdtDescriptorRaisesGpAndNullInvalidatesLdtr) {
+TEST_F(SysRegistersTest, LldtOfANonLdtDescriptorRaisesGpAndNullInvalidatesLdtr) {
   enter_cpl0();
   s.gpr[kEax] = kKernelDs;
   code({0x0f, 0x00, 0xd0});
@@ -129,7 +129,7 @@ TEST_F(RegistersTest, LldtOfANonLdtDescriptorRaisesGpAndNullInvalidatesLdtr) {
   EXPECT_TRUE(s.ldtr.unusable);
 }
 
-TEST_F(RegistersTest, StrAndSldtAreUnprivileged) {
+TEST_F(SysRegistersTest, StrAndSldtAreUnprivileged) {
   enter_cpl3();
   s.gpr[kEax] = 0xffffffffu;
   code({0x0f, 0x00, 0xc8});  // str eax
@@ -149,7 +149,7 @@ TEST_F(RegistersTest, StrAndSldtAreUnprivileged) {
   EXPECT_EQ(mem.u32(0x60000), 0xffff0000u | kLdtSel);  // 16 bits stored
 }
 
-TEST_F(RegistersTest, SmswStoresTheMachineStatusWord) {
+TEST_F(SysRegistersTest, SmswStoresTheMachineStatusWord) {
   enter_cpl3();
   s.cr0 = cr0::kPe | cr0::kEt | cr0::kNe | cr0::kTs | cr0::kPg | cr0::kWp;
   s.gpr[kEax] = 0x60000;
@@ -168,7 +168,7 @@ TEST_F(RegistersTest, SmswStoresTheMachineStatusWord) {
   EXPECT_EQ(s.gpr[kEax] & 0xffff, 0x0039u);
 }
 
-TEST_F(RegistersTest, LmswCanSetButNotClearPe) {
+TEST_F(SysRegistersTest, LmswCanSetButNotClearPe) {
   enter_cpl0();
   s.cr0 = cr0::kPe | cr0::kEt | cr0::kNe;
   s.gpr[kEax] = 0xffee;      // PE=0, MP EM TS=1; bits above 3 ignored
@@ -177,7 +177,7 @@ TEST_F(RegistersTest, LmswCanSetButNotClearPe) {
   EXPECT_EQ(s.cr0, cr0::kPe | cr0::kMp | cr0::kEm | cr0::kTs | cr0::kEt | cr0::kNe);
 }
 
-TEST_F(RegistersTest, MovCr0AtCpl3RaisesGp0) {
+TEST_F(SysRegistersTest, MovCr0AtCpl3RaisesGp0) {
   enter_cpl3();
   code({0x0f, 0x22, 0xc0});
   step();
@@ -186,7 +186,7 @@ TEST_F(RegistersTest, MovCr0AtCpl3RaisesGp0) {
   EXPECT_EQ(s.cr0, cr0::kPe | cr0::kEt);
 }
 
-TEST_F(RegistersTest, MovCr0PgWithoutPeOrNwWithoutCdRaisesGp0) {
+TEST_F(SysRegistersTest, MovCr0PgWithoutPeOrNwWithoutCdRaisesGp0) {
   for (uint32_t v : {cr0::kPg | cr0::kEt, cr0::kPe | cr0::kNw}) {
     SetUp();
     enter_cpl0();
@@ -198,7 +198,7 @@ TEST_F(RegistersTest, MovCr0PgWithoutPeOrNwWithoutCdRaisesGp0) {
   }
 }
 
-TEST_F(RegistersTest, MovCr0EnablingPagingNotifiesTheMmu) {
+TEST_F(SysRegistersTest, MovCr0EnablingPagingNotifiesTheMmu) {
   enter_cpl0();
   s.gpr[kEax] = cr0::kPe | cr0::kPg | cr0::kWp | 0x0000f000u;  // reserved bits 15:12 ignored
   code({0x0f, 0x22, 0xc0});
@@ -211,7 +211,7 @@ TEST_F(RegistersTest, MovCr0EnablingPagingNotifiesTheMmu) {
   EXPECT_EQ(hooks.paging_changes, 1) << "TS does not affect paging";
 }
 
-TEST_F(RegistersTest, MovCr3AlwaysNotifiesTheMmu) {
+TEST_F(SysRegistersTest, MovCr3AlwaysNotifiesTheMmu) {
   enter_cpl0();
   s.gpr[kEax] = 0x123000;
   code({0x0f, 0x22, 0xd8});
@@ -222,7 +222,7 @@ TEST_F(RegistersTest, MovCr3AlwaysNotifiesTheMmu) {
   EXPECT_EQ(hooks.paging_changes, 2);
 }
 
-TEST_F(RegistersTest, MovCr4RefusesFeaturesTheModelDoesNotAdvertise) {
+TEST_F(SysRegistersTest, MovCr4RefusesFeaturesTheModelDoesNotAdvertise) {
   for (uint32_t bit : {cr4::kPae, cr4::kVme, cr4::kPvi, cr4::kDe, 1u << 13 /*VMXE*/}) {
     SetUp();
     enter_cpl0();
@@ -242,7 +242,7 @@ TEST_F(RegistersTest, MovCr4RefusesFeaturesTheModelDoesNotAdvertise) {
   EXPECT_EQ(hooks.paging_changes, 1);
 }
 
-TEST_F(RegistersTest, MovFromCr2) {
+TEST_F(SysRegistersTest, MovFromCr2) {
   enter_cpl0();
   s.cr2 = 0xdeadb000;
   code({0x0f, 0x20, 0xd0});  // mov eax, cr2
@@ -250,7 +250,7 @@ TEST_F(RegistersTest, MovFromCr2) {
   EXPECT_EQ(s.gpr[kEax], 0xdeadb000u);
 }
 
-TEST_F(RegistersTest, Dr4AndDr5AliasDr6AndDr7WhenCr4DeIsClear) {
+TEST_F(SysRegistersTest, Dr4AndDr5AliasDr6AndDr7WhenCr4DeIsClear) {
   enter_cpl0();
   s.gpr[kEax] = 0;
   code({0x0f, 0x23, 0xe0});  // mov dr4, eax -> DR6
@@ -267,7 +267,7 @@ TEST_F(RegistersTest, Dr4AndDr5AliasDr6AndDr7WhenCr4DeIsClear) {
   EXPECT_EQ(s.gpr[kEax], 0x401u);
 }
 
-TEST_F(RegistersTest, MovDrWithGeneralDetectRaisesDb) {
+TEST_F(SysRegistersTest, MovDrWithGeneralDetectRaisesDb) {
   enter_cpl0();
   s.dr[7] = 0x400 | (1u << 13);
   s.dr[6] = 0xffff0ff0u;
@@ -279,14 +279,14 @@ TEST_F(RegistersTest, MovDrWithGeneralDetectRaisesDb) {
   EXPECT_FALSE(s.dr[7] & (1u << 13)) << "GD cleared on entry to the handler";
 }
 
-TEST_F(RegistersTest, MovDrAtCpl3RaisesGp0) {
+TEST_F(SysRegistersTest, MovDrAtCpl3RaisesGp0) {
   enter_cpl3();
   code({0x0f, 0x21, 0xc0});
   step();
   EXPECT_EQ(s.eip, handler(13));
 }
 
-TEST_F(RegistersTest, CltsClearsTsAndIsPrivileged) {
+TEST_F(SysRegistersTest, CltsClearsTsAndIsPrivileged) {
   enter_cpl0();
   s.cr0 |= cr0::kTs;
   code({0x0f, 0x06});
@@ -299,7 +299,7 @@ TEST_F(RegistersTest, CltsClearsTsAndIsPrivileged) {
   EXPECT_EQ(s.eip, handler(13));
 }
 
-TEST_F(RegistersTest, InvlpgReportsTheLinearAddress) {
+TEST_F(SysRegistersTest, InvlpgReportsTheLinearAddress) {
   enter_cpl0();
   s.seg[kDs].base = 0x1000;
   s.gpr[kEax] = 0x400123;
@@ -309,7 +309,7 @@ TEST_F(RegistersTest, InvlpgReportsTheLinearAddress) {
   EXPECT_EQ(s.eip, kCode + 3);
 }
 
-TEST_F(RegistersTest, InvdAndWbinvdArePrivileged) {
+TEST_F(SysRegistersTest, InvdAndWbinvdArePrivileged) {
   for (uint8_t op : {0x08, 0x09}) {
     SetUp();
     enter_cpl3();
@@ -324,7 +324,7 @@ TEST_F(RegistersTest, InvdAndWbinvdArePrivileged) {
   }
 }
 
-TEST_F(RegistersTest, CpuidReturnsTheCpuModel) {
+TEST_F(SysRegistersTest, CpuidReturnsTheCpuModel) {
   for (uint32_t leaf : {0u, 1u, 2u, 7u, 0x80000000u, 0x80000002u, 0x80000004u, 0x80000008u}) {
     SetUp();
     enter_cpl3();
@@ -349,7 +349,7 @@ TEST_F(RegistersTest, CpuidReturnsTheCpuModel) {
   EXPECT_EQ(s.gpr[kEcx], 0x6c65746eu);  // "ntel"
 }
 
-TEST_F(RegistersTest, RdtscHonoursCr4Tsd) {
+TEST_F(SysRegistersTest, RdtscHonoursCr4Tsd) {
   enter_cpl3();
   code({0x0f, 0x31});
   step();
@@ -367,7 +367,7 @@ TEST_F(RegistersTest, RdtscHonoursCr4Tsd) {
   EXPECT_EQ(s.eip, kCode + 2);
 }
 
-TEST_F(RegistersTest, SysenterMsrsRoundTrip) {
+TEST_F(SysRegistersTest, SysenterMsrsRoundTrip) {
   enter_cpl0();
   const uint32_t msrs[] = {0x174, 0x175, 0x176};
   for (uint32_t msr : msrs) {
@@ -391,7 +391,7 @@ TEST_F(RegistersTest, SysenterMsrsRoundTrip) {
   EXPECT_EQ(s.gpr[kEdx], 0u);
 }
 
-TEST_F(RegistersTest, RdmsrOfTscMicrocodeAndUnknownMsrs) {
+TEST_F(SysRegistersTest, RdmsrOfTscMicrocodeAndUnknownMsrs) {
   enter_cpl0();
   s.gpr[kEcx] = 0x10;
   code({0x0f, 0x32});
@@ -414,7 +414,7 @@ TEST_F(RegistersTest, RdmsrOfTscMicrocodeAndUnknownMsrs) {
   }
 }
 
-TEST_F(RegistersTest, WrmsrTscAndPrivilege) {
+TEST_F(SysRegistersTest, WrmsrTscAndPrivilege) {
   enter_cpl0();
   s.gpr[kEcx] = 0x10;
   s.gpr[kEax] = 0x5;
@@ -430,7 +430,7 @@ TEST_F(RegistersTest, WrmsrTscAndPrivilege) {
   EXPECT_EQ(s.eip, handler(13));
 }
 
-TEST_F(RegistersTest, HltAtCpl0HaltsPastTheInstruction) {
+TEST_F(SysRegistersTest, HltAtCpl0HaltsPastTheInstruction) {
   enter_cpl0();
   code({0xf4});
   StepResult r = step();
@@ -444,7 +444,7 @@ TEST_F(RegistersTest, HltAtCpl0HaltsPastTheInstruction) {
   EXPECT_EQ(s.eip, handler(13));
 }
 
-TEST_F(RegistersTest, Ud2RaisesUdWithoutAnErrorCode) {
+TEST_F(SysRegistersTest, Ud2RaisesUdWithoutAnErrorCode) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   code({0x0f, 0x0b});
@@ -456,7 +456,7 @@ TEST_F(RegistersTest, Ud2RaisesUdWithoutAnErrorCode) {
   EXPECT_EQ(stack32(2), kFixed1 | kRf);
 }
 
-TEST_F(RegistersTest, InvalidEncodingsRaiseUd) {
+TEST_F(SysRegistersTest, InvalidEncodingsRaiseUd) {
   const std::vector<std::vector<uint8_t>> encodings = {
       {0x8e, 0xc8},        // mov cs, ax
       {0xf0, 0xfa},        // lock cli
@@ -475,7 +475,7 @@ TEST_F(RegistersTest, InvalidEncodingsRaiseUd) {
   }
 }
 
-TEST_F(RegistersTest, NonSystemInstructionIsUnsupportedAndLeavesTheState) {
+TEST_F(SysRegistersTest, NonSystemInstructionIsUnsupportedAndLeavesTheState) {
   enter_cpl0();
   s.gpr[kEax] = 1;
   s.gpr[kEbx] = 2;
@@ -487,14 +487,14 @@ TEST_F(RegistersTest, NonSystemInstructionIsUnsupportedAndLeavesTheState) {
   EXPECT_EQ(s.eip, kCode);
 }
 
-TEST_F(RegistersTest, RealModeIsUnsupported) {
+TEST_F(SysRegistersTest, RealModeIsUnsupported) {
   s.cr0 = cr0::kEt;
   StepResult r = step();
   EXPECT_EQ(r.kind, StepKind::kUnsupported);
   EXPECT_NE(r.message.find("real mode"), std::string::npos);
 }
 
-TEST_F(RegistersTest, InstructionRunningPastTheCsLimitRaisesGp0) {
+TEST_F(SysRegistersTest, InstructionRunningPastTheCsLimitRaisesGp0) {
   enter_cpl0();
   s.seg[kCs].limit = kCode;  // only the first byte of a two-byte instruction is inside
   code({0x0f, 0x06});
@@ -504,7 +504,7 @@ TEST_F(RegistersTest, InstructionRunningPastTheCsLimitRaisesGp0) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(RegistersTest, FetchFromANotPresentPageRaisesPf) {
+TEST_F(SysRegistersTest, FetchFromANotPresentPageRaisesPf) {
   enter_cpl3();
   s.eip = 0x20ffe;
   code({0x0f, 0x01});  // sgdt ... with the ModRM byte on the next page
@@ -516,7 +516,7 @@ TEST_F(RegistersTest, FetchFromANotPresentPageRaisesPf) {
   EXPECT_EQ(stack32(1), 0x20ffeu);
 }
 
-TEST_F(RegistersTest, SgdtToAReadOnlySegmentRaisesGp0) {
+TEST_F(SysRegistersTest, SgdtToAReadOnlySegmentRaisesGp0) {
   enter_cpl3();
   s.seg[kDs] = loaded(kRoDs, 0, 0xffffffff, 0x1, 3);
   s.gpr[kEax] = 0x60000;

@@ -5,10 +5,10 @@
 namespace vmbt::bt::testing {
 namespace {
 
-using SegmentsTest = SystemEmulatorTest;
+using SysSegmentsTest = SystemEmulatorTest;
 using namespace eflags;
 
-TEST_F(SegmentsTest, MovDsLoadsTheHiddenPartAndSetsAccessed) {
+TEST_F(SysSegmentsTest, MovDsLoadsTheHiddenPartAndSetsAccessed) {
   enter_cpl0();
   s.gpr[kEax] = kPageDs;  // base 0x12345678, raw limit 0xF with G=1, type 2 (not accessed)
   code({0x8e, 0xd8});
@@ -26,7 +26,7 @@ TEST_F(SegmentsTest, MovDsLoadsTheHiddenPartAndSetsAccessed) {
   EXPECT_EQ(hooks.segments_loaded, std::vector<unsigned>{kDs});
 }
 
-TEST_F(SegmentsTest, MovDsWithANullSelectorMakesItUnusable) {
+TEST_F(SysSegmentsTest, MovDsWithANullSelectorMakesItUnusable) {
   enter_cpl3();
   s.gpr[kEax] = 0x3;
   code({0x8e, 0xd8});
@@ -36,7 +36,7 @@ TEST_F(SegmentsTest, MovDsWithANullSelectorMakesItUnusable) {
   EXPECT_TRUE(s.seg[kDs].unusable);
 }
 
-TEST_F(SegmentsTest, MovSsWithANullSelectorRaisesGp0) {
+TEST_F(SysSegmentsTest, MovSsWithANullSelectorRaisesGp0) {
   enter_cpl0();
   s.gpr[kEax] = 0;
   code({0x8e, 0xd0});
@@ -46,7 +46,7 @@ TEST_F(SegmentsTest, MovSsWithANullSelectorRaisesGp0) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(SegmentsTest, MovSsSetsTheInterruptShadow) {
+TEST_F(SysSegmentsTest, MovSsSetsTheInterruptShadow) {
   enter_cpl0();
   s.gpr[kEax] = kKernelDs;
   code({0x8e, 0xd0});
@@ -55,7 +55,7 @@ TEST_F(SegmentsTest, MovSsSetsTheInterruptShadow) {
   EXPECT_TRUE(emu.interrupt_shadow);
 }
 
-TEST_F(SegmentsTest, MovDsNotPresentRaisesNp) {
+TEST_F(SysSegmentsTest, MovDsNotPresentRaisesNp) {
   enter_cpl0();
   s.gpr[kEax] = kAbsentDs;
   code({0x8e, 0xd8});
@@ -65,7 +65,7 @@ TEST_F(SegmentsTest, MovDsNotPresentRaisesNp) {
   EXPECT_EQ(s.seg[kDs].selector, kKernelDs);  // unchanged
 }
 
-TEST_F(SegmentsTest, MovSsNotPresentRaisesSs) {
+TEST_F(SysSegmentsTest, MovSsNotPresentRaisesSs) {
   enter_cpl3();
   s.gpr[kEax] = kAbsentSs;
   code({0x8e, 0xd0});
@@ -74,7 +74,7 @@ TEST_F(SegmentsTest, MovSsNotPresentRaisesSs) {
   EXPECT_EQ(stack32(0), kAbsentSs & 0xfffcu);
 }
 
-TEST_F(SegmentsTest, MovSsReadOnlyDataRaisesGp) {
+TEST_F(SysSegmentsTest, MovSsReadOnlyDataRaisesGp) {
   enter_cpl3();
   s.gpr[kEax] = kRoDs;
   code({0x8e, 0xd0});
@@ -83,7 +83,7 @@ TEST_F(SegmentsTest, MovSsReadOnlyDataRaisesGp) {
   EXPECT_EQ(stack32(0), kRoDs & 0xfffcu);
 }
 
-TEST_F(SegmentsTest, MovSsWithRplDifferentFromCplRaisesGp) {
+TEST_F(SysSegmentsTest, MovSsWithRplDifferentFromCplRaisesGp) {
   enter_cpl0();
   s.gpr[kEax] = kKernelDs | 3;
   code({0x8e, 0xd0});
@@ -92,7 +92,7 @@ TEST_F(SegmentsTest, MovSsWithRplDifferentFromCplRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelDs});
 }
 
-TEST_F(SegmentsTest, MovDsOfAMorePrivilegedSegmentRaisesGp) {
+TEST_F(SysSegmentsTest, MovDsOfAMorePrivilegedSegmentRaisesGp) {
   enter_cpl3();
   s.gpr[kEax] = kKernelDs;
   code({0x8e, 0xd8});
@@ -101,7 +101,7 @@ TEST_F(SegmentsTest, MovDsOfAMorePrivilegedSegmentRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelDs});
 }
 
-TEST_F(SegmentsTest, MovDsWithRplAboveDplRaisesGp) {
+TEST_F(SysSegmentsTest, MovDsWithRplAboveDplRaisesGp) {
   enter_cpl0();
   s.gpr[kEax] = kKernelDs | 3;
   code({0x8e, 0xd8});
@@ -110,7 +110,7 @@ TEST_F(SegmentsTest, MovDsWithRplAboveDplRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelDs});
 }
 
-TEST_F(SegmentsTest, MovDsOfExecuteOnlyCodeRaisesGp) {
+TEST_F(SysSegmentsTest, MovDsOfExecuteOnlyCodeRaisesGp) {
   enter_cpl3();
   s.gpr[kEax] = kXoCs | 3;
   code({0x8e, 0xd8});
@@ -119,7 +119,7 @@ TEST_F(SegmentsTest, MovDsOfExecuteOnlyCodeRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kXoCs});
 }
 
-TEST_F(SegmentsTest, MovDsOfReadableConformingCodeNeedsNoPrivilege) {
+TEST_F(SysSegmentsTest, MovDsOfReadableConformingCodeNeedsNoPrivilege) {
   enter_cpl3();
   s.gpr[kEax] = kConfCs | 3;
   code({0x8e, 0xd8});
@@ -128,7 +128,7 @@ TEST_F(SegmentsTest, MovDsOfReadableConformingCodeNeedsNoPrivilege) {
   EXPECT_EQ(s.seg[kDs].selector, kConfCs | 3);
 }
 
-TEST_F(SegmentsTest, MovDsBeyondTheGdtLimitRaisesGp) {
+TEST_F(SysSegmentsTest, MovDsBeyondTheGdtLimitRaisesGp) {
   enter_cpl0();
   s.gpr[kEax] = 0x1000;
   code({0x8e, 0xd8});
@@ -137,7 +137,7 @@ TEST_F(SegmentsTest, MovDsBeyondTheGdtLimitRaisesGp) {
   EXPECT_EQ(stack32(0), 0x1000u);
 }
 
-TEST_F(SegmentsTest, MovDsThroughTheLdtWithoutAnLdtRaisesGp) {
+TEST_F(SysSegmentsTest, MovDsThroughTheLdtWithoutAnLdtRaisesGp) {
   enter_cpl0();
   s.gpr[kEax] = 0x0c;  // index 1, TI=1
   code({0x8e, 0xd8});
@@ -146,7 +146,7 @@ TEST_F(SegmentsTest, MovDsThroughTheLdtWithoutAnLdtRaisesGp) {
   EXPECT_EQ(stack32(0), 0x0cu);
 }
 
-TEST_F(SegmentsTest, PopDsLoadsTheLowWordAndPopsFourBytes) {
+TEST_F(SysSegmentsTest, PopDsLoadsTheLowWordAndPopsFourBytes) {
   enter_cpl3();
   s.gpr[kEsp] = kUserStackTop - 4;
   mem.put32(kUserStackTop - 4, 0xabcd0000u | kByteDs);
@@ -158,7 +158,7 @@ TEST_F(SegmentsTest, PopDsLoadsTheLowWordAndPopsFourBytes) {
   EXPECT_EQ(s.gpr[kEsp], kUserStackTop);
 }
 
-TEST_F(SegmentsTest, PopSsSetsTheInterruptShadow) {
+TEST_F(SysSegmentsTest, PopSsSetsTheInterruptShadow) {
   enter_cpl3();
   s.gpr[kEsp] = kUserStackTop - 4;
   mem.put32(kUserStackTop - 4, kUserDs);
@@ -168,7 +168,7 @@ TEST_F(SegmentsTest, PopSsSetsTheInterruptShadow) {
   EXPECT_EQ(s.gpr[kEsp], kUserStackTop);
 }
 
-TEST_F(SegmentsTest, PushCsDecrementsEspByTheOperandSize) {
+TEST_F(SysSegmentsTest, PushCsDecrementsEspByTheOperandSize) {
   enter_cpl3();
   code({0x0e});
   step();
@@ -181,7 +181,7 @@ TEST_F(SegmentsTest, PushCsDecrementsEspByTheOperandSize) {
   EXPECT_EQ(stack16(0), kUserDs);
 }
 
-TEST_F(SegmentsTest, MovFromSregZeroExtendsIntoA32BitRegister) {
+TEST_F(SysSegmentsTest, MovFromSregZeroExtendsIntoA32BitRegister) {
   enter_cpl3();
   s.gpr[kEax] = 0xffffffffu;
   code({0x8c, 0xd8});  // mov eax, ds
@@ -194,7 +194,7 @@ TEST_F(SegmentsTest, MovFromSregZeroExtendsIntoA32BitRegister) {
   EXPECT_EQ(s.gpr[kEax], 0xffff0000u | kUserDs);
 }
 
-TEST_F(SegmentsTest, LdsLoadsOffsetAndSegment) {
+TEST_F(SysSegmentsTest, LdsLoadsOffsetAndSegment) {
   enter_cpl3();
   s.gpr[kEsi] = 0x60000;
   mem.put32(0x60000, 0xcafebabe);
@@ -207,7 +207,7 @@ TEST_F(SegmentsTest, LdsLoadsOffsetAndSegment) {
   EXPECT_EQ(s.eip, kCode + 2);
 }
 
-TEST_F(SegmentsTest, LssLoadsSsEspWithoutAnInterruptShadow) {
+TEST_F(SysSegmentsTest, LssLoadsSsEspWithoutAnInterruptShadow) {
   enter_cpl0();
   s.gpr[kEsi] = 0x60000;
   mem.put32(0x60000, 0x7777);
@@ -219,7 +219,7 @@ TEST_F(SegmentsTest, LssLoadsSsEspWithoutAnInterruptShadow) {
   EXPECT_FALSE(emu.interrupt_shadow);
 }
 
-TEST_F(SegmentsTest, LdsWithABadSelectorLeavesTheRegisterUnchanged) {
+TEST_F(SysSegmentsTest, LdsWithABadSelectorLeavesTheRegisterUnchanged) {
   enter_cpl3();
   s.gpr[kEsi] = 0x60000;
   s.gpr[kEax] = 0x1234;
@@ -239,7 +239,7 @@ struct LarCase {
   uint32_t rights;
 };
 
-TEST_F(SegmentsTest, LarResults) {
+TEST_F(SysSegmentsTest, LarResults) {
   const LarCase cases[] = {
       {kUserCs, true, true, 0x00c0fb00u},      // user code: G D P DPL3 S type B
       {kUserDs, true, true, 0x00c0f300u},      // user data
@@ -269,7 +269,7 @@ TEST_F(SegmentsTest, LarResults) {
   }
 }
 
-TEST_F(SegmentsTest, LarRejectsInterruptGates) {
+TEST_F(SysSegmentsTest, LarRejectsInterruptGates) {
   set_gdt(15, gate_desc(kKernelCs, 0, 0xe, 3));
   enter_cpl3();
   s.gpr[kEbx] = kJmpGate;
@@ -279,7 +279,7 @@ TEST_F(SegmentsTest, LarRejectsInterruptGates) {
   EXPECT_FALSE(s.eflags & kZf);
 }
 
-TEST_F(SegmentsTest, Lar16WritesTheLowWord) {
+TEST_F(SysSegmentsTest, Lar16WritesTheLowWord) {
   enter_cpl3();
   s.gpr[kEbx] = kUserCs;
   s.gpr[kEax] = 0xdeadbeef;
@@ -295,7 +295,7 @@ struct LslCase {
   uint32_t limit;
 };
 
-TEST_F(SegmentsTest, LslResults) {
+TEST_F(SysSegmentsTest, LslResults) {
   const LslCase cases[] = {
       {kPageDs, false, true, 0xffffu},     // G=1: (0xF << 12) | 0xFFF
       {kByteDs, true, true, 0xfffu},       // byte granular
@@ -325,7 +325,7 @@ struct VerCase {
   bool writable;
 };
 
-TEST_F(SegmentsTest, VerrVerwResults) {
+TEST_F(SysSegmentsTest, VerrVerwResults) {
   const VerCase cases[] = {
       {kUserDs, true, true, true},
       {kRoDs, true, true, false},
@@ -353,7 +353,7 @@ TEST_F(SegmentsTest, VerrVerwResults) {
   }
 }
 
-TEST_F(SegmentsTest, ArplRaisesTheRpl) {
+TEST_F(SysSegmentsTest, ArplRaisesTheRpl) {
   enter_cpl3();
   s.gpr[kEax] = 0xffff0010;
   s.gpr[kEcx] = 0x0003;

@@ -5,10 +5,10 @@
 namespace vmbt::bt::testing {
 namespace {
 
-using TransferTest = SystemEmulatorTest;
+using SysTransferTest = SystemEmulatorTest;
 using namespace eflags;
 
-TEST_F(TransferTest, FarJmpToConformingCodeKeepsCplAndSetsRpl) {
+TEST_F(SysTransferTest, FarJmpToConformingCodeKeepsCplAndSetsRpl) {
   enter_cpl3();
   code({0xea, 0x00, 0x10, 0x00, 0x00, 0x40, 0x00});  // jmp 0x40:0x1000
   step();
@@ -20,7 +20,7 @@ TEST_F(TransferTest, FarJmpToConformingCodeKeepsCplAndSetsRpl) {
   EXPECT_TRUE((gdt(8) >> 40) & 1) << "Accessed bit set";
 }
 
-TEST_F(TransferTest, FarJmpToNonconformingCodeOfAnotherDplRaisesGp) {
+TEST_F(SysTransferTest, FarJmpToNonconformingCodeOfAnotherDplRaisesGp) {
   enter_cpl3();
   code({0xea, 0x00, 0x10, 0x00, 0x00, 0x08, 0x00});  // jmp 0x08:0x1000
   step();
@@ -28,7 +28,7 @@ TEST_F(TransferTest, FarJmpToNonconformingCodeOfAnotherDplRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelCs});
 }
 
-TEST_F(TransferTest, FarJmpToNullSelectorRaisesGp0) {
+TEST_F(SysTransferTest, FarJmpToNullSelectorRaisesGp0) {
   enter_cpl0();
   code({0xea, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00});
   const uint32_t esp = s.gpr[kEsp];
@@ -38,7 +38,7 @@ TEST_F(TransferTest, FarJmpToNullSelectorRaisesGp0) {
   EXPECT_EQ(stack32(0), 0u);
 }
 
-TEST_F(TransferTest, FarJmpToADataSegmentRaisesGp) {
+TEST_F(SysTransferTest, FarJmpToADataSegmentRaisesGp) {
   enter_cpl0();
   code({0xea, 0x00, 0x10, 0x00, 0x00, 0x10, 0x00});
   step();
@@ -46,7 +46,7 @@ TEST_F(TransferTest, FarJmpToADataSegmentRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelDs});
 }
 
-TEST_F(TransferTest, FarJmpBeyondTheCodeLimitRaisesGp0) {
+TEST_F(SysTransferTest, FarJmpBeyondTheCodeLimitRaisesGp0) {
   set_gdt(13, seg_desc(0, 0xfff, 0xb, true, 0, true, true, false));  // limit 0xFFF
   enter_cpl0();
   code({0xea, 0x00, 0x00, 0x01, 0x00, 0x68, 0x00});  // jmp 0x68:0x10000
@@ -55,7 +55,7 @@ TEST_F(TransferTest, FarJmpBeyondTheCodeLimitRaisesGp0) {
   EXPECT_EQ(stack32(0), 0u);
 }
 
-TEST_F(TransferTest, FarCallPushesCsAndEip) {
+TEST_F(SysTransferTest, FarCallPushesCsAndEip) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   code({0x9a, 0x00, 0x10, 0x00, 0x00, 0x40, 0x00});  // call 0x40:0x1000
@@ -67,7 +67,7 @@ TEST_F(TransferTest, FarCallPushesCsAndEip) {
   EXPECT_EQ(stack32(1) & 0xffff, kKernelCs);
 }
 
-TEST_F(TransferTest, FarCall16ThroughMemoryPushesWords) {
+TEST_F(SysTransferTest, FarCall16ThroughMemoryPushesWords) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   mem.put16(0x60000, 0x2345);
@@ -80,7 +80,7 @@ TEST_F(TransferTest, FarCall16ThroughMemoryPushesWords) {
   EXPECT_EQ(stack16(1), kKernelCs);
 }
 
-TEST_F(TransferTest, CallThroughCallGateToCpl0SwitchesStacksAndCopiesParameters) {
+TEST_F(SysTransferTest, CallThroughCallGateToCpl0SwitchesStacksAndCopiesParameters) {
   enter_cpl3();
   s.gpr[kEsp] = kUserStackTop - 8;
   mem.put32(kUserStackTop - 8, 0x11111111);          // parameter at ESP
@@ -101,7 +101,7 @@ TEST_F(TransferTest, CallThroughCallGateToCpl0SwitchesStacksAndCopiesParameters)
   EXPECT_EQ(stack32(5) & 0xffff, kUserDs);
 }
 
-TEST_F(TransferTest, CallThrough16BitCallGateCopiesWords) {
+TEST_F(SysTransferTest, CallThrough16BitCallGateCopiesWords) {
   enter_cpl3();
   s.gpr[kEsp] = kUserStackTop - 2;
   mem.put16(kUserStackTop - 2, 0xbeef);
@@ -117,7 +117,7 @@ TEST_F(TransferTest, CallThrough16BitCallGateCopiesWords) {
   EXPECT_EQ(stack16(4), kUserDs);
 }
 
-TEST_F(TransferTest, JmpThroughCallGateAtTheSamePrivilege) {
+TEST_F(SysTransferTest, JmpThroughCallGateAtTheSamePrivilege) {
   enter_cpl3();
   code({0xea, 0x00, 0x00, 0x00, 0x00, 0x7b, 0x00});  // jmp 0x7b:0 -> gate to user code
   step();
@@ -126,7 +126,7 @@ TEST_F(TransferTest, JmpThroughCallGateAtTheSamePrivilege) {
   EXPECT_EQ(s.gpr[kEsp], kUserStackTop);
 }
 
-TEST_F(TransferTest, JmpThroughCallGateToAMorePrivilegedSegmentRaisesGp) {
+TEST_F(SysTransferTest, JmpThroughCallGateToAMorePrivilegedSegmentRaisesGp) {
   enter_cpl3();
   code({0xea, 0x00, 0x00, 0x00, 0x00, 0x3b, 0x00});
   step();
@@ -134,7 +134,7 @@ TEST_F(TransferTest, JmpThroughCallGateToAMorePrivilegedSegmentRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelCs});
 }
 
-TEST_F(TransferTest, CallGateWithDplBelowCplRaisesGpWithTheGateSelector) {
+TEST_F(SysTransferTest, CallGateWithDplBelowCplRaisesGpWithTheGateSelector) {
   set_gdt(7, gate_desc(kKernelCs, kGateTarget, 0xc, 0, true, 2));
   enter_cpl3();
   code({0x9a, 0x00, 0x00, 0x00, 0x00, 0x3b, 0x00});
@@ -143,7 +143,7 @@ TEST_F(TransferTest, CallGateWithDplBelowCplRaisesGpWithTheGateSelector) {
   EXPECT_EQ(stack32(0), 0x38u);
 }
 
-TEST_F(TransferTest, NotPresentCallGateRaisesNp) {
+TEST_F(SysTransferTest, NotPresentCallGateRaisesNp) {
   set_gdt(7, gate_desc(kKernelCs, kGateTarget, 0xc, 3, false, 2));
   enter_cpl3();
   code({0x9a, 0x00, 0x00, 0x00, 0x00, 0x3b, 0x00});
@@ -152,7 +152,7 @@ TEST_F(TransferTest, NotPresentCallGateRaisesNp) {
   EXPECT_EQ(stack32(0), 0x38u);
 }
 
-TEST_F(TransferTest, FarRetImmToAnOuterLevelReleasesParametersAndNullsDataSegments) {
+TEST_F(SysTransferTest, FarRetImmToAnOuterLevelReleasesParametersAndNullsDataSegments) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   mem.put32(esp + 0, 0x20000);  // EIP
@@ -173,7 +173,7 @@ TEST_F(TransferTest, FarRetImmToAnOuterLevelReleasesParametersAndNullsDataSegmen
   EXPECT_FALSE(s.seg[kEs].unusable);
 }
 
-TEST_F(TransferTest, FarRetSameLevel) {
+TEST_F(SysTransferTest, FarRetSameLevel) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   mem.put32(esp + 0, 0x33333);
@@ -186,7 +186,7 @@ TEST_F(TransferTest, FarRetSameLevel) {
   EXPECT_FALSE(s.seg[kDs].unusable);
 }
 
-TEST_F(TransferTest, FarRet16PopsWords) {
+TEST_F(SysTransferTest, FarRet16PopsWords) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   mem.put16(esp + 0, 0x1234);
@@ -197,7 +197,7 @@ TEST_F(TransferTest, FarRet16PopsWords) {
   EXPECT_EQ(s.gpr[kEsp], esp + 4);
 }
 
-TEST_F(TransferTest, FarRetToAMorePrivilegedLevelRaisesGp) {
+TEST_F(SysTransferTest, FarRetToAMorePrivilegedLevelRaisesGp) {
   enter_cpl3();
   const uint32_t esp = s.gpr[kEsp] = kUserStackTop - 8;
   mem.put32(esp + 0, 0x1000);
@@ -208,7 +208,7 @@ TEST_F(TransferTest, FarRetToAMorePrivilegedLevelRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelCs});
 }
 
-TEST_F(TransferTest, FarRetToOuterLevelWithBadStackSelectorRaisesGp) {
+TEST_F(SysTransferTest, FarRetToOuterLevelWithBadStackSelectorRaisesGp) {
   enter_cpl0();
   const uint32_t esp = s.gpr[kEsp];
   mem.put32(esp + 0, 0x20000);
@@ -222,7 +222,7 @@ TEST_F(TransferTest, FarRetToOuterLevelWithBadStackSelectorRaisesGp) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(TransferTest, SysenterSysexitRoundTrip) {
+TEST_F(SysTransferTest, SysenterSysexitRoundTrip) {
   s.sysenter_cs = kKernelCs;
   s.sysenter_esp = kKernelStackTop;
   s.sysenter_eip = 0x50000;
@@ -254,7 +254,7 @@ TEST_F(TransferTest, SysenterSysexitRoundTrip) {
   EXPECT_TRUE(s.seg[kCs].db);
 }
 
-TEST_F(TransferTest, SysenterWithNullSysenterCsRaisesGp) {
+TEST_F(SysTransferTest, SysenterWithNullSysenterCsRaisesGp) {
   enter_cpl3();
   s.sysenter_cs = 0x3;
   code({0x0f, 0x34});
@@ -263,7 +263,7 @@ TEST_F(TransferTest, SysenterWithNullSysenterCsRaisesGp) {
   EXPECT_EQ(stack32(0), 0u);
 }
 
-TEST_F(TransferTest, SysexitAtCpl3RaisesGp) {
+TEST_F(SysTransferTest, SysexitAtCpl3RaisesGp) {
   enter_cpl3();
   s.sysenter_cs = kKernelCs;
   code({0x0f, 0x35});
@@ -271,7 +271,7 @@ TEST_F(TransferTest, SysexitAtCpl3RaisesGp) {
   EXPECT_EQ(s.eip, handler(13));
 }
 
-TEST_F(TransferTest, CallGateWithANotPresentInnerStackRaisesSs) {
+TEST_F(SysTransferTest, CallGateWithANotPresentInnerStackRaisesSs) {
   mem.put16(kTss + 8, 0x48);                          // SS0 = GDT 9: not present
   set_idt(12, gate_desc(0xa8, handler(12), 0xe, 0));  // #SS handler at DPL1 (SS1 stack)
   enter_cpl3();
@@ -283,7 +283,7 @@ TEST_F(TransferTest, CallGateWithANotPresentInnerStackRaisesSs) {
   EXPECT_EQ(stack32(1), kCode);
 }
 
-TEST_F(TransferTest, FarJmpToATaskGateIsUnsupported) {
+TEST_F(SysTransferTest, FarJmpToATaskGateIsUnsupported) {
   set_gdt(15, gate_desc(kTss2Sel, 0, 0x5, 3));
   enter_cpl3();
   code({0xea, 0x00, 0x00, 0x00, 0x00, 0x7b, 0x00});
