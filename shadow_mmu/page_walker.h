@@ -7,15 +7,15 @@ namespace vmbt {
 
 /// Bits of 32-bit paging entries (Intel SDM Vol. 3A §4.3, Tables 4-4, 4-5 and 4-6).
 namespace pte {
-inline constexpr uint32_t kPresent = 1u << 0;   ///< P
-inline constexpr uint32_t kWritable = 1u << 1;  ///< R/W
-inline constexpr uint32_t kUser = 1u << 2;      ///< U/S
-inline constexpr uint32_t kAccessed = 1u << 5;  ///< A (§4.8)
-inline constexpr uint32_t kDirty = 1u << 6;     ///< D, only in an entry that maps a page (§4.8)
-inline constexpr uint32_t kPageSize = 1u << 7;  ///< PS in a PDE (Table 4-4 / 4-5)
-inline constexpr uint32_t kPat4K = 1u << 7;     ///< PAT in a PTE (Table 4-6)
-inline constexpr uint32_t kGlobal = 1u << 8;    ///< G, only in an entry that maps a page
-inline constexpr uint32_t kPat4M = 1u << 12;    ///< PAT in a 4 MiB PDE (Table 4-4)
+inline constexpr uint32_t kPresent = 1u << 0;      ///< P
+inline constexpr uint32_t kWritable = 1u << 1;     ///< R/W
+inline constexpr uint32_t kUser = 1u << 2;         ///< U/S
+inline constexpr uint32_t kAccessed = 1u << 5;     ///< A (§4.8)
+inline constexpr uint32_t kDirty = 1u << 6;        ///< D, only in an entry that maps a page (§4.8)
+inline constexpr uint32_t kPageSize = 1u << 7;     ///< PS in a PDE (Table 4-4 / 4-5)
+inline constexpr uint32_t kPat4K = 1u << 7;        ///< PAT in a PTE (Table 4-6)
+inline constexpr uint32_t kGlobal = 1u << 8;       ///< G, only in an entry that maps a page
+inline constexpr uint32_t kPat4M = 1u << 12;       ///< PAT in a 4 MiB PDE (Table 4-4)
 inline constexpr uint32_t kFrame4K = 0xfffff000u;  ///< bits 31:12: page table or 4 KiB frame
 inline constexpr uint32_t kFrame4M = 0xffc00000u;  ///< bits 31:22: 4 MiB frame (no PSE-36)
 }  // namespace pte
@@ -40,7 +40,8 @@ struct Access {
 
 /// Paging controls that affect translation.
 struct PagingMode {
-  uint32_t cr3 = 0;  ///< page-directory base in bits 31:12; PWT/PCD and the rest ignored (Table 4-3)
+  uint32_t cr3 =
+      0;  ///< page-directory base in bits 31:12; PWT/PCD and the rest ignored (Table 4-3)
   bool pse = false;  ///< CR4.PSE: PS=1 in a PDE maps a 4 MiB page; enables reserved-bit checks
   bool wp = false;   ///< CR0.WP: supervisor writes honour R/W (§4.6.1)
   bool pge = false;  ///< CR4.PGE: the G bit makes a translation global (§4.10.2.4)
@@ -50,11 +51,11 @@ struct PagingMode {
 /// protection fault (error_code P=1, RSVD=0), where they describe the mapping that denied it.
 struct WalkResult {
   bool ok = false;
-  uint32_t phys = 0;       ///< guest-physical address of the accessed byte (ok)
-  uint32_t page_base = 0;  ///< guest-physical base of the 4 KiB page containing it (for a 4 MiB
-                           ///< page: the 4 KiB frame inside it)
-  bool large = false;      ///< mapped by a 4 MiB PDE (PS=1, CR4.PSE=1)
-  bool global = false;     ///< G bit of the final entry and CR4.PGE=1 (G is ignored otherwise)
+  uint32_t phys = 0;           ///< guest-physical address of the accessed byte (ok)
+  uint32_t page_base = 0;      ///< guest-physical base of the 4 KiB page containing it (for a 4 MiB
+                               ///< page: the 4 KiB frame inside it)
+  bool large = false;          ///< mapped by a 4 MiB PDE (PS=1, CR4.PSE=1)
+  bool global = false;         ///< G bit of the final entry and CR4.PGE=1 (G is ignored otherwise)
   bool user_ok = false;        ///< a CPL3 access may read the page (U/S=1 at both levels)
   bool user_write_ok = false;  ///< a CPL3 access may write it (U/S and R/W = 1 at both levels)
   bool sup_write_ok = false;   ///< a supervisor access may write it (R/W=1 at both levels, or
