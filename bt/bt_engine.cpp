@@ -317,7 +317,11 @@ Exit BtEngine::handle_fault(bool& done) {
   if ((f.signal == SIGSEGV || f.signal == SIGBUS) && f.in_window) {
     uint32_t page = fnv_page(f.linear);
     if (f.write && page < protected_pages_.size() && protected_pages_[page]) {
-      code_page_written(page);  // self-modifying code: drop the page's blocks, then retry
+      // Self-modifying code: drop the page's blocks, then run the store alone with the page
+      // writable (a block re-translated from this page would protect it again and fault again
+      // when the store is on the page it writes).
+      code_page_written(page);
+      single_step_eip_ = s_.eip;
       return Exit();
     }
     if (f.linear >= memory_.size()) {
@@ -380,7 +384,14 @@ Exit BtEngine::run() {
                   fmt::format("bt needs a code segment with base 0 (CS base {:#x} at {})",
                               s_.seg[kCs].base, describe_eip()));
     }
-    TranslationBlock* tb = lookup(s_.eip, flags);
+    TranslationBlock* tb = nullptr;
+    bool single = single_step_eip_ == s_.eip;
+    single_step_eip_ = UINT32_MAX;
+    if (single) {
+      tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction);
+    } else {
+      tb = lookup(s_.eip, flags);
+    }
     if (!tb) {
       return Exit(ExitReason::kShutdown,
                   fmt::format("guest executed outside RAM at {} ({} MiB of RAM)", describe_eip(),
@@ -388,6 +399,7 @@ Exit BtEngine::run() {
     }
     ++dispatches_;
     enter(tb);
+    if (single) cache_.discard(tb);  // never reused: its page was not write-protected
 
     bool done = false;
     Exit e;

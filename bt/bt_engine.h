@@ -80,6 +80,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   TranslationBlock* entering_ = nullptr;
   TranslationBlock* kicked_ = nullptr;
   HostFault fault_;
+  uint32_t single_step_eip_ = UINT32_MAX;  ///< run this instruction alone, unprotected (SMC)
   bool io_pending_ = false;
   StepResult io_step_;
   bool mmio_pending_ = false;

@@ -121,6 +121,25 @@ std::vector<TranslationBlock*> CodeCache::invalidate_page(uint32_t page) {
   return dead;
 }
 
+void CodeCache::discard(TranslationBlock* tb) {
+  if (!tb->valid) return;
+  tb->valid = false;
+  auto it = by_key_.find(key(tb->eip, tb->key_flags));
+  if (it != by_key_.end() && it->second == tb) by_key_.erase(it);
+  for (unsigned p = 0; p < tb->page_count; ++p) {
+    auto pages = code_pages_.find(tb->pages[p]);
+    if (pages != code_pages_.end()) std::erase(pages->second, tb);
+  }
+  for (auto [from, index] : tb->incoming) {
+    TbExit& e = from->exits[index];
+    if (e.linked == tb) {
+      e.linked = nullptr;
+      patch_rel32(from->host_start + e.rel32_offset, from->host_start + e.stub_offset);
+    }
+  }
+  tb->incoming.clear();
+}
+
 void CodeCache::flush() {
   blocks_.clear();
   by_key_.clear();

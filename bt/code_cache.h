@@ -42,6 +42,8 @@ class CodeCache {
   /// Removes every block on guest page `page` from the indices and unlinks chains into them.
   /// Their code stays in place until the next flush (a block may be executing). Returns them.
   std::vector<TranslationBlock*> invalidate_page(uint32_t page);
+  /// Removes one block from the indices (its code stays until the next flush).
+  void discard(TranslationBlock* tb);
   /// Drops every block and resets the cache.
   void flush();
 

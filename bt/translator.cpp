@@ -371,6 +371,23 @@ class BlockEmitter {
 /// Outcome of translating one instruction.
 enum class Step { kContinue, kEndBlock, kCallout };
 
+/// Removes the F3 prefix of an instruction and decodes it again (keeping its guest length, so
+/// EIP arithmetic still covers the prefix byte).
+void strip_rep_prefix(Insn& in, const ZydisDecoder& decoder) {
+  uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH] = {};
+  unsigned n = 0;
+  for (unsigned i = 0; i < in.d.length; ++i) {
+    if (i < in.d.raw.prefix_count && in.bytes[i] == 0xf3) continue;
+    bytes[n++] = in.bytes[i];
+  }
+  Insn out;
+  std::memcpy(out.bytes, bytes, sizeof bytes);
+  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, out.bytes, n, &out.d, out.ops))) return;
+  out.eip = in.eip;
+  out.next = in.next;
+  in = out;
+}
+
 /// Copies a register-only instruction, fixing the encodings that differ in 64-bit mode.
 void emit_ident(BlockEmitter& e, const Insn& in) {
   std::vector<uint8_t> out;
@@ -660,6 +677,16 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
         break;
       }
       in.next = pc + in.d.length;
+      if (in.d.mnemonic == ZYDIS_MNEMONIC_ENDBR32 || in.d.mnemonic == ZYDIS_MNEMONIC_ENDBR64) {
+        pc = in.next;  // a hint NOP on a CPU without CET, as the vmbt model is
+        continue;
+      }
+      if (in.d.mnemonic == ZYDIS_MNEMONIC_TZCNT || in.d.mnemonic == ZYDIS_MNEMONIC_LZCNT) {
+        // Without BMI1/LZCNT (the vmbt model has neither) F3 0F BC/BD is BSF/BSR with an
+        // ignored REP prefix, which compilers emit on purpose ("rep bsf"). The host has
+        // BMI1, so the prefix is dropped before the instruction is re-encoded.
+        strip_rep_prefix(in, im.decoder);
+      }
       Step step = Step::kContinue;
       const ZydisDecodedInstruction& d = in.d;
       bool fpu = uses_fpu(d);
@@ -818,7 +845,8 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
         ended = true;
       }
       pc = in.next;
-      if (!ended && tb->instructions >= TranslationBlock::kMaxInstructions) {
+      if (!ended && (tb->instructions >= TranslationBlock::kMaxInstructions ||
+                     (key_flags & tb_flags::kSingleInstruction))) {
         e.direct_exit(pc);
         ended = true;
       }

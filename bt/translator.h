@@ -16,6 +16,8 @@ namespace tb_flags {
 constexpr uint32_t kFlatSegments = 1u << 0;
 /// CR0.TS or CR0.EM is set: x87/MMX/SSE instructions raise #NM (Intel SDM Vol. 3A §2.5).
 constexpr uint32_t kFpuTrap = 1u << 1;
+/// Translate one instruction only (re-executing a store into the block's own page).
+constexpr uint32_t kSingleInstruction = 1u << 2;
 }  // namespace tb_flags
 
 /// Reads guest code for the translator.
