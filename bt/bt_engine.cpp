@@ -23,10 +23,6 @@ namespace {
 /// Guest EFLAGS bits that live in the host RFLAGS while translated code runs.
 constexpr uint32_t kHostFlagBits = eflags::kArith | eflags::kDf;
 
-uint32_t fnv_page(uint32_t linear) {
-  return linear >> 12;
-}
-
 }  // namespace
 
 BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts)
@@ -34,19 +30,17 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts)
       interrupts_(interrupts),
       ctx_(std::make_unique<BtContext>()),
       stubs_(Stubs::generate(cache_)),
-      flat_(memory, [this](uint32_t page) { code_page_written(page); }),
-      system_(flat_, *this),
-      translator_(cache_, stubs_, *this, *ctx_),
-      protected_pages_(memory.size() / LinearWindow::kPage, 0) {
-  ctx_->window_base = reinterpret_cast<uint64_t>(window_.base());
-  ctx_->window_neg = 0 - ctx_->window_base;
+      mmu_(
+          memory, [this](uint32_t page) { code_page_written(page); },
+          [this] { reset_indirect_table(); }),
+      linear_memory_(memory, mmu_, s_),
+      system_(linear_memory_, *this),
+      translator_(cache_, stubs_, *this, *ctx_) {
   ctx_->miss_stub = reinterpret_cast<uint64_t>(stubs_.indirect_miss);
   reset_indirect_table();
-  window_.map_identity(memory, static_cast<uint32_t>(memory.size() / LinearWindow::kPage));
   translator_.on_flush = [this] {
+    // Code pages stay write-protected until written once more; a write then finds no blocks.
     reset_indirect_table();
-    std::fill(protected_pages_.begin(), protected_pages_.end(), 0);
-    window_.map_identity(memory_, static_cast<uint32_t>(memory_.size() / LinearWindow::kPage));
     entering_ = kicked_ = nullptr;
   };
   tsc_offset_ = 0;
@@ -62,6 +56,7 @@ void BtEngine::reset_indirect_table() {
 
 void BtEngine::set_state(const VcpuState& state) {
   s_ = state;
+  mmu_.set_mode(s_);
   std::memcpy(ctx_->guest_fx.data(), s_.fxsave.data(), 512);
   uint16_t fcw;
   std::memcpy(&fcw, ctx_->guest_fx.data(), 2);
@@ -87,17 +82,30 @@ void BtEngine::write_tsc(uint64_t value) {
   tsc_offset_ = static_cast<int64_t>(value - __rdtsc());
 }
 
-void BtEngine::on_paging_changed(const VcpuState&) {
-  // Paging arrives with the shadow MMU; run() refuses CR0.PG=1 with a clear message until then.
+void BtEngine::on_paging_changed(const VcpuState& s) {
+  mmu_.set_mode(s);
+}
+
+void BtEngine::on_invlpg(uint32_t linear) {
+  mmu_.invlpg(linear);
 }
 
 unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) {
-  // CR0.PG=0: linear == physical. Stop at the end of RAM.
-  uint64_t size = memory_.size();
-  if (eip >= size) return 0;
-  unsigned n = static_cast<unsigned>(std::min<uint64_t>(len, size - eip));
-  std::memcpy(dst, memory_.host_base() + eip, n);
-  *phys_page = eip >> 12;
+  // Instruction fetch with the CPL's rights; stops at the end of the page (the translator asks
+  // again for the next one) and where no RAM is.
+  uint32_t pa = 0, error_code = 0;
+  if (!mmu_.translate(eip, Access{false, s_.seg[kSs].dpl == 3, true}, &pa, &error_code)) {
+    return 0;
+  }
+  if (!memory_.contains(pa, 1)) return 0;
+  unsigned n = std::min<unsigned>(len, 0x1000 - (eip & 0xfff));
+  n = static_cast<unsigned>(std::min<uint64_t>(n, memory_.size() - pa));
+  std::memcpy(dst, memory_.host_base() + pa, n);
+  *phys_page = pa >> 12;
+  if (n < len) {  // the rest of the instruction bytes from the next page, if mapped
+    uint32_t next_page = 0;
+    n += fetch(eip + n, dst + n, len - n, &next_page);
+  }
   return n;
 }
 
@@ -112,21 +120,12 @@ uint32_t BtEngine::key_flags() const {
 }
 
 void BtEngine::protect_code_pages(const TranslationBlock* tb) {
-  for (unsigned i = 0; i < tb->page_count; ++i) {
-    uint32_t page = tb->pages[i];
-    if (page < protected_pages_.size() && !protected_pages_[page]) {
-      protected_pages_[page] = 1;
-      window_.protect_page(page, false);
-    }
-  }
+  for (unsigned i = 0; i < tb->page_count; ++i) mmu_.protect_code(tb->pages[i]);
 }
 
-void BtEngine::code_page_written(uint32_t page) {
-  if (page >= protected_pages_.size() || !protected_pages_[page]) return;
-  std::vector<TranslationBlock*> dead = cache_.invalidate_page(page);
+void BtEngine::code_page_written(uint32_t phys_page) {
+  std::vector<TranslationBlock*> dead = cache_.invalidate_page(phys_page);
   smc_invalidations_ += dead.size();
-  protected_pages_[page] = 0;
-  window_.protect_page(page, true);
   // Indirect-table entries of the dead blocks go back to the miss stub.
   for (TranslationBlock* tb : dead) {
     uint64_t& entry = ctx_->indirect_table[tb->eip & (kIndirectTableSize - 1)];
@@ -136,7 +135,20 @@ void BtEngine::code_page_written(uint32_t page) {
 }
 
 TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
-  TranslationBlock* tb = cache_.find(eip, flags);
+  uint32_t pa = 0, error_code = 0;
+  if (!mmu_.translate(eip, Access{false, s_.seg[kSs].dpl == 3, true}, &pa, &error_code)) {
+    return nullptr;
+  }
+  TranslationBlock* tb = cache_.find(eip, flags, pa >> 12);
+  if (tb && tb->page_count == 2) {  // the second page must map to the same code too
+    uint32_t pa2 = 0;
+    if (!mmu_.translate((eip | 0xfff) + 1, Access{false, s_.seg[kSs].dpl == 3, true}, &pa2,
+                        &error_code) ||
+        (pa2 >> 12) != tb->pages[1]) {
+      cache_.discard(tb);
+      tb = nullptr;
+    }
+  }
   if (!tb) {
     tb = translator_.translate(eip, flags);
     if (!tb) return nullptr;
@@ -152,6 +164,9 @@ void BtEngine::enter(TranslationBlock* tb) {
   for (unsigned i = 0; i < 6; ++i) ctx_->seg_base[i] = s_.seg[i].base;
   ctx_->exit_kind = ExitKind::kNone;
   ctx_->exit_tb = nullptr;
+  uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
+  ctx_->window_base = reinterpret_cast<uint64_t>(window);
+  ctx_->window_neg = 0 - ctx_->window_base;
   entering_ = tb;
   attach_host_fault_handler(this);
   stubs_.enter(ctx_.get(), tb->entry);
@@ -207,8 +222,11 @@ bool BtEngine::handle_host_fault(int signal, void* siginfo, void* ucontext) {
   greg_t* g = uc->uc_mcontext.gregs;
   const int host_reg[8] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI};
   for (unsigned i = 0; i < 8; ++i) ctx_->gpr[i] = static_cast<uint32_t>(g[host_reg[i]]);
-  if (insn.fixup.string_bias) {
+  // ESI/EDI were window pointers around a string instruction (flat segments only).
+  if (insn.fixup.si_biased) {
     ctx_->gpr[kEsi] = static_cast<uint32_t>(static_cast<uint64_t>(g[REG_RSI]) - ctx_->window_base);
+  }
+  if (insn.fixup.di_biased) {
     ctx_->gpr[kEdi] = static_cast<uint32_t>(static_cast<uint64_t>(g[REG_RDI]) - ctx_->window_base);
   }
   ctx_->host_flags = static_cast<uint32_t>(g[REG_EFL]) & (kHostFlagBits | eflags::kFixed1);
@@ -219,7 +237,7 @@ bool BtEngine::handle_host_fault(int signal, void* siginfo, void* ucontext) {
   fault_.signal = signal;
   fault_.host_pc = reinterpret_cast<uint64_t>(rip);
   if (signal == SIGSEGV || signal == SIGBUS) {
-    fault_.in_window = window_.contains(info->si_addr, &fault_.linear);
+    fault_.address = info->si_addr;
     fault_.write = (g[REG_ERR] & 2) != 0;
   }
   g[REG_RIP] = reinterpret_cast<greg_t>(stubs_.exit_after_fault);
@@ -269,7 +287,11 @@ Exit BtEngine::finish_step(const StepResult& r, bool& done) {
 
 Exit BtEngine::handle_callout(bool& done) {
   uint8_t bytes[16] = {};
-  flat_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, false);
+  try {
+    linear_memory_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, s_.seg[kSs].dpl == 3);
+  } catch (const GuestFault&) {
+    // The bytes past the page may be unmapped; the emulator fetches exactly and faults itself.
+  }
   ZydisDecoder decoder;
   ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
   ZydisDecodedInstruction insn;
@@ -279,7 +301,7 @@ Exit BtEngine::handle_callout(bool& done) {
   ++callouts_by_insn_[name];
 
   if (decoded) {
-    LegacyOutcome legacy = execute_legacy(s_, insn, ops, flat_);
+    LegacyOutcome legacy = execute_legacy(s_, insn, ops, linear_memory_);
     if (legacy.result == LegacyResult::kDone) return Exit();
     if (legacy.result == LegacyResult::kFault) {
       ++exceptions_by_vector_[legacy.fault.vector];
@@ -314,22 +336,28 @@ Exit BtEngine::handle_fault(bool& done) {
     ++exceptions_by_vector_[0];
     return finish_step(system_.raise(s_, 0), done);  // #DE (Intel SDM Vol. 3A §6.15, vector 0)
   }
-  if ((f.signal == SIGSEGV || f.signal == SIGBUS) && f.in_window) {
-    uint32_t page = fnv_page(f.linear);
-    if (f.write && page < protected_pages_.size() && protected_pages_[page]) {
-      // Self-modifying code: drop the page's blocks, then run the store alone with the page
-      // writable (a block re-translated from this page would protect it again and fault again
-      // when the store is on the page it writes).
-      code_page_written(page);
-      single_step_eip_ = s_.eip;
-      return Exit();
-    }
-    if (f.linear >= memory_.size()) {
-      done = true;
-      return Exit(ExitReason::kInternalError,
-                  fmt::format("guest access to {:#x}, outside its {} MiB of RAM, at {} (no "
-                              "device is mapped there; bt does not emulate MMIO yet)",
-                              f.linear, memory_.size() >> 20, describe_eip()));
+  if (f.signal == SIGSEGV || f.signal == SIGBUS) {
+    ShadowMmu::Fault m = mmu_.handle_host_fault(f.address, f.write);
+    switch (m.kind) {
+      case ShadowMmu::Fault::kRetry:
+        return Exit();
+      case ShadowMmu::Fault::kCodeWrite:
+        // The page's blocks are gone; run the store alone (a block re-translated from this
+        // page would protect it again and fault again when the store is on the page it writes).
+        single_step_eip_ = s_.eip;
+        return Exit();
+      case ShadowMmu::Fault::kPageFault:
+        s_.cr2 = m.linear;
+        ++exceptions_by_vector_[14];
+        return finish_step(system_.raise(s_, 14, true, m.error_code), done);
+      case ShadowMmu::Fault::kOutsideRam:
+        done = true;
+        return Exit(ExitReason::kInternalError,
+                    fmt::format("guest access to linear {:#x} with no RAM behind it ({} MiB of "
+                                "RAM), at {}; bt does not emulate MMIO yet",
+                                m.linear, memory_.size() >> 20, describe_eip()));
+      case ShadowMmu::Fault::kNotWindow:
+        break;
     }
   }
   done = true;
@@ -337,6 +365,23 @@ Exit BtEngine::handle_fault(bool& done) {
               fmt::format("bt: unexpected host signal {} ({}) in translated code at {} (host PC "
                           "{:#x})",
                           f.signal, strsignal(f.signal), describe_eip(), f.host_pc));
+}
+
+Exit BtEngine::deliver_fetch_fault(bool& done) {
+  uint32_t pa = 0, error_code = 0;
+  bool user = s_.seg[kSs].dpl == 3;
+  uint32_t eip = s_.seg[kCs].base + s_.eip;
+  // The first instruction byte, or the rest of the instruction on the next page.
+  for (uint32_t probe : {eip, (eip | 0xfff) + 1}) {
+    if (!mmu_.translate(probe, Access{false, user, true}, &pa, &error_code)) {
+      s_.cr2 = probe;
+      ++exceptions_by_vector_[14];
+      return finish_step(system_.raise(s_, 14, true, error_code), done);
+    }
+  }
+  done = true;
+  return Exit(ExitReason::kShutdown, fmt::format("guest executed outside RAM at {} ({} MiB of RAM)",
+                                                 describe_eip(), memory_.size() >> 20));
 }
 
 Exit BtEngine::run() {
@@ -372,12 +417,6 @@ Exit BtEngine::run() {
                                                           : "16-bit protected mode",
                               describe_eip()));
     }
-    if (s_.cr0 & cr0::kPg) {
-      return Exit(ExitReason::kInternalError,
-                  fmt::format("the guest enabled paging at {}: bt's shadow page tables are not "
-                              "built yet (next issue); this version runs unpaged guests only",
-                              describe_eip()));
-    }
     uint32_t flags = key_flags();
     if (!(flags & tb_flags::kFlatSegments) && s_.seg[kCs].base != 0) {
       return Exit(ExitReason::kInternalError,
@@ -393,9 +432,10 @@ Exit BtEngine::run() {
       tb = lookup(s_.eip, flags);
     }
     if (!tb) {
-      return Exit(ExitReason::kShutdown,
-                  fmt::format("guest executed outside RAM at {} ({} MiB of RAM)", describe_eip(),
-                              memory_.size() >> 20));
+      bool done = false;
+      Exit e = deliver_fetch_fault(done);
+      if (done) return e;
+      continue;
     }
     ++dispatches_;
     enter(tb);
@@ -407,7 +447,11 @@ Exit BtEngine::run() {
       case ExitKind::kBranch: {
         TranslationBlock* from = ctx_->exit_tb;
         TranslationBlock* to = lookup(s_.eip, flags);
-        if (from && from->valid && to && from != kicked_) {
+        // With paging a chain is only safe inside one linear page: another address space may
+        // map the target's page elsewhere, and only the dispatcher's lookup checks that.
+        bool same_page = from && to && (from->eip >> 12) == (to->eip >> 12) &&
+                         from->page_count == 1 && to->page_count == 1;
+        if (from && from->valid && to && from != kicked_ && (!mmu_.paging() || same_page)) {
           cache_.link(from, ctx_->exit_slot, to);
           ++chains_;
         }
@@ -438,6 +482,17 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.dispatches", dispatches_);
   stats.set("bt.host_faults", host_faults_);
   stats.set("interrupts_delivered", interrupts_delivered_);
+  const ShadowMmuStats& m = mmu_.stats();
+  stats.set("bt.shadow.hidden_faults", m.hidden_faults);
+  stats.set("bt.shadow.true_faults", m.true_faults);
+  stats.set("bt.shadow.tracing_faults", m.tracing_faults);
+  stats.set("bt.shadow.dirty_faults", m.dirty_faults);
+  stats.set("bt.shadow.code_write_faults", m.code_write_faults);
+  stats.set("bt.shadow.flushes", m.flushes);
+  stats.set("bt.shadow.space_switches", m.space_switches);
+  stats.set("bt.shadow.spaces_live", mmu_.spaces_live());
+  stats.set("bt.shadow.ranges_dropped", m.ranges_dropped);
+  stats.set("guest_page_faults", m.true_faults);
   for (const auto& [name, n] : callouts_by_insn_) stats.set("bt.callouts." + name, n);
   for (const auto& [vector, n] : exceptions_by_vector_) {
     stats.set(fmt::format("exceptions_delivered.{}", vector), n);

@@ -10,11 +10,11 @@
 
 #include "bt/bt_context.h"
 #include "bt/code_cache.h"
-#include "bt/flat_memory.h"
+#include "bt/guest_linear_memory.h"
 #include "bt/stubs.h"
 #include "bt/system/system_emulator.h"
 #include "bt/translator.h"
-#include "shadow_mmu/linear_window.h"
+#include "shadow_mmu/shadow_mmu.h"
 #include "vmm/engine.h"
 
 namespace vmbt::bt {
@@ -22,8 +22,7 @@ namespace vmbt::bt {
 /// What the host fault handler saw in translated code (filled in from the signal handler).
 struct HostFault {
   int signal = 0;
-  bool in_window = false;
-  uint32_t linear = 0;  ///< guest linear address of the access (SIGSEGV in the window)
+  const void* address = nullptr;  ///< the faulting host address (SIGSEGV/SIGBUS)
   bool write = false;
   uint64_t host_pc = 0;  ///< host RIP of the faulting instruction
 };
@@ -52,6 +51,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint64_t read_tsc() override;
   void write_tsc(uint64_t value) override;
   void on_paging_changed(const VcpuState& s) override;
+  void on_invlpg(uint32_t linear) override;
   // CodeFetcher
   unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) override;
 
@@ -62,7 +62,8 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   Exit handle_fault(bool& done);
   Exit finish_step(const StepResult& r, bool& done);
   void protect_code_pages(const TranslationBlock* tb);
-  void code_page_written(uint32_t page);
+  void code_page_written(uint32_t phys_page);
+  Exit deliver_fetch_fault(bool& done);
   void reset_indirect_table();
   std::string describe_eip() const;
 
@@ -72,11 +73,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   std::unique_ptr<BtContext> ctx_;
   CodeCache cache_;
   Stubs stubs_;
-  LinearWindow window_;
-  FlatMemory flat_;
+  ShadowMmu mmu_;
+  GuestLinearMemory linear_memory_;
   SystemEmulator system_;
   Translator translator_;
-  std::vector<uint8_t> protected_pages_;  ///< per RAM page: write-protected for code
   TranslationBlock* entering_ = nullptr;
   TranslationBlock* kicked_ = nullptr;
   HostFault fault_;

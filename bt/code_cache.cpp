@@ -32,15 +32,28 @@ void CodeCache::commit(std::unique_ptr<TranslationBlock> tb) {
   cursor_ = tb->host_start + tb->host_size;
   cursor_ =
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(cursor_) + 15) & ~uintptr_t{15});
-  by_key_[key(tb->eip, tb->key_flags)] = raw;
+  by_key_.emplace(key(tb->eip, tb->key_flags), raw);
   for (unsigned i = 0; i < tb->page_count; ++i) code_pages_[tb->pages[i]].push_back(raw);
   blocks_.push_back(std::move(tb));
   ++blocks_translated_;
 }
 
-TranslationBlock* CodeCache::find(uint32_t eip, uint32_t key_flags) const {
-  auto it = by_key_.find(key(eip, key_flags));
-  return it == by_key_.end() ? nullptr : it->second;
+TranslationBlock* CodeCache::find(uint32_t eip, uint32_t key_flags, uint32_t phys_page) const {
+  auto [lo, hi] = by_key_.equal_range(key(eip, key_flags));
+  for (auto it = lo; it != hi; ++it) {
+    if (it->second->pages[0] == phys_page) return it->second;
+  }
+  return nullptr;
+}
+
+void CodeCache::erase_key(TranslationBlock* tb) {
+  auto [lo, hi] = by_key_.equal_range(key(tb->eip, tb->key_flags));
+  for (auto it = lo; it != hi; ++it) {
+    if (it->second == tb) {
+      by_key_.erase(it);
+      return;
+    }
+  }
 }
 
 TranslationBlock* CodeCache::find_by_host(const void* host) const {
@@ -100,7 +113,7 @@ std::vector<TranslationBlock*> CodeCache::invalidate_page(uint32_t page) {
     if (!tb->valid) continue;
     tb->valid = false;
     dead.push_back(tb);
-    by_key_.erase(key(tb->eip, tb->key_flags));
+    erase_key(tb);
     for (auto [from, index] : tb->incoming) {
       TbExit& e = from->exits[index];
       if (e.linked == tb) {
@@ -124,8 +137,7 @@ std::vector<TranslationBlock*> CodeCache::invalidate_page(uint32_t page) {
 void CodeCache::discard(TranslationBlock* tb) {
   if (!tb->valid) return;
   tb->valid = false;
-  auto it = by_key_.find(key(tb->eip, tb->key_flags));
-  if (it != by_key_.end() && it->second == tb) by_key_.erase(it);
+  erase_key(tb);
   for (unsigned p = 0; p < tb->page_count; ++p) {
     auto pages = code_pages_.find(tb->pages[p]);
     if (pages != code_pages_.end()) std::erase(pages->second, tb);

@@ -32,7 +32,9 @@ class CodeCache {
   /// Commits `size` bytes at cursor() for `tb` (already filled in by the translator).
   void commit(std::unique_ptr<TranslationBlock> tb);
 
-  TranslationBlock* find(uint32_t eip, uint32_t key_flags) const;
+  /// The live block for (eip, mode) whose first guest-physical page is `phys_page` (with paging,
+  /// one linear address can hold different code in different address spaces).
+  TranslationBlock* find(uint32_t eip, uint32_t key_flags, uint32_t phys_page) const;
   /// The block whose host code contains `host`, or nullptr. Async-signal-safe when the
   /// interrupted code was translated code (no concurrent mutation).
   TranslationBlock* find_by_host(const void* host) const;
@@ -70,7 +72,9 @@ class CodeCache {
   uint8_t* end_ = nullptr;
   size_t bytes_ = 0;
   std::vector<std::unique_ptr<TranslationBlock>> blocks_;  ///< in host-address order
-  std::unordered_map<uint64_t, TranslationBlock*> by_key_;
+  void erase_key(TranslationBlock* tb);
+
+  std::unordered_multimap<uint64_t, TranslationBlock*> by_key_;
   std::unordered_map<uint32_t, std::vector<TranslationBlock*>> code_pages_;
   uint64_t flushes_ = 0, blocks_translated_ = 0, invalidations_ = 0;
 };

@@ -9,8 +9,8 @@ namespace vmbt::bt {
 /// What a fault inside one guest instruction's host code must undo to recover the guest state
 /// as it was before that instruction (precise exceptions, Intel SDM Vol. 3A §6.5).
 struct InsnFixup {
-  bool string_bias = false;    ///< ESI/EDI hold host pointers (window base + segment base added)
-  int8_t string_src_seg = -1;  ///< the source segment whose base was added to ESI
+  bool si_biased = false;  ///< ESI holds a host pointer (window base added)
+  bool di_biased = false;  ///< EDI holds a host pointer (window base added)
 };
 
 /// Host-code offset of each guest instruction's translation, for fault attribution.

@@ -580,22 +580,15 @@ Step translate_stack(BlockEmitter& e, const Insn& in) {
 
 /// MOVS/STOS/LODS/SCAS/CMPS (with REP/REPE/REPNE): run the host's own string instruction on
 /// host pointers. ESI/EDI are biased by the window base (and the source segment base) around
-/// it; a fault inside it is undone by the fault handler (InsnFixup::string_bias).
+/// it; a fault inside it is undone by the fault handler (InsnFixup::si_biased, di_biased).
 void translate_string(BlockEmitter& e, const Insn& in, bool reads_si, bool writes_di) {
   x86::Assembler& a = e.a();
-  int src_seg = 3;
-  for (unsigned i = 0; i < in.d.operand_count; ++i) {
-    const ZydisDecodedOperand& o = in.ops[i];
-    if (o.type == ZYDIS_OPERAND_TYPE_MEMORY && gpr_id(o.mem.base) == 6) {
-      src_seg = seg_index(o.mem.segment);
-    }
-  }
   // Only flat segments get here (the caller routes segment bases to the monitor).
   if (reads_si) a.lea(x86::rsi, x86::ptr(x86::r15, x86::rsi));
   if (writes_di) a.lea(x86::rdi, x86::ptr(x86::r15, x86::rdi));
   e.begin_insn(in.eip);  // the fault-prone part, with the bias fixup
-  e.fixup().string_bias = true;
-  e.fixup().string_src_seg = static_cast<int8_t>(src_seg);
+  e.fixup().si_biased = reads_si;
+  e.fixup().di_biased = writes_di;
   std::vector<uint8_t> out;
   for (unsigned i = 0; i < in.d.raw.prefix_count; ++i) {
     uint8_t b = in.bytes[i];

@@ -85,7 +85,7 @@ TEST(BtTranslator, GuestCannotReachHostMemoryOutsideItsRam) {
   // host does not crash.
   BtResult r = run_bt({0xa1, 0xf0, 0xff, 0xff, 0xff});
   EXPECT_FALSE(r.engine_error.empty());
-  EXPECT_NE(r.engine_error.find("outside"), std::string::npos) << r.engine_error;
+  EXPECT_NE(r.engine_error.find("no RAM behind it"), std::string::npos) << r.engine_error;
   // bts [0], eax with EAX = -2^31: the operand is 256 MiB below the window base.
   r = run_bt({0xb8, 0, 0, 0, 0x80, 0x0f, 0xab, 0x05, 0, 0, 0, 0});
   EXPECT_FALSE(r.engine_error.empty());

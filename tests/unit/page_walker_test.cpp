@@ -260,8 +260,8 @@ struct RefPage {
   enum Kind { kAbsent, kReserved, kMapped } kind = kAbsent;
   uint32_t frame = 0;  // guest-physical base of the 4 KiB frame
   bool user = false, writable = false, global = false, large = false;
-  uint32_t final_addr = 0;     // entry that maps the page (gets D)
-  std::vector<uint32_t> used;  // entries used by the translation (get A)
+  uint32_t pde_addr = 0, pte_addr = 0;  // entries used by the translation (get A); pte: 4 KiB
+  uint32_t final_addr = 0;              // entry that maps the page (gets D)
 };
 
 std::optional<uint32_t> ref_read(const std::vector<uint32_t>& ram, uint32_t pa) {
@@ -292,8 +292,7 @@ std::array<RefPage, 1024> ref_map_region(const std::vector<uint32_t>& ram, const
       pg.writable = *pde & RW;
       pg.global = m.pge && (*pde & G);
       pg.large = true;
-      pg.final_addr = pde_addr;
-      pg.used = {pde_addr};
+      pg.pde_addr = pg.final_addr = pde_addr;
     }
     return pages;
   }
@@ -309,8 +308,8 @@ std::array<RefPage, 1024> ref_map_region(const std::vector<uint32_t>& ram, const
     pg.user = (*pde & US) && (*pte & US);
     pg.writable = (*pde & RW) && (*pte & RW);
     pg.global = m.pge && (*pte & G);
-    pg.final_addr = pte_addr;
-    pg.used = {pde_addr, pte_addr};
+    pg.pde_addr = pde_addr;
+    pg.pte_addr = pg.final_addr = pte_addr;
   }
   return pages;
 }
@@ -336,7 +335,8 @@ WalkResult ref_walk(std::vector<uint32_t>& ram, const PagingMode& m, uint32_t li
     r.error_code = 1u | access_bits;
     return r;
   }
-  for (uint32_t addr : pg.used) ram[addr / 4] |= A;
+  ram[pg.pde_addr / 4] |= A;
+  if (!pg.large) ram[pg.pte_addr / 4] |= A;
   if (write) ram[pg.final_addr / 4] |= D;
   r.ok = true;
   r.phys = pg.frame + (linear & 0xfff);
@@ -347,8 +347,8 @@ WalkResult ref_walk(std::vector<uint32_t>& ram, const PagingMode& m, uint32_t li
   r.user_write_ok = kAllowed[kUserWrite][prot];
   r.sup_write_ok = kAllowed[m.wp ? kSupWriteWp1 : kSupWriteWp0][prot];
   r.dirty = ram[pg.final_addr / 4] & D;
-  r.pde_addr = pg.used[0];
-  r.pte_addr = pg.large ? 0 : pg.used[1];
+  r.pde_addr = pg.pde_addr;
+  r.pte_addr = pg.pte_addr;
   return r;
 }
 
@@ -377,20 +377,20 @@ TEST(PageWalkerProperty, RandomTablesMatchReferenceWalker) {
   // An entry-like word: mostly pointing into RAM, with P, R/W, U/S, PS, A, D, G, bit 7/12 and the
   // 4 MiB reserved bits each set often enough to matter.
   auto random_entry = [&]() {
-    uint32_t v = rng() & 0x0e18u;  // ignored bits 11:9, PWT, PCD
-    v |= chance(85) ? P : 0;
-    v |= chance(75) ? RW : 0;
-    v |= chance(75) ? US : 0;
-    v |= chance(50) ? A : 0;
-    v |= chance(50) ? D : 0;
-    v |= chance(25) ? PS : 0;
-    v |= chance(50) ? G : 0;
-    if (chance(90)) {
-      v |= (rng() % kPages) << 12;  // a page of RAM (may hit bits 13:15, reserved in 4 MiB PDEs)
+    // One 32-bit draw decides the flags: byte 0 P (85%), byte 1 R/W (75%), byte 2 U/S (75%),
+    // byte 3 PS (25%), whether the frame is in RAM (90%) and a clean 4 MiB frame (60%).
+    const uint32_t f = static_cast<uint32_t>(rng()), r = static_cast<uint32_t>(rng());
+    uint32_t v = r & (0x0e18u | A | D | G);  // ignored bits 11:9, PWT, PCD, A, D, G: 50% each
+    v |= (f & 0xff) < 217 ? P : 0;
+    v |= ((f >> 8) & 0xff) < 192 ? RW : 0;
+    v |= ((f >> 16) & 0xff) < 192 ? US : 0;
+    v |= ((f >> 24) & 3) == 0 ? PS : 0;
+    if (((f >> 26) & 15) < 14) {
+      v |= ((r >> 16) % kPages) << 12;  // a page of RAM (bits 15:13 are reserved in 4 MiB PDEs)
     } else {
-      v |= rng() & 0xfffff000u;  // anywhere, mostly outside RAM
+      v |= static_cast<uint32_t>(rng()) & 0xfffff000u;  // anywhere, mostly outside RAM
     }
-    if ((v & PS) && chance(60)) v &= ~0x003ff000u;  // a clean 4 MiB frame
+    if ((v & PS) && ((f >> 30) != 0)) v &= ~0x003ff000u;  // a clean 4 MiB frame (75%)
     return v;
   };
 

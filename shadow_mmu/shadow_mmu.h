@@ -1,0 +1,130 @@
+// Shadow page tables: guest address spaces as host address-space windows, kept coherent by
+// write-tracing the guest's page tables.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "shadow_mmu/linear_window.h"
+#include "shadow_mmu/page_walker.h"
+
+namespace vmbt {
+
+class GuestMemory;
+struct VcpuState;
+
+/// Counters of the shadow MMU (all since creation).
+struct ShadowMmuStats {
+  uint64_t hidden_faults = 0;      ///< shadow miss with a valid guest mapping: filled, retried
+  uint64_t true_faults = 0;        ///< the guest's own page fault, delivered to it
+  uint64_t tracing_faults = 0;     ///< the guest wrote a traced page-table page
+  uint64_t dirty_faults = 0;       ///< first write to a clean page (the guest's D bit set)
+  uint64_t code_write_faults = 0;  ///< a write to a page holding translated code
+  uint64_t flushes = 0;         ///< whole-space resets (CR0.WP/CR4 changes, PD writes, evictions)
+  uint64_t space_switches = 0;  ///< CR3 loads that changed the current space
+  uint64_t spaces_created = 0;
+  uint64_t ranges_dropped = 0;  ///< 4 MiB ranges unmapped after a page-table write
+};
+
+/// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
+/// structure; see docs/shadow-mmu.md).
+///
+/// Each guest address space (a CR3 value; or the identity map while CR0.PG=0) is a pair of host
+/// windows over guest RAM: one with the supervisor view (every present page; writable when R/W=1
+/// or CR0.WP=0) and one with the user view (only U/S=1 pages; writable when R/W=1). Translated
+/// code at CPL3 runs on the user window, otherwise on the supervisor window, so U/S and R/W are
+/// enforced by the host MMU. Windows fill lazily: a host fault is a hidden fault (the guest
+/// mapping is valid: map it and retry) or a true fault (deliver #PF). A page is mapped read-only
+/// until the guest's D bit is set, and while its guest-physical page holds page tables we walked
+/// (tracing) or translated code (self-modifying-code detection). A write to a traced page-table
+/// page drops every mapping derived from it. Up to kMaxSpaces address spaces are kept, so
+/// switching back to a recent CR3 finds its shadows intact.
+class ShadowMmu {
+ public:
+  static constexpr unsigned kMaxSpaces = 8;
+
+  /// `on_code_write(phys_page)`: translated code on that guest-physical page must be dropped.
+  /// `on_mappings_dropped()`: some linear mappings changed (the engine's indirect-branch table,
+  /// keyed by linear address, must not keep blocks translated through them).
+  ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_write,
+            std::function<void()> on_mappings_dropped);
+  ~ShadowMmu();
+
+  /// Adopts the paging state of `s` (CR0.PG/WP, CR3, CR4.PSE/PGE); call after any change.
+  void set_mode(const VcpuState& s);
+  bool paging() const { return paging_; }
+  /// Base of the window translated code uses at privilege level `cpl`.
+  uint8_t* window_base(unsigned cpl) const;
+
+  /// What a host fault at `host` in translated code means.
+  struct Fault {
+    enum Kind {
+      kRetry,       ///< resolved (hidden fault, D bit, page-table tracing): run it again
+      kCodeWrite,   ///< a store into a page with translated code: dropped, page now writable
+      kPageFault,   ///< the guest's own #PF: deliver it
+      kOutsideRam,  ///< no RAM behind the address (MMIO is not emulated)
+      kNotWindow,   ///< not an address in any window
+    } kind = kNotWindow;
+    uint32_t linear = 0;
+    uint32_t error_code = 0;  ///< for kPageFault (Intel SDM Vol. 3A §4.7)
+  };
+  Fault handle_host_fault(const void* host, bool write);
+
+  /// Translates for the monitor's own access (emulated instructions, instruction fetch), with
+  /// the rights of `access`, setting A/D bits; false with the #PF error code on failure.
+  bool translate(uint32_t linear, const Access& access, uint32_t* phys, uint32_t* error_code);
+  /// Tells the MMU the monitor wrote guest-physical page `phys_page` (tracing, code pages).
+  void note_phys_write(uint32_t phys_page);
+  /// Write-protects `phys_page` in every window because it holds translated code.
+  void protect_code(uint32_t phys_page);
+  /// INVLPG: forgets the linear page in the current space.
+  void invlpg(uint32_t linear);
+  /// Forgets every shadow mapping of every space.
+  void flush_all();
+
+  const ShadowMmuStats& stats() const { return stats_; }
+  size_t spaces_live() const;
+
+ private:
+  struct Space;
+  Space* space_for(uint32_t cr3_base);
+  void reset_space(Space& space);
+  void fill(Space& space, uint32_t lin_page, const WalkResult& w);
+  void apply(Space& space, uint32_t lin_page);
+  void protect(uint32_t phys_page, uint8_t reason);
+  void unprotect(uint32_t phys_page, uint8_t reason);
+  void remap_all(uint32_t phys_page);
+  void drop_derived(uint32_t phys_page);
+  void unmap_range(Space& space, uint32_t first_page, uint32_t count);
+  bool walk_into(Space& space, uint32_t linear, const Access& access, uint32_t* error_code);
+  PagingMode mode() const { return mode_; }
+
+  GuestMemory& ram_;
+  std::function<void(uint32_t)> on_code_write_;
+  std::function<void()> on_mappings_dropped_;
+  std::unique_ptr<PhysAccess> phys_;
+  std::vector<std::unique_ptr<Space>> spaces_;
+  Space* current_ = nullptr;
+  Space* identity_ = nullptr;
+  bool paging_ = false;
+  PagingMode mode_;
+  uint64_t clock_ = 0;
+  std::vector<uint8_t> protection_;  ///< per guest-physical page: why it is write-protected
+  /// Reverse map: guest-physical page -> (space, generation, linear page) mappings of it.
+  struct Mapping {
+    Space* space;
+    uint32_t generation;
+    uint32_t lin_page;
+  };
+  std::unordered_map<uint32_t, std::vector<Mapping>> rmap_;
+  /// Page-table page -> (space, generation, PDE index) whose 4 MiB range it maps.
+  std::unordered_map<uint32_t, std::vector<Mapping>> pt_users_;
+  /// Page-directory page -> spaces using it as CR3.
+  std::unordered_map<uint32_t, std::vector<Mapping>> pd_users_;
+  ShadowMmuStats stats_;
+};
+
+}  // namespace vmbt
