@@ -25,8 +25,9 @@ enum class ExitKind : uint32_t {
   kUnlinked,  ///< a chained exit was cut by a kick: look up `eip`, then relink
 };
 
-/// Entries in the indirect-branch table: indexed by the low bits of the guest target EIP; each
-/// holds the host address of a block's indirect entry (which checks the full EIP).
+/// Entries in an indirect-branch table: indexed by the low bits of the guest target EIP; each
+/// holds the host address of a block's indirect entry (which checks the full EIP). One table per
+/// guest address space, because a linear EIP means different code in different spaces.
 constexpr size_t kIndirectTableBits = 16;  // indexed with a flag-free movzx of the low word
 constexpr size_t kIndirectTableSize = size_t{1} << kIndirectTableBits;
 
@@ -46,7 +47,7 @@ struct alignas(64) BtContext {
   std::array<uint32_t, 6> seg_base{};  ///< guest segment bases (ES CS SS DS FS GS)
   alignas(16) std::array<uint8_t, 512> guest_fx{};
   alignas(16) std::array<uint8_t, 512> host_fx{};
-  std::array<uint64_t, kIndirectTableSize> indirect_table{};
+  uint64_t* indirect_table = nullptr;  ///< the current address space's table (kIndirectTableSize)
 };
 
 }  // namespace vmbt::bt

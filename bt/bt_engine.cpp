@@ -32,15 +32,14 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts)
       stubs_(Stubs::generate(cache_)),
       mmu_(
           memory, [this](uint32_t page) { code_page_written(page); },
-          [this] { reset_indirect_table(); }),
+          [this](uint32_t space) { reset_table(space); }),
       linear_memory_(memory, mmu_, s_),
       system_(linear_memory_, *this),
       translator_(cache_, stubs_, *this, *ctx_) {
   ctx_->miss_stub = reinterpret_cast<uint64_t>(stubs_.indirect_miss);
-  reset_indirect_table();
   translator_.on_flush = [this] {
     // Code pages stay write-protected until written once more; a write then finds no blocks.
-    reset_indirect_table();
+    for (auto& [id, table] : tables_) table->fill(ctx_->miss_stub);
     entering_ = kicked_ = nullptr;
   };
   tsc_offset_ = 0;
@@ -50,8 +49,18 @@ BtEngine::~BtEngine() {
   detach_host_fault_handler();
 }
 
-void BtEngine::reset_indirect_table() {
-  std::fill(ctx_->indirect_table.begin(), ctx_->indirect_table.end(), ctx_->miss_stub);
+BtEngine::IndirectTable& BtEngine::current_table() {
+  auto& slot = tables_[mmu_.space_id()];
+  if (!slot) {
+    slot = std::make_unique<IndirectTable>();
+    slot->fill(ctx_->miss_stub);
+  }
+  return *slot;
+}
+
+void BtEngine::reset_table(uint32_t space_id) {
+  // A space that is being reset may be reused for another CR3: drop its table altogether.
+  tables_.erase(space_id);
 }
 
 void BtEngine::set_state(const VcpuState& state) {
@@ -128,8 +137,10 @@ void BtEngine::code_page_written(uint32_t phys_page) {
   smc_invalidations_ += dead.size();
   // Indirect-table entries of the dead blocks go back to the miss stub.
   for (TranslationBlock* tb : dead) {
-    uint64_t& entry = ctx_->indirect_table[tb->eip & (kIndirectTableSize - 1)];
-    if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
+    for (auto& [id, table] : tables_) {
+      uint64_t& entry = (*table)[tb->eip & (kIndirectTableSize - 1)];
+      if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
+    }
     if (kicked_ == tb) kicked_ = nullptr;
   }
 }
@@ -154,7 +165,7 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
     if (!tb) return nullptr;
     protect_code_pages(tb);
   }
-  ctx_->indirect_table[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
+  current_table()[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
   return tb;
 }
 
@@ -167,6 +178,7 @@ void BtEngine::enter(TranslationBlock* tb) {
   uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
+  ctx_->indirect_table = current_table().data();
   entering_ = tb;
   attach_host_fault_handler(this);
   stubs_.enter(ctx_.get(), tb->entry);

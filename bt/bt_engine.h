@@ -64,7 +64,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void protect_code_pages(const TranslationBlock* tb);
   void code_page_written(uint32_t phys_page);
   Exit deliver_fetch_fault(bool& done);
-  void reset_indirect_table();
+  using IndirectTable = std::array<uint64_t, kIndirectTableSize>;
+  /// The indirect-branch table of the current address space (created on first use).
+  IndirectTable& current_table();
+  void reset_table(uint32_t space_id);
   std::string describe_eip() const;
 
   GuestMemory& memory_;
@@ -80,6 +83,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   TranslationBlock* entering_ = nullptr;
   TranslationBlock* kicked_ = nullptr;
   HostFault fault_;
+  std::map<uint32_t, std::unique_ptr<IndirectTable>> tables_;  ///< by ShadowMmu::space_id()
   uint32_t single_step_eip_ = UINT32_MAX;  ///< run this instruction alone, unprotected (SMC)
   bool io_pending_ = false;
   StepResult io_step_;

@@ -7,7 +7,7 @@
 //                               with [r15 + r8] (the linear window)
 //   push/pop/call/ret           explicit stores/loads through [r15 + esp]; ESP updated last
 //   direct branch               patchable jmp/jcc rel32 to an exit stub, later to the next block
-//   indirect branch / return    target in r9d; flag-free lookup in ctx->indirect_table
+//   indirect branch / return    target in r9d; flag-free lookup in the space's indirect table
 //   sensitive instruction       exit to the monitor (callout) with EIP at the instruction
 // Nothing emitted here changes the host flags except the guest's own instructions, because the
 // guest's arithmetic flags live in the host RFLAGS.
@@ -314,8 +314,8 @@ class BlockEmitter {
     tb_.indirect_kick_offset = static_cast<uint32_t>(a_.offset());
     a_.embedUInt32(0);
     a_.movzx(x86::r10d, x86::r9w);
-    a_.jmp(x86::ptr(x86::r14, x86::r10, 3,
-                    static_cast<int32_t>(offsetof(BtContext, indirect_table)), 8));
+    a_.mov(x86::r11, ctx_field(offsetof(BtContext, indirect_table), 8));
+    a_.jmp(x86::ptr(x86::r11, x86::r10, 3, 0, 8));
     indirect_stub_ = a_.newLabel();
     has_indirect_ = true;
   }

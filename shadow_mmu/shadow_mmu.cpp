@@ -14,7 +14,7 @@ namespace vmbt {
 namespace {
 
 constexpr uint32_t kPages = 1u << 20;  ///< 4 KiB pages in the 4 GiB linear space
-constexpr uint32_t kIdentityCr3 = UINT32_MAX;
+constexpr uint32_t kIdentityCr3 = ShadowMmu::kIdentitySpace;
 
 /// Why a guest-physical page is write-protected in every window mapping it.
 namespace protect {
@@ -62,7 +62,7 @@ struct ShadowMmu::Space {
 };
 
 ShadowMmu::ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_write,
-                     std::function<void()> on_mappings_dropped)
+                     std::function<void(uint32_t)> on_mappings_dropped)
     : ram_(ram),
       on_code_write_(std::move(on_code_write)),
       on_mappings_dropped_(std::move(on_mappings_dropped)),
@@ -104,7 +104,12 @@ ShadowMmu::Space* ShadowMmu::space_for(uint32_t cr3_base) {
   return victim;
 }
 
+uint32_t ShadowMmu::space_id() const {
+  return current_->cr3_base;
+}
+
 void ShadowMmu::reset_space(Space& space) {
+  on_mappings_dropped_(space.cr3_base);
   space.sup.unmap_pages(0, kPages);
   space.user.unmap_pages(0, kPages);
   space.clear_shadow();
@@ -126,10 +131,7 @@ void ShadowMmu::set_mode(const VcpuState& s) {
   paging_ = paging;
   mode_ = m;
   current_ = paging ? space_for(m.cr3) : identity_;
-  if (current_ != before) {
-    ++stats_.space_switches;
-    on_mappings_dropped_();
-  }
+  if (current_ != before) ++stats_.space_switches;
 }
 
 uint8_t* ShadowMmu::window_base(unsigned cpl) const {
@@ -143,7 +145,6 @@ void ShadowMmu::flush_all() {
   pt_users_.clear();
   pd_users_.clear();
   for (auto& p : protection_) p &= ~protect::kPageTable;
-  on_mappings_dropped_();
 }
 
 void ShadowMmu::apply(Space& space, uint32_t lin_page) {
@@ -242,19 +243,18 @@ void ShadowMmu::protect_code(uint32_t phys_page) {
 }
 
 void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count) {
+  on_mappings_dropped_(space.cr3_base);
   space.sup.unmap_pages(first_page, count);
   space.user.unmap_pages(first_page, count);
   std::memset(space.shadow + first_page, 0, count * sizeof(uint32_t));
 }
 
 void ShadowMmu::drop_derived(uint32_t phys_page) {
-  bool dropped = false;
   if (auto it = pt_users_.find(phys_page); it != pt_users_.end()) {
     for (const Mapping& m : it->second) {
       if (m.generation != m.space->generation) continue;
       unmap_range(*m.space, m.lin_page << 10, 1024);
       ++stats_.ranges_dropped;
-      dropped = true;
     }
     pt_users_.erase(it);
   }
@@ -262,12 +262,10 @@ void ShadowMmu::drop_derived(uint32_t phys_page) {
     for (const Mapping& m : it->second) {
       if (m.generation != m.space->generation) continue;
       reset_space(*m.space);
-      dropped = true;
     }
     pd_users_.erase(it);
   }
   unprotect(phys_page, protect::kPageTable);
-  if (dropped) on_mappings_dropped_();
 }
 
 void ShadowMmu::note_phys_write(uint32_t phys_page) {
@@ -389,7 +387,6 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
 void ShadowMmu::invlpg(uint32_t linear) {
   if (!paging_) return;
   unmap_range(*current_, linear >> 12, 1);
-  on_mappings_dropped_();
 }
 
 }  // namespace vmbt

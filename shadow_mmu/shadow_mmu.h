@@ -47,15 +47,18 @@ class ShadowMmu {
   static constexpr unsigned kMaxSpaces = 8;
 
   /// `on_code_write(phys_page)`: translated code on that guest-physical page must be dropped.
-  /// `on_mappings_dropped()`: some linear mappings changed (the engine's indirect-branch table,
-  /// keyed by linear address, must not keep blocks translated through them).
+  /// `on_mappings_dropped(space_id)`: linear mappings of that space changed (the engine's
+  /// indirect-branch table for it, keyed by linear address, must forget its blocks).
   ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_write,
-            std::function<void()> on_mappings_dropped);
+            std::function<void(uint32_t)> on_mappings_dropped);
   ~ShadowMmu();
 
   /// Adopts the paging state of `s` (CR0.PG/WP, CR3, CR4.PSE/PGE); call after any change.
   void set_mode(const VcpuState& s);
   bool paging() const { return paging_; }
+  /// Identifies the current address space: its CR3 page-directory base, or kIdentitySpace.
+  uint32_t space_id() const;
+  static constexpr uint32_t kIdentitySpace = UINT32_MAX;
   /// Base of the window translated code uses at privilege level `cpl`.
   uint8_t* window_base(unsigned cpl) const;
 
@@ -104,7 +107,7 @@ class ShadowMmu {
 
   GuestMemory& ram_;
   std::function<void(uint32_t)> on_code_write_;
-  std::function<void()> on_mappings_dropped_;
+  std::function<void(uint32_t)> on_mappings_dropped_;
   std::unique_ptr<PhysAccess> phys_;
   std::vector<std::unique_ptr<Space>> spaces_;
   Space* current_ = nullptr;
