@@ -353,9 +353,9 @@ Exit BtEngine::handle_fault(bool& done) {
     switch (m.kind) {
       case ShadowMmu::Fault::kRetry:
         return Exit();
-      case ShadowMmu::Fault::kCodeWrite:
-        // The page's blocks are gone; run the store alone (a block re-translated from this
-        // page would protect it again and fault again when the store is on the page it writes).
+      case ShadowMmu::Fault::kSingleStep:
+        // Run the store alone: a block re-translated from a code page would protect it again
+        // (and a traced page table would be traced again) before the store completes.
         single_step_eip_ = s_.eip;
         return Exit();
       case ShadowMmu::Fault::kPageFault:
@@ -451,7 +451,10 @@ Exit BtEngine::run() {
     }
     ++dispatches_;
     enter(tb);
-    if (single) cache_.discard(tb);  // never reused: its page was not write-protected
+    if (single) {
+      cache_.discard(tb);  // never reused: its page was not write-protected
+      mmu_.resume_tracing();
+    }
 
     bool done = false;
     Exit e;

@@ -227,6 +227,7 @@ void ShadowMmu::remap_all(uint32_t phys_page) {
 
 void ShadowMmu::protect(uint32_t phys_page, uint8_t reason) {
   if (phys_page >= protection_.size() || (protection_[phys_page] & reason)) return;
+  if (phys_page == suspended_ && reason == protect::kPageTable) return;  // until resume_tracing
   bool was_locked = protection_[phys_page] != 0;
   protection_[phys_page] |= reason;
   if (!was_locked) remap_all(phys_page);
@@ -240,6 +241,21 @@ void ShadowMmu::unprotect(uint32_t phys_page, uint8_t reason) {
 
 void ShadowMmu::protect_code(uint32_t phys_page) {
   protect(phys_page, protect::kCode);
+}
+
+void ShadowMmu::resume_tracing() {
+  uint32_t page = suspended_;
+  suspended_ = UINT32_MAX;
+  if (page == UINT32_MAX) return;
+  auto live = [](const std::vector<Mapping>& users) {
+    return std::any_of(users.begin(), users.end(),
+                       [](const Mapping& m) { return m.generation == m.space->generation; });
+  };
+  auto pt = pt_users_.find(page);
+  auto pd = pd_users_.find(page);
+  if ((pt != pt_users_.end() && live(pt->second)) || (pd != pd_users_.end() && live(pd->second))) {
+    protect(page, protect::kPageTable);
+  }
 }
 
 void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count) {
@@ -277,26 +293,26 @@ void ShadowMmu::note_phys_write(uint32_t phys_page) {
   if (protection_[phys_page] & protect::kPageTable) drop_derived(phys_page);
 }
 
-bool ShadowMmu::walk_into(Space& space, uint32_t linear, const Access& access,
-                          uint32_t* error_code) {
+ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const Access& access,
+                                           uint32_t* error_code) {
   uint32_t lin_page = linear >> 12;
   if (!paging_) {
-    if (!ram_.contains(uint64_t{lin_page} << 12, LinearWindow::kPage)) return false;
+    if (!ram_.contains(uint64_t{lin_page} << 12, LinearWindow::kPage)) return kNoRam;
     WalkResult w;
     w.ok = true;
     w.page_base = lin_page << 12;
     w.sup_write_ok = w.user_ok = w.user_write_ok = w.dirty = true;
     fill(space, lin_page, w);
-    return true;
+    return kFilled;
   }
   WalkResult w = walk(*phys_, mode_, linear, access);
   if (!w.ok) {
     *error_code = w.error_code;
-    return false;
+    return kGuestFault;
   }
-  if (!ram_.contains(w.page_base, LinearWindow::kPage)) return false;
+  if (!ram_.contains(w.page_base, LinearWindow::kPage)) return kNoRam;
   fill(space, lin_page, w);
-  return true;
+  return kFilled;
 }
 
 ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
@@ -323,12 +339,13 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
 
   if (!(e & entry::kMapped) || (user_window && !(e & entry::kUser))) {
     uint32_t err = 0;
-    if (walk_into(*space, linear, access, &err)) {
+    FillResult r = walk_into(*space, linear, access, &err);
+    if (r == kFilled) {
       ++stats_.hidden_faults;
       f.kind = Fault::kRetry;
       return f;
     }
-    if (!paging_ || err == 0) {
+    if (r == kNoRam) {
       f.kind = Fault::kOutsideRam;
       return f;
     }
@@ -359,12 +376,15 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   }
   f.kind = Fault::kRetry;
   if (phys < protection_.size() && protection_[phys]) {
-    if (protection_[phys] & protect::kCode) {
-      ++stats_.code_write_faults;
-      f.kind = Fault::kCodeWrite;
-    }
+    // The store must complete before the page is protected again, but re-running it would
+    // re-derive the mappings (and the protection) when it writes through a translation that
+    // the page itself provides: the engine runs it alone with tracing suspended.
+    if (protection_[phys] & protect::kCode) ++stats_.code_write_faults;
     if (protection_[phys] & protect::kPageTable) ++stats_.tracing_faults;
+    resume_tracing();
+    suspended_ = phys;
     note_phys_write(phys);
+    f.kind = Fault::kSingleStep;
   }
   return f;
 }

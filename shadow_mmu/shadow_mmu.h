@@ -66,7 +66,9 @@ class ShadowMmu {
   struct Fault {
     enum Kind {
       kRetry,       ///< resolved (hidden fault, D bit, page-table tracing): run it again
-      kCodeWrite,   ///< a store into a page with translated code: dropped, page now writable
+      kSingleStep,  ///< a store into a page with translated code or traced page tables: what
+                    ///< derived from the page is dropped and the page is writable until
+                    ///< resume_tracing(); run the faulting instruction alone, then resume
       kPageFault,   ///< the guest's own #PF: deliver it
       kOutsideRam,  ///< no RAM behind the address (MMIO is not emulated)
       kNotWindow,   ///< not an address in any window
@@ -83,6 +85,9 @@ class ShadowMmu {
   void note_phys_write(uint32_t phys_page);
   /// Write-protects `phys_page` in every window because it holds translated code.
   void protect_code(uint32_t phys_page);
+  /// Ends the writable interval granted by a kSingleStep fault: the page is traced again if any
+  /// shadow mapping derived from it since.
+  void resume_tracing();
   /// INVLPG: forgets the linear page in the current space.
   void invlpg(uint32_t linear);
   /// Forgets every shadow mapping of every space.
@@ -102,7 +107,8 @@ class ShadowMmu {
   void remap_all(uint32_t phys_page);
   void drop_derived(uint32_t phys_page);
   void unmap_range(Space& space, uint32_t first_page, uint32_t count);
-  bool walk_into(Space& space, uint32_t linear, const Access& access, uint32_t* error_code);
+  enum FillResult { kFilled, kGuestFault, kNoRam };
+  FillResult walk_into(Space& space, uint32_t linear, const Access& access, uint32_t* error_code);
   PagingMode mode() const { return mode_; }
 
   GuestMemory& ram_;
@@ -116,6 +122,7 @@ class ShadowMmu {
   PagingMode mode_;
   uint64_t clock_ = 0;
   std::vector<uint8_t> protection_;  ///< per guest-physical page: why it is write-protected
+  uint32_t suspended_ = UINT32_MAX;  ///< page left writable for one single-stepped store
   /// Reverse map: guest-physical page -> (space, generation, linear page) mappings of it.
   struct Mapping {
     Space* space;

@@ -1,0 +1,217 @@
+// The shadow MMU against the page walker: random page tables, random accesses through the host
+// windows (as translated code makes them), random page-table updates written through the windows
+// (as the guest makes them). Every access must end as the SDM's walk says: the same physical
+// byte, or a #PF with the same error code; and no stale translation may survive a PTE write.
+#include <gtest/gtest.h>
+#include <setjmp.h>
+#include <signal.h>
+
+#include <cstring>
+#include <random>
+
+#include "shadow_mmu/page_walker.h"
+#include "shadow_mmu/shadow_mmu.h"
+#include "vmm/cpu_state.h"
+#include "vmm/machine/guest_memory.h"
+#include "vmm/signal_stack.h"
+
+namespace vmbt {
+namespace {
+
+constexpr uint32_t kRam = 16u << 20;
+constexpr uint32_t kPd = 0x1000;
+constexpr uint32_t kPtBase = 0x10000;   ///< page tables for PDE i at kPtBase + i * 4 KiB
+constexpr uint32_t kFrames = 0x400000;  ///< data frames from 4 MiB up
+
+sigjmp_buf g_jump;
+const void* volatile g_fault_addr = nullptr;
+volatile bool g_fault_write = false;
+
+void on_segv(int, siginfo_t* info, void* ucv) {
+  auto* uc = static_cast<ucontext_t*>(ucv);
+  g_fault_addr = info->si_addr;
+  g_fault_write = (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+  siglongjmp(g_jump, 1);
+}
+
+class RamPhys final : public PhysAccess {
+ public:
+  explicit RamPhys(GuestMemory& ram) : ram_(ram) {}
+  bool read32(uint32_t pa, uint32_t* v) override { return ram_.read(pa, v, 4); }
+  bool write32(uint32_t pa, uint32_t v) override { return ram_.write(pa, &v, 4); }
+
+ private:
+  GuestMemory& ram_;
+};
+
+struct Outcome {
+  bool ok = false;
+  uint32_t value = 0;
+  uint32_t error_code = 0;
+};
+
+class ShadowMmuTest : public ::testing::Test {
+ protected:
+  ShadowMmuTest()
+      : ram_(kRam),
+        mmu_(
+            ram_, [](uint32_t) {}, [](uint32_t) {}),
+        phys_(ram_) {
+    ensure_signal_alt_stack();
+    struct sigaction sa {};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv_);
+    sigaction(SIGBUS, &sa, &old_bus_);
+  }
+  ~ShadowMmuTest() override {
+    sigaction(SIGSEGV, &old_segv_, nullptr);
+    sigaction(SIGBUS, &old_bus_, nullptr);
+  }
+
+  void set_paging(bool wp, bool pse) {
+    state_.cr0 = cr0::kPe | cr0::kPg | (wp ? cr0::kWp : 0);
+    state_.cr3 = kPd;
+    state_.cr4 = pse ? cr4::kPse : 0;
+    mmu_.set_mode(state_);
+    mode_ = PagingMode{kPd, pse, wp, false};
+  }
+
+  /// A 32-bit access as translated code makes it: through the window of `cpl`'s view, letting
+  /// the MMU resolve host faults until it either succeeds or reports a guest #PF.
+  Outcome access(uint32_t linear, bool write, bool user, uint32_t value) {
+    Outcome o;
+    uint8_t* base = mmu_.window_base(user ? 3 : 0);
+    for (int tries = 0; tries < 8; ++tries) {
+      if (sigsetjmp(g_jump, 1) == 0) {
+        volatile uint32_t* p = reinterpret_cast<volatile uint32_t*>(base + linear);
+        if (write) {
+          *p = value;
+        } else {
+          o.value = *p;
+        }
+        mmu_.resume_tracing();
+        o.ok = true;
+        return o;
+      }
+      ShadowMmu::Fault f =
+          mmu_.handle_host_fault(const_cast<const void*>(g_fault_addr), g_fault_write);
+      if (f.kind == ShadowMmu::Fault::kPageFault) {
+        o.error_code = f.error_code;
+        return o;
+      }
+      if (f.kind == ShadowMmu::Fault::kOutsideRam) {
+        o.error_code = UINT32_MAX;
+        return o;
+      }
+      EXPECT_TRUE(f.kind == ShadowMmu::Fault::kRetry || f.kind == ShadowMmu::Fault::kSingleStep)
+          << "fault kind " << f.kind << " at linear " << std::hex << linear;
+    }
+    ADD_FAILURE() << "access to " << std::hex << linear << " never completed";
+    return o;
+  }
+
+  GuestMemory ram_;
+  ShadowMmu mmu_;
+  RamPhys phys_;
+  VcpuState state_;
+  PagingMode mode_;
+  struct sigaction old_segv_ {
+  }, old_bus_{};
+};
+
+TEST_F(ShadowMmuTest, UnpagedAccessesReachTheSamePhysicalBytes) {
+  state_.cr0 = cr0::kPe;
+  mmu_.set_mode(state_);
+  ram_.write32(0x123458, 0xfeedf00d);
+  Outcome o = access(0x123458, false, false, 0);
+  ASSERT_TRUE(o.ok);
+  EXPECT_EQ(o.value, 0xfeedf00du);
+  ASSERT_TRUE(access(0x200000, true, true, 0x11223344).ok);
+  EXPECT_EQ(ram_.read32(0x200000), 0x11223344u);
+  Outcome outside = access(kRam + 0x1000, false, false, 0);
+  EXPECT_FALSE(outside.ok);
+  EXPECT_EQ(outside.error_code, UINT32_MAX);  // no RAM there: not a guest page fault
+}
+
+TEST_F(ShadowMmuTest, RandomTablesAccessesAndPteWritesAgreeWithTheWalker) {
+  std::mt19937 rng(12345);
+  int pte_updates = 0;
+  for (int round = 0; round < 6; ++round) {
+    bool wp = round & 1, pse = round & 2;
+    // Identity-map the first 4 MiB (tables, the PD) supervisor-only, so page-table writes can
+    // go through the windows as a guest kernel's would.
+    std::vector<uint8_t> zero(0x1000, 0);
+    ram_.write(kPd, zero.data(), zero.size());
+    for (uint32_t i = 0; i < 1024; ++i) ram_.write32(kPtBase + 4 * i, (i << 12) | 0x3);
+    ram_.write32(kPd, kPtBase | 0x3);
+    // PDEs 1..7: random tables (or 4 MiB pages with PSE) over random frames and rights.
+    auto random_pte = [&](uint32_t frame) {
+      return frame | (rng() & 0x7) | (rng() % 4 == 0 ? 0 : 1);
+    };
+    for (uint32_t pde = 1; pde < 8; ++pde) {
+      uint32_t bits = (rng() & 0x6) | (rng() % 6 == 0 ? 0 : 1);
+      if (pse && pde <= 3 && rng() % 3 == 0) {
+        ram_.write32(kPd + 4 * pde, (pde << 22) | bits | pte::kPageSize);  // 4 MiB at 4*pde MiB
+      } else {
+        uint32_t pt = kPtBase + pde * 0x1000;
+        ram_.write32(kPd + 4 * pde, pt | bits);
+        for (uint32_t i = 0; i < 1024; ++i) {
+          ram_.write32(pt + 4 * i, random_pte(kFrames + ((rng() % 2048) << 12)));
+        }
+      }
+    }
+    mmu_.flush_all();
+    set_paging(wp, pse);
+    for (int n = 0; n < 1500; ++n) {
+      uint32_t linear = ((1 + rng() % 7) << 22) | ((rng() % 1024) << 12) | ((rng() % 1024) * 4);
+      bool write = rng() % 2, user = rng() % 2;
+      if (rng() % 10 == 0) {
+        // A PTE update written by the "kernel" through the window (the identity map), right
+        // after the page was used through the old PTE: the old translation must not survive.
+        uint32_t pde_index = 1 + rng() % 7, pte_index = rng() % 1024;
+        uint32_t pde = 0;
+        phys_.read32(kPd + 4 * pde_index, &pde);
+        if (!(pse && (pde & pte::kPageSize))) {
+          uint32_t page = (pde_index << 22) | (pte_index << 12);
+          access(page, false, false, 0);  // shadow the old translation, if there is one
+          uint32_t pte_addr = kPtBase + pde_index * 0x1000 + 4 * pte_index;
+          uint32_t new_pte = random_pte(kFrames + ((rng() % 2048) << 12));
+          ASSERT_TRUE(access(pte_addr, true, false, new_pte).ok);
+          uint32_t check = 0;
+          phys_.read32(pte_addr, &check);
+          ASSERT_EQ(check, new_pte);
+          linear = page | ((rng() % 1024) * 4);  // and check the page again below
+          ++pte_updates;
+        } else {
+          continue;
+        }
+      }
+      // The oracle: a walk over a copy of the current tables (the walk sets A/D in RAM, as the
+      // MMU's will; run it on the real RAM only after the MMU has done its access).
+      WalkResult want = probe(phys_, mode_, linear);
+      bool allowed = want.ok && (user ? (write ? want.user_write_ok : want.user_ok)
+                                      : (!write || want.sup_write_ok));
+      uint32_t value = rng();
+      uint32_t before = want.ok ? ram_.read32(want.phys) : 0;
+      Outcome got = access(linear, write, user, value);
+      ASSERT_EQ(got.ok, allowed) << std::hex << "linear " << linear << " write " << write
+                                 << " user " << user << " wp " << wp << " pse " << pse;
+      if (allowed) {
+        if (write) {
+          EXPECT_EQ(ram_.read32(want.phys), value);
+        } else {
+          EXPECT_EQ(got.value, before);
+        }
+      } else {
+        WalkResult fault = walk(phys_, mode_, linear, Access{write, user, false});
+        EXPECT_EQ(got.error_code, fault.error_code) << std::hex << "linear " << linear;
+      }
+    }
+  }
+  EXPECT_GT(pte_updates, 300);
+}
+
+}  // namespace
+}  // namespace vmbt
