@@ -311,6 +311,16 @@ Exit BtEngine::handle_callout(bool& done) {
   bool decoded = ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops));
   std::string name = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
   ++callouts_by_insn_[name];
+  if (callout_observer_) {
+    CalloutEvent ev;
+    ev.eip = s_.eip;
+    ev.linear = s_.seg[kCs].base + s_.eip;
+    ev.cpl = s_.seg[kSs].dpl;
+    ev.length = decoded ? insn.length : 1;
+    std::memcpy(ev.bytes, bytes, sizeof ev.bytes);
+    ev.mnemonic = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
+    callout_observer_(ev);
+  }
 
   if (decoded) {
     LegacyOutcome legacy = execute_legacy(s_, insn, ops, linear_memory_);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -27,6 +28,16 @@ struct HostFault {
   uint64_t host_pc = 0;  ///< host RIP of the faulting instruction
 };
 
+/// One callout as the monitor saw it (for `vmbt trace`).
+struct CalloutEvent {
+  uint32_t eip = 0;        ///< offset in CS
+  uint32_t linear = 0;     ///< CS.base + EIP
+  unsigned cpl = 0;
+  uint8_t bytes[16] = {};  ///< the instruction bytes (length `length`)
+  unsigned length = 0;
+  const char* mnemonic = "";
+};
+
 /// The bt engine (docs/bt.md): a dispatcher over a translation cache, the system-instruction
 /// emulator for callouts, and guest memory as a host address-space window. One per vCPU thread.
 class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
@@ -45,6 +56,11 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// the guest state as of the faulting guest instruction and makes the signal return into the
   /// exit stub. Returns false when the fault is not the engine's (the handler then crashes).
   bool handle_host_fault(int signal, void* siginfo, void* ucontext);
+
+  /// Called for every callout, before the monitor executes it (sensitive-instruction tracing).
+  void set_callout_observer(std::function<void(const CalloutEvent&)> observer) {
+    callout_observer_ = std::move(observer);
+  }
 
  private:
   // SystemHooks
@@ -83,6 +99,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   TranslationBlock* entering_ = nullptr;
   TranslationBlock* kicked_ = nullptr;
   HostFault fault_;
+  std::function<void(const CalloutEvent&)> callout_observer_;
   std::map<uint32_t, std::unique_ptr<IndirectTable>> tables_;  ///< by ShadowMmu::space_id()
   uint32_t single_step_eip_ = UINT32_MAX;  ///< run this instruction alone, unprotected (SMC)
   bool io_pending_ = false;
