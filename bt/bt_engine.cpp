@@ -248,6 +248,11 @@ bool BtEngine::handle_host_fault(int signal, void* siginfo, void* ucontext) {
   fault_ = HostFault{};
   fault_.signal = signal;
   fault_.host_pc = reinterpret_cast<uint64_t>(rip);
+  fault_.code = info->si_code;
+  // An SSE instruction's floating-point exception is #XM; x87's is #MF. The host's MXCSR status
+  // bits tell them apart: an unmasked SSE exception leaves its flag set.
+  fault_.sse = signal == SIGFPE && uc->uc_mcontext.fpregs &&
+               (uc->uc_mcontext.fpregs->mxcsr & 0x3f & ~(uc->uc_mcontext.fpregs->mxcsr >> 7));
   if (signal == SIGSEGV || signal == SIGBUS) {
     fault_.address = info->si_addr;
     fault_.write = (g[REG_ERR] & 2) != 0;
@@ -355,8 +360,17 @@ Exit BtEngine::handle_callout(bool& done) {
 Exit BtEngine::handle_fault(bool& done) {
   HostFault f = fault_;
   if (f.signal == SIGFPE) {
-    ++exceptions_by_vector_[0];
-    return finish_step(system_.raise(s_, 0), done);  // #DE (Intel SDM Vol. 3A §6.15, vector 0)
+    // Integer divide errors are #DE; x87 and SSE exceptions (only unmasked ones trap) are #MF
+    // and #XM (Intel SDM Vol. 3A §6.15: vectors 0, 16, 19).
+    uint8_t vector = 0;
+    if (f.code != FPE_INTDIV && f.code != FPE_INTOVF) vector = f.sse ? 19 : 16;
+    if (vector == 19 && !(s_.cr4 & cr4::kOsxmmexcpt)) vector = 6;  // #UD without OSXMMEXCPT
+    ++exceptions_by_vector_[vector];
+    return finish_step(system_.raise(s_, vector), done);
+  }
+  if (f.signal == SIGILL) {  // an instruction this host cannot run: what the guest sees is #UD
+    ++exceptions_by_vector_[6];
+    return finish_step(system_.raise(s_, 6), done);
   }
   if (f.signal == SIGSEGV || f.signal == SIGBUS) {
     ShadowMmu::Fault m = mmu_.handle_host_fault(f.address, f.write);
@@ -379,6 +393,12 @@ Exit BtEngine::handle_fault(bool& done) {
                                 "RAM), at {}; bt does not emulate MMIO yet",
                                 m.linear, memory_.size() >> 20, describe_eip()));
       case ShadowMmu::Fault::kNotWindow:
+        if (f.code == SI_KERNEL) {
+          // A general-protection fault of the guest instruction itself (e.g. a misaligned
+          // MOVAPS): the guest's #GP(0) (Intel SDM Vol. 3A §6.15, vector 13).
+          ++exceptions_by_vector_[13];
+          return finish_step(system_.raise(s_, 13, true, 0), done);
+        }
         break;
     }
   }

@@ -2,8 +2,8 @@
 #pragma once
 
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +23,8 @@ namespace vmbt::bt {
 /// What the host fault handler saw in translated code (filled in from the signal handler).
 struct HostFault {
   int signal = 0;
+  int code = 0;                   ///< si_code
+  bool sse = false;               ///< SIGFPE raised by an SSE instruction (#XM, not #MF)
   const void* address = nullptr;  ///< the faulting host address (SIGSEGV/SIGBUS)
   bool write = false;
   uint64_t host_pc = 0;  ///< host RIP of the faulting instruction
@@ -30,8 +32,8 @@ struct HostFault {
 
 /// One callout as the monitor saw it (for `vmbt trace`).
 struct CalloutEvent {
-  uint32_t eip = 0;        ///< offset in CS
-  uint32_t linear = 0;     ///< CS.base + EIP
+  uint32_t eip = 0;     ///< offset in CS
+  uint32_t linear = 0;  ///< CS.base + EIP
   unsigned cpl = 0;
   uint8_t bytes[16] = {};  ///< the instruction bytes (length `length`)
   unsigned length = 0;

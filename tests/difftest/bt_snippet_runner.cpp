@@ -87,6 +87,9 @@ BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigne
   s.idtr = {kIdtBase, 32 * 8 - 1};
   for (unsigned i = 0; i < 8; ++i) s.gpr[i] = c.in.gpr[i];
   s.eflags = (c.in.eflags & flag::kCompared) | flag::kFixed1;
+  // As an OS that uses SSE sets them up (Intel SDM Vol. 3A §13.1): native Linux processes run so.
+  s.cr0 |= cr0::kNe | cr0::kMp;
+  s.cr4 |= cr4::kOsfxsr | cr4::kOsxmmexcpt;
   engine.set_state(s);
 
   // A watchdog: a timer signal to this thread kicks the engine out of a runaway loop.

@@ -93,3 +93,54 @@ TEST(BtTranslator, GuestCannotReachHostMemoryOutsideItsRam) {
 
 }  // namespace
 }  // namespace vmbt::difftest
+
+namespace vmbt::difftest {
+namespace {
+
+/// Runs `code` natively and under bt from the same state; both must raise `vector` at the same
+/// EIP (the host CPU is the oracle for which exception a user-level instruction raises).
+void expect_same_exception(std::vector<uint8_t> code, int vector) {
+  NativeRunner native;
+  NativeCase c;
+  c.code = std::move(code);
+  c.in.gpr[4] = NativeRunner::kDataBase + NativeRunner::kDataSize - 64;
+  std::fill(native.data(), native.data() + NativeRunner::kDataSize, 0);
+  NativeResult n = native.run(c);
+  ASSERT_TRUE(n.faulted);
+  EXPECT_EQ(n.vector, vector) << "the host raised another exception";
+  std::vector<uint8_t> arena(NativeRunner::kDataSize, 0);
+  BtResult b = BtSnippetRunner().run(c, arena.data());
+  ASSERT_TRUE(b.engine_error.empty()) << b.engine_error;
+  ASSERT_TRUE(b.faulted);
+  EXPECT_EQ(b.vector, n.vector);
+  EXPECT_EQ(b.fault_eip, n.fault_eip);
+}
+
+TEST(BtTranslator, MisalignedMovapsIsGeneralProtection) {
+  // movaps xmm0, [0x1001]
+  expect_same_exception({0x0f, 0x28, 0x05, 0x01, 0x10, 0x00, 0x00}, 13);
+}
+
+TEST(BtTranslator, UnmaskedSseDivideByZeroIsSimdException) {
+  // mov dword [0x1000], 0x1d00 (MXCSR: all masked but ZE); ldmxcsr [0x1000];
+  // xorps xmm1, xmm1; mov dword [0x1004], 0x3f800000; movss xmm0, [0x1004]; divss xmm0, xmm1
+  expect_same_exception({0xc7, 0x05, 0x00, 0x10, 0x00, 0x00, 0x00, 0x1d, 0x00, 0x00,  //
+                         0x0f, 0xae, 0x15, 0x00, 0x10, 0x00, 0x00,                    //
+                         0x0f, 0x57, 0xc9,                                            //
+                         0xc7, 0x05, 0x04, 0x10, 0x00, 0x00, 0x00, 0x00, 0x80, 0x3f,  //
+                         0xf3, 0x0f, 0x10, 0x05, 0x04, 0x10, 0x00, 0x00,              //
+                         0xf3, 0x0f, 0x5e, 0xc1},
+                        19);
+}
+
+TEST(BtTranslator, UnmaskedX87DivideByZeroIsFloatingPointErrorAtTheNextWait) {
+  // fninit; mov word [0x1000], 0x037b (ZM clear); fldcw [0x1000]; fld1; fldz; fdivp; fwait
+  expect_same_exception({0xdb, 0xe3,                                            //
+                         0x66, 0xc7, 0x05, 0x00, 0x10, 0x00, 0x00, 0x7b, 0x03,  //
+                         0xd9, 0x2d, 0x00, 0x10, 0x00, 0x00,                    //
+                         0xd9, 0xe8, 0xd9, 0xee, 0xde, 0xf9, 0x9b, 0xdb, 0xe3},
+                        16);
+}
+
+}  // namespace
+}  // namespace vmbt::difftest
