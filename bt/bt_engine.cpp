@@ -32,7 +32,9 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts)
       stubs_(Stubs::generate(cache_)),
       mmu_(
           memory, [this](uint32_t page) { code_page_written(page); },
-          [this](uint32_t space) { reset_table(space); }),
+          [this](uint32_t space, uint32_t first, uint32_t pages) {
+            forget_indirect(space, first, pages);
+          }),
       linear_memory_(memory, mmu_, s_),
       system_(linear_memory_, *this),
       translator_(cache_, stubs_, *this, *ctx_) {
@@ -58,9 +60,21 @@ BtEngine::IndirectTable& BtEngine::current_table() {
   return *slot;
 }
 
-void BtEngine::reset_table(uint32_t space_id) {
-  // A space that is being reset may be reused for another CR3: drop its table altogether.
-  tables_.erase(space_id);
+void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages) {
+  auto it = tables_.find(space_id);
+  if (it == tables_.end()) return;
+  IndirectTable& table = *it->second;
+  // The table is indexed by the low 16 bits of the EIP: a page's blocks sit in 4096 consecutive
+  // slots. A few pages: clear their slots; more: the whole table.
+  constexpr uint32_t kSlotsPerPage = 4096;
+  if (uint64_t{pages} * kSlotsPerPage >= table.size()) {
+    table.fill(ctx_->miss_stub);
+    return;
+  }
+  for (uint32_t p = 0; p < pages; ++p) {
+    uint32_t start = ((first_page + p) * kSlotsPerPage) & (kIndirectTableSize - 1);
+    std::fill_n(table.begin() + start, kSlotsPerPage, ctx_->miss_stub);
+  }
 }
 
 void BtEngine::set_state(const VcpuState& state) {
@@ -386,12 +400,6 @@ Exit BtEngine::handle_fault(bool& done) {
         s_.cr2 = m.linear;
         ++exceptions_by_vector_[14];
         return finish_step(system_.raise(s_, 14, true, m.error_code), done);
-      case ShadowMmu::Fault::kOutsideRam:
-        done = true;
-        return Exit(ExitReason::kInternalError,
-                    fmt::format("guest access to linear {:#x} with no RAM behind it ({} MiB of "
-                                "RAM), at {}; bt does not emulate MMIO yet",
-                                m.linear, memory_.size() >> 20, describe_eip()));
       case ShadowMmu::Fault::kNotWindow:
         if (f.code == SI_KERNEL) {
           // A general-protection fault of the guest instruction itself (e.g. a misaligned
@@ -480,6 +488,7 @@ Exit BtEngine::run() {
       continue;
     }
     ++dispatches_;
+    recent_blocks_[recent_next_++ % recent_blocks_.size()] = tb->eip;
     enter(tb);
     if (single) {
       cache_.discard(tb);  // never reused: its page was not write-protected
@@ -517,6 +526,16 @@ Exit BtEngine::run() {
   }
 }
 
+std::string BtEngine::debug_notes() {
+  std::string out = "last blocks dispatched (oldest first; chained blocks are not listed):";
+  for (unsigned i = 0; i < recent_blocks_.size(); ++i) {
+    unsigned n = recent_next_ + i;
+    if (n < recent_blocks_.size() && recent_next_ < recent_blocks_.size()) continue;
+    out += fmt::format(" {:08x}", recent_blocks_[n % recent_blocks_.size()]);
+  }
+  return out + "\n";
+}
+
 void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.blocks_translated", cache_.blocks_translated());
   stats.set("bt.blocks_live", cache_.blocks_live());
@@ -537,6 +556,9 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.shadow.space_switches", m.space_switches);
   stats.set("bt.shadow.spaces_live", mmu_.spaces_live());
   stats.set("bt.shadow.ranges_dropped", m.ranges_dropped);
+  stats.set("bt.shadow.invlpg", m.invlpg);
+  stats.set("bt.shadow.unassigned_fills", m.unassigned_fills);
+  stats.set("bt.shadow.unassigned_writes", m.unassigned_writes);
   stats.set("guest_page_faults", m.true_faults);
   for (const auto& [name, n] : callouts_by_insn_) stats.set("bt.callouts." + name, n);
   for (const auto& [vector, n] : exceptions_by_vector_) {

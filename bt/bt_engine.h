@@ -53,6 +53,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   Exit run() override;
   void kick(const void* signal_context) override;
   void collect_stats(Stats& stats) override;
+  std::string debug_notes() override;
 
   /// Called by the host fault handler for a fault whose RIP is in the translation cache: saves
   /// the guest state as of the faulting guest instruction and makes the signal return into the
@@ -85,7 +86,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   using IndirectTable = std::array<uint64_t, kIndirectTableSize>;
   /// The indirect-branch table of the current address space (created on first use).
   IndirectTable& current_table();
-  void reset_table(uint32_t space_id);
+  void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages);
   std::string describe_eip() const;
 
   GuestMemory& memory_;
@@ -103,6 +104,8 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   HostFault fault_;
   std::function<void(const CalloutEvent&)> callout_observer_;
   std::map<uint32_t, std::unique_ptr<IndirectTable>> tables_;  ///< by ShadowMmu::space_id()
+  std::array<uint32_t, 16> recent_blocks_{};  ///< EIPs of the last blocks dispatched (ring)
+  unsigned recent_next_ = 0;
   uint32_t single_step_eip_ = UINT32_MAX;  ///< run this instruction alone, unprotected (SMC)
   bool io_pending_ = false;
   StepResult io_step_;

@@ -47,7 +47,7 @@ void GuestLinearMemory::write(uint32_t linear, const void* src, unsigned size, b
     unsigned n = i == 0 ? first : size - first;
     if (n == 0) break;
     if (ram[i]) {
-      mmu_.note_phys_write(static_cast<uint32_t>(pas[i] >> 12));
+      mmu_.note_phys_write(static_cast<uint32_t>(pas[i]), n);
       ram_.write(pas[i], in, n);
     }
     in += n;

@@ -44,15 +44,19 @@ bool LinearWindow::map_page(const GuestMemory& ram, uint32_t linear_page, uint32
                             bool writable) {
   uint64_t phys = uint64_t{phys_page} * kPage;
   if (!ram.contains(phys, kPage)) return false;
+  map_fd_page(linear_page, ram.fd(), phys, writable);
+  return true;
+}
+
+void LinearWindow::map_fd_page(uint32_t linear_page, int fd, uint64_t offset, bool writable) {
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   for (uint64_t copy = 0; copy < 2; ++copy) {
     void* at = base_ + copy * kSpan + uint64_t{linear_page} * kPage;
-    if (mmap(at, kPage, prot, MAP_SHARED | MAP_FIXED, ram.fd(), static_cast<off_t>(phys)) ==
+    if (mmap(at, kPage, prot, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(offset)) ==
         MAP_FAILED) {
       throw Error(fmt::format("cannot map a guest page into the window: {}", std::strerror(errno)));
     }
   }
-  return true;
 }
 
 void LinearWindow::map_identity(const GuestMemory& ram, uint32_t pages) {

@@ -34,6 +34,8 @@ class LinearWindow {
   /// Maps linear page `linear_page` (a page number) to guest-physical page `phys_page` of `ram`
   /// in both copies, writable or read-only. Returns false when the page is outside RAM.
   bool map_page(const GuestMemory& ram, uint32_t linear_page, uint32_t phys_page, bool writable);
+  /// Maps linear page `linear_page` to byte `offset` of the file `fd` (both copies).
+  void map_fd_page(uint32_t linear_page, int fd, uint64_t offset, bool writable);
   /// Maps the first `pages` linear pages identically onto guest RAM (CR0.PG=0).
   void map_identity(const GuestMemory& ram, uint32_t pages);
   /// Changes one page's protection (both copies); no effect on unmapped pages' contents.

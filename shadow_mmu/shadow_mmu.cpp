@@ -1,6 +1,7 @@
 #include "shadow_mmu/shadow_mmu.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -26,10 +27,11 @@ constexpr uint8_t kPageTable = 2;  ///< a page directory or page table the shado
 namespace entry {
 constexpr uint32_t kPhysMask = 0x000fffff;
 constexpr uint32_t kMapped = 1u << 20;
-constexpr uint32_t kSupWrite = 1u << 21;   ///< supervisor writes allowed (R/W, or CR0.WP=0)
-constexpr uint32_t kUser = 1u << 22;       ///< user access allowed (U/S=1 at both levels)
-constexpr uint32_t kUserWrite = 1u << 23;  ///< user writes allowed
-constexpr uint32_t kDirty = 1u << 24;      ///< the guest's D bit is set
+constexpr uint32_t kSupWrite = 1u << 21;    ///< supervisor writes allowed (R/W, or CR0.WP=0)
+constexpr uint32_t kUser = 1u << 22;        ///< user access allowed (U/S=1 at both levels)
+constexpr uint32_t kUserWrite = 1u << 23;   ///< user writes allowed
+constexpr uint32_t kDirty = 1u << 24;       ///< the guest's D bit is set
+constexpr uint32_t kUnassigned = 1u << 25;  ///< no RAM behind it: the all-ones page
 }  // namespace entry
 
 class RamPhys final : public PhysAccess {
@@ -62,7 +64,7 @@ struct ShadowMmu::Space {
 };
 
 ShadowMmu::ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_write,
-                     std::function<void(uint32_t)> on_mappings_dropped)
+                     DropHook on_mappings_dropped)
     : ram_(ram),
       on_code_write_(std::move(on_code_write)),
       on_mappings_dropped_(std::move(on_mappings_dropped)),
@@ -70,9 +72,21 @@ ShadowMmu::ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_wri
       protection_(ram.size() / LinearWindow::kPage, 0) {
   identity_ = space_for(kIdentityCr3);
   current_ = identity_;
+  unassigned_fd_ = memfd_create("vmbt-unassigned", MFD_CLOEXEC);
+  if (unassigned_fd_ < 0 || ftruncate(unassigned_fd_, 2 * LinearWindow::kPage) != 0) {
+    throw Error("cannot create the unassigned-memory page");
+  }
+  void* p =
+      mmap(nullptr, 2 * LinearWindow::kPage, PROT_READ | PROT_WRITE, MAP_SHARED, unassigned_fd_, 0);
+  if (p == MAP_FAILED) throw Error("cannot map the unassigned-memory page");
+  unassigned_host_ = static_cast<uint8_t*>(p);
+  std::memset(unassigned_host_, 0xff, 2 * LinearWindow::kPage);
 }
 
-ShadowMmu::~ShadowMmu() = default;
+ShadowMmu::~ShadowMmu() {
+  if (unassigned_host_) munmap(unassigned_host_, 2 * LinearWindow::kPage);
+  if (unassigned_fd_ >= 0) close(unassigned_fd_);
+}
 
 size_t ShadowMmu::spaces_live() const {
   return spaces_.size();
@@ -109,7 +123,7 @@ uint32_t ShadowMmu::space_id() const {
 }
 
 void ShadowMmu::reset_space(Space& space) {
-  on_mappings_dropped_(space.cr3_base);
+  on_mappings_dropped_(space.cr3_base, 0, kPages);
   space.sup.unmap_pages(0, kPages);
   space.user.unmap_pages(0, kPages);
   space.clear_shadow();
@@ -149,6 +163,11 @@ void ShadowMmu::flush_all() {
 
 void ShadowMmu::apply(Space& space, uint32_t lin_page) {
   uint32_t e = space.shadow[lin_page];
+  if (e & entry::kUnassigned) {
+    space.sup.map_fd_page(lin_page, unassigned_fd_, 0, false);
+    if (paging_ && (e & entry::kUser)) space.user.map_fd_page(lin_page, unassigned_fd_, 0, false);
+    return;
+  }
   uint32_t phys = e & entry::kPhysMask;
   bool locked = phys < protection_.size() && protection_[phys] != 0;
   bool dirty = e & entry::kDirty;
@@ -172,25 +191,40 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page) {
   }
 }
 
-void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w) {
-  uint32_t phys = w.page_base >> 12;
-  uint32_t e = phys | entry::kMapped;
+void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, bool unassigned) {
+  uint32_t phys = unassigned ? 0 : w.page_base >> 12;
+  uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0);
   if (w.sup_write_ok) e |= entry::kSupWrite;
   if (w.user_ok) e |= entry::kUser;
   if (w.user_write_ok) e |= entry::kUserWrite;
   if (w.dirty) e |= entry::kDirty;
   space.shadow[lin_page] = e;
   apply(space, lin_page);
+  if (unassigned) {
+    ++stats_.unassigned_fills;
+  } else {
+    add_reverse_mapping(space, lin_page, phys);
+  }
+  if (space.cr3_base == kIdentityCr3) return;
+  trace_walk(space, lin_page, w);
+}
+
+void ShadowMmu::add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys) {
   auto& maps = rmap_[phys];
-  if (maps.size() > 32) {
-    std::erase_if(maps, [&](const Mapping& m) {
-      return m.generation != m.space->generation ||
-             (m.space->shadow[m.lin_page] & (entry::kPhysMask | entry::kMapped)) !=
-                 (phys | entry::kMapped);
-    });
+  auto stale = [&](const Mapping& m) {
+    return m.generation != m.space->generation ||
+           (m.space->shadow[m.lin_page] & (entry::kPhysMask | entry::kMapped)) !=
+               (phys | entry::kMapped);
+  };
+  if (maps.size() >= 16) std::erase_if(maps, stale);
+  for (const Mapping& m : maps) {
+    // A refill of a page already listed (after a drop) must not list it twice.
+    if (m.space == &space && m.lin_page == lin_page && m.generation == space.generation) return;
   }
   maps.push_back({&space, space.generation, lin_page});
-  if (space.cr3_base == kIdentityCr3) return;
+}
+
+void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w) {
   // Trace the structures this translation came from.
   uint32_t pd_page = w.pde_addr >> 12;
   auto& pd = pd_users_[pd_page];
@@ -244,9 +278,28 @@ void ShadowMmu::protect_code(uint32_t phys_page) {
 }
 
 void ShadowMmu::resume_tracing() {
+  if (scratch_space_) {
+    apply(*scratch_space_, scratch_page_);  // back to the read-only all-ones page
+    std::memset(unassigned_host_ + LinearWindow::kPage, 0xff, LinearWindow::kPage);
+    scratch_space_ = nullptr;
+  }
   uint32_t page = suspended_;
   suspended_ = UINT32_MAX;
   if (page == UINT32_MAX) return;
+  // Drop what derived from the entries the store changed (compared with the snapshot taken
+  // before it), then trace the page again.
+  const uint32_t* now =
+      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{page} << 12));
+  for (uint32_t i = 0; i < 1024;) {
+    if (now[i] == suspended_copy_[i]) {
+      ++i;
+      continue;
+    }
+    uint32_t j = i;
+    while (j < 1024 && now[j] != suspended_copy_[j]) ++j;
+    drop_entries(page, i, j - i);
+    i = j;
+  }
   auto live = [](const std::vector<Mapping>& users) {
     return std::any_of(users.begin(), users.end(),
                        [](const Mapping& m) { return m.generation == m.space->generation; });
@@ -259,50 +312,52 @@ void ShadowMmu::resume_tracing() {
 }
 
 void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count) {
-  on_mappings_dropped_(space.cr3_base);
+  on_mappings_dropped_(space.cr3_base, first_page, count);
   space.sup.unmap_pages(first_page, count);
   space.user.unmap_pages(first_page, count);
   std::memset(space.shadow + first_page, 0, count * sizeof(uint32_t));
 }
 
-void ShadowMmu::drop_derived(uint32_t phys_page) {
+void ShadowMmu::drop_entries(uint32_t phys_page, uint32_t first, uint32_t count) {
   if (auto it = pt_users_.find(phys_page); it != pt_users_.end()) {
     for (const Mapping& m : it->second) {
       if (m.generation != m.space->generation) continue;
-      unmap_range(*m.space, m.lin_page << 10, 1024);
+      unmap_range(*m.space, (m.lin_page << 10) + first, count);  // one page per PTE
       ++stats_.ranges_dropped;
     }
-    pt_users_.erase(it);
   }
   if (auto it = pd_users_.find(phys_page); it != pd_users_.end()) {
     for (const Mapping& m : it->second) {
       if (m.generation != m.space->generation) continue;
-      reset_space(*m.space);
+      unmap_range(*m.space, first << 10, count << 10);  // 4 MiB per PDE
+      ++stats_.ranges_dropped;
     }
-    pd_users_.erase(it);
   }
-  unprotect(phys_page, protect::kPageTable);
 }
 
-void ShadowMmu::note_phys_write(uint32_t phys_page) {
-  if (phys_page >= protection_.size() || protection_[phys_page] == 0) return;
+void ShadowMmu::note_phys_write(uint32_t phys_addr, uint32_t len) {
+  uint32_t phys_page = phys_addr >> 12;
+  if (phys_page >= protection_.size() || protection_[phys_page] == 0 || len == 0) return;
   if (protection_[phys_page] & protect::kCode) {
     on_code_write_(phys_page);
     unprotect(phys_page, protect::kCode);
   }
-  if (protection_[phys_page] & protect::kPageTable) drop_derived(phys_page);
+  if (protection_[phys_page] & protect::kPageTable) {
+    uint32_t first = (phys_addr & 0xfff) / 4;
+    uint32_t last = std::min<uint32_t>(((phys_addr & 0xfff) + len - 1) / 4, 1023);
+    drop_entries(phys_page, first, last - first + 1);
+  }
 }
 
 ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const Access& access,
                                            uint32_t* error_code) {
   uint32_t lin_page = linear >> 12;
   if (!paging_) {
-    if (!ram_.contains(uint64_t{lin_page} << 12, LinearWindow::kPage)) return kNoRam;
     WalkResult w;
     w.ok = true;
     w.page_base = lin_page << 12;
     w.sup_write_ok = w.user_ok = w.user_write_ok = w.dirty = true;
-    fill(space, lin_page, w);
+    fill(space, lin_page, w, !ram_.contains(w.page_base, LinearWindow::kPage));
     return kFilled;
   }
   WalkResult w = walk(*phys_, mode_, linear, access);
@@ -310,8 +365,7 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
     *error_code = w.error_code;
     return kGuestFault;
   }
-  if (!ram_.contains(w.page_base, LinearWindow::kPage)) return kNoRam;
-  fill(space, lin_page, w);
+  fill(space, lin_page, w, !ram_.contains(w.page_base, LinearWindow::kPage));
   return kFilled;
 }
 
@@ -345,18 +399,34 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
       f.kind = Fault::kRetry;
       return f;
     }
-    if (r == kNoRam) {
-      f.kind = Fault::kOutsideRam;
-      return f;
-    }
     ++stats_.true_faults;
     f.kind = Fault::kPageFault;
     f.error_code = err;
     return f;
   }
   // A write to a page mapped read-only: a guest protection fault, its D bit, a traced page table,
-  // or translated code.
+  // translated code, or no RAM at all.
   uint32_t phys = e & entry::kPhysMask;
+  if (e & entry::kUnassigned) {
+    if (paging_) {
+      WalkResult w = walk(*phys_, mode_, linear, access);
+      if (!w.ok) {
+        ++stats_.true_faults;
+        f.kind = Fault::kPageFault;
+        f.error_code = w.error_code;
+        return f;
+      }
+    }
+    // Let the store land in the scratch page, alone, then forget it (resume_tracing).
+    resume_tracing();
+    (user_window ? space->user : space->sup)
+        .map_fd_page(lin_page, unassigned_fd_, LinearWindow::kPage, true);
+    scratch_space_ = space;
+    scratch_page_ = lin_page;
+    ++stats_.unassigned_writes;
+    f.kind = Fault::kSingleStep;
+    return f;
+  }
   if (paging_) {
     WalkResult w = walk(*phys_, mode_, linear, access);
     if (!w.ok) {
@@ -379,11 +449,19 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     // The store must complete before the page is protected again, but re-running it would
     // re-derive the mappings (and the protection) when it writes through a translation that
     // the page itself provides: the engine runs it alone with tracing suspended.
-    if (protection_[phys] & protect::kCode) ++stats_.code_write_faults;
-    if (protection_[phys] & protect::kPageTable) ++stats_.tracing_faults;
     resume_tracing();
-    suspended_ = phys;
-    note_phys_write(phys);
+    if (protection_[phys] & protect::kCode) {
+      ++stats_.code_write_faults;
+      on_code_write_(phys);
+      unprotect(phys, protect::kCode);
+    }
+    if (protection_[phys] & protect::kPageTable) {
+      ++stats_.tracing_faults;
+      std::memcpy(suspended_copy_.data(), ram_.host_base() + (uint64_t{phys} << 12),
+                  LinearWindow::kPage);
+      suspended_ = phys;
+      unprotect(phys, protect::kPageTable);
+    }
     f.kind = Fault::kSingleStep;
   }
   return f;
@@ -404,9 +482,10 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
   return true;
 }
 
-void ShadowMmu::invlpg(uint32_t linear) {
-  if (!paging_) return;
-  unmap_range(*current_, linear >> 12, 1);
+void ShadowMmu::invlpg(uint32_t) {
+  // Every page table a shadow derives from is traced, so a PTE change has already dropped what
+  // it affected (Intel SDM Vol. 3A §4.10.4.1 allows a TLB to be more coherent than required).
+  ++stats_.invlpg;
 }
 
 }  // namespace vmbt

@@ -2,6 +2,7 @@
 // write-tracing the guest's page tables.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,7 +27,10 @@ struct ShadowMmuStats {
   uint64_t flushes = 0;         ///< whole-space resets (CR0.WP/CR4 changes, PD writes, evictions)
   uint64_t space_switches = 0;  ///< CR3 loads that changed the current space
   uint64_t spaces_created = 0;
-  uint64_t ranges_dropped = 0;  ///< 4 MiB ranges unmapped after a page-table write
+  uint64_t ranges_dropped = 0;     ///< 4 MiB ranges unmapped after a page-table write
+  uint64_t invlpg = 0;             ///< INVLPG executed (no work: tracing keeps shadows exact)
+  uint64_t unassigned_fills = 0;   ///< pages with no RAM behind them mapped to the all-ones page
+  uint64_t unassigned_writes = 0;  ///< stores to such pages (discarded)
 };
 
 /// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
@@ -47,10 +51,12 @@ class ShadowMmu {
   static constexpr unsigned kMaxSpaces = 8;
 
   /// `on_code_write(phys_page)`: translated code on that guest-physical page must be dropped.
-  /// `on_mappings_dropped(space_id)`: linear mappings of that space changed (the engine's
-  /// indirect-branch table for it, keyed by linear address, must forget its blocks).
+  /// `on_mappings_dropped(space_id, first_page, pages)`: linear pages of that space were
+  /// unmapped (the engine's indirect-branch table for it, keyed by linear address, must forget
+  /// blocks there).
+  using DropHook = std::function<void(uint32_t space_id, uint32_t first_page, uint32_t pages)>;
   ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_write,
-            std::function<void(uint32_t)> on_mappings_dropped);
+            DropHook on_mappings_dropped);
   ~ShadowMmu();
 
   /// Adopts the paging state of `s` (CR0.PG/WP, CR3, CR4.PSE/PGE); call after any change.
@@ -70,7 +76,6 @@ class ShadowMmu {
                     ///< derived from the page is dropped and the page is writable until
                     ///< resume_tracing(); run the faulting instruction alone, then resume
       kPageFault,   ///< the guest's own #PF: deliver it
-      kOutsideRam,  ///< no RAM behind the address (MMIO is not emulated)
       kNotWindow,   ///< not an address in any window
     } kind = kNotWindow;
     uint32_t linear = 0;
@@ -81,14 +86,16 @@ class ShadowMmu {
   /// Translates for the monitor's own access (emulated instructions, instruction fetch), with
   /// the rights of `access`, setting A/D bits; false with the #PF error code on failure.
   bool translate(uint32_t linear, const Access& access, uint32_t* phys, uint32_t* error_code);
-  /// Tells the MMU the monitor wrote guest-physical page `phys_page` (tracing, code pages).
-  void note_phys_write(uint32_t phys_page);
+  /// Tells the MMU the monitor is about to write `len` bytes at guest-physical `phys_addr` (within
+  /// one page): translated code there is dropped, and so is every mapping derived from the
+  /// page-table entries written.
+  void note_phys_write(uint32_t phys_addr, uint32_t len);
   /// Write-protects `phys_page` in every window because it holds translated code.
   void protect_code(uint32_t phys_page);
   /// Ends the writable interval granted by a kSingleStep fault: the page is traced again if any
   /// shadow mapping derived from it since.
   void resume_tracing();
-  /// INVLPG: forgets the linear page in the current space.
+  /// INVLPG: nothing to do, since shadows are never staler than the guest's tables (counted).
   void invlpg(uint32_t linear);
   /// Forgets every shadow mapping of every space.
   void flush_all();
@@ -100,20 +107,23 @@ class ShadowMmu {
   struct Space;
   Space* space_for(uint32_t cr3_base);
   void reset_space(Space& space);
-  void fill(Space& space, uint32_t lin_page, const WalkResult& w);
+  void fill(Space& space, uint32_t lin_page, const WalkResult& w, bool unassigned = false);
   void apply(Space& space, uint32_t lin_page);
+  void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
+  void trace_walk(Space& space, uint32_t lin_page, const WalkResult& w);
   void protect(uint32_t phys_page, uint8_t reason);
   void unprotect(uint32_t phys_page, uint8_t reason);
   void remap_all(uint32_t phys_page);
-  void drop_derived(uint32_t phys_page);
+  /// Unmaps what derived from entries [first, first + count) of page-table page `phys_page`.
+  void drop_entries(uint32_t phys_page, uint32_t first, uint32_t count);
   void unmap_range(Space& space, uint32_t first_page, uint32_t count);
-  enum FillResult { kFilled, kGuestFault, kNoRam };
+  enum FillResult { kFilled, kGuestFault };
   FillResult walk_into(Space& space, uint32_t linear, const Access& access, uint32_t* error_code);
   PagingMode mode() const { return mode_; }
 
   GuestMemory& ram_;
   std::function<void(uint32_t)> on_code_write_;
-  std::function<void(uint32_t)> on_mappings_dropped_;
+  DropHook on_mappings_dropped_;
   std::unique_ptr<PhysAccess> phys_;
   std::vector<std::unique_ptr<Space>> spaces_;
   Space* current_ = nullptr;
@@ -123,6 +133,14 @@ class ShadowMmu {
   uint64_t clock_ = 0;
   std::vector<uint8_t> protection_;  ///< per guest-physical page: why it is write-protected
   uint32_t suspended_ = UINT32_MAX;  ///< page left writable for one single-stepped store
+  std::array<uint32_t, 1024> suspended_copy_{};  ///< its entries before the store
+  /// Guest-physical addresses with no RAM behind them read all ones and drop writes, as on a PC
+  /// bus where nothing decodes them: page 0 of this memfd is all ones (mapped read-only), page 1
+  /// a scratch page a single-stepped store may write into (refilled with ones afterwards).
+  int unassigned_fd_ = -1;
+  uint8_t* unassigned_host_ = nullptr;
+  Space* scratch_space_ = nullptr;  ///< where the scratch page is mapped during a store
+  uint32_t scratch_page_ = 0;
   /// Reverse map: guest-physical page -> (space, generation, linear page) mappings of it.
   struct Mapping {
     Space* space;

@@ -73,6 +73,9 @@ class Engine {
   virtual void kick(const void* signal_context = nullptr) = 0;
   /// Adds the engine's own counters (under "bt." or "kvm.") to `stats`.
   virtual void collect_stats(Stats& stats) = 0;
+  /// What the engine knows that helps debug a failed run, beyond the registers (bt: the blocks
+  /// it dispatched last). Empty by default.
+  virtual std::string debug_notes() { return {}; }
 };
 
 }  // namespace vmbt

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "vmm/cpu_state_format.h"
 #include "vmm/devices/console.h"
 #include "vmm/machine/irq.h"
 #include "vmm/signal_stack.h"
@@ -143,8 +144,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
         stats.add(fmt::format("io_ports.{:#06x}", exit.io.port), exit.io.count);
         machine.handle_io(exit.io);
         if (auto status = machine.exit_requested()) {
-          done = finish(*status,
-                        fmt::format("guest requested exit (isa-debug-exit), status {}", *status));
+          done = finish(*status, machine.exit_request_reason());
         }
         break;
       case ExitReason::kMmio:
@@ -178,6 +178,11 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
         done = finish(1, exit.message);
         break;
     }
+  }
+  bool fatal = result.status == 1 || result.status == 2 || result.status == 124;
+  if (fatal && options.fatal_dump) {
+    fmt::print(options.fatal_dump, "vmbt: guest state at the end ({}):\n{}{}", engine.name(),
+               format_vcpu_state(engine.state()), engine.debug_notes());
   }
   result.seconds = static_cast<double>(host_now_ns() - start) / 1e9;
   stats.set_value("run_seconds", result.seconds);

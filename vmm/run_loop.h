@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "vmm/engine.h"
@@ -27,6 +28,9 @@ struct RunLoopOptions {
   uint64_t kick_period_ns = 1'000'000;
   /// End the run after this much wall time (0 = never): a guard for tests and benchmarks.
   uint64_t timeout_ns = 0;
+  /// Where a fatal end (shutdown, engine error, timeout) dumps the guest registers and the
+  /// engine's notes; nullptr for none.
+  FILE* fatal_dump = stderr;
 };
 
 /// Runs `engine` over `machine` until the guest or the user ends the run. Counts exits by reason

@@ -9,8 +9,13 @@ namespace vmbt::bt {
 using sys::Insn;
 
 namespace {
-constexpr uint32_t kMsrTsc = 0x10, kMsrApicBase = 0x1b, kMsrBiosSignId = 0x8b,
-                   kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175, kMsrSysenterEip = 0x176;
+constexpr uint32_t kMsrTsc = 0x10, kMsrPlatformId = 0x17, kMsrApicBase = 0x1b,
+                   kMsrBiosSignId = 0x8b, kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175,
+                   kMsrSysenterEip = 0x176, kMsrMiscEnable = 0x1a0;
+/// IA32_MISC_ENABLE as a family-6 Intel CPU without these features reports it (Intel SDM Vol. 4,
+/// Table 2-2): fast strings enabled (bit 0), branch trace storage unavailable (bit 11), PEBS
+/// unavailable (bit 12). Linux reads it on every Intel family-6 CPU.
+constexpr uint64_t kMiscEnableValue = (1u << 0) | (1u << 11) | (1u << 12);
 }  // namespace
 
 // CPUID: the leaves of the vmbt CPU model.
@@ -59,7 +64,11 @@ StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
       v = s.sysenter_eip;
       break;
     case kMsrBiosSignId:
+    case kMsrPlatformId:  // no microcode update, platform 0
       v = 0;
+      break;
+    case kMsrMiscEnable:
+      v = kMiscEnableValue;
       break;
     case kMsrApicBase:
     default:
@@ -91,6 +100,7 @@ StepResult SystemEmulator::wrmsr(VcpuState& s, const Insn& in) {
       s.sysenter_eip = s.gpr[kEax];
       break;
     case kMsrBiosSignId:
+    case kMsrMiscEnable:  // accepted; the model has none of the features it would switch
       break;
     case kMsrApicBase:
     default:
