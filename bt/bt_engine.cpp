@@ -395,6 +395,7 @@ Exit BtEngine::handle_fault(bool& done) {
         // Run the store alone: a block re-translated from a code page would protect it again
         // (and a traced page table would be traced again) before the store completes.
         single_step_eip_ = s_.eip;
+        single_step_code_write_ = m.code_write;
         return Exit();
       case ShadowMmu::Fault::kPageFault:
         s_.cr2 = m.linear;
@@ -476,8 +477,12 @@ Exit BtEngine::run() {
     TranslationBlock* tb = nullptr;
     bool single = single_step_eip_ == s_.eip;
     single_step_eip_ = UINT32_MAX;
-    if (single) {
+    if (single && single_step_code_write_) {
+      // The store writes a page with translated code (maybe its own): a one-off block, not
+      // write-protected, discarded after it ran.
       tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction);
+    } else if (single) {
+      tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction);  // kept: page-table stores recur
     } else {
       tb = lookup(s_.eip, flags);
     }
@@ -491,7 +496,7 @@ Exit BtEngine::run() {
     recent_blocks_[recent_next_++ % recent_blocks_.size()] = tb->eip;
     enter(tb);
     if (single) {
-      cache_.discard(tb);  // never reused: its page was not write-protected
+      if (single_step_code_write_) cache_.discard(tb);  // its page was not write-protected
       mmu_.resume_tracing();
     }
 

@@ -14,6 +14,7 @@ namespace {
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP};
 struct sigaction g_previous[sizeof kSignals / sizeof kSignals[0]];
 thread_local BtEngine* t_engine = nullptr;
+thread_local bool t_installed = false;  ///< this thread's engine already checked the handlers
 
 void chain(int sig, siginfo_t* info, void* uc) {
   for (size_t i = 0; i < sizeof kSignals / sizeof kSignals[0]; ++i) {
@@ -41,6 +42,8 @@ void on_host_fault(int sig, siginfo_t* info, void* uc) {
 }  // namespace
 
 void attach_host_fault_handler(BtEngine* engine) {
+  // Called before every entry into translated code: cheap once done for this engine.
+  if (t_engine == engine && t_installed) return;
   // (Re)installed whenever someone else took a signal over since: the console restores the
   // handlers it found when it goes away.
   for (size_t i = 0; i < sizeof kSignals / sizeof kSignals[0]; ++i) {
@@ -55,10 +58,12 @@ void attach_host_fault_handler(BtEngine* engine) {
   }
   ensure_signal_alt_stack();
   t_engine = engine;
+  t_installed = true;
 }
 
 void detach_host_fault_handler() {
   t_engine = nullptr;
+  t_installed = false;
 }
 
 }  // namespace vmbt::bt

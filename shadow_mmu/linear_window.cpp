@@ -7,7 +7,6 @@
 #include <cstring>
 
 #include "vmm/error.h"
-#include "vmm/machine/guest_memory.h"
 
 namespace vmbt {
 
@@ -32,57 +31,28 @@ LinearWindow::~LinearWindow() {
   if (base_) munmap(base_ - kGuardBelow, kReserve);
 }
 
-bool LinearWindow::contains(const void* host, uint32_t* linear) const {
+bool LinearWindow::contains(const void* host, uint32_t* linear, unsigned* copy) const {
   auto h = reinterpret_cast<uintptr_t>(host);
   auto b = reinterpret_cast<uintptr_t>(base_);
   if (h < b || h - b >= 2 * kSpan) return false;
   if (linear) *linear = static_cast<uint32_t>(h - b);
+  if (copy) *copy = (h - b) >= kSpan ? 1 : 0;
   return true;
 }
 
-bool LinearWindow::map_page(const GuestMemory& ram, uint32_t linear_page, uint32_t phys_page,
-                            bool writable) {
-  uint64_t phys = uint64_t{phys_page} * kPage;
-  if (!ram.contains(phys, kPage)) return false;
-  map_fd_page(linear_page, ram.fd(), phys, writable);
-  return true;
-}
-
-void LinearWindow::map_fd_page(uint32_t linear_page, int fd, uint64_t offset, bool writable) {
+void LinearWindow::map_fd_page(uint32_t linear_page, unsigned copy, int fd, uint64_t offset,
+                               bool writable) {
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  for (uint64_t copy = 0; copy < 2; ++copy) {
-    void* at = base_ + copy * kSpan + uint64_t{linear_page} * kPage;
-    if (mmap(at, kPage, prot, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(offset)) ==
-        MAP_FAILED) {
-      throw Error(fmt::format("cannot map a guest page into the window: {}", std::strerror(errno)));
-    }
+  void* at = base_ + copy * kSpan + uint64_t{linear_page} * kPage;
+  if (mmap(at, kPage, prot, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(offset)) == MAP_FAILED) {
+    throw Error(fmt::format("cannot map a guest page into the window: {}", std::strerror(errno)));
   }
 }
 
-void LinearWindow::map_identity(const GuestMemory& ram, uint32_t pages) {
-  uint64_t bytes = uint64_t{pages} * kPage;
-  if (bytes > ram.size()) bytes = ram.size() & ~(kPage - 1);
-  for (uint64_t copy = 0; copy < 2; ++copy) {
-    if (mmap(base_ + copy * kSpan, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ram.fd(),
-             0) == MAP_FAILED) {
-      throw Error(fmt::format("cannot map guest RAM into the window: {}", std::strerror(errno)));
-    }
-  }
-}
-
-void LinearWindow::protect_page(uint32_t linear_page, bool writable) {
-  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  for (uint64_t copy = 0; copy < 2; ++copy) {
-    mprotect(base_ + copy * kSpan + uint64_t{linear_page} * kPage, kPage, prot);
-  }
-}
-
-void LinearWindow::unmap_pages(uint32_t first, uint32_t count) {
-  for (uint64_t copy = 0; copy < 2; ++copy) {
-    void* at = base_ + copy * kSpan + uint64_t{first} * kPage;
-    mmap(at, uint64_t{count} * kPage, PROT_NONE,
-         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-  }
+void LinearWindow::unmap_pages(uint32_t first, uint32_t count, unsigned copy) {
+  void* at = base_ + copy * kSpan + uint64_t{first} * kPage;
+  mmap(at, uint64_t{count} * kPage, PROT_NONE,
+       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 }
 
 }  // namespace vmbt

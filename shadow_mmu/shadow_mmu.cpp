@@ -32,6 +32,9 @@ constexpr uint32_t kUser = 1u << 22;        ///< user access allowed (U/S=1 at b
 constexpr uint32_t kUserWrite = 1u << 23;   ///< user writes allowed
 constexpr uint32_t kDirty = 1u << 24;       ///< the guest's D bit is set
 constexpr uint32_t kUnassigned = 1u << 25;  ///< no RAM behind it: the all-ones page
+constexpr uint32_t kSupAlias = 1u << 26;    ///< also mapped in the supervisor window's 2nd copy
+constexpr uint32_t kUserAlias = 1u << 27;   ///< also mapped in the user window's 2nd copy
+constexpr uint32_t kAliases = kSupAlias | kUserAlias;
 }  // namespace entry
 
 class RamPhys final : public PhysAccess {
@@ -124,8 +127,10 @@ uint32_t ShadowMmu::space_id() const {
 
 void ShadowMmu::reset_space(Space& space) {
   on_mappings_dropped_(space.cr3_base, 0, kPages);
-  space.sup.unmap_pages(0, kPages);
-  space.user.unmap_pages(0, kPages);
+  for (unsigned copy = 0; copy < 2; ++copy) {
+    space.sup.unmap_pages(0, kPages, copy);
+    space.user.unmap_pages(0, kPages, copy);
+  }
   space.clear_shadow();
   ++space.generation;
   ++stats_.flushes;
@@ -142,6 +147,7 @@ void ShadowMmu::set_mode(const VcpuState& s) {
   // changes TLB retention, which shadows kept coherent by tracing do not depend on.
   if (paging_ && paging && (m.pse != mode_.pse || m.wp != mode_.wp)) flush_all();
   Space* before = current_;
+  if (paging && !paging_) reset_space(*identity_);  // its mappings would only cost remaps
   paging_ = paging;
   mode_ = m;
   current_ = paging ? space_for(m.cr3) : identity_;
@@ -163,37 +169,45 @@ void ShadowMmu::flush_all() {
 
 void ShadowMmu::apply(Space& space, uint32_t lin_page) {
   uint32_t e = space.shadow[lin_page];
+  int fd = ram_.fd();
+  uint64_t offset = uint64_t{e & entry::kPhysMask} << 12;
+  bool sup_w = false, user_w = false;
   if (e & entry::kUnassigned) {
-    space.sup.map_fd_page(lin_page, unassigned_fd_, 0, false);
-    if (paging_ && (e & entry::kUser)) space.user.map_fd_page(lin_page, unassigned_fd_, 0, false);
-    return;
+    fd = unassigned_fd_;
+    offset = 0;
+  } else {
+    uint32_t phys = e & entry::kPhysMask;
+    bool locked = phys < protection_.size() && protection_[phys] != 0;
+    bool dirty = e & entry::kDirty;
+    sup_w = (e & entry::kSupWrite) && dirty && !locked;
+    user_w = (e & entry::kUserWrite) && dirty && !locked;
   }
-  uint32_t phys = e & entry::kPhysMask;
-  bool locked = phys < protection_.size() && protection_[phys] != 0;
-  bool dirty = e & entry::kDirty;
-  bool sup_w = (e & entry::kSupWrite) && dirty && !locked;
-  bool user_w = (e & entry::kUserWrite) && dirty && !locked;
-  auto map = [&](LinearWindow& w, bool writable) {
-    if (!w.map_page(ram_, lin_page, phys, writable)) {
-      throw Error("internal: shadow MMU mapped a page outside guest RAM");
-    }
+  bool user = paging_ && (e & entry::kUser);
+  auto map_all = [&] {
+    space.sup.map_fd_page(lin_page, 0, fd, offset, sup_w);
+    if (e & entry::kSupAlias) space.sup.map_fd_page(lin_page, 1, fd, offset, sup_w);
+    if (user) space.user.map_fd_page(lin_page, 0, fd, offset, user_w);
+    if (user && (e & entry::kUserAlias)) space.user.map_fd_page(lin_page, 1, fd, offset, user_w);
   };
   try {
-    map(space.sup, sup_w);
-    if (paging_ && (e & entry::kUser)) map(space.user, user_w);
+    map_all();
   } catch (const Error&) {
     // Most likely the host's limit on mappings (vm.max_map_count): free the other spaces'.
-    for (auto& s : spaces_) {
-      if (s.get() != &space) reset_space(*s);
+    for (auto& other : spaces_) {
+      if (other.get() != &space) reset_space(*other);
     }
-    map(space.sup, sup_w);
-    if (paging_ && (e & entry::kUser)) map(space.user, user_w);
+    map_all();
   }
 }
 
 void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, bool unassigned) {
   uint32_t phys = unassigned ? 0 : w.page_base >> 12;
   uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0);
+  uint32_t old = space.shadow[lin_page];
+  if ((old & (entry::kMapped | entry::kPhysMask | entry::kUnassigned)) ==
+      (e & (entry::kMapped | entry::kPhysMask | entry::kUnassigned))) {
+    e |= old & entry::kAliases;  // a refresh of the same page keeps its alias mappings
+  }
   if (w.sup_write_ok) e |= entry::kSupWrite;
   if (w.user_ok) e |= entry::kUser;
   if (w.user_write_ok) e |= entry::kUserWrite;
@@ -313,8 +327,22 @@ void ShadowMmu::resume_tracing() {
 
 void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count) {
   on_mappings_dropped_(space.cr3_base, first_page, count);
-  space.sup.unmap_pages(first_page, count);
-  space.user.unmap_pages(first_page, count);
+  if (count <= 16) {  // unmap only what is mapped: most drops are a single page
+    for (uint32_t p = first_page; p < first_page + count; ++p) {
+      uint32_t e = space.shadow[p];
+      if (!(e & entry::kMapped)) continue;
+      space.sup.unmap_pages(p, 1, 0);
+      if (e & entry::kSupAlias) space.sup.unmap_pages(p, 1, 1);
+      if (e & entry::kUser) space.user.unmap_pages(p, 1, 0);
+      if (e & entry::kUserAlias) space.user.unmap_pages(p, 1, 1);
+      space.shadow[p] = 0;
+    }
+    return;
+  }
+  for (unsigned copy = 0; copy < 2; ++copy) {
+    space.sup.unmap_pages(first_page, count, copy);
+    space.user.unmap_pages(first_page, count, copy);
+  }
   std::memset(space.shadow + first_page, 0, count * sizeof(uint32_t));
 }
 
@@ -374,12 +402,13 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   Space* space = nullptr;
   bool user_window = false;
   uint32_t linear = 0;
+  unsigned copy = 0;
   for (auto& s : spaces_) {
-    if (s->sup.contains(host, &linear)) {
+    if (s->sup.contains(host, &linear, &copy)) {
       space = s.get();
       break;
     }
-    if (s->user.contains(host, &linear)) {
+    if (s->user.contains(host, &linear, &copy)) {
       space = s.get();
       user_window = true;
       break;
@@ -390,6 +419,16 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   uint32_t lin_page = linear >> 12;
   uint32_t e = space->shadow[lin_page];
   Access access{write, user_window, false};
+  uint32_t alias = user_window ? entry::kUserAlias : entry::kSupAlias;
+  bool visible = (e & entry::kMapped) && (!user_window || (e & entry::kUser));
+  if (copy == 1 && visible && !(e & alias)) {
+    // A wrapping access reached the second copy, mapped on demand: map it like the first.
+    space->shadow[lin_page] = e | alias;
+    apply(*space, lin_page);
+    ++stats_.hidden_faults;
+    f.kind = Fault::kRetry;
+    return f;
+  }
 
   if (!(e & entry::kMapped) || (user_window && !(e & entry::kUser))) {
     uint32_t err = 0;
@@ -419,8 +458,9 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     }
     // Let the store land in the scratch page, alone, then forget it (resume_tracing).
     resume_tracing();
+    if (copy == 1) space->shadow[lin_page] |= alias;  // so resume_tracing remaps that copy too
     (user_window ? space->user : space->sup)
-        .map_fd_page(lin_page, unassigned_fd_, LinearWindow::kPage, true);
+        .map_fd_page(lin_page, copy, unassigned_fd_, LinearWindow::kPage, true);
     scratch_space_ = space;
     scratch_page_ = lin_page;
     ++stats_.unassigned_writes;
@@ -452,6 +492,7 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     resume_tracing();
     if (protection_[phys] & protect::kCode) {
       ++stats_.code_write_faults;
+      f.code_write = true;
       on_code_write_(phys);
       unprotect(phys, protect::kCode);
     }

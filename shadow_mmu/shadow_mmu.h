@@ -80,6 +80,7 @@ class ShadowMmu {
     } kind = kNotWindow;
     uint32_t linear = 0;
     uint32_t error_code = 0;  ///< for kPageFault (Intel SDM Vol. 3A §4.7)
+    bool code_write = false;  ///< for kSingleStep: the page held translated code
   };
   Fault handle_host_fault(const void* host, bool write);
 

@@ -403,7 +403,14 @@ TEST_F(SysRegistersTest, RdmsrOfTscMicrocodeAndUnknownMsrs) {
   step();
   EXPECT_EQ(s.gpr[kEax], 0u);
   EXPECT_EQ(s.gpr[kEdx], 0u);
-  for (uint32_t msr : {0x1bu, 0xc0000080u, 0x1a0u}) {
+  // IA32_MISC_ENABLE exists on every family-6 Intel CPU (SDM Vol. 4 Table 2-2): fast strings on,
+  // BTS and PEBS unavailable.
+  s.eip = kCode;
+  s.gpr[kEcx] = 0x1a0;
+  step();
+  EXPECT_EQ(s.gpr[kEax], (1u << 0) | (1u << 11) | (1u << 12));
+  EXPECT_EQ(s.gpr[kEdx], 0u);
+  for (uint32_t msr : {0x1bu, 0xc0000080u}) {
     SetUp();
     enter_cpl0();
     s.gpr[kEcx] = msr;
