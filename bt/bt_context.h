@@ -45,6 +45,10 @@ struct alignas(64) BtContext {
   uint32_t fpu_active = 0;             ///< guest x87/SSE state lives in `guest_fx` when 0
   uint64_t miss_stub = 0;              ///< host address of the indirect-miss exit
   std::array<uint32_t, 6> seg_base{};  ///< guest segment bases (ES CS SS DS FS GS)
+  uint32_t fpu_ip = 0;                 ///< guest EIP of the last non-control x87 instruction (FIP)
+  uint32_t fpu_dp = 0;                 ///< its memory operand's offset (FDP)
+  uint16_t cs_sel = 0;                 ///< guest CS selector (FCS in stored x87 environments)
+  uint16_t ds_sel = 0;                 ///< guest DS selector (FDS)
   alignas(16) std::array<uint8_t, 512> guest_fx{};
   alignas(16) std::array<uint8_t, 512> host_fx{};
   uint64_t* indirect_table = nullptr;  ///< the current address space's table (kIndirectTableSize)

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "bt/fpu_class.h"
 #include "bt/host_fault_handler.h"
 #include "bt/legacy_ops.h"
 #include "vmm/error.h"
@@ -134,11 +135,10 @@ unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phy
 
 uint32_t BtEngine::key_flags() const {
   uint32_t f = 0;
-  if (s_.seg[kCs].base == 0 && s_.seg[kDs].base == 0 && s_.seg[kEs].base == 0 &&
-      s_.seg[kSs].base == 0) {
-    f |= tb_flags::kFlatSegments;
-  }
+  if (s_.seg[kDs].base == 0 && s_.seg[kEs].base == 0) f |= tb_flags::kFlatData;
+  if (s_.seg[kSs].base == 0) f |= tb_flags::kFlatStack;
   if (s_.cr0 & (cr0::kTs | cr0::kEm)) f |= tb_flags::kFpuTrap;
+  if (!(s_.cr4 & cr4::kOsfxsr)) f |= tb_flags::kSseOff;
   return f;
 }
 
@@ -186,7 +186,14 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
 void BtEngine::enter(TranslationBlock* tb) {
   for (unsigned i = 0; i < 8; ++i) ctx_->gpr[i] = s_.gpr[i];
   ctx_->host_flags = (s_.eflags & kHostFlagBits) | eflags::kFixed1;
+  // Alignment checking applies at CPL3 with CR0.AM and EFLAGS.AC (Intel SDM Vol. 3A §6.15,
+  // vector 17): the host's own check does it, and its SIGBUS becomes the guest's #AC.
+  if (s_.seg[kSs].dpl == 3 && (s_.cr0 & cr0::kAm) && (s_.eflags & eflags::kAc)) {
+    ctx_->host_flags |= eflags::kAc;
+  }
   for (unsigned i = 0; i < 6; ++i) ctx_->seg_base[i] = s_.seg[i].base;
+  ctx_->cs_sel = s_.seg[kCs].selector;
+  ctx_->ds_sel = s_.seg[kDs].selector;
   ctx_->exit_kind = ExitKind::kNone;
   ctx_->exit_tb = nullptr;
   uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
@@ -351,6 +358,39 @@ Exit BtEngine::handle_callout(bool& done) {
                          done);
     }
   }
+  if (decoded) {
+    // CR0.EM/TS/MP and CR4.OSFXSR (Intel SDM Vol. 3A Table 2-2, §13.1): the translator sends
+    // the affected instructions here only when one of them is set.
+    bool em = s_.cr0 & cr0::kEm, ts = s_.cr0 & cr0::kTs, mp = s_.cr0 & cr0::kMp;
+    bool osfxsr = s_.cr4 & cr4::kOsfxsr;
+    int vector = -1;
+    switch (fpu_class(insn)) {
+      case FpuClass::kWait:
+        if (ts && mp) {
+          vector = 7;
+        } else {
+          s_.eip += insn.length;  // nothing to wait for: the guest's x87 runs synchronously
+          return Exit();
+        }
+        break;
+      case FpuClass::kX87:
+      case FpuClass::kFxsr:
+        if (em || ts) vector = 7;
+        break;
+      case FpuClass::kMmx:
+        vector = em ? 6 : ts ? 7 : -1;
+        break;
+      case FpuClass::kSse:
+        vector = (em || !osfxsr) ? 6 : ts ? 7 : -1;
+        break;
+      case FpuClass::kNone:
+        break;
+    }
+    if (vector >= 0) {
+      ++exceptions_by_vector_[vector];
+      return finish_step(system_.raise(s_, static_cast<uint8_t>(vector)), done);
+    }
+  }
   StepResult r = system_.execute(s_);
   if (r.kind == StepKind::kUnsupported && decoded &&
       (insn.meta.isa_ext != ZYDIS_ISA_EXT_BASE && insn.meta.isa_ext != ZYDIS_ISA_EXT_X87 &&
@@ -358,12 +398,6 @@ Exit BtEngine::handle_callout(bool& done) {
        insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE2)) {
     ++exceptions_by_vector_[6];
     return finish_step(system_.raise(s_, 6), done);  // not in the vmbt CPU model: #UD
-  }
-  if (r.kind == StepKind::kUnsupported && decoded && (s_.cr0 & (cr0::kTs | cr0::kEm)) &&
-      (insn.meta.isa_ext == ZYDIS_ISA_EXT_X87 || insn.meta.isa_ext == ZYDIS_ISA_EXT_MMX ||
-       insn.meta.isa_ext == ZYDIS_ISA_EXT_SSE || insn.meta.isa_ext == ZYDIS_ISA_EXT_SSE2)) {
-    ++exceptions_by_vector_[7];
-    return finish_step(system_.raise(s_, 7), done);  // #NM (SDM Vol. 3A §2.5, CR0.TS/EM)
   }
   if (r.kind == StepKind::kUnsupported && r.message.empty()) {
     r.message = fmt::format("bt does not implement '{}' at {}", name, describe_eip());
@@ -385,6 +419,10 @@ Exit BtEngine::handle_fault(bool& done) {
   if (f.signal == SIGILL) {  // an instruction this host cannot run: what the guest sees is #UD
     ++exceptions_by_vector_[6];
     return finish_step(system_.raise(s_, 6), done);
+  }
+  if (f.signal == SIGBUS && f.code == BUS_ADRALN) {
+    ++exceptions_by_vector_[17];
+    return finish_step(system_.raise(s_, 17, true, 0), done);  // #AC(0)
   }
   if (f.signal == SIGSEGV || f.signal == SIGBUS) {
     ShadowMmu::Fault m = mmu_.handle_host_fault(f.address, f.write);
@@ -469,7 +507,11 @@ Exit BtEngine::run() {
                               describe_eip()));
     }
     uint32_t flags = key_flags();
-    if (!(flags & tb_flags::kFlatSegments) && s_.seg[kCs].base != 0) {
+    // EFLAGS.TF: one instruction at a time, each followed by a #DB trap (Intel SDM Vol. 3A
+    // §17.3.1.4). Callouts trap in the system emulator.
+    bool trap_flag = s_.eflags & eflags::kTf;
+    if (trap_flag) flags |= tb_flags::kSingleInstruction;
+    if (s_.seg[kCs].base != 0) {
       return Exit(ExitReason::kInternalError,
                   fmt::format("bt needs a code segment with base 0 (CS base {:#x} at {})",
                               s_.seg[kCs].base, describe_eip()));
@@ -510,7 +552,8 @@ Exit BtEngine::run() {
         // map the target's page elsewhere, and only the dispatcher's lookup checks that.
         bool same_page = from && to && (from->eip >> 12) == (to->eip >> 12) &&
                          from->page_count == 1 && to->page_count == 1;
-        if (from && from->valid && to && from != kicked_ && (!mmu_.paging() || same_page)) {
+        if (from && from->valid && to && from != kicked_ && (!mmu_.paging() || same_page) &&
+            !(flags & tb_flags::kSingleInstruction)) {
           cache_.link(from, ctx_->exit_slot, to);
           ++chains_;
         }
@@ -528,6 +571,13 @@ Exit BtEngine::run() {
         break;
     }
     if (done) return e;
+    if (trap_flag &&
+        (ctx_->exit_kind == ExitKind::kBranch || ctx_->exit_kind == ExitKind::kIndirect)) {
+      s_.dr[6] |= 1u << 14;  // DR6.BS: single-step
+      ++exceptions_by_vector_[1];
+      e = finish_step(system_.raise(s_, 1), done);
+      if (done) return e;
+    }
   }
 }
 

@@ -76,7 +76,9 @@ Stubs Stubs::generate(CodeCache& cache) {
   // Tail shared with the fault handler (which saved the guest state itself).
   a.bind(tail);
   a.mov(x86::rsp, ctx_field(offsetof(BtContext, host_rsp), 8));
-  a.cld();
+  // The monitor runs with clean flags: DF=0 for the ABI, AC=0 (the guest's alignment checking).
+  a.push(2);
+  a.popfq();
   a.cmp(ctx_field(offsetof(BtContext, fpu_active), 4), 0);
   a.je(no_fpu_out);
   a.fxsave(ctx_field(offsetof(BtContext, guest_fx), 512));

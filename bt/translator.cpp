@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bt/fpu_class.h"
 #include "vmm/error.h"
 
 namespace vmbt::bt {
@@ -184,8 +185,7 @@ bool isa_supported(const ZydisDecodedInstruction& in) {
 }
 
 bool uses_fpu(const ZydisDecodedInstruction& in) {
-  return in.meta.isa_ext == ZYDIS_ISA_EXT_X87 || in.meta.isa_ext == ZYDIS_ISA_EXT_MMX ||
-         in.meta.isa_ext == ZYDIS_ISA_EXT_SSE || in.meta.isa_ext == ZYDIS_ISA_EXT_SSE2;
+  return fpu_class(in) != FpuClass::kNone;
 }
 
 /// The host memory operand computing guest effective address [base + index * scale + disp]
@@ -280,8 +280,9 @@ class BlockEmitter {
 
   /// Adds the base of segment `seg` to `reg` (32-bit wrap) unless it is known to be zero.
   void add_segment_base(int seg, const x86::Gp& reg) {
-    bool flat = key_flags_ & tb_flags::kFlatSegments;
-    if (flat && seg != 4 && seg != 5) return;
+    if (seg == 1) return;  // CS: base 0 (the engine requires it)
+    if (seg == 2 && (key_flags_ & tb_flags::kFlatStack)) return;
+    if ((seg == 0 || seg == 3) && (key_flags_ & tb_flags::kFlatData)) return;
     a_.mov(x86::r9d, ctx_field(offsetof(BtContext, seg_base) + 4 * seg, 4));
     a_.lea(reg.r32(), x86::ptr(reg.r64(), x86::r9));
   }
@@ -310,6 +311,14 @@ class BlockEmitter {
 
   /// An indirect exit: the guest target EIP is in r9d.
   void indirect_exit() {
+    if (key_flags_ & tb_flags::kSingleInstruction) {
+      // A single-instruction block returns to the monitor after its one instruction (TF
+      // single-stepping, stores the monitor re-runs alone): no table lookup into the next block.
+      indirect_stub_ = a_.newLabel();
+      has_indirect_ = true;
+      a_.jmp(indirect_stub_);
+      return;
+    }
     a_.embedUInt8(0xe9);  // kick jump: normally to the next instruction
     tb_.indirect_kick_offset = static_cast<uint32_t>(a_.offset());
     a_.embedUInt32(0);
@@ -476,6 +485,44 @@ void emit_moffs(BlockEmitter& e, const Insn& in) {
   } else {
     e.a().mov(BlockEmitter::window(size), reg);
   }
+}
+
+/// x87 instructions that do not update the last-instruction pointers FIP/FDP/FOP (Intel SDM Vol. 1
+/// §8.1.8: the control instructions).
+bool x87_control(ZydisMnemonic m) {
+  switch (m) {
+    case ZYDIS_MNEMONIC_FNINIT:
+    case ZYDIS_MNEMONIC_FNCLEX:
+    case ZYDIS_MNEMONIC_FLDCW:
+    case ZYDIS_MNEMONIC_FNSTCW:
+    case ZYDIS_MNEMONIC_FNSTSW:
+    case ZYDIS_MNEMONIC_FNSTENV:
+    case ZYDIS_MNEMONIC_FLDENV:
+    case ZYDIS_MNEMONIC_FNSAVE:
+    case ZYDIS_MNEMONIC_FRSTOR:
+    case ZYDIS_MNEMONIC_FWAIT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// After FNSTENV/FNSAVE/FXSAVE stored the host's x87 pointers (host addresses), writes the
+/// guest's FIP/FCS/FDP/FDS into the stored image at [r15 + r8] (32-bit formats, Intel SDM Vol. 1
+/// Figure 8-10 and Vol. 2A FXSAVE Table 3-53).
+void patch_x87_pointers(BlockEmitter& e, const Insn& in) {
+  if (in.d.operand_width == 16) return;  // the 14/94-byte 16-bit formats: left as the host wrote
+  bool fx = in.d.mnemonic == ZYDIS_MNEMONIC_FXSAVE;
+  int32_t ip = fx ? 8 : 12, cs = fx ? 12 : 16, dp = fx ? 16 : 20, ds = fx ? 20 : 24;
+  x86::Assembler& a = e.a();
+  a.mov(x86::r9d, ctx_field(offsetof(BtContext, fpu_ip), 4));
+  a.mov(x86::ptr(x86::r15, x86::r8, 0, ip, 4), x86::r9d);
+  a.mov(x86::r9w, ctx_field(offsetof(BtContext, cs_sel), 2));
+  a.mov(x86::ptr(x86::r15, x86::r8, 0, cs, 2), x86::r9w);
+  a.mov(x86::r9d, ctx_field(offsetof(BtContext, fpu_dp), 4));
+  a.mov(x86::ptr(x86::r15, x86::r8, 0, dp, 4), x86::r9d);
+  a.mov(x86::r9w, ctx_field(offsetof(BtContext, ds_sel), 2));
+  a.mov(x86::ptr(x86::r15, x86::r8, 0, ds, 2), x86::r9w);
 }
 
 /// Loads a near branch target (register or memory operand) into r9d.
@@ -685,12 +732,14 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
       bool fpu = uses_fpu(d);
       if (fpu) tb->uses_fpu = true;
 
-      bool flat = key_flags & tb_flags::kFlatSegments;
+      bool flat = key_flags & tb_flags::kFlatStack;
+      bool sse = fpu_class(d) == FpuClass::kSse;
       bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
                       d.meta.category == ZYDIS_CATEGORY_RET || d.mnemonic == ZYDIS_MNEMONIC_PUSH ||
                       d.mnemonic == ZYDIS_MNEMONIC_POP || d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
       if (needs_callout(d, in.ops) || !isa_supported(d) ||
-          (fpu && (key_flags & tb_flags::kFpuTrap)) || (stack_op && !flat) ||
+          (fpu && (key_flags & tb_flags::kFpuTrap)) || (sse && (key_flags & tb_flags::kSseOff)) ||
+          (stack_op && !flat) ||
           (d.address_width == 16 && (d.meta.category == ZYDIS_CATEGORY_STRINGOP ||
                                      d.meta.category == ZYDIS_CATEGORY_COND_BR))) {
         step = Step::kCallout;
@@ -796,7 +845,7 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
           uint8_t b = in.bytes[i];
           src_based |= b == 0x64 || b == 0x65;
         }
-        if (src_based || !(key_flags & tb_flags::kFlatSegments)) {
+        if (src_based || !(key_flags & tb_flags::kFlatData)) {
           step = Step::kCallout;  // segment bases around string ops: the monitor handles them
         } else {
           translate_string(e, in, reads_si, writes_di);
@@ -824,9 +873,20 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
       } else if (in.mem()) {
         ++stats_.rewritten_mem;
         emit_rewritten_mem(e, in);
+        if (d.meta.isa_ext == ZYDIS_ISA_EXT_X87 && !x87_control(d.mnemonic)) {
+          a.mov(ctx_field(offsetof(BtContext, fpu_dp), 4), x86::r8d);
+        }
+        if (d.mnemonic == ZYDIS_MNEMONIC_FNSTENV || d.mnemonic == ZYDIS_MNEMONIC_FNSAVE ||
+            d.mnemonic == ZYDIS_MNEMONIC_FXSAVE) {
+          patch_x87_pointers(e, in);
+        }
       } else {
         ++stats_.ident;
         emit_ident(e, in);
+      }
+      if (d.meta.isa_ext == ZYDIS_ISA_EXT_X87 && !x87_control(d.mnemonic) &&
+          step != Step::kCallout) {
+        a.mov(ctx_field(offsetof(BtContext, fpu_ip), 4), pc);  // FIP of this instruction
       }
 
       if (step == Step::kCallout) {

@@ -12,12 +12,16 @@ namespace vmbt::bt {
 
 /// Mode bits a block is translated for; part of the block's lookup key.
 namespace tb_flags {
-/// CS, DS, ES and SS have base 0, so only FS/GS overrides add a segment base.
-constexpr uint32_t kFlatSegments = 1u << 0;
+/// DS and ES have base 0: data accesses through them add no segment base.
+constexpr uint32_t kFlatData = 1u << 0;
 /// CR0.TS or CR0.EM is set: x87/MMX/SSE instructions raise #NM (Intel SDM Vol. 3A §2.5).
 constexpr uint32_t kFpuTrap = 1u << 1;
 /// Translate one instruction only (re-executing a store into the block's own page).
 constexpr uint32_t kSingleInstruction = 1u << 2;
+/// SS has base 0: stack accesses (PUSH/POP/CALL/RET) use [r15 + esp] directly.
+constexpr uint32_t kFlatStack = 1u << 3;
+/// CR4.OSFXSR is clear: SSE instructions raise #UD (Intel SDM Vol. 3A §13.1).
+constexpr uint32_t kSseOff = 1u << 4;
 }  // namespace tb_flags
 
 /// Reads guest code for the translator.

@@ -23,11 +23,19 @@ namespace {
 std::atomic<Engine*> g_engine{nullptr};
 volatile sig_atomic_t g_stop_signal = 0;
 
+/// Signal delivery keeps EFLAGS.AC, which bt's translated code sets for a CPL3 guest that asked
+/// for alignment checking: clear it before running any host code that may be unaligned.
+inline void clear_alignment_check() {
+  asm volatile("pushfq\n\tandq $~0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
+}
+
 void on_kick_signal(int, siginfo_t*, void* uc) {
+  clear_alignment_check();
   if (Engine* e = g_engine.load()) e->kick(uc);
 }
 
 void on_stop_signal(int sig, siginfo_t*, void* uc) {
+  clear_alignment_check();
   g_stop_signal = sig;
   if (Engine* e = g_engine.load()) e->kick(uc);
 }
@@ -115,9 +123,11 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
   const uint64_t end_by = options.timeout_ns ? start + options.timeout_ns : UINT64_MAX;
   RunSignals signals(engine, options.kick_period_ns);
 
-  auto finish = [&](int status, std::string reason) {
+  bool fatal = false;  // the run ended in a way worth a register dump
+  auto finish = [&](int status, std::string reason, bool is_fatal = false) {
     result.status = status;
     result.reason = std::move(reason);
+    fatal = is_fatal;
     return true;
   };
   // Checks the conditions that end a run from outside the guest; true when the run is over.
@@ -129,7 +139,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
     if (options.console && options.console->quit_requested()) {
       return finish(0, "stopped from the console (Ctrl-A x)");
     }
-    if (host_now_ns() >= end_by) return finish(124, "timed out");
+    if (host_now_ns() >= end_by) return finish(124, "timed out", true);
     return false;
   };
 
@@ -172,14 +182,14 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
         break;
       }
       case ExitReason::kShutdown:
-        done = finish(2, exit.message.empty() ? "guest shutdown (triple fault)" : exit.message);
+        done =
+            finish(2, exit.message.empty() ? "guest shutdown (triple fault)" : exit.message, true);
         break;
       case ExitReason::kInternalError:
-        done = finish(1, exit.message);
+        done = finish(1, exit.message, true);
         break;
     }
   }
-  bool fatal = result.status == 1 || result.status == 2 || result.status == 124;
   if (fatal && options.fatal_dump) {
     fmt::print(options.fatal_dump, "vmbt: guest state at the end ({}):\n{}{}", engine.name(),
                format_vcpu_state(engine.state()), engine.debug_notes());
