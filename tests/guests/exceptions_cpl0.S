@@ -51,7 +51,6 @@ GUEST_ENTRY
   movl $1, exc_no_iret
 
   call test_de
-  call test_db
   call test_ud
   call test_np
   call test_ss
@@ -60,6 +59,8 @@ GUEST_ENTRY
   call test_gp_far
   call test_gp_cr
   call test_df
+  call test_gp_rep
+  call test_db                      /* last: a late single-step trap would end the run */
 
   CHECKS_DONE "exceptions_cpl0"
 
@@ -319,17 +320,6 @@ test_gp_memory:
   mov %fs:0xffd, %ebx
 1:
   EXC_CHECK "#GP fs dword across limit", 13, 0, 0b
-  mov $0xffd, %esi
-  mov $4, %ecx
-  EXC_ARM 1f
-0:
-  rep lodsb %fs:(%esi), %al         /* three bytes fine, the fourth (0x1000) faults */
-1:
-  EXC_CHECK "#GP rep lodsb across fs limit", 13, 0, 0b
-  mov %esi, %eax
-  CHECK_EQ $0x1000, "#GP rep lodsb esi at the faulting byte"
-  mov %ecx, %eax
-  CHECK_EQ $1, "#GP rep lodsb ecx at the faulting byte"
 
   mov $EXPDOWN_SEL, %ax
   mov %ax, %gs
@@ -345,6 +335,26 @@ test_gp_memory:
   xor %eax, %eax
   mov %ax, %fs
   mov %ax, %gs
+  ret
+
+/* A REP string instruction faulting in its fourth iteration (Vol. 2B REP: the registers show
+ * the state at the faulting iteration, the saved EIP is the instruction, so it can restart). */
+test_gp_rep:
+  mov $SMALL_DATA_SEL, %ax
+  mov %ax, %fs
+  mov $0xffd, %esi
+  mov $4, %ecx
+  EXC_ARM 1f
+0:
+  rep lodsb %fs:(%esi), %al         /* three bytes fine, the fourth (0x1000) faults */
+1:
+  EXC_CHECK "#GP rep lodsb across fs limit", 13, 0, 0b
+  mov %esi, %eax
+  CHECK_EQ $0x1000, "#GP rep lodsb esi at the faulting byte"
+  mov %ecx, %eax
+  CHECK_EQ $1, "#GP rep lodsb ecx at the faulting byte"
+  xor %eax, %eax
+  mov %ax, %fs
   ret
 
 /* #GP from far transfers (Vol. 2A JMP/CALL far: "#GP(0) if the segment selector in the

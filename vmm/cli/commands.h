@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace vmbt {
 
@@ -24,5 +25,51 @@ int run_command(const RunArgs& args);
 
 /// `vmbt probe`: prints what this host's KVM can do; returns 0.
 int probe_command(bool json);
+
+/// Options of `vmbt compare`.
+struct CompareArgs {
+  std::string kernel;
+  std::string initrd;
+  std::string append;
+  std::string memory = "256M";
+  std::string json;            ///< write the report as JSON here when set
+  double timeout_seconds = 0;  ///< per engine; 0 = no limit
+};
+
+/// `vmbt compare`: runs the guest on bt and on kvm and prints them side by side; returns 0 when
+/// the report was produced (whatever the guest did).
+int compare_command(const CompareArgs& args);
+
+/// Options of `vmbt bench micro`.
+struct BenchMicroArgs {
+  std::string engine = "both";    ///< "bt", "kvm" or "both"
+  unsigned runs = 5;              ///< runs per benchmark and engine; the median is reported
+  bool quick = false;             ///< few iterations (for tests): fast, noisier
+  std::vector<std::string> only;  ///< benchmark names to run (empty: all)
+  std::string json;
+  std::string plot;
+  std::string guest_dir;        ///< where NAME.elf are; empty: next to the vmbt binary
+  double timeout_seconds = 30;  ///< per guest run
+};
+
+/// `vmbt bench micro`: runs the micro-benchmark guests and prints cycles and ns per operation.
+int bench_micro_command(const BenchMicroArgs& args);
+
+/// Options of `vmbt trace`.
+struct TraceArgs {
+  std::string kernel;
+  std::string initrd;
+  std::string append;
+  std::string memory = "256M";
+  double timeout_seconds = 0;
+  bool trace_sensitive = false;  ///< log callouts to stderr
+  uint64_t trace_every = 1;      ///< log every Nth callout
+  std::string symbols;           ///< System.map or ELF; empty: the kernel's own symbols if any
+  std::string summary_json;
+  size_t top = 40;  ///< rows of the by-function table (0: all)
+};
+
+/// `vmbt trace`: runs the guest on bt, observing every callout; returns vmbt's exit status.
+int trace_command(const TraceArgs& args);
 
 }  // namespace vmbt

@@ -7,6 +7,23 @@
 #include "vmm/cli/commands.h"
 #include "vmm/error.h"
 
+namespace {
+
+/// The guest flags `run`, `compare` and `trace` share.
+void add_guest_options(CLI::App* cmd, std::string& kernel, std::string& initrd, std::string& append,
+                       std::string& memory, double& timeout) {
+  cmd->add_option("--kernel,-k", kernel, "kernel image (Multiboot ELF32 or Linux bzImage)")
+      ->required();
+  cmd->add_option("--initrd", initrd, "initial ramdisk (Multiboot module 0)");
+  cmd->add_option("--append", append, "kernel command line");
+  cmd->add_option("--memory,-m", memory, "guest RAM, 2M to 3G (K/M/G suffixes)")
+      ->capture_default_str();
+  cmd->add_option("--timeout", timeout, "end the run after SECONDS (0: never)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"vmbt: runs 32-bit x86 guests by binary translation (bt) or with KVM (kvm)"};
   app.require_subcommand(1);
@@ -28,6 +45,51 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--timeout", run.timeout_seconds, "end the run after SECONDS (0: never)")
       ->check(CLI::NonNegativeNumber);
 
+  vmbt::CompareArgs compare;
+  CLI::App* compare_cmd =
+      app.add_subcommand("compare", "run one guest on bt and on kvm and compare them side by side");
+  add_guest_options(compare_cmd, compare.kernel, compare.initrd, compare.append, compare.memory,
+                    compare.timeout_seconds);
+  compare_cmd->add_option("--json", compare.json, "also write the report as JSON to FILE");
+
+  CLI::App* bench_cmd = app.add_subcommand("bench", "benchmarks");
+  bench_cmd->require_subcommand(1);
+  vmbt::BenchMicroArgs micro;
+  CLI::App* micro_cmd = bench_cmd->add_subcommand(
+      "micro", "time traps, exits and sensitive instructions inside guests, per engine");
+  micro_cmd->add_option("--engine", micro.engine, "engines to measure")
+      ->check(CLI::IsMember({"bt", "kvm", "both"}))
+      ->capture_default_str();
+  micro_cmd->add_option("--runs", micro.runs, "runs per benchmark and engine (median reported)")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+  micro_cmd->add_flag("--quick", micro.quick, "few iterations: fast but noisy (for tests)");
+  micro_cmd->add_option("--only", micro.only, "run only these benchmarks (comma-separated)")
+      ->delimiter(',');
+  micro_cmd->add_option("--json", micro.json, "also write the results as JSON to FILE");
+  micro_cmd->add_option("--plot", micro.plot, "draw a bar chart (PNG, needs gnuplot) to FILE");
+  micro_cmd->add_option("--guest-dir", micro.guest_dir,
+                        "directory of the benchmark guests (default: bench/micro next to vmbt)");
+  micro_cmd->add_option("--timeout", micro.timeout_seconds, "limit of each guest run, SECONDS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  vmbt::TraceArgs trace;
+  CLI::App* trace_cmd = app.add_subcommand(
+      "trace", "run a guest on bt and report the sensitive and privileged instructions it runs");
+  add_guest_options(trace_cmd, trace.kernel, trace.initrd, trace.append, trace.memory,
+                    trace.timeout_seconds);
+  trace_cmd->add_flag("--trace-sensitive", trace.trace_sensitive,
+                      "log every callout (EIP, CPL, instruction, function) to stderr");
+  trace_cmd->add_option("--trace-every", trace.trace_every, "log only every Nth callout")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  trace_cmd->add_option("--symbols", trace.symbols,
+                        "System.map or ELF with symbols (default: the kernel's own)");
+  trace_cmd->add_option("--summary-json", trace.summary_json, "write the summary as JSON to FILE");
+  trace_cmd->add_option("--top", trace.top, "rows of the by-function table (0: all)")
+      ->capture_default_str();
+
   bool probe_json = false;
   CLI::App* probe_cmd = app.add_subcommand("probe", "report what this host's KVM can do");
   probe_cmd->add_flag("--json", probe_json, "print JSON instead of text");
@@ -35,6 +97,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (*run_cmd) return vmbt::run_command(run);
+    if (*compare_cmd) return vmbt::compare_command(compare);
+    if (*micro_cmd) return vmbt::bench_micro_command(micro);
+    if (*trace_cmd) return vmbt::trace_command(trace);
     if (*probe_cmd) return vmbt::probe_command(probe_json);
   } catch (const vmbt::Error& e) {
     fmt::print(stderr, "vmbt: error: {}\n", e.what());

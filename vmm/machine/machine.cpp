@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "vmm/devices/cmos_rtc.h"
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/fw_cfg.h"
+#include "vmm/devices/i8042.h"
+#include "vmm/devices/pci_host.h"
 #include "vmm/devices/pic8259.h"
 #include "vmm/devices/pit8254.h"
+#include "vmm/devices/port92.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/error.h"
 
@@ -38,6 +43,12 @@ Machine::Machine(const MachineConfig& config)
   io_.add(0x80, 1, post_.get(), "post");
   fw_cfg_ = std::make_unique<FwCfg>(config.ram_bytes, 1);
   io_.add(0x510, 2, fw_cfg_.get(), "fw_cfg");
+  i8042_ = std::make_unique<I8042>(*pic_);
+  i8042_->register_ports(io_);
+  port92_ = std::make_unique<Port92>();
+  port92_->register_ports(io_);
+  pci_host_ = std::make_unique<PciHost>();
+  pci_host_->register_ports(io_);
 
   polled_ = {pit_.get(), com1_.get()};
 }
@@ -84,7 +95,18 @@ uint64_t Machine::next_deadline_ns() const {
 }
 
 std::optional<int> Machine::exit_requested() const {
-  return debug_exit_->exit_status();
+  if (auto s = debug_exit_->exit_status()) return s;
+  if (auto s = i8042_->reset_requested()) return s;
+  return port92_->reset_requested();
+}
+
+std::string Machine::exit_request_reason() const {
+  if (auto s = debug_exit_->exit_status()) {
+    return fmt::format("guest requested exit (isa-debug-exit), status {}", *s);
+  }
+  if (i8042_->reset_requested()) return I8042::kResetReason;
+  if (port92_->reset_requested()) return Port92::kResetReason;
+  return {};
 }
 
 }  // namespace vmbt

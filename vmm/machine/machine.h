@@ -24,6 +24,9 @@ class CmosRtc;
 class DebugExit;
 class PostPort;
 class FwCfg;
+class I8042;
+class Port92;
+class PciHost;
 
 struct MachineConfig {
   uint64_t ram_bytes = 256ull << 20;
@@ -32,7 +35,9 @@ struct MachineConfig {
 };
 
 /// An ISA PC: RAM, COM1 16550A at 0x3f8/IRQ4, 8259A pair, 8254 PIT with port 0x61, MC146818 RTC,
-/// isa-debug-exit at 0xf4, POST port 0x80, fw_cfg at 0x510. Both engines' exits are answered here,
+/// isa-debug-exit at 0xf4, POST port 0x80, fw_cfg at 0x510, 8042 keyboard controller at 0x60/0x64
+/// (IRQ1/12, nothing attached), System Control Port A at 0x92, PCI configuration mechanism #1 at
+/// 0xcf8-0xcff with an i440FX host bridge. Both engines' exits are answered here,
 /// so a guest sees the same devices whichever engine runs it.
 class Machine {
  public:
@@ -53,8 +58,11 @@ class Machine {
   void poll(uint64_t now_ns);
   /// The earliest host time at which poll() has work, or UINT64_MAX.
   uint64_t next_deadline_ns() const;
-  /// Set when the guest asked to end the run (isa-debug-exit or a reset request): the status.
+  /// Set when the guest asked to end the run: the isa-debug-exit status, or 0 for a CPU reset
+  /// through the 8042 (pulse 0xfe) or port 0x92 (a reset is a normal end of the run).
   std::optional<int> exit_requested() const;
+  /// What exit_requested() means, in a sentence for the user (empty when nothing was requested).
+  std::string exit_request_reason() const;
 
  private:
   GuestMemory memory_;
@@ -68,6 +76,9 @@ class Machine {
   std::unique_ptr<DebugExit> debug_exit_;
   std::unique_ptr<PostPort> post_;
   std::unique_ptr<FwCfg> fw_cfg_;
+  std::unique_ptr<I8042> i8042_;
+  std::unique_ptr<Port92> port92_;
+  std::unique_ptr<PciHost> pci_host_;
   std::vector<PolledDevice*> polled_;
 };
 

@@ -1,0 +1,71 @@
+#include "vmm/cli/guest_session.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+
+#include "bt/bt_engine.h"
+#include "hw/x86/kvm_engine.h"
+#include "vmm/boot/kernel_loader.h"
+#include "vmm/cli/size_arg.h"
+#include "vmm/devices/buffer_console.h"
+#include "vmm/devices/console.h"
+#include "vmm/machine/machine.h"
+
+namespace vmbt {
+
+namespace {
+
+std::unique_ptr<Engine> make_engine(const std::string& name, Machine& machine) {
+  try {
+    if (name == "kvm") return std::make_unique<KvmEngine>(machine.memory(), machine.interrupts());
+    return std::make_unique<bt::BtEngine>(machine.memory(), machine.interrupts());
+  } catch (const Error& e) {
+    throw EngineUnavailable(e.what());
+  }
+}
+
+}  // namespace
+
+GuestRun run_guest_once(const GuestRunSpec& spec) {
+  MachineConfig config;
+  config.ram_bytes = parse_memory_size(spec.memory);
+  if (config.ram_bytes < GuestMemory::kMinBytes || config.ram_bytes > GuestMemory::kMaxBytes) {
+    throw Error(
+        fmt::format("--memory {} is out of range: vmbt guests have 2M to 3G of RAM", spec.memory));
+  }
+  config.trace_io = spec.trace_io ? stderr : nullptr;
+  BufferConsole buffer;
+  std::unique_ptr<TerminalConsole> terminal;
+  if (spec.capture_serial) {
+    config.console = &buffer;
+  } else {
+    terminal = std::make_unique<TerminalConsole>();
+    config.console = terminal.get();
+  }
+  Machine machine(config);
+  BootImage image =
+      load_kernel(machine.memory(), machine.memory_map(), spec.kernel, spec.append, spec.initrd);
+  std::unique_ptr<Engine> engine = make_engine(spec.engine, machine);
+  engine->set_state(image.entry);
+  if (spec.configure) spec.configure(*engine);
+
+  GuestRun run;
+  run.stats.set_text("engine", std::string(engine->name()));
+  RunLoopOptions options;
+  options.console = terminal.get();
+  options.fatal_dump = spec.fatal_dump;
+  if (spec.timeout_seconds > 0) {
+    options.timeout_ns = static_cast<uint64_t>(std::llround(spec.timeout_seconds * 1e9));
+  }
+  run.result = run_guest(machine, *engine, run.stats, options);
+  terminal.reset();  // restores the terminal before the caller prints anything more
+
+  run.stats.set("exit_status", static_cast<uint64_t>(run.result.status));
+  run.stats.set_text("exit_reason", run.result.reason);
+  run.serial = buffer.output();
+  return run;
+}
+
+}  // namespace vmbt

@@ -1,0 +1,52 @@
+// Runs a guest once on one engine and collects what happened: the core `run`, `compare`,
+// `bench micro` and `trace` share.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "vmm/engine.h"
+#include "vmm/error.h"
+#include "vmm/run_loop.h"
+#include "vmm/stats.h"
+
+namespace vmbt {
+
+/// One run: which engine, which guest, and how its console is connected.
+struct GuestRunSpec {
+  std::string engine = "bt";  ///< "bt" or "kvm"
+  std::string kernel;
+  std::string initrd;
+  std::string append;
+  std::string memory = "256M";
+  double timeout_seconds = 0;  ///< 0 = no limit
+  bool trace_io = false;       ///< log every port and MMIO access to stderr
+  /// true: the guest's serial output is captured into GuestRun::serial and its input is empty;
+  /// false: the terminal is the serial console (raw mode, Ctrl-A escapes), as in `vmbt run`.
+  bool capture_serial = false;
+  /// Where a fatal end (shutdown, engine error, timeout) dumps the guest state; nullptr: nowhere.
+  FILE* fatal_dump = stderr;
+  /// Called once the engine exists, before the guest starts (e.g. to install a callout observer).
+  std::function<void(Engine&)> configure;
+};
+
+/// What one run produced.
+struct GuestRun {
+  RunResult result;  ///< exit status, reason, wall time
+  Stats stats;       ///< run-loop and engine counters, plus "engine", "exit_status", "exit_reason"
+  std::string serial;  ///< the guest's serial output (capture_serial only)
+};
+
+/// The engine named in a spec could not be created (e.g. no usable /dev/kvm): the guest never ran.
+class EngineUnavailable : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Builds the machine, loads the kernel, runs it to the end on `spec.engine` and returns the
+/// outcome. Throws vmbt::Error for bad arguments or images, EngineUnavailable when the engine
+/// cannot be created. The terminal (when it is the console) is restored before this returns.
+GuestRun run_guest_once(const GuestRunSpec& spec);
+
+}  // namespace vmbt

@@ -1,0 +1,54 @@
+#include <fmt/format.h>
+
+#include <fstream>
+#include <memory>
+
+#include "bt/bt_engine.h"
+#include "vmm/cli/commands.h"
+#include "vmm/cli/guest_session.h"
+#include "vmm/cli/trace_recorder.h"
+#include "vmm/error.h"
+
+namespace vmbt {
+
+int trace_command(const TraceArgs& args) {
+  SymbolTable symbols = args.symbols.empty() ? SymbolTable::load_elf_if_any(args.kernel)
+                                             : SymbolTable::load(args.symbols);
+  TraceRecorder recorder(std::move(symbols), args.trace_sensitive ? stderr : nullptr,
+                         args.trace_every);
+
+  GuestRunSpec spec;
+  spec.engine = "bt";
+  spec.kernel = args.kernel;
+  spec.initrd = args.initrd;
+  spec.append = args.append;
+  spec.memory = args.memory;
+  spec.timeout_seconds = args.timeout_seconds;
+  spec.configure = [&recorder](Engine& engine) {
+    static_cast<bt::BtEngine&>(engine).set_callout_observer([&recorder](const bt::CalloutEvent& e) {
+      TracedInstruction t;
+      t.eip = e.eip;
+      t.linear = e.linear;
+      t.cpl = e.cpl;
+      t.bytes = e.bytes;
+      t.length = sizeof e.bytes;
+      recorder.record(t);
+    });
+  };
+  GuestRun run = run_guest_once(spec);
+
+  fmt::print(stderr, "vmbt: {}\n", run.result.reason);
+  fmt::print(stderr, "{}", recorder.summary_text(args.top));
+  if (!args.summary_json.empty()) {
+    std::ofstream out(args.summary_json);
+    if (!out) throw Error(fmt::format("cannot write --summary-json file '{}'", args.summary_json));
+    nlohmann::json j = recorder.summary_json();
+    j["kernel"] = args.kernel;
+    j["exit_status"] = run.result.status;
+    j["exit_reason"] = run.result.reason;
+    out << j.dump(2) << "\n";
+  }
+  return run.result.status;
+}
+
+}  // namespace vmbt

@@ -1,0 +1,58 @@
+// PCI configuration mechanism #1 with an i440FX host bridge and nothing else.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "vmm/machine/io_bus.h"
+
+namespace vmbt {
+
+/// PCI Configuration Mechanism #1 (PCI Local Bus Specification 3.0, §3.2.2.3.2) at ports 0xcf8
+/// (CONFIG_ADDRESS) and 0xcfc-0xcff (CONFIG_DATA), with one device: an Intel 82441FX (i440FX)
+/// host bridge at 00:00.0.
+///
+/// - CONFIG_ADDRESS is a 32-bit register decoded only by doubleword accesses to 0xcf8: bit 31
+///   enable, bits 23-16 bus, 15-11 device, 10-8 function, 7-2 register (dword). Reserved bits
+///   30-24 and 1-0 read as 0. Byte and word accesses to 0xcf8-0xcfb are not decoded (reads all
+///   ones, writes ignored), as the spec asks so that they reach other devices.
+/// - CONFIG_DATA: a 1-, 2- or 4-byte access at 0xcfc + n reaches configuration bytes
+///   register + n onwards of the addressed function, while the enable bit is set. With the enable
+///   bit clear, or for a function that does not exist, reads return all ones and writes are
+///   ignored (§3.2.2.3.2: a master abort on a configuration read returns 0xffffffff).
+/// - The host bridge: vendor 0x8086, device 0x1237, revision 0x02, class 0x060000 (host bridge),
+///   header type 0x00 (single function), command 0x0006, status 0x0280, no BARs. Writable: the
+///   command register's I/O, memory, bus-master, parity and SERR bits, the latency timer, and the
+///   device-specific bytes 0x40-0xff (chipset registers, stored without effect). Writes to
+///   read-only fields are ignored.
+class PciHost : public IoDevice {
+ public:
+  static constexpr uint16_t kConfigAddress = 0xcf8;
+  static constexpr uint16_t kConfigData = 0xcfc;
+  static constexpr uint32_t kEnable = 0x80000000u;
+  static constexpr uint16_t kVendorIntel = 0x8086;
+  static constexpr uint16_t kDevice440fx = 0x1237;
+
+  PciHost();
+
+  /// Adds ports 0xcf8-0xcff to `bus`.
+  void register_ports(IoBus& bus);
+
+  uint32_t io_read(uint16_t port, unsigned size) override;
+  void io_write(uint16_t port, unsigned size, uint32_t value) override;
+
+  /// CONFIG_ADDRESS as last written (reserved bits cleared).
+  uint32_t config_address() const { return address_; }
+  /// The host bridge's configuration space.
+  const std::array<uint8_t, 256>& host_bridge_config() const { return config_; }
+
+ private:
+  /// True when CONFIG_ADDRESS is enabled and selects 00:00.0 (the only function there is).
+  bool selects_host_bridge() const;
+
+  uint32_t address_ = 0;
+  std::array<uint8_t, 256> config_{};
+  std::array<uint8_t, 256> wmask_{};  ///< writable bits of each byte
+};
+
+}  // namespace vmbt
