@@ -160,22 +160,22 @@ void BtEngine::code_page_written(uint32_t phys_page) {
 }
 
 TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
+  const uint32_t cs_base = s_.seg[kCs].base;
+  const uint32_t linear = cs_base + eip;
+  const Access fetch_access{false, s_.seg[kSs].dpl == 3, true};
   uint32_t pa = 0, error_code = 0;
-  if (!mmu_.translate(eip, Access{false, s_.seg[kSs].dpl == 3, true}, &pa, &error_code)) {
-    return nullptr;
-  }
-  TranslationBlock* tb = cache_.find(eip, flags, pa >> 12);
+  if (!mmu_.translate(linear, fetch_access, &pa, &error_code)) return nullptr;
+  TranslationBlock* tb = cache_.find(eip, flags, pa >> 12, cs_base);
   if (tb && tb->page_count == 2) {  // the second page must map to the same code too
     uint32_t pa2 = 0;
-    if (!mmu_.translate((eip | 0xfff) + 1, Access{false, s_.seg[kSs].dpl == 3, true}, &pa2,
-                        &error_code) ||
+    if (!mmu_.translate((linear | 0xfff) + 1, fetch_access, &pa2, &error_code) ||
         (pa2 >> 12) != tb->pages[1]) {
       cache_.discard(tb);
       tb = nullptr;
     }
   }
   if (!tb) {
-    tb = translator_.translate(eip, flags);
+    tb = translator_.translate(eip, flags, cs_base);
     if (!tb) return nullptr;
     protect_code_pages(tb);
   }
@@ -511,10 +511,11 @@ Exit BtEngine::run() {
     // §17.3.1.4). Callouts trap in the system emulator.
     bool trap_flag = s_.eflags & eflags::kTf;
     if (trap_flag) flags |= tb_flags::kSingleInstruction;
-    if (s_.seg[kCs].base != 0) {
-      return Exit(ExitReason::kInternalError,
-                  fmt::format("bt needs a code segment with base 0 (CS base {:#x} at {})",
-                              s_.seg[kCs].base, describe_eip()));
+    if (s_.seg[kCs].base != table_cs_base_) {
+      // Indirect-branch tables are keyed by EIP, an offset in CS: a new code segment base
+      // invalidates them all.
+      for (auto& [id, table] : tables_) table->fill(ctx_->miss_stub);
+      table_cs_base_ = s_.seg[kCs].base;
     }
     TranslationBlock* tb = nullptr;
     bool single = single_step_eip_ == s_.eip;
@@ -522,7 +523,7 @@ Exit BtEngine::run() {
     if (single && single_step_code_write_) {
       // The store writes a page with translated code (maybe its own): a one-off block, not
       // write-protected, discarded after it ran.
-      tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction);
+      tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction, s_.seg[kCs].base);
     } else if (single) {
       tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction);  // kept: page-table stores recur
     } else {

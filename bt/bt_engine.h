@@ -104,6 +104,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   HostFault fault_;
   std::function<void(const CalloutEvent&)> callout_observer_;
   std::map<uint32_t, std::unique_ptr<IndirectTable>> tables_;  ///< by ShadowMmu::space_id()
+  uint32_t table_cs_base_ = 0;  ///< the CS base the indirect-branch tables' entries were made for
   std::array<uint32_t, 16> recent_blocks_{};  ///< EIPs of the last blocks dispatched (ring)
   unsigned recent_next_ = 0;
   uint32_t single_step_eip_ = UINT32_MAX;

@@ -38,10 +38,11 @@ void CodeCache::commit(std::unique_ptr<TranslationBlock> tb) {
   ++blocks_translated_;
 }
 
-TranslationBlock* CodeCache::find(uint32_t eip, uint32_t key_flags, uint32_t phys_page) const {
+TranslationBlock* CodeCache::find(uint32_t eip, uint32_t key_flags, uint32_t phys_page,
+                                  uint32_t cs_base) const {
   auto [lo, hi] = by_key_.equal_range(key(eip, key_flags));
   for (auto it = lo; it != hi; ++it) {
-    if (it->second->pages[0] == phys_page) return it->second;
+    if (it->second->pages[0] == phys_page && it->second->cs_base == cs_base) return it->second;
   }
   return nullptr;
 }

@@ -34,7 +34,8 @@ class CodeCache {
 
   /// The live block for (eip, mode) whose first guest-physical page is `phys_page` (with paging,
   /// one linear address can hold different code in different address spaces).
-  TranslationBlock* find(uint32_t eip, uint32_t key_flags, uint32_t phys_page) const;
+  TranslationBlock* find(uint32_t eip, uint32_t key_flags, uint32_t phys_page,
+                         uint32_t cs_base = 0) const;
   /// The block whose host code contains `host`, or nullptr. Async-signal-safe when the
   /// interrupted code was translated code (no concurrent mutation).
   TranslationBlock* find_by_host(const void* host) const;

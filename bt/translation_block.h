@@ -33,7 +33,8 @@ struct TbExit {
 struct TranslationBlock {
   static constexpr unsigned kMaxInstructions = 48;
 
-  uint32_t eip = 0;            ///< guest linear address of the first instruction
+  uint32_t eip = 0;            ///< EIP (offset in CS) of the first instruction
+  uint32_t cs_base = 0;        ///< the code segment base it was translated for
   uint32_t guest_bytes = 0;    ///< bytes of guest code covered
   uint32_t key_flags = 0;      ///< the mode the block was translated for (TbKey flags)
   uint32_t pages[2] = {0, 0};  ///< guest-physical page numbers the code came from

@@ -280,7 +280,7 @@ class BlockEmitter {
 
   /// Adds the base of segment `seg` to `reg` (32-bit wrap) unless it is known to be zero.
   void add_segment_base(int seg, const x86::Gp& reg) {
-    if (seg == 1) return;  // CS: base 0 (the engine requires it)
+    if (seg == 1 && tb_.cs_base == 0) return;  // CS: the block's code segment base is known
     if (seg == 2 && (key_flags_ & tb_flags::kFlatStack)) return;
     if ((seg == 0 || seg == 3) && (key_flags_ & tb_flags::kFlatData)) return;
     a_.mov(x86::r9d, ctx_field(offsetof(BtContext, seg_base) + 4 * seg, 4));
@@ -655,12 +655,13 @@ Translator::Translator(CodeCache& cache, const Stubs& stubs, CodeFetcher& fetche
 
 Translator::~Translator() = default;
 
-TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
+TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32_t cs_base) {
   Impl& im = *impl_;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto tb = std::make_unique<TranslationBlock>();
     tb->eip = eip;
     tb->key_flags = key_flags;
+    tb->cs_base = cs_base;
 
     asmjit::CodeHolder code;
     uint64_t base = reinterpret_cast<uint64_t>(im.cache.cursor());
@@ -685,7 +686,8 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
       Insn in;
       in.eip = pc;
       uint32_t page = 0;
-      unsigned got = im.fetcher.fetch(pc, in.bytes, sizeof in.bytes, &page);
+      const uint32_t lin = cs_base + pc;  // page arithmetic is on linear addresses
+      unsigned got = im.fetcher.fetch(lin, in.bytes, sizeof in.bytes, &page);
       if (got == 0) {
         if (tb->instructions == 0) return nullptr;
         e.direct_exit(pc);  // the next page is not mapped: let the dispatcher fault there
@@ -697,15 +699,15 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags) {
         break;
       }
       if (tb->instructions == 0) tb->pages[0] = page;
-      bool crosses = ZYAN_SUCCESS(st) && ((pc & 0xfff) + in.d.length > 0x1000);
-      if (tb->instructions > 0 && ((pc & 0xfff) == 0 || crosses)) {
+      bool crosses = ZYAN_SUCCESS(st) && ((lin & 0xfff) + in.d.length > 0x1000);
+      if (tb->instructions > 0 && ((lin & 0xfff) == 0 || crosses)) {
         e.direct_exit(pc);  // keep every block within one page plus at most one crossing insn
         break;
       }
       if (crosses) {
         uint32_t page2 = 0;
         uint8_t scratch;
-        im.fetcher.fetch((pc | 0xfff) + 1, &scratch, 1, &page2);
+        im.fetcher.fetch((lin | 0xfff) + 1, &scratch, 1, &page2);
         tb->pages[1] = page2;
         tb->page_count = 2;
       }

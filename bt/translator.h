@@ -50,9 +50,11 @@ class Translator {
   Translator(CodeCache& cache, const Stubs& stubs, CodeFetcher& fetcher, BtContext& ctx);
   ~Translator();
 
-  /// Translates the block starting at `eip` for mode `key_flags`; flushes the cache when full.
+  /// Translates the block starting at offset `eip` in a code segment with base `cs_base`, for
+  /// mode `key_flags`; flushes the cache when full. Guest-visible EIPs in the code (return
+  /// addresses, exits) are offsets; code is fetched at the linear address cs_base + eip.
   /// Returns nullptr when not even the first instruction byte can be fetched.
-  TranslationBlock* translate(uint32_t eip, uint32_t key_flags);
+  TranslationBlock* translate(uint32_t eip, uint32_t key_flags, uint32_t cs_base = 0);
 
   const TranslatorStats& stats() const { return stats_; }
 
