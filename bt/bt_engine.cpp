@@ -13,6 +13,7 @@
 #include "bt/fpu_class.h"
 #include "bt/host_fault_handler.h"
 #include "bt/legacy_ops.h"
+#include "bt/segment_checks.h"
 #include "vmm/error.h"
 #include "vmm/machine/guest_memory.h"
 #include "vmm/machine/irq.h"
@@ -139,6 +140,7 @@ uint32_t BtEngine::key_flags() const {
   if (s_.seg[kSs].base == 0) f |= tb_flags::kFlatStack;
   if (s_.cr0 & (cr0::kTs | cr0::kEm)) f |= tb_flags::kFpuTrap;
   if (!(s_.cr4 & cr4::kOsfxsr)) f |= tb_flags::kSseOff;
+  f |= restricted_segments(s_) << tb_flags::kRestrictedShift;
   return f;
 }
 
@@ -393,6 +395,18 @@ Exit BtEngine::handle_callout(bool& done) {
   }
   StepResult r = system_.execute(s_);
   if (r.kind == StepKind::kUnsupported && decoded &&
+      (segments_used(insn, ops) & restricted_segments(s_))) {
+    // An ordinary instruction through a segment that needs checks: check its accesses here,
+    // then run it alone, untouched (Intel SDM Vol. 3A §5.3-5.4).
+    if (auto f = check_instruction(s_, insn, ops)) {
+      ++exceptions_by_vector_[f->vector];
+      return finish_step(system_.raise(s_, f->vector, true, f->error_code), done);
+    }
+    single_step_eip_ = s_.eip;
+    single_step_unchecked_ = true;
+    return Exit();
+  }
+  if (r.kind == StepKind::kUnsupported && decoded &&
       (insn.meta.isa_ext != ZYDIS_ISA_EXT_BASE && insn.meta.isa_ext != ZYDIS_ISA_EXT_X87 &&
        insn.meta.isa_ext != ZYDIS_ISA_EXT_MMX && insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE &&
        insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE2)) {
@@ -525,7 +539,10 @@ Exit BtEngine::run() {
       // write-protected, discarded after it ran.
       tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction, s_.seg[kCs].base);
     } else if (single) {
-      tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction);  // kept: page-table stores recur
+      // Kept: page-table stores and checked-segment instructions recur.
+      tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction |
+                              (single_step_unchecked_ ? tb_flags::kSegUnchecked : 0));
+      single_step_unchecked_ = false;
     } else {
       tb = lookup(s_.eip, flags);
     }

@@ -108,7 +108,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   std::array<uint32_t, 16> recent_blocks_{};  ///< EIPs of the last blocks dispatched (ring)
   unsigned recent_next_ = 0;
   uint32_t single_step_eip_ = UINT32_MAX;
-  bool single_step_code_write_ = false;  ///< run this instruction alone, unprotected (SMC)
+  bool single_step_code_write_ = false;
+  bool single_step_unchecked_ = false;  ///< its segment accesses were checked already  ///< run
+                                        ///< this instruction alone, unprotected (SMC)
   bool io_pending_ = false;
   StepResult io_step_;
   bool mmio_pending_ = false;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bt/fpu_class.h"
+#include "bt/segment_checks.h"
 #include "vmm/error.h"
 
 namespace vmbt::bt {
@@ -739,7 +740,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
                       d.meta.category == ZYDIS_CATEGORY_RET || d.mnemonic == ZYDIS_MNEMONIC_PUSH ||
                       d.mnemonic == ZYDIS_MNEMONIC_POP || d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
-      if (needs_callout(d, in.ops) || !isa_supported(d) ||
+      bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
+                        (segments_used(d, in.ops) & (key_flags >> tb_flags::kRestrictedShift));
+      if (restricted || needs_callout(d, in.ops) || !isa_supported(d) ||
           (fpu && (key_flags & tb_flags::kFpuTrap)) || (sse && (key_flags & tb_flags::kSseOff)) ||
           (stack_op && !flat) ||
           (d.address_width == 16 && (d.meta.category == ZYDIS_CATEGORY_STRINGOP ||

@@ -22,6 +22,11 @@ constexpr uint32_t kSingleInstruction = 1u << 2;
 constexpr uint32_t kFlatStack = 1u << 3;
 /// CR4.OSFXSR is clear: SSE instructions raise #UD (Intel SDM Vol. 3A §13.1).
 constexpr uint32_t kSseOff = 1u << 4;
+/// The monitor has checked this single instruction's segment accesses: translate it directly.
+constexpr uint32_t kSegUnchecked = 1u << 5;
+/// Bits 8-13: segment registers (SegIndex) that need limit/type checks (segment_checks.h);
+/// instructions using them leave translated code for the monitor.
+constexpr unsigned kRestrictedShift = 8;
 }  // namespace tb_flags
 
 /// Reads guest code for the translator.

@@ -1,0 +1,101 @@
+#include "bt/segment_checks.h"
+
+namespace vmbt::bt {
+
+namespace {
+
+int seg_index(ZydisRegister r) {
+  switch (r) {
+    case ZYDIS_REGISTER_ES:
+      return kEs;
+    case ZYDIS_REGISTER_CS:
+      return kCs;
+    case ZYDIS_REGISTER_SS:
+      return kSs;
+    case ZYDIS_REGISTER_DS:
+      return kDs;
+    case ZYDIS_REGISTER_FS:
+      return kFs;
+    case ZYDIS_REGISTER_GS:
+      return kGs;
+    default:
+      return -1;
+  }
+}
+
+uint32_t gpr(const VcpuState& s, ZydisRegister r) {
+  if (r == ZYDIS_REGISTER_NONE) return 0;
+  ZydisRegister big = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LEGACY_32, r);
+  if (big < ZYDIS_REGISTER_EAX || big > ZYDIS_REGISTER_EDI) return 0;
+  uint32_t v = s.gpr[big - ZYDIS_REGISTER_EAX];
+  return ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LEGACY_32, r) == 16 ? (v & 0xffff) : v;
+}
+
+}  // namespace
+
+bool segment_unrestricted(const SegmentReg& seg) {
+  return !seg.unusable && seg.present && seg.s && !(seg.type & 8) && (seg.type & 2) &&
+         !(seg.type & 4) && seg.limit == 0xffffffffu;
+}
+
+uint32_t restricted_segments(const VcpuState& s) {
+  uint32_t mask = 1u << kCs;  // data accesses through CS are always checked (code segment)
+  for (unsigned i : {kEs, kSs, kDs, kFs, kGs}) {
+    if (!segment_unrestricted(s.seg[i])) mask |= 1u << i;
+  }
+  return mask;
+}
+
+uint32_t segments_used(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* ops) {
+  uint32_t mask = 0;
+  for (unsigned i = 0; i < insn.operand_count; ++i) {
+    const ZydisDecodedOperand& o = ops[i];
+    if (o.type != ZYDIS_OPERAND_TYPE_MEMORY || o.mem.type != ZYDIS_MEMOP_TYPE_MEM) continue;
+    int seg = seg_index(o.mem.segment);
+    if (seg >= 0) mask |= 1u << seg;
+  }
+  return mask;
+}
+
+std::optional<GuestFault> check_access(const VcpuState& s, unsigned seg, uint32_t offset,
+                                       unsigned size, bool write) {
+  const SegmentReg& r = s.seg[seg];
+  const GuestFault fault{static_cast<uint8_t>(seg == kSs ? 12 : 13), true, 0};
+  if (r.unusable || !r.present) return fault;
+  bool code = r.type & 8;
+  if (code ? (write || !(r.type & 2)) : (write && !(r.type & 2))) return fault;
+  uint64_t last = uint64_t{offset} + size - 1;
+  if (!code && (r.type & 4)) {  // expand-down: valid offsets are limit+1 .. 0xffff/0xffffffff
+    uint64_t upper = r.db ? 0xffffffffu : 0xffffu;
+    if (offset <= r.limit || last > upper) return fault;
+  } else if (last > r.limit) {
+    return fault;
+  }
+  return std::nullopt;
+}
+
+std::optional<GuestFault> check_instruction(const VcpuState& s, const ZydisDecodedInstruction& insn,
+                                            const ZydisDecodedOperand* ops) {
+  for (unsigned i = 0; i < insn.operand_count; ++i) {
+    const ZydisDecodedOperand& o = ops[i];
+    if (o.type != ZYDIS_OPERAND_TYPE_MEMORY || o.mem.type != ZYDIS_MEMOP_TYPE_MEM) continue;
+    int seg = seg_index(o.mem.segment);
+    if (seg < 0) continue;
+    uint32_t offset = gpr(s, o.mem.base) + gpr(s, o.mem.index) * o.mem.scale +
+                      static_cast<uint32_t>(o.mem.disp.has_displacement ? o.mem.disp.value : 0);
+    if (insn.address_width == 16) offset &= 0xffff;
+    unsigned size = o.size / 8;
+    if (size == 0) size = 1;
+    bool write = o.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
+    bool stack = o.visibility == ZYDIS_OPERAND_VISIBILITY_HIDDEN &&
+                 (o.mem.base == ZYDIS_REGISTER_ESP || o.mem.base == ZYDIS_REGISTER_SP);
+    if (stack && write) offset -= size;  // PUSH/CALL store below ESP
+    if (auto f = check_access(s, static_cast<unsigned>(seg), offset, size,
+                              write || (o.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE))) {
+      return f;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace vmbt::bt
