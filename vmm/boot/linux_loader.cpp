@@ -346,6 +346,7 @@ BootImage load_linux(GuestMemory& mem, const MemoryMap& map, const std::string& 
   mem.write(kGdtAddr, gdt.data(), gdt.size());
 
   BootImage image;
+  image.enables_paging = true;  // arch/x86/kernel/head_32.S turns on paging before start_kernel
   image.entry = flat_protected_mode_state(static_cast<uint32_t>(kKernelAddr));
   image.entry.gdtr = {static_cast<uint32_t>(kGdtAddr), static_cast<uint16_t>(gdt.size() - 1)};
   image.entry.gpr[kEsi] = static_cast<uint32_t>(kBootParamsAddr);

@@ -16,6 +16,8 @@ struct BootImage {
   VcpuState entry;          ///< the vCPU state at the kernel's entry point
   uint64_t kernel_end = 0;  ///< one past the highest guest-physical byte of the kernel (incl. BSS)
   std::string summary;      ///< one line for the user: what was loaded where
+  /// The kernel is known to turn on paging (Linux always does); a Multiboot ELF may or may not.
+  bool enables_paging = false;
 };
 
 /// Multiboot v1 constants (spec §3.1 "OS image format", §3.2 "Machine state", §3.3 "Boot

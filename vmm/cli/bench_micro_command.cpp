@@ -2,10 +2,10 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include "vmm/cli/commands.h"
 #include "vmm/cli/guest_session.h"

@@ -7,6 +7,7 @@
 
 #include "bt/bt_engine.h"
 #include "hw/x86/kvm_engine.h"
+#include "hw/x86/kvm_probe.h"
 #include "vmm/boot/kernel_loader.h"
 #include "vmm/cli/size_arg.h"
 #include "vmm/devices/buffer_console.h"
@@ -47,6 +48,12 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   Machine machine(config);
   BootImage image =
       load_kernel(machine.memory(), machine.memory_map(), spec.kernel, spec.append, spec.initrd);
+  if (spec.engine == "kvm" && image.enables_paging && !probe_kvm().paged_guest_runs) {
+    // Say so now rather than after emulating the whole decompressor instruction by instruction.
+    throw EngineUnavailable(
+        "this host's KVM cannot run 32-bit paged guests, and this kernel turns paging on; use "
+        "--engine bt");
+  }
   std::unique_ptr<Engine> engine = make_engine(spec.engine, machine);
   engine->set_state(image.entry);
   if (spec.configure) spec.configure(*engine);
