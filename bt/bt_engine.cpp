@@ -27,7 +27,8 @@ constexpr uint32_t kHostFlagBits = eflags::kArith | eflags::kDf;
 
 }  // namespace
 
-BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts)
+BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
+                   std::function<bool(uint64_t)> is_mmio)
     : memory_(memory),
       interrupts_(interrupts),
       ctx_(std::make_unique<BtContext>()),
@@ -41,6 +42,7 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts)
       system_(linear_memory_, *this),
       translator_(cache_, stubs_, *this, *ctx_) {
   ctx_->miss_stub = reinterpret_cast<uint64_t>(stubs_.indirect_miss);
+  if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
   translator_.on_flush = [this] {
     // Code pages stay write-protected until written once more; a write then finds no blocks.
     for (auto& [id, table] : tables_) table->fill(ctx_->miss_stub);
@@ -449,6 +451,8 @@ Exit BtEngine::handle_fault(bool& done) {
         single_step_eip_ = s_.eip;
         single_step_code_write_ = m.code_write;
         return Exit();
+      case ShadowMmu::Fault::kMmio:
+        return start_mmio(m, done);
       case ShadowMmu::Fault::kPageFault:
         s_.cr2 = m.linear;
         ++exceptions_by_vector_[14];
@@ -487,7 +491,65 @@ Exit BtEngine::deliver_fetch_fault(bool& done) {
                                                  describe_eip(), memory_.size() >> 20));
 }
 
+Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
+  // The access's size and direction come from the instruction's memory operand.
+  uint8_t bytes[16] = {};
+  try {
+    linear_memory_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, s_.seg[kSs].dpl == 3);
+  } catch (const GuestFault&) {
+  }
+  ZydisDecoder decoder;
+  ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  const ZydisDecodedOperand* mem = nullptr;
+  if (ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops))) {
+    for (unsigned i = 0; i < insn.operand_count; ++i) {
+      if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.type == ZYDIS_MEMOP_TYPE_MEM) {
+        mem = mem ? nullptr : &ops[i];  // exactly one memory operand
+        if (!mem) break;
+      }
+    }
+  }
+  unsigned size = mem ? mem->size / 8 : 0;
+  if (!mem || size == 0 || size > 8 || (fault.linear & 0xfff) + size > 0x1000 ||
+      insn.meta.category == ZYDIS_CATEGORY_STRINGOP) {
+    done = true;
+    return Exit(ExitReason::kInternalError,
+                fmt::format("bt cannot emulate this MMIO access (guest-physical {:#x}) at {}: one "
+                            "load or store of 1-8 bytes is supported",
+                            fault.phys, describe_eip()));
+  }
+  mmio_.gpa = fault.phys;
+  mmio_.linear = fault.linear;
+  mmio_.size = size;
+  mmio_.reads = mem->actions & ZYDIS_OPERAND_ACTION_MASK_READ;
+  mmio_.writes = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
+  mmio_data_.fill(0);
+  if (mmio_.reads) {  // ask the device first; the instruction runs when its answer is in
+    mmio_.stage = PendingMmio::kAwaitingRead;
+    done = true;
+    Exit e(ExitReason::kMmio);
+    e.mmio.gpa = mmio_.gpa;
+    e.mmio.size = static_cast<uint8_t>(size);
+    e.mmio.write = false;
+    e.mmio.data = mmio_data_.data();
+    return e;
+  }
+  mmu_.map_scratch(mmio_.linear, true);
+  mmio_.stage = PendingMmio::kStepping;
+  single_step_eip_ = s_.eip;
+  return Exit();
+}
+
 Exit BtEngine::run() {
+  if (mmio_.stage == PendingMmio::kAwaitingRead) {
+    // The device's answer goes where the instruction will read it; then it runs alone.
+    mmu_.map_scratch(mmio_.linear, mmio_.writes);
+    std::memcpy(mmu_.scratch() + (mmio_.linear & 0xfff), mmio_data_.data(), mmio_.size);
+    mmio_.stage = PendingMmio::kStepping;
+    single_step_eip_ = s_.eip;
+  }
   if (io_pending_) {
     io_pending_ = false;
     bool done = false;
@@ -557,7 +619,23 @@ Exit BtEngine::run() {
     enter(tb);
     if (single) {
       if (single_step_code_write_) cache_.discard(tb);  // its page was not write-protected
+      bool mmio_write = false;
+      if (mmio_.stage == PendingMmio::kStepping) {
+        mmio_write = mmio_.writes && ctx_->exit_kind != ExitKind::kFault;
+        if (mmio_write) {
+          std::memcpy(mmio_data_.data(), mmu_.scratch() + (mmio_.linear & 0xfff), mmio_.size);
+        }
+        mmio_.stage = PendingMmio::kNone;
+      }
       mmu_.resume_tracing();
+      if (mmio_write) {  // what the instruction stored goes to the device
+        Exit e(ExitReason::kMmio);
+        e.mmio.gpa = mmio_.gpa;
+        e.mmio.size = static_cast<uint8_t>(mmio_.size);
+        e.mmio.write = true;
+        e.mmio.data = mmio_data_.data();
+        return e;
+      }
     }
 
     bool done = false;
@@ -632,6 +710,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.shadow.invlpg", m.invlpg);
   stats.set("bt.shadow.unassigned_fills", m.unassigned_fills);
   stats.set("bt.shadow.unassigned_writes", m.unassigned_writes);
+  stats.set("bt.shadow.mmio_faults", m.mmio_faults);
   stats.set("guest_page_faults", m.true_faults);
   for (const auto& [name, n] : callouts_by_insn_) stats.set("bt.callouts." + name, n);
   for (const auto& [vector, n] : exceptions_by_vector_) {

@@ -44,7 +44,10 @@ struct CalloutEvent {
 /// emulator for callouts, and guest memory as a host address-space window. One per vCPU thread.
 class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
  public:
-  BtEngine(GuestMemory& memory, InterruptSource& interrupts);
+  /// `is_mmio(gpa)`: the guest-physical address belongs to an MMIO device (the machine's MMIO
+  /// bus); accesses to it become kMmio exits. Without it, non-RAM addresses read all ones.
+  BtEngine(GuestMemory& memory, InterruptSource& interrupts,
+           std::function<bool(uint64_t)> is_mmio = {});
   ~BtEngine() override;
 
   std::string_view name() const override { return "bt"; }
@@ -83,6 +86,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void protect_code_pages(const TranslationBlock* tb);
   void code_page_written(uint32_t phys_page);
   Exit deliver_fetch_fault(bool& done);
+  Exit start_mmio(const ShadowMmu::Fault& fault, bool& done);
   using IndirectTable = std::array<uint64_t, kIndirectTableSize>;
   /// The indirect-branch table of the current address space (created on first use).
   IndirectTable& current_table();
@@ -107,6 +111,16 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint32_t table_cs_base_ = 0;  ///< the CS base the indirect-branch tables' entries were made for
   std::array<uint32_t, 16> recent_blocks_{};  ///< EIPs of the last blocks dispatched (ring)
   unsigned recent_next_ = 0;
+  /// An MMIO access being emulated: the device's data goes through the MMU's scratch page while
+  /// the instruction runs alone (read: filled before; write: collected after).
+  struct PendingMmio {
+    enum Stage { kNone, kAwaitingRead, kStepping } stage = kNone;
+    uint64_t gpa = 0;
+    uint32_t linear = 0;
+    unsigned size = 0;
+    bool reads = false, writes = false;
+  } mmio_;
+  std::array<uint8_t, 8> mmio_data_{};
   uint32_t single_step_eip_ = UINT32_MAX;
   bool single_step_code_write_ = false;
   bool single_step_unchecked_ = false;  ///< its segment accesses were checked already  ///< run

@@ -35,6 +35,7 @@ constexpr uint32_t kUnassigned = 1u << 25;  ///< no RAM behind it: the all-ones 
 constexpr uint32_t kSupAlias = 1u << 26;    ///< also mapped in the supervisor window's 2nd copy
 constexpr uint32_t kUserAlias = 1u << 27;   ///< also mapped in the user window's 2nd copy
 constexpr uint32_t kAliases = kSupAlias | kUserAlias;
+constexpr uint32_t kMmio = 1u << 28;  ///< a device's MMIO window: left unmapped, every access traps
 }  // namespace entry
 
 class RamPhys final : public PhysAccess {
@@ -169,6 +170,13 @@ void ShadowMmu::flush_all() {
 
 void ShadowMmu::apply(Space& space, uint32_t lin_page) {
   uint32_t e = space.shadow[lin_page];
+  if (e & entry::kMmio) {  // nothing mapped: every access is the device's
+    space.sup.unmap_pages(lin_page, 1, 0);
+    if (e & entry::kSupAlias) space.sup.unmap_pages(lin_page, 1, 1);
+    space.user.unmap_pages(lin_page, 1, 0);
+    if (e & entry::kUserAlias) space.user.unmap_pages(lin_page, 1, 1);
+    return;
+  }
   int fd = ram_.fd();
   uint64_t offset = uint64_t{e & entry::kPhysMask} << 12;
   bool sup_w = false, user_w = false;
@@ -200,12 +208,20 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page) {
   }
 }
 
-void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, bool unassigned) {
+ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
+  if (ram_.contains(page_base, LinearWindow::kPage)) return Backing::kRam;
+  if (is_mmio_ && is_mmio_(page_base)) return Backing::kMmio;
+  return Backing::kUnassigned;
+}
+
+void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing) {
+  bool unassigned = backing == Backing::kUnassigned;
   uint32_t phys = unassigned ? 0 : w.page_base >> 12;
-  uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0);
+  uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0) |
+               (backing == Backing::kMmio ? entry::kMmio : 0);
   uint32_t old = space.shadow[lin_page];
-  if ((old & (entry::kMapped | entry::kPhysMask | entry::kUnassigned)) ==
-      (e & (entry::kMapped | entry::kPhysMask | entry::kUnassigned))) {
+  constexpr uint32_t kSame = entry::kMapped | entry::kPhysMask | entry::kUnassigned | entry::kMmio;
+  if ((old & kSame) == (e & kSame)) {
     e |= old & entry::kAliases;  // a refresh of the same page keeps its alias mappings
   }
   if (w.sup_write_ok) e |= entry::kSupWrite;
@@ -216,7 +232,7 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, bool 
   apply(space, lin_page);
   if (unassigned) {
     ++stats_.unassigned_fills;
-  } else {
+  } else if (backing == Backing::kRam) {
     add_reverse_mapping(space, lin_page, phys);
   }
   if (space.cr3_base == kIdentityCr3) return;
@@ -289,6 +305,17 @@ void ShadowMmu::unprotect(uint32_t phys_page, uint8_t reason) {
 
 void ShadowMmu::protect_code(uint32_t phys_page) {
   protect(phys_page, protect::kCode);
+}
+
+void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
+  resume_tracing();
+  uint32_t lin_page = linear >> 12;
+  current_->sup.map_fd_page(lin_page, 0, unassigned_fd_, LinearWindow::kPage, writable);
+  if (paging_ && (current_->shadow[lin_page] & entry::kUser)) {
+    current_->user.map_fd_page(lin_page, 0, unassigned_fd_, LinearWindow::kPage, writable);
+  }
+  scratch_space_ = current_;
+  scratch_page_ = lin_page;
 }
 
 void ShadowMmu::resume_tracing() {
@@ -385,7 +412,7 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
     w.ok = true;
     w.page_base = lin_page << 12;
     w.sup_write_ok = w.user_ok = w.user_write_ok = w.dirty = true;
-    fill(space, lin_page, w, !ram_.contains(w.page_base, LinearWindow::kPage));
+    fill(space, lin_page, w, backing_of(w.page_base));
     return kFilled;
   }
   WalkResult w = walk(*phys_, mode_, linear, access);
@@ -393,7 +420,7 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
     *error_code = w.error_code;
     return kGuestFault;
   }
-  fill(space, lin_page, w, !ram_.contains(w.page_base, LinearWindow::kPage));
+  fill(space, lin_page, w, backing_of(w.page_base));
   return kFilled;
 }
 
@@ -433,14 +460,32 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   if (!(e & entry::kMapped) || (user_window && !(e & entry::kUser))) {
     uint32_t err = 0;
     FillResult r = walk_into(*space, linear, access, &err);
-    if (r == kFilled) {
+    if (r == kFilled && (space->shadow[lin_page] & entry::kMmio)) {
+      e = space->shadow[lin_page];  // a device page: fall through to the MMIO case below
+    } else if (r == kFilled) {
       ++stats_.hidden_faults;
       f.kind = Fault::kRetry;
       return f;
+    } else {
+      ++stats_.true_faults;
+      f.kind = Fault::kPageFault;
+      f.error_code = err;
+      return f;
     }
-    ++stats_.true_faults;
-    f.kind = Fault::kPageFault;
-    f.error_code = err;
+  }
+  if (e & entry::kMmio) {
+    if (paging_) {  // the guest's own rights first
+      WalkResult w = walk(*phys_, mode_, linear, access);
+      if (!w.ok) {
+        ++stats_.true_faults;
+        f.kind = Fault::kPageFault;
+        f.error_code = w.error_code;
+        return f;
+      }
+    }
+    ++stats_.mmio_faults;
+    f.kind = Fault::kMmio;
+    f.phys = (uint64_t{e & entry::kPhysMask} << 12) | (linear & 0xfff);
     return f;
   }
   // A write to a page mapped read-only: a guest protection fault, its D bit, a traced page table,

@@ -31,6 +31,7 @@ struct ShadowMmuStats {
   uint64_t invlpg = 0;             ///< INVLPG executed (no work: tracing keeps shadows exact)
   uint64_t unassigned_fills = 0;   ///< pages with no RAM behind them mapped to the all-ones page
   uint64_t unassigned_writes = 0;  ///< stores to such pages (discarded)
+  uint64_t mmio_faults = 0;        ///< accesses to MMIO windows, emulated by the monitor
 };
 
 /// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
@@ -76,11 +77,13 @@ class ShadowMmu {
                     ///< derived from the page is dropped and the page is writable until
                     ///< resume_tracing(); run the faulting instruction alone, then resume
       kPageFault,   ///< the guest's own #PF: deliver it
+      kMmio,        ///< an access to a device's MMIO window at `phys`: the monitor emulates it
       kNotWindow,   ///< not an address in any window
     } kind = kNotWindow;
     uint32_t linear = 0;
     uint32_t error_code = 0;  ///< for kPageFault (Intel SDM Vol. 3A §4.7)
     bool code_write = false;  ///< for kSingleStep: the page held translated code
+    uint64_t phys = 0;        ///< for kMmio: the guest-physical address accessed
   };
   Fault handle_host_fault(const void* host, bool write);
 
@@ -94,8 +97,16 @@ class ShadowMmu {
   /// Write-protects `phys_page` in every window because it holds translated code.
   void protect_code(uint32_t phys_page);
   /// Ends the writable interval granted by a kSingleStep fault: the page is traced again if any
-  /// shadow mapping derived from it since.
+  /// shadow mapping derived from it since. Also takes away a scratch page mapped for MMIO.
   void resume_tracing();
+
+  /// Guest-physical addresses for which this returns true belong to MMIO devices: accesses to them
+  /// are reported as kMmio faults instead of reading all ones.
+  void set_mmio_predicate(std::function<bool(uint64_t)> is_mmio) { is_mmio_ = std::move(is_mmio); }
+  /// For emulating one MMIO access: maps a scratch page at `linear`'s page (read-only or
+  /// writable) in the current space until resume_tracing(); scratch() is its content.
+  void map_scratch(uint32_t linear, bool writable);
+  uint8_t* scratch() { return unassigned_host_ + LinearWindow::kPage; }
   /// INVLPG: nothing to do, since shadows are never staler than the guest's tables (counted).
   void invlpg(uint32_t linear);
   /// Forgets every shadow mapping of every space.
@@ -108,7 +119,9 @@ class ShadowMmu {
   struct Space;
   Space* space_for(uint32_t cr3_base);
   void reset_space(Space& space);
-  void fill(Space& space, uint32_t lin_page, const WalkResult& w, bool unassigned = false);
+  enum class Backing { kRam, kUnassigned, kMmio };
+  void fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing = Backing::kRam);
+  Backing backing_of(uint64_t page_base) const;
   void apply(Space& space, uint32_t lin_page);
   void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
   void trace_walk(Space& space, uint32_t lin_page, const WalkResult& w);
@@ -138,6 +151,7 @@ class ShadowMmu {
   /// Guest-physical addresses with no RAM behind them read all ones and drop writes, as on a PC
   /// bus where nothing decodes them: page 0 of this memfd is all ones (mapped read-only), page 1
   /// a scratch page a single-stepped store may write into (refilled with ones afterwards).
+  std::function<bool(uint64_t)> is_mmio_;
   int unassigned_fd_ = -1;
   uint8_t* unassigned_host_ = nullptr;
   Space* scratch_space_ = nullptr;  ///< where the scratch page is mapped during a store

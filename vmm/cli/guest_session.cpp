@@ -12,6 +12,7 @@
 #include "vmm/cli/size_arg.h"
 #include "vmm/devices/buffer_console.h"
 #include "vmm/devices/console.h"
+#include "vmm/devices/prompt_watch.h"
 #include "vmm/machine/machine.h"
 
 namespace vmbt {
@@ -21,7 +22,9 @@ namespace {
 std::unique_ptr<Engine> make_engine(const std::string& name, Machine& machine) {
   try {
     if (name == "kvm") return std::make_unique<KvmEngine>(machine.memory(), machine.interrupts());
-    return std::make_unique<bt::BtEngine>(machine.memory(), machine.interrupts());
+    return std::make_unique<bt::BtEngine>(
+        machine.memory(), machine.interrupts(),
+        [&mmio = machine.mmio()](uint64_t gpa) { return mmio.claims(gpa); });
   } catch (const Error& e) {
     throw EngineUnavailable(e.what());
   }
@@ -39,12 +42,9 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   config.trace_io = spec.trace_io ? stderr : nullptr;
   BufferConsole buffer;
   std::unique_ptr<TerminalConsole> terminal;
-  if (spec.capture_serial) {
-    config.console = &buffer;
-  } else {
-    terminal = std::make_unique<TerminalConsole>();
-    config.console = terminal.get();
-  }
+  if (!spec.capture_serial) terminal = std::make_unique<TerminalConsole>();
+  PromptWatch prompt(spec.capture_serial ? static_cast<CharBackend&>(buffer) : *terminal);
+  config.console = &prompt;
   Machine machine(config);
   BootImage image =
       load_kernel(machine.memory(), machine.memory_map(), spec.kernel, spec.append, spec.initrd);
@@ -66,7 +66,12 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   if (spec.timeout_seconds > 0) {
     options.timeout_ns = static_cast<uint64_t>(std::llround(spec.timeout_seconds * 1e9));
   }
+  const uint64_t start_ns = host_now_ns();
   run.result = run_guest(machine, *engine, run.stats, options);
+  if (prompt.prompt_ns() != 0) {
+    run.stats.set_value("time_to_prompt_seconds",
+                        static_cast<double>(prompt.prompt_ns() - start_ns) / 1e9);
+  }
   terminal.reset();  // restores the terminal before the caller prints anything more
 
   run.stats.set("exit_status", static_cast<uint64_t>(run.result.status));
