@@ -327,8 +327,8 @@ Exit BtEngine::finish_step(const StepResult& r, bool& done) {
   return Exit();
 }
 
-Exit BtEngine::handle_callout(bool& done) {
-  uint8_t bytes[16] = {};
+bool BtEngine::decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn,
+                             ZydisDecodedOperand* ops) {
   try {
     linear_memory_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, s_.seg[kSs].dpl == 3);
   } catch (const GuestFault&) {
@@ -336,9 +336,14 @@ Exit BtEngine::handle_callout(bool& done) {
   }
   ZydisDecoder decoder;
   ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+  return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops));
+}
+
+Exit BtEngine::handle_callout(bool& done) {
+  uint8_t bytes[16] = {};
   ZydisDecodedInstruction insn;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-  bool decoded = ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops));
+  bool decoded = decode_at_eip(bytes, insn, ops);
   std::string name = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
   ++callouts_by_insn_[name];
   if (callout_observer_) {
@@ -494,16 +499,10 @@ Exit BtEngine::deliver_fetch_fault(bool& done) {
 Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
   // The access's size and direction come from the instruction's memory operand.
   uint8_t bytes[16] = {};
-  try {
-    linear_memory_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, s_.seg[kSs].dpl == 3);
-  } catch (const GuestFault&) {
-  }
-  ZydisDecoder decoder;
-  ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
   ZydisDecodedInstruction insn;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
   const ZydisDecodedOperand* mem = nullptr;
-  if (ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops))) {
+  if (decode_at_eip(bytes, insn, ops)) {
     for (unsigned i = 0; i < insn.operand_count; ++i) {
       if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.type == ZYDIS_MEMOP_TYPE_MEM) {
         mem = mem ? nullptr : &ops[i];  // exactly one memory operand

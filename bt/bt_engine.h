@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <Zydis/Zydis.h>
+
 #include "bt/bt_context.h"
 #include "bt/code_cache.h"
 #include "bt/guest_linear_memory.h"
@@ -87,6 +89,8 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void code_page_written(uint32_t phys_page);
   Exit deliver_fetch_fault(bool& done);
   Exit start_mmio(const ShadowMmu::Fault& fault, bool& done);
+  /// Reads and decodes the guest instruction at CS:EIP (bytes past an unmapped page read as 0).
+  bool decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn, ZydisDecodedOperand* ops);
   using IndirectTable = std::array<uint64_t, kIndirectTableSize>;
   /// The indirect-branch table of the current address space (created on first use).
   IndirectTable& current_table();

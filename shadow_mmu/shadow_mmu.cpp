@@ -424,6 +424,19 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
   return kFilled;
 }
 
+ShadowMmu::Fault ShadowMmu::page_fault(uint32_t error_code, Fault& f) {
+  ++stats_.true_faults;
+  f.kind = Fault::kPageFault;
+  f.error_code = error_code;
+  return f;
+}
+
+bool ShadowMmu::guest_allows(uint32_t linear, const Access& access, Fault& f) {
+  WalkResult w = walk(*phys_, mode_, linear, access);
+  if (!w.ok) page_fault(w.error_code, f);
+  return w.ok;
+}
+
 ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   Fault f;
   Space* space = nullptr;
@@ -475,13 +488,7 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   }
   if (e & entry::kMmio) {
     if (paging_) {  // the guest's own rights first
-      WalkResult w = walk(*phys_, mode_, linear, access);
-      if (!w.ok) {
-        ++stats_.true_faults;
-        f.kind = Fault::kPageFault;
-        f.error_code = w.error_code;
-        return f;
-      }
+      if (!guest_allows(linear, access, f)) return f;
     }
     ++stats_.mmio_faults;
     f.kind = Fault::kMmio;
@@ -493,13 +500,7 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   uint32_t phys = e & entry::kPhysMask;
   if (e & entry::kUnassigned) {
     if (paging_) {
-      WalkResult w = walk(*phys_, mode_, linear, access);
-      if (!w.ok) {
-        ++stats_.true_faults;
-        f.kind = Fault::kPageFault;
-        f.error_code = w.error_code;
-        return f;
-      }
+      if (!guest_allows(linear, access, f)) return f;
     }
     // Let the store land in the scratch page, alone, then forget it (resume_tracing).
     resume_tracing();
@@ -514,12 +515,7 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   }
   if (paging_) {
     WalkResult w = walk(*phys_, mode_, linear, access);
-    if (!w.ok) {
-      ++stats_.true_faults;
-      f.kind = Fault::kPageFault;
-      f.error_code = w.error_code;
-      return f;
-    }
+    if (!w.ok) return page_fault(w.error_code, f);
     if ((w.page_base >> 12) != phys) {  // the entry was stale: refill from the walk
       fill(*space, lin_page, w);
       ++stats_.hidden_faults;

@@ -132,6 +132,10 @@ class ShadowMmu {
   void drop_entries(uint32_t phys_page, uint32_t first, uint32_t count);
   void unmap_range(Space& space, uint32_t first_page, uint32_t count);
   enum FillResult { kFilled, kGuestFault };
+  /// Makes `f` the guest's #PF with `error_code` (counted) and returns it.
+  Fault page_fault(uint32_t error_code, Fault& f);
+  /// Walks the guest's tables for the access; false (with `f` made a #PF) if they forbid it.
+  bool guest_allows(uint32_t linear, const Access& access, Fault& f);
   FillResult walk_into(Space& space, uint32_t linear, const Access& access, uint32_t* error_code);
   PagingMode mode() const { return mode_; }
 
