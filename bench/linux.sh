@@ -29,7 +29,7 @@ kernel=$src/guest-cache/vmlinuz-686
 busybox=$src/guest-cache/busybox-i386
 
 # "real 0m 1.23s" (busybox time) -> 1.23
-parse_time() { sed -n "s/^BENCH-$1 real *\([0-9]*\)m *\([0-9.]*\)s.*/\1 \2/p" | awk '{print $1*60+$2}' | head -1; }
+parse_time() { sed -n "s/^BENCH-$1 real[[:space:]]*\([0-9]*\)m[[:space:]]*\([0-9.]*\)s.*/\1 \2/p" | awk '{print $1*60+$2}' | head -1; }
 parse_boot() { sed -n 's/^BENCH boot \([0-9.]*\).*/\1/p' | head -1; }
 
 run_guest() {  # engine-label command... -> prints the console to stdout

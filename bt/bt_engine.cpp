@@ -45,7 +45,7 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
   translator_.on_flush = [this] {
     // Code pages stay write-protected until written once more; a write then finds no blocks.
-    for (auto& [id, table] : tables_) table->fill(ctx_->miss_stub);
+    for (auto& [id, table] : tables_) table->clear(ctx_->miss_stub);
     entering_ = kicked_ = nullptr;
   };
   tsc_offset_ = 0;
@@ -59,7 +59,7 @@ BtEngine::IndirectTable& BtEngine::current_table() {
   auto& slot = tables_[mmu_.space_id()];
   if (!slot) {
     slot = std::make_unique<IndirectTable>();
-    slot->fill(ctx_->miss_stub);
+    slot->clear(ctx_->miss_stub);
   }
   return *slot;
 }
@@ -71,13 +71,16 @@ void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t 
   // The table is indexed by the low 16 bits of the EIP: a page's blocks sit in 4096 consecutive
   // slots. A few pages: clear their slots; more: the whole table.
   constexpr uint32_t kSlotsPerPage = 4096;
-  if (uint64_t{pages} * kSlotsPerPage >= table.size()) {
-    table.fill(ctx_->miss_stub);
+  if (uint64_t{pages} * kSlotsPerPage >= table.slots.size()) {
+    table.clear(ctx_->miss_stub);
     return;
   }
-  for (uint32_t p = 0; p < pages; ++p) {
-    uint32_t start = ((first_page + p) * kSlotsPerPage) & (kIndirectTableSize - 1);
-    std::fill_n(table.begin() + start, kSlotsPerPage, ctx_->miss_stub);
+  for (uint32_t p = first_page; p < first_page + pages; ++p) {
+    uint64_t& word = table.pages[p / 64];
+    if (!(word & (uint64_t{1} << (p % 64)))) continue;  // no block of this page is in the table
+    word &= ~(uint64_t{1} << (p % 64));
+    uint32_t start = (p * kSlotsPerPage) & (kIndirectTableSize - 1);
+    std::fill_n(table.slots.begin() + start, kSlotsPerPage, ctx_->miss_stub);
   }
 }
 
@@ -143,6 +146,7 @@ uint32_t BtEngine::key_flags() const {
   if (s_.cr0 & (cr0::kTs | cr0::kEm)) f |= tb_flags::kFpuTrap;
   if (!(s_.cr4 & cr4::kOsfxsr)) f |= tb_flags::kSseOff;
   f |= restricted_segments(s_) << tb_flags::kRestrictedShift;
+  if (mmu_.paging()) f |= tb_flags::kPaging;
   return f;
 }
 
@@ -156,7 +160,7 @@ void BtEngine::code_page_written(uint32_t phys_page) {
   // Indirect-table entries of the dead blocks go back to the miss stub.
   for (TranslationBlock* tb : dead) {
     for (auto& [id, table] : tables_) {
-      uint64_t& entry = (*table)[tb->eip & (kIndirectTableSize - 1)];
+      uint64_t& entry = table->slots[tb->eip & (kIndirectTableSize - 1)];
       if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
     }
     if (kicked_ == tb) kicked_ = nullptr;
@@ -183,7 +187,10 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
     if (!tb) return nullptr;
     protect_code_pages(tb);
   }
-  current_table()[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
+  IndirectTable& table = current_table();
+  table.slots[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
+  uint32_t page = linear >> 12;
+  table.pages[page / 64] |= uint64_t{1} << (page % 64);
   return tb;
 }
 
@@ -203,7 +210,7 @@ void BtEngine::enter(TranslationBlock* tb) {
   uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
-  ctx_->indirect_table = current_table().data();
+  ctx_->indirect_table = current_table().slots.data();
   entering_ = tb;
   attach_host_fault_handler(this);
   stubs_.enter(ctx_.get(), tb->entry);
@@ -229,13 +236,14 @@ void BtEngine::kick(const void* signal_context) {
   if (!cache_.contains_host(rip)) return;  // in the monitor: it checks kick_pending itself
   TranslationBlock* tb = cache_.find_by_host(rip);
   if (!tb) return;
-  if (tb->indirect_kick_offset != UINT32_MAX &&
-      rip >= tb->host_start + tb->indirect_kick_offset + 4 &&
-      rip < tb->host_start + tb->host_size && rip < tb->host_start + tb->indirect_kick_stub) {
-    // Past the indirect exit's kick jump, on the way to the lookup: leave through the stub.
-    uc->uc_mcontext.gregs[REG_RIP] =
-        reinterpret_cast<greg_t>(tb->host_start + tb->indirect_kick_stub);
-    return;
+  for (const TranslationBlock::TableExit& t : tb->table_exits) {
+    if (rip >= tb->host_start + t.kick_rel32 + 4 && rip < tb->host_start + t.lookup_end) {
+      // Past a table exit's kick jump, on the way to the lookup: leave through the stub (r9d
+      // holds the target).
+      uc->uc_mcontext.gregs[REG_RIP] =
+          reinterpret_cast<greg_t>(tb->host_start + tb->indirect_kick_stub);
+      return;
+    }
   }
   if (!kicked_) {
     cache_.unlink_exits(tb);
@@ -589,7 +597,7 @@ Exit BtEngine::run() {
     if (s_.seg[kCs].base != table_cs_base_) {
       // Indirect-branch tables are keyed by EIP, an offset in CS: a new code segment base
       // invalidates them all.
-      for (auto& [id, table] : tables_) table->fill(ctx_->miss_stub);
+      for (auto& [id, table] : tables_) table->clear(ctx_->miss_stub);
       table_cs_base_ = s_.seg[kCs].base;
     }
     TranslationBlock* tb = nullptr;
@@ -710,6 +718,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.shadow.unassigned_fills", m.unassigned_fills);
   stats.set("bt.shadow.unassigned_writes", m.unassigned_writes);
   stats.set("bt.shadow.mmio_faults", m.mmio_faults);
+  stats.set("bt.shadow.unshadowed_tables", m.unshadowed_tables);
   stats.set("guest_page_faults", m.true_faults);
   for (const auto& [name, n] : callouts_by_insn_) stats.set("bt.callouts." + name, n);
   for (const auto& [vector, n] : exceptions_by_vector_) {

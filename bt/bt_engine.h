@@ -91,7 +91,16 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   Exit start_mmio(const ShadowMmu::Fault& fault, bool& done);
   /// Reads and decodes the guest instruction at CS:EIP (bytes past an unmapped page read as 0).
   bool decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn, ZydisDecodedOperand* ops);
-  using IndirectTable = std::array<uint64_t, kIndirectTableSize>;
+  /// One address space's indirect-branch table, plus which linear pages have blocks in it (so a
+  /// dropped data page costs nothing here).
+  struct IndirectTable {
+    std::array<uint64_t, kIndirectTableSize> slots;
+    std::vector<uint64_t> pages = std::vector<uint64_t>((1u << 20) / 64);  ///< bit per page
+    void clear(uint64_t miss_stub) {
+      slots.fill(miss_stub);
+      std::fill(pages.begin(), pages.end(), 0);
+    }
+  };
   /// The indirect-branch table of the current address space (created on first use).
   IndirectTable& current_table();
   void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages);

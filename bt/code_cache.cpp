@@ -87,8 +87,8 @@ void CodeCache::unlink_exits(TranslationBlock* tb) {
     patch_rel32(tb->host_start + tb->exits[i].rel32_offset,
                 tb->host_start + tb->exits[i].stub_offset);
   }
-  if (tb->indirect_kick_offset != UINT32_MAX) {
-    patch_rel32(tb->host_start + tb->indirect_kick_offset, tb->host_start + tb->indirect_kick_stub);
+  for (const TranslationBlock::TableExit& t : tb->table_exits) {
+    patch_rel32(tb->host_start + t.kick_rel32, tb->host_start + tb->indirect_kick_stub);
   }
 }
 
@@ -97,10 +97,9 @@ void CodeCache::relink_exits(TranslationBlock* tb) {
     const TbExit& e = tb->exits[i];
     if (e.linked && e.linked->valid) patch_rel32(tb->host_start + e.rel32_offset, e.linked->entry);
   }
-  if (tb->indirect_kick_offset != UINT32_MAX) {
+  for (const TranslationBlock::TableExit& t : tb->table_exits) {
     // The kick jump's normal target is the instruction right after it.
-    patch_rel32(tb->host_start + tb->indirect_kick_offset,
-                tb->host_start + tb->indirect_kick_offset + 4);
+    patch_rel32(tb->host_start + t.kick_rel32, tb->host_start + t.kick_rel32 + 4);
   }
 }
 

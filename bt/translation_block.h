@@ -47,8 +47,15 @@ struct TranslationBlock {
   bool uses_fpu = false;
   TbExit exits[2];
   unsigned exit_count = 0;
-  uint32_t indirect_kick_offset = UINT32_MAX;  ///< rel32 of the indirect exit's kick jump
-  uint32_t indirect_kick_stub = 0;
+  /// Exits through the indirect-branch table (indirect branches, and direct branches to another
+  /// page when paging is on): the rel32 of each one's kick jump (normally to the next
+  /// instruction; a kick points it at indirect_kick_stub) and the end of its lookup sequence.
+  struct TableExit {
+    uint32_t kick_rel32;
+    uint32_t lookup_end;
+  };
+  std::vector<TableExit> table_exits;
+  uint32_t indirect_kick_stub = 0;  ///< stores r9d as the EIP and exits to the dispatcher
   std::vector<InsnMap> insns;
   /// Exits of other blocks chained to this one: (block, exit index), to unlink on invalidation.
   std::vector<std::pair<TranslationBlock*, unsigned>> incoming;

@@ -296,7 +296,20 @@ class BlockEmitter {
   }
 
   /// A direct exit to `target` through a patchable jmp rel32 (or jcc rel32 when `cc` >= 0).
+  /// With paging, a target on another linear page goes through the indirect-branch table
+  /// instead: another address space may map that page to other code, and the table (one per
+  /// space, kept coherent by the shadow MMU) is checked where a chain would not be.
   void direct_exit(uint32_t target, int cc = -1) {
+    bool other_page = ((tb_.cs_base + target) >> 12) != ((tb_.cs_base + tb_.eip) >> 12);
+    if ((key_flags_ & tb_flags::kPaging) && other_page &&
+        !(key_flags_ & tb_flags::kSingleInstruction)) {
+      asmjit::Label skip = a_.newLabel();
+      if (cc >= 0) a_.j(static_cast<x86::CondCode>(cc ^ 1), skip);  // the inverse condition
+      a_.mov(x86::r9d, target);
+      indirect_exit();
+      a_.bind(skip);
+      return;
+    }
     unsigned index = tb_.exit_count++;
     if (cc >= 0) {
       a_.embedUInt8(0x0f);
@@ -315,18 +328,19 @@ class BlockEmitter {
     if (key_flags_ & tb_flags::kSingleInstruction) {
       // A single-instruction block returns to the monitor after its one instruction (TF
       // single-stepping, stores the monitor re-runs alone): no table lookup into the next block.
-      indirect_stub_ = a_.newLabel();
+      if (!has_indirect_) indirect_stub_ = a_.newLabel();
       has_indirect_ = true;
       a_.jmp(indirect_stub_);
       return;
     }
     a_.embedUInt8(0xe9);  // kick jump: normally to the next instruction
-    tb_.indirect_kick_offset = static_cast<uint32_t>(a_.offset());
+    uint32_t kick = static_cast<uint32_t>(a_.offset());
     a_.embedUInt32(0);
     a_.movzx(x86::r10d, x86::r9w);
     a_.mov(x86::r11, ctx_field(offsetof(BtContext, indirect_table), 8));
     a_.jmp(x86::ptr(x86::r11, x86::r10, 3, 0, 8));
-    indirect_stub_ = a_.newLabel();
+    tb_.table_exits.push_back({kick, static_cast<uint32_t>(a_.offset())});
+    if (!has_indirect_) indirect_stub_ = a_.newLabel();
     has_indirect_ = true;
   }
 
@@ -936,9 +950,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
           static_cast<int32_t>(tb->exits[i].stub_offset - (tb->exits[i].rel32_offset + 4));
       std::memcpy(field, &rel, 4);
     }
-    if (tb->indirect_kick_offset != UINT32_MAX) {
+    for (const TranslationBlock::TableExit& t : tb->table_exits) {
       int32_t zero = 0;
-      std::memcpy(tb->host_start + tb->indirect_kick_offset, &zero, 4);
+      std::memcpy(tb->host_start + t.kick_rel32, &zero, 4);
     }
     if (tb->uses_fpu) im.ctx.fpu_active = 1;
     TranslationBlock* raw = tb.get();

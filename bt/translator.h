@@ -24,6 +24,8 @@ constexpr uint32_t kFlatStack = 1u << 3;
 constexpr uint32_t kSseOff = 1u << 4;
 /// The monitor has checked this single instruction's segment accesses: translate it directly.
 constexpr uint32_t kSegUnchecked = 1u << 5;
+/// CR0.PG is set: direct branches to other pages go through the indirect-branch table.
+constexpr uint32_t kPaging = 1u << 6;
 /// Bits 8-13: segment registers (SegIndex) that need limit/type checks (segment_checks.h);
 /// instructions using them leave translated code for the monitor.
 constexpr unsigned kRestrictedShift = 8;

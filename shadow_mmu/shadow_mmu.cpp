@@ -255,8 +255,12 @@ void ShadowMmu::add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t ph
 }
 
 void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w) {
-  // Trace the structures this translation came from.
+  // Trace the structures this translation came from. A table used for a translation is no
+  // longer being flooded with writes.
   uint32_t pd_page = w.pde_addr >> 12;
+  if (pd_page == flood_page_ || (!w.large && (w.pte_addr >> 12) == flood_page_)) {
+    flood_page_ = UINT32_MAX;
+  }
   auto& pd = pd_users_[pd_page];
   if (std::none_of(pd.begin(), pd.end(), [&](const Mapping& m) {
         return m.space == &space && m.generation == space.generation;
@@ -531,20 +535,37 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     // re-derive the mappings (and the protection) when it writes through a translation that
     // the page itself provides: the engine runs it alone with tracing suspended.
     resume_tracing();
+    bool single_step = false;
     if (protection_[phys] & protect::kCode) {
       ++stats_.code_write_faults;
       f.code_write = true;
       on_code_write_(phys);
       unprotect(phys, protect::kCode);
+      single_step = true;
     }
     if (protection_[phys] & protect::kPageTable) {
       ++stats_.tracing_faults;
-      std::memcpy(suspended_copy_.data(), ram_.host_base() + (uint64_t{phys} << 12),
-                  LinearWindow::kPage);
-      suspended_ = phys;
-      unprotect(phys, protect::kPageTable);
+      flood_count_ = phys == flood_page_ ? flood_count_ + 1 : 1;
+      flood_page_ = phys;
+      if (flood_count_ >= kFloodWrites) {
+        // The guest keeps writing this table without using it (zapping or filling it, as
+        // fork/exit/exec do): stop shadowing it until a fill walks through it again, as KVM's
+        // shadow MMU does on write flooding. Its later stores then run at full speed.
+        drop_entries(phys, 0, 1024);
+        pt_users_.erase(phys);
+        pd_users_.erase(phys);
+        unprotect(phys, protect::kPageTable);
+        flood_page_ = UINT32_MAX;
+        ++stats_.unshadowed_tables;
+      } else {
+        std::memcpy(suspended_copy_.data(), ram_.host_base() + (uint64_t{phys} << 12),
+                    LinearWindow::kPage);
+        suspended_ = phys;
+        unprotect(phys, protect::kPageTable);
+        single_step = true;
+      }
     }
-    f.kind = Fault::kSingleStep;
+    f.kind = single_step ? Fault::kSingleStep : Fault::kRetry;
   }
   return f;
 }

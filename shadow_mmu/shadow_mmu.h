@@ -32,6 +32,7 @@ struct ShadowMmuStats {
   uint64_t unassigned_fills = 0;   ///< pages with no RAM behind them mapped to the all-ones page
   uint64_t unassigned_writes = 0;  ///< stores to such pages (discarded)
   uint64_t mmio_faults = 0;        ///< accesses to MMIO windows, emulated by the monitor
+  uint64_t unshadowed_tables = 0;  ///< page tables no longer traced after a flood of writes
 };
 
 /// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
@@ -151,6 +152,10 @@ class ShadowMmu {
   uint64_t clock_ = 0;
   std::vector<uint8_t> protection_;  ///< per guest-physical page: why it is write-protected
   uint32_t suspended_ = UINT32_MAX;  ///< page left writable for one single-stepped store
+  /// Write-flood detection: consecutive tracing faults on one page with no fill through it.
+  static constexpr unsigned kFloodWrites = 4;
+  uint32_t flood_page_ = UINT32_MAX;
+  unsigned flood_count_ = 0;
   std::array<uint32_t, 1024> suspended_copy_{};  ///< its entries before the store
   /// Guest-physical addresses with no RAM behind them read all ones and drop writes, as on a PC
   /// bus where nothing decodes them: page 0 of this memfd is all ones (mapped read-only), page 1
