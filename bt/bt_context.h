@@ -18,11 +18,12 @@ struct TranslationBlock;
 /// Guest arithmetic flags and DF live in the host RFLAGS.
 enum class ExitKind : uint32_t {
   kNone = 0,
-  kBranch,    ///< a direct branch to a block not chained yet: look up `eip`
-  kIndirect,  ///< an indirect branch or return to `eip` missed the indirect-branch table
-  kCallout,   ///< the instruction at `eip` needs the monitor (privileged or sensitive)
-  kFault,     ///< a host fault in translated code; the fault handler filled in the details
-  kUnlinked,  ///< a chained exit was cut by a kick: look up `eip`, then relink
+  kBranch,     ///< a direct branch to a block not chained yet: look up `eip`
+  kIndirect,   ///< an indirect branch or return to `eip` missed the indirect-branch table
+  kCallout,    ///< the instruction at `eip` needs the monitor (privileged or sensitive)
+  kFault,      ///< a host fault in translated code; the fault handler filled in the details
+  kUnlinked,   ///< a chained exit was cut by a kick: look up `eip`, then relink
+  kIrqWindow,  ///< inline STI enabled interrupts with one pending: deliver it after one more block
 };
 
 /// Entries in an indirect-branch table: indexed by the low bits of the guest target EIP; each
@@ -49,6 +50,10 @@ struct alignas(64) BtContext {
   uint32_t fpu_dp = 0;                 ///< its memory operand's offset (FDP)
   uint16_t cs_sel = 0;                 ///< guest CS selector (FCS in stored x87 environments)
   uint16_t ds_sel = 0;                 ///< guest DS selector (FDS)
+  uint8_t vif = 0;          ///< the guest's EFLAGS.IF (virtual; CLI/STI at CPL0 run inline)
+  uint8_t irq_pending = 0;  ///< a device interrupt is waiting (sampled at entry)
+  uint32_t vflags = 0;      ///< the guest's EFLAGS without the host-held bits and IF
+  alignas(16) std::array<uint64_t, 4> scratch_stack{};  ///< for PUSHFQ/POPFQ in inline PUSHF
   alignas(16) std::array<uint8_t, 512> guest_fx{};
   alignas(16) std::array<uint8_t, 512> host_fx{};
   uint64_t* indirect_table = nullptr;  ///< the current address space's table (kIndirectTableSize)

@@ -147,6 +147,7 @@ uint32_t BtEngine::key_flags() const {
   if (!(s_.cr4 & cr4::kOsfxsr)) f |= tb_flags::kSseOff;
   f |= restricted_segments(s_) << tb_flags::kRestrictedShift;
   if (mmu_.paging()) f |= tb_flags::kPaging;
+  if (s_.seg[kSs].dpl == 0 && (s_.cr0 & cr0::kPe)) f |= tb_flags::kCpl0;
   return f;
 }
 
@@ -197,6 +198,9 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
 void BtEngine::enter(TranslationBlock* tb) {
   for (unsigned i = 0; i < 8; ++i) ctx_->gpr[i] = s_.gpr[i];
   ctx_->host_flags = (s_.eflags & kHostFlagBits) | eflags::kFixed1;
+  ctx_->vflags = s_.eflags & ~(kHostFlagBits | eflags::kIf);
+  ctx_->vif = (s_.eflags & eflags::kIf) ? 1 : 0;
+  ctx_->irq_pending = interrupts_.interrupt_pending() ? 1 : 0;
   // Alignment checking applies at CPL3 with CR0.AM and EFLAGS.AC (Intel SDM Vol. 3A §6.15,
   // vector 17): the host's own check does it, and its SIGBUS becomes the guest's #AC.
   if (s_.seg[kSs].dpl == 3 && (s_.cr0 & cr0::kAm) && (s_.eflags & eflags::kAc)) {
@@ -216,7 +220,8 @@ void BtEngine::enter(TranslationBlock* tb) {
   stubs_.enter(ctx_.get(), tb->entry);
   entering_ = nullptr;
   for (unsigned i = 0; i < 8; ++i) s_.gpr[i] = ctx_->gpr[i];
-  s_.eflags = (s_.eflags & ~kHostFlagBits) | (ctx_->host_flags & kHostFlagBits);
+  s_.eflags = (ctx_->vflags & ~(kHostFlagBits | eflags::kIf)) | (ctx_->vif ? eflags::kIf : 0) |
+              (ctx_->host_flags & kHostFlagBits);
   s_.eip = ctx_->eip;
 }
 
@@ -665,6 +670,9 @@ Exit BtEngine::run() {
       case ExitKind::kIndirect:
       case ExitKind::kUnlinked:
       case ExitKind::kNone:
+        break;
+      case ExitKind::kIrqWindow:
+        system_.interrupt_shadow = true;  // STI's shadow: one more block, then the interrupt
         break;
       case ExitKind::kCallout:
         e = handle_callout(done);

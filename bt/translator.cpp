@@ -344,6 +344,9 @@ class BlockEmitter {
     has_indirect_ = true;
   }
 
+  /// Jumps to the common exit stub (the context's eip and exit_kind already set).
+  void jump_to_exit() { a_.jmp(asmjit::imm(reinterpret_cast<uint64_t>(stubs_.exit))); }
+
   /// Ends the block with a callout for the instruction at `eip`.
   void callout_exit(uint32_t eip) {
     a_.mov(ctx_field(offsetof(BtContext, eip), 4), eip);
@@ -538,6 +541,61 @@ void patch_x87_pointers(BlockEmitter& e, const Insn& in) {
   a.mov(x86::ptr(x86::r15, x86::r8, 0, dp, 4), x86::r9d);
   a.mov(x86::r9w, ctx_field(offsetof(BtContext, ds_sel), 2));
   a.mov(x86::ptr(x86::r15, x86::r8, 0, ds, 2), x86::r9w);
+}
+
+/// CLI/STI/PUSHFD at CPL0 without a callout: IF is the context's `vif` byte, the other virtual
+/// flags are `vflags`; nothing here changes the guest's arithmetic flags.
+Step translate_cpl0_flags(BlockEmitter& e, const Insn& in) {
+  x86::Assembler& a = e.a();
+  switch (in.d.mnemonic) {
+    case ZYDIS_MNEMONIC_CLI:
+      a.mov(ctx_field(offsetof(BtContext, vif), 1), 0);
+      return Step::kContinue;
+    case ZYDIS_MNEMONIC_STI: {
+      // IF=1; if an interrupt is already waiting, leave for the monitor, which takes it after
+      // the next instruction (the STI shadow, SDM Vol. 3A §6.8.3). No flags are touched.
+      asmjit::Label none = a.newLabel();
+      a.mov(ctx_field(offsetof(BtContext, vif), 1), 1);
+      a.xchg(x86::rcx, x86::r10);
+      a.movzx(x86::ecx, ctx_field(offsetof(BtContext, irq_pending), 1));
+      a.jecxz(x86::rcx, none);
+      a.xchg(x86::rcx, x86::r10);
+      a.mov(ctx_field(offsetof(BtContext, eip), 4), in.next);
+      a.mov(ctx_field(offsetof(BtContext, exit_kind), 4),
+            static_cast<uint32_t>(ExitKind::kIrqWindow));
+      e.jump_to_exit();
+      a.bind(none);
+      a.xchg(x86::rcx, x86::r10);
+      return Step::kContinue;
+    }
+    case ZYDIS_MNEMONIC_PUSHFD: {
+      // The image: the host's arithmetic flags and DF, the virtual rest; VM and RF read as 0
+      // (SDM Vol. 2B PUSHF). The host flags are read and put back on a scratch stack; the store
+      // comes last, with the guest's registers and flags intact, so a fault in it is precise.
+      constexpr uint32_t kHostBits = 0x0cd5;  // CF PF AF ZF SF DF OF
+      a.mov(x86::r10, x86::rsp);
+      a.lea(x86::rsp, ctx_field(offsetof(BtContext, scratch_stack) + 32, 8));
+      a.pushfq();
+      a.mov(x86::r11, x86::ptr(x86::rsp, 0, 8));
+      a.mov(x86::r9, x86::r11);
+      a.and_(x86::r9d, kHostBits);
+      a.or_(x86::r9d, ctx_field(offsetof(BtContext, vflags), 4));
+      a.movzx(x86::r8d, ctx_field(offsetof(BtContext, vif), 1));
+      a.shl(x86::r8d, 9);
+      a.or_(x86::r9d, x86::r8d);
+      a.and_(x86::r9d, ~((1u << 17) | (1u << 16)));
+      a.or_(x86::r9d, 2);
+      a.push(x86::r11);
+      a.popfq();
+      a.mov(x86::rsp, x86::r10);
+      a.lea(x86::r8d, x86::ptr(x86::rsp, -4));
+      a.mov(BlockEmitter::window(4), x86::r9d);
+      a.mov(x86::esp, x86::r8d);
+      return Step::kContinue;
+    }
+    default:
+      return Step::kCallout;
+  }
 }
 
 /// Loads a near branch target (register or memory operand) into r9d.
@@ -754,13 +812,21 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
                       d.meta.category == ZYDIS_CATEGORY_RET || d.mnemonic == ZYDIS_MNEMONIC_PUSH ||
                       d.mnemonic == ZYDIS_MNEMONIC_POP || d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
+      bool cpl0_flags =
+          (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
+          (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
+           d.mnemonic == ZYDIS_MNEMONIC_PUSHFD) &&
+          !(key_flags & (tb_flags::kSingleInstruction | (1u << (tb_flags::kRestrictedShift + 2))));
       bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
                         (segments_used(d, in.ops) & (key_flags >> tb_flags::kRestrictedShift));
-      if (restricted || needs_callout(d, in.ops) || !isa_supported(d) ||
-          (fpu && (key_flags & tb_flags::kFpuTrap)) || (sse && (key_flags & tb_flags::kSseOff)) ||
-          (stack_op && !flat) ||
-          (d.address_width == 16 && (d.meta.category == ZYDIS_CATEGORY_STRINGOP ||
-                                     d.meta.category == ZYDIS_CATEGORY_COND_BR))) {
+      if (cpl0_flags) {
+        ++stats_.ident;
+        step = translate_cpl0_flags(e, in);
+      } else if (restricted || needs_callout(d, in.ops) || !isa_supported(d) ||
+                 (fpu && (key_flags & tb_flags::kFpuTrap)) ||
+                 (sse && (key_flags & tb_flags::kSseOff)) || (stack_op && !flat) ||
+                 (d.address_width == 16 && (d.meta.category == ZYDIS_CATEGORY_STRINGOP ||
+                                            d.meta.category == ZYDIS_CATEGORY_COND_BR))) {
         step = Step::kCallout;
       } else if (d.meta.category == ZYDIS_CATEGORY_UNCOND_BR) {  // JMP near
         ++stats_.control;

@@ -26,6 +26,9 @@ constexpr uint32_t kSseOff = 1u << 4;
 constexpr uint32_t kSegUnchecked = 1u << 5;
 /// CR0.PG is set: direct branches to other pages go through the indirect-branch table.
 constexpr uint32_t kPaging = 1u << 6;
+/// CPL 0: CLI, STI and PUSHF run inline on the virtual IF in the context (Intel SDM Vol. 2: at
+/// CPL0 they cannot fault), as VMware's translator did for a guest kernel's interrupt masking.
+constexpr uint32_t kCpl0 = 1u << 7;
 /// Bits 8-13: segment registers (SegIndex) that need limit/type checks (segment_checks.h);
 /// instructions using them leave translated code for the monitor.
 constexpr unsigned kRestrictedShift = 8;
