@@ -148,6 +148,7 @@ uint32_t BtEngine::key_flags() const {
   f |= restricted_segments(s_) << tb_flags::kRestrictedShift;
   if (mmu_.paging()) f |= tb_flags::kPaging;
   if (s_.seg[kSs].dpl == 0 && (s_.cr0 & cr0::kPe)) f |= tb_flags::kCpl0;
+  if (tsc_offset_ == 0 && ((f & tb_flags::kCpl0) || !(s_.cr4 & cr4::kTsd))) f |= tb_flags::kHostTsc;
   return f;
 }
 

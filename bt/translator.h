@@ -29,6 +29,9 @@ constexpr uint32_t kPaging = 1u << 6;
 /// CPL 0: CLI, STI and PUSHF run inline on the virtual IF in the context (Intel SDM Vol. 2: at
 /// CPL0 they cannot fault), as VMware's translator did for a guest kernel's interrupt masking.
 constexpr uint32_t kCpl0 = 1u << 7;
+/// RDTSC may run on the host: CPL0 or CR4.TSD clear, and the guest TSC is the host's (no
+/// offset written): it then writes EDX:EAX exactly as the monitor's RDTSC would.
+constexpr uint32_t kHostTsc = 1u << 14;
 /// Bits 8-13: segment registers (SegIndex) that need limit/type checks (segment_checks.h);
 /// instructions using them leave translated code for the monitor.
 constexpr unsigned kRestrictedShift = 8;
