@@ -653,16 +653,23 @@ Exit BtEngine::run() {
 
     bool done = false;
     Exit e;
+    ++exits_by_kind_[static_cast<unsigned>(ctx_->exit_kind)];
     switch (ctx_->exit_kind) {
       case ExitKind::kBranch: {
         TranslationBlock* from = ctx_->exit_tb;
         TranslationBlock* to = lookup(s_.eip, flags);
-        // With paging a chain is only safe inside one linear page: another address space may
-        // map the target's page elsewhere, and only the dispatcher's lookup checks that.
-        bool same_page = from && to && (from->eip >> 12) == (to->eip >> 12) &&
-                         from->page_count == 1 && to->page_count == 1;
-        if (from && from->valid && to && from != kicked_ && (!mmu_.paging() || same_page) &&
-            !(flags & tb_flags::kSingleInstruction)) {
+        // With paging a chain is only safe where the target's code comes from pages the source
+        // was checked against: another address space may map other pages there, and only the
+        // dispatcher's lookup checks that (cross-page branches use the per-space table).
+        auto covered = [&](uint32_t page) {
+          return page == from->pages[0] || (from->page_count == 2 && page == from->pages[1]);
+        };
+        bool same_pages = from && to &&
+                          ((from->cs_base + from->eip) >> 12) == ((to->cs_base + to->eip) >> 12) &&
+                          covered(to->pages[0]) && (to->page_count == 1 || covered(to->pages[1]));
+        if (from && from->valid && to && from != kicked_ && (!mmu_.paging() || same_pages) &&
+            !(flags & tb_flags::kSingleInstruction) &&
+            !(from->key_flags & tb_flags::kSingleInstruction)) {
           cache_.link(from, ctx_->exit_slot, to);
           ++chains_;
         }
@@ -711,6 +718,12 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.smc_invalidations", smc_invalidations_);
   stats.set("bt.chains_made", chains_);
   stats.set("bt.dispatches", dispatches_);
+  static const char* kKinds[] = {"none",  "branch",   "indirect",  "callout",
+                                 "fault", "unlinked", "irq_window"};
+  for (unsigned i = 0; i < exits_by_kind_.size(); ++i) {
+    if (exits_by_kind_[i]) stats.set(std::string("bt.block_exits.") + kKinds[i], exits_by_kind_[i]);
+  }
+  stats.set("bt.shadow.spaces_created", mmu_.stats().spaces_created);
   stats.set("bt.host_faults", host_faults_);
   stats.set("interrupts_delivered", interrupts_delivered_);
   const ShadowMmuStats& m = mmu_.stats();

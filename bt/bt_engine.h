@@ -145,6 +145,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
 
   // Statistics.
   std::map<std::string, uint64_t> callouts_by_insn_;
+  std::array<uint64_t, 7> exits_by_kind_{};  ///< block exits by ExitKind
   std::map<unsigned, uint64_t> exceptions_by_vector_;
   uint64_t interrupts_delivered_ = 0, smc_invalidations_ = 0, chains_ = 0, dispatches_ = 0,
            host_faults_ = 0;

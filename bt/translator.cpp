@@ -300,7 +300,10 @@ class BlockEmitter {
   /// instead: another address space may map that page to other code, and the table (one per
   /// space, kept coherent by the shadow MMU) is checked where a chain would not be.
   void direct_exit(uint32_t target, int cc = -1) {
-    bool other_page = ((tb_.cs_base + target) >> 12) != ((tb_.cs_base + tb_.eip) >> 12);
+    // A target in the last bytes of the page likely starts a block that crosses into the next
+    // page, which a chain cannot vouch for either.
+    bool other_page = ((tb_.cs_base + target) >> 12) != ((tb_.cs_base + tb_.eip) >> 12) ||
+                      ((tb_.cs_base + target) & 0xfff) > 0x1000 - 16;
     if ((key_flags_ & tb_flags::kPaging) && other_page &&
         !(key_flags_ & tb_flags::kSingleInstruction)) {
       asmjit::Label skip = a_.newLabel();
