@@ -46,6 +46,7 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
   translator_.on_flush = [this] {
     // Code pages stay write-protected until written once more; a write then finds no blocks.
     for (auto& [id, table] : tables_) table->clear(ctx_->miss_stub);
+    if (global_table_) global_table_->clear(ctx_->miss_stub);
     entering_ = kicked_ = nullptr;
   };
   tsc_offset_ = 0;
@@ -58,16 +59,28 @@ BtEngine::~BtEngine() {
 BtEngine::IndirectTable& BtEngine::current_table() {
   auto& slot = tables_[mmu_.space_id()];
   if (!slot) {
+    // A new address space starts with the blocks on global pages, which every space maps the
+    // same way (a guest kernel's text): no table miss for them after a context switch.
     slot = std::make_unique<IndirectTable>();
-    slot->clear(ctx_->miss_stub);
+    if (global_table_) {
+      *slot = *global_table_;
+    } else {
+      slot->clear(ctx_->miss_stub);
+    }
   }
   return *slot;
 }
 
 void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages) {
+  // A whole space going away (eviction, a new page directory) leaves global mappings alone;
+  // a range dropped because its page-table entries changed may include global pages.
+  if (global_table_ && pages < (1u << 20)) clear_pages(*global_table_, first_page, pages);
   auto it = tables_.find(space_id);
   if (it == tables_.end()) return;
-  IndirectTable& table = *it->second;
+  clear_pages(*it->second, first_page, pages);
+}
+
+void BtEngine::clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages) {
   // The table is indexed by the low 16 bits of the EIP: a page's blocks sit in 4096 consecutive
   // slots. A few pages: clear their slots; more: the whole table.
   constexpr uint32_t kSlotsPerPage = 4096;
@@ -113,6 +126,11 @@ void BtEngine::write_tsc(uint64_t value) {
 }
 
 void BtEngine::on_paging_changed(const VcpuState& s) {
+  // CR0.PG/WP and CR4.PSE/PGE change what every translation means: blocks found through the
+  // global table must be looked up again. (CR3 loads keep global translations.)
+  uint32_t mode = (s.cr0 & (cr0::kPg | cr0::kWp)) | (s.cr4 & (cr4::kPse | cr4::kPge));
+  if (mode != paging_mode_bits_ && global_table_) global_table_->clear(ctx_->miss_stub);
+  paging_mode_bits_ = mode;
   mmu_.set_mode(s);
 }
 
@@ -161,10 +179,12 @@ void BtEngine::code_page_written(uint32_t phys_page) {
   smc_invalidations_ += dead.size();
   // Indirect-table entries of the dead blocks go back to the miss stub.
   for (TranslationBlock* tb : dead) {
-    for (auto& [id, table] : tables_) {
-      uint64_t& entry = table->slots[tb->eip & (kIndirectTableSize - 1)];
+    auto forget = [&](IndirectTable& table) {
+      uint64_t& entry = table.slots[tb->eip & (kIndirectTableSize - 1)];
       if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
-    }
+    };
+    for (auto& [id, table] : tables_) forget(*table);
+    if (global_table_) forget(*global_table_);
     if (kicked_ == tb) kicked_ = nullptr;
   }
 }
@@ -174,7 +194,8 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
   const uint32_t linear = cs_base + eip;
   const Access fetch_access{false, s_.seg[kSs].dpl == 3, true};
   uint32_t pa = 0, error_code = 0;
-  if (!mmu_.translate(linear, fetch_access, &pa, &error_code)) return nullptr;
+  bool global = false;
+  if (!mmu_.translate(linear, fetch_access, &pa, &error_code, &global)) return nullptr;
   TranslationBlock* tb = cache_.find(eip, flags, pa >> 12, cs_base);
   if (tb && tb->page_count == 2) {  // the second page must map to the same code too
     uint32_t pa2 = 0;
@@ -189,10 +210,19 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
     if (!tb) return nullptr;
     protect_code_pages(tb);
   }
-  IndirectTable& table = current_table();
-  table.slots[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
-  uint32_t page = linear >> 12;
-  table.pages[page / 64] |= uint64_t{1} << (page % 64);
+  auto remember = [&](IndirectTable& table) {
+    table.slots[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
+    uint32_t page = linear >> 12;
+    table.pages[page / 64] |= uint64_t{1} << (page % 64);
+  };
+  remember(current_table());
+  if (global && tb->page_count == 1 && s_.seg[kCs].base == 0) {
+    if (!global_table_) {
+      global_table_ = std::make_unique<IndirectTable>();
+      global_table_->clear(ctx_->miss_stub);
+    }
+    remember(*global_table_);
+  }
   return tb;
 }
 
@@ -604,6 +634,7 @@ Exit BtEngine::run() {
       // Indirect-branch tables are keyed by EIP, an offset in CS: a new code segment base
       // invalidates them all.
       for (auto& [id, table] : tables_) table->clear(ctx_->miss_stub);
+      if (global_table_) global_table_->clear(ctx_->miss_stub);
       table_cs_base_ = s_.seg[kCs].base;
     }
     TranslationBlock* tb = nullptr;

@@ -104,6 +104,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// The indirect-branch table of the current address space (created on first use).
   IndirectTable& current_table();
   void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages);
+  void clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages);
   std::string describe_eip() const;
 
   GuestMemory& memory_;
@@ -121,6 +122,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   HostFault fault_;
   std::function<void(const CalloutEvent&)> callout_observer_;
   std::map<uint32_t, std::unique_ptr<IndirectTable>> tables_;  ///< by ShadowMmu::space_id()
+  /// Blocks on global pages (G=1, CR4.PGE): the starting contents of every new space's table.
+  std::unique_ptr<IndirectTable> global_table_;
+  uint32_t paging_mode_bits_ = 0;  ///< CR0.PG/WP and CR4.PSE/PGE the global table was made for
   uint32_t table_cs_base_ = 0;  ///< the CS base the indirect-branch tables' entries were made for
   std::array<uint32_t, 16> recent_blocks_{};  ///< EIPs of the last blocks dispatched (ring)
   unsigned recent_next_ = 0;

@@ -815,6 +815,20 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
                       d.meta.category == ZYDIS_CATEGORY_RET || d.mnemonic == ZYDIS_MNEMONIC_PUSH ||
                       d.mnemonic == ZYDIS_MNEMONIC_POP || d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
+      if ((d.mnemonic == ZYDIS_MNEMONIC_RDTSC && (key_flags & tb_flags::kHostTsc)) ||
+          (d.mnemonic == ZYDIS_MNEMONIC_INVLPG && (key_flags & tb_flags::kCpl0))) {
+        // RDTSC: the host's, exactly what the monitor's would give. INVLPG at CPL0: nothing to
+        // do, shadows never outlive a guest PTE change (write-tracing).
+        ++stats_.ident;
+        if (d.mnemonic == ZYDIS_MNEMONIC_RDTSC) emit_ident(e, in);
+        pc = in.next;
+        if (tb->instructions >= TranslationBlock::kMaxInstructions ||
+            (key_flags & tb_flags::kSingleInstruction)) {
+          e.direct_exit(pc);
+          break;
+        }
+        continue;
+      }
       bool cpl0_flags =
           (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
           (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||

@@ -571,7 +571,8 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
 }
 
 bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
-                          uint32_t* error_code) {
+                          uint32_t* error_code, bool* global) {
+  if (global) *global = false;
   if (!paging_) {
     *phys = linear;
     return true;
@@ -582,6 +583,7 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
     return false;
   }
   *phys = w.phys;
+  if (global) *global = w.global;
   return true;
 }
 

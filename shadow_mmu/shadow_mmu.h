@@ -88,9 +88,12 @@ class ShadowMmu {
   };
   Fault handle_host_fault(const void* host, bool write);
 
+  /// (`global`: the translation is global, G=1 with CR4.PGE: the same in every address space,
+  /// which the architecture lets a TLB assume, Intel SDM Vol. 3A §4.10.2.4.)
   /// Translates for the monitor's own access (emulated instructions, instruction fetch), with
   /// the rights of `access`, setting A/D bits; false with the #PF error code on failure.
-  bool translate(uint32_t linear, const Access& access, uint32_t* phys, uint32_t* error_code);
+  bool translate(uint32_t linear, const Access& access, uint32_t* phys, uint32_t* error_code,
+                 bool* global = nullptr);
   /// Tells the MMU the monitor is about to write `len` bytes at guest-physical `phys_addr` (within
   /// one page): translated code there is dropped, and so is every mapping derived from the
   /// page-table entries written.
