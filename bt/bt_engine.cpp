@@ -165,8 +165,13 @@ uint32_t BtEngine::key_flags() const {
   if (!(s_.cr4 & cr4::kOsfxsr)) f |= tb_flags::kSseOff;
   f |= restricted_segments(s_) << tb_flags::kRestrictedShift;
   if (mmu_.paging()) f |= tb_flags::kPaging;
-  if (s_.seg[kSs].dpl == 0 && (s_.cr0 & cr0::kPe)) f |= tb_flags::kCpl0;
-  if (tsc_offset_ == 0 && ((f & tb_flags::kCpl0) || !(s_.cr4 & cr4::kTsd))) f |= tb_flags::kHostTsc;
+  // Inline CLI/STI/PUSHF/INVLPG (CPL0) and host RDTSC skip the monitor; a callout observer
+  // (vmbt trace) wants to see every sensitive instruction, so it gets callouts for them all.
+  bool cpl0 = s_.seg[kSs].dpl == 0 && (s_.cr0 & cr0::kPe);
+  if (!callout_observer_) {
+    if (cpl0) f |= tb_flags::kCpl0;
+    if (tsc_offset_ == 0 && (cpl0 || !(s_.cr4 & cr4::kTsd))) f |= tb_flags::kHostTsc;
+  }
   return f;
 }
 
