@@ -81,19 +81,31 @@ void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t 
 }
 
 void BtEngine::clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages) {
-  // The table is indexed by the low 16 bits of the EIP: a page's blocks sit in 4096 consecutive
-  // slots. A few pages: clear their slots; more: the whole table.
+  // Only pages with blocks in the table matter (a bit each); of those, only the slots that hold
+  // blocks of that page: the table is indexed by the low 16 bits of the EIP, so a page's blocks
+  // sit in 4096 consecutive slots shared with 15 other pages' blocks.
   constexpr uint32_t kSlotsPerPage = 4096;
-  if (uint64_t{pages} * kSlotsPerPage >= table.slots.size()) {
+  if (first_page == 0 && pages >= (1u << 20)) {
     table.clear(ctx_->miss_stub);
     return;
   }
-  for (uint32_t p = first_page; p < first_page + pages; ++p) {
-    uint64_t& word = table.pages[p / 64];
-    if (!(word & (uint64_t{1} << (p % 64)))) continue;  // no block of this page is in the table
-    word &= ~(uint64_t{1} << (p % 64));
+  uint32_t end = std::min<uint64_t>(uint64_t{first_page} + pages, 1u << 20);
+  for (uint32_t p = first_page; p < end;) {
+    uint64_t word = table.pages[p / 64] >> (p % 64);
+    if (word == 0) {  // no page with blocks in the rest of this word
+      p = (p / 64 + 1) * 64;
+      continue;
+    }
+    if (!(word & 1)) {
+      ++p;
+      continue;
+    }
+    table.pages[p / 64] &= ~(uint64_t{1} << (p % 64));
     uint32_t start = (p * kSlotsPerPage) & (kIndirectTableSize - 1);
-    std::fill_n(table.slots.begin() + start, kSlotsPerPage, ctx_->miss_stub);
+    for (uint32_t i = start; i < start + kSlotsPerPage; ++i) {
+      if (table.slot_page[i] == p) table.slots[i] = ctx_->miss_stub;
+    }
+    ++p;
   }
 }
 
@@ -216,8 +228,9 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
     protect_code_pages(tb);
   }
   auto remember = [&](IndirectTable& table) {
-    table.slots[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
     uint32_t page = linear >> 12;
+    table.slots[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
+    table.slot_page[eip & (kIndirectTableSize - 1)] = page;
     table.pages[page / 64] |= uint64_t{1} << (page % 64);
   };
   remember(current_table());

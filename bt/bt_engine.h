@@ -95,6 +95,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// dropped data page costs nothing here).
   struct IndirectTable {
     std::array<uint64_t, kIndirectTableSize> slots;
+    std::array<uint32_t, kIndirectTableSize> slot_page;  ///< linear page of each slot's block
     std::vector<uint64_t> pages = std::vector<uint64_t>((1u << 20) / 64);  ///< bit per page
     void clear(uint64_t miss_stub) {
       slots.fill(miss_stub);
