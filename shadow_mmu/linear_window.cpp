@@ -49,6 +49,13 @@ void LinearWindow::map_fd_page(uint32_t linear_page, unsigned copy, int fd, uint
   }
 }
 
+void LinearWindow::protect_page(uint32_t linear_page, unsigned copy, bool writable) {
+  void* at = base_ + copy * kSpan + uint64_t{linear_page} * kPage;
+  if (mprotect(at, kPage, PROT_READ | (writable ? PROT_WRITE : 0)) != 0) {
+    throw Error(fmt::format("cannot change a guest page's protection: {}", std::strerror(errno)));
+  }
+}
+
 void LinearWindow::unmap_pages(uint32_t first, uint32_t count, unsigned copy) {
   void* at = base_ + copy * kSpan + uint64_t{first} * kPage;
   mmap(at, uint64_t{count} * kPage, PROT_NONE,

@@ -290,7 +290,20 @@ void ShadowMmu::remap_all(uint32_t phys_page) {
            (m.space->shadow[m.lin_page] & (entry::kPhysMask | entry::kMapped)) !=
                (phys_page | entry::kMapped);
   });
-  for (const Mapping& m : maps) apply(*m.space, m.lin_page);
+  // Only the protection changes (the page stays where it is): mprotect, not a new mapping.
+  for (const Mapping& m : maps) {
+    Space& space = *m.space;
+    uint32_t e = space.shadow[m.lin_page];
+    bool locked = protection_[phys_page] != 0, dirty = e & entry::kDirty;
+    bool sup_w = (e & entry::kSupWrite) && dirty && !locked;
+    bool user_w = (e & entry::kUserWrite) && dirty && !locked;
+    space.sup.protect_page(m.lin_page, 0, sup_w);
+    if (e & entry::kSupAlias) space.sup.protect_page(m.lin_page, 1, sup_w);
+    if (paging_ && (e & entry::kUser)) {
+      space.user.protect_page(m.lin_page, 0, user_w);
+      if (e & entry::kUserAlias) space.user.protect_page(m.lin_page, 1, user_w);
+    }
+  }
 }
 
 void ShadowMmu::protect(uint32_t phys_page, uint8_t reason) {
