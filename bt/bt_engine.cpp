@@ -772,24 +772,10 @@ void BtEngine::collect_stats(Stats& stats) {
   for (unsigned i = 0; i < exits_by_kind_.size(); ++i) {
     if (exits_by_kind_[i]) stats.set(std::string("bt.block_exits.") + kKinds[i], exits_by_kind_[i]);
   }
-  stats.set("bt.shadow.spaces_created", mmu_.stats().spaces_created);
   stats.set("bt.host_faults", host_faults_);
   stats.set("interrupts_delivered", interrupts_delivered_);
+  mmu_.collect_stats(stats, "bt.shadow.");
   const ShadowMmuStats& m = mmu_.stats();
-  stats.set("bt.shadow.hidden_faults", m.hidden_faults);
-  stats.set("bt.shadow.true_faults", m.true_faults);
-  stats.set("bt.shadow.tracing_faults", m.tracing_faults);
-  stats.set("bt.shadow.dirty_faults", m.dirty_faults);
-  stats.set("bt.shadow.code_write_faults", m.code_write_faults);
-  stats.set("bt.shadow.flushes", m.flushes);
-  stats.set("bt.shadow.space_switches", m.space_switches);
-  stats.set("bt.shadow.spaces_live", mmu_.spaces_live());
-  stats.set("bt.shadow.ranges_dropped", m.ranges_dropped);
-  stats.set("bt.shadow.invlpg", m.invlpg);
-  stats.set("bt.shadow.unassigned_fills", m.unassigned_fills);
-  stats.set("bt.shadow.unassigned_writes", m.unassigned_writes);
-  stats.set("bt.shadow.mmio_faults", m.mmio_faults);
-  stats.set("bt.shadow.unshadowed_tables", m.unshadowed_tables);
   stats.set("guest_page_faults", m.true_faults);
   for (const auto& [name, n] : callouts_by_insn_) stats.set("bt.callouts." + name, n);
   for (const auto& [vector, n] : exceptions_by_vector_) {

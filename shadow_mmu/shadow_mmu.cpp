@@ -9,6 +9,7 @@
 #include "vmm/cpu_state.h"
 #include "vmm/error.h"
 #include "vmm/machine/guest_memory.h"
+#include "vmm/stats.h"
 
 namespace vmbt {
 
@@ -94,6 +95,26 @@ ShadowMmu::~ShadowMmu() {
 
 size_t ShadowMmu::spaces_live() const {
   return spaces_.size();
+}
+
+void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
+  const std::pair<const char*, uint64_t> counters[] = {
+      {"hidden_faults", stats_.hidden_faults},
+      {"true_faults", stats_.true_faults},
+      {"tracing_faults", stats_.tracing_faults},
+      {"dirty_faults", stats_.dirty_faults},
+      {"code_write_faults", stats_.code_write_faults},
+      {"flushes", stats_.flushes},
+      {"space_switches", stats_.space_switches},
+      {"spaces_created", stats_.spaces_created},
+      {"spaces_live", spaces_.size()},
+      {"ranges_dropped", stats_.ranges_dropped},
+      {"invlpg", stats_.invlpg},
+      {"unassigned_fills", stats_.unassigned_fills},
+      {"unassigned_writes", stats_.unassigned_writes},
+      {"mmio_faults", stats_.mmio_faults},
+      {"unshadowed_tables", stats_.unshadowed_tables}};
+  for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
 
 ShadowMmu::Space* ShadowMmu::space_for(uint32_t cr3_base) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -15,6 +16,7 @@
 namespace vmbt {
 
 class GuestMemory;
+class Stats;
 struct VcpuState;
 
 /// Counters of the shadow MMU (all since creation).
@@ -117,6 +119,8 @@ class ShadowMmu {
   void flush_all();
 
   const ShadowMmuStats& stats() const { return stats_; }
+  /// Adds the counters to `stats` under `prefix` ("bt.shadow.").
+  void collect_stats(Stats& stats, const std::string& prefix) const;
   size_t spaces_live() const;
 
  private:
