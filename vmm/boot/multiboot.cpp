@@ -170,8 +170,8 @@ ElfKind identify_elf(std::span<const uint8_t> d, uint16_t* machine) {
             path));
       }
       throw Error(fmt::format(
-          "kernel '{}' is not an ELF file and has no multiboot header: vmbt's multiboot loader "
-          "needs an ELF32 i386 kernel with a multiboot header",
+          "kernel '{}' is not an ELF file and has no multiboot header, nor is it a Linux bzImage "
+          "(no 'HdrS' setup header): vmbt boots i386 bzImages and Multiboot ELF32 kernels",
           path));
     case ElfKind::kTruncated:
       throw Error(fmt::format("kernel '{}' is truncated: its ELF header is incomplete", path));

@@ -14,7 +14,8 @@ void add_guest_options(CLI::App* cmd, std::string& kernel, std::string& initrd, 
                        std::string& memory, double& timeout) {
   cmd->add_option("--kernel,-k", kernel, "kernel image (Multiboot ELF32 or Linux bzImage)")
       ->required();
-  cmd->add_option("--initrd", initrd, "initial ramdisk (Multiboot module 0)");
+  cmd->add_option("--initrd", initrd,
+                  "initial ramdisk (a bzImage's initrd, or Multiboot module 0)");
   cmd->add_option("--append", append, "kernel command line");
   cmd->add_option("--memory,-m", memory, "guest RAM, 2M to 3G (K/M/G suffixes)")
       ->capture_default_str();
@@ -34,8 +35,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--engine", run.engine, "execution engine")
       ->check(CLI::IsMember({"bt", "kvm"}))
       ->capture_default_str();
-  run_cmd->add_option("--kernel,-k", run.kernel, "kernel image (Multiboot ELF32)")->required();
-  run_cmd->add_option("--initrd", run.initrd, "initial ramdisk (Multiboot module 0)");
+  run_cmd->add_option("--kernel,-k", run.kernel, "kernel image (Linux bzImage or Multiboot ELF32)")
+      ->required();
+  run_cmd->add_option("--initrd", run.initrd,
+                      "initial ramdisk (a bzImage's initrd, or Multiboot module 0)");
   run_cmd->add_option("--append", run.append, "kernel command line");
   run_cmd->add_option("--memory,-m", run.memory, "guest RAM, 2M to 3G (K/M/G suffixes)")
       ->capture_default_str();
