@@ -36,6 +36,9 @@ constexpr uint32_t kUnassigned = 1u << 25;  ///< no RAM behind it: the all-ones 
 constexpr uint32_t kSupAlias = 1u << 26;    ///< also mapped in the supervisor window's 2nd copy
 constexpr uint32_t kUserAlias = 1u << 27;   ///< also mapped in the user window's 2nd copy
 constexpr uint32_t kAliases = kSupAlias | kUserAlias;
+constexpr uint32_t kInSup = 1u << 29;   ///< mapped in the supervisor window (1st copy)
+constexpr uint32_t kInUser = 1u << 30;  ///< mapped in the user window (1st copy)
+constexpr uint32_t kWindows = kInSup | kInUser | kAliases;
 constexpr uint32_t kMmio = 1u << 28;  ///< a device's MMIO window: left unmapped, every access traps
 }  // namespace entry
 
@@ -189,14 +192,26 @@ void ShadowMmu::flush_all() {
   for (auto& p : protection_) p &= ~protect::kPageTable;
 }
 
+void ShadowMmu::unmap_windows(Space& space, uint32_t lin_page, uint32_t e) {
+  if (e & entry::kInSup) space.sup.unmap_pages(lin_page, 1, 0);
+  if (e & entry::kSupAlias) space.sup.unmap_pages(lin_page, 1, 1);
+  if (e & entry::kInUser) space.user.unmap_pages(lin_page, 1, 0);
+  if (e & entry::kUserAlias) space.user.unmap_pages(lin_page, 1, 1);
+}
+
 void ShadowMmu::apply(Space& space, uint32_t lin_page) {
-  uint32_t e = space.shadow[lin_page];
+  // Each window (and copy) is mapped only once an access through it needed it: the entry's
+  // kInSup/kInUser/alias bits say which are.
+  uint32_t& e = space.shadow[lin_page];
   if (e & entry::kMmio) {  // nothing mapped: every access is the device's
-    space.sup.unmap_pages(lin_page, 1, 0);
-    if (e & entry::kSupAlias) space.sup.unmap_pages(lin_page, 1, 1);
-    space.user.unmap_pages(lin_page, 1, 0);
-    if (e & entry::kUserAlias) space.user.unmap_pages(lin_page, 1, 1);
+    unmap_windows(space, lin_page, e);
+    e &= ~entry::kWindows;
     return;
+  }
+  if (!(paging_ && (e & entry::kUser)) && (e & (entry::kInUser | entry::kUserAlias))) {
+    // No longer user-accessible: the user window must not keep it.
+    unmap_windows(space, lin_page, e & (entry::kInUser | entry::kUserAlias));
+    e &= ~(entry::kInUser | entry::kUserAlias);
   }
   int fd = ram_.fd();
   uint64_t offset = uint64_t{e & entry::kPhysMask} << 12;
@@ -211,12 +226,12 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page) {
     sup_w = (e & entry::kSupWrite) && dirty && !locked;
     user_w = (e & entry::kUserWrite) && dirty && !locked;
   }
-  bool user = paging_ && (e & entry::kUser);
+  const uint32_t bits = e;
   auto map_all = [&] {
-    space.sup.map_fd_page(lin_page, 0, fd, offset, sup_w);
-    if (e & entry::kSupAlias) space.sup.map_fd_page(lin_page, 1, fd, offset, sup_w);
-    if (user) space.user.map_fd_page(lin_page, 0, fd, offset, user_w);
-    if (user && (e & entry::kUserAlias)) space.user.map_fd_page(lin_page, 1, fd, offset, user_w);
+    if (bits & entry::kInSup) space.sup.map_fd_page(lin_page, 0, fd, offset, sup_w);
+    if (bits & entry::kSupAlias) space.sup.map_fd_page(lin_page, 1, fd, offset, sup_w);
+    if (bits & entry::kInUser) space.user.map_fd_page(lin_page, 0, fd, offset, user_w);
+    if (bits & entry::kUserAlias) space.user.map_fd_page(lin_page, 1, fd, offset, user_w);
   };
   try {
     map_all();
@@ -235,15 +250,18 @@ ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
   return Backing::kUnassigned;
 }
 
-void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing) {
+void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing,
+                     uint32_t window) {
   bool unassigned = backing == Backing::kUnassigned;
   uint32_t phys = unassigned ? 0 : w.page_base >> 12;
   uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0) |
-               (backing == Backing::kMmio ? entry::kMmio : 0);
+               (backing == Backing::kMmio ? entry::kMmio : 0) | window;
   uint32_t old = space.shadow[lin_page];
   constexpr uint32_t kSame = entry::kMapped | entry::kPhysMask | entry::kUnassigned | entry::kMmio;
   if ((old & kSame) == (e & kSame)) {
-    e |= old & entry::kAliases;  // a refresh of the same page keeps its alias mappings
+    e |= old & entry::kWindows;  // a refresh of the same page keeps its mappings
+  } else if (old & entry::kMapped) {
+    unmap_windows(space, lin_page, old);  // another page now: no window may keep the old one
   }
   if (w.sup_write_ok) e |= entry::kSupWrite;
   if (w.user_ok) e |= entry::kUser;
@@ -318,12 +336,10 @@ void ShadowMmu::remap_all(uint32_t phys_page) {
     bool locked = protection_[phys_page] != 0, dirty = e & entry::kDirty;
     bool sup_w = (e & entry::kSupWrite) && dirty && !locked;
     bool user_w = (e & entry::kUserWrite) && dirty && !locked;
-    space.sup.protect_page(m.lin_page, 0, sup_w);
+    if (e & entry::kInSup) space.sup.protect_page(m.lin_page, 0, sup_w);
     if (e & entry::kSupAlias) space.sup.protect_page(m.lin_page, 1, sup_w);
-    if (paging_ && (e & entry::kUser)) {
-      space.user.protect_page(m.lin_page, 0, user_w);
-      if (e & entry::kUserAlias) space.user.protect_page(m.lin_page, 1, user_w);
-    }
+    if (e & entry::kInUser) space.user.protect_page(m.lin_page, 0, user_w);
+    if (e & entry::kUserAlias) space.user.protect_page(m.lin_page, 1, user_w);
   }
 }
 
@@ -348,9 +364,12 @@ void ShadowMmu::protect_code(uint32_t phys_page) {
 void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
   resume_tracing();
   uint32_t lin_page = linear >> 12;
+  uint32_t& e = current_->shadow[lin_page];
   current_->sup.map_fd_page(lin_page, 0, unassigned_fd_, LinearWindow::kPage, writable);
-  if (paging_ && (current_->shadow[lin_page] & entry::kUser)) {
+  e |= entry::kInSup;  // so resume_tracing's apply() takes it away again
+  if (paging_ && (e & entry::kUser)) {
     current_->user.map_fd_page(lin_page, 0, unassigned_fd_, LinearWindow::kPage, writable);
+    e |= entry::kInUser;
   }
   scratch_space_ = current_;
   scratch_page_ = lin_page;
@@ -396,10 +415,7 @@ void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count) {
     for (uint32_t p = first_page; p < first_page + count; ++p) {
       uint32_t e = space.shadow[p];
       if (!(e & entry::kMapped)) continue;
-      space.sup.unmap_pages(p, 1, 0);
-      if (e & entry::kSupAlias) space.sup.unmap_pages(p, 1, 1);
-      if (e & entry::kUser) space.user.unmap_pages(p, 1, 0);
-      if (e & entry::kUserAlias) space.user.unmap_pages(p, 1, 1);
+      unmap_windows(space, p, e);
       space.shadow[p] = 0;
     }
     return;
@@ -443,14 +459,14 @@ void ShadowMmu::note_phys_write(uint32_t phys_addr, uint32_t len) {
 }
 
 ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const Access& access,
-                                           uint32_t* error_code) {
+                                           uint32_t* error_code, uint32_t window) {
   uint32_t lin_page = linear >> 12;
   if (!paging_) {
     WalkResult w;
     w.ok = true;
     w.page_base = lin_page << 12;
     w.sup_write_ok = w.user_ok = w.user_write_ok = w.dirty = true;
-    fill(space, lin_page, w, backing_of(w.page_base));
+    fill(space, lin_page, w, backing_of(w.page_base), window);
     return kFilled;
   }
   WalkResult w = walk(*phys_, mode_, linear, access);
@@ -458,7 +474,7 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
     *error_code = w.error_code;
     return kGuestFault;
   }
-  fill(space, lin_page, w, backing_of(w.page_base));
+  fill(space, lin_page, w, backing_of(w.page_base), window);
   return kFilled;
 }
 
@@ -498,7 +514,8 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   uint32_t e = space->shadow[lin_page];
   Access access{write, user_window, false};
   uint32_t alias = user_window ? entry::kUserAlias : entry::kSupAlias;
-  bool visible = (e & entry::kMapped) && (!user_window || (e & entry::kUser));
+  uint32_t in_window = user_window ? entry::kInUser : entry::kInSup;
+  bool visible = (e & entry::kMapped) && (e & in_window);
   if (copy == 1 && visible && !(e & alias)) {
     // A wrapping access reached the second copy, mapped on demand: map it like the first.
     space->shadow[lin_page] = e | alias;
@@ -508,9 +525,9 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     return f;
   }
 
-  if (!(e & entry::kMapped) || (user_window && !(e & entry::kUser))) {
+  if (!(e & entry::kMapped) || !(e & in_window)) {
     uint32_t err = 0;
-    FillResult r = walk_into(*space, linear, access, &err);
+    FillResult r = walk_into(*space, linear, access, &err, in_window);
     if (r == kFilled && (space->shadow[lin_page] & entry::kMmio)) {
       e = space->shadow[lin_page];  // a device page: fall through to the MMIO case below
     } else if (r == kFilled) {
@@ -555,13 +572,13 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     WalkResult w = walk(*phys_, mode_, linear, access);
     if (!w.ok) return page_fault(w.error_code, f);
     if ((w.page_base >> 12) != phys) {  // the entry was stale: refill from the walk
-      fill(*space, lin_page, w);
+      fill(*space, lin_page, w, Backing::kRam, in_window);
       ++stats_.hidden_faults;
       f.kind = Fault::kRetry;
       return f;
     }
     if (!(e & entry::kDirty)) ++stats_.dirty_faults;
-    fill(*space, lin_page, w);
+    fill(*space, lin_page, w, Backing::kRam, in_window);
   }
   f.kind = Fault::kRetry;
   if (phys < protection_.size() && protection_[phys]) {

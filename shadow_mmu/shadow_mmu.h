@@ -128,7 +128,9 @@ class ShadowMmu {
   Space* space_for(uint32_t cr3_base);
   void reset_space(Space& space);
   enum class Backing { kRam, kUnassigned, kMmio };
-  void fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing = Backing::kRam);
+  /// Records and maps a translation; `window` is the window bit (first copy) that needs it now.
+  void fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing, uint32_t window);
+  void unmap_windows(Space& space, uint32_t lin_page, uint32_t entry_bits);
   Backing backing_of(uint64_t page_base) const;
   void apply(Space& space, uint32_t lin_page);
   void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
@@ -144,7 +146,8 @@ class ShadowMmu {
   Fault page_fault(uint32_t error_code, Fault& f);
   /// Walks the guest's tables for the access; false (with `f` made a #PF) if they forbid it.
   bool guest_allows(uint32_t linear, const Access& access, Fault& f);
-  FillResult walk_into(Space& space, uint32_t linear, const Access& access, uint32_t* error_code);
+  FillResult walk_into(Space& space, uint32_t linear, const Access& access, uint32_t* error_code,
+                       uint32_t window);
   PagingMode mode() const { return mode_; }
 
   GuestMemory& ram_;
