@@ -154,7 +154,7 @@ unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phy
   // Instruction fetch with the CPL's rights; stops at the end of the page (the translator asks
   // again for the next one) and where no RAM is.
   uint32_t pa = 0, error_code = 0;
-  if (!mmu_.translate(eip, Access{false, s_.seg[kSs].dpl == 3, true}, &pa, &error_code)) {
+  if (!mmu_.translate(eip, fetch_access(), &pa, &error_code)) {
     return 0;
   }
   if (!memory_.contains(pa, 1)) return 0;
@@ -209,14 +209,13 @@ void BtEngine::code_page_written(uint32_t phys_page) {
 TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
   const uint32_t cs_base = s_.seg[kCs].base;
   const uint32_t linear = cs_base + eip;
-  const Access fetch_access{false, s_.seg[kSs].dpl == 3, true};
   uint32_t pa = 0, error_code = 0;
   bool global = false;
-  if (!mmu_.translate(linear, fetch_access, &pa, &error_code, &global)) return nullptr;
+  if (!mmu_.translate(linear, fetch_access(), &pa, &error_code, &global)) return nullptr;
   TranslationBlock* tb = cache_.find(eip, flags, pa >> 12, cs_base);
   if (tb && tb->page_count == 2) {  // the second page must map to the same code too
     uint32_t pa2 = 0;
-    if (!mmu_.translate((linear | 0xfff) + 1, fetch_access, &pa2, &error_code) ||
+    if (!mmu_.translate((linear | 0xfff) + 1, fetch_access(), &pa2, &error_code) ||
         (pa2 >> 12) != tb->pages[1]) {
       cache_.discard(tb);
       tb = nullptr;
@@ -543,11 +542,10 @@ Exit BtEngine::handle_fault(bool& done) {
 
 Exit BtEngine::deliver_fetch_fault(bool& done) {
   uint32_t pa = 0, error_code = 0;
-  bool user = s_.seg[kSs].dpl == 3;
   uint32_t eip = s_.seg[kCs].base + s_.eip;
   // The first instruction byte, or the rest of the instruction on the next page.
   for (uint32_t probe : {eip, (eip | 0xfff) + 1}) {
-    if (!mmu_.translate(probe, Access{false, user, true}, &pa, &error_code)) {
+    if (!mmu_.translate(probe, fetch_access(), &pa, &error_code)) {
       s_.cr2 = probe;
       ++exceptions_by_vector_[14];
       return finish_step(system_.raise(s_, 14, true, error_code), done);
@@ -556,6 +554,19 @@ Exit BtEngine::deliver_fetch_fault(bool& done) {
   done = true;
   return Exit(ExitReason::kShutdown, fmt::format("guest executed outside RAM at {} ({} MiB of RAM)",
                                                  describe_eip(), memory_.size() >> 20));
+}
+
+Exit BtEngine::mmio_exit(bool write) {
+  Exit e(ExitReason::kMmio);
+  e.mmio.gpa = mmio_.gpa;
+  e.mmio.size = static_cast<uint8_t>(mmio_.size);
+  e.mmio.write = write;
+  e.mmio.data = mmio_data_.data();
+  return e;
+}
+
+Access BtEngine::fetch_access() const {
+  return Access{false, s_.seg[kSs].dpl == 3, true};
 }
 
 Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
@@ -590,12 +601,7 @@ Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
   if (mmio_.reads) {  // ask the device first; the instruction runs when its answer is in
     mmio_.stage = PendingMmio::kAwaitingRead;
     done = true;
-    Exit e(ExitReason::kMmio);
-    e.mmio.gpa = mmio_.gpa;
-    e.mmio.size = static_cast<uint8_t>(size);
-    e.mmio.write = false;
-    e.mmio.data = mmio_data_.data();
-    return e;
+    return mmio_exit(false);
   }
   mmu_.map_scratch(mmio_.linear, true);
   mmio_.stage = PendingMmio::kStepping;
@@ -691,12 +697,7 @@ Exit BtEngine::run() {
       }
       mmu_.resume_tracing();
       if (mmio_write) {  // what the instruction stored goes to the device
-        Exit e(ExitReason::kMmio);
-        e.mmio.gpa = mmio_.gpa;
-        e.mmio.size = static_cast<uint8_t>(mmio_.size);
-        e.mmio.write = true;
-        e.mmio.data = mmio_data_.data();
-        return e;
+        return mmio_exit(true);
       }
     }
 

@@ -89,6 +89,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void code_page_written(uint32_t phys_page);
   Exit deliver_fetch_fault(bool& done);
   Exit start_mmio(const ShadowMmu::Fault& fault, bool& done);
+  /// The exit that asks the run loop to perform the pending MMIO access (mmio_).
+  Exit mmio_exit(bool write);
+  /// Instruction fetch with the current CPL's rights.
+  Access fetch_access() const;
   /// Reads and decodes the guest instruction at CS:EIP (bytes past an unmapped page read as 0).
   bool decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn, ZydisDecodedOperand* ops);
   /// One address space's indirect-branch table, plus which linear pages have blocks in it (so a

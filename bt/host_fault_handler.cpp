@@ -15,11 +15,6 @@ constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP};
 struct sigaction g_previous[sizeof kSignals / sizeof kSignals[0]];
 thread_local BtEngine* t_engine = nullptr;
 
-/// Signal delivery keeps EFLAGS.AC, which translated code may have set for a CPL3 guest (its
-/// #AC): clear it before any monitor code makes an unaligned access.
-inline void clear_alignment_check() {
-  asm volatile("pushfq\n\tandq $~0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
-}
 thread_local bool t_installed = false;  ///< this thread's engine already checked the handlers
 
 void chain(int sig, siginfo_t* info, void* uc) {

@@ -2,33 +2,12 @@
 
 #include <bit>
 
+#include "bt/guest_operands.h"
 #include "bt/segment_checks.h"
 
 namespace vmbt::bt {
 
 namespace {
-
-int seg_of(ZydisRegister r) {
-  switch (r) {
-    case ZYDIS_REGISTER_ES:
-      return kEs;
-    case ZYDIS_REGISTER_CS:
-      return kCs;
-    case ZYDIS_REGISTER_SS:
-      return kSs;
-    case ZYDIS_REGISTER_FS:
-      return kFs;
-    case ZYDIS_REGISTER_GS:
-      return kGs;
-    default:
-      return kDs;
-  }
-}
-
-int gpr_of(ZydisRegister r) {
-  ZydisRegister big = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LEGACY_32, r);
-  return (big >= ZYDIS_REGISTER_EAX && big <= ZYDIS_REGISTER_EDI) ? big - ZYDIS_REGISTER_EAX : -1;
-}
 
 /// Guest memory through a segment, with the CPL's rights.
 class Access {
@@ -142,8 +121,8 @@ bool string_op(VcpuState& s, const ZydisDecodedInstruction& insn, const ZydisDec
   const unsigned abits = insn.address_width;
   int src_seg = kDs;
   for (unsigned i = 0; i < insn.operand_count; ++i) {
-    if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && gpr_of(ops[i].mem.base) == kEsi) {
-      src_seg = seg_of(ops[i].mem.segment);
+    if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && gpr_index(ops[i].mem.base) == kEsi) {
+      src_seg = operand_segment(ops[i]);
     }
   }
   const bool rep =
@@ -268,7 +247,7 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
       case ZYDIS_MNEMONIC_XLAT: {
         int seg = kDs;
         for (unsigned i = 0; i < insn.operand_count; ++i) {
-          if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY) seg = seg_of(ops[i].mem.segment);
+          if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY) seg = operand_segment(ops[i]);
         }
         uint32_t base = insn.address_width == 16 ? (s.gpr[kEbx] & 0xffff) : s.gpr[kEbx];
         uint32_t off = base + al(s);
@@ -299,13 +278,10 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
         break;
       }
       case ZYDIS_MNEMONIC_BOUND: {
-        int r = gpr_of(ops[0].reg.value);
+        int r = gpr_index(ops[0].reg.value);
         const ZydisDecodedOperand& mo = ops[1];
-        uint32_t ea = static_cast<uint32_t>(mo.mem.disp.has_displacement ? mo.mem.disp.value : 0);
-        if (gpr_of(mo.mem.base) >= 0) ea += s.gpr[gpr_of(mo.mem.base)];
-        if (gpr_of(mo.mem.index) >= 0) ea += s.gpr[gpr_of(mo.mem.index)] * mo.mem.scale;
-        if (insn.address_width == 16) ea &= 0xffff;
-        int seg = seg_of(mo.mem.segment);
+        uint32_t ea = effective_offset(s, mo, insn.address_width);
+        int seg = operand_segment(mo);
         unsigned w = insn.operand_width / 8;
         int32_t lo, hi, v;
         if (w == 4) {

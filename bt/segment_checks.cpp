@@ -1,37 +1,8 @@
 #include "bt/segment_checks.h"
 
+#include "bt/guest_operands.h"
+
 namespace vmbt::bt {
-
-namespace {
-
-int seg_index(ZydisRegister r) {
-  switch (r) {
-    case ZYDIS_REGISTER_ES:
-      return kEs;
-    case ZYDIS_REGISTER_CS:
-      return kCs;
-    case ZYDIS_REGISTER_SS:
-      return kSs;
-    case ZYDIS_REGISTER_DS:
-      return kDs;
-    case ZYDIS_REGISTER_FS:
-      return kFs;
-    case ZYDIS_REGISTER_GS:
-      return kGs;
-    default:
-      return -1;
-  }
-}
-
-uint32_t gpr(const VcpuState& s, ZydisRegister r) {
-  if (r == ZYDIS_REGISTER_NONE) return 0;
-  ZydisRegister big = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LEGACY_32, r);
-  if (big < ZYDIS_REGISTER_EAX || big > ZYDIS_REGISTER_EDI) return 0;
-  uint32_t v = s.gpr[big - ZYDIS_REGISTER_EAX];
-  return ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LEGACY_32, r) == 16 ? (v & 0xffff) : v;
-}
-
-}  // namespace
 
 bool segment_unrestricted(const SegmentReg& seg) {
   return !seg.unusable && seg.present && seg.s && !(seg.type & 8) && (seg.type & 2) &&
@@ -51,7 +22,7 @@ uint32_t segments_used(const ZydisDecodedInstruction& insn, const ZydisDecodedOp
   for (unsigned i = 0; i < insn.operand_count; ++i) {
     const ZydisDecodedOperand& o = ops[i];
     if (o.type != ZYDIS_OPERAND_TYPE_MEMORY || o.mem.type != ZYDIS_MEMOP_TYPE_MEM) continue;
-    int seg = seg_index(o.mem.segment);
+    int seg = segment_index(o.mem.segment);
     if (seg >= 0) mask |= 1u << seg;
   }
   return mask;
@@ -79,11 +50,9 @@ std::optional<GuestFault> check_instruction(const VcpuState& s, const ZydisDecod
   for (unsigned i = 0; i < insn.operand_count; ++i) {
     const ZydisDecodedOperand& o = ops[i];
     if (o.type != ZYDIS_OPERAND_TYPE_MEMORY || o.mem.type != ZYDIS_MEMOP_TYPE_MEM) continue;
-    int seg = seg_index(o.mem.segment);
+    int seg = segment_index(o.mem.segment);
     if (seg < 0) continue;
-    uint32_t offset = gpr(s, o.mem.base) + gpr(s, o.mem.index) * o.mem.scale +
-                      static_cast<uint32_t>(o.mem.disp.has_displacement ? o.mem.disp.value : 0);
-    if (insn.address_width == 16) offset &= 0xffff;
+    uint32_t offset = effective_offset(s, o, insn.address_width);
     unsigned size = o.size / 8;
     if (size == 0) size = 1;
     bool write = o.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;

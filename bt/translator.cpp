@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bt/fpu_class.h"
+#include "bt/guest_operands.h"
 #include "bt/segment_checks.h"
 #include "vmm/error.h"
 
@@ -41,36 +42,9 @@ x86::Mem ctx_field(size_t offset, unsigned size) {
   return x86::Mem(x86::r14, static_cast<int32_t>(offset), size);
 }
 
-/// Index 0-7 (EAX..EDI) of the 32-bit register enclosing a general-purpose register, or -1.
-int gpr_id(ZydisRegister r) {
-  if (r == ZYDIS_REGISTER_NONE) return -1;
-  ZydisRegister big = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LEGACY_32, r);
-  if (big >= ZYDIS_REGISTER_EAX && big <= ZYDIS_REGISTER_EDI) return big - ZYDIS_REGISTER_EAX;
-  return -1;
-}
-
 bool is_high_byte(ZydisRegister r) {
   return r == ZYDIS_REGISTER_AH || r == ZYDIS_REGISTER_CH || r == ZYDIS_REGISTER_DH ||
          r == ZYDIS_REGISTER_BH;
-}
-
-int seg_index(ZydisRegister r) {
-  switch (r) {
-    case ZYDIS_REGISTER_ES:
-      return 0;
-    case ZYDIS_REGISTER_CS:
-      return 1;
-    case ZYDIS_REGISTER_SS:
-      return 2;
-    case ZYDIS_REGISTER_DS:
-      return 3;
-    case ZYDIS_REGISTER_FS:
-      return 4;
-    case ZYDIS_REGISTER_GS:
-      return 5;
-    default:
-      return 3;
-  }
 }
 
 /// Instructions the monitor executes (Intel SDM: privileged, or sensitive to CPL/IOPL/IF, or
@@ -266,8 +240,8 @@ class BlockEmitter {
   /// Computes the guest linear address of memory operand `m` into r8d (flag-free).
   /// `extra` is added to the effective address (POP [ESP+x] sees ESP after the pop).
   void address(const ZydisDecodedOperand& m, unsigned address_width, int32_t extra = 0) {
-    int base = gpr_id(m.mem.base);
-    int index = gpr_id(m.mem.index);
+    int base = gpr_index(m.mem.base);
+    int index = gpr_index(m.mem.index);
     int64_t disp = (m.mem.disp.has_displacement ? m.mem.disp.value : 0) + extra;
     int32_t disp32 = static_cast<int32_t>(static_cast<uint32_t>(disp));
     if (base < 0 && index < 0) {
@@ -276,7 +250,7 @@ class BlockEmitter {
       a_.lea(x86::r8d, guest_ea(base, index, scale_shift(m.mem.scale), disp32));
     }
     if (address_width == 16) a_.movzx(x86::r8d, x86::r8w);  // 16-bit addressing wraps at 64K
-    add_segment_base(seg_index(m.mem.segment), x86::r8);
+    add_segment_base(operand_segment(m), x86::r8);
   }
 
   /// Adds the base of segment `seg` to `reg` (32-bit wrap) unless it is known to be zero.
@@ -456,7 +430,7 @@ void emit_rewritten_mem(BlockEmitter& e, const Insn& in) {
   bool high_written = false;
   for (unsigned i = 0; i < in.d.operand_count_visible; ++i) {
     if (in.ops[i].type == ZYDIS_OPERAND_TYPE_REGISTER && is_high_byte(in.ops[i].reg.value)) {
-      high = gpr_id(in.ops[i].reg.value);
+      high = gpr_index(in.ops[i].reg.value);
       high_written = in.ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
     }
   }
@@ -606,7 +580,7 @@ void load_branch_target(BlockEmitter& e, const Insn& in) {
   const ZydisDecodedOperand& op = in.ops[0];
   unsigned width = in.d.operand_width;
   if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-    int r = gpr_id(op.reg.value);
+    int r = gpr_index(op.reg.value);
     if (width == 16) {
       e.a().movzx(x86::r9d, kGpr16[r]);
     } else {
@@ -648,7 +622,7 @@ Step translate_stack(BlockEmitter& e, const Insn& in) {
         return Step::kContinue;
       }
       if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-        int r = gpr_id(op.reg.value);
+        int r = gpr_index(op.reg.value);
         a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
         a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(kGpr16[r]) : x86::Gp(kGpr32[r]));
         a.mov(x86::esp, x86::r8d);
@@ -663,7 +637,7 @@ Step translate_stack(BlockEmitter& e, const Insn& in) {
     }
     case ZYDIS_MNEMONIC_POP: {
       if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-        int r = gpr_id(op.reg.value);
+        int r = gpr_index(op.reg.value);
         if (r == 4) {  // POP ESP: ESP gets the popped value (Intel SDM Vol. 2B, POP)
           if (w == 2) {
             a.mov(x86::sp, BlockEmitter::stack(2));
@@ -683,7 +657,7 @@ Step translate_stack(BlockEmitter& e, const Insn& in) {
       // POP m: the address is computed with ESP already incremented.
       a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::stack(w));
       a.mov(x86::r10d, x86::r9d);
-      e.address(op, in.d.address_width, gpr_id(op.mem.base) == 4 ? static_cast<int32_t>(w) : 0);
+      e.address(op, in.d.address_width, gpr_index(op.mem.base) == 4 ? static_cast<int32_t>(w) : 0);
       a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d));
       a.lea(x86::esp, x86::ptr(x86::rsp, static_cast<int32_t>(w)));
       return Step::kContinue;
@@ -815,28 +789,21 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
                       d.meta.category == ZYDIS_CATEGORY_RET || d.mnemonic == ZYDIS_MNEMONIC_PUSH ||
                       d.mnemonic == ZYDIS_MNEMONIC_POP || d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
-      if ((d.mnemonic == ZYDIS_MNEMONIC_RDTSC && (key_flags & tb_flags::kHostTsc)) ||
-          (d.mnemonic == ZYDIS_MNEMONIC_INVLPG && (key_flags & tb_flags::kCpl0))) {
-        // RDTSC: the host's, exactly what the monitor's would give. INVLPG at CPL0: nothing to
-        // do, shadows never outlive a guest PTE change (write-tracing).
-        ++stats_.ident;
-        if (d.mnemonic == ZYDIS_MNEMONIC_RDTSC) emit_ident(e, in);
-        pc = in.next;
-        if (tb->instructions >= TranslationBlock::kMaxInstructions ||
-            (key_flags & tb_flags::kSingleInstruction)) {
-          e.direct_exit(pc);
-          break;
-        }
-        continue;
-      }
-      bool cpl0_flags =
-          (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
-          (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
-           d.mnemonic == ZYDIS_MNEMONIC_PUSHFD) &&
-          !(key_flags & (tb_flags::kSingleInstruction | (1u << (tb_flags::kRestrictedShift + 2))));
+      // RDTSC: the host's, exactly what the monitor's would give. INVLPG at CPL0: nothing to do,
+      // shadows never outlive a guest PTE change (write-tracing).
+      bool host_rdtsc = d.mnemonic == ZYDIS_MNEMONIC_RDTSC && (key_flags & tb_flags::kHostTsc);
+      bool no_op_invlpg = d.mnemonic == ZYDIS_MNEMONIC_INVLPG && (key_flags & tb_flags::kCpl0);
+      bool cpl0_flags = (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
+                        (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
+                         d.mnemonic == ZYDIS_MNEMONIC_PUSHFD) &&
+                        !(key_flags & (tb_flags::kSingleInstruction |
+                                       (1u << (tb_flags::kRestrictedShift + kSs))));
       bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
                         (segments_used(d, in.ops) & (key_flags >> tb_flags::kRestrictedShift));
-      if (cpl0_flags) {
+      if (host_rdtsc || no_op_invlpg) {
+        ++stats_.ident;
+        if (host_rdtsc) emit_ident(e, in);
+      } else if (cpl0_flags) {
         ++stats_.ident;
         step = translate_cpl0_flags(e, in);
       } else if (restricted || needs_callout(d, in.ops) || !isa_supported(d) ||
@@ -955,9 +922,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       } else if (d.mnemonic == ZYDIS_MNEMONIC_LEA) {
         ++stats_.ident;
         const ZydisDecodedOperand& m = in.ops[1];
-        int dst = gpr_id(in.ops[0].reg.value);
+        int dst = gpr_index(in.ops[0].reg.value);
         int32_t disp = m.mem.disp.has_displacement ? static_cast<int32_t>(m.mem.disp.value) : 0;
-        int base = gpr_id(m.mem.base), index = gpr_id(m.mem.index);
+        int base = gpr_index(m.mem.base), index = gpr_index(m.mem.index);
         if (base < 0 && index < 0) {
           a.mov(x86::r8d, static_cast<uint32_t>(disp));
         } else {

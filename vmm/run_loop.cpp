@@ -23,12 +23,6 @@ namespace {
 std::atomic<Engine*> g_engine{nullptr};
 volatile sig_atomic_t g_stop_signal = 0;
 
-/// Signal delivery keeps EFLAGS.AC, which bt's translated code sets for a CPL3 guest that asked
-/// for alignment checking: clear it before running any host code that may be unaligned.
-inline void clear_alignment_check() {
-  asm volatile("pushfq\n\tandq $~0x40000, (%%rsp)\n\tpopfq" ::: "memory", "cc");
-}
-
 void on_kick_signal(int, siginfo_t*, void* uc) {
   clear_alignment_check();
   if (Engine* e = g_engine.load()) e->kick(uc);

@@ -17,13 +17,6 @@ namespace vmbt {
 
 namespace {
 
-/// No interrupts ever pending: the probe guests run with IF=0.
-class NoInterrupts : public InterruptSource {
- public:
-  bool interrupt_pending() const override { return false; }
-  uint8_t acknowledge_interrupt() override { return 0; }
-};
-
 /// Runs `code` at 0x1000 in flat protected mode (page tables prepared by the caller) for a few
 /// exits; returns the first byte written to port 0x3f8, or -1, and describes the end in `detail`.
 int run_probe_guest(GuestMemory& mem, const uint8_t* code, size_t len, std::string& detail,

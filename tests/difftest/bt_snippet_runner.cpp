@@ -23,12 +23,6 @@ constexpr uint32_t kIdtBase = 0x301000;
 constexpr uint32_t kHandlerBase = 0x302000;  ///< handler for vector v: a HLT at base + 16 * v
 constexpr uint16_t kCodeSel = 0x08, kDataSel = 0x10;
 
-class NoInterrupts : public InterruptSource {
- public:
-  bool interrupt_pending() const override { return false; }
-  uint8_t acknowledge_interrupt() override { return 0; }
-};
-
 std::atomic<bt::BtEngine*> g_engine{nullptr};
 
 void on_timeout(int, siginfo_t*, void* uc) {

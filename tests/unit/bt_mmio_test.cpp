@@ -14,12 +14,6 @@
 namespace vmbt {
 namespace {
 
-class NoInterrupts : public InterruptSource {
- public:
-  bool interrupt_pending() const override { return false; }
-  uint8_t acknowledge_interrupt() override { return 0; }
-};
-
 /// Reads return 3 * offset + 1; writes are recorded.
 class RecordingDevice : public MmioDevice {
  public:

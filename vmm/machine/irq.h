@@ -23,6 +23,14 @@ class InterruptSource {
   virtual uint8_t acknowledge_interrupt() = 0;
 };
 
+/// An interrupt source that never has anything pending: for guests run without a machine (the
+/// KVM probe's tiny guests, bt's snippet runner, unit tests).
+class NoInterrupts final : public InterruptSource {
+ public:
+  bool interrupt_pending() const override { return false; }
+  uint8_t acknowledge_interrupt() override { return 0; }
+};
+
 /// Host monotonic time in nanoseconds; devices keep their time in this unit.
 uint64_t host_now_ns();
 
