@@ -18,12 +18,13 @@ struct TranslationBlock;
 /// Guest arithmetic flags and DF live in the host RFLAGS.
 enum class ExitKind : uint32_t {
   kNone = 0,
-  kBranch,     ///< a direct branch to a block not chained yet: look up `eip`
-  kIndirect,   ///< an indirect branch or return to `eip` missed the indirect-branch table
-  kCallout,    ///< the instruction at `eip` needs the monitor (privileged or sensitive)
-  kFault,      ///< a host fault in translated code; the fault handler filled in the details
-  kUnlinked,   ///< a chained exit was cut by a kick: look up `eip`, then relink
-  kIrqWindow,  ///< inline STI enabled interrupts with one pending: deliver it after one more block
+  kBranch,      ///< a direct branch to a block not chained yet: look up `eip`
+  kIndirect,    ///< an indirect branch or return to `eip` missed the indirect-branch table
+  kCallout,     ///< the instruction at `eip` needs the monitor (privileged or sensitive)
+  kFault,       ///< a host fault in translated code; the fault handler filled in the details
+  kUnlinked,    ///< a chained exit was cut by a kick: look up `eip`, then relink
+  kIrqWindow,   ///< inline STI enabled interrupts with one pending: deliver it after one more block
+  kDirectCall,  ///< a direct call executed its instruction in place and left for the dispatcher
 };
 
 /// Entries in an indirect-branch table: indexed by the low bits of the guest target EIP; each
@@ -57,6 +58,19 @@ struct alignas(64) BtContext {
   alignas(16) std::array<uint8_t, 512> guest_fx{};
   alignas(16) std::array<uint8_t, 512> host_fx{};
   uint64_t* indirect_table = nullptr;  ///< the current address space's table (kIndirectTableSize)
+
+  // Direct calls (docs/bt.md, "Callouts as direct calls"): translated code calls the monitor in
+  // place through Stubs::direct_call, on the monitor's stack, and goes on where it returns.
+  /// The monitor's routine: executes a callout site's instruction on the state in this context
+  /// and returns the host address to go on at (the site's resume address, or a block's entry),
+  /// or 0 to leave translated code for the dispatcher (state already in this context).
+  uint64_t (*direct_call)(BtContext* ctx, void* site) = nullptr;
+  void* engine = nullptr;    ///< the engine direct_call works for
+  uint64_t resume = 0;       ///< host address after the call sequence (set by the stub)
+  uint32_t fpu_live = 0;     ///< fpu_active when the stub was entered (guest XMM saved below)
+  uint32_t guest_mxcsr = 0;  ///< the guest's MXCSR while the monitor runs with its own
+  uint32_t monitor_mxcsr = 0x1f80;  ///< all exceptions masked, round to nearest (the ABI's)
+  alignas(16) std::array<uint8_t, 128> guest_xmm{};  ///< XMM0-7 (the only ones IA-32 guests have)
 };
 
 }  // namespace vmbt::bt

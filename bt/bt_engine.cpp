@@ -42,6 +42,8 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
       system_(linear_memory_, *this),
       translator_(cache_, stubs_, *this, *ctx_) {
   ctx_->miss_stub = reinterpret_cast<uint64_t>(stubs_.indirect_miss);
+  ctx_->direct_call = &BtEngine::direct_call_entry;
+  ctx_->engine = this;
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
   translator_.on_flush = [this] {
     // Code pages stay write-protected until written once more; a write then finds no blocks.
@@ -182,6 +184,7 @@ uint32_t BtEngine::key_flags() const {
   bool cpl0 = s_.seg[kSs].dpl == 0 && (s_.cr0 & cr0::kPe);
   if (!callout_observer_) {
     if (cpl0) f |= tb_flags::kCpl0;
+    f |= tb_flags::kDirectCalls;
     if (tsc_offset_ == 0 && (cpl0 || !(s_.cr4 & cr4::kTsd))) f |= tb_flags::kHostTsc;
   }
   return f;
@@ -243,7 +246,7 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
   return tb;
 }
 
-void BtEngine::enter(TranslationBlock* tb) {
+void BtEngine::load_context() {
   for (unsigned i = 0; i < 8; ++i) ctx_->gpr[i] = s_.gpr[i];
   ctx_->host_flags = (s_.eflags & kHostFlagBits) | eflags::kFixed1;
   ctx_->vflags = s_.eflags & ~(kHostFlagBits | eflags::kIf);
@@ -263,14 +266,94 @@ void BtEngine::enter(TranslationBlock* tb) {
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
   ctx_->indirect_table = current_table().slots.data();
-  entering_ = tb;
-  attach_host_fault_handler(this);
-  stubs_.enter(ctx_.get(), tb->entry);
-  entering_ = nullptr;
+}
+
+void BtEngine::store_context() {
   for (unsigned i = 0; i < 8; ++i) s_.gpr[i] = ctx_->gpr[i];
   s_.eflags = (ctx_->vflags & ~(kHostFlagBits | eflags::kIf)) | (ctx_->vif ? eflags::kIf : 0) |
               (ctx_->host_flags & kHostFlagBits);
   s_.eip = ctx_->eip;
+}
+
+void BtEngine::enter(TranslationBlock* tb) {
+  if (fpu_activate_pending_) {
+    ctx_->fpu_active = 1;
+    fpu_activate_pending_ = false;
+  }
+  load_context();
+  entering_ = tb;
+  attach_host_fault_handler(this);
+  stubs_.enter(ctx_.get(), tb->entry);
+  entering_ = nullptr;
+  store_context();
+}
+
+uint64_t BtEngine::direct_call_entry(BtContext* ctx, void* site) {
+  return static_cast<BtEngine*>(ctx->engine)->direct_call(*static_cast<CalloutSite*>(site));
+}
+
+uint64_t BtEngine::leave_direct_call() {
+  load_context();
+  ctx_->eip = s_.eip;
+  ctx_->exit_kind = ExitKind::kDirectCall;
+  return 0;
+}
+
+uint64_t BtEngine::direct_call(CalloutSite& site) {
+  // The guest state at the instruction, from the context the stub filled in.
+  TranslationBlock* const from = site.tb;
+  const uint32_t block_flags = from->key_flags;
+  const uint64_t flushes = cache_.flushes();
+  const uint8_t* const window = reinterpret_cast<const uint8_t*>(ctx_->window_base);
+  const uint64_t* const table = ctx_->indirect_table;
+  ctx_->eip = site.insn.eip;
+  store_context();
+  ++direct_calls_;
+  ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
+
+  bool done = false;
+  Exit e = run_callout(&site.insn.zi, site.insn.ops, &site.insn, done);
+  if (done) {
+    direct_exit_ = std::move(e);
+    direct_exit_pending_ = true;
+    return leave_direct_call();
+  }
+  // Back to the dispatcher whenever it has something to do before the next instruction: a kick,
+  // an interrupt the guest can take now (or the one-instruction shadow before it), TF, an
+  // instruction the monitor must run alone, or a mode the translated code cannot run in.
+  if (ctx_->kick_pending || system_.interrupt_shadow ||
+      ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
+      single_step_eip_ != UINT32_MAX || mmio_.stage != PendingMmio::kNone || io_pending_ ||
+      !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
+      s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes) {
+    return leave_direct_call();
+  }
+  const uint32_t flags = key_flags();
+  if (site.falls_through && s_.eip == site.insn.next_eip) {
+    // The rest of this block was translated for the mode it started in, the address space and
+    // window it was entered with, and must still exist.
+    if (flags != block_flags || !from->valid || mmu_.window_base(s_.seg[kSs].dpl) != window ||
+        current_table().slots.data() != table) {
+      return leave_direct_call();
+    }
+    load_context();
+    return ctx_->resume;
+  }
+  // A control transfer (or an exception delivered): on into the target's block, found as the
+  // dispatcher would find it, for the mode the instruction left.
+  const uint32_t fpu_active = ctx_->fpu_active;
+  TranslationBlock* to = lookup(s_.eip, flags);
+  if (ctx_->fpu_active != fpu_active) {
+    ctx_->fpu_active = fpu_active;  // the units hold the monitor's state: enter() swaps later
+    fpu_activate_pending_ = true;
+    return leave_direct_call();
+  }
+  if (!to) return leave_direct_call();  // a fetch fault: the dispatcher delivers it
+  ++direct_transfers_;
+  recent_blocks_[recent_next_++ % recent_blocks_.size()] = to->eip;
+  load_context();
+  entering_ = to;  // a kick landing in the stub on the way there cuts this block's chains
+  return reinterpret_cast<uint64_t>(to->entry);
 }
 
 void BtEngine::kick(const void* signal_context) {
@@ -359,6 +442,32 @@ Exit BtEngine::finish_step(const StepResult& r, bool& done) {
     case StepKind::kDone:
       return Exit();
     case StepKind::kIo: {
+      if (port_io_) {
+        // Devices answer at once: perform the access on the run loop's I/O bus here, without
+        // an exit, and complete the instruction (the kvm engine reaches the same bus by exits).
+        io_step_.io.port = r.io.port;
+        io_step_.io.size = r.io.size;
+        io_step_.io.write = r.io.write;
+        io_step_.io.count = r.io.count;
+        if (r.io.write) {
+          std::memcpy(io_step_.io.data.data(), r.io.data.data(), size_t{r.io.count} * r.io.size);
+        }
+        IoAccess access;
+        access.port = r.io.port;
+        access.size = r.io.size;
+        access.write = r.io.write;
+        access.count = r.io.count;
+        access.data = io_step_.io.data.data();
+        const bool go_on = port_io_(access);
+        io_in_engine_ += r.io.count;
+        Exit e = finish_step(system_.finish_io(s_, io_step_.io), done);
+        if (done) return e;
+        if (!go_on) {
+          done = true;
+          return Exit(ExitReason::kKicked);  // the run loop sees the machine's exit request
+        }
+        return Exit();
+      }
       io_pending_ = true;
       io_step_ = r;
       Exit e(ExitReason::kIo);
@@ -405,8 +514,11 @@ Exit BtEngine::handle_callout(bool& done) {
   ZydisDecodedInstruction insn;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
   bool decoded = decode_at_eip(bytes, insn, ops);
-  std::string name = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
-  ++callouts_by_insn_[name];
+  if (decoded) {
+    ++callouts_by_mnemonic_[insn.mnemonic];
+  } else {
+    ++undecodable_callouts_;
+  }
   if (callout_observer_) {
     CalloutEvent ev;
     ev.eip = s_.eip;
@@ -417,7 +529,14 @@ Exit BtEngine::handle_callout(bool& done) {
     ev.mnemonic = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
     callout_observer_(ev);
   }
+  return run_callout(decoded ? &insn : nullptr, ops, nullptr, done);
+}
 
+Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
+                           const ZydisDecodedOperand* ops, const sys::Insn* predecoded,
+                           bool& done) {
+  const bool decoded = decoded_insn != nullptr;
+  const ZydisDecodedInstruction& insn = decoded ? *decoded_insn : ZydisDecodedInstruction{};
   if (decoded) {
     LegacyOutcome legacy = execute_legacy(s_, insn, ops, linear_memory_);
     if (legacy.result == LegacyResult::kDone) return Exit();
@@ -461,7 +580,7 @@ Exit BtEngine::handle_callout(bool& done) {
       return finish_step(system_.raise(s_, static_cast<uint8_t>(vector)), done);
     }
   }
-  StepResult r = system_.execute(s_);
+  StepResult r = predecoded ? system_.execute(s_, *predecoded) : system_.execute(s_);
   if (r.kind == StepKind::kUnsupported && decoded &&
       (segments_used(insn, ops) & restricted_segments(s_))) {
     // An ordinary instruction through a segment that needs checks: check its accesses here,
@@ -482,7 +601,9 @@ Exit BtEngine::handle_callout(bool& done) {
     return finish_step(system_.raise(s_, 6), done);  // not in the vmbt CPU model: #UD
   }
   if (r.kind == StepKind::kUnsupported && r.message.empty()) {
-    r.message = fmt::format("bt does not implement '{}' at {}", name, describe_eip());
+    r.message =
+        fmt::format("bt does not implement '{}' at {}",
+                    decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)", describe_eip());
   }
   return finish_step(r, done);
 }
@@ -735,6 +856,12 @@ Exit BtEngine::run() {
       case ExitKind::kCallout:
         e = handle_callout(done);
         break;
+      case ExitKind::kDirectCall:
+        if (direct_exit_pending_) {
+          direct_exit_pending_ = false;
+          return std::move(direct_exit_);
+        }
+        break;
       case ExitKind::kFault:
         e = handle_fault(done);
         break;
@@ -768,8 +895,9 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.smc_invalidations", smc_invalidations_);
   stats.set("bt.chains_made", chains_);
   stats.set("bt.dispatches", dispatches_);
-  static const char* kKinds[] = {"none",  "branch",   "indirect",  "callout",
-                                 "fault", "unlinked", "irq_window"};
+  static const char* kKinds[] = {"none",  "branch",   "indirect",   "callout",
+                                 "fault", "unlinked", "irq_window", "direct_call"};
+  static_assert(std::size(kKinds) == std::tuple_size_v<decltype(exits_by_kind_)>);
   for (unsigned i = 0; i < exits_by_kind_.size(); ++i) {
     if (exits_by_kind_[i]) stats.set(std::string("bt.block_exits.") + kKinds[i], exits_by_kind_[i]);
   }
@@ -778,7 +906,15 @@ void BtEngine::collect_stats(Stats& stats) {
   mmu_.collect_stats(stats, "bt.shadow.");
   const ShadowMmuStats& m = mmu_.stats();
   stats.set("guest_page_faults", m.true_faults);
-  for (const auto& [name, n] : callouts_by_insn_) stats.set("bt.callouts." + name, n);
+  for (size_t m = 0; m < callouts_by_mnemonic_.size(); ++m) {
+    if (callouts_by_mnemonic_[m] == 0) continue;
+    stats.set(std::string("bt.callouts.") + ZydisMnemonicGetString(static_cast<ZydisMnemonic>(m)),
+              callouts_by_mnemonic_[m]);
+  }
+  if (undecodable_callouts_) stats.set("bt.callouts.(invalid)", undecodable_callouts_);
+  stats.set("bt.direct_calls", direct_calls_);
+  stats.set("bt.direct_transfers", direct_transfers_);
+  stats.set("io_in_engine", io_in_engine_);
   for (const auto& [vector, n] : exceptions_by_vector_) {
     stats.set(fmt::format("exceptions_delivered.{}", vector), n);
   }
@@ -789,6 +925,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.insns.stack", t.stack);
   stats.set("bt.insns.string", t.string);
   stats.set("bt.insns.callout", t.callouts);
+  stats.set("bt.insns.direct_call", t.direct_calls);
 }
 
 }  // namespace vmbt::bt

@@ -57,6 +57,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   VcpuState state() override;
   Exit run() override;
   void kick(const void* signal_context) override;
+  void set_port_io(std::function<bool(IoAccess&)> port_io) override {
+    port_io_ = std::move(port_io);
+  }
   void collect_stats(Stats& stats) override;
   std::string debug_notes() override;
 
@@ -82,7 +85,22 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint32_t key_flags() const;
   TranslationBlock* lookup(uint32_t eip, uint32_t flags);
   void enter(TranslationBlock* tb);
+  /// The architectural state into the context translated code runs on (registers, flags,
+  /// segment bases, the window and indirect-branch table of the current mode and space).
+  void load_context();
+  /// The context's registers, flags and EIP back into the architectural state.
+  void store_context();
   Exit handle_callout(bool& done);
+  /// Executes the sensitive instruction at EIP (decoded: its Zydis decoding; `site`: decoded at
+  /// translation, or nullptr to let the system emulator fetch it).
+  Exit run_callout(const ZydisDecodedInstruction* insn, const ZydisDecodedOperand* ops,
+                   const sys::Insn* predecoded, bool& done);
+  /// Stubs::direct_call's callee (BtContext::direct_call): runs `site` in place and says where
+  /// translated code goes on (docs/bt.md, "Callouts as direct calls").
+  static uint64_t direct_call_entry(BtContext* ctx, void* site);
+  uint64_t direct_call(CalloutSite& site);
+  /// Leaves translated code from a direct call: the state goes back into the context.
+  uint64_t leave_direct_call();
   Exit handle_fault(bool& done);
   Exit finish_step(const StepResult& r, bool& done);
   void protect_code_pages(const TranslationBlock* tb);
@@ -152,12 +170,24 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   bool mmio_pending_ = false;
   int64_t tsc_offset_ = 0;
 
+  /// The run loop's port I/O handler (Engine::set_port_io): IN/OUT/INS/OUTS are performed here
+  /// instead of ending run() with an I/O exit. Returns false when the run must stop.
+  std::function<bool(IoAccess&)> port_io_;
+  /// An exit a direct call produced inside translated code (HLT, shutdown, I/O without port_io_):
+  /// run() returns it once translated code has been left.
+  Exit direct_exit_;
+  bool direct_exit_pending_ = false;
+  /// A direct call translated the first block that uses the FPU: the guest's FPU state goes into
+  /// the host units at the next enter() (it cannot while the monitor runs inside the call).
+  bool fpu_activate_pending_ = false;
+
   // Statistics.
-  std::map<std::string, uint64_t> callouts_by_insn_;
-  std::array<uint64_t, 7> exits_by_kind_{};  ///< block exits by ExitKind
+  std::vector<uint64_t> callouts_by_mnemonic_ = std::vector<uint64_t>(ZYDIS_MNEMONIC_MAX_VALUE + 1);
+  uint64_t undecodable_callouts_ = 0;
+  std::array<uint64_t, 8> exits_by_kind_{};  ///< block exits by ExitKind
   std::map<unsigned, uint64_t> exceptions_by_vector_;
   uint64_t interrupts_delivered_ = 0, smc_invalidations_ = 0, chains_ = 0, dispatches_ = 0,
-           host_faults_ = 0;
+           host_faults_ = 0, direct_calls_ = 0, direct_transfers_ = 0, io_in_engine_ = 0;
 };
 
 }  // namespace vmbt::bt

@@ -99,6 +99,66 @@ Stubs Stubs::generate(CodeCache& cache) {
   a.mov(ctx_field(offsetof(BtContext, exit_kind), 4), static_cast<uint32_t>(ExitKind::kIndirect));
   a.jmp(exit);
 
+  // Direct call: r10 = site, r11 = resume address (translated code has no host stack: guest
+  // ESP is in rsp, so no CALL). The guest state goes into the context first.
+  asmjit::Label direct = a.newLabel(), no_xmm_save = a.newLabel(), leave = a.newLabel(),
+                no_xmm_load = a.newLabel(), no_xmm_leave = a.newLabel();
+  a.bind(direct);
+  for (unsigned i = 0; i < 8; ++i) {
+    a.mov(ctx_field(offsetof(BtContext, gpr) + 4 * i, 4), kGuestGpr32[i]);
+  }
+  a.mov(ctx_field(offsetof(BtContext, resume), 8), x86::r11);
+  a.mov(x86::rsp, ctx_field(offsetof(BtContext, host_rsp), 8));  // 16-byte aligned
+  a.pushfq();
+  a.pop(x86::rax);
+  a.mov(ctx_field(offsetof(BtContext, host_flags), 4), x86::eax);
+  a.push(2);  // DF=0 for the ABI, AC=0
+  a.popfq();
+  a.mov(x86::eax, ctx_field(offsetof(BtContext, fpu_active), 4));
+  a.mov(ctx_field(offsetof(BtContext, fpu_live), 4), x86::eax);
+  a.test(x86::eax, x86::eax);
+  a.jz(no_xmm_save);
+  for (unsigned i = 0; i < 8; ++i) {
+    a.movdqa(ctx_field(offsetof(BtContext, guest_xmm) + 16 * i, 16), x86::xmm(i));
+  }
+  a.stmxcsr(ctx_field(offsetof(BtContext, guest_mxcsr), 4));
+  a.ldmxcsr(ctx_field(offsetof(BtContext, monitor_mxcsr), 4));
+  a.bind(no_xmm_save);
+  a.mov(x86::rdi, x86::r14);
+  a.mov(x86::rsi, x86::r10);
+  a.call(ctx_field(offsetof(BtContext, direct_call), 8));
+  a.test(x86::rax, x86::rax);
+  a.jz(leave);
+  a.mov(x86::r11, x86::rax);
+  a.cmp(ctx_field(offsetof(BtContext, fpu_live), 4), 0);
+  a.je(no_xmm_load);
+  for (unsigned i = 0; i < 8; ++i) {
+    a.movdqa(x86::xmm(i), ctx_field(offsetof(BtContext, guest_xmm) + 16 * i, 16));
+  }
+  a.ldmxcsr(ctx_field(offsetof(BtContext, guest_mxcsr), 4));
+  a.bind(no_xmm_load);
+  a.mov(x86::r15, ctx_field(offsetof(BtContext, window_base), 8));
+  a.mov(x86::r13, ctx_field(offsetof(BtContext, window_neg), 8));
+  a.mov(x86::eax, ctx_field(offsetof(BtContext, host_flags), 4));
+  a.push(x86::rax);
+  a.popfq();
+  for (unsigned i = 0; i < 8; ++i) {
+    if (i == 4) continue;
+    a.mov(kGuestGpr32[i], ctx_field(offsetof(BtContext, gpr) + 4 * i, 4));
+  }
+  a.mov(x86::esp, ctx_field(offsetof(BtContext, gpr) + 4 * 4, 4));
+  a.jmp(x86::r11);
+  // Leaving: the guest's XMM state goes back into the units, where the tail saves it from.
+  a.bind(leave);
+  a.cmp(ctx_field(offsetof(BtContext, fpu_live), 4), 0);
+  a.je(no_xmm_leave);
+  for (unsigned i = 0; i < 8; ++i) {
+    a.movdqa(x86::xmm(i), ctx_field(offsetof(BtContext, guest_xmm) + 16 * i, 16));
+  }
+  a.ldmxcsr(ctx_field(offsetof(BtContext, guest_mxcsr), 4));
+  a.bind(no_xmm_leave);
+  a.jmp(tail);
+
   code.flatten();
   code.resolveUnresolvedLinks();
   code.relocateToBase(base);
@@ -112,6 +172,7 @@ Stubs Stubs::generate(CodeCache& cache) {
   s.exit = at(exit);
   s.exit_after_fault = at(tail);
   s.indirect_miss = at(miss);
+  s.direct_call = at(direct);
   s.begin = cache.stub_area();
   s.end = cache.stub_area() + size;
   return s;

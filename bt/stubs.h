@@ -24,7 +24,14 @@ struct Stubs {
   const uint8_t* exit = nullptr;
   const uint8_t* exit_after_fault = nullptr;
   const uint8_t* indirect_miss = nullptr;  ///< target EIP in r9d
-  const uint8_t* begin = nullptr;          ///< [begin, end): the stub code, for fault attribution
+  /// Direct call into the monitor from translated code: r10 = the callout site, r11 = where to
+  /// resume. Saves the guest GPRs and flags into the context, switches to the monitor's stack
+  /// with clean flags (DF=0, AC=0) and, while the guest's FPU state is live, the guest's XMM0-7
+  /// and MXCSR saved (the monitor's code may use them), then calls ctx->direct_call. On a
+  /// non-zero return it reloads the guest state and jumps there; on 0 it leaves translated code
+  /// as an exit does (enter() returns).
+  const uint8_t* direct_call = nullptr;
+  const uint8_t* begin = nullptr;  ///< [begin, end): the stub code, for fault attribution
   const uint8_t* end = nullptr;
 
   /// Emits the stubs into `cache`'s stub area.

@@ -2,7 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "bt/system/decoded_insn.h"
 
 namespace vmbt::bt {
 
@@ -26,6 +29,16 @@ struct TbExit {
   uint32_t rel32_offset = 0;  ///< offset of the rel32 field from host_start
   uint32_t stub_offset = 0;   ///< offset of this exit's stub from host_start
   struct TranslationBlock* linked = nullptr;
+};
+
+/// A sensitive instruction that translated code hands to the monitor with a direct call
+/// (Stubs::direct_call), decoded once at translation time.
+struct CalloutSite {
+  struct TranslationBlock* tb = nullptr;  ///< the block the call sits in
+  /// The block goes on after the call when the instruction completes without a control transfer
+  /// (CPUID, IN, POPF...); a transfer (INT n, IRET, SYSENTER...) ends the block.
+  bool falls_through = false;
+  sys::Insn insn;  ///< eip and next_eip included
 };
 
 /// A guest basic block translated to host code. Block boundaries: a control transfer, a
@@ -57,6 +70,7 @@ struct TranslationBlock {
   std::vector<TableExit> table_exits;
   uint32_t indirect_kick_stub = 0;  ///< stores r9d as the EIP and exits to the dispatcher
   std::vector<InsnMap> insns;
+  std::vector<std::unique_ptr<CalloutSite>> callout_sites;  ///< direct calls in this block
   /// Exits of other blocks chained to this one: (block, exit index), to unlink on invalidation.
   std::vector<std::pair<TranslationBlock*, unsigned>> incoming;
 };

@@ -24,6 +24,7 @@
 #include "bt/fpu_class.h"
 #include "bt/guest_operands.h"
 #include "bt/segment_checks.h"
+#include "bt/system/system_emulator.h"
 #include "vmm/error.h"
 
 namespace vmbt::bt {
@@ -141,6 +142,32 @@ bool needs_callout(const ZydisDecodedInstruction& in, const ZydisDecodedOperand*
     }
   }
   return false;
+}
+
+/// Whether a sensitive instruction, executed by the monitor, normally continues at the next
+/// instruction (so the block can go on after a direct call) rather than transferring control.
+bool falls_through(const ZydisDecodedInstruction& in) {
+  if (in.meta.branch_type != ZYDIS_BRANCH_TYPE_NONE) return false;
+  switch (in.mnemonic) {
+    case ZYDIS_MNEMONIC_IRET:
+    case ZYDIS_MNEMONIC_IRETD:
+    case ZYDIS_MNEMONIC_INT:
+    case ZYDIS_MNEMONIC_INT1:
+    case ZYDIS_MNEMONIC_INT3:
+    case ZYDIS_MNEMONIC_INTO:
+    case ZYDIS_MNEMONIC_SYSENTER:
+    case ZYDIS_MNEMONIC_SYSEXIT:
+    case ZYDIS_MNEMONIC_SYSCALL:
+    case ZYDIS_MNEMONIC_SYSRET:
+    case ZYDIS_MNEMONIC_HLT:
+    case ZYDIS_MNEMONIC_UD0:
+    case ZYDIS_MNEMONIC_UD1:
+    case ZYDIS_MNEMONIC_UD2:
+    case ZYDIS_MNEMONIC_RSM:
+      return false;
+    default:
+      return true;
+  }
 }
 
 /// ISA extensions of the vmbt CPU model (vmm/cpu_model.h); anything else is #UD.
@@ -323,6 +350,16 @@ class BlockEmitter {
 
   /// Jumps to the common exit stub (the context's eip and exit_kind already set).
   void jump_to_exit() { a_.jmp(asmjit::imm(reinterpret_cast<uint64_t>(stubs_.exit))); }
+
+  /// Calls the monitor for `site` in place (Stubs::direct_call); the code after this goes on
+  /// where the monitor returns for a site that falls through.
+  void direct_call(CalloutSite* site) {
+    asmjit::Label resume = a_.newLabel();
+    a_.mov(x86::r10, reinterpret_cast<uint64_t>(site));
+    a_.lea(x86::r11, x86::ptr(resume));
+    a_.jmp(asmjit::imm(reinterpret_cast<uint64_t>(stubs_.direct_call)));
+    a_.bind(resume);
+  }
 
   /// Ends the block with a callout for the instruction at `eip`.
   void callout_exit(uint32_t eip) {
@@ -800,6 +837,14 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
                                        (1u << (tb_flags::kRestrictedShift + kSs))));
       bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
                         (segments_used(d, in.ops) & (key_flags >> tb_flags::kRestrictedShift));
+      // Sensitive instructions the monitor executes in place: a direct call with the decoded
+      // instruction baked in, no exit to the dispatcher. Instructions the monitor must run
+      // alone (checked segments, stack or 16-bit forms the translator does not emit) still exit.
+      bool direct =
+          (key_flags & tb_flags::kDirectCalls) && !(key_flags & tb_flags::kSingleInstruction) &&
+          !restricted &&
+          (needs_callout(d, in.ops) || !isa_supported(d) ||
+           (fpu && (key_flags & tb_flags::kFpuTrap)) || (sse && (key_flags & tb_flags::kSseOff)));
       if (host_rdtsc || no_op_invlpg) {
         ++stats_.ident;
         if (host_rdtsc) emit_ident(e, in);
@@ -958,7 +1003,20 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
         a.mov(ctx_field(offsetof(BtContext, fpu_ip), 4), pc);  // FIP of this instruction
       }
 
-      if (step == Step::kCallout) {
+      std::unique_ptr<CalloutSite> site;
+      if (step == Step::kCallout && direct) {
+        site = std::make_unique<CalloutSite>();
+        if (!SystemEmulator::predecode(in.bytes, in.d.length, pc, true, site->insn)) site.reset();
+      }
+      if (step == Step::kCallout && site) {
+        ++stats_.direct_calls;
+        site->tb = tb.get();
+        site->falls_through = falls_through(d);
+        e.direct_call(site.get());
+        tb->callout_sites.push_back(std::move(site));
+        // After a transfer the monitor continues in the target's block (or the dispatcher).
+        if (!tb->callout_sites.back()->falls_through) ended = true;
+      } else if (step == Step::kCallout) {
         // Drop whatever this instruction started emitting: it runs in the monitor instead.
         ++stats_.callouts;
         e.callout_exit(pc);

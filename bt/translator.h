@@ -32,6 +32,9 @@ constexpr uint32_t kCpl0 = 1u << 7;
 /// RDTSC may run on the host: CPL0 or CR4.TSD clear, and the guest TSC is the host's (no
 /// offset written): it then writes EDX:EAX exactly as the monitor's RDTSC would.
 constexpr uint32_t kHostTsc = 1u << 14;
+/// Sensitive instructions become direct calls into the monitor (Stubs::direct_call) instead of
+/// block exits; off while a callout observer (vmbt trace) wants every one through the dispatcher.
+constexpr uint32_t kDirectCalls = 1u << 15;
 /// Bits 8-13: segment registers (SegIndex) that need limit/type checks (segment_checks.h);
 /// instructions using them leave translated code for the monitor.
 constexpr unsigned kRestrictedShift = 8;
@@ -55,6 +58,7 @@ struct TranslatorStats {
   uint64_t stack = 0;          ///< push/pop family
   uint64_t string = 0;         ///< string instructions
   uint64_t callouts = 0;       ///< instructions ending a block with a callout
+  uint64_t direct_calls = 0;   ///< sensitive instructions translated into direct calls
 };
 
 /// Translates one block at a time into the code cache. See docs/bt.md for the code shapes.

@@ -34,7 +34,7 @@ std::vector<CpuidEntry> CpuModel::leaves() {
 }
 
 CpuidEntry CpuModel::query(uint32_t function, uint32_t index) {
-  auto all = leaves();
+  static const std::vector<CpuidEntry> all = leaves();  // fixed: built once
   uint32_t max_basic = all[0].eax;
   uint32_t max_ext = 0x80000004u;
   if (function >= 0x80000000u) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,6 +72,11 @@ class Engine {
   /// Async-signal-safe. `signal_context` is the ucontext_t of the signal handler that kicks, or
   /// nullptr outside one (bt uses it to cut the chain of the block that was interrupted).
   virtual void kick(const void* signal_context = nullptr) = 0;
+  /// The run loop's port I/O handler, for an engine that can perform port I/O itself without an
+  /// exit (bt, from translated code): it performs `access` on the machine's I/O bus, counts it as
+  /// the run loop counts exits, and returns false when the run must stop (a debug-exit write or a
+  /// reset request; the engine then returns from run() soon). Engines that exit for I/O ignore it.
+  virtual void set_port_io(std::function<bool(IoAccess&)> /*port_io*/) {}
   /// Adds the engine's own counters (under "bt." or "kvm.") to `stats`.
   virtual void collect_stats(Stats& stats) = 0;
   /// What the engine knows that helps debug a failed run, beyond the registers (bt: the blocks

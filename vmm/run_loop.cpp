@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <vector>
 
 #include "vmm/cpu_state_format.h"
 #include "vmm/devices/console.h"
@@ -137,6 +138,16 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
     return false;
   };
 
+  // Port I/O, whether it arrives as an exit or from inside the engine (Engine::set_port_io):
+  // one path to the devices and one count per port ("io_ports.<port>", written at the end).
+  std::vector<uint64_t> port_accesses(0x10000);
+  auto perform_io = [&](IoAccess& io) {
+    port_accesses[io.port] += io.count;
+    machine.handle_io(io);
+    return !machine.exit_requested();
+  };
+  engine.set_port_io(perform_io);
+
   for (bool done = false; !done;) {
     machine.poll(host_now_ns());
     if (outside_stop()) break;
@@ -145,11 +156,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
     switch (exit.reason) {
       case ExitReason::kIo:
         stats.add("exits.io_accesses", exit.io.count);
-        stats.add(fmt::format("io_ports.{:#06x}", exit.io.port), exit.io.count);
-        machine.handle_io(exit.io);
-        if (auto status = machine.exit_requested()) {
-          done = finish(*status, machine.exit_request_reason());
-        }
+        perform_io(exit.io);
         break;
       case ExitReason::kMmio:
         machine.handle_mmio(exit.mmio);
@@ -183,7 +190,13 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
         done = finish(1, exit.message, true);
         break;
     }
+    if (!done) {
+      if (auto status = machine.exit_requested()) {
+        done = finish(*status, machine.exit_request_reason());
+      }
+    }
   }
+  engine.set_port_io({});
   if (fatal && options.fatal_dump) {
     fmt::print(options.fatal_dump, "vmbt: guest state at the end ({}):\n{}{}", engine.name(),
                format_vcpu_state(engine.state()), engine.debug_notes());
@@ -191,6 +204,9 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
   result.seconds = static_cast<double>(host_now_ns() - start) / 1e9;
   stats.set_value("run_seconds", result.seconds);
   stats.set("io_unclaimed_accesses", machine.io().unclaimed_accesses());
+  for (size_t port = 0; port < port_accesses.size(); ++port) {
+    if (port_accesses[port]) stats.add(fmt::format("io_ports.{:#06x}", port), port_accesses[port]);
+  }
   engine.collect_stats(stats);
   return result;
 }

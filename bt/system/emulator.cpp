@@ -99,6 +99,26 @@ bool isa_not_advertised(ZydisISAExt ext) {
   }
 }
 
+/// The checks and sizes that follow a successful decode: false for encodings outside the vmbt CPU
+/// model (VEX/EVEX/XOP/3DNow! and unadvertised extensions raise #UD); operand and address size,
+/// and the next EIP (16-bit code wraps it at 64 KiB).
+bool complete_decode(Insn& in, bool code32) {
+  if (in.zi.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) return false;
+  if (isa_not_advertised(in.zi.meta.isa_ext)) return false;
+  const bool opsize_prefix = in.zi.attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE;
+  if (in.zi.operand_width == 16) {
+    in.osize = 2;
+  } else if (in.zi.operand_width == 32) {
+    in.osize = 4;
+  } else {
+    in.osize = (code32 != opsize_prefix) ? 4 : 2;
+  }
+  in.asize = in.zi.address_width == 16 ? 2 : 4;
+  in.next_eip = in.eip + in.zi.length;
+  if (!code32) in.next_eip &= 0xffff;
+  return true;
+}
+
 std::string format_insn(const Insn& in) {
   ZydisFormatter f;
   ZydisFormatterInit(&f, ZYDIS_FORMATTER_STYLE_INTEL);
@@ -137,20 +157,17 @@ void SystemEmulator::fetch_decode(const VcpuState& s, Insn& in) {
   }
   if (st == ZYDIS_STATUS_NO_MORE_DATA || st == ZYDIS_STATUS_INSTRUCTION_TOO_LONG) sys::gp(0);
   if (!ZYAN_SUCCESS(st)) sys::ud();
-  if (in.zi.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) sys::ud();  // VEX/EVEX/XOP/3DNow!
-  if (isa_not_advertised(in.zi.meta.isa_ext)) sys::ud();
+  if (!complete_decode(in, code32)) sys::ud();
+}
 
-  const bool opsize_prefix = in.zi.attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE;
-  if (in.zi.operand_width == 16) {
-    in.osize = 2;
-  } else if (in.zi.operand_width == 32) {
-    in.osize = 4;
-  } else {
-    in.osize = (code32 != opsize_prefix) ? 4 : 2;
-  }
-  in.asize = in.zi.address_width == 16 ? 2 : 4;
-  in.next_eip = s.eip + in.zi.length;
-  if (!code32) in.next_eip &= 0xffff;
+bool SystemEmulator::predecode(const uint8_t* bytes, unsigned length, uint32_t eip, bool code32,
+                               sys::Insn& in) {
+  ZydisDecoder dec;
+  ZydisDecoderInit(&dec, code32 ? ZYDIS_MACHINE_MODE_LEGACY_32 : ZYDIS_MACHINE_MODE_LEGACY_16,
+                   code32 ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16);
+  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, bytes, length, &in.zi, in.ops))) return false;
+  in.eip = eip;
+  return complete_decode(in, code32);
 }
 
 uint32_t SystemEmulator::data_linear(const VcpuState& s, unsigned seg, uint32_t offset,
@@ -222,6 +239,14 @@ void SystemEmulator::notify_segments(const VcpuState& before, const VcpuState& s
 }
 
 StepResult SystemEmulator::execute(VcpuState& s) {
+  return run_instruction(s, nullptr);
+}
+
+StepResult SystemEmulator::execute(VcpuState& s, const sys::Insn& decoded) {
+  return run_instruction(s, &decoded);
+}
+
+StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decoded) {
   interrupt_shadow = false;
   event_delivered_ = false;
   suppress_single_step_ = false;
@@ -245,9 +270,12 @@ StepResult SystemEmulator::execute(VcpuState& s) {
   const bool tf = s.eflags & eflags::kTf;
   StepResult r;
   try {
-    Insn in;
-    fetch_decode(s, in);
-    r = dispatch(s, in);
+    Insn fetched;
+    if (!decoded) {
+      fetch_decode(s, fetched);
+      decoded = &fetched;
+    }
+    r = dispatch(s, *decoded);
     if (r.kind == StepKind::kDone && !event_delivered_) {
       if (!keep_rf_) s.eflags &= ~eflags::kRf;
       if (tf && !suppress_single_step_) r = single_step_trap(s);

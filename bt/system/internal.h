@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bt/system/decoded_insn.h"
 #include "bt/system/guest_access.h"
 #include "vmm/cpu_state.h"
 
@@ -173,21 +174,6 @@ void push(LinearMemory& m, StackPtr& sp, uint32_t value, unsigned size);
 uint32_t pop(LinearMemory& m, StackPtr& sp, unsigned size);
 /// Reads at stack pointer + delta without popping (#SS(0) outside the limit).
 uint32_t peek(LinearMemory& m, const StackPtr& sp, uint32_t delta, unsigned size);
-
-/// A decoded instruction.
-struct Insn {
-  ZydisDecodedInstruction zi;
-  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-  uint32_t eip = 0;       ///< of the instruction
-  uint32_t next_eip = 0;  ///< of the following instruction
-  unsigned osize = 4;     ///< operand size in bytes (2 or 4)
-  unsigned asize = 4;     ///< address size in bytes (2 or 4)
-
-  ZydisMnemonic mnemonic() const { return zi.mnemonic; }
-  bool rep() const { return zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE); }
-  bool is_mem(unsigned i) const { return ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY; }
-  bool is_reg(unsigned i) const { return ops[i].type == ZYDIS_OPERAND_TYPE_REGISTER; }
-};
 
 /// Index of a segment register operand (ES..GS), or -1.
 int sreg_index(ZydisRegister r);

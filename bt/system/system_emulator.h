@@ -3,8 +3,10 @@
 // and interrupts through the guest IDT (Intel SDM Vol. 2, Vol. 3A ch. 3, 5, 6, 7).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "bt/system/guest_access.h"
@@ -19,17 +21,35 @@ struct Event;
 
 /// A port I/O access the engine must perform (IN/OUT/INS/OUTS). String I/O batches up to what fits:
 /// never crossing a page of the memory operand, never more than ECX elements with REP.
+/// Only the first count * size bytes of `data` mean anything: they are all a copy copies, and a new
+/// request does not clear the buffer (a callout must not pay for 4 KiB it does not use).
 struct IoRequest {
+  IoRequest() {}  // NOLINT: user-provided so that value-initialization leaves `data` alone
+  IoRequest(const IoRequest& other) { *this = other; }
+  IoRequest& operator=(const IoRequest& other) {
+    port = other.port;
+    size = other.size;
+    write = other.write;
+    count = other.count;
+    std::memcpy(data.data(), other.data.data(), std::min<size_t>(bytes(), data.size()));
+    return *this;
+  }
+  size_t bytes() const { return size_t{count} * size; }
+
   uint16_t port = 0;
   uint8_t size = 0;    ///< element size in bytes: 1, 2 or 4
   bool write = false;  ///< true = OUT/OUTS (data holds the elements), false = IN/INS
   uint32_t count = 0;  ///< number of elements in `data` (1 for IN/OUT)
-  std::array<uint8_t, 4096> data{};
+  std::array<uint8_t, 4096> data;
 };
 
 enum class StepKind { kDone, kIo, kHalt, kShutdown, kUnsupported };
 
 struct StepResult {
+  StepResult() {}  // NOLINT: user-provided, so `return {}` does not clear the 4 KiB I/O buffer
+  StepResult(StepKind k, const IoRequest& request, std::string why)
+      : kind(k), io(request), message(std::move(why)) {}
+
   StepKind kind = StepKind::kDone;
   IoRequest io;
   std::string message;  ///< for kShutdown and kUnsupported: what happened, naming the EIP
@@ -64,6 +84,16 @@ class SystemEmulator {
   /// advancing: the engine performs the request and calls finish_io. HLT at CPL0 -> kHalt with EIP
   /// advanced. Instructions that are not system instructions -> kUnsupported (state unchanged).
   StepResult execute(VcpuState& s);
+
+  /// The same for an instruction decoded beforehand (predecode) at `s.eip` whose bytes are known
+  /// to be unchanged (a callout site in translated code, whose page is write-protected): no
+  /// fetch, no second decode.
+  StepResult execute(VcpuState& s, const sys::Insn& decoded);
+
+  /// Decodes `length` bytes at `eip` as execute() would; false where execute() would raise #UD or
+  /// #GP while decoding (the caller then leaves the instruction to execute()).
+  static bool predecode(const uint8_t* bytes, unsigned length, uint32_t eip, bool code32,
+                        sys::Insn& out);
 
   /// Completes the I/O step returned by the last execute(): IN writes AL/AX/EAX; INS stores `data`
   /// to ES:EDI and updates EDI/ECX; OUTS updates ESI/ECX. Advances EIP when the (REP) instruction
@@ -104,6 +134,7 @@ class SystemEmulator {
 
   // emulator.cpp: decode, dispatch, operand access.
   void fetch_decode(const VcpuState& s, sys::Insn& in);
+  StepResult run_instruction(VcpuState& s, const sys::Insn* decoded);
   StepResult dispatch(VcpuState& s, const sys::Insn& in);
   void notify_segments(const VcpuState& before, const VcpuState& s);
   uint32_t mem_read(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size);

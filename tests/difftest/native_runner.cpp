@@ -4,6 +4,7 @@
 #include "tests/difftest/native_runner.h"
 
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -229,6 +230,37 @@ void restore_data_segments(const SaveArea* s) {
 }
 
 }  // namespace
+
+bool NativeRunner::host_runs_32bit_code(std::string* why) {
+  static const int verdict = [] {
+    // The child far-returns into CS 0x23 at an INT3: SIGTRAP means the 32-bit code ran.
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+      void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+      if (page == MAP_FAILED) _exit(2);
+      *static_cast<uint8_t*>(page) = 0xcc;  // INT3
+      signal(SIGTRAP, SIG_DFL);
+      signal(SIGSEGV, SIG_DFL);
+      const uint64_t target = reinterpret_cast<uintptr_t>(page);
+      asm volatile("pushq $0x23\n\tpushq %0\n\tlretq" : : "r"(target) : "memory");
+      _exit(3);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTRAP) return 1;
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? 0 : -1;
+  }();
+  if (verdict != 1 && why) {
+    *why = verdict == 0
+               ? "this host's kernel does not run 32-bit code in a 64-bit process (a far return "
+                 "into the compatibility-mode code segment 0x23 raised #GP: IA-32 emulation is "
+                 "off), so the native-execution oracle is unavailable"
+               : "could not probe whether this host runs 32-bit code (fork or mmap failed)";
+  }
+  return verdict == 1;
+}
 
 NativeRunner::NativeRunner() {
   if (g_instance) throw std::runtime_error("NativeRunner: only one instance at a time");

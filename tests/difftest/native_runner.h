@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace vmbt::difftest {
@@ -83,6 +84,12 @@ class NativeRunner {
   static constexpr uint32_t kMaxCodeBytes = kCodeSize - 0x1000 - 0x100;
 
   NativeRunner();  ///< throws std::runtime_error if a fixed mapping is unavailable
+
+  /// Whether this host lets a 64-bit process run 32-bit code at all: a far return into the
+  /// compatibility-mode code segment 0x23 (Intel SDM Vol. 3A §5.2.1), tried once in a child
+  /// process. Kernels built or booted without IA-32 emulation (ia32_emulation=0, some hypervisor
+  /// guest kernels) refuse it with #GP; `why` then says so, for a test's skip message.
+  static bool host_runs_32bit_code(std::string* why);
   ~NativeRunner();
   NativeRunner(const NativeRunner&) = delete;
   NativeRunner& operator=(const NativeRunner&) = delete;
@@ -113,5 +120,15 @@ class NativeRunner {
   size_t last_code_len_ = 0;
   unsigned timeout_ms_ = 2000;
 };
+
+/// Skips the current GoogleTest test, with the reason, on a host that cannot run 32-bit code
+/// natively: the native oracle does not exist there.
+#define VMBT_SKIP_WITHOUT_NATIVE_32BIT()                                     \
+  do {                                                                       \
+    std::string vmbt_why_;                                                   \
+    if (!::vmbt::difftest::NativeRunner::host_runs_32bit_code(&vmbt_why_)) { \
+      GTEST_SKIP() << vmbt_why_;                                             \
+    }                                                                        \
+  } while (0)
 
 }  // namespace vmbt::difftest

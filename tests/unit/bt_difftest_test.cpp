@@ -67,6 +67,7 @@ std::string compare(const GeneratedCase& gc, const NativeResult& n, const BtResu
 }
 
 void run_batch(uint64_t seed, size_t count) {
+  VMBT_SKIP_WITHOUT_NATIVE_32BIT();
   NativeRunner native;
   BtSnippetRunner bt;
   std::vector<uint8_t> arena(NativeRunner::kDataSize);

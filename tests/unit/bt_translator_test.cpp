@@ -102,6 +102,7 @@ namespace {
 /// Runs `code` natively and under bt from the same state; both must raise `vector` at the same
 /// EIP (the host CPU is the oracle for which exception a user-level instruction raises).
 void expect_same_exception(std::vector<uint8_t> code, int vector) {
+  VMBT_SKIP_WITHOUT_NATIVE_32BIT();
   NativeRunner native;
   NativeCase c;
   c.code = std::move(code);

@@ -22,7 +22,10 @@ class NativeOracleTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { runner_ = std::make_unique<NativeRunner>(); }
   static void TearDownTestSuite() { runner_.reset(); }
-  void SetUp() override { std::memset(runner_->data(), 0, NativeRunner::kDataSize); }
+  void SetUp() override {
+    VMBT_SKIP_WITHOUT_NATIVE_32BIT();
+    std::memset(runner_->data(), 0, NativeRunner::kDataSize);
+  }
 
   /// A case with distinct register values, ESP inside the arena and the given flags.
   static NativeCase make(std::vector<uint8_t> code, uint32_t eflags = flag::kFixed1) {
