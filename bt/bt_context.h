@@ -71,6 +71,11 @@ struct alignas(64) BtContext {
   uint32_t guest_mxcsr = 0;  ///< the guest's MXCSR while the monitor runs with its own
   uint32_t monitor_mxcsr = 0x1f80;  ///< all exceptions masked, round to nearest (the ABI's)
   alignas(16) std::array<uint8_t, 128> guest_xmm{};  ///< XMM0-7 (the only ones IA-32 guests have)
+  /// A page-table store made through the monitor (CalloutSite::Kind::kTableWriteBegin): the
+  /// guest linear address translated code computed, and the host address the store then uses,
+  /// as an offset from the window base (so the instruction's [r15 + r8] form reaches it).
+  uint32_t table_linear = 0;
+  uint64_t table_offset = 0;
 };
 
 }  // namespace vmbt::bt

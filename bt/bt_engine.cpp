@@ -197,16 +197,18 @@ void BtEngine::protect_code_pages(const TranslationBlock* tb) {
 void BtEngine::code_page_written(uint32_t phys_page) {
   std::vector<TranslationBlock*> dead = cache_.invalidate_page(phys_page);
   smc_invalidations_ += dead.size();
-  // Indirect-table entries of the dead blocks go back to the miss stub.
-  for (TranslationBlock* tb : dead) {
-    auto forget = [&](IndirectTable& table) {
-      uint64_t& entry = table.slots[tb->eip & (kIndirectTableSize - 1)];
-      if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
-    };
-    for (auto& [id, table] : tables_) forget(*table);
-    if (global_table_) forget(*global_table_);
-    if (kicked_ == tb) kicked_ = nullptr;
-  }
+  for (TranslationBlock* tb : dead) forget_block(tb);
+}
+
+void BtEngine::forget_block(TranslationBlock* tb) {
+  // Indirect-table entries of a dead block go back to the miss stub.
+  auto forget = [&](IndirectTable& table) {
+    uint64_t& entry = table.slots[tb->eip & (kIndirectTableSize - 1)];
+    if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
+  };
+  for (auto& [id, table] : tables_) forget(*table);
+  if (global_table_) forget(*global_table_);
+  if (kicked_ == tb) kicked_ = nullptr;
 }
 
 TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
@@ -300,6 +302,14 @@ uint64_t BtEngine::leave_direct_call() {
 }
 
 uint64_t BtEngine::direct_call(CalloutSite& site) {
+  switch (site.kind) {
+    case CalloutSite::Kind::kTableWriteBegin:
+      return table_write_begin(site);
+    case CalloutSite::Kind::kTableWriteEnd:
+      return table_write_end(site);
+    case CalloutSite::Kind::kInstruction:
+      break;
+  }
   // The guest state at the instruction, from the context the stub filled in.
   TranslationBlock* const from = site.tb;
   const uint32_t block_flags = from->key_flags;
@@ -318,29 +328,41 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
     direct_exit_pending_ = true;
     return leave_direct_call();
   }
-  // Back to the dispatcher whenever it has something to do before the next instruction: a kick,
-  // an interrupt the guest can take now (or the one-instruction shadow before it), TF, an
-  // instruction the monitor must run alone, or a mode the translated code cannot run in.
-  if (ctx_->kick_pending || system_.interrupt_shadow ||
-      ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
-      single_step_eip_ != UINT32_MAX || mmio_.stage != PendingMmio::kNone || io_pending_ ||
-      !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
-      s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes) {
+  if (single_step_eip_ != UINT32_MAX || mmio_.stage != PendingMmio::kNone || io_pending_ ||
+      cache_.flushes() != flushes) {
     return leave_direct_call();
   }
-  const uint32_t flags = key_flags();
   if (site.falls_through && s_.eip == site.insn.next_eip) {
-    // The rest of this block was translated for the mode it started in, the address space and
-    // window it was entered with, and must still exist.
-    if (flags != block_flags || !from->valid || mmu_.window_base(s_.seg[kSs].dpl) != window ||
-        current_table().slots.data() != table) {
-      return leave_direct_call();
-    }
-    load_context();
-    return ctx_->resume;
+    return resume_block(site, block_flags, flushes, window, table);
   }
-  // A control transfer (or an exception delivered): on into the target's block, found as the
-  // dispatcher would find it, for the mode the instruction left.
+  // A control transfer (or an exception delivered): on into the target's block.
+  return transfer_to(key_flags());
+}
+
+uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
+                                const uint8_t* window, const uint64_t* table) {
+  // Back to the dispatcher whenever it has something to do before the next instruction: a kick,
+  // an interrupt the guest can take now (or the one-instruction shadow before it), TF, or a
+  // mode, address space or window the rest of this block was not translated for.
+  if (ctx_->kick_pending || system_.interrupt_shadow ||
+      ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
+      !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
+      s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes || !site.tb->valid ||
+      key_flags() != block_flags || mmu_.window_base(s_.seg[kSs].dpl) != window ||
+      current_table().slots.data() != table) {
+    return leave_direct_call();
+  }
+  load_context();
+  return ctx_->resume;
+}
+
+uint64_t BtEngine::transfer_to(uint32_t flags) {
+  if (ctx_->kick_pending || system_.interrupt_shadow ||
+      ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
+      !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
+      s_.seg[kCs].base != table_cs_base_) {
+    return leave_direct_call();
+  }
   const uint32_t fpu_active = ctx_->fpu_active;
   TranslationBlock* to = lookup(s_.eip, flags);
   if (ctx_->fpu_active != fpu_active) {
@@ -354,6 +376,55 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
   load_context();
   entering_ = to;  // a kick landing in the stub on the way there cuts this block's chains
   return reinterpret_cast<uint64_t>(to->entry);
+}
+
+uint64_t BtEngine::table_write_begin(CalloutSite& site) {
+  const uint64_t flushes = cache_.flushes();
+  const uint8_t* const window = reinterpret_cast<const uint8_t*>(ctx_->window_base);
+  const uint64_t* const table = ctx_->indirect_table;
+  ctx_->eip = site.insn.eip;
+  store_context();
+  // Nothing is done yet: leaving re-runs the instruction from the dispatcher, which then takes
+  // the ordinary path (a host fault, the store run alone).
+  const uint32_t linear = ctx_->table_linear;
+  const unsigned size = site.access_size;
+  if (ctx_->kick_pending || (linear & 0xfff) + size > 0x1000) return leave_direct_call();
+  uint64_t phys = 0;
+  try {
+    if (!linear_memory_.translate(linear, true, s_.seg[kSs].dpl == 3, &phys) ||
+        !memory_.contains(phys, size)) {
+      return leave_direct_call();  // not RAM: MMIO or unassigned, handled by the fault path
+    }
+  } catch (const GuestFault& f) {
+    ++exceptions_by_vector_[f.vector];  // #PF: CR2 is set; the store never happened
+    bool done = false;
+    Exit e = finish_step(system_.raise(s_, f.vector, f.has_error_code, f.error_code), done);
+    if (done) {
+      direct_exit_ = std::move(e);
+      direct_exit_pending_ = true;
+      return leave_direct_call();
+    }
+    return transfer_to(key_flags());
+  }
+  mmu_.begin_table_write(static_cast<uint32_t>(phys), size);
+  if (cache_.flushes() != flushes || !site.tb->valid) {
+    mmu_.end_table_write();  // the store has not run: nothing changed, nothing to drop
+    return leave_direct_call();
+  }
+  ctx_->table_offset = reinterpret_cast<uint64_t>(memory_.host_base() + phys) - ctx_->window_base;
+  (void)window;
+  (void)table;
+  return ctx_->resume;  // registers, flags and the window are as the stub saved them
+}
+
+uint64_t BtEngine::table_write_end(CalloutSite& site) {
+  const uint64_t flushes = cache_.flushes();
+  const uint8_t* const window = reinterpret_cast<const uint8_t*>(ctx_->window_base);
+  const uint64_t* const table = ctx_->indirect_table;
+  ctx_->eip = site.insn.next_eip;
+  store_context();
+  mmu_.end_table_write();
+  return resume_block(site, site.tb->key_flags, flushes, window, table);
 }
 
 void BtEngine::kick(const void* signal_context) {
@@ -637,6 +708,15 @@ Exit BtEngine::handle_fault(bool& done) {
         // (and a traced page table would be traced again) before the store completes.
         single_step_eip_ = s_.eip;
         single_step_code_write_ = m.code_write;
+        if (m.table_write && !m.code_write && !callout_observer_) {
+          // Adaptive translation: from now on this instruction stores into page tables through
+          // the monitor, without a fault; its block is translated again with that shape.
+          table_writers_.insert(s_.seg[kCs].base + s_.eip);
+          if (TranslationBlock* tb = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc))) {
+            cache_.discard(tb);
+            forget_block(tb);
+          }
+        }
         return Exit();
       case ShadowMmu::Fault::kMmio:
         return start_mmio(m, done);
@@ -926,6 +1006,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.insns.string", t.string);
   stats.set("bt.insns.callout", t.callouts);
   stats.set("bt.insns.direct_call", t.direct_calls);
+  stats.set("bt.insns.table_writer", t.table_writers);
 }
 
 }  // namespace vmbt::bt

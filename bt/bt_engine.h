@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <Zydis/Zydis.h>
@@ -81,6 +82,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void on_invlpg(uint32_t linear) override;
   // CodeFetcher
   unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) override;
+  bool writes_page_tables(uint32_t eip) const override { return table_writers_.count(eip) != 0; }
 
   uint32_t key_flags() const;
   TranslationBlock* lookup(uint32_t eip, uint32_t flags);
@@ -101,10 +103,22 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint64_t direct_call(CalloutSite& site);
   /// Leaves translated code from a direct call: the state goes back into the context.
   uint64_t leave_direct_call();
+  /// Direct-call continuations: back into the block at the resume address when nothing the
+  /// dispatcher must see has happened, else leave.
+  uint64_t resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
+                        const uint8_t* window, const uint64_t* table);
+  /// The two halves of a monitor-assisted page-table store (CalloutSite::Kind::kTableWrite*).
+  uint64_t table_write_begin(CalloutSite& site);
+  uint64_t table_write_end(CalloutSite& site);
+  /// Delivers the exception the system emulator raised (state in s_) and continues in the
+  /// handler's block, as a direct call's control transfer does.
+  uint64_t transfer_to(uint32_t flags);
   Exit handle_fault(bool& done);
   Exit finish_step(const StepResult& r, bool& done);
   void protect_code_pages(const TranslationBlock* tb);
   void code_page_written(uint32_t phys_page);
+  /// A block no longer valid: its indirect-table entries and kick state go.
+  void forget_block(TranslationBlock* tb);
   Exit deliver_fetch_fault(bool& done);
   Exit start_mmio(const ShadowMmu::Fault& fault, bool& done);
   /// The exit that asks the run loop to perform the pending MMIO access (mmio_).
@@ -180,6 +194,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// A direct call translated the first block that uses the FPU: the guest's FPU state goes into
   /// the host units at the next enter() (it cannot while the monitor runs inside the call).
   bool fpu_activate_pending_ = false;
+  /// Linear EIPs of instructions that stored into traced page tables: translated as
+  /// monitor-assisted stores from then on (adaptive translation, as VMware's monitor did).
+  std::unordered_set<uint32_t> table_writers_;
 
   // Statistics.
   std::vector<uint64_t> callouts_by_mnemonic_ = std::vector<uint64_t>(ZYDIS_MNEMONIC_MAX_VALUE + 1);

@@ -23,10 +23,11 @@ class GuestLinearMemory final : public LinearMemory {
   void read(uint32_t linear, void* dst, unsigned size, bool user) override;
   void write(uint32_t linear, const void* src, unsigned size, bool user) override;
 
- private:
-  /// Translates one byte's page; returns false if no RAM is there.
+  /// Translates `linear` for an access with these rights (setting A, and D for a write), into
+  /// `phys`; returns false if no RAM is there. Throws GuestFault #PF (CR2 set) if not allowed.
   bool translate(uint32_t linear, bool write, bool user, uint64_t* phys);
 
+ private:
   GuestMemory& ram_;
   ShadowMmu& mmu_;
   VcpuState& state_;

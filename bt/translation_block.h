@@ -34,6 +34,14 @@ struct TbExit {
 /// A sensitive instruction that translated code hands to the monitor with a direct call
 /// (Stubs::direct_call), decoded once at translation time.
 struct CalloutSite {
+  enum class Kind : uint8_t {
+    kInstruction,      ///< the monitor executes the sensitive instruction `insn`
+    kTableWriteBegin,  ///< before `insn`'s store into a traced page table (adaptive translation):
+                       ///< the monitor checks the access at BtContext::table_linear and gives
+                       ///< a RAM pointer for it in BtContext::table_offset
+    kTableWriteEnd,    ///< after that store: the shadows derived from what it changed go
+  } kind = Kind::kInstruction;
+  uint8_t access_size = 0;                ///< bytes, for kTableWriteBegin
   struct TranslationBlock* tb = nullptr;  ///< the block the call sits in
   /// The block goes on after the call when the instruction completes without a control transfer
   /// (CPUID, IN, POPF...); a transfer (INT n, IRET, SYSENTER...) ends the block.

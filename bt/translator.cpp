@@ -455,9 +455,9 @@ void emit_ident(BlockEmitter& e, const Insn& in) {
 }
 
 /// Re-encodes an instruction with one explicit memory operand to address [r15 + r8].
-void emit_rewritten_mem(BlockEmitter& e, const Insn& in) {
+void emit_rewritten_mem(BlockEmitter& e, const Insn& in, bool address_computed = false) {
   const ZydisDecodedOperand* m = in.mem();
-  e.address(*m, in.d.address_width);
+  if (!address_computed) e.address(*m, in.d.address_width);
 
   // A high-byte register operand (AH..BH) cannot be encoded next to a REX prefix: the
   // instruction uses R9B instead, loaded from the byte (RORX leaves the flags alone) and, if the
@@ -845,6 +845,13 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
           !restricted &&
           (needs_callout(d, in.ops) || !isa_supported(d) ||
            (fpu && (key_flags & tb_flags::kFpuTrap)) || (sse && (key_flags & tb_flags::kSseOff)));
+      const ZydisDecodedOperand* mem = in.mem();
+      bool table_store =
+          (key_flags & tb_flags::kDirectCalls) && !(key_flags & tb_flags::kSingleInstruction) &&
+          mem && (d.attributes & ZYDIS_ATTRIB_HAS_MODRM) &&
+          (mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) && !fpu &&
+          (mem->size == 8 || mem->size == 16 || mem->size == 32 || mem->size == 64) &&
+          im.fetcher.writes_page_tables(lin);
       if (host_rdtsc || no_op_invlpg) {
         ++stats_.ident;
         if (host_rdtsc) emit_ident(e, in);
@@ -984,6 +991,32 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       } else if (in.mem() && !(d.attributes & ZYDIS_ATTRIB_HAS_MODRM)) {
         ++stats_.rewritten_mem;
         emit_moffs(e, in);  // MOV AL/EAX <-> [disp32] (A0-A3)
+      } else if (in.mem() && table_store) {
+        // Adaptive translation: this instruction stored into traced page tables before. The
+        // monitor checks the access and snapshots the entries, the store runs on the monitor's
+        // own mapping of guest RAM, and the monitor drops what it changed: no host fault.
+        ++stats_.table_writers;
+        e.address(*in.mem(), d.address_width);
+        a.mov(ctx_field(offsetof(BtContext, table_linear), 4), x86::r8d);
+        auto begin = std::make_unique<CalloutSite>();
+        begin->kind = CalloutSite::Kind::kTableWriteBegin;
+        begin->access_size = static_cast<uint8_t>(in.mem()->size / 8);
+        begin->tb = tb.get();
+        begin->falls_through = true;
+        begin->insn.eip = pc;
+        begin->insn.next_eip = in.next;
+        e.direct_call(begin.get());
+        tb->callout_sites.push_back(std::move(begin));
+        a.mov(x86::r8, ctx_field(offsetof(BtContext, table_offset), 8));
+        emit_rewritten_mem(e, in, true);
+        auto end = std::make_unique<CalloutSite>();
+        end->kind = CalloutSite::Kind::kTableWriteEnd;
+        end->tb = tb.get();
+        end->falls_through = true;
+        end->insn.eip = pc;
+        end->insn.next_eip = in.next;
+        e.direct_call(end.get());
+        tb->callout_sites.push_back(std::move(end));
       } else if (in.mem()) {
         ++stats_.rewritten_mem;
         emit_rewritten_mem(e, in);

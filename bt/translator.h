@@ -48,6 +48,9 @@ class CodeFetcher {
   /// be fetched (stopping at an unmapped page). `phys_page` receives the guest-physical page of
   /// the first byte.
   virtual unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) = 0;
+  /// Whether the instruction at linear `eip` has stored into traced page tables (it then gets
+  /// the monitor-assisted store shape instead of faulting on every store: adaptive translation).
+  virtual bool writes_page_tables(uint32_t /*eip*/) const { return false; }
 };
 
 /// Counters the translator keeps.
@@ -59,6 +62,7 @@ struct TranslatorStats {
   uint64_t string = 0;         ///< string instructions
   uint64_t callouts = 0;       ///< instructions ending a block with a callout
   uint64_t direct_calls = 0;   ///< sensitive instructions translated into direct calls
+  uint64_t table_writers = 0;  ///< page-table stores translated into monitor-assisted stores
 };
 
 /// Translates one block at a time into the code cache. See docs/bt.md for the code shapes.

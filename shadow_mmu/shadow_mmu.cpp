@@ -42,6 +42,18 @@ constexpr uint32_t kWindows = kInSup | kInUser | kAliases;
 constexpr uint32_t kMmio = 1u << 28;  ///< a device's MMIO window: left unmapped, every access traps
 }  // namespace entry
 
+/// Whether a paging-structure entry's change from `before` to `after` can make a shadow mapping
+/// derived from it wrong: a new frame, P, R/W, U/S or PS, or A/D cleared (the shadow would no
+/// longer see the next access or write). AVL bits, PWT/PCD, G and A/D being set need nothing
+/// (Intel SDM Vol. 3A §4.10.4.2-4.10.4.3: a TLB may keep such a translation until INVLPG).
+bool change_matters(uint32_t before, uint32_t after) {
+  constexpr uint32_t kFrameAndRights = 0xfffff000u | 0x1 | 0x2 | 0x4 | 0x80;  // P RW US PS
+  constexpr uint32_t kAccessedDirty = 0x20 | 0x40;
+  if (!(before & 1) && !(after & 1)) return false;  // not present either way: nothing derived
+  if ((before ^ after) & kFrameAndRights) return true;
+  return (before & ~after & kAccessedDirty) != 0;
+}
+
 class RamPhys final : public PhysAccess {
  public:
   explicit RamPhys(GuestMemory& ram) : ram_(ram) {}
@@ -116,7 +128,8 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"unassigned_fills", stats_.unassigned_fills},
       {"unassigned_writes", stats_.unassigned_writes},
       {"mmio_faults", stats_.mmio_faults},
-      {"unshadowed_tables", stats_.unshadowed_tables}};
+      {"unshadowed_tables", stats_.unshadowed_tables},
+      {"table_writes", stats_.table_writes}};
   for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
 
@@ -389,12 +402,12 @@ void ShadowMmu::resume_tracing() {
   const uint32_t* now =
       reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{page} << 12));
   for (uint32_t i = 0; i < 1024;) {
-    if (now[i] == suspended_copy_[i]) {
+    if (!change_matters(suspended_copy_[i], now[i])) {
       ++i;
       continue;
     }
     uint32_t j = i;
-    while (j < 1024 && now[j] != suspended_copy_[j]) ++j;
+    while (j < 1024 && change_matters(suspended_copy_[j], now[j])) ++j;
     drop_entries(page, i, j - i);
     i = j;
   }
@@ -442,6 +455,55 @@ void ShadowMmu::drop_entries(uint32_t phys_page, uint32_t first, uint32_t count)
       ++stats_.ranges_dropped;
     }
   }
+}
+
+void ShadowMmu::drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before,
+                             uint32_t count) {
+  const uint32_t* now =
+      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{phys_page} << 12));
+  for (uint32_t i = 0; i < count; ++i) {
+    if (change_matters(before[i], now[first + i])) drop_entries(phys_page, first + i, 1);
+  }
+}
+
+void ShadowMmu::begin_table_write(uint32_t phys_addr, unsigned len) {
+  const uint32_t page = phys_addr >> 12;
+  table_write_.page = UINT32_MAX;
+  if (page >= protection_.size() || protection_[page] == 0 || len == 0) return;
+  if (protection_[page] & protect::kCode) {
+    on_code_write_(page);
+    unprotect(page, protect::kCode);
+  }
+  if (!(protection_[page] & protect::kPageTable)) return;
+  ++stats_.table_writes;
+  flood_count_ = page == flood_page_ ? flood_count_ + 1 : 1;
+  flood_page_ = page;
+  if (flood_count_ >= kFloodWrites) {
+    // Written again and again without being used (zapped or filled by fork/exit/exec): no
+    // longer shadowed until a fill walks through it again (KVM's write-flood heuristic).
+    drop_entries(page, 0, 1024);
+    pt_users_.erase(page);
+    pd_users_.erase(page);
+    unprotect(page, protect::kPageTable);
+    flood_page_ = UINT32_MAX;
+    ++stats_.unshadowed_tables;
+    return;
+  }
+  const uint32_t first = (phys_addr & 0xfff) / 4;
+  const uint32_t last = std::min<uint32_t>(((phys_addr & 0xfff) + len - 1) / 4, 1023);
+  table_write_.page = page;
+  table_write_.first = first;
+  table_write_.count = std::min<uint32_t>(last - first + 1, table_write_.before.size());
+  std::memcpy(table_write_.before.data(),
+              ram_.host_base() + (uint64_t{page} << 12) + uint64_t{first} * 4,
+              table_write_.count * 4);
+}
+
+void ShadowMmu::end_table_write() {
+  if (table_write_.page == UINT32_MAX) return;
+  const uint32_t page = table_write_.page;
+  table_write_.page = UINT32_MAX;
+  drop_changed(page, table_write_.first, table_write_.before.data(), table_write_.count);
 }
 
 void ShadowMmu::note_phys_write(uint32_t phys_addr, uint32_t len) {
@@ -596,6 +658,7 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     }
     if (protection_[phys] & protect::kPageTable) {
       ++stats_.tracing_faults;
+      f.table_write = true;
       flood_count_ = phys == flood_page_ ? flood_count_ + 1 : 1;
       flood_page_ = phys;
       if (flood_count_ >= kFloodWrites) {

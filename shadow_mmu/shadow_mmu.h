@@ -35,6 +35,7 @@ struct ShadowMmuStats {
   uint64_t unassigned_writes = 0;  ///< stores to such pages (discarded)
   uint64_t mmio_faults = 0;        ///< accesses to MMIO windows, emulated by the monitor
   uint64_t unshadowed_tables = 0;  ///< page tables no longer traced after a flood of writes
+  uint64_t table_writes = 0;  ///< traced page-table stores translated code made via the monitor
 };
 
 /// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
@@ -84,9 +85,10 @@ class ShadowMmu {
       kNotWindow,   ///< not an address in any window
     } kind = kNotWindow;
     uint32_t linear = 0;
-    uint32_t error_code = 0;  ///< for kPageFault (Intel SDM Vol. 3A §4.7)
-    bool code_write = false;  ///< for kSingleStep: the page held translated code
-    uint64_t phys = 0;        ///< for kMmio: the guest-physical address accessed
+    uint32_t error_code = 0;   ///< for kPageFault (Intel SDM Vol. 3A §4.7)
+    bool code_write = false;   ///< for kSingleStep: the page held translated code
+    bool table_write = false;  ///< for kSingleStep: the page is a traced page table
+    uint64_t phys = 0;         ///< for kMmio: the guest-physical address accessed
   };
   Fault handle_host_fault(const void* host, bool write);
 
@@ -100,6 +102,15 @@ class ShadowMmu {
   /// one page): translated code there is dropped, and so is every mapping derived from the
   /// page-table entries written.
   void note_phys_write(uint32_t phys_addr, uint32_t len);
+  /// A store that translated code performs on guest RAM through the monitor's own mapping
+  /// (adaptive translation of an instruction that writes traced page tables, docs/bt.md): call
+  /// begin before it with the guest-physical address and size (within one page), end after it.
+  /// Translated code on the page is dropped at begin; at end, what derived from the entries the
+  /// store changed in a way a TLB could not keep (Intel SDM Vol. 3A §4.10.4.2: frame, P, R/W,
+  /// U/S, PS, or A/D cleared) is dropped, as a tracing fault would, without one. A table written
+  /// this way kFloodWrites times in a row with no fill through it is no longer traced.
+  void begin_table_write(uint32_t phys_addr, unsigned len);
+  void end_table_write();
   /// Write-protects `phys_page` in every window because it holds translated code.
   void protect_code(uint32_t phys_page);
   /// Ends the writable interval granted by a kSingleStep fault: the page is traced again if any
@@ -167,6 +178,15 @@ class ShadowMmu {
   uint32_t flood_page_ = UINT32_MAX;
   unsigned flood_count_ = 0;
   std::array<uint32_t, 1024> suspended_copy_{};  ///< its entries before the store
+  /// The monitor-performed table write between begin_table_write and end_table_write.
+  struct TableWrite {
+    uint32_t page = UINT32_MAX;     ///< guest-physical page, or UINT32_MAX when none is open
+    uint32_t first = 0, count = 0;  ///< entries covered
+    std::array<uint32_t, 3> before{};
+  } table_write_;
+  /// Unmaps what derived from the entries of `phys_page` that changed from `before` (first..)
+  /// in a way that matters to a translation.
+  void drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before, uint32_t count);
   /// Guest-physical addresses with no RAM behind them read all ones and drop writes, as on a PC
   /// bus where nothing decodes them: page 0 of this memfd is all ones (mapped read-only), page 1
   /// a scratch page a single-stepped store may write into (refilled with ones afterwards).
