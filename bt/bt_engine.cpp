@@ -307,6 +307,20 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
       return table_write_begin(site);
     case CalloutSite::Kind::kTableWriteEnd:
       return table_write_end(site);
+    case CalloutSite::Kind::kDivideError: {
+      // #DE without a host SIGFPE (Intel SDM Vol. 3A §6.15, vector 0: a fault, EIP at the DIV).
+      ctx_->eip = site.insn.eip;
+      store_context();
+      ++exceptions_by_vector_[0];
+      bool done = false;
+      Exit e = finish_step(system_.raise(s_, 0), done);
+      if (done) {
+        direct_exit_ = std::move(e);
+        direct_exit_pending_ = true;
+        return leave_direct_call();
+      }
+      return transfer_to(key_flags());
+    }
     case CalloutSite::Kind::kInstruction:
       break;
   }

@@ -40,6 +40,7 @@ struct CalloutSite {
                        ///< the monitor checks the access at BtContext::table_linear and gives
                        ///< a RAM pointer for it in BtContext::table_offset
     kTableWriteEnd,    ///< after that store: the shadows derived from what it changed go
+    kDivideError,      ///< `insn` (DIV/IDIV) found a zero divisor: the monitor raises #DE
   } kind = Kind::kInstruction;
   uint8_t access_size = 0;                ///< bytes, for kTableWriteBegin
   struct TranslationBlock* tb = nullptr;  ///< the block the call sits in

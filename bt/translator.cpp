@@ -607,9 +607,109 @@ Step translate_cpl0_flags(BlockEmitter& e, const Insn& in) {
       a.mov(x86::esp, x86::r8d);
       return Step::kContinue;
     }
+    case ZYDIS_MNEMONIC_POPFD: {
+      // POPFD at CPL0 (SDM Vol. 2B POPF: EFLAGS <- image AND 257FD5H, VM/VIF/VIP kept): the
+      // arithmetic flags and DF go to the host flags, IF to `vif`. An image that would change
+      // TF, IOPL, NT, RF, AC or ID leaves for the monitor with the flags untouched. Only the load
+      // can fault, before anything changed (precise).
+      constexpr uint32_t kVirtualBits = 0x257fd5u & ~(0x0cd5u | (1u << 9));
+      constexpr uint32_t kHostBits = 0x0cd5;  // CF PF AF ZF SF DF OF
+      asmjit::Label slow = a.newLabel(), done = a.newLabel(), window = a.newLabel();
+      const x86::Mem saved_flags = ctx_field(offsetof(BtContext, scratch_stack) + 24, 8);
+      a.mov(x86::r9d, BlockEmitter::stack(4));  // the image (a #PF here changes nothing)
+      a.mov(x86::r10, x86::rsp);
+      a.lea(x86::rsp, ctx_field(offsetof(BtContext, scratch_stack) + 32, 8));
+      a.pushfq();  // the guest's flags, for the slow path
+      a.mov(x86::rsp, x86::r10);
+      a.mov(x86::r10d, x86::r9d);
+      a.and_(x86::r10d, kVirtualBits);
+      a.mov(x86::r11d, ctx_field(offsetof(BtContext, vflags), 4));
+      a.and_(x86::r11d, kVirtualBits);
+      a.cmp(x86::r10d, x86::r11d);
+      a.jne(slow);
+      a.bt(x86::r9d, 9);
+      a.setc(ctx_field(offsetof(BtContext, vif), 1));
+      a.lea(x86::esp, x86::ptr(x86::rsp, 4));
+      // IF=1 with an interrupt waiting: the monitor delivers it before the next instruction
+      // (POPF has no interrupt shadow). Decided before the flags are loaded.
+      a.movzx(x86::r10d, ctx_field(offsetof(BtContext, vif), 1));
+      a.movzx(x86::r11d, ctx_field(offsetof(BtContext, irq_pending), 1));
+      a.and_(x86::r10d, x86::r11d);
+      a.and_(x86::r9d, kHostBits);
+      a.or_(x86::r9d, 2);
+      a.mov(x86::qword_ptr(x86::r14, static_cast<int32_t>(offsetof(BtContext, scratch_stack) + 24)),
+            x86::r9);
+      a.test(x86::r10d, x86::r10d);
+      a.jnz(window);
+      a.mov(x86::r10, x86::rsp);
+      a.lea(x86::rsp, saved_flags);
+      a.popfq();
+      a.mov(x86::rsp, x86::r10);
+      a.jmp(done);
+      a.bind(window);
+      a.mov(x86::r10, x86::rsp);
+      a.lea(x86::rsp, saved_flags);
+      a.popfq();
+      a.mov(x86::rsp, x86::r10);
+      a.mov(ctx_field(offsetof(BtContext, eip), 4), in.next);
+      a.mov(ctx_field(offsetof(BtContext, exit_kind), 4), static_cast<uint32_t>(ExitKind::kNone));
+      e.jump_to_exit();
+      a.bind(slow);  // the guest's flags back, then the monitor runs the POPFD
+      a.mov(x86::r10, x86::rsp);
+      a.lea(x86::rsp, saved_flags);
+      a.popfq();
+      a.mov(x86::rsp, x86::r10);
+      e.callout_exit(in.eip);
+      a.bind(done);
+      return Step::kContinue;
+    }
     default:
       return Step::kCallout;
   }
+}
+
+/// DIV/IDIV: a zero divisor raises #DE through a direct call to the monitor instead of a host
+/// SIGFPE. The check loads the divisor into r10d and tests it with JRCXZ (no flags touched); a
+/// memory divisor's address is left in r8d for the division itself (`address_in_r8`). Quotient
+/// overflow still reaches the monitor through the host's #DE.
+void emit_zero_divisor_check(BlockEmitter& e, const Insn& in, CalloutSite* raise,
+                             bool* address_in_r8) {
+  x86::Assembler& a = e.a();
+  const ZydisDecodedOperand& op = in.ops[0];
+  const unsigned size = op.size / 8;
+  *address_in_r8 = false;
+  if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+    const int r = gpr_index(op.reg.value);
+    if (is_high_byte(op.reg.value)) {
+      a.rorx(x86::r10d, kGpr32[r], 8);
+      a.movzx(x86::r10d, x86::r10b);
+    } else if (size == 1) {
+      a.movzx(x86::r10d, x86::Gp(x86::gpb_lo(static_cast<uint32_t>(r))));
+    } else if (size == 2) {
+      a.movzx(x86::r10d, kGpr16[r]);
+    } else {
+      a.mov(x86::r10d, kGpr32[r]);
+    }
+  } else {
+    e.address(op, in.d.address_width);
+    *address_in_r8 = true;
+    if (size == 1) {
+      a.movzx(x86::r10d, BlockEmitter::window(1));
+    } else if (size == 2) {
+      a.movzx(x86::r10d, BlockEmitter::window(2));
+    } else {
+      a.mov(x86::r10d, BlockEmitter::window(4));
+    }
+  }
+  asmjit::Label zero = a.newLabel(), nonzero = a.newLabel();
+  a.xchg(x86::rcx, x86::r10);
+  a.jecxz(x86::rcx, zero);
+  a.xchg(x86::rcx, x86::r10);
+  a.jmp(nonzero);
+  a.bind(zero);
+  a.xchg(x86::rcx, x86::r10);
+  e.direct_call(raise);  // never resumes here: the monitor goes on at the guest's #DE handler
+  a.bind(nonzero);
 }
 
 /// Loads a near branch target (register or memory operand) into r9d.
@@ -832,7 +932,8 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       bool no_op_invlpg = d.mnemonic == ZYDIS_MNEMONIC_INVLPG && (key_flags & tb_flags::kCpl0);
       bool cpl0_flags = (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
                         (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
-                         d.mnemonic == ZYDIS_MNEMONIC_PUSHFD) &&
+                         d.mnemonic == ZYDIS_MNEMONIC_PUSHFD ||
+                         d.mnemonic == ZYDIS_MNEMONIC_POPFD) &&
                         !(key_flags & (tb_flags::kSingleInstruction |
                                        (1u << (tb_flags::kRestrictedShift + kSs))));
       bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
@@ -852,6 +953,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
           (mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) && !fpu &&
           (mem->size == 8 || mem->size == 16 || mem->size == 32 || mem->size == 64) &&
           im.fetcher.writes_page_tables(lin);
+      const bool divide = (d.mnemonic == ZYDIS_MNEMONIC_DIV || d.mnemonic == ZYDIS_MNEMONIC_IDIV) &&
+                          (key_flags & tb_flags::kDirectCalls) &&
+                          !(key_flags & tb_flags::kSingleInstruction);
       if (host_rdtsc || no_op_invlpg) {
         ++stats_.ident;
         if (host_rdtsc) emit_ident(e, in);
@@ -991,6 +1095,23 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       } else if (in.mem() && !(d.attributes & ZYDIS_ATTRIB_HAS_MODRM)) {
         ++stats_.rewritten_mem;
         emit_moffs(e, in);  // MOV AL/EAX <-> [disp32] (A0-A3)
+      } else if (divide && (in.ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER ||
+                            (in.mem() && (d.attributes & ZYDIS_ATTRIB_HAS_MODRM)))) {
+        auto raise = std::make_unique<CalloutSite>();
+        raise->kind = CalloutSite::Kind::kDivideError;
+        raise->tb = tb.get();
+        raise->insn.eip = pc;
+        raise->insn.next_eip = in.next;
+        bool address_in_r8 = false;
+        emit_zero_divisor_check(e, in, raise.get(), &address_in_r8);
+        tb->callout_sites.push_back(std::move(raise));
+        if (address_in_r8) {
+          ++stats_.rewritten_mem;
+          emit_rewritten_mem(e, in, true);
+        } else {
+          ++stats_.ident;
+          emit_ident(e, in);
+        }
       } else if (in.mem() && table_store) {
         // Adaptive translation: this instruction stored into traced page tables before. The
         // monitor checks the access and snapshots the entries, the store runs on the monitor's

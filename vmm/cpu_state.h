@@ -52,8 +52,9 @@ constexpr uint32_t kVme = 1u << 0, kPvi = 1u << 1, kTsd = 1u << 2, kDe = 1u << 3
                    kPae = 1u << 5, kPge = 1u << 7, kOsfxsr = 1u << 9, kOsxmmexcpt = 1u << 10;
 }
 
-/// The complete architectural state an engine takes and gives back.
-struct VcpuState {
+/// The architectural registers except the x87/MMX/SSE image: what the system-instruction
+/// emulator can change, so a rollback copy of it costs a third of the whole state.
+struct VcpuRegisters {
   std::array<uint32_t, 8> gpr{};  ///< indexed by Gpr
   uint32_t eip = 0;
   uint32_t eflags = eflags::kFixed1;
@@ -65,9 +66,13 @@ struct VcpuState {
   std::array<uint32_t, 8> dr{};  ///< DR0-DR7 (DR4/5 alias DR6/7)
   uint32_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
   uint64_t tsc = 0;
-  alignas(16) std::array<uint8_t, 512> fxsave{};  ///< x87/MMX/SSE state in FXSAVE layout
 
   unsigned cpl() const { return seg[kCs].selector & 3; }
+};
+
+/// The complete architectural state an engine takes and gives back.
+struct VcpuState : VcpuRegisters {
+  alignas(16) std::array<uint8_t, 512> fxsave{};  ///< x87/MMX/SSE state in FXSAVE layout
 };
 
 }  // namespace vmbt

@@ -232,7 +232,7 @@ StepResult SystemEmulator::single_step_trap(VcpuState& s) {
   return deliver_event(s, ev);
 }
 
-void SystemEmulator::notify_segments(const VcpuState& before, const VcpuState& s) {
+void SystemEmulator::notify_segments(const VcpuRegisters& before, const VcpuState& s) {
   for (unsigned i = 0; i < 6; ++i) {
     if (!same_segment(before.seg[i], s.seg[i])) hooks_.on_segment_loaded(s, i);
   }
@@ -266,7 +266,7 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
                         "(CS:IP={:04x}:{:04x})",
                         s.seg[kCs].selector, s.eip)};
   }
-  const VcpuState before = s;
+  const VcpuRegisters before = s;
   const bool tf = s.eflags & eflags::kTf;
   StepResult r;
   try {
@@ -307,7 +307,7 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
 StepResult SystemEmulator::raise(VcpuState& s, uint8_t vector, bool /*has_error_code*/,
                                  uint32_t error_code) {
   interrupt_shadow = false;
-  const VcpuState before = s;
+  const VcpuRegisters before = s;
   sys::Event ev;
   ev.vector = vector;
   ev.error_code = error_code;
@@ -320,7 +320,7 @@ StepResult SystemEmulator::raise(VcpuState& s, uint8_t vector, bool /*has_error_
 
 StepResult SystemEmulator::deliver_interrupt(VcpuState& s, uint8_t vector) {
   interrupt_shadow = false;
-  const VcpuState before = s;
+  const VcpuRegisters before = s;
   sys::Event ev;
   ev.vector = vector;
   ev.kind = sys::Event::Kind::kExternal;

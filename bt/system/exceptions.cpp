@@ -1,6 +1,8 @@
 // Exception and interrupt delivery through the IDT (Intel SDM Vol. 3A §6.10-6.15; Vol. 2A INT n).
 #include <fmt/format.h>
 
+#include <array>
+
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
 
@@ -66,8 +68,22 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
                         (s.cr0 & cr0::kPe) ? "virtual-8086" : "real", describe(ev),
                         s.seg[kCs].selector, s.eip)};
   }
-  const VcpuState before = s;
-  std::string chain = describe(ev);
+  const VcpuRegisters before = s;
+  // The events of a nested delivery, described only if it ends in a shutdown.
+  // (At most two events per attempt: no allocation on the common path.)
+  std::array<Event, 40> chain_events;
+  unsigned chain_length = 0;
+  auto note = [&](const Event& e) {
+    if (chain_length < chain_events.size()) chain_events[chain_length++] = e;
+  };
+  auto chain = [&] {
+    std::string out;
+    for (unsigned i = 0; i < chain_length; ++i) {
+      out += (i ? " -> " : "") + describe(chain_events[i]);
+    }
+    return out;
+  };
+  note(ev);
   for (int attempt = 0; attempt < 16; ++attempt) {
     try {
       deliver_once(s, ev);
@@ -79,15 +95,15 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
       Event next;
       next.return_eip = s.eip;
       if (first == Class::kDoubleFault) {
-        chain += " -> " + describe(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
+        note(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
         return {StepKind::kShutdown,
                 {},
                 fmt::format("triple fault (shutdown) at CS:EIP={:04x}:{:08x}: {}",
-                            s.seg[kCs].selector, s.eip, chain)};
+                            s.seg[kCs].selector, s.eip, chain())};
       }
       if ((first == Class::kContributory && second == Class::kContributory) ||
           (first == Class::kPageFault && second != Class::kBenign)) {
-        chain += " -> " + describe(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
+        note(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
         next.vector = sys::vec::kDf;
         next.error_code = 0;
       } else {
@@ -95,7 +111,7 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
         next.error_code = f.error_code;
         next.fault = sys::exception_is_fault(f.vector);
       }
-      chain += " -> " + describe(next);
+      note(next);
       ev = next;
     } catch (const sys::Unsupported& u) {
       sys::restore_state(s, before);
@@ -105,7 +121,7 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
   return {StepKind::kShutdown,
           {},
           fmt::format("shutdown: endless exception chain at CS:EIP={:04x}:{:08x}: {}",
-                      s.seg[kCs].selector, s.eip, chain)};
+                      s.seg[kCs].selector, s.eip, chain())};
 }
 
 // Protected-mode delivery through an interrupt or trap gate (Intel SDM Vol. 2A INT n pseudocode,

@@ -75,10 +75,10 @@ constexpr bool is_null_selector(uint16_t selector) {
 }
 
 /// Rolls the state back to `before` after a fault, keeping CR2 (a #PF sets it) and DR6.
-inline void restore_state(VcpuState& s, const VcpuState& before) {
+inline void restore_state(VcpuState& s, const VcpuRegisters& before) {
   const uint32_t cr2 = s.cr2;
   const uint32_t dr6 = s.dr[6];
-  s = before;
+  static_cast<VcpuRegisters&>(s) = before;
   s.cr2 = cr2;
   s.dr[6] = dr6;
 }

@@ -145,7 +145,7 @@ StepResult SystemEmulator::finish_io(VcpuState& s, const IoRequest& io) {
   if (!pending_.active) return {};
   const PendingIo p = pending_;
   pending_ = PendingIo{};
-  const VcpuState before = s;
+  const VcpuRegisters before = s;
   StepResult r;
   try {
     const uint32_t amask = p.asize == 2 ? 0xffffu : 0xffffffffu;

@@ -136,7 +136,7 @@ class SystemEmulator {
   void fetch_decode(const VcpuState& s, sys::Insn& in);
   StepResult run_instruction(VcpuState& s, const sys::Insn* decoded);
   StepResult dispatch(VcpuState& s, const sys::Insn& in);
-  void notify_segments(const VcpuState& before, const VcpuState& s);
+  void notify_segments(const VcpuRegisters& before, const VcpuState& s);
   uint32_t mem_read(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size);
   void mem_write(const VcpuState& s, unsigned seg, uint32_t offset, uint32_t value, unsigned size);
   uint32_t data_linear(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size,
