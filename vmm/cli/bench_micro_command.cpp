@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "vmm/cli/commands.h"
 #include "vmm/cli/guest_session.h"
+#include "vmm/cli/host_floors.h"
 #include "vmm/cli/micro_report.h"
 #include "vmm/error.h"
 
@@ -44,14 +47,96 @@ std::string describe_failure(const std::string& line) {
                      vector, name.empty() ? "" : " ", name, field("eip"));
 }
 
+/// Whether `qemu-system-i386` is on PATH (the reference column of the table).
+bool qemu_installed() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (!dir.empty() && access((dir + "/qemu-system-i386").c_str(), X_OK) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+/// Single quotes for a shell word.
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// One run of a benchmark guest under QEMU TCG: its serial output (the guest's report line), or
+/// "" when QEMU could not be run.
+std::string run_under_qemu(const std::string& elf, uint64_t iterations, double timeout_seconds) {
+  std::string cmd = fmt::format(
+      "timeout {:.0f} qemu-system-i386 -nographic -nodefaults -no-reboot -serial stdio -m 64M "
+      "-device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel {} -append {} </dev/null "
+      "2>/dev/null",
+      std::ceil(timeout_seconds), shell_quote(elf),
+      shell_quote(fmt::format("iters={}", iterations)));
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return "";
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
 /// Runs one benchmark `runs` times on one engine. Stops at the first run without a result: the
 /// reason would be the same every time.
 MicroResult measure(const MicroBenchmark& b, const std::string& engine, const BenchMicroArgs& args,
                     const std::string& guest_dir, uint64_t iterations, double tsc_hz,
                     std::string* engine_unavailable) {
   MicroResult m;
+  if (b.host_floor != (engine == "host")) {
+    m.blank = true;
+    m.not_available = b.host_floor ? "a host floor: measured natively (the host column)"
+                                   : "a guest benchmark: measured on the engines";
+    return m;
+  }
+  if (b.host_floor) {
+    m.cycles = measure_host_floor(b.name, args.runs);
+    m.run_cycles = {m.cycles};
+    m.ns = m.cycles / tsc_hz * 1e9;
+    m.measured = m.cycles > 0;
+    if (!m.measured) m.not_available = "the host floor measured no time";
+    return m;
+  }
   if (!b.not_applicable.empty()) {
     m.not_available = b.not_applicable;
+    return m;
+  }
+  if (engine == "qemu") {
+    const std::string elf = guest_dir + "/" + b.name + ".elf";
+    for (unsigned run = 0; run < args.runs; ++run) {
+      std::string failure;
+      std::optional<MicroSample> s =
+          parse_micro_output(run_under_qemu(elf, iterations, args.timeout_seconds), &failure);
+      if (!s) {
+        m.not_available = !failure.empty()
+                              ? describe_failure(failure)
+                              : "QEMU gave no result (not finished within --timeout, or failed)";
+        m.run_cycles.clear();
+        return m;
+      }
+      m.operations = s->operations();
+      m.run_cycles.push_back(s->cycles_per_op());
+    }
+    m.cycles = median(m.run_cycles);
+    if (!(m.cycles > 0) || !std::isfinite(m.cycles)) {
+      m.not_available =
+          "below this measurement's resolution: the loop with the operation was not slower than "
+          "the loop without it";
+      return m;
+    }
+    m.ns = m.cycles / tsc_hz * 1e9;
+    m.measured = true;
     return m;
   }
   if (!engine_unavailable->empty()) {
@@ -124,13 +209,34 @@ int bench_micro_command(const BenchMicroArgs& args) {
   }
   for (const MicroBenchmark& b : report.benchmarks) {
     std::string elf = guest_dir + "/" + b.name + ".elf";
-    if (b.not_applicable.empty() && !std::filesystem::exists(elf)) {
+    if (b.not_applicable.empty() && !b.host_floor && !std::filesystem::exists(elf)) {
       throw Error(fmt::format(
           "micro-benchmark guest '{}' not found (build the project, or give --guest-dir)", elf));
     }
   }
-  report.engines = args.engine == "both" ? std::vector<std::string>{"bt", "kvm"}
-                                         : std::vector<std::string>{args.engine};
+  // "all": both engines, QEMU TCG as the reference when it is installed, and the host floors.
+  if (args.engine == "all") {
+    report.engines = {"bt", "kvm"};
+    if (qemu_installed()) {
+      report.engines.push_back("qemu");
+    } else {
+      fmt::print(stderr,
+                 "vmbt bench micro: qemu-system-i386 is not installed, so there is no QEMU TCG "
+                 "column (apt-get install qemu-system-x86 to add it)\n");
+    }
+  } else if (args.engine == "both") {
+    report.engines = {"bt", "kvm"};
+  } else {
+    report.engines = {args.engine};
+  }
+  if (args.engine == "qemu" && !qemu_installed()) {
+    throw Error(
+        "--engine qemu: qemu-system-i386 is not installed (apt-get install qemu-system-x86)");
+  }
+  if (std::any_of(report.benchmarks.begin(), report.benchmarks.end(),
+                  [](const MicroBenchmark& b) { return b.host_floor; })) {
+    report.engines.push_back("host");
+  }
   report.runs = args.runs;
   report.iterations = args.quick ? kQuickIterations : kIterations;
   report.host = read_host_info();

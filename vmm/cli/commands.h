@@ -42,7 +42,9 @@ int compare_command(const CompareArgs& args);
 
 /// Options of `vmbt bench micro`.
 struct BenchMicroArgs {
-  std::string engine = "both";    ///< "bt", "kvm" or "both"
+  /// "bt", "kvm", "qemu" (QEMU TCG), "both" (bt and kvm) or "all" (both, and QEMU when
+  /// installed); the host floors come with any of them.
+  std::string engine = "all";
   unsigned runs = 5;              ///< runs per benchmark and engine; the median is reported
   bool quick = false;             ///< few iterations (for tests): fast, noisier
   std::vector<std::string> only;  ///< benchmark names to run (empty: all)

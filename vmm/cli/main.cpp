@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   CLI::App* micro_cmd = bench_cmd->add_subcommand(
       "micro", "time traps, exits and sensitive instructions inside guests, per engine");
   micro_cmd->add_option("--engine", micro.engine, "engines to measure")
-      ->check(CLI::IsMember({"bt", "kvm", "both"}))
+      ->check(CLI::IsMember({"bt", "kvm", "qemu", "both", "all"}))
       ->capture_default_str();
   micro_cmd->add_option("--runs", micro.runs, "runs per benchmark and engine (median reported)")
       ->check(CLI::Range(1u, 1000u))

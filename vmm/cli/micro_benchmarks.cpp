@@ -10,6 +10,7 @@ namespace {
 constexpr const char* kAA = "Adams & Agesen 2006";
 constexpr const char* kKvmArm = "KVM/ARM 2014 Table 3";
 constexpr const char* kVmbt = "vmbt";
+constexpr const char* kHost = "host floors (native, this machine)";
 
 }  // namespace
 
@@ -51,6 +52,10 @@ const std::vector<MicroBenchmark>& micro_benchmarks() {
       {"rdtsc", kVmbt, "RDTSC", "", ""},
       {"pushf_popf", kVmbt, "PUSHF + POPF", "", ""},
       {"cli_sti", kVmbt, "CLI + STI", "", ""},
+      {"host_sigsegv", kHost, "SIGSEGV, handler mprotects, + re-protect", "",
+       "(the floor of a shadow fill by host fault)", true},
+      {"host_mprotect", kHost, "mprotect of one page", "", "", true},
+      {"host_syscall", kHost, "trivial syscall (getppid)", "", "", true},
   };
   return list;
 }
@@ -67,6 +72,8 @@ std::optional<MicroSample> parse_micro_output(const std::string& serial, std::st
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    // Firmware may leave text before it on the same line (QEMU's "Booting from ROM..").
+    if (size_t at = line.find("VMBT-BENCH"); at != std::string::npos) line.erase(0, at);
     if (line.rfind("VMBT-BENCH-FAIL ", 0) == 0) {
       if (failure) *failure = line;
       continue;

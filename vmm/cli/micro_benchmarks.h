@@ -19,6 +19,8 @@ struct MicroBenchmark {
   std::string not_applicable;
   /// The published figures of `group`'s paper for the same operation, cycles ("" if none).
   std::string paper;
+  /// Measured natively by vmbt itself (the "host" column), not by a guest on an engine.
+  bool host_floor = false;
 };
 
 /// Every benchmark, in report order.

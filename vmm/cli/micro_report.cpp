@@ -25,6 +25,10 @@ std::string format_ns(double ns) {
 
 std::string engine_title(const std::string& engine, const HostInfo& host) {
   if (engine == "bt") return "bt: binary translation (vmbt's translator and shadow MMU)";
+  if (engine == "qemu") {
+    return "qemu: QEMU TCG (qemu-system-i386), the same guests; its RDTSC is the host's TSC";
+  }
+  if (engine == "host") return "host: measured natively by vmbt in this run (host floors)";
   return "kvm: /dev/kvm, " + host.kvm_kind;
 }
 
@@ -79,6 +83,9 @@ std::string micro_table(const MicroReport& r) {
       if (it != r.results[i].end() && it->second.measured) {
         row.push_back(format_cycles(it->second.cycles));
         row.push_back(format_ns(it->second.ns));
+      } else if (it != r.results[i].end() && it->second.blank) {
+        row.push_back("");
+        row.push_back("");
       } else {
         std::string why = it == r.results[i].end() ? "not run" : it->second.not_available;
         row.push_back(note(b.not_applicable.empty() ? e + ": " + why : why));

@@ -19,11 +19,15 @@ struct MicroResult {
   std::vector<double> run_cycles;  ///< cycles per operation of each run
   uint64_t operations = 0;         ///< operations timed per run
   std::string not_available;       ///< why there is no number (when !measured)
+  /// Not this column's kind of figure (a host floor under an engine, a guest under "host"):
+  /// the table leaves the cell empty.
+  bool blank = false;
 };
 
 struct MicroReport {
   HostInfo host;
-  std::vector<std::string> engines;  ///< measured engines, "bt" and/or "kvm"
+  /// Measured columns: "bt", "kvm", "qemu" (QEMU TCG, the reference) and "host" (host floors).
+  std::vector<std::string> engines;
   unsigned runs = 0;
   uint64_t iterations = 0;  ///< loop iterations per guest run
   std::vector<MicroBenchmark> benchmarks;
