@@ -14,6 +14,7 @@
 #include "bt/host_fault_handler.h"
 #include "bt/legacy_ops.h"
 #include "bt/segment_checks.h"
+#include "vmm/cpu_model.h"
 #include "vmm/error.h"
 #include "vmm/machine/guest_memory.h"
 #include "vmm/machine/irq.h"
@@ -59,7 +60,10 @@ BtEngine::~BtEngine() {
 }
 
 BtEngine::IndirectTable& BtEngine::current_table() {
-  auto& slot = tables_[mmu_.space_id()];
+  // Tables are never freed, so the last one found stays valid for its space.
+  const uint32_t space = mmu_.space_id();
+  if (cached_table_ && cached_table_space_ == space) return *cached_table_;
+  auto& slot = tables_[space];
   if (!slot) {
     // A new address space starts with the blocks on global pages, which every space maps the
     // same way (a guest kernel's text): no table miss for them after a context switch.
@@ -70,6 +74,8 @@ BtEngine::IndirectTable& BtEngine::current_table() {
       slot->clear(ctx_->miss_stub);
     }
   }
+  cached_table_ = slot.get();
+  cached_table_space_ = space;
   return *slot;
 }
 
@@ -324,6 +330,9 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
     case CalloutSite::Kind::kInstruction:
       break;
   }
+  if (site.fast != CalloutSite::FastPath::kNone) {
+    if (uint64_t next = fast_path(site)) return next == kLeave ? 0 : next;
+  }
   // The guest state at the instruction, from the context the stub filled in.
   TranslationBlock* const from = site.tb;
   const uint32_t block_flags = from->key_flags;
@@ -351,6 +360,67 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
   }
   // A control transfer (or an exception delivered): on into the target's block.
   return transfer_to(key_flags());
+}
+
+uint64_t BtEngine::fast_path(CalloutSite& site) {
+  // Works on the context alone (s_ holds what translated code cannot change: segments, control
+  // registers, MSRs). 0 = not the common case after all: the system emulator runs it instead,
+  // before anything was changed here.
+  auto& gpr = ctx_->gpr;
+  switch (site.fast) {
+    case CalloutSite::FastPath::kCpuid: {
+      // Intel SDM Vol. 2A CPUID: never faults in protected mode; flags unaffected.
+      const CpuidEntry e = CpuModel::query(gpr[kEax], gpr[kEcx]);
+      gpr[kEax] = e.eax;
+      gpr[kEbx] = e.ebx;
+      gpr[kEcx] = e.ecx;
+      gpr[kEdx] = e.edx;
+      break;
+    }
+    case CalloutSite::FastPath::kPortIo: {
+      // Intel SDM Vol. 1 §19.5: CPL <= IOPL needs no I/O permission bitmap.
+      const unsigned iopl = (ctx_->vflags & eflags::kIopl) >> 12;
+      if (!port_io_ || s_.seg[kSs].dpl > iopl) return 0;
+      const unsigned size = site.access_size;
+      IoAccess a;
+      a.port = static_cast<uint16_t>(site.io_port >= 0 ? site.io_port : gpr[kEdx] & 0xffff);
+      a.size = static_cast<uint8_t>(size);
+      a.write = site.io_write;
+      a.count = 1;
+      uint8_t data[4] = {};
+      a.data = data;
+      if (a.write) std::memcpy(data, &gpr[kEax], size);
+      const bool go_on = port_io_(a);
+      ++io_in_engine_;
+      if (!a.write) {
+        uint32_t v = 0;
+        std::memcpy(&v, data, size);
+        const uint32_t keep = size == 4 ? 0 : ~((1u << (8 * size)) - 1);
+        gpr[kEax] = (gpr[kEax] & keep) | v;
+      }
+      if (!go_on) {  // the machine asked to stop (debug exit, reset): the run loop sees it
+        direct_exit_ = Exit(ExitReason::kKicked);
+        direct_exit_pending_ = true;
+        ctx_->eip = site.insn.next_eip;
+        ctx_->exit_kind = ExitKind::kDirectCall;
+        ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
+        ++direct_calls_;
+        return kLeave;
+      }
+      break;
+    }
+    case CalloutSite::FastPath::kNone:
+      return 0;
+  }
+  ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
+  ++direct_calls_;
+  // A device may have raised an interrupt the guest can take now; a kick may be waiting.
+  if (ctx_->kick_pending || (ctx_->vif && interrupts_.interrupt_pending())) {
+    ctx_->eip = site.insn.next_eip;
+    ctx_->exit_kind = ExitKind::kDirectCall;
+    return kLeave;
+  }
+  return ctx_->resume;
 }
 
 uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
@@ -622,7 +692,8 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
                            bool& done) {
   const bool decoded = decoded_insn != nullptr;
   const ZydisDecodedInstruction& insn = decoded ? *decoded_insn : ZydisDecodedInstruction{};
-  if (decoded) {
+  // A direct call's instruction is known: only the legacy group goes to execute_legacy.
+  if (decoded && (!predecoded || is_legacy_instruction(insn.mnemonic))) {
     LegacyOutcome legacy = execute_legacy(s_, insn, ops, linear_memory_);
     if (legacy.result == LegacyResult::kDone) return Exit();
     if (legacy.result == LegacyResult::kFault) {

@@ -103,6 +103,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint64_t direct_call(CalloutSite& site);
   /// Leaves translated code from a direct call: the state goes back into the context.
   uint64_t leave_direct_call();
+  /// A site's FastPath on the context alone: the resume address, kLeave (state in the context,
+  /// translated code left), or 0 when the system emulator must run it after all.
+  uint64_t fast_path(CalloutSite& site);
+  static constexpr uint64_t kLeave = 1;
   /// Direct-call continuations: back into the block at the resume address when nothing the
   /// dispatcher must see has happened, else leave.
   uint64_t resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
@@ -159,6 +163,8 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   HostFault fault_;
   std::function<void(const CalloutEvent&)> callout_observer_;
   std::map<uint32_t, std::unique_ptr<IndirectTable>> tables_;  ///< by ShadowMmu::space_id()
+  IndirectTable* cached_table_ = nullptr;  ///< current_table()'s last answer, for this space:
+  uint32_t cached_table_space_ = 0;
   /// Blocks on global pages (G=1, CR4.PGE): the starting contents of every new space's table.
   std::unique_ptr<IndirectTable> global_table_;
   uint32_t paging_mode_bits_ = 0;  ///< CR0.PG/WP and CR4.PSE/PGE the global table was made for

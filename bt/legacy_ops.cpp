@@ -173,6 +173,28 @@ bool string_op(VcpuState& s, const ZydisDecodedInstruction& insn, const ZydisDec
 
 }  // namespace
 
+bool is_legacy_instruction(ZydisMnemonic m) {
+  switch (m) {
+    case ZYDIS_MNEMONIC_PUSHA:
+    case ZYDIS_MNEMONIC_PUSHAD:
+    case ZYDIS_MNEMONIC_POPA:
+    case ZYDIS_MNEMONIC_POPAD:
+    case ZYDIS_MNEMONIC_XLAT:
+    case ZYDIS_MNEMONIC_ENTER:
+    case ZYDIS_MNEMONIC_BOUND:
+    case ZYDIS_MNEMONIC_DAA:
+    case ZYDIS_MNEMONIC_DAS:
+    case ZYDIS_MNEMONIC_AAA:
+    case ZYDIS_MNEMONIC_AAS:
+    case ZYDIS_MNEMONIC_AAM:
+    case ZYDIS_MNEMONIC_AAD:
+    case ZYDIS_MNEMONIC_SALC:
+      return true;
+    default:
+      return false;
+  }
+}
+
 LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
                              const ZydisDecodedOperand* ops, LinearMemory& mem) {
   LegacyOutcome out;

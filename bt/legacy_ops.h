@@ -23,6 +23,10 @@ struct LegacyOutcome {
 /// (invalid in 64-bit mode, so translated code cannot run them natively) with the semantics of
 /// their Intel SDM Vol. 2 pages, including the flags those pages define. Memory goes through
 /// `mem` at the segment bases of `s`. Flat 32-bit stack (SS.B=1) assumed, as the translator is.
+/// Whether `m` is one of the instructions above that the translator always hands to the monitor
+/// (it sends the 16-bit-address string and loop forms only when it cannot run them itself).
+bool is_legacy_instruction(ZydisMnemonic m);
+
 LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
                              const ZydisDecodedOperand* ops, LinearMemory& mem);
 

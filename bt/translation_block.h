@@ -42,7 +42,16 @@ struct CalloutSite {
     kTableWriteEnd,    ///< after that store: the shadows derived from what it changed go
     kDivideError,      ///< `insn` (DIV/IDIV) found a zero divisor: the monitor raises #DE
   } kind = Kind::kInstruction;
-  uint8_t access_size = 0;                ///< bytes, for kTableWriteBegin
+  /// A kInstruction the monitor can run on the context alone, without the system emulator, in
+  /// the common case (the policy in bt/translator.cpp chooses it; otherwise the emulator runs it).
+  enum class FastPath : uint8_t {
+    kNone,
+    kCpuid,   ///< CPUID: the CPU model's leaf; never faults in protected mode
+    kPortIo,  ///< IN/OUT with CPL <= IOPL: straight to the run loop's I/O bus
+  } fast = FastPath::kNone;
+  bool io_write = false;                  ///< kPortIo: OUT
+  int32_t io_port = -1;                   ///< kPortIo: the immediate port, or -1 for DX
+  uint8_t access_size = 0;                ///< bytes: kTableWriteBegin's store, kPortIo's access
   struct TranslationBlock* tb = nullptr;  ///< the block the call sits in
   /// The block goes on after the call when the instruction completes without a control transfer
   /// (CPUID, IN, POPF...); a transfer (INT n, IRET, SYSENTER...) ends the block.

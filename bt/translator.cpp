@@ -170,6 +170,28 @@ bool falls_through(const ZydisDecodedInstruction& in) {
   }
 }
 
+/// The policy's fast paths (CalloutSite::FastPath): CPUID, and IN/OUT with a register operand
+/// (not the string forms), whose common case needs only the registers and the I/O bus.
+void choose_fast_path(CalloutSite& site) {
+  const ZydisDecodedInstruction& d = site.insn.zi;
+  const ZydisDecodedOperand* ops = site.insn.ops;
+  if (d.mnemonic == ZYDIS_MNEMONIC_CPUID) {
+    site.fast = CalloutSite::FastPath::kCpuid;
+    return;
+  }
+  if (d.mnemonic != ZYDIS_MNEMONIC_IN && d.mnemonic != ZYDIS_MNEMONIC_OUT) return;
+  const bool out = d.mnemonic == ZYDIS_MNEMONIC_OUT;
+  const ZydisDecodedOperand& port = out ? ops[0] : ops[1];
+  const ZydisDecodedOperand& data = out ? ops[1] : ops[0];
+  if (data.type != ZYDIS_OPERAND_TYPE_REGISTER) return;
+  site.fast = CalloutSite::FastPath::kPortIo;
+  site.io_write = out;
+  site.access_size = static_cast<uint8_t>(data.size / 8);
+  site.io_port = port.type == ZYDIS_OPERAND_TYPE_IMMEDIATE
+                     ? static_cast<int32_t>(port.imm.value.u & 0xff)
+                     : -1;
+}
+
 /// ISA extensions of the vmbt CPU model (vmm/cpu_model.h); anything else is #UD.
 bool isa_supported(const ZydisDecodedInstruction& in) {
   switch (in.meta.isa_ext) {
@@ -930,12 +952,12 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       // shadows never outlive a guest PTE change (write-tracing).
       bool host_rdtsc = d.mnemonic == ZYDIS_MNEMONIC_RDTSC && (key_flags & tb_flags::kHostTsc);
       bool no_op_invlpg = d.mnemonic == ZYDIS_MNEMONIC_INVLPG && (key_flags & tb_flags::kCpl0);
-      bool cpl0_flags = (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
-                        (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
-                         d.mnemonic == ZYDIS_MNEMONIC_PUSHFD ||
-                         d.mnemonic == ZYDIS_MNEMONIC_POPFD) &&
-                        !(key_flags & (tb_flags::kSingleInstruction |
-                                       (1u << (tb_flags::kRestrictedShift + kSs))));
+      bool cpl0_flags =
+          (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
+          (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
+           d.mnemonic == ZYDIS_MNEMONIC_PUSHFD || d.mnemonic == ZYDIS_MNEMONIC_POPFD) &&
+          !(key_flags &
+            (tb_flags::kSingleInstruction | (1u << (tb_flags::kRestrictedShift + kSs))));
       bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
                         (segments_used(d, in.ops) & (key_flags >> tb_flags::kRestrictedShift));
       // Sensitive instructions the monitor executes in place: a direct call with the decoded
@@ -1166,6 +1188,7 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
         ++stats_.direct_calls;
         site->tb = tb.get();
         site->falls_through = falls_through(d);
+        choose_fast_path(*site);
         e.direct_call(site.get());
         tb->callout_sites.push_back(std::move(site));
         // After a transfer the monitor continues in the target's block (or the dispatcher).
