@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "bt/fpu_class.h"
+#include "bt/guest_operands.h"
 #include "bt/host_fault_handler.h"
 #include "bt/legacy_ops.h"
 #include "bt/segment_checks.h"
@@ -36,8 +37,8 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
       stubs_(Stubs::generate(cache_)),
       mmu_(
           memory, [this](uint32_t page) { code_page_written(page); },
-          [this](uint32_t space, uint32_t first, uint32_t pages) {
-            forget_indirect(space, first, pages);
+          [this](uint32_t space, uint32_t first, uint32_t pages, bool global) {
+            forget_indirect(space, first, pages, global);
           }),
       linear_memory_(memory, mmu_, s_),
       system_(linear_memory_, *this),
@@ -79,22 +80,30 @@ BtEngine::IndirectTable& BtEngine::current_table() {
   return *slot;
 }
 
-void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages) {
-  // A whole space going away (eviction, a new page directory) leaves global mappings alone;
-  // a range dropped because its page-table entries changed may include global pages.
-  if (global_table_ && pages < (1u << 20)) clear_pages(*global_table_, first_page, pages);
+void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages,
+                               bool global) {
+  // Blocks on global pages are like global TLB entries (Intel SDM Vol. 3A §4.10.2.4): a change
+  // to one space's page directory (a new process's, a whole space evicted) leaves them; a
+  // page-table entry change, INVLPG or a CR4.PGE/CR0 change takes them away.
+  if (global_table_ && global) clear_pages(*global_table_, first_page, pages);
   auto it = tables_.find(space_id);
   if (it == tables_.end()) return;
-  clear_pages(*it->second, first_page, pages);
+  clear_pages(*it->second, first_page, pages, global ? nullptr : global_table_.get());
 }
 
-void BtEngine::clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages) {
+void BtEngine::clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages,
+                           const IndirectTable* keep) {
   // Only pages with blocks in the table matter (a bit each); of those, only the slots that hold
   // blocks of that page: the table is indexed by the low 16 bits of the EIP, so a page's blocks
-  // sit in 4096 consecutive slots shared with 15 other pages' blocks.
+  // sit in 4096 consecutive slots shared with 15 other pages' blocks. Slots `keep` holds too
+  // (global blocks) stay.
   constexpr uint32_t kSlotsPerPage = 4096;
   if (first_page == 0 && pages >= (1u << 20)) {
-    table.clear(ctx_->miss_stub);
+    if (keep && keep != &table) {
+      table = *keep;
+    } else {
+      table.clear(ctx_->miss_stub);
+    }
     return;
   }
   uint32_t end = std::min<uint64_t>(uint64_t{first_page} + pages, 1u << 20);
@@ -108,11 +117,17 @@ void BtEngine::clear_pages(IndirectTable& table, uint32_t first_page, uint32_t p
       ++p;
       continue;
     }
-    table.pages[p / 64] &= ~(uint64_t{1} << (p % 64));
+    bool kept = false;
     uint32_t start = (p * kSlotsPerPage) & (kIndirectTableSize - 1);
     for (uint32_t i = start; i < start + kSlotsPerPage; ++i) {
-      if (table.slot_page[i] == p) table.slots[i] = ctx_->miss_stub;
+      if (table.slot_page[i] != p) continue;
+      if (keep && keep->slots[i] == table.slots[i] && keep->slot_page[i] == p) {
+        kept |= table.slots[i] != ctx_->miss_stub;
+        continue;
+      }
+      table.slots[i] = ctx_->miss_stub;
     }
+    if (!kept) table.pages[p / 64] &= ~(uint64_t{1} << (p % 64));
     ++p;
   }
 }
@@ -156,6 +171,10 @@ void BtEngine::on_paging_changed(const VcpuState& s) {
 
 void BtEngine::on_invlpg(uint32_t linear) {
   mmu_.invlpg(linear);
+  // INVLPG invalidates a global translation too (Intel SDM Vol. 3A §4.10.4.1): blocks reached
+  // through it by the indirect tables are looked up again.
+  if (global_table_) clear_pages(*global_table_, linear >> 12, 1);
+  clear_pages(current_table(), linear >> 12, 1);
 }
 
 unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) {
@@ -407,6 +426,20 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
         ++direct_calls_;
         return kLeave;
       }
+      break;
+    }
+    case CalloutSite::FastPath::kInvlpg: {
+      // Intel SDM Vol. 2A INVLPG: #GP(0) above CPL 0 (the emulator raises it); the operand is
+      // an address, never accessed.
+      const ZydisDecodedOperand& m = site.insn.ops[0];
+      const int seg = operand_segment(m);
+      if (s_.seg[kSs].dpl != 0 || s_.seg[seg].base != 0) return 0;
+      int base = gpr_index(m.mem.base), index = gpr_index(m.mem.index);
+      uint32_t ea = static_cast<uint32_t>(m.mem.disp.has_displacement ? m.mem.disp.value : 0);
+      if (base >= 0) ea += gpr[base];
+      if (index >= 0) ea += gpr[index] * m.mem.scale;
+      if (site.insn.zi.address_width == 16) ea &= 0xffff;
+      on_invlpg(ea);
       break;
     }
     case CalloutSite::FastPath::kNone:

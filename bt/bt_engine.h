@@ -144,8 +144,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   };
   /// The indirect-branch table of the current address space (created on first use).
   IndirectTable& current_table();
-  void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages);
-  void clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages);
+  void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages, bool global);
+
+  void clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages,
+                   const IndirectTable* keep = nullptr);
   std::string describe_eip() const;
 
   GuestMemory& memory_;

@@ -179,6 +179,10 @@ void choose_fast_path(CalloutSite& site) {
     site.fast = CalloutSite::FastPath::kCpuid;
     return;
   }
+  if (d.mnemonic == ZYDIS_MNEMONIC_INVLPG) {
+    site.fast = CalloutSite::FastPath::kInvlpg;
+    return;
+  }
   if (d.mnemonic != ZYDIS_MNEMONIC_IN && d.mnemonic != ZYDIS_MNEMONIC_OUT) return;
   const bool out = d.mnemonic == ZYDIS_MNEMONIC_OUT;
   const ZydisDecodedOperand& port = out ? ops[0] : ops[1];
@@ -948,10 +952,8 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
                       d.meta.category == ZYDIS_CATEGORY_RET || d.mnemonic == ZYDIS_MNEMONIC_PUSH ||
                       d.mnemonic == ZYDIS_MNEMONIC_POP || d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
-      // RDTSC: the host's, exactly what the monitor's would give. INVLPG at CPL0: nothing to do,
-      // shadows never outlive a guest PTE change (write-tracing).
+      // RDTSC: the host's, exactly what the monitor's would give.
       bool host_rdtsc = d.mnemonic == ZYDIS_MNEMONIC_RDTSC && (key_flags & tb_flags::kHostTsc);
-      bool no_op_invlpg = d.mnemonic == ZYDIS_MNEMONIC_INVLPG && (key_flags & tb_flags::kCpl0);
       bool cpl0_flags =
           (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
           (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
@@ -978,9 +980,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       const bool divide = (d.mnemonic == ZYDIS_MNEMONIC_DIV || d.mnemonic == ZYDIS_MNEMONIC_IDIV) &&
                           (key_flags & tb_flags::kDirectCalls) &&
                           !(key_flags & tb_flags::kSingleInstruction);
-      if (host_rdtsc || no_op_invlpg) {
+      if (host_rdtsc) {
         ++stats_.ident;
-        if (host_rdtsc) emit_ident(e, in);
+        emit_ident(e, in);
       } else if (cpl0_flags) {
         ++stats_.ident;
         step = translate_cpl0_flags(e, in);

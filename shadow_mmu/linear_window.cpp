@@ -49,6 +49,16 @@ void LinearWindow::map_fd_page(uint32_t linear_page, unsigned copy, int fd, uint
   }
 }
 
+void LinearWindow::map_fd_range(uint32_t first, uint32_t count, unsigned copy, int fd,
+                                uint64_t offset, bool writable) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* at = base_ + copy * kSpan + uint64_t{first} * kPage;
+  if (mmap(at, uint64_t{count} * kPage, prot, MAP_SHARED | MAP_FIXED, fd,
+           static_cast<off_t>(offset)) == MAP_FAILED) {
+    throw Error(fmt::format("cannot map guest pages into the window: {}", std::strerror(errno)));
+  }
+}
+
 void LinearWindow::protect_page(uint32_t linear_page, unsigned copy, bool writable) {
   void* at = base_ + copy * kSpan + uint64_t{linear_page} * kPage;
   if (mprotect(at, kPage, PROT_READ | (writable ? PROT_WRITE : 0)) != 0) {

@@ -34,6 +34,10 @@ class LinearWindow {
   /// Maps linear page `linear_page` of copy `copy` to byte `offset` of the file `fd` (guest RAM's
   /// memfd, or another page), writable or read-only. Throws vmbt::Error when the host refuses.
   void map_fd_page(uint32_t linear_page, unsigned copy, int fd, uint64_t offset, bool writable);
+  /// Maps `count` consecutive linear pages from `first` to consecutive bytes of `fd` from
+  /// `offset`, in one host call (a run the guest maps contiguously, e.g. a 4 MiB page).
+  void map_fd_range(uint32_t first, uint32_t count, unsigned copy, int fd, uint64_t offset,
+                    bool writable);
   /// Changes the protection of a mapped page of copy `copy` (cheaper than mapping it again).
   void protect_page(uint32_t linear_page, unsigned copy, bool writable);
   /// Unmaps linear pages [first, first + count) of copy `copy`: later accesses fault.

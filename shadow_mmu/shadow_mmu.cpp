@@ -129,7 +129,10 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"unassigned_writes", stats_.unassigned_writes},
       {"mmio_faults", stats_.mmio_faults},
       {"unshadowed_tables", stats_.unshadowed_tables},
-      {"table_writes", stats_.table_writes}};
+      {"table_writes", stats_.table_writes},
+      {"prefetched", stats_.prefetched},
+      {"large_fills", stats_.large_fills},
+      {"global_prefills", stats_.global_prefills}};
   for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
 
@@ -164,7 +167,7 @@ uint32_t ShadowMmu::space_id() const {
 }
 
 void ShadowMmu::reset_space(Space& space) {
-  on_mappings_dropped_(space.cr3_base, 0, kPages);
+  on_mappings_dropped_(space.cr3_base, 0, kPages, false);
   for (unsigned copy = 0; copy < 2; ++copy) {
     space.sup.unmap_pages(0, kPages, copy);
     space.user.unmap_pages(0, kPages, copy);
@@ -200,6 +203,7 @@ uint8_t* ShadowMmu::window_base(unsigned cpl) const {
 void ShadowMmu::flush_all() {
   for (auto& s : spaces_) reset_space(*s);
   rmap_.clear();
+  run_rmap_.clear();
   pt_users_.clear();
   pd_users_.clear();
   for (auto& p : protection_) p &= ~protect::kPageTable;
@@ -334,6 +338,20 @@ void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w)
 }
 
 void ShadowMmu::remap_all(uint32_t phys_page) {
+  if (auto runs = run_rmap_.find(phys_page >> 10); runs != run_rmap_.end()) {
+    for (const Run& m : runs->second) {
+      if (phys_page < m.phys_first || phys_page >= m.phys_first + m.count) continue;
+      const uint32_t lin_page = m.lin_first + (phys_page - m.phys_first);
+      const uint32_t e = m.space->shadow[lin_page];
+      if (m.generation != m.space->generation || !(e & entry::kInSup) ||
+          (e & (entry::kPhysMask | entry::kMapped)) != (phys_page | entry::kMapped)) {
+        continue;
+      }
+      const bool writable =
+          (e & entry::kSupWrite) && (e & entry::kDirty) && protection_[phys_page] == 0;
+      m.space->sup.protect_page(lin_page, 0, writable);
+    }
+  }
   auto it = rmap_.find(phys_page);
   if (it == rmap_.end()) return;
   auto& maps = it->second;
@@ -422,8 +440,8 @@ void ShadowMmu::resume_tracing() {
   }
 }
 
-void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count) {
-  on_mappings_dropped_(space.cr3_base, first_page, count);
+void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count, bool global) {
+  on_mappings_dropped_(space.cr3_base, first_page, count, global);
   if (count <= 16) {  // unmap only what is mapped: most drops are a single page
     for (uint32_t p = first_page; p < first_page + count; ++p) {
       uint32_t e = space.shadow[p];
@@ -451,7 +469,7 @@ void ShadowMmu::drop_entries(uint32_t phys_page, uint32_t first, uint32_t count)
   if (auto it = pd_users_.find(phys_page); it != pd_users_.end()) {
     for (const Mapping& m : it->second) {
       if (m.generation != m.space->generation) continue;
-      unmap_range(*m.space, first << 10, count << 10);  // 4 MiB per PDE
+      unmap_range(*m.space, first << 10, count << 10, false);  // 4 MiB per PDE, this space
       ++stats_.ranges_dropped;
     }
   }
@@ -504,6 +522,35 @@ void ShadowMmu::end_table_write() {
   const uint32_t page = table_write_.page;
   table_write_.page = UINT32_MAX;
   drop_changed(page, table_write_.first, table_write_.before.data(), table_write_.count);
+  const uint32_t* now =
+      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{page} << 12));
+  for (uint32_t i = 0; i < table_write_.count; ++i) {
+    const uint32_t index = table_write_.first + i;
+    if (change_matters(table_write_.before[i], now[index])) prefetch(page, index, now[index]);
+  }
+}
+
+void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t pte) {
+  // A PTE the guest just made present and accessed (Linux installs a faulting page's PTE with
+  // A set, D too for a write) is about to be used: map it now in the current space, as KVM's
+  // shadow MMU updates the shadow entry on a guest PTE write, instead of taking a host fault for
+  // it. An entry with A=0 is left alone: mapping it must not set the guest's A bit.
+  constexpr uint32_t kPresentAccessed = 0x1 | 0x20;
+  if (!paging_ || (pte & kPresentAccessed) != kPresentAccessed || getenv("NOPF")) return;
+  auto users = pt_users_.find(pt_page);
+  if (users == pt_users_.end()) return;
+  for (const Mapping& m : users->second) {
+    if (m.space != current_ || m.generation != current_->generation) continue;
+    const uint32_t lin_page = (m.lin_page << 10) | index;
+    if (current_->shadow[lin_page] & entry::kMapped) continue;
+    WalkResult w = walk(*phys_, mode_, lin_page << 12, Access{false, false, false});
+    if (!w.ok || w.large || (w.pte_addr >> 12) != pt_page ||
+        backing_of(w.page_base) != Backing::kRam) {
+      continue;
+    }
+    ++stats_.prefetched;
+    fill(*current_, lin_page, w, Backing::kRam, w.user_ok ? entry::kInUser : entry::kInSup);
+  }
 }
 
 void ShadowMmu::note_phys_write(uint32_t phys_addr, uint32_t len) {
@@ -536,8 +583,121 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
     *error_code = w.error_code;
     return kGuestFault;
   }
+  if (w.large && window == entry::kInSup && fill_large(space, lin_page, w)) return kFilled;
   fill(space, lin_page, w, backing_of(w.page_base), window);
+  if (w.global && window == entry::kInSup) {
+    try {
+      prefill_globals(space, lin_page, w);
+    } catch (const Error&) {
+      // The host refused more mappings: the rest fault in one by one.
+    }
+  }
   return kFilled;
+}
+
+bool ShadowMmu::fill_large(Space& space, uint32_t lin_page, const WalkResult& w) {
+  constexpr uint32_t kPages = 1024;
+  const uint32_t first = lin_page & ~(kPages - 1);
+  const uint32_t phys_first = (w.page_base >> 12) & ~(kPages - 1);
+  if (space.cr3_base == kIdentityCr3 ||
+      !ram_.contains(uint64_t{phys_first} << 12, uint64_t{kPages} << 12)) {
+    return false;
+  }
+  for (uint32_t i = 0; i < kPages; ++i) {
+    if (space.shadow[first + i] & entry::kMapped) return false;  // partly mapped: page by page
+  }
+  uint32_t bits = entry::kMapped | entry::kInSup;
+  if (w.sup_write_ok) bits |= entry::kSupWrite;
+  if (w.user_ok) bits |= entry::kUser;
+  if (w.user_write_ok) bits |= entry::kUserWrite;
+  if (w.dirty) bits |= entry::kDirty;
+  try {
+    map_run(space, first, phys_first, kPages, bits);
+  } catch (const Error&) {
+    return false;
+  }
+  ++stats_.large_fills;
+  trace_walk(space, lin_page, w);
+  return true;
+}
+
+void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, uint32_t count,
+                        uint32_t bits) {
+  for (uint32_t i = 0; i < count; ++i) space.shadow[lin_first + i] = (phys_first + i) | bits;
+  const bool writable = (bits & entry::kSupWrite) && (bits & entry::kDirty);
+  try {
+    // One host call per stretch of the same protection: pages with translated code or traced
+    // page tables stay read-only.
+    for (uint32_t i = 0; i < count;) {
+      const bool w = writable && !protection_[phys_first + i];
+      uint32_t j = i + 1;
+      while (j < count && (writable && !protection_[phys_first + j]) == w) ++j;
+      space.sup.map_fd_range(lin_first + i, j - i, 0, ram_.fd(), uint64_t{phys_first + i} << 12, w);
+      i = j;
+    }
+  } catch (const Error&) {
+    std::memset(space.shadow + lin_first, 0, count * sizeof(uint32_t));
+    space.sup.unmap_pages(lin_first, count, 0);
+    throw;
+  }
+  for (uint32_t frame = phys_first >> 10; frame <= (phys_first + count - 1) >> 10; ++frame) {
+    auto& runs = run_rmap_[frame];
+    std::erase_if(runs, [](const Run& r) { return r.generation != r.space->generation; });
+    runs.push_back({&space, space.generation, lin_first, phys_first, count});
+  }
+}
+
+void ShadowMmu::prefill_globals(Space& space, uint32_t lin_page, const WalkResult& w) {
+  constexpr uint32_t kP = 0x1, kRw = 0x2, kUs = 0x4, kA = 0x20, kD = 0x40, kG = 0x100;
+  if (!mode_.pge || space.cr3_base == kIdentityCr3 || w.large ||
+      !ram_.contains(w.pte_addr & ~0xfffu, LinearWindow::kPage)) {
+    return;
+  }
+  const uint32_t pt_page = w.pte_addr >> 12;
+  const uint32_t* pt =
+      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{pt_page} << 12));
+  uint32_t pde = 0;
+  if (!phys_->read32(w.pde_addr, &pde)) return;
+  const uint32_t first = lin_page & ~1023u;
+  // Rights as the walker combines them (Intel SDM Vol. 3A §4.6, 32-bit paging).
+  auto bits_of = [&](uint32_t pte) {
+    uint32_t b = entry::kMapped | entry::kInSup;
+    const bool rw = (pde & kRw) && (pte & kRw), us = (pde & kUs) && (pte & kUs);
+    if (rw || !mode_.wp) b |= entry::kSupWrite;
+    if (us) b |= entry::kUser;
+    if (us && rw) b |= entry::kUserWrite;
+    if (pte & kD) b |= entry::kDirty;
+    return b;
+  };
+  uint32_t run_lin = 0, run_phys = 0, run_count = 0, run_bits = 0;
+  auto flush = [&] {
+    if (run_count == 0) return;
+    map_run(space, run_lin, run_phys, run_count, run_bits);
+    stats_.global_prefills += run_count;
+    run_count = 0;
+  };
+  for (uint32_t i = 0; i < 1024; ++i) {
+    const uint32_t pte = pt[i];
+    const uint32_t lin = first + i, phys = pte >> 12;
+    const bool take = (pte & (kP | kA | kG)) == (kP | kA | kG) &&
+                      !(space.shadow[lin] & entry::kMapped) &&
+                      ram_.contains(uint64_t{phys} << 12, LinearWindow::kPage);
+    if (!take) {
+      flush();
+      continue;
+    }
+    const uint32_t b = bits_of(pte);
+    if (run_count && phys == run_phys + run_count && b == run_bits) {
+      ++run_count;
+      continue;
+    }
+    flush();
+    run_lin = lin;
+    run_phys = phys;
+    run_bits = b;
+    run_count = 1;
+  }
+  flush();
 }
 
 ShadowMmu::Fault ShadowMmu::page_fault(uint32_t error_code, Fault& f) {

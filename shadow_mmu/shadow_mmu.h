@@ -35,7 +35,10 @@ struct ShadowMmuStats {
   uint64_t unassigned_writes = 0;  ///< stores to such pages (discarded)
   uint64_t mmio_faults = 0;        ///< accesses to MMIO windows, emulated by the monitor
   uint64_t unshadowed_tables = 0;  ///< page tables no longer traced after a flood of writes
-  uint64_t table_writes = 0;  ///< traced page-table stores translated code made via the monitor
+  uint64_t table_writes = 0;     ///< traced page-table stores translated code made via the monitor
+  uint64_t prefetched = 0;       ///< pages mapped when the guest wrote their PTE (no fault later)
+  uint64_t large_fills = 0;      ///< 4 MiB pages mapped whole on their first hidden fault
+  uint64_t global_prefills = 0;  ///< global 4 KiB pages mapped along with a faulting neighbour
 };
 
 /// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
@@ -56,10 +59,13 @@ class ShadowMmu {
   static constexpr unsigned kMaxSpaces = 8;
 
   /// `on_code_write(phys_page)`: translated code on that guest-physical page must be dropped.
-  /// `on_mappings_dropped(space_id, first_page, pages)`: linear pages of that space were
+  /// `on_mappings_dropped(space_id, first_page, pages, global)`: linear pages of that space were
   /// unmapped (the engine's indirect-branch table for it, keyed by linear address, must forget
-  /// blocks there).
-  using DropHook = std::function<void(uint32_t space_id, uint32_t first_page, uint32_t pages)>;
+  /// blocks there). `global` is false when only that space's own translations changed (its page
+  /// directory was written): global translations then survive, as in a TLB (Intel SDM Vol. 3A
+  /// §4.10.2.4); true when a page-table entry changed, which may be a global page's.
+  using DropHook =
+      std::function<void(uint32_t space_id, uint32_t first_page, uint32_t pages, bool global)>;
   ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_write,
             DropHook on_mappings_dropped);
   ~ShadowMmu();
@@ -145,13 +151,16 @@ class ShadowMmu {
   Backing backing_of(uint64_t page_base) const;
   void apply(Space& space, uint32_t lin_page);
   void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
+  /// A hidden fault in a 4 MiB page of the supervisor view (a kernel's direct map): maps all of
+  /// it with one host call when none of it is mapped yet; false when it cannot (then one page).
+  bool fill_large(Space& space, uint32_t lin_page, const WalkResult& w);
   void trace_walk(Space& space, uint32_t lin_page, const WalkResult& w);
   void protect(uint32_t phys_page, uint8_t reason);
   void unprotect(uint32_t phys_page, uint8_t reason);
   void remap_all(uint32_t phys_page);
   /// Unmaps what derived from entries [first, first + count) of page-table page `phys_page`.
   void drop_entries(uint32_t phys_page, uint32_t first, uint32_t count);
-  void unmap_range(Space& space, uint32_t first_page, uint32_t count);
+  void unmap_range(Space& space, uint32_t first_page, uint32_t count, bool global = true);
   enum FillResult { kFilled, kGuestFault };
   /// Makes `f` the guest's #PF with `error_code` (counted) and returns it.
   Fault page_fault(uint32_t error_code, Fault& f);
@@ -187,6 +196,8 @@ class ShadowMmu {
   /// Unmaps what derived from the entries of `phys_page` that changed from `before` (first..)
   /// in a way that matters to a translation.
   void drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before, uint32_t count);
+  /// Maps, in the current space, the page entry `index` of page table `pt_page` now maps.
+  void prefetch(uint32_t pt_page, uint32_t index, uint32_t pte);
   /// Guest-physical addresses with no RAM behind them read all ones and drop writes, as on a PC
   /// bus where nothing decodes them: page 0 of this memfd is all ones (mapped read-only), page 1
   /// a scratch page a single-stepped store may write into (refilled with ones afterwards).
@@ -202,6 +213,24 @@ class ShadowMmu {
     uint32_t lin_page;
   };
   std::unordered_map<uint32_t, std::vector<Mapping>> rmap_;
+  /// A run of linear pages mapped to consecutive guest-physical pages with one host call
+  /// (fill_large, prefill_globals), listed here instead of page by page in rmap_.
+  struct Run {
+    Space* space;
+    uint32_t generation;
+    uint32_t lin_first, phys_first, count;
+  };
+  /// Reverse map of runs: 4 MiB guest-physical frame (phys page >> 10) -> runs overlapping it.
+  std::unordered_map<uint32_t, std::vector<Run>> run_rmap_;
+  /// Maps [lin_first, +count) to [phys_first, +count) in `space`'s supervisor window (shadow
+  /// entries get `bits`), keeps protected pages read-only and records the run.
+  void map_run(Space& space, uint32_t lin_first, uint32_t phys_first, uint32_t count,
+               uint32_t bits);
+  /// A hidden fault on a global 4 KiB page of the supervisor view: maps every other present,
+  /// accessed, global page of the same page table that is not mapped yet (a kernel's text and
+  /// data, the same in every address space, Intel SDM Vol. 3A §4.10.2.4), in runs of
+  /// consecutive frames, so a new address space does not fault on each of them.
+  void prefill_globals(Space& space, uint32_t lin_page, const WalkResult& w);
   /// Page-table page -> (space, generation, PDE index) whose 4 MiB range it maps.
   std::unordered_map<uint32_t, std::vector<Mapping>> pt_users_;
   /// Page-directory page -> spaces using it as CR3.

@@ -55,7 +55,7 @@ class ShadowMmuTest : public ::testing::Test {
   ShadowMmuTest()
       : ram_(kRam),
         mmu_(
-            ram_, [](uint32_t) {}, [](uint32_t, uint32_t, uint32_t) {}),
+            ram_, [](uint32_t) {}, [](uint32_t, uint32_t, uint32_t, bool) {}),
         phys_(ram_) {
     ensure_signal_alt_stack();
     struct sigaction sa {};
