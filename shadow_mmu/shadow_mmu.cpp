@@ -531,25 +531,31 @@ void ShadowMmu::end_table_write() {
 }
 
 void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t pte) {
-  // A PTE the guest just made present and accessed (Linux installs a faulting page's PTE with
-  // A set, D too for a write) is about to be used: map it now in the current space, as KVM's
-  // shadow MMU updates the shadow entry on a guest PTE write, instead of taking a host fault for
-  // it. An entry with A=0 is left alone: mapping it must not set the guest's A bit.
+  // The guest's #PF handler just made the page of the last true fault present and accessed
+  // (Linux installs a faulting page's PTE with A set, D too for a write): map it now, in the
+  // window the access came through, as KVM's shadow MMU updates the shadow entry on a guest PTE
+  // write, so the retried access takes no host fault. An entry with A=0 is left alone: mapping
+  // it must not set the guest's A bit.
   constexpr uint32_t kPresentAccessed = 0x1 | 0x20;
-  if (!paging_ || (pte & kPresentAccessed) != kPresentAccessed || getenv("NOPF")) return;
+  if (!paging_ || (pte & kPresentAccessed) != kPresentAccessed || awaited_.space != current_ ||
+      awaited_.generation != current_->generation) {
+    return;
+  }
   auto users = pt_users_.find(pt_page);
   if (users == pt_users_.end()) return;
   for (const Mapping& m : users->second) {
     if (m.space != current_ || m.generation != current_->generation) continue;
     const uint32_t lin_page = (m.lin_page << 10) | index;
-    if (current_->shadow[lin_page] & entry::kMapped) continue;
-    WalkResult w = walk(*phys_, mode_, lin_page << 12, Access{false, false, false});
+    if (lin_page != awaited_.lin_page || (current_->shadow[lin_page] & entry::kMapped)) continue;
+    WalkResult w = walk(*phys_, mode_, lin_page << 12,
+                        Access{false, awaited_.window == entry::kInUser, false});
     if (!w.ok || w.large || (w.pte_addr >> 12) != pt_page ||
         backing_of(w.page_base) != Backing::kRam) {
       continue;
     }
     ++stats_.prefetched;
-    fill(*current_, lin_page, w, Backing::kRam, w.user_ok ? entry::kInUser : entry::kInSup);
+    awaited_.space = nullptr;
+    fill(*current_, lin_page, w, Backing::kRam, awaited_.window);
   }
 }
 
@@ -760,6 +766,8 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
       ++stats_.true_faults;
       f.kind = Fault::kPageFault;
       f.error_code = err;
+      // The guest's handler will most likely map this page and run the access again.
+      awaited_ = {space, space->generation, lin_page, in_window};
       return f;
     }
   }

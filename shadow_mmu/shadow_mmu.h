@@ -196,8 +196,14 @@ class ShadowMmu {
   /// Unmaps what derived from the entries of `phys_page` that changed from `before` (first..)
   /// in a way that matters to a translation.
   void drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before, uint32_t count);
-  /// Maps, in the current space, the page entry `index` of page table `pt_page` now maps.
+  /// Maps, in the current space, the page entry `index` of page table `pt_page` now maps, when
+  /// it is the page of the last true fault (awaited_).
   void prefetch(uint32_t pt_page, uint32_t index, uint32_t pte);
+  /// The last true fault's page, which the guest's handler is expected to map.
+  struct Awaited {
+    Space* space = nullptr;
+    uint32_t generation = 0, lin_page = 0, window = 0;
+  } awaited_;
   /// Guest-physical addresses with no RAM behind them read all ones and drop writes, as on a PC
   /// bus where nothing decodes them: page 0 of this memfd is all ones (mapped read-only), page 1
   /// a scratch page a single-stepped store may write into (refilled with ones afterwards).
