@@ -42,15 +42,15 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
           }),
       linear_memory_(memory, mmu_, s_),
       system_(linear_memory_, *this),
-      translator_(cache_, stubs_, *this, *ctx_) {
+      translator_(cache_, stubs_, *this, *ctx_),
+      tables_(reinterpret_cast<uint64_t>(stubs_.indirect_miss)) {
   ctx_->miss_stub = reinterpret_cast<uint64_t>(stubs_.indirect_miss);
   ctx_->direct_call = &BtEngine::direct_call_entry;
   ctx_->engine = this;
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
   translator_.on_flush = [this] {
     // Code pages stay write-protected until written once more; a write then finds no blocks.
-    for (auto& [id, table] : tables_) table->clear(ctx_->miss_stub);
-    if (global_table_) global_table_->clear(ctx_->miss_stub);
+    tables_.clear_all();
     entering_ = kicked_ = nullptr;
   };
   tsc_offset_ = 0;
@@ -60,76 +60,24 @@ BtEngine::~BtEngine() {
   detach_host_fault_handler();
 }
 
-BtEngine::IndirectTable& BtEngine::current_table() {
-  // Tables are never freed, so the last one found stays valid for its space.
-  const uint32_t space = mmu_.space_id();
-  if (cached_table_ && cached_table_space_ == space) return *cached_table_;
-  auto& slot = tables_[space];
-  if (!slot) {
-    // A new address space starts with the blocks on global pages, which every space maps the
-    // same way (a guest kernel's text): no table miss for them after a context switch.
-    slot = std::make_unique<IndirectTable>();
-    if (global_table_) {
-      *slot = *global_table_;
-    } else {
-      slot->clear(ctx_->miss_stub);
-    }
-  }
-  cached_table_ = slot.get();
-  cached_table_space_ = space;
-  return *slot;
+uint32_t BtEngine::table_mode(uint32_t flags) const {
+  // One-off shapes (a single instruction, a segment access the monitor checked once) are never
+  // entered in a table; fetch rights differ between CPL 3 and the rest.
+  constexpr uint32_t kUserBit = 1u << 31;
+  return (flags & ~(tb_flags::kSingleInstruction | tb_flags::kSegUnchecked)) |
+         (s_.seg[kSs].dpl == 3 ? kUserBit : 0);
+}
+
+uint64_t* BtEngine::current_table() {
+  return tables_.slots(mmu_.space_id(), table_mode(key_flags()));
 }
 
 void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages,
                                bool global) {
-  // Blocks on global pages are like global TLB entries (Intel SDM Vol. 3A §4.10.2.4): a change
-  // to one space's page directory (a new process's, a whole space evicted) leaves them; a
-  // page-table entry change, INVLPG or a CR4.PGE/CR0 change takes them away.
-  if (global_table_ && global) clear_pages(*global_table_, first_page, pages);
-  auto it = tables_.find(space_id);
-  if (it == tables_.end()) return;
-  clear_pages(*it->second, first_page, pages, global ? nullptr : global_table_.get());
-}
-
-void BtEngine::clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages,
-                           const IndirectTable* keep) {
-  // Only pages with blocks in the table matter (a bit each); of those, only the slots that hold
-  // blocks of that page: the table is indexed by the low 16 bits of the EIP, so a page's blocks
-  // sit in 4096 consecutive slots shared with 15 other pages' blocks. Slots `keep` holds too
-  // (global blocks) stay.
-  constexpr uint32_t kSlotsPerPage = 4096;
-  if (first_page == 0 && pages >= (1u << 20)) {
-    if (keep && keep != &table) {
-      table = *keep;
-    } else {
-      table.clear(ctx_->miss_stub);
-    }
-    return;
-  }
-  uint32_t end = std::min<uint64_t>(uint64_t{first_page} + pages, 1u << 20);
-  for (uint32_t p = first_page; p < end;) {
-    uint64_t word = table.pages[p / 64] >> (p % 64);
-    if (word == 0) {  // no page with blocks in the rest of this word
-      p = (p / 64 + 1) * 64;
-      continue;
-    }
-    if (!(word & 1)) {
-      ++p;
-      continue;
-    }
-    bool kept = false;
-    uint32_t start = (p * kSlotsPerPage) & (kIndirectTableSize - 1);
-    for (uint32_t i = start; i < start + kSlotsPerPage; ++i) {
-      if (table.slot_page[i] != p) continue;
-      if (keep && keep->slots[i] == table.slots[i] && keep->slot_page[i] == p) {
-        kept |= table.slots[i] != ctx_->miss_stub;
-        continue;
-      }
-      table.slots[i] = ctx_->miss_stub;
-    }
-    if (!kept) table.pages[p / 64] &= ~(uint64_t{1} << (p % 64));
-    ++p;
-  }
+  tables_.forget_pages(space_id, first_page, pages, global);
+  // A whole space's tables are freed: the context must not keep probing one of them (it is
+  // loaded again before translated code next runs from the dispatcher).
+  if (first_page == 0 && pages >= (1u << 20)) ctx_->indirect_table = tables_.miss_slots();
 }
 
 void BtEngine::set_state(const VcpuState& state) {
@@ -164,7 +112,7 @@ void BtEngine::on_paging_changed(const VcpuState& s) {
   // CR0.PG/WP and CR4.PSE/PGE change what every translation means: blocks found through the
   // global table must be looked up again. (CR3 loads keep global translations.)
   uint32_t mode = (s.cr0 & (cr0::kPg | cr0::kWp)) | (s.cr4 & (cr4::kPse | cr4::kPge));
-  if (mode != paging_mode_bits_ && global_table_) global_table_->clear(ctx_->miss_stub);
+  if (mode != paging_mode_bits_) tables_.clear_global();
   paging_mode_bits_ = mode;
   mmu_.set_mode(s);
 }
@@ -173,8 +121,7 @@ void BtEngine::on_invlpg(uint32_t linear) {
   mmu_.invlpg(linear);
   // INVLPG invalidates a global translation too (Intel SDM Vol. 3A §4.10.4.1): blocks reached
   // through it by the indirect tables are looked up again.
-  if (global_table_) clear_pages(*global_table_, linear >> 12, 1);
-  clear_pages(current_table(), linear >> 12, 1);
+  tables_.forget_page_everywhere(mmu_.space_id(), linear >> 12);
 }
 
 unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) {
@@ -227,12 +174,7 @@ void BtEngine::code_page_written(uint32_t phys_page) {
 
 void BtEngine::forget_block(TranslationBlock* tb) {
   // Indirect-table entries of a dead block go back to the miss stub.
-  auto forget = [&](IndirectTable& table) {
-    uint64_t& entry = table.slots[tb->eip & (kIndirectTableSize - 1)];
-    if (entry == reinterpret_cast<uint64_t>(tb->host_start)) entry = ctx_->miss_stub;
-  };
-  for (auto& [id, table] : tables_) forget(*table);
-  if (global_table_) forget(*global_table_);
+  tables_.forget_block(tb->eip, tb->host_start);
   if (kicked_ == tb) kicked_ = nullptr;
 }
 
@@ -256,19 +198,10 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
     if (!tb) return nullptr;
     protect_code_pages(tb);
   }
-  auto remember = [&](IndirectTable& table) {
-    uint32_t page = linear >> 12;
-    table.slots[eip & (kIndirectTableSize - 1)] = reinterpret_cast<uint64_t>(tb->host_start);
-    table.slot_page[eip & (kIndirectTableSize - 1)] = page;
-    table.pages[page / 64] |= uint64_t{1} << (page % 64);
-  };
-  remember(current_table());
-  if (global && tb->page_count == 1 && s_.seg[kCs].base == 0) {
-    if (!global_table_) {
-      global_table_ = std::make_unique<IndirectTable>();
-      global_table_->clear(ctx_->miss_stub);
-    }
-    remember(*global_table_);
+  // Only blocks of the mode the CPU is in go into its table (never one-off shapes).
+  if (!(flags & (tb_flags::kSingleInstruction | tb_flags::kSegUnchecked)) && flags == key_flags()) {
+    tables_.remember(mmu_.space_id(), table_mode(flags), eip, linear >> 12, tb->host_start,
+                     global && tb->page_count == 1 && cs_base == 0);
   }
   return tb;
 }
@@ -292,7 +225,7 @@ void BtEngine::load_context() {
   uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
-  ctx_->indirect_table = current_table().slots.data();
+  ctx_->indirect_table = current_table();
 }
 
 void BtEngine::store_context() {
@@ -466,7 +399,7 @@ uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, u
       !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
       s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes || !site.tb->valid ||
       key_flags() != block_flags || mmu_.window_base(s_.seg[kSs].dpl) != window ||
-      current_table().slots.data() != table) {
+      current_table() != table) {
     return leave_direct_call();
   }
   load_context();
@@ -976,8 +909,7 @@ Exit BtEngine::run() {
     if (s_.seg[kCs].base != table_cs_base_) {
       // Indirect-branch tables are keyed by EIP, an offset in CS: a new code segment base
       // invalidates them all.
-      for (auto& [id, table] : tables_) table->clear(ctx_->miss_stub);
-      if (global_table_) global_table_->clear(ctx_->miss_stub);
+      tables_.clear_all();
       table_cs_base_ = s_.seg[kCs].base;
     }
     TranslationBlock* tb = nullptr;
@@ -1090,6 +1022,9 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.blocks_live", cache_.blocks_live());
   stats.set("bt.translation_cache_bytes", cache_.bytes_used());
   stats.set("bt.translation_cache_flushes", cache_.flushes());
+  stats.set("bt.indirect_tables.live", tables_.live());
+  stats.set("bt.indirect_tables.created", tables_.created());
+  stats.set("bt.indirect_tables.evicted", tables_.evictions());
   stats.set("bt.smc_invalidations", smc_invalidations_);
   stats.set("bt.chains_made", chains_);
   stats.set("bt.dispatches", dispatches_);

@@ -15,6 +15,7 @@
 #include "bt/bt_context.h"
 #include "bt/code_cache.h"
 #include "bt/guest_linear_memory.h"
+#include "bt/indirect_tables.h"
 #include "bt/stubs.h"
 #include "bt/system/system_emulator.h"
 #include "bt/translator.h"
@@ -131,23 +132,12 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   Access fetch_access() const;
   /// Reads and decodes the guest instruction at CS:EIP (bytes past an unmapped page read as 0).
   bool decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn, ZydisDecodedOperand* ops);
-  /// One address space's indirect-branch table, plus which linear pages have blocks in it (so a
-  /// dropped data page costs nothing here).
-  struct IndirectTable {
-    std::array<uint64_t, kIndirectTableSize> slots;
-    std::array<uint32_t, kIndirectTableSize> slot_page;  ///< linear page of each slot's block
-    std::vector<uint64_t> pages = std::vector<uint64_t>((1u << 20) / 64);  ///< bit per page
-    void clear(uint64_t miss_stub) {
-      slots.fill(miss_stub);
-      std::fill(pages.begin(), pages.end(), 0);
-    }
-  };
-  /// The indirect-branch table of the current address space (created on first use).
-  IndirectTable& current_table();
+  /// The indirect-branch table mode for blocks translated with `flags` at the current CPL.
+  uint32_t table_mode(uint32_t flags) const;
+  /// The slots of the current space's and mode's indirect-branch table.
+  uint64_t* current_table();
+  /// ShadowMmu's drop hook: linear pages of a space changed.
   void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages, bool global);
-
-  void clear_pages(IndirectTable& table, uint32_t first_page, uint32_t pages,
-                   const IndirectTable* keep = nullptr);
   std::string describe_eip() const;
 
   GuestMemory& memory_;
@@ -164,11 +154,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   TranslationBlock* kicked_ = nullptr;
   HostFault fault_;
   std::function<void(const CalloutEvent&)> callout_observer_;
-  std::map<uint32_t, std::unique_ptr<IndirectTable>> tables_;  ///< by ShadowMmu::space_id()
-  IndirectTable* cached_table_ = nullptr;  ///< current_table()'s last answer, for this space:
-  uint32_t cached_table_space_ = 0;
-  /// Blocks on global pages (G=1, CR4.PGE): the starting contents of every new space's table.
-  std::unique_ptr<IndirectTable> global_table_;
+  IndirectTables tables_;
   uint32_t paging_mode_bits_ = 0;  ///< CR0.PG/WP and CR4.PSE/PGE the global table was made for
   uint32_t table_cs_base_ = 0;  ///< the CS base the indirect-branch tables' entries were made for
   std::array<uint32_t, 16> recent_blocks_{};  ///< EIPs of the last blocks dispatched (ring)

@@ -197,6 +197,20 @@ void choose_fast_path(CalloutSite& site) {
 }
 
 /// ISA extensions of the vmbt CPU model (vmm/cpu_model.h); anything else is #UD.
+/// JCXZ and LOOPcc count in CX with a 16-bit address size (Intel SDM Vol. 2A LOOPcc, JCXZ); an
+/// address-size prefix on any other branch changes nothing (it has no memory operand).
+bool counts_with_cx(const ZydisDecodedInstruction& in) {
+  switch (in.mnemonic) {
+    case ZYDIS_MNEMONIC_JCXZ:
+    case ZYDIS_MNEMONIC_LOOP:
+    case ZYDIS_MNEMONIC_LOOPE:
+    case ZYDIS_MNEMONIC_LOOPNE:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool isa_supported(const ZydisDecodedInstruction& in) {
   switch (in.meta.isa_ext) {
     case ZYDIS_ISA_EXT_BASE:
@@ -884,7 +898,7 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
 
     // Indirect entry: continue only if the wanted EIP (r9d) is this block's, without flags.
     asmjit::Label hit = a.newLabel();
-    a.lea(x86::r10d, x86::ptr(x86::r9, -static_cast<int32_t>(eip)));
+    a.lea(x86::r10d, x86::ptr(x86::r9, static_cast<int32_t>(0u - eip)));
     a.xchg(x86::rcx, x86::r10);
     a.jecxz(x86::rcx, hit);
     a.xchg(x86::rcx, x86::r10);
@@ -989,8 +1003,8 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       } else if (restricted || needs_callout(d, in.ops) || !isa_supported(d) ||
                  (fpu && (key_flags & tb_flags::kFpuTrap)) ||
                  (sse && (key_flags & tb_flags::kSseOff)) || (stack_op && !flat) ||
-                 (d.address_width == 16 && (d.meta.category == ZYDIS_CATEGORY_STRINGOP ||
-                                            d.meta.category == ZYDIS_CATEGORY_COND_BR))) {
+                 (d.address_width == 16 &&
+                  (d.meta.category == ZYDIS_CATEGORY_STRINGOP || counts_with_cx(d)))) {
         step = Step::kCallout;
       } else if (d.meta.category == ZYDIS_CATEGORY_UNCOND_BR) {  // JMP near
         ++stats_.control;

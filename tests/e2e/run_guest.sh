@@ -23,6 +23,8 @@
 #                             (exit 77) and print WHY: for what kvm-pvm cannot do at all.
 #     #! skip-on-engine E WHY skip the test (exit 77) on engine E and print WHY: for a feature
 #                             that engine does not have yet (the reason names what is missing).
+#     #! max-rss-mib N        vmbt's peak resident set (GNU time's %M) must stay at or below N MiB:
+#                             for guests that try to grow host memory without bound.
 #   Every other line is one line of expected serial output. The expected stdout is those lines,
 #   each ending in "\n", compared exactly with vmbt's stdout (carriage returns removed first).
 #   A "#!" line with an unknown directive is an error, so typos cannot disable a check.
@@ -63,6 +65,7 @@ want_status=
 paged=0
 pvm_skip_reason=
 engine_skip_reason=
+max_rss_mib=
 stderr_needles=()
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmbt-guest-$name.XXXXXX") || fail "mktemp failed"
 trap 'rm -rf "$tmp"' EXIT
@@ -86,6 +89,13 @@ while IFS= read -r line || [[ -n $line ]]; do
       skip-on-kvm-pvm\ *) pvm_skip_reason=${directive#skip-on-kvm-pvm } ;;
       skip-on-engine\ "$engine"\ *) engine_skip_reason=${directive#skip-on-engine "$engine" } ;;
       skip-on-engine\ *) ;;
+      max-rss-mib\ *)
+        max_rss_mib=${directive#max-rss-mib }
+        [[ $max_rss_mib =~ ^[0-9]+$ ]] || {
+          echo "$expect:$lineno: bad max-rss-mib '$max_rss_mib'" >&2
+          exit 2
+        }
+        ;;
       *)
         echo "$expect:$lineno: unknown directive '#! $directive'" >&2
         exit 2
@@ -111,8 +121,13 @@ if [[ -n $engine_skip_reason ]]; then
 fi
 
 # Run the guest.
-timeout -k 5 60 "$vmbt" run --engine "$engine" --kernel "$elf" </dev/null >"$tmp/stdout" \
-  2>"$tmp/stderr"
+measure=()
+if [[ -n $max_rss_mib ]]; then
+  [[ -x /usr/bin/time ]] || fail "max-rss-mib needs GNU time (/usr/bin/time: scripts/setup installs it)"
+  measure=(/usr/bin/time -f %M -o "$tmp/rss_kib")
+fi
+timeout -k 5 60 ${measure[@]+"${measure[@]}"} "$vmbt" run --engine "$engine" --kernel "$elf" \
+  </dev/null >"$tmp/stdout" 2>"$tmp/stderr"
 status=$?
 tr -d '\r' <"$tmp/stdout" >"$tmp/got"
 
@@ -147,6 +162,14 @@ fi
 problems=()
 [[ $status -eq $want_status ]] || problems+=("exit status $status, expected $want_status")
 cmp -s "$tmp/want" "$tmp/got" || problems+=("serial output differs from $expect")
+if [[ -n $max_rss_mib ]]; then
+  rss_kib=$(tail -1 "$tmp/rss_kib" 2>/dev/null)
+  if [[ ! $rss_kib =~ ^[0-9]+$ ]]; then
+    problems+=("no peak RSS measured")
+  elif ((rss_kib > max_rss_mib * 1024)); then
+    problems+=("peak RSS $((rss_kib / 1024)) MiB, above the bound of $max_rss_mib MiB")
+  fi
+fi
 for needle in ${stderr_needles[@]+"${stderr_needles[@]}"}; do
   grep -qF -- "$needle" "$tmp/stderr" || problems+=("stderr does not contain '$needle'")
 done

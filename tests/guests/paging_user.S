@@ -6,7 +6,10 @@
  * §7.2.1). CR0.WP=1 throughout. The identity map (code, data, stacks) is user-accessible; the
  * test pages are:
  *   SUP_PAGE   PTE U/S=0 R/W=1      user read -> #PF 5 (P U), user write -> #PF 7 (P W U),
- *                                   user jump to code there -> #PF 5 with CR2 = EIP = the target
+ *                                   user jump to code there -> #PF 5 with CR2 = EIP = the target,
+ *                                   also after the kernel ran that code through the same kind of
+ *                                   indirect call (bt's indirect-branch table must not hand the
+ *                                   kernel's block to ring 3)
  *   URO_PAGE   PTE U/S=1 R/W=0      user read works, user write -> #PF 7, user code there runs,
  *                                   a supervisor write (WP=1) -> #PF 3
  *   URW_PAGE   PTE U/S=1 R/W=1      user write works and the kernel sees it
@@ -80,6 +83,9 @@ GUEST_ENTRY
   mov %eax, f_sup
   movl $0x50505050, 0x10(%eax)
   movw $0x81cd, 0x800(%eax)         /* int $0x81 (never reached from ring 3) */
+  movb $0xb8, 0x900(%eax)           /* mov $0x5a5a5a5a, %eax; ret (kernel code) */
+  movl $0x5a5a5a5a, 0x901(%eax)
+  movb $0xc3, 0x905(%eax)
   lea PTE_P | PTE_RW(%eax), %edx
   mov $SUP_PAGE, %eax
   call pg_map
@@ -139,6 +145,12 @@ GUEST_ENTRY
   PF_CHECK "user jump into a supervisor page", SUP_PAGE + 0x800, PF_P | PF_U, SUP_PAGE + 0x800
   mov SUP_PAGE + 0x10, %eax
   CHECK_EQ $0x50505050, "kernel read of the supervisor page"
+  mov $SUP_PAGE + 0x900, %ecx
+  call *%ecx
+  CHECK_EQ $0x5a5a5a5a, "kernel call into the supervisor page"
+  PF_ARM u_recover
+  RUN_USER u_call_sup
+  PF_CHECK "user call into the kernel's code there", SUP_PAGE + 0x900, PF_P | PF_U, SUP_PAGE + 0x900
 
   /* ---- read-only user page ---- */
   PF_ARM u_recover
@@ -214,7 +226,7 @@ k_write_uro:
   CHECK_EQ $(1000 * 1001), "1000 system calls: sum of results"
 
   mov pg_pf_count, %eax
-  CHECK_EQ $9, "page faults in all"
+  CHECK_EQ $10, "page faults in all"
 
   CHECKS_DONE "paging_user"
 
@@ -290,6 +302,10 @@ u_write_sup_insn:
 u_jump_sup:
   mov $SUP_PAGE + 0x800, %eax
   jmp *%eax
+u_call_sup:
+  mov $SUP_PAGE + 0x900, %ecx
+  call *%ecx
+  USER_RET
 u_read_uro:
   mov URO_PAGE + 0x20, %eax
   USER_RET
