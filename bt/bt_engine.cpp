@@ -803,9 +803,12 @@ Exit BtEngine::deliver_fetch_fault(bool& done) {
       return finish_step(system_.raise(s_, 14, true, error_code), done);
     }
   }
-  done = true;
-  return Exit(ExitReason::kShutdown, fmt::format("guest executed outside RAM at {} ({} MiB of RAM)",
-                                                 describe_eip(), memory_.size() >> 20));
+  // Nothing behind the address: a PC's bus reads all ones there, FF FF is an invalid opcode, so
+  // the CPU raises #UD (Intel SDM Vol. 2A, opcode map: FF /7 is reserved) at the instruction.
+  ++fetches_outside_ram_;
+  last_fetch_outside_ram_ = eip;
+  ++exceptions_by_vector_[6];
+  return finish_step(system_.raise(s_, 6), done);
 }
 
 Exit BtEngine::mmio_exit(bool write) {
@@ -1014,6 +1017,12 @@ std::string BtEngine::debug_notes() {
     if (n < recent_blocks_.size() && recent_next_ < recent_blocks_.size()) continue;
     out += fmt::format(" {:08x}", recent_blocks_[n % recent_blocks_.size()]);
   }
+  if (fetches_outside_ram_ != 0) {
+    out += fmt::format(
+        "\n{} instruction fetches outside RAM ({} MiB) raised #UD; the last at linear "
+        "{:#010x}",
+        fetches_outside_ram_, memory_.size() >> 20, last_fetch_outside_ram_);
+  }
   return out + "\n";
 }
 
@@ -1022,6 +1031,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.blocks_live", cache_.blocks_live());
   stats.set("bt.translation_cache_bytes", cache_.bytes_used());
   stats.set("bt.translation_cache_flushes", cache_.flushes());
+  stats.set("bt.fetches_outside_ram", fetches_outside_ram_);
   stats.set("bt.indirect_tables.live", tables_.live());
   stats.set("bt.indirect_tables.created", tables_.created());
   stats.set("bt.indirect_tables.evicted", tables_.evictions());

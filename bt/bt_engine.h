@@ -155,6 +155,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   HostFault fault_;
   std::function<void(const CalloutEvent&)> callout_observer_;
   IndirectTables tables_;
+  /// Instruction fetches from guest-physical addresses with nothing behind them (#UD, as the bus
+  /// reads all ones) and the linear address of the last one, for --stats and the error notes.
+  uint64_t fetches_outside_ram_ = 0;
+  uint32_t last_fetch_outside_ram_ = 0;
   uint32_t paging_mode_bits_ = 0;  ///< CR0.PG/WP and CR4.PSE/PGE the global table was made for
   uint32_t table_cs_base_ = 0;  ///< the CS base the indirect-branch tables' entries were made for
   std::array<uint32_t, 16> recent_blocks_{};  ///< EIPs of the last blocks dispatched (ring)
