@@ -45,7 +45,6 @@ struct alignas(64) BtContext {
   TranslationBlock* exit_tb = nullptr;
   volatile uint32_t kick_pending = 0;  ///< set from signal handlers; read by the dispatcher
   uint32_t fpu_active = 0;             ///< guest x87/SSE state lives in `guest_fx` when 0
-  uint64_t miss_stub = 0;              ///< host address of the indirect-miss exit
   std::array<uint32_t, 6> seg_base{};  ///< guest segment bases (ES CS SS DS FS GS)
   uint32_t fpu_ip = 0;                 ///< guest EIP of the last non-control x87 instruction (FIP)
   uint32_t fpu_dp = 0;                 ///< its memory operand's offset (FDP)
@@ -57,7 +56,13 @@ struct alignas(64) BtContext {
   alignas(16) std::array<uint64_t, 4> scratch_stack{};  ///< for PUSHFQ/POPFQ in inline PUSHF
   alignas(16) std::array<uint8_t, 512> guest_fx{};
   alignas(16) std::array<uint8_t, 512> host_fx{};
-  uint64_t* indirect_table = nullptr;  ///< the current address space's table (kIndirectTableSize)
+  /// The indirect-branch table translated code probes first (kIndirectTableSize slots), and the
+  /// one Stubs::indirect_miss probes when that misses, with its negation (for a flag-free
+  /// comparison with the table just probed): the current address space's and the current mode's
+  /// global table, in the order that hits first most often (IndirectTables).
+  uint64_t* indirect_table = nullptr;
+  uint64_t* second_table = nullptr;
+  uint64_t second_table_neg = 0;
 
   // Direct calls (docs/bt.md, "Callouts as direct calls"): translated code calls the monitor in
   // place through Stubs::direct_call, on the monitor's stack, and goes on where it returns.

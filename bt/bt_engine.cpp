@@ -5,9 +5,11 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <ucontext.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "bt/fpu_class.h"
@@ -44,7 +46,6 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
       system_(linear_memory_, *this),
       translator_(cache_, stubs_, *this, *ctx_),
       tables_(reinterpret_cast<uint64_t>(stubs_.indirect_miss)) {
-  ctx_->miss_stub = reinterpret_cast<uint64_t>(stubs_.indirect_miss);
   ctx_->direct_call = &BtEngine::direct_call_entry;
   ctx_->engine = this;
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
@@ -77,7 +78,7 @@ void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t 
   tables_.forget_pages(space_id, first_page, pages, global);
   // A whole space's tables are freed: the context must not keep probing one of them (it is
   // loaded again before translated code next runs from the dispatcher).
-  if (first_page == 0 && pages >= (1u << 20)) ctx_->indirect_table = tables_.miss_slots();
+  if (first_page == 0 && pages >= (1u << 20)) select_tables();
 }
 
 void BtEngine::set_state(const VcpuState& state) {
@@ -200,10 +201,31 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
   }
   // Only blocks of the mode the CPU is in go into its table (never one-off shapes).
   if (!(flags & (tb_flags::kSingleInstruction | tb_flags::kSegUnchecked)) && flags == key_flags()) {
-    tables_.remember(mmu_.space_id(), table_mode(flags), eip, linear >> 12, tb->host_start,
-                     global && tb->page_count == 1 && cs_base == 0);
+    remember_page(tb, flags, linear >> 12, pa >> 12, global && tb->page_count == 1 && cs_base == 0);
   }
   return tb;
+}
+
+void BtEngine::remember_page(TranslationBlock* tb, uint32_t flags, uint32_t page,
+                             uint32_t phys_page, bool global) {
+  const uint32_t space = mmu_.space_id(), mode = table_mode(flags);
+  const bool first_on_page = !tables_.has_page(space, mode, page, global);
+  tables_.remember(space, mode, tb->eip, page, tb->host_start, global);
+  if (!first_on_page) return;
+  // The first block of this page in the table: the other blocks already translated from the
+  // same code page for this mode go in with it (a new process running a program other processes
+  // ran, a new space's kernel pages), one dispatcher trip per page instead of one per target.
+  // Each is right here: the same linear page maps the same frame, which this CPL may fetch from.
+  const std::vector<TranslationBlock*>* others = cache_.blocks_on(phys_page);
+  if (!others) return;
+  for (TranslationBlock* other : *others) {
+    if (other == tb || !other->valid || other->key_flags != flags || other->page_count != 1 ||
+        other->cs_base != tb->cs_base || ((other->cs_base + other->eip) >> 12) != page) {
+      continue;
+    }
+    tables_.remember(space, mode, other->eip, page, other->host_start, global);
+    ++table_page_fills_;
+  }
 }
 
 void BtEngine::load_context() {
@@ -225,7 +247,19 @@ void BtEngine::load_context() {
   uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
-  ctx_->indirect_table = current_table();
+  select_tables();
+}
+
+void BtEngine::select_tables() {
+  // A guest kernel's branches mostly reach its global pages, a process's its own: the table
+  // that hits first most often is probed first.
+  const uint32_t mode = table_mode(key_flags());
+  uint64_t* space = current_table();
+  uint64_t* global = tables_.global_slots(mode);
+  const bool global_first = s_.seg[kSs].dpl != 3 && tables_.has_global(mode);
+  ctx_->indirect_table = global_first ? global : space;
+  ctx_->second_table = global_first ? space : global;
+  ctx_->second_table_neg = 0 - reinterpret_cast<uint64_t>(ctx_->second_table);
 }
 
 void BtEngine::store_context() {
@@ -290,7 +324,7 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
   const uint32_t block_flags = from->key_flags;
   const uint64_t flushes = cache_.flushes();
   const uint8_t* const window = reinterpret_cast<const uint8_t*>(ctx_->window_base);
-  const uint64_t* const table = ctx_->indirect_table;
+  const uint32_t space = mmu_.space_id();
   ctx_->eip = site.insn.eip;
   store_context();
   ++direct_calls_;
@@ -308,7 +342,7 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
     return leave_direct_call();
   }
   if (site.falls_through && s_.eip == site.insn.next_eip) {
-    return resume_block(site, block_flags, flushes, window, table);
+    return resume_block(site, block_flags, flushes, window, space);
   }
   // A control transfer (or an exception delivered): on into the target's block.
   return transfer_to(key_flags());
@@ -390,7 +424,7 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
 }
 
 uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
-                                const uint8_t* window, const uint64_t* table) {
+                                const uint8_t* window, uint32_t space) {
   // Back to the dispatcher whenever it has something to do before the next instruction: a kick,
   // an interrupt the guest can take now (or the one-instruction shadow before it), TF, or a
   // mode, address space or window the rest of this block was not translated for.
@@ -399,7 +433,7 @@ uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, u
       !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
       s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes || !site.tb->valid ||
       key_flags() != block_flags || mmu_.window_base(s_.seg[kSs].dpl) != window ||
-      current_table() != table) {
+      mmu_.space_id() != space) {
     return leave_direct_call();
   }
   load_context();
@@ -431,7 +465,7 @@ uint64_t BtEngine::transfer_to(uint32_t flags) {
 uint64_t BtEngine::table_write_begin(CalloutSite& site) {
   const uint64_t flushes = cache_.flushes();
   const uint8_t* const window = reinterpret_cast<const uint8_t*>(ctx_->window_base);
-  const uint64_t* const table = ctx_->indirect_table;
+  const uint32_t space = mmu_.space_id();
   ctx_->eip = site.insn.eip;
   store_context();
   // Nothing is done yet: leaving re-runs the instruction from the dispatcher, which then takes
@@ -463,18 +497,18 @@ uint64_t BtEngine::table_write_begin(CalloutSite& site) {
   }
   ctx_->table_offset = reinterpret_cast<uint64_t>(memory_.host_base() + phys) - ctx_->window_base;
   (void)window;
-  (void)table;
+  (void)space;
   return ctx_->resume;  // registers, flags and the window are as the stub saved them
 }
 
 uint64_t BtEngine::table_write_end(CalloutSite& site) {
   const uint64_t flushes = cache_.flushes();
   const uint8_t* const window = reinterpret_cast<const uint8_t*>(ctx_->window_base);
-  const uint64_t* const table = ctx_->indirect_table;
+  const uint32_t space = mmu_.space_id();
   ctx_->eip = site.insn.next_eip;
   store_context();
   mmu_.end_table_write();
-  return resume_block(site, site.tb->key_flags, flushes, window, table);
+  return resume_block(site, site.tb->key_flags, flushes, window, space);
 }
 
 void BtEngine::kick(const void* signal_context) {
@@ -1010,6 +1044,29 @@ Exit BtEngine::run() {
   }
 }
 
+bool BtEngine::enable_perf_map() {
+  const std::string path = fmt::format("/tmp/perf-{}.map", getpid());
+  perf_map_.reset(std::fopen(path.c_str(), "w"));
+  if (!perf_map_) throw Error(fmt::format("--perfmap: cannot write {}", path));
+  std::setvbuf(perf_map_.get(), nullptr, _IOFBF, 1 << 16);
+  // The stubs generated at start-up, each named, in address order.
+  std::vector<std::pair<const uint8_t*, const char*>> stubs = {
+      {reinterpret_cast<const uint8_t*>(stubs_.enter), "vmbt_stub_enter"},
+      {stubs_.exit, "vmbt_stub_exit"},
+      {stubs_.exit_after_fault, "vmbt_stub_exit_after_fault"},
+      {stubs_.indirect_miss, "vmbt_stub_indirect_miss"},
+      {stubs_.indirect_exit, "vmbt_stub_indirect_exit"},
+      {stubs_.direct_call, "vmbt_stub_direct_call"}};
+  std::sort(stubs.begin(), stubs.end());
+  for (size_t i = 0; i < stubs.size(); ++i) {
+    const uint8_t* end = i + 1 < stubs.size() ? stubs[i + 1].first : stubs_.end;
+    std::fprintf(perf_map_.get(), "%lx %lx %s\n", reinterpret_cast<unsigned long>(stubs[i].first),
+                 static_cast<unsigned long>(end - stubs[i].first), stubs[i].second);
+  }
+  cache_.set_perf_map(perf_map_.get());
+  return true;
+}
+
 std::string BtEngine::debug_notes() {
   std::string out = "last blocks dispatched (oldest first; chained blocks are not listed):";
   for (unsigned i = 0; i < recent_blocks_.size(); ++i) {
@@ -1033,6 +1090,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.translation_cache_flushes", cache_.flushes());
   stats.set("bt.fetches_outside_ram", fetches_outside_ram_);
   stats.set("bt.indirect_tables.live", tables_.live());
+  stats.set("bt.indirect_tables.page_fills", table_page_fills_);
   stats.set("bt.indirect_tables.created", tables_.created());
   stats.set("bt.indirect_tables.evicted", tables_.evictions());
   stats.set("bt.smc_invalidations", smc_invalidations_);

@@ -64,6 +64,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   }
   void collect_stats(Stats& stats) override;
   std::string debug_notes() override;
+  bool enable_perf_map() override;
 
   /// Called by the host fault handler for a fault whose RIP is in the translation cache: saves
   /// the guest state as of the faulting guest instruction and makes the signal return into the
@@ -111,7 +112,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// Direct-call continuations: back into the block at the resume address when nothing the
   /// dispatcher must see has happened, else leave.
   uint64_t resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
-                        const uint8_t* window, const uint64_t* table);
+                        const uint8_t* window, uint32_t space);
   /// The two halves of a monitor-assisted page-table store (CalloutSite::Kind::kTableWrite*).
   uint64_t table_write_begin(CalloutSite& site);
   uint64_t table_write_end(CalloutSite& site);
@@ -132,10 +133,16 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   Access fetch_access() const;
   /// Reads and decodes the guest instruction at CS:EIP (bytes past an unmapped page read as 0).
   bool decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn, ZydisDecodedOperand* ops);
+  /// Enters `tb` (at linear page `page`, frame `phys_page`) in the current indirect-branch table;
+  /// the first block of a page brings the page's other blocks of that mode with it.
+  void remember_page(TranslationBlock* tb, uint32_t flags, uint32_t page, uint32_t phys_page,
+                     bool global);
   /// The indirect-branch table mode for blocks translated with `flags` at the current CPL.
   uint32_t table_mode(uint32_t flags) const;
   /// The slots of the current space's and mode's indirect-branch table.
   uint64_t* current_table();
+  /// Points the context at the current space's and mode's indirect-branch tables.
+  void select_tables();
   /// ShadowMmu's drop hook: linear pages of a space changed.
   void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages, bool global);
   std::string describe_eip() const;
@@ -155,9 +162,14 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   HostFault fault_;
   std::function<void(const CalloutEvent&)> callout_observer_;
   IndirectTables tables_;
+  struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, FileCloser> perf_map_;  ///< --perfmap's file, or null
   /// Instruction fetches from guest-physical addresses with nothing behind them (#UD, as the bus
   /// reads all ones) and the linear address of the last one, for --stats and the error notes.
   uint64_t fetches_outside_ram_ = 0;
+  uint64_t table_page_fills_ = 0;  ///< blocks entered in a table along with their page's first
   uint32_t last_fetch_outside_ram_ = 0;
   uint32_t paging_mode_bits_ = 0;  ///< CR0.PG/WP and CR4.PSE/PGE the global table was made for
   uint32_t table_cs_base_ = 0;  ///< the CS base the indirect-branch tables' entries were made for

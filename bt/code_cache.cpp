@@ -34,6 +34,10 @@ void CodeCache::commit(std::unique_ptr<TranslationBlock> tb) {
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(cursor_) + 15) & ~uintptr_t{15});
   by_key_.emplace(key(tb->eip, tb->key_flags), raw);
   for (unsigned i = 0; i < tb->page_count; ++i) code_pages_[tb->pages[i]].push_back(raw);
+  if (perf_map_) {
+    std::fprintf(perf_map_, "%lx %x guest_%08x\n", reinterpret_cast<unsigned long>(raw->host_start),
+                 raw->host_size, raw->cs_base + raw->eip);
+  }
   blocks_.push_back(std::move(tb));
   ++blocks_translated_;
 }

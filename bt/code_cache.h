@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <memory>
@@ -41,6 +42,11 @@ class CodeCache {
   TranslationBlock* find_by_host(const void* host) const;
   bool contains_host(const void* host) const { return host >= base_ && host < end_; }
   bool page_has_code(uint32_t page) const { return code_pages_.count(page) != 0; }
+  /// The live blocks with code on guest-physical page `page` (nullptr: none).
+  const std::vector<TranslationBlock*>* blocks_on(uint32_t page) const {
+    auto it = code_pages_.find(page);
+    return it == code_pages_.end() ? nullptr : &it->second;
+  }
 
   /// Removes every block on guest page `page` from the indices and unlinks chains into them.
   /// Their code stays in place until the next flush (a block may be executing). Returns them.
@@ -56,6 +62,10 @@ class CodeCache {
   void unlink_exits(TranslationBlock* tb);
   /// Re-points `tb`'s exits at the blocks they were linked to before unlink_exits.
   void relink_exits(TranslationBlock* tb);
+
+  /// From now on, every committed block is appended to `map` as a perf JIT map line named
+  /// "guest_LINEAR" (its first instruction's CS base + EIP, hex); nullptr stops.
+  void set_perf_map(std::FILE* map) { perf_map_ = map; }
 
   size_t blocks_live() const { return by_key_.size(); }
   size_t bytes_used() const { return static_cast<size_t>(cursor_ - code_start_); }
@@ -78,6 +88,7 @@ class CodeCache {
   std::unordered_multimap<uint64_t, TranslationBlock*> by_key_;
   std::unordered_map<uint32_t, std::vector<TranslationBlock*>> code_pages_;
   uint64_t flushes_ = 0, blocks_translated_ = 0, invalidations_ = 0;
+  std::FILE* perf_map_ = nullptr;
 };
 
 }  // namespace vmbt::bt

@@ -1,4 +1,4 @@
-// The indirect-branch tables, one per address space and mode, bounded.
+// The indirect-branch tables: per address space and mode, plus a global table per mode; bounded.
 #include "bt/indirect_tables.h"
 
 #include <algorithm>
@@ -6,57 +6,61 @@
 namespace vmbt::bt {
 
 namespace {
-/// The table is indexed by the low 16 bits of the EIP, so one page's blocks sit in 4096
-/// consecutive slots shared with 15 other pages' blocks.
-constexpr uint32_t kSlotsPerPage = 4096;
 constexpr uint32_t kPages = 1u << 20;
+constexpr uint32_t kNoPage = UINT32_MAX;  ///< slot_page of a slot no list holds
+/// A page has at most 4096 distinct slots (the table is indexed by the low 16 bits of the EIP);
+/// a list longer than this has stale or repeated entries and is compacted.
+constexpr size_t kCompactAt = 2 * 4096;
 }  // namespace
 
 IndirectTables::IndirectTables(uint64_t miss_stub) : miss_stub_(miss_stub) {
-  miss_.fill(miss_stub);
+  empty_.fill(miss_stub);
 }
 
 void IndirectTables::clear(Table& t) const {
-  t.slots.fill(miss_stub_);
-  std::fill(t.pages.begin(), t.pages.end(), 0);
+  for (const auto& [page, list] : t.by_page) {
+    for (uint16_t i : list) {
+      t.slots[i] = miss_stub_;
+      t.slot_page[i] = kNoPage;
+    }
+  }
+  t.by_page.clear();
 }
 
 void IndirectTables::enter(Table& t, uint32_t eip, uint32_t page, uint64_t host) {
-  const uint32_t i = eip & (kIndirectTableSize - 1);
-  t.slots[i] = host;
-  t.slot_page[i] = page;
-  t.pages[page / 64] |= uint64_t{1} << (page % 64);
-}
-
-uint64_t* IndirectTables::slots(uint32_t space, uint32_t mode) {
-  const uint64_t k = key(space, mode);
-  if (cached_ && cached_key_ == k) return cached_->slots.data();
-  auto& slot = tables_[k];
-  if (!slot) {
-    if (tables_.size() > kMaxTables) evict_lru(tables_, k);
-    slot = std::make_unique<Table>();
-    ++created_;
-    if (Table* g = global_for(mode, false)) {
-      *slot = *g;
-    } else {
-      clear(*slot);
+  const uint16_t i = static_cast<uint16_t>(eip & (kIndirectTableSize - 1));
+  // A slot whose slot_page is `page` is in that page's list already.
+  if (t.slot_page[i] != page) {
+    std::vector<uint16_t>& list = t.by_page[page];
+    list.push_back(i);
+    if (list.size() > kCompactAt) {  // slots taken back and forth with other pages
+      std::erase_if(list, [&](uint16_t j) { return t.slot_page[j] != page && j != i; });
+      std::sort(list.begin(), list.end());
+      list.erase(std::unique(list.begin(), list.end()), list.end());
     }
   }
-  slot->last_used = ++clock_;
-  cached_key_ = k;
-  cached_ = slot.get();
-  return slot->slots.data();
+  t.slots[i] = host;
+  t.slot_page[i] = page;
 }
 
-IndirectTables::Table* IndirectTables::global_for(uint32_t mode, bool create) {
-  auto it = global_.find(mode);
-  if (it != global_.end()) return it->second.get();
-  if (!create) return nullptr;
-  if (global_.size() >= kMaxGlobalTables) evict_lru(global_, mode);
+std::unique_ptr<IndirectTables::Table> IndirectTables::take_empty() {
+  if (!pool_.empty()) {
+    std::unique_ptr<Table> t = std::move(pool_.back());
+    pool_.pop_back();
+    return t;
+  }
   auto t = std::make_unique<Table>();
+  t->slots.fill(miss_stub_);
+  t->slot_page.fill(kNoPage);
   ++created_;
+  return t;
+}
+
+void IndirectTables::give_back(std::unique_ptr<Table> t) {
+  if (t.get() == cached_) cached_ = nullptr;
+  if (pool_.size() >= kPoolTables) return;  // freed
   clear(*t);
-  return (global_[mode] = std::move(t)).get();
+  pool_.push_back(std::move(t));
 }
 
 template <typename Map>
@@ -67,21 +71,56 @@ void IndirectTables::evict_lru(Map& map, typename Map::key_type keep) {
     if (victim == map.end() || it->second->last_used < victim->second->last_used) victim = it;
   }
   if (victim == map.end()) return;
-  if (victim->second.get() == cached_) cached_ = nullptr;
+  give_back(std::move(victim->second));
   map.erase(victim);
   ++evictions_;
+}
+
+uint64_t* IndirectTables::slots(uint32_t space, uint32_t mode) {
+  const uint64_t k = key(space, mode);
+  if (cached_ && cached_key_ == k) return cached_->slots.data();
+  auto& slot = tables_[k];
+  if (!slot) {
+    if (tables_.size() > kMaxTables) evict_lru(tables_, k);
+    slot = take_empty();
+  }
+  slot->last_used = ++clock_;
+  cached_key_ = k;
+  cached_ = slot.get();
+  return slot->slots.data();
+}
+
+uint64_t* IndirectTables::global_slots(uint32_t mode) {
+  auto it = global_.find(mode);
+  if (it == global_.end()) return empty_.data();
+  it->second->last_used = ++clock_;
+  return it->second->slots.data();
 }
 
 void IndirectTables::remember(uint32_t space, uint32_t mode, uint32_t eip, uint32_t page,
                               const void* host, bool global) {
   const uint64_t h = reinterpret_cast<uint64_t>(host);
-  slots(space, mode);
-  enter(*cached_, eip, page, h);
-  if (global) {
-    Table* g = global_for(mode, true);
-    g->last_used = clock_;
-    enter(*g, eip, page, h);
+  if (!global) {
+    slots(space, mode);
+    enter(*cached_, eip, page, h);
+    return;
   }
+  auto& g = global_[mode];
+  if (!g) {
+    if (global_.size() > kMaxGlobalTables) evict_lru(global_, mode);
+    g = take_empty();
+  }
+  g->last_used = ++clock_;
+  enter(*g, eip, page, h);
+}
+
+bool IndirectTables::has_page(uint32_t space, uint32_t mode, uint32_t page, bool global) {
+  if (global) {
+    auto it = global_.find(mode);
+    return it != global_.end() && it->second->by_page.count(page) != 0;
+  }
+  slots(space, mode);
+  return cached_->by_page.count(page) != 0;
 }
 
 void IndirectTables::forget_pages(uint32_t space, uint32_t first, uint32_t pages, bool global) {
@@ -89,25 +128,20 @@ void IndirectTables::forget_pages(uint32_t space, uint32_t first, uint32_t pages
   // to one space's page directory (a new process's, a whole space evicted) leaves them; a
   // page-table entry change, INVLPG or a CR4.PGE/CR0 change takes them away.
   if (global) {
-    for (auto& [mode, t] : global_) clear_pages(*t, first, pages, nullptr);
+    for (auto& [mode, t] : global_) clear_pages(*t, first, pages);
   }
   auto begin = tables_.lower_bound(key(space, 0));
-  auto end = tables_.lower_bound(key(space + 1, 0));
-  if (space == UINT32_MAX) end = tables_.end();
+  auto end = space == UINT32_MAX ? tables_.end() : tables_.lower_bound(key(space + 1, 0));
   if (first == 0 && pages >= kPages) {  // the whole space: its tables go
-    if (cached_ && (cached_key_ >> 32) == space) cached_ = nullptr;
+    for (auto it = begin; it != end; ++it) give_back(std::move(it->second));
     tables_.erase(begin, end);
     return;
   }
-  for (auto it = begin; it != end; ++it) {
-    const uint32_t mode = static_cast<uint32_t>(it->first);
-    clear_pages(*it->second, first, pages, global ? nullptr : global_for(mode, false));
-  }
+  for (auto it = begin; it != end; ++it) clear_pages(*it->second, first, pages);
 }
 
 void IndirectTables::forget_page_everywhere(uint32_t space, uint32_t page) {
-  for (auto& [mode, t] : global_) clear_pages(*t, page, 1, nullptr);
-  forget_pages(space, page, 1, false);
+  forget_pages(space, page, 1, true);
 }
 
 void IndirectTables::forget_block(uint32_t eip, const void* host) {
@@ -130,44 +164,28 @@ void IndirectTables::clear_all() {
   clear_global();
 }
 
-void IndirectTables::clear_pages(Table& t, uint32_t first, uint32_t pages,
-                                 const Table* keep) const {
-  // Only pages with blocks in the table matter (a bit each); of those, only the slots that hold
-  // blocks of that page. Slots `keep` holds too (global blocks) stay.
-  if (first == 0 && pages >= kPages) {
-    if (keep && keep != &t) {
-      const uint64_t last_used = t.last_used;
-      t = *keep;
-      t.last_used = last_used;
-    } else {
-      clear(t);
-    }
+void IndirectTables::clear_page(Table& t, uint32_t page) const {
+  auto it = t.by_page.find(page);
+  if (it == t.by_page.end()) return;
+  for (uint16_t i : it->second) {
+    if (t.slot_page[i] != page) continue;  // another page's now
+    t.slots[i] = miss_stub_;
+    t.slot_page[i] = kNoPage;
+  }
+  t.by_page.erase(it);
+}
+
+void IndirectTables::clear_pages(Table& t, uint32_t first, uint32_t pages) const {
+  const uint64_t end = std::min<uint64_t>(uint64_t{first} + pages, kPages);
+  if (end - first <= t.by_page.size()) {
+    for (uint32_t p = first; p < end; ++p) clear_page(t, p);
     return;
   }
-  const uint32_t end = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{first} + pages, kPages));
-  for (uint32_t p = first; p < end;) {
-    const uint64_t word = t.pages[p / 64] >> (p % 64);
-    if (word == 0) {  // no page with blocks in the rest of this word
-      p = (p / 64 + 1) * 64;
-      continue;
-    }
-    if (!(word & 1)) {
-      ++p;
-      continue;
-    }
-    bool kept = false;
-    const uint32_t start = (p * kSlotsPerPage) & (kIndirectTableSize - 1);
-    for (uint32_t i = start; i < start + kSlotsPerPage; ++i) {
-      if (t.slot_page[i] != p) continue;
-      if (keep && keep->slots[i] == t.slots[i] && keep->slot_page[i] == p) {
-        kept |= t.slots[i] != miss_stub_;
-        continue;
-      }
-      t.slots[i] = miss_stub_;
-    }
-    if (!kept) t.pages[p / 64] &= ~(uint64_t{1} << (p % 64));
-    ++p;
+  std::vector<uint32_t> hit;
+  for (const auto& [page, list] : t.by_page) {
+    if (page >= first && page < end) hit.push_back(page);
   }
+  for (uint32_t p : hit) clear_page(t, p);
 }
 
 }  // namespace vmbt::bt

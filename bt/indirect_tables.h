@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "bt/bt_context.h"
@@ -12,40 +13,50 @@
 namespace vmbt::bt {
 
 /// The tables translated code probes for the target of an indirect branch, a return or a branch
-/// to another page (docs/bt.md, "Indirect branches"). A table answers for one guest address space
-/// and one *mode*: the key flags the blocks in it were translated for plus whether the CPU is at
-/// CPL 3 (fetch rights differ). A block translated for CPL 0 (inline CLI) or for a flat DS must
-/// never be found where the CPU asks for more checks (issue 17: CPL 3 CLI without #GP, a
-/// supervisor page run from CPL 3, a DS limit skipped), so each mode has its own table.
+/// to another page (docs/bt.md, "Indirect branches"). Two levels, both per *mode*: the key flags
+/// the blocks were translated for plus whether the CPU is at CPL 3 (fetch rights differ), so a
+/// block translated for CPL 0 (inline CLI) or a flat DS is never found where the CPU asks for
+/// more checks (issue 17: CPL 3 CLI without #GP, a supervisor page run from CPL 3, a DS limit
+/// skipped):
+///  - an address space's table, for blocks on pages that are not global;
+///  - the mode's global table, for blocks on global pages (G=1 with CR4.PGE: a guest kernel's
+///    text, the same in every space).
+/// Translated code probes one (BtContext::indirect_table), Stubs::indirect_miss the other
+/// (BtContext::second_table): the global one first in a kernel's modes, the space's first at
+/// CPL 3. A new address space therefore starts empty and still finds the kernel's blocks.
 ///
-/// Bounded: at most kMaxTables tables (least recently used evicted) plus kMaxGlobalTables tables
-/// of blocks on global pages, about 0.9 MiB each, whatever the guest does.
+/// Bounded: at most kMaxTables address-space tables and kMaxGlobalTables global ones (least
+/// recently used evicted) and kPoolTables empty ones kept for reuse, 768 KiB each plus their
+/// slot lists, whatever the guest does.
 class IndirectTables {
  public:
   /// A guest kernel runs in a few modes (its GS and FS differ between processes), times the
   /// shadow MMU's kMaxSpaces + 1 spaces.
   static constexpr size_t kMaxTables = 32;
   static constexpr size_t kMaxGlobalTables = 8;
-  /// Bytes of one table (slots, their pages, the page bitmap).
-  static constexpr size_t kTableBytes =
-      kIndirectTableSize * (sizeof(uint64_t) + sizeof(uint32_t)) + (1u << 20) / 8;
+  static constexpr size_t kPoolTables = 16;
+  /// Bytes of one table's arrays.
+  static constexpr size_t kTableBytes = kIndirectTableSize * (sizeof(uint64_t) + sizeof(uint32_t));
 
-  /// `miss_stub`: the host address every empty slot holds (Stubs::indirect_miss).
+  /// `miss_stub`: what an empty slot holds (Stubs::indirect_miss).
   explicit IndirectTables(uint64_t miss_stub);
 
-  /// The slots of the table for (space, mode): created on first use, starting with the mode's
-  /// blocks on global pages (a guest kernel's text is the same in every space). Valid until
-  /// the next call that creates a table or forgets whole spaces.
+  /// The slots of the address-space table for (space, mode), created empty on first use.
+  /// Valid until the next call that creates a table or forgets whole spaces.
   uint64_t* slots(uint32_t space, uint32_t mode);
-  /// Slots that always miss: for a context whose table was dropped.
-  uint64_t* miss_slots() { return miss_.data(); }
+  /// The slots of the mode's global table (all empty when it has none). Valid until the next
+  /// remember().
+  uint64_t* global_slots(uint32_t mode);
+  bool has_global(uint32_t mode) const { return global_.count(mode) != 0; }
 
-  /// Enters a block (its indirect entry `host`) for `eip` at linear page `page` in the table of
-  /// (space, mode), and in the mode's global table when the page is global.
+  /// Enters a block (its indirect entry `host`) for `eip` at linear page `page`: in the mode's
+  /// global table when the page is global, else in the table of (space, mode).
   void remember(uint32_t space, uint32_t mode, uint32_t eip, uint32_t page, const void* host,
                 bool global);
+  /// Whether the table remember() would use holds a block of linear page `page`.
+  bool has_page(uint32_t space, uint32_t mode, uint32_t page, bool global);
   /// Linear pages [first, first + pages) of `space` changed (ShadowMmu's drop hook): their
-  /// blocks go from every mode's table of the space; from the global tables too when `global`.
+  /// blocks go from every mode's table of the space, and from the global tables when `global`.
   /// The whole range forgets the space's tables entirely.
   void forget_pages(uint32_t space, uint32_t first, uint32_t pages, bool global);
   /// INVLPG of `page` in `space` (Intel SDM Vol. 3A §4.10.4.1: global translations go too).
@@ -62,26 +73,37 @@ class IndirectTables {
   uint64_t created() const { return created_; }
 
  private:
+  /// The slots translated code probes, and which slots hold blocks of which linear page, so
+  /// that emptying a page or a table costs what is in use, not 64K slots.
   struct Table {
     std::array<uint64_t, kIndirectTableSize> slots;
     std::array<uint32_t, kIndirectTableSize> slot_page;  ///< linear page of each slot's block
-    std::vector<uint64_t> pages = std::vector<uint64_t>((1u << 20) / 64);  ///< bit per page
+    /// Linear page -> slots entered for it (a slot since taken by another page stays listed
+    /// until its page is emptied: slot_page says whose it is).
+    std::unordered_map<uint32_t, std::vector<uint16_t>> by_page;
     uint64_t last_used = 0;
   };
   static uint64_t key(uint32_t space, uint32_t mode) { return (uint64_t{space} << 32) | mode; }
+  /// Empties `t` (every slot misses).
   void clear(Table& t) const;
-  /// Empties the slots of pages [first, first + pages) in `t`, except those `keep` holds too.
-  void clear_pages(Table& t, uint32_t first, uint32_t pages, const Table* keep) const;
+  /// Empties the slots of page `page` in `t`.
+  void clear_page(Table& t, uint32_t page) const;
+  /// Empties the slots of pages [first, first + pages) in `t`.
+  void clear_pages(Table& t, uint32_t first, uint32_t pages) const;
   static void enter(Table& t, uint32_t eip, uint32_t page, uint64_t host);
-  Table* global_for(uint32_t mode, bool create);
+  /// An empty table: one from the pool, else a new one.
+  std::unique_ptr<Table> take_empty();
+  /// `t` emptied into the pool (bounded), or freed.
+  void give_back(std::unique_ptr<Table> t);
   /// Erases the least recently used entry of `map` other than `keep` (counted).
   template <typename Map>
   void evict_lru(Map& map, typename Map::key_type keep);
 
   uint64_t miss_stub_;
-  std::array<uint64_t, kIndirectTableSize> miss_;
+  std::array<uint64_t, kIndirectTableSize> empty_;     ///< a global table for modes with none
   std::map<uint64_t, std::unique_ptr<Table>> tables_;  ///< by key(space, mode)
   std::map<uint32_t, std::unique_ptr<Table>> global_;  ///< by mode: blocks on global pages
+  std::vector<std::unique_ptr<Table>> pool_;           ///< empty tables
   uint64_t cached_key_ = UINT64_MAX;
   Table* cached_ = nullptr;
   uint64_t clock_ = 0;

@@ -93,8 +93,23 @@ Stubs Stubs::generate(CodeCache& cache) {
   a.pop(x86::rbx);
   a.ret();
 
-  // Indirect-branch miss: the target EIP is in r9d.
+  // Indirect-branch miss in the first table (R11 = the table probed): probe the second table,
+  // unless R11 is that one already (then a miss there, or a block whose EIP check failed).
+  // Flag-free: the guest's flags live in RFLAGS; RCX (guest ECX) is borrowed through R10.
+  asmjit::Label true_miss = a.newLabel(), was_second = a.newLabel();
   a.bind(miss);
+  a.mov(x86::r10, ctx_field(offsetof(BtContext, second_table_neg), 8));
+  a.lea(x86::r10, x86::ptr(x86::r10, x86::r11));
+  a.xchg(x86::rcx, x86::r10);
+  a.jecxz(x86::rcx, was_second);
+  a.xchg(x86::rcx, x86::r10);
+  a.mov(x86::r11, ctx_field(offsetof(BtContext, second_table), 8));
+  a.movzx(x86::r10d, x86::r9w);
+  a.jmp(x86::ptr(x86::r11, x86::r10, 3, 0, 8));
+  a.bind(was_second);
+  a.xchg(x86::rcx, x86::r10);
+  // Not in either table: the target EIP is in r9d.
+  a.bind(true_miss);
   a.mov(ctx_field(offsetof(BtContext, eip), 4), x86::r9d);
   a.mov(ctx_field(offsetof(BtContext, exit_kind), 4), static_cast<uint32_t>(ExitKind::kIndirect));
   a.jmp(exit);
@@ -172,6 +187,7 @@ Stubs Stubs::generate(CodeCache& cache) {
   s.exit = at(exit);
   s.exit_after_fault = at(tail);
   s.indirect_miss = at(miss);
+  s.indirect_exit = at(true_miss);
   s.direct_call = at(direct);
   s.begin = cache.stub_area();
   s.end = cache.stub_area() + size;

@@ -23,7 +23,11 @@ struct Stubs {
   EnterFn enter = nullptr;
   const uint8_t* exit = nullptr;
   const uint8_t* exit_after_fault = nullptr;
-  const uint8_t* indirect_miss = nullptr;  ///< target EIP in r9d
+  /// An empty indirect-table slot, or a block whose EIP check failed (target EIP in r9d, the
+  /// table probed in r11): probes BtContext::second_table once, then goes to indirect_exit.
+  const uint8_t* indirect_miss = nullptr;
+  /// Back to the dispatcher to look up the EIP in r9d.
+  const uint8_t* indirect_exit = nullptr;
   /// Direct call into the monitor from translated code: r10 = the callout site, r11 = where to
   /// resume. Saves the guest GPRs and flags into the context, switches to the monitor's stack
   /// with clean flags (DF=0, AC=0) and, while the guest's FPU state is live, the guest's XMM0-7

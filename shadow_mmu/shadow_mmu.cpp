@@ -115,6 +115,8 @@ size_t ShadowMmu::spaces_live() const {
 void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
   const std::pair<const char*, uint64_t> counters[] = {
       {"hidden_faults", stats_.hidden_faults},
+      {"hidden_faults_user", stats_.hidden_faults_user},
+      {"hidden_faults_other_window", stats_.hidden_faults_other_window},
       {"true_faults", stats_.true_faults},
       {"tracing_faults", stats_.tracing_faults},
       {"dirty_faults", stats_.dirty_faults},
@@ -429,6 +431,12 @@ void ShadowMmu::resume_tracing() {
     drop_entries(page, i, j - i);
     i = j;
   }
+  // What the store installed is mapped now (a few entries: one store writes at most 8 bytes).
+  for (uint32_t i = 0, prefetches = 0; i < 1024 && prefetches < 4; ++i) {
+    if (!change_matters(suspended_copy_[i], now[i])) continue;
+    prefetch(page, i, suspended_copy_[i], now[i]);
+    ++prefetches;
+  }
   auto live = [](const std::vector<Mapping>& users) {
     return std::any_of(users.begin(), users.end(),
                        [](const Mapping& m) { return m.generation == m.space->generation; });
@@ -526,36 +534,43 @@ void ShadowMmu::end_table_write() {
       reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{page} << 12));
   for (uint32_t i = 0; i < table_write_.count; ++i) {
     const uint32_t index = table_write_.first + i;
-    if (change_matters(table_write_.before[i], now[index])) prefetch(page, index, now[index]);
+    if (change_matters(table_write_.before[i], now[index])) {
+      prefetch(page, index, table_write_.before[i], now[index]);
+    }
   }
 }
 
-void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t pte) {
-  // The guest's #PF handler just made the page of the last true fault present and accessed
-  // (Linux installs a faulting page's PTE with A set, D too for a write): map it now, in the
-  // window the access came through, as KVM's shadow MMU updates the shadow entry on a guest PTE
-  // write, so the retried access takes no host fault. An entry with A=0 is left alone: mapping
-  // it must not set the guest's A bit.
-  constexpr uint32_t kPresentAccessed = 0x1 | 0x20;
-  if (!paging_ || (pte & kPresentAccessed) != kPresentAccessed || awaited_.space != current_ ||
-      awaited_.generation != current_->generation) {
-    return;
-  }
+void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint32_t pte) {
+  // A guest PTE write that installs a translation (KVM's shadow MMU updates the shadow entry on
+  // it, mmu_pte_write_new_pte): the page is mapped now, so the access that follows (the retried
+  // access of the last true fault, a fault-around neighbour, a copied-on-write page) takes no
+  // host fault. Only present, accessed entries: mapping one with A=0 must not set the guest's A
+  // bit behind its back. Only new frames, except for the awaited page: a permission change to a
+  // page already mapped (fork's write protection) waits for a use. The window: the awaited
+  // fault's, else the user view for U=1 entries and the supervisor view for U=0 ones.
+  constexpr uint32_t kPresent = 0x1, kAccessed = 0x20, kUser = 0x4, kFrame = 0xfffff000u;
+  if (!paging_ || (pte & (kPresent | kAccessed)) != (kPresent | kAccessed)) return;
+  const bool fresh = !(before & kPresent) || (before & kFrame) != (pte & kFrame);
+  const bool awaiting = awaited_.space == current_ && awaited_.generation == current_->generation;
+  if (!fresh && !awaiting) return;
   auto users = pt_users_.find(pt_page);
   if (users == pt_users_.end()) return;
   for (const Mapping& m : users->second) {
     if (m.space != current_ || m.generation != current_->generation) continue;
     const uint32_t lin_page = (m.lin_page << 10) | index;
-    if (lin_page != awaited_.lin_page || (current_->shadow[lin_page] & entry::kMapped)) continue;
-    WalkResult w = walk(*phys_, mode_, lin_page << 12,
-                        Access{false, awaited_.window == entry::kInUser, false});
+    const bool awaited = awaiting && lin_page == awaited_.lin_page;
+    if ((!awaited && !fresh) || (current_->shadow[lin_page] & entry::kMapped)) continue;
+    const uint32_t window =
+        awaited ? awaited_.window : ((pte & kUser) ? entry::kInUser : entry::kInSup);
+    WalkResult w =
+        walk(*phys_, mode_, lin_page << 12, Access{false, window == entry::kInUser, false});
     if (!w.ok || w.large || (w.pte_addr >> 12) != pt_page ||
         backing_of(w.page_base) != Backing::kRam) {
       continue;
     }
     ++stats_.prefetched;
-    awaited_.space = nullptr;
-    fill(*current_, lin_page, w, Backing::kRam, awaited_.window);
+    if (awaited) awaited_.space = nullptr;
+    fill(*current_, lin_page, w, Backing::kRam, window);
   }
 }
 
@@ -760,6 +775,8 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
       e = space->shadow[lin_page];  // a device page: fall through to the MMIO case below
     } else if (r == kFilled) {
       ++stats_.hidden_faults;
+      if (user_window) ++stats_.hidden_faults_user;
+      if (e & entry::kMapped) ++stats_.hidden_faults_other_window;
       f.kind = Fault::kRetry;
       return f;
     } else {

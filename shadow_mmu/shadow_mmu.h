@@ -21,11 +21,13 @@ struct VcpuState;
 
 /// Counters of the shadow MMU (all since creation).
 struct ShadowMmuStats {
-  uint64_t hidden_faults = 0;      ///< shadow miss with a valid guest mapping: filled, retried
-  uint64_t true_faults = 0;        ///< the guest's own page fault, delivered to it
-  uint64_t tracing_faults = 0;     ///< the guest wrote a traced page-table page
-  uint64_t dirty_faults = 0;       ///< first write to a clean page (the guest's D bit set)
-  uint64_t code_write_faults = 0;  ///< a write to a page holding translated code
+  uint64_t hidden_faults = 0;       ///< shadow miss with a valid guest mapping: filled, retried
+  uint64_t hidden_faults_user = 0;  ///< of those, through the user view (CPL 3)
+  uint64_t hidden_faults_other_window = 0;  ///< of those, mapped already in the other view
+  uint64_t true_faults = 0;                 ///< the guest's own page fault, delivered to it
+  uint64_t tracing_faults = 0;              ///< the guest wrote a traced page-table page
+  uint64_t dirty_faults = 0;                ///< first write to a clean page (the guest's D bit set)
+  uint64_t code_write_faults = 0;           ///< a write to a page holding translated code
   uint64_t flushes = 0;         ///< whole-space resets (CR0.WP/CR4 changes, PD writes, evictions)
   uint64_t space_switches = 0;  ///< CR3 loads that changed the current space
   uint64_t spaces_created = 0;
@@ -196,9 +198,10 @@ class ShadowMmu {
   /// Unmaps what derived from the entries of `phys_page` that changed from `before` (first..)
   /// in a way that matters to a translation.
   void drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before, uint32_t count);
-  /// Maps, in the current space, the page entry `index` of page table `pt_page` now maps, when
-  /// it is the page of the last true fault (awaited_).
-  void prefetch(uint32_t pt_page, uint32_t index, uint32_t pte);
+  /// Entry `index` of page table `pt_page` changed from `before` to `pte`: maps, in the current
+  /// space, the page it now maps when that is a new present, accessed translation or the page
+  /// of the last true fault (awaited_).
+  void prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint32_t pte);
   /// The last true fault's page, which the guest's handler is expected to map.
   struct Awaited {
     Space* space = nullptr;

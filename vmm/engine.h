@@ -82,6 +82,11 @@ class Engine {
   /// What the engine knows that helps debug a failed run, beyond the registers (bt: the blocks
   /// it dispatched last). Empty by default.
   virtual std::string debug_notes() { return {}; }
+  /// Writes every block of generated host code, as it is made, to Linux perf's JIT symbol map
+  /// /tmp/perf-PID.map ("START SIZE NAME" lines, tools/perf/Documentation/jit-interface.txt) so
+  /// `perf report` names it after the guest address it came from (QEMU's -perfmap). Returns
+  /// false for an engine that generates no host code.
+  virtual bool enable_perf_map() { return false; }
 };
 
 }  // namespace vmbt

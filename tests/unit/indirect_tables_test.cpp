@@ -1,4 +1,5 @@
-// IndirectTables: one table per address space and mode, bounded (issue 17, defects 1 and 3).
+// IndirectTables: address-space tables and global tables per mode, bounded (issue 17, defects 1
+// and 3).
 #include "bt/indirect_tables.h"
 
 #include <gtest/gtest.h>
@@ -17,23 +18,24 @@ uint64_t slot(uint64_t* slots, uint32_t eip) {
 
 TEST(IndirectTables, ABlockIsFoundOnlyInTheModeAndSpaceItWasTranslatedFor) {
   IndirectTables t(kMiss);
-  t.remember(/*space=*/1, kCpl0Mode, 0xc0001234, 0xc0001, host(0xabc), /*global=*/false);
-  EXPECT_EQ(slot(t.slots(1, kCpl0Mode), 0xc0001234), 0xabcu);
-  EXPECT_EQ(slot(t.slots(1, kUserMode), 0xc0001234), kMiss);  // CPL 3 must miss
-  EXPECT_EQ(slot(t.slots(2, kCpl0Mode), 0xc0001234), kMiss);  // another space too
+  t.remember(/*space=*/1, kCpl0Mode, 0x00401234, 0x00401, host(0xabc), /*global=*/false);
+  EXPECT_EQ(slot(t.slots(1, kCpl0Mode), 0x00401234), 0xabcu);
+  EXPECT_EQ(slot(t.slots(1, kUserMode), 0x00401234), kMiss);  // CPL 3 must miss
+  EXPECT_EQ(slot(t.slots(2, kCpl0Mode), 0x00401234), kMiss);  // another space too
+  EXPECT_EQ(slot(t.global_slots(kCpl0Mode), 0x00401234), kMiss);
 }
 
-TEST(IndirectTables, GlobalBlocksSeedNewSpacesOfTheSameModeOnly) {
+TEST(IndirectTables, GlobalBlocksAreInTheModesGlobalTableOnly) {
   IndirectTables t(kMiss);
   t.remember(1, kCpl0Mode, 0xc0002000, 0xc0002, host(0xdef), /*global=*/true);
-  EXPECT_EQ(slot(t.slots(7, kCpl0Mode), 0xc0002000), 0xdefu);
-  EXPECT_EQ(slot(t.slots(7, kUserMode), 0xc0002000), kMiss);
-  // A page-directory change in space 7 keeps global blocks; INVLPG drops them everywhere.
+  EXPECT_EQ(slot(t.global_slots(kCpl0Mode), 0xc0002000), 0xdefu);
+  EXPECT_EQ(slot(t.global_slots(kUserMode), 0xc0002000), kMiss);  // CPL 3 must not find it
+  EXPECT_EQ(slot(t.slots(7, kCpl0Mode), 0xc0002000), kMiss);      // a space probes it next
+  // A page-directory change in a space keeps global blocks; INVLPG drops them.
   t.forget_pages(7, 0xc0002, 1, /*global=*/false);
-  EXPECT_EQ(slot(t.slots(7, kCpl0Mode), 0xc0002000), 0xdefu);
+  EXPECT_EQ(slot(t.global_slots(kCpl0Mode), 0xc0002000), 0xdefu);
   t.forget_page_everywhere(7, 0xc0002);
-  EXPECT_EQ(slot(t.slots(7, kCpl0Mode), 0xc0002000), kMiss);
-  EXPECT_EQ(slot(t.slots(9, kCpl0Mode), 0xc0002000), kMiss);
+  EXPECT_EQ(slot(t.global_slots(kCpl0Mode), 0xc0002000), kMiss);
 }
 
 TEST(IndirectTables, DroppedPagesAndBlocksMissInEveryModeOfTheSpace) {
@@ -47,24 +49,34 @@ TEST(IndirectTables, DroppedPagesAndBlocksMissInEveryModeOfTheSpace) {
   EXPECT_EQ(slot(t.slots(3, kUserMode), 0x08049000), 0x30u);
   t.forget_block(0x08049000, host(0x30));
   EXPECT_EQ(slot(t.slots(3, kUserMode), 0x08049000), kMiss);
+  // A slot taken over by another page's block is not emptied with the first page.
+  t.remember(3, kUserMode, 0x0804a000, 0x0804a, host(0x40), false);
+  t.remember(3, kUserMode, 0x0805a000, 0x0805a, host(0x50), false);  // same low 16 bits
+  t.forget_pages(3, 0x0804a, 1, false);
+  EXPECT_EQ(slot(t.slots(3, kUserMode), 0x0805a000), 0x50u);
 }
 
 TEST(IndirectTables, HostMemoryStaysBoundedWhateverTheGuestDoes) {
   // A guest cycling through thousands of page directories and modes (issue 17, defect 3).
   IndirectTables t(kMiss);
   for (uint32_t space = 0; space < 3000; ++space) {
-    const uint32_t mode = (space % 5) << 8;
+    const uint32_t mode = (space % 11) << 8;
     t.remember(space << 12, mode, 0x1000 + space, 1, host(0x100 + space), space % 3 == 0);
     ASSERT_LE(t.live(), IndirectTables::kMaxTables + IndirectTables::kMaxGlobalTables);
   }
   EXPECT_GT(t.evictions(), 0u);
-  // The most recent table survives with its entry.
-  const uint32_t last = 2999;
-  EXPECT_EQ(slot(t.slots(last << 12, (last % 5) << 8), 0x1000 + last), 0x100u + last);
-  // A whole space forgotten frees its tables.
+  const uint32_t last = 2998;  // the most recent non-global entry survives
+  EXPECT_EQ(slot(t.slots(last << 12, (last % 11) << 8), 0x1000 + last), 0x100u + last);
   const size_t before = t.live();
-  t.forget_pages(last << 12, 0, 1u << 20, false);
+  t.forget_pages(last << 12, 0, 1u << 20, false);  // a whole space forgotten frees its tables
   EXPECT_LT(t.live(), before);
+  // Slots taken back and forth by two pages keep a bounded list (compacted) and stay right.
+  for (uint32_t i = 0; i < 100000; ++i) {
+    t.remember(5, kUserMode, (i & 1) ? 0x10000 : 0x20000, (i & 1) ? 0x10 : 0x20, host(i), false);
+  }
+  EXPECT_EQ(slot(t.slots(5, kUserMode), 0x10000), 99999u);
+  t.forget_pages(5, 0x10, 1, false);
+  EXPECT_EQ(slot(t.slots(5, kUserMode), 0x10000), kMiss);
 }
 
 }  // namespace

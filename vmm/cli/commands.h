@@ -17,6 +17,7 @@ struct RunArgs {
   bool stats = false;
   std::string stats_json;
   bool trace_io = false;
+  bool perfmap = false;        ///< write /tmp/perf-PID.map for perf (bt)
   double timeout_seconds = 0;  ///< 0 = no limit
 };
 

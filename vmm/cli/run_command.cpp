@@ -18,6 +18,14 @@ int run_command(const RunArgs& args) {
   spec.memory = args.memory;
   spec.timeout_seconds = args.timeout_seconds;
   spec.trace_io = args.trace_io;
+  if (args.perfmap) {
+    spec.configure = [](Engine& engine) {
+      if (!engine.enable_perf_map()) {
+        fmt::print(stderr, "vmbt: --perfmap: the {} engine generates no host code; ignored\n",
+                   engine.name());
+      }
+    };
+  }
   GuestRun run = run_guest_once(spec);
 
   fmt::print(stderr, "vmbt: {}\n", run.result.reason);
