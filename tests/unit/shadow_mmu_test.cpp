@@ -147,8 +147,11 @@ TEST_F(ShadowMmuTest, RandomTablesAccessesAndPteWritesAgreeWithTheWalker) {
     for (uint32_t i = 0; i < 1024; ++i) ram_.write32(kPtBase + 4 * i, (i << 12) | 0x3);
     ram_.write32(kPd, kPtBase | 0x3);
     // PDEs 1..7: random tables (or 4 MiB pages with PSE) over random frames and rights.
+    // A and D random too: a PTE installed present and accessed is mapped at once (prefetch),
+    // which must still set D on the first write and never set A for the guest.
     auto random_pte = [&](uint32_t frame) {
-      return frame | (rng() & 0x7) | (rng() % 4 == 0 ? 0 : 1);
+      return frame | (rng() & 0x7) | (rng() % 4 == 0 ? 0 : 1) | (rng() % 2 ? pte::kAccessed : 0) |
+             (rng() % 2 ? pte::kDirty : 0);
     };
     for (uint32_t pde = 1; pde < 8; ++pde) {
       uint32_t bits = (rng() & 0x6) | (rng() % 6 == 0 ? 0 : 1);
@@ -178,7 +181,13 @@ TEST_F(ShadowMmuTest, RandomTablesAccessesAndPteWritesAgreeWithTheWalker) {
           access(page, false, false, 0);  // shadow the old translation, if there is one
           uint32_t pte_addr = kPtBase + pde_index * 0x1000 + 4 * pte_index;
           uint32_t new_pte = random_pte(kFrames + ((rng() % 2048) << 12));
-          ASSERT_TRUE(access(pte_addr, true, false, new_pte).ok);
+          if (rng() % 2) {
+            ASSERT_TRUE(access(pte_addr, true, false, new_pte).ok);  // traced: a host fault
+          } else {  // the monitor's store (adaptive translation of a page-table writer)
+            mmu_.begin_table_write(pte_addr, 4);
+            ram_.write32(pte_addr, new_pte);
+            mmu_.end_table_write();
+          }
           uint32_t check = 0;
           phys_.read32(pte_addr, &check);
           ASSERT_EQ(check, new_pte);
