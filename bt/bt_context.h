@@ -48,8 +48,9 @@ struct alignas(64) BtContext {
   std::array<uint32_t, 6> seg_base{};  ///< guest segment bases (ES CS SS DS FS GS)
   uint32_t fpu_ip = 0;                 ///< guest EIP of the last non-control x87 instruction (FIP)
   uint32_t fpu_dp = 0;                 ///< its memory operand's offset (FDP)
-  uint16_t cs_sel = 0;                 ///< guest CS selector (FCS in stored x87 environments)
-  uint16_t ds_sel = 0;                 ///< guest DS selector (FDS)
+  /// Guest segment selectors (ES CS SS DS FS GS): FCS/FDS in stored x87 environments, and PUSH
+  /// Sreg inline.
+  std::array<uint16_t, 6> seg_sel{};
   uint8_t vif = 0;          ///< the guest's EFLAGS.IF (virtual; CLI/STI at CPL0 run inline)
   uint8_t irq_pending = 0;  ///< a device interrupt is waiting (sampled at entry)
   uint32_t vflags = 0;      ///< the guest's EFLAGS without the host-held bits and IF

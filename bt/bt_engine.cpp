@@ -240,8 +240,7 @@ void BtEngine::load_context() {
     ctx_->host_flags |= eflags::kAc;
   }
   for (unsigned i = 0; i < 6; ++i) ctx_->seg_base[i] = s_.seg[i].base;
-  ctx_->cs_sel = s_.seg[kCs].selector;
-  ctx_->ds_sel = s_.seg[kDs].selector;
+  for (unsigned i = 0; i < 6; ++i) ctx_->seg_sel[i] = s_.seg[i].selector;
   ctx_->exit_kind = ExitKind::kNone;
   ctx_->exit_tb = nullptr;
   uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
@@ -426,15 +425,20 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
 uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
                                 const uint8_t* window, uint32_t space) {
   // Back to the dispatcher whenever it has something to do before the next instruction: a kick,
-  // an interrupt the guest can take now (or the one-instruction shadow before it), TF, or a
-  // mode, address space or window the rest of this block was not translated for.
+  // an interrupt the guest can take now (or the one-instruction shadow before it), TF.
   if (ctx_->kick_pending || system_.interrupt_shadow ||
       ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
       !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
-      s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes || !site.tb->valid ||
-      key_flags() != block_flags || mmu_.window_base(s_.seg[kSs].dpl) != window ||
-      mmu_.space_id() != space) {
+      s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes) {
     return leave_direct_call();
+  }
+  // A mode, address space or window the rest of this block was not translated for (a kernel
+  // entry loading FS, say): on in the block for the next instruction in the new mode, as the
+  // dispatcher would go.
+  const uint32_t flags = key_flags();
+  if (!site.tb->valid || flags != block_flags || mmu_.window_base(s_.seg[kSs].dpl) != window ||
+      mmu_.space_id() != space) {
+    return transfer_to(flags);
   }
   load_context();
   return ctx_->resume;
@@ -994,8 +998,13 @@ Exit BtEngine::run() {
     ++exits_by_kind_[static_cast<unsigned>(ctx_->exit_kind)];
     switch (ctx_->exit_kind) {
       case ExitKind::kBranch: {
+        // The mode now, not the one the loop started with: a direct call in the blocks that ran
+        // may have changed it and gone on in another mode's block (resume_block, transfer_to).
+        // Blocks of different modes are never chained.
         TranslationBlock* from = ctx_->exit_tb;
-        TranslationBlock* to = lookup(s_.eip, flags);
+        const uint32_t now =
+            key_flags() | ((s_.eflags & eflags::kTf) ? tb_flags::kSingleInstruction : 0);
+        TranslationBlock* to = lookup(s_.eip, now);
         // With paging a chain is only safe where the target's code comes from pages the source
         // was checked against: another address space may map other pages there, and only the
         // dispatcher's lookup checks that (cross-page branches use the per-space table).
@@ -1006,7 +1015,7 @@ Exit BtEngine::run() {
                           ((from->cs_base + from->eip) >> 12) == ((to->cs_base + to->eip) >> 12) &&
                           covered(to->pages[0]) && (to->page_count == 1 || covered(to->pages[1]));
         if (from && from->valid && to && from != kicked_ && (!mmu_.paging() || same_pages) &&
-            !(flags & tb_flags::kSingleInstruction) &&
+            from->key_flags == now && !(now & tb_flags::kSingleInstruction) &&
             !(from->key_flags & tb_flags::kSingleInstruction)) {
           cache_.link(from, ctx_->exit_slot, to);
           ++chains_;

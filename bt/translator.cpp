@@ -589,12 +589,32 @@ void patch_x87_pointers(BlockEmitter& e, const Insn& in) {
   x86::Assembler& a = e.a();
   a.mov(x86::r9d, ctx_field(offsetof(BtContext, fpu_ip), 4));
   a.mov(x86::ptr(x86::r15, x86::r8, 0, ip, 4), x86::r9d);
-  a.mov(x86::r9w, ctx_field(offsetof(BtContext, cs_sel), 2));
+  a.mov(x86::r9w, ctx_field(offsetof(BtContext, seg_sel) + 2 * kCs, 2));
   a.mov(x86::ptr(x86::r15, x86::r8, 0, cs, 2), x86::r9w);
   a.mov(x86::r9d, ctx_field(offsetof(BtContext, fpu_dp), 4));
   a.mov(x86::ptr(x86::r15, x86::r8, 0, dp, 4), x86::r9d);
-  a.mov(x86::r9w, ctx_field(offsetof(BtContext, ds_sel), 2));
+  a.mov(x86::r9w, ctx_field(offsetof(BtContext, seg_sel) + 2 * kDs, 2));
   a.mov(x86::ptr(x86::r15, x86::r8, 0, ds, 2), x86::r9w);
+}
+
+/// PUSH Sreg with a 32-bit operand size on a flat stack, inline: ESP decreases by 4 and the
+/// selector (the context's copy) is written with a 16-bit move, as recent processors and the
+/// system emulator do (Intel SDM Vol. 2B PUSH). A fault on the store leaves ESP unchanged.
+bool is_inline_push_sreg(const Insn& in, uint32_t key_flags) {
+  return in.d.mnemonic == ZYDIS_MNEMONIC_PUSH && in.d.operand_width == 32 &&
+         in.ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+         ZydisRegisterGetClass(in.ops[0].reg.value) == ZYDIS_REGCLASS_SEGMENT &&
+         (key_flags & tb_flags::kFlatStack) &&
+         !(key_flags & (1u << (tb_flags::kRestrictedShift + kSs)));
+}
+
+void translate_push_sreg(BlockEmitter& e, const Insn& in) {
+  x86::Assembler& a = e.a();
+  const int seg = segment_index(in.ops[0].reg.value);
+  a.mov(x86::r9w, ctx_field(offsetof(BtContext, seg_sel) + 2 * seg, 2));
+  a.lea(x86::r8d, x86::ptr(x86::rsp, -4));
+  a.mov(BlockEmitter::window(2), x86::r9w);
+  a.mov(x86::esp, x86::r8d);
 }
 
 /// CLI/STI/PUSHFD at CPL0 without a callout: IF is the context's `vif` byte, the other virtual
@@ -977,13 +997,16 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
                         (segments_used(d, in.ops) & (key_flags >> tb_flags::kRestrictedShift));
       // Sensitive instructions the monitor executes in place: a direct call with the decoded
-      // instruction baked in, no exit to the dispatcher. Instructions the monitor must run
-      // alone (checked segments, stack or 16-bit forms the translator does not emit) still exit.
+      // instruction baked in, no exit to the dispatcher; the system emulator checks their
+      // segment accesses itself (e.g. Linux's VERW %cs:sel on every return to user mode).
+      // Instructions the monitor must run alone (an ordinary instruction through a checked
+      // segment, stack or 16-bit forms the translator does not emit) still exit.
+      const bool sensitive = needs_callout(d, in.ops);
       bool direct =
           (key_flags & tb_flags::kDirectCalls) && !(key_flags & tb_flags::kSingleInstruction) &&
-          !restricted &&
-          (needs_callout(d, in.ops) || !isa_supported(d) ||
-           (fpu && (key_flags & tb_flags::kFpuTrap)) || (sse && (key_flags & tb_flags::kSseOff)));
+          (sensitive ||
+           (!restricted && (!isa_supported(d) || (fpu && (key_flags & tb_flags::kFpuTrap)) ||
+                            (sse && (key_flags & tb_flags::kSseOff)))));
       const ZydisDecodedOperand* mem = in.mem();
       bool table_store =
           (key_flags & tb_flags::kDirectCalls) && !(key_flags & tb_flags::kSingleInstruction) &&
@@ -1000,6 +1023,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       } else if (cpl0_flags) {
         ++stats_.ident;
         step = translate_cpl0_flags(e, in);
+      } else if (is_inline_push_sreg(in, key_flags) && !restricted) {
+        ++stats_.stack;
+        translate_push_sreg(e, in);
       } else if (restricted || needs_callout(d, in.ops) || !isa_supported(d) ||
                  (fpu && (key_flags & tb_flags::kFpuTrap)) ||
                  (sse && (key_flags & tb_flags::kSseOff)) || (stack_op && !flat) ||

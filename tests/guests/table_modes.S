@@ -4,7 +4,9 @@
  * not be reused where the CPU state asks for more checks.
  *
  *   - CLI at CPL 3 with IOPL = 0 raises #GP(0) (Intel SDM Vol. 2A CLI, Vol. 3A §18.2), also when
- *     the same CLI already ran at CPL 0, reached the same way (CALL through a register).
+ *     the same CLI already ran at CPL 0, reached the same way (CALL through a register), and
+ *     when it is one direct jump after the IRET that entered ring 3 (the jump's target looked up
+ *     for ring 3, not for the mode the IRET ran in).
  *   - A load beyond the DS limit raises #GP(0) (Vol. 3A §5.3, Vol. 2A MOV), also when the same
  *     load already ran with a flat DS, reached the same way.
  *   - A store through a read-only DS raises #GP(0) (Vol. 3A §5.5), also after the same store ran
@@ -58,6 +60,17 @@ GUEST_ENTRY
   and $0x200, %eax
   CHECK_EQ $0, "cli at cpl 0 cleared IF"
 
+  /* ---- CLI at CPL 3 one direct branch after the IRET that entered ring 3 (the branch's target
+   * must be looked up in ring 3's mode, not in the mode the IRET's block was entered in) ---- */
+  movl $USER_CS, exc_want_cs
+  EXC_ARM u_recover
+  mov $EFL_USER, %eax
+  mov $u_jump_cli, %ebx
+  call run_user
+  EXC_CHECK "cli at cpl 3 after a direct jump", 13, 0, u_jump_cli_insn
+  movl $CODE_SEL, exc_want_cs
+  sti
+
   /* ---- DS limit ---- */
   movl $0x11223344, FAR_DATA
   EXC_ARM 2f
@@ -84,6 +97,24 @@ GUEST_ENTRY
 2:
   EXC_NONE "load through a flat ds again"
   CHECK_EQ $0x11223344, "load through a flat ds again: value"
+
+  /* The same load one direct jump after the MOV to DS, in the same block: the jump's target must
+   * be looked up for the limited DS, not for the mode the block was entered in. */
+  EXC_ARM 2f
+  mov $0x5a5a5a5a, %eax
+  mov $FAR_DATA, %ebx
+  mov $SMALL_DS, %dx
+  mov %dx, %ds
+  jmp 1f
+  .p2align 4
+1:
+load_after_jump:
+  mov (%ebx), %eax
+2:
+  mov $DATA_SEL, %dx
+  mov %dx, %ds
+  EXC_CHECK "load beyond the ds limit after a direct jump", 13, 0, load_after_jump
+  CHECK_EQ $0x5a5a5a5a, "that load left eax"
 
   /* ---- read-only DS ---- */
   EXC_ARM 2f
@@ -129,6 +160,15 @@ u_call_cli:
   USER_RETURN
 u_recover:
   mov $0xdead, %eax
+  USER_RETURN
+u_jump_cli:
+  nop
+  jmp 1f
+  .p2align 4
+1:
+u_jump_cli_insn:
+  cli
+  mov $0x600d, %eax
   USER_RETURN
 
 .data
