@@ -69,16 +69,12 @@ uint32_t BtEngine::table_mode(uint32_t flags) const {
          (s_.seg[kSs].dpl == 3 ? kUserBit : 0);
 }
 
-uint64_t* BtEngine::current_table() {
-  return tables_.slots(mmu_.space_id(), table_mode(key_flags()));
-}
-
 void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages,
                                bool global) {
   tables_.forget_pages(space_id, first_page, pages, global);
   // A whole space's tables are freed: the context must not keep probing one of them (it is
   // loaded again before translated code next runs from the dispatcher).
-  if (first_page == 0 && pages >= (1u << 20)) select_tables();
+  if (first_page == 0 && pages >= (1u << 20)) select_tables(key_flags());
 }
 
 void BtEngine::set_state(const VcpuState& state) {
@@ -199,9 +195,14 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
     if (!tb) return nullptr;
     protect_code_pages(tb);
   }
-  // Only blocks of the mode the CPU is in go into its table (never one-off shapes).
-  if (!(flags & (tb_flags::kSingleInstruction | tb_flags::kSegUnchecked)) && flags == key_flags()) {
-    remember_page(tb, flags, linear >> 12, pa >> 12, global && tb->page_count == 1 && cs_base == 0);
+  // Only blocks of the mode the CPU is in go into its table (callers pass the current mode;
+  // never one-off shapes), and only when the slot does not hold the block already.
+  if (!(flags & (tb_flags::kSingleInstruction | tb_flags::kSegUnchecked))) {
+    const bool in_global = global && tb->page_count == 1 && cs_base == 0;
+    const uint32_t space = mmu_.space_id(), mode = table_mode(flags);
+    if (!tables_.holds(space, mode, eip, tb->host_start, in_global)) {
+      remember_page(tb, flags, linear >> 12, pa >> 12, in_global);
+    }
   }
   return tb;
 }
@@ -229,6 +230,10 @@ void BtEngine::remember_page(TranslationBlock* tb, uint32_t flags, uint32_t page
 }
 
 void BtEngine::load_context() {
+  load_context(key_flags());
+}
+
+void BtEngine::load_context(uint32_t flags) {
   for (unsigned i = 0; i < 8; ++i) ctx_->gpr[i] = s_.gpr[i];
   ctx_->host_flags = (s_.eflags & kHostFlagBits) | eflags::kFixed1;
   ctx_->vflags = s_.eflags & ~(kHostFlagBits | eflags::kIf);
@@ -246,14 +251,14 @@ void BtEngine::load_context() {
   uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
-  select_tables();
+  select_tables(flags);
 }
 
-void BtEngine::select_tables() {
+void BtEngine::select_tables(uint32_t flags) {
   // A guest kernel's branches mostly reach its global pages, a process's its own: the table
   // that hits first most often is probed first.
-  const uint32_t mode = table_mode(key_flags());
-  uint64_t* space = current_table();
+  const uint32_t mode = table_mode(flags);
+  uint64_t* space = tables_.slots(mmu_.space_id(), mode);
   uint64_t* global = tables_.global_slots(mode);
   const bool global_first = s_.seg[kSs].dpl != 3 && tables_.has_global(mode);
   ctx_->indirect_table = global_first ? global : space;
@@ -440,7 +445,7 @@ uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, u
       mmu_.space_id() != space) {
     return transfer_to(flags);
   }
-  load_context();
+  load_context(flags);
   return ctx_->resume;
 }
 
@@ -461,7 +466,7 @@ uint64_t BtEngine::transfer_to(uint32_t flags) {
   if (!to) return leave_direct_call();  // a fetch fault: the dispatcher delivers it
   ++direct_transfers_;
   recent_blocks_[recent_next_++ % recent_blocks_.size()] = to->eip;
-  load_context();
+  load_context(flags);
   entering_ = to;  // a kick landing in the stub on the way there cuts this block's chains
   return reinterpret_cast<uint64_t>(to->entry);
 }

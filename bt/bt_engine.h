@@ -92,6 +92,8 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// The architectural state into the context translated code runs on (registers, flags,
   /// segment bases, the window and indirect-branch table of the current mode and space).
   void load_context();
+  /// As load_context(), with the current mode's key flags already computed.
+  void load_context(uint32_t flags);
   /// The context's registers, flags and EIP back into the architectural state.
   void store_context();
   Exit handle_callout(bool& done);
@@ -139,10 +141,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
                      bool global);
   /// The indirect-branch table mode for blocks translated with `flags` at the current CPL.
   uint32_t table_mode(uint32_t flags) const;
-  /// The slots of the current space's and mode's indirect-branch table.
-  uint64_t* current_table();
-  /// Points the context at the current space's and mode's indirect-branch tables.
-  void select_tables();
+  /// Points the context at the current space's indirect-branch tables for the mode of `flags`
+  /// (the current key flags).
+  void select_tables(uint32_t flags);
   /// ShadowMmu's drop hook: linear pages of a space changed.
   void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages, bool global);
   std::string describe_eip() const;

@@ -53,6 +53,11 @@ class IndirectTables {
   /// global table when the page is global, else in the table of (space, mode).
   void remember(uint32_t space, uint32_t mode, uint32_t eip, uint32_t page, const void* host,
                 bool global);
+  /// Whether the table remember() would use holds `host` for `eip` already.
+  bool holds(uint32_t space, uint32_t mode, uint32_t eip, const void* host, bool global) {
+    const uint64_t* s = global ? global_slots(mode) : slots(space, mode);
+    return s[eip & (kIndirectTableSize - 1)] == reinterpret_cast<uint64_t>(host);
+  }
   /// Whether the table remember() would use holds a block of linear page `page`.
   bool has_page(uint32_t space, uint32_t mode, uint32_t page, bool global);
   /// Linear pages [first, first + pages) of `space` changed (ShadowMmu's drop hook): their
