@@ -802,6 +802,11 @@ Exit BtEngine::handle_fault(bool& done) {
         // (and a traced page table would be traced again) before the store completes.
         single_step_eip_ = s_.eip;
         single_step_code_write_ = m.code_write;
+        if (TranslationBlock* from = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc))) {
+          // An instruction the monitor already checked (a segment that needs checks) stays
+          // checked when it runs alone again: re-checking would step it back here forever.
+          if (from->key_flags & tb_flags::kSegUnchecked) single_step_unchecked_ = true;
+        }
         if (m.table_write && !m.code_write && !callout_observer_) {
           // Adaptive translation: from now on this instruction stores into page tables through
           // the monitor, without a fault; its block is translated again with that shape.
@@ -961,15 +966,17 @@ Exit BtEngine::run() {
     TranslationBlock* tb = nullptr;
     bool single = single_step_eip_ == s_.eip;
     single_step_eip_ = UINT32_MAX;
-    if (single && single_step_code_write_) {
+    const bool code_write = single && single_step_code_write_;
+    const uint32_t unchecked = single && single_step_unchecked_ ? tb_flags::kSegUnchecked : 0;
+    single_step_code_write_ = single_step_unchecked_ = false;  // one instruction each
+    if (code_write) {
       // The store writes a page with translated code (maybe its own): a one-off block, not
       // write-protected, discarded after it ran.
-      tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction, s_.seg[kCs].base);
+      tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction | unchecked,
+                                 s_.seg[kCs].base);
     } else if (single) {
       // Kept: page-table stores and checked-segment instructions recur.
-      tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction |
-                              (single_step_unchecked_ ? tb_flags::kSegUnchecked : 0));
-      single_step_unchecked_ = false;
+      tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction | unchecked);
     } else {
       tb = lookup(s_.eip, flags);
     }
@@ -983,7 +990,7 @@ Exit BtEngine::run() {
     recent_blocks_[recent_next_++ % recent_blocks_.size()] = tb->eip;
     enter(tb);
     if (single) {
-      if (single_step_code_write_) cache_.discard(tb);  // its page was not write-protected
+      if (code_write) cache_.discard(tb);  // its page was not write-protected
       bool mmio_write = false;
       if (mmio_.stage == PendingMmio::kStepping) {
         mmio_write = mmio_.writes && ctx_->exit_kind != ExitKind::kFault;
