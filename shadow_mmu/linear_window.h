@@ -14,8 +14,11 @@ namespace vmbt {
 /// single host instruction, and the host's page tables play the role of the shadow page tables
 /// (hardware-walked, as in VMware's BT monitor). Pages that are not mapped are PROT_NONE, so every
 /// guest access lands either in guest memory or in a host fault the monitor resolves. Below the
-/// window lies a guard for the negative bit offsets of BT/BTS/BTR/BTC. No guest value can produce
-/// a host address outside the window and its guards.
+/// window lies the top 512 MiB of the linear space once more, for accesses that wrap below 0: a
+/// string instruction counting down past 0 with EFLAGS.DF=1, or BT/BTS/BTR/BTC with a negative
+/// bit offset (Intel SDM Vol. 2A "BT": up to -2^31 bits = -256 MiB). Copy 1 stands for both
+/// aliases (above and below): its pages are mapped in each of them that covers the page. No guest
+/// value can produce a host address outside the window and its aliases.
 class LinearWindow {
  public:
   static constexpr uint64_t kSpan = 1ull << 32;  ///< bytes of one copy of the linear space
@@ -28,7 +31,7 @@ class LinearWindow {
 
   uint8_t* base() const { return base_; }
   /// True when `host` lies in the window; then `linear` receives the guest linear address and
-  /// `copy` which copy (0, or 1 for the wrap-around alias) it is in.
+  /// `copy` which copy (0, or 1 for a wrap-around alias, above or below) it is in.
   bool contains(const void* host, uint32_t* linear, unsigned* copy = nullptr) const;
 
   /// Maps linear page `linear_page` of copy `copy` to byte `offset` of the file `fd` (guest RAM's
@@ -43,7 +46,16 @@ class LinearWindow {
   /// Unmaps linear pages [first, first + count) of copy `copy`: later accesses fault.
   void unmap_pages(uint32_t first, uint32_t count, unsigned copy);
 
+  /// Linear pages from here up are also below the window (the alias for wraps below 0).
+  static constexpr uint32_t kBelowFirstPage =
+      static_cast<uint32_t>((kSpan - (512ull << 20)) / kPage);
+
  private:
+  /// Calls fn(host address, first linear page, pages) for each host range that copy `copy` of
+  /// pages [first, first + count) has.
+  template <typename Fn>
+  void for_each_range(uint32_t first, uint32_t count, unsigned copy, Fn fn) const;
+
   uint8_t* base_ = nullptr;
 };
 
