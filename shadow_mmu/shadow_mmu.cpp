@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdio>
 #include <cstring>
 
 #include "vmm/cpu_state.h"
@@ -72,6 +74,12 @@ struct ShadowMmu::Space {
   uint64_t last_used = 0;
   LinearWindow sup, user;
   uint32_t* shadow = nullptr;  ///< kPages entries, lazily committed anonymous memory
+  /// Linear pages mapped to the all-ones page (no RAM behind them): each is a host mapping of
+  /// its own, so at most kMaxUnassignedPages stay mapped; then they all go and map on demand.
+  std::vector<uint32_t> unassigned_pages;
+  /// Host mapping calls made into this space's windows since it was last reset: an upper bound
+  /// on the host mappings (VMAs) it holds, each of which counts against vm.max_map_count.
+  uint64_t host_maps = 0;
 
   Space() {
     void* p = mmap(nullptr, kPages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
@@ -80,7 +88,11 @@ struct ShadowMmu::Space {
     shadow = static_cast<uint32_t*>(p);
   }
   ~Space() { munmap(shadow, kPages * sizeof(uint32_t)); }
-  void clear_shadow() { madvise(shadow, kPages * sizeof(uint32_t), MADV_DONTNEED); }
+  void clear_shadow() {
+    madvise(shadow, kPages * sizeof(uint32_t), MADV_DONTNEED);
+    unassigned_pages.clear();
+    host_maps = 0;
+  }
 };
 
 ShadowMmu::ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_write,
@@ -92,6 +104,11 @@ ShadowMmu::ShadowMmu(GuestMemory& ram, std::function<void(uint32_t)> on_code_wri
       protection_(ram.size() / LinearWindow::kPage, 0) {
   identity_ = space_for(kIdentityCr3);
   current_ = identity_;
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    unsigned long limit = 0;
+    if (std::fscanf(f, "%lu", &limit) == 1 && limit >= 4096) host_map_budget_ = limit / 4 * 3;
+    std::fclose(f);
+  }
   unassigned_fd_ = memfd_create("vmbt-unassigned", MFD_CLOEXEC);
   if (unassigned_fd_ < 0 || ftruncate(unassigned_fd_, 2 * LinearWindow::kPage) != 0) {
     throw Error("cannot create the unassigned-memory page");
@@ -134,7 +151,9 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"table_writes", stats_.table_writes},
       {"prefetched", stats_.prefetched},
       {"large_fills", stats_.large_fills},
-      {"global_prefills", stats_.global_prefills}};
+      {"global_prefills", stats_.global_prefills},
+      {"unassigned_evictions", stats_.unassigned_evictions},
+      {"mapping_limit_resets", stats_.mapping_limit_resets}};
   for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
 
@@ -245,7 +264,9 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page) {
     sup_w = (e & entry::kSupWrite) && dirty && !locked;
     user_w = (e & entry::kUserWrite) && dirty && !locked;
   }
-  const uint32_t bits = e;
+  make_room(space, lin_page);
+  const uint32_t bits = space.shadow[lin_page];
+  space.host_maps += std::popcount(bits & entry::kWindows);
   auto map_all = [&] {
     if (bits & entry::kInSup) space.sup.map_fd_page(lin_page, 0, fd, offset, sup_w);
     if (bits & entry::kSupAlias) space.sup.map_fd_page(lin_page, 1, fd, offset, sup_w);
@@ -290,11 +311,58 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backi
   apply(space, lin_page);
   if (unassigned) {
     ++stats_.unassigned_fills;
+    note_unassigned(space, lin_page);
   } else if (backing == Backing::kRam) {
     add_reverse_mapping(space, lin_page, phys);
   }
   if (space.cr3_base == kIdentityCr3) return;
   trace_walk(space, lin_page, w);
+}
+
+void ShadowMmu::make_room(Space& space, uint32_t lin_page) {
+  // Each page mapped on its own is a host mapping (VMA), and the host refuses more than
+  // vm.max_map_count of them; once it has, even unmapping can fail (splitting a mapping needs
+  // one more). So the spaces are reset before that: the least recently used others first, then,
+  // when this space alone holds too many (one frame at 100,000 linear pages), this one, keeping
+  // the page being mapped.
+  auto total = [&] {
+    uint64_t n = 0;
+    for (const auto& s : spaces_) n += s->host_maps;
+    return n;
+  };
+  if (total() < host_map_budget_) return;
+  while (total() >= host_map_budget_ / 2) {
+    Space* victim = nullptr;
+    for (auto& s : spaces_) {
+      if (s.get() == &space || s->host_maps == 0) continue;
+      if (!victim || s->last_used < victim->last_used) victim = s.get();
+    }
+    if (!victim) break;
+    reset_space(*victim);
+    ++stats_.mapping_limit_resets;
+  }
+  if (space.host_maps >= host_map_budget_ / 2) {
+    const uint32_t keep = space.shadow[lin_page];
+    reset_space(space);
+    space.shadow[lin_page] = keep;
+    ++stats_.mapping_limit_resets;
+  }
+}
+
+void ShadowMmu::note_unassigned(Space& space, uint32_t lin_page) {
+  // A guest sweeping through memory that is not there (a REP MOVSD over 4 GiB) must not use up
+  // the host's mappings (vm.max_map_count): the oldest batch of all-ones pages goes.
+  if (space.unassigned_pages.size() >= kMaxUnassignedPages) {
+    for (uint32_t p : space.unassigned_pages) {
+      const uint32_t e = space.shadow[p];
+      if (p == lin_page || !(e & entry::kMapped) || !(e & entry::kUnassigned)) continue;
+      unmap_windows(space, p, e);
+      space.shadow[p] = 0;
+    }
+    space.unassigned_pages.clear();
+    ++stats_.unassigned_evictions;
+  }
+  space.unassigned_pages.push_back(lin_page);
 }
 
 void ShadowMmu::add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys) {
@@ -654,6 +722,7 @@ void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, u
       uint32_t j = i + 1;
       while (j < count && (writable && !protection_[phys_first + j]) == w) ++j;
       space.sup.map_fd_range(lin_first + i, j - i, 0, ram_.fd(), uint64_t{phys_first + i} << 12, w);
+      ++space.host_maps;
       i = j;
     }
   } catch (const Error&) {

@@ -21,8 +21,10 @@ struct VcpuState;
 
 /// Counters of the shadow MMU (all since creation).
 struct ShadowMmuStats {
-  uint64_t hidden_faults = 0;       ///< shadow miss with a valid guest mapping: filled, retried
-  uint64_t hidden_faults_user = 0;  ///< of those, through the user view (CPL 3)
+  uint64_t hidden_faults = 0;         ///< shadow miss with a valid guest mapping: filled, retried
+  uint64_t hidden_faults_user = 0;    ///< of those, through the user view (CPL 3)
+  uint64_t unassigned_evictions = 0;  ///< batches of all-ones pages unmapped (kMaxUnassignedPages)
+  uint64_t mapping_limit_resets = 0;  ///< spaces reset to stay under vm.max_map_count
   uint64_t hidden_faults_other_window = 0;  ///< of those, mapped already in the other view
   uint64_t true_faults = 0;                 ///< the guest's own page fault, delivered to it
   uint64_t tracing_faults = 0;              ///< the guest wrote a traced page-table page
@@ -153,6 +155,15 @@ class ShadowMmu {
   Backing backing_of(uint64_t page_base) const;
   void apply(Space& space, uint32_t lin_page);
   void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
+  /// Records an all-ones page mapped in `space`, unmapping the older ones beyond the bound.
+  void note_unassigned(Space& space, uint32_t lin_page);
+  /// Keeps the host mappings of all spaces under host_map_budget_ (before mapping `lin_page`
+  /// of `space`): resets spaces, this one last.
+  void make_room(Space& space, uint32_t lin_page);
+  /// Host mapping calls all spaces may have made before make_room resets some: three quarters of
+  /// vm.max_map_count (read at start-up), the rest left to vmbt's own mappings.
+  uint64_t host_map_budget_ = 48000;
+  static constexpr size_t kMaxUnassignedPages = 1024;
   /// A hidden fault in a 4 MiB page of the supervisor view (a kernel's direct map): maps all of
   /// it with one host call when none of it is mapped yet; false when it cannot (then one page).
   bool fill_large(Space& space, uint32_t lin_page, const WalkResult& w);
