@@ -18,6 +18,7 @@ struct RunArgs {
   std::string stats_json;
   bool trace_io = false;
   bool perfmap = false;        ///< write /tmp/perf-PID.map for perf (bt)
+  bool no_sandbox = false;     ///< run without the seccomp sandbox
   double timeout_seconds = 0;  ///< 0 = no limit
 };
 

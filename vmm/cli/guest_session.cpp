@@ -14,6 +14,7 @@
 #include "vmm/devices/console.h"
 #include "vmm/devices/prompt_watch.h"
 #include "vmm/machine/machine.h"
+#include "vmm/sandbox.h"
 
 namespace vmbt {
 
@@ -57,6 +58,7 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   std::unique_ptr<Engine> engine = make_engine(spec.engine, machine);
   engine->set_state(image.entry);
   if (spec.configure) spec.configure(*engine);
+  if (spec.sandbox) enter_sandbox();
 
   GuestRun run;
   run.stats.set_text("engine", std::string(engine->name()));

@@ -29,6 +29,9 @@ struct GuestRunSpec {
   FILE* fatal_dump = stderr;
   /// Called once the engine exists, before the guest starts (e.g. to install a callout observer).
   std::function<void(Engine&)> configure;
+  /// Confine the process with the seccomp sandbox (vmm/sandbox.h) once the guest is loaded and
+  /// `configure` has run: for a process that runs this one guest and nothing after it.
+  bool sandbox = false;
 };
 
 /// What one run produced.

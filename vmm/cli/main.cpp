@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--stats", run.stats, "print counters to stderr at exit");
   run_cmd->add_option("--stats-json", run.stats_json, "write counters as JSON to FILE");
   run_cmd->add_flag("--trace-io", run.trace_io, "log every port and MMIO access to stderr");
+  run_cmd->add_flag("--no-sandbox", run.no_sandbox,
+                    "do not confine vmbt to the run loop's system calls (seccomp) once the guest "
+                    "is loaded");
   run_cmd->add_flag("--perfmap", run.perfmap,
                     "write /tmp/perf-PID.map so perf names translated code by guest address (bt)");
   run_cmd->add_option("--timeout", run.timeout_seconds, "end the run after SECONDS (0: never)")

@@ -26,15 +26,19 @@ int run_command(const RunArgs& args) {
       }
     };
   }
+  // Files are opened before the guest runs: the sandbox allows no opening afterwards.
+  std::ofstream stats_json;
+  if (!args.stats_json.empty()) {
+    stats_json.open(args.stats_json);
+    if (!stats_json)
+      throw Error(fmt::format("cannot write --stats-json file '{}'", args.stats_json));
+  }
+  spec.sandbox = !args.no_sandbox;
   GuestRun run = run_guest_once(spec);
 
   fmt::print(stderr, "vmbt: {}\n", run.result.reason);
   if (args.stats) fmt::print(stderr, "vmbt statistics:\n{}", run.stats.to_text());
-  if (!args.stats_json.empty()) {
-    std::ofstream out(args.stats_json);
-    if (!out) throw Error(fmt::format("cannot write --stats-json file '{}'", args.stats_json));
-    out << run.stats.to_json().dump(2) << "\n";
-  }
+  if (stats_json.is_open()) stats_json << run.stats.to_json().dump(2) << "\n";
   return run.result.status;
 }
 

@@ -1,0 +1,17 @@
+// The monitor's seccomp sandbox: once the guest is loaded, only the run loop's system calls.
+#pragma once
+
+namespace vmbt {
+
+/// Confines the calling process (all its threads, SECCOMP_FILTER_FLAG_TSYNC) to the system calls
+/// a running guest needs: memory mapping and protection (the shadow MMU's windows, the heap),
+/// signals and timers (kicks, host faults), reads and writes on descriptors already open (console,
+/// trace, files), KVM_RUN and terminal ioctls, sleeping and the clock, exit. Everything else, in
+/// particular opening files, sockets, process creation and execve, is refused: the call raises
+/// SIGSYS (SECCOMP_RET_TRAP), whose handler prints
+///   "vmbt: the sandbox stopped system call NAME (number N): ... --no-sandbox ..."
+/// and ends the process with status 1. Firecracker confines its vCPU threads the same way.
+/// Throws vmbt::Error when the kernel refuses the filter (no seccomp support).
+void enter_sandbox();
+
+}  // namespace vmbt
