@@ -49,9 +49,7 @@
 MULTIBOOT_HEADER
 
 GUEST_ENTRY
-  lgdt gdt_desc
-  ljmp $CODE_SEL, $1f
-1:
+  LOAD_GDT
   call exc_init
   movl $1, exc_no_iret
   mov $0xff, %al                    /* every PIC IRQ masked: STI is safe */
@@ -559,11 +557,7 @@ gdt:
   SEG_DESC 0, 0x0000f, 0x82, 0x0    /* 0x30: LDT (base filled in) */
   SEG_DESC CODE2_BASE, 0xfffff, 0x9b, 0xc  /* 0x38: code, base 1 MiB */
   SEG_DESC 0, 0xfffff, 0x93, 0xc    /* 0x40: data, base 0 */
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END
 
   .p2align 3
 gdt2:                               /* as gdt but MARK_SEL has base 0x10, one more entry */

@@ -54,8 +54,4 @@ gdt:
   SEG_DESC 0, 0xfffff, 0x9b, 0xc    /* 0x08 code */
   SEG_DESC 0, 0xfffff, 0x93, 0xc    /* 0x10 data */
   SEG_DESC 0, 0x00fff, 0x93, 0xc    /* 0x18 data, limit 16 MiB - 1 */
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END

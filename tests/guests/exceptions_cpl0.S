@@ -44,9 +44,7 @@
 MULTIBOOT_HEADER
 
 GUEST_ENTRY
-  lgdt gdt_desc
-  ljmp $CODE_SEL, $1f
-1:
+  LOAD_GDT
   call exc_init
   movl $1, exc_no_iret
 
@@ -456,10 +454,6 @@ gdt:
   SEG_DESC 0, 0x00fff, 0x97, 0x4    /* 0x50: expand-down data, limit 0xfff, B = 1 */
   SEG_DESC 0, 0xfffff, 0x1b, 0xc    /* 0x58: code, not present */
   SEG_DESC 0, 0x00fff, 0x93, 0xc    /* 0x60: data, limit 0xfff pages = 16 MiB - 1 */
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END
 
 EXCEPTION_SUPPORT

@@ -51,9 +51,7 @@
 MULTIBOOT_HEADER
 
 GUEST_ENTRY
-  lgdt gdt_desc
-  ljmp $CODE_SEL, $1f
-1:
+  LOAD_GDT
   call exc_init
   call ring3_init
   movl $USER_CS, exc_want_cs
@@ -431,11 +429,7 @@ misaligned: .long 0, 0
   .p2align 3
 gdt:
   GDT_STANDARD_ENTRIES
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END
 
 EXCEPTION_SUPPORT
 EXC_STUB 0x40

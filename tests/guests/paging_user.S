@@ -46,9 +46,7 @@
 MULTIBOOT_HEADER
 
 GUEST_ENTRY
-  lgdt gdt_desc
-  ljmp $K_CS, $1f
-1:
+  LOAD_GDT K_CS
   mov $K_DS, %ax
   mov %ax, %ds
   mov %ax, %es
@@ -381,11 +379,7 @@ gdt:
   SEG_DESC 0, 0xfffff, 0xfb, 0xc    /* 0x18 ring-3 code */
   SEG_DESC 0, 0xfffff, 0xf3, 0xc    /* 0x20 ring-3 data */
   SEG_DESC 0, 0x67, 0x89, 0x0       /* 0x28 32-bit TSS, available */
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END
   .p2align 4
 tss:
   .long 0                           /* previous task link */

@@ -66,9 +66,7 @@
 MULTIBOOT_HEADER
 
 GUEST_ENTRY
-  lgdt gdt_desc
-  ljmp $CODE_SEL, $1f
-1:
+  LOAD_GDT
   call exc_init
   call ring3_init
   mov $gdt + LDT_SEL, %edi
@@ -500,11 +498,7 @@ gdt:
   SEG_DESC 0, 0xfffff, 0xf1, 0xc    /* 0x58: read-only data, DPL 3, accessed */
   .word 0, CODE_SEL, 0xee00, 0      /* 0x60: 32-bit interrupt gate, DPL 3 */
   .word 0, CODE_SEL, 0xec01, 0      /* 0x68: call gate, DPL 3, 1 parameter (offset filled in) */
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END
 
 /* At CPL 0. The TSS is busy after LTR (type 0xb). */
 table_cpl0:

@@ -23,9 +23,7 @@
 MULTIBOOT_HEADER
 
 GUEST_ENTRY
-  lgdt gdt_desc
-  ljmp $CODE_SEL, $1f
-1:
+  LOAD_GDT
   /* First the cases that write to pages other than the running code's. */
   call test_overlap
   call test_buffer
@@ -202,11 +200,7 @@ code_inc2: .byte 0x31, 0xc0, 0x40, 0x40, 0xc3              /* xor %eax, %eax; in
 gdt:
   GDT_STANDARD_ENTRIES
   SEG_DESC 0x1000, 0xfffff, 0x93, 0xc   /* 0x30: data, base 0x1000 */
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END
 
 .bss
   .p2align 12

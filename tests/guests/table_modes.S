@@ -27,9 +27,7 @@
 MULTIBOOT_HEADER
 
 GUEST_ENTRY
-  lgdt gdt_desc
-  ljmp $CODE_SEL, $1f
-1:
+  LOAD_GDT
   call exc_init
   call ring3_init
 
@@ -177,11 +175,7 @@ gdt:
   GDT_STANDARD_ENTRIES
   SEG_DESC 0, 0xfff, 0x93, 0x4      /* 0x30: data, limit 0xfff bytes */
   SEG_DESC 0, 0xfffff, 0x91, 0xc    /* 0x38: data, read-only, accessed */
-gdt_end:
-  .p2align 2
-gdt_desc:
-  .word gdt_end - gdt - 1
-  .long gdt
+  GDT_END
 
 EXCEPTION_SUPPORT
 
