@@ -96,6 +96,16 @@ constexpr int kAllowed[] = {
     // the end
     SCMP_SYS(exit),
     SCMP_SYS(exit_group),
+#ifdef VMBT_SANITIZE_BUILD
+    // the sanitizers' runtime (it checks whether memory is readable through a pipe; reports)
+    SCMP_SYS(pipe),
+    SCMP_SYS(pipe2),
+    SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(readlink),
+    SCMP_SYS(openat),
+    SCMP_SYS(prctl),
+    SCMP_SYS(getrusage),
+#endif
 };
 
 }  // namespace

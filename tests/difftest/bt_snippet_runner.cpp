@@ -132,13 +132,20 @@ BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigne
     r.faulted = true;
     r.vector = static_cast<int>((out.eip - kHandlerBase - 1) / 16);
     uint32_t sp = out.gpr[kEsp];
+    // The frame is where the handler's ESP says; a snippet that moved ESP out of RAM left it
+    // there (reads outside RAM give all ones, as the guest's own would).
+    auto frame32 = [&](uint32_t at) {
+      uint32_t v = 0xffffffff;
+      ram.read(at, &v, 4);
+      return v;
+    };
     if (has_error_code(r.vector)) {
-      r.error_code = ram.read32(sp);
+      r.error_code = frame32(sp);
       sp += 4;
     }
-    r.fault_eip = ram.read32(sp);
-    r.out.eflags = ram.read32(sp + 8);  // the EFLAGS of the faulting context
-    r.out.gpr[kEsp] = sp + 12;          // ESP before the frame was pushed (same privilege)
+    r.fault_eip = frame32(sp);
+    r.out.eflags = frame32(sp + 8);  // the EFLAGS of the faulting context
+    r.out.gpr[kEsp] = sp + 12;       // ESP before the frame was pushed (same privilege)
   } else if (!r.timed_out && r.engine_error.empty() && out.eip != end + 1) {
     r.engine_error = "the snippet ended at an unexpected EIP";
   }

@@ -156,7 +156,7 @@ std::string version_string(uint16_t v) {
 /// Parses and validates the setup header in `head` (the first bytes of a `file_size`-byte file).
 SetupHeader parse_header(std::span<const uint8_t> head, uint64_t file_size,
                          const std::string& path) {
-  if (head.size() < kHeaderMagic + 4) {
+  if (head.size() < kVersion + 2) {  // through the version field, read before anything else
     throw Error(fmt::format(
         "kernel '{}' is not a Linux bzImage: it is only {} bytes, too short for a boot sector "
         "and setup header (boot.rst: header at 0x1f1)",

@@ -40,13 +40,13 @@ GuestMemory::~GuestMemory() {
 
 bool GuestMemory::read(uint64_t gpa, void* dst, uint64_t len) const {
   if (!contains(gpa, len)) return false;
-  std::memcpy(dst, base_ + gpa, len);
+  if (len != 0) std::memcpy(dst, base_ + gpa, len);  // (dst may be null for an empty read)
   return true;
 }
 
 bool GuestMemory::write(uint64_t gpa, const void* src, uint64_t len) {
   if (!contains(gpa, len)) return false;
-  std::memcpy(base_ + gpa, src, len);
+  if (len != 0) std::memcpy(base_ + gpa, src, len);  // (src may be null for an empty write)
   return true;
 }
 

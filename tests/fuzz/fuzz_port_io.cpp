@@ -1,0 +1,50 @@
+// libFuzzer target: every device on the machine's port-I/O and MMIO buses (UART, PIC pair, PIT,
+// RTC/CMOS, fw_cfg, i8042, port 0x92, debug-exit, PCI configuration mechanism #1 and the host
+// bridge's config space), driven by a sequence of accesses a hostile guest could make, with the
+// machine's clock advanced between them. No access may crash, trip a sanitizer or hang.
+//
+// Input: records of 8 bytes: [0] kind (bit 0: write, bit 1: MMIO, bit 2: advance the clock),
+// [1] size selector (1, 2 or 4 bytes), [2..3] port (little endian; MMIO: the top 16 bits of the
+// address below 4 GiB, the low 16 from [4..5]), [4..7] value.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "vmm/devices/buffer_console.h"
+#include "vmm/machine/machine.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  vmbt::BufferConsole console;
+  vmbt::MachineConfig config;
+  config.ram_bytes = 4u << 20;
+  config.console = &console;
+  vmbt::Machine machine(config);
+  uint64_t now_ns = 0;
+  for (size_t at = 0; at + 8 <= size && at < 8 * 4096; at += 8) {
+    const uint8_t* r = data + at;
+    const unsigned bytes = r[1] % 3 == 0 ? 1 : r[1] % 3 == 1 ? 2 : 4;
+    uint16_t port;
+    uint32_t value;
+    std::memcpy(&port, r + 2, 2);
+    std::memcpy(&value, r + 4, 4);
+    if (r[0] & 4) {
+      now_ns += uint64_t{value} * 1000;
+      machine.poll(now_ns);
+      continue;
+    }
+    if (r[0] & 2) {
+      const uint64_t gpa = (uint64_t{port} << 16) | (value & 0xffff);
+      if (r[0] & 1) {
+        machine.mmio().write(gpa, bytes, value >> 16);
+      } else {
+        (void)machine.mmio().read(gpa, bytes);
+      }
+    } else if (r[0] & 1) {
+      machine.io().write(port, bytes, value);
+    } else {
+      (void)machine.io().read(port, bytes);
+    }
+    if (machine.exit_requested()) break;  // debug exit or reset: the run would end here
+  }
+  return 0;
+}
