@@ -307,15 +307,9 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
       // #DE without a host SIGFPE (Intel SDM Vol. 3A §6.15, vector 0: a fault, EIP at the DIV).
       ctx_->eip = site.insn.eip;
       store_context();
-      ++exceptions_by_vector_[0];
       bool done = false;
-      Exit e = finish_step(system_.raise(s_, 0), done);
-      if (done) {
-        direct_exit_ = std::move(e);
-        direct_exit_pending_ = true;
-        return leave_direct_call();
-      }
-      return transfer_to(key_flags());
+      Exit e = raise_exception(exc::kDe, done);
+      return after_direct_exception(std::move(e), done);
     }
     case CalloutSite::Kind::kInstruction:
       break;
@@ -489,15 +483,9 @@ uint64_t BtEngine::table_write_begin(CalloutSite& site) {
       return leave_direct_call();  // not RAM: MMIO or unassigned, handled by the fault path
     }
   } catch (const GuestFault& f) {
-    ++exceptions_by_vector_[f.vector];  // #PF: CR2 is set; the store never happened
-    bool done = false;
-    Exit e = finish_step(system_.raise(s_, f.vector, f.has_error_code, f.error_code), done);
-    if (done) {
-      direct_exit_ = std::move(e);
-      direct_exit_pending_ = true;
-      return leave_direct_call();
-    }
-    return transfer_to(key_flags());
+    bool done = false;  // #PF: CR2 is set; the store never happened
+    Exit e = raise_exception(f, done);
+    return after_direct_exception(std::move(e), done);
   }
   mmu_.begin_table_write(static_cast<uint32_t>(phys), size);
   if (cache_.flushes() != flushes || !site.tb->valid) {
@@ -673,6 +661,30 @@ bool BtEngine::decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn
   return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops));
 }
 
+Exit BtEngine::raise_exception(uint8_t vector, bool& done) {
+  ++exceptions_by_vector_[vector];
+  return finish_step(system_.raise(s_, vector), done);
+}
+
+Exit BtEngine::raise_exception(uint8_t vector, uint32_t error_code, bool& done) {
+  ++exceptions_by_vector_[vector];
+  return finish_step(system_.raise(s_, vector, true, error_code), done);
+}
+
+Exit BtEngine::raise_exception(const GuestFault& f, bool& done) {
+  return f.has_error_code ? raise_exception(f.vector, f.error_code, done)
+                          : raise_exception(f.vector, done);
+}
+
+uint64_t BtEngine::after_direct_exception(Exit e, bool done) {
+  if (done) {  // the run ends (a triple fault, say): the dispatcher returns `e`
+    direct_exit_ = std::move(e);
+    direct_exit_pending_ = true;
+    return leave_direct_call();
+  }
+  return transfer_to(key_flags());  // on in the handler's block
+}
+
 Exit BtEngine::handle_callout(bool& done) {
   uint8_t bytes[16] = {};
   ZydisDecodedInstruction insn;
@@ -706,10 +718,7 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
     LegacyOutcome legacy = execute_legacy(s_, insn, ops, linear_memory_);
     if (legacy.result == LegacyResult::kDone) return Exit();
     if (legacy.result == LegacyResult::kFault) {
-      ++exceptions_by_vector_[legacy.fault.vector];
-      return finish_step(system_.raise(s_, legacy.fault.vector, legacy.fault.has_error_code,
-                                       legacy.fault.error_code),
-                         done);
+      return raise_exception(legacy.fault, done);
     }
   }
   if (decoded) {
@@ -721,7 +730,7 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
     switch (fpu_class(insn)) {
       case FpuClass::kWait:
         if (ts && mp) {
-          vector = 7;
+          vector = exc::kNm;
         } else {
           s_.eip += insn.length;  // nothing to wait for: the guest's x87 runs synchronously
           return Exit();
@@ -729,20 +738,19 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
         break;
       case FpuClass::kX87:
       case FpuClass::kFxsr:
-        if (em || ts) vector = 7;
+        if (em || ts) vector = exc::kNm;
         break;
       case FpuClass::kMmx:
-        vector = em ? 6 : ts ? 7 : -1;
+        vector = em ? exc::kUd : ts ? exc::kNm : -1;
         break;
       case FpuClass::kSse:
-        vector = (em || !osfxsr) ? 6 : ts ? 7 : -1;
+        vector = (em || !osfxsr) ? exc::kUd : ts ? exc::kNm : -1;
         break;
       case FpuClass::kNone:
         break;
     }
     if (vector >= 0) {
-      ++exceptions_by_vector_[vector];
-      return finish_step(system_.raise(s_, static_cast<uint8_t>(vector)), done);
+      return raise_exception(vector, done);
     }
   }
   StepResult r = predecoded ? system_.execute(s_, *predecoded) : system_.execute(s_);
@@ -751,8 +759,7 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
     // An ordinary instruction through a segment that needs checks: check its accesses here,
     // then run it alone, untouched (Intel SDM Vol. 3A §5.3-5.4).
     if (auto f = check_instruction(s_, insn, ops)) {
-      ++exceptions_by_vector_[f->vector];
-      return finish_step(system_.raise(s_, f->vector, true, f->error_code), done);
+      return raise_exception(f->vector, f->error_code, done);
     }
     single_step_eip_ = s_.eip;
     single_step_unchecked_ = true;
@@ -762,8 +769,7 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
       (insn.meta.isa_ext != ZYDIS_ISA_EXT_BASE && insn.meta.isa_ext != ZYDIS_ISA_EXT_X87 &&
        insn.meta.isa_ext != ZYDIS_ISA_EXT_MMX && insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE &&
        insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE2)) {
-    ++exceptions_by_vector_[6];
-    return finish_step(system_.raise(s_, 6), done);  // not in the vmbt CPU model: #UD
+    return raise_exception(exc::kUd, done);  // not in the vmbt CPU model: #UD
   }
   if (r.kind == StepKind::kUnsupported && r.message.empty()) {
     r.message =
@@ -778,19 +784,17 @@ Exit BtEngine::handle_fault(bool& done) {
   if (f.signal == SIGFPE) {
     // Integer divide errors are #DE; x87 and SSE exceptions (only unmasked ones trap) are #MF
     // and #XM (Intel SDM Vol. 3A §6.15: vectors 0, 16, 19).
-    uint8_t vector = 0;
-    if (f.code != FPE_INTDIV && f.code != FPE_INTOVF) vector = f.sse ? 19 : 16;
-    if (vector == 19 && !(s_.cr4 & cr4::kOsxmmexcpt)) vector = 6;  // #UD without OSXMMEXCPT
-    ++exceptions_by_vector_[vector];
-    return finish_step(system_.raise(s_, vector), done);
+    uint8_t vector = exc::kDe;
+    if (f.code != FPE_INTDIV && f.code != FPE_INTOVF) vector = f.sse ? exc::kXm : exc::kMf;
+    if (vector == exc::kXm && !(s_.cr4 & cr4::kOsxmmexcpt))
+      vector = exc::kUd;  // without OSXMMEXCPT
+    return raise_exception(vector, done);
   }
   if (f.signal == SIGILL) {  // an instruction this host cannot run: what the guest sees is #UD
-    ++exceptions_by_vector_[6];
-    return finish_step(system_.raise(s_, 6), done);
+    return raise_exception(exc::kUd, done);
   }
   if (f.signal == SIGBUS && f.code == BUS_ADRALN) {
-    ++exceptions_by_vector_[17];
-    return finish_step(system_.raise(s_, 17, true, 0), done);  // #AC(0)
+    return raise_exception(exc::kAc, 0, done);  // #AC(0)
   }
   if (f.signal == SIGSEGV || f.signal == SIGBUS) {
     ShadowMmu::Fault m = mmu_.handle_host_fault(f.address, f.write);
@@ -821,14 +825,12 @@ Exit BtEngine::handle_fault(bool& done) {
         return start_mmio(m, done);
       case ShadowMmu::Fault::kPageFault:
         s_.cr2 = m.linear;
-        ++exceptions_by_vector_[14];
-        return finish_step(system_.raise(s_, 14, true, m.error_code), done);
+        return raise_exception(exc::kPf, m.error_code, done);
       case ShadowMmu::Fault::kNotWindow:
         if (f.code == SI_KERNEL) {
           // A general-protection fault of the guest instruction itself (e.g. a misaligned
           // MOVAPS): the guest's #GP(0) (Intel SDM Vol. 3A §6.15, vector 13).
-          ++exceptions_by_vector_[13];
-          return finish_step(system_.raise(s_, 13, true, 0), done);
+          return raise_exception(exc::kGp, 0, done);
         }
         break;
     }
@@ -847,16 +849,14 @@ Exit BtEngine::deliver_fetch_fault(bool& done) {
   for (uint32_t probe : {eip, (eip | 0xfff) + 1}) {
     if (!mmu_.translate(probe, fetch_access(), &pa, &error_code)) {
       s_.cr2 = probe;
-      ++exceptions_by_vector_[14];
-      return finish_step(system_.raise(s_, 14, true, error_code), done);
+      return raise_exception(exc::kPf, error_code, done);
     }
   }
   // Nothing behind the address: a PC's bus reads all ones there, FF FF is an invalid opcode, so
   // the CPU raises #UD (Intel SDM Vol. 2A, opcode map: FF /7 is reserved) at the instruction.
   ++fetches_outside_ram_;
   last_fetch_outside_ram_ = eip;
-  ++exceptions_by_vector_[6];
-  return finish_step(system_.raise(s_, 6), done);
+  return raise_exception(exc::kUd, done);
 }
 
 Exit BtEngine::mmio_exit(bool write) {
@@ -1058,8 +1058,7 @@ Exit BtEngine::run() {
     if (trap_flag &&
         (ctx_->exit_kind == ExitKind::kBranch || ctx_->exit_kind == ExitKind::kIndirect)) {
       s_.dr[6] |= 1u << 14;  // DR6.BS: single-step
-      ++exceptions_by_vector_[1];
-      e = finish_step(system_.raise(s_, 1), done);
+      e = raise_exception(exc::kDb, done);
       if (done) return e;
     }
   }
@@ -1109,6 +1108,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.blocks_live", cache_.blocks_live());
   stats.set("bt.translation_cache_bytes", cache_.bytes_used());
   stats.set("bt.translation_cache_flushes", cache_.flushes());
+  stats.set("bt.translation_cache_record_bytes", cache_.record_bytes());
   stats.set("bt.fetches_outside_ram", fetches_outside_ram_);
   stats.set("bt.indirect_tables.live", tables_.live());
   stats.set("bt.indirect_tables.page_fills", table_page_fills_);

@@ -122,6 +122,14 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// handler's block, as a direct call's control transfer does.
   uint64_t transfer_to(uint32_t flags);
   Exit handle_fault(bool& done);
+  /// Delivers exception `vector` (exc::) through the guest's IDT, with `error_code` when given,
+  /// counted for --stats; `done` and the result as finish_step's.
+  Exit raise_exception(uint8_t vector, bool& done);
+  Exit raise_exception(uint8_t vector, uint32_t error_code, bool& done);
+  Exit raise_exception(const GuestFault& f, bool& done);
+  /// A direct call delivered an exception (`e`, `done` from raise_exception): where translated
+  /// code goes on (the handler's block), or 0 to leave when the run ends.
+  uint64_t after_direct_exception(Exit e, bool done);
   Exit finish_step(const StepResult& r, bool& done);
   void protect_code_pages(const TranslationBlock* tb);
   void code_page_written(uint32_t phys_page);

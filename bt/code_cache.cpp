@@ -1,5 +1,7 @@
 #include "bt/code_cache.h"
 
+#include <malloc.h>
+
 #include <fmt/format.h>
 #include <sys/mman.h>
 
@@ -32,6 +34,9 @@ void CodeCache::commit(std::unique_ptr<TranslationBlock> tb) {
   cursor_ = tb->host_start + tb->host_size;
   cursor_ =
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(cursor_) + 15) & ~uintptr_t{15});
+  record_bytes_ += sizeof(TranslationBlock) + tb->insns.capacity() * sizeof(InsnMap) +
+                   tb->callout_sites.size() * sizeof(CalloutSite) +
+                   tb->table_exits.capacity() * sizeof(TranslationBlock::TableExit);
   by_key_.emplace(key(tb->eip, tb->key_flags), raw);
   for (unsigned i = 0; i < tb->page_count; ++i) code_pages_[tb->pages[i]].push_back(raw);
   if (perf_map_) {
@@ -84,6 +89,7 @@ void CodeCache::link(TranslationBlock* from, unsigned index, TranslationBlock* t
   e.linked = to;
   patch_rel32(from->host_start + e.rel32_offset, to->entry);
   to->incoming.emplace_back(from, index);
+  record_bytes_ += sizeof(to->incoming[0]);
 }
 
 void CodeCache::unlink_exits(TranslationBlock* tb) {
@@ -161,7 +167,9 @@ void CodeCache::flush() {
   by_key_.clear();
   code_pages_.clear();
   cursor_ = code_start_;
+  record_bytes_ = 0;
   ++flushes_;
+  malloc_trim(0);  // the records' memory goes back to the host, not only to the heap
 }
 
 }  // namespace vmbt::bt

@@ -16,10 +16,14 @@ namespace vmbt::bt {
 
 /// Executable memory for translated code plus the indices that find blocks by guest address, by
 /// guest page (for self-modifying-code invalidation) and by host address (for fault attribution).
-/// Bounded: when full, the whole cache is flushed (counted), as QEMU does.
+/// Bounded: when the code or the blocks' records (instruction maps, decoded callout sites, chain
+/// lists) outgrow their budgets, the whole cache is flushed (counted), as QEMU does.
 class CodeCache {
  public:
   static constexpr size_t kDefaultBytes = 64u << 20;
+  /// Host bytes the blocks' records may take before a flush: invalidated blocks (a guest
+  /// rewriting or remapping its code, process after process) keep theirs until then.
+  static constexpr size_t kRecordBudget = 96u << 20;
   /// The region holding stubs generated once at start-up; never flushed.
   static constexpr size_t kStubBytes = 64u << 10;
 
@@ -69,6 +73,9 @@ class CodeCache {
 
   size_t blocks_live() const { return by_key_.size(); }
   size_t bytes_used() const { return static_cast<size_t>(cursor_ - code_start_); }
+  /// Approximate host bytes of the blocks' records (TranslationBlock and what it owns).
+  size_t record_bytes() const { return record_bytes_; }
+  bool over_budget() const { return record_bytes_ > kRecordBudget; }
   uint64_t flushes() const { return flushes_; }
   uint64_t blocks_translated() const { return blocks_translated_; }
   uint64_t invalidations() const { return invalidations_; }
@@ -88,6 +95,7 @@ class CodeCache {
   std::unordered_multimap<uint64_t, TranslationBlock*> by_key_;
   std::unordered_map<uint32_t, std::vector<TranslationBlock*>> code_pages_;
   uint64_t flushes_ = 0, blocks_translated_ = 0, invalidations_ = 0;
+  size_t record_bytes_ = 0;
   std::FILE* perf_map_ = nullptr;
 };
 

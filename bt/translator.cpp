@@ -1256,7 +1256,7 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
     code.resolveUnresolvedLinks();
     code.relocateToBase(base);
     size_t size = code.codeSize();
-    if (size + 64 > im.cache.remaining()) {
+    if (size + 64 > im.cache.remaining() || im.cache.over_budget()) {
       if (attempt == 0) {
         im.cache.flush();
         if (on_flush) on_flush();

@@ -32,6 +32,30 @@ struct TableReg {
   uint16_t limit = 0;
 };
 
+/// Exception vectors (Intel SDM Vol. 3A Table 6-1), for every engine and the tests.
+namespace exc {
+enum Vector : uint8_t {
+  kDe = 0,   ///< divide error
+  kDb = 1,   ///< debug
+  kNmi = 2,  ///< non-maskable interrupt
+  kBp = 3,   ///< breakpoint (INT3)
+  kOf = 4,   ///< overflow (INTO)
+  kBr = 5,   ///< BOUND range exceeded
+  kUd = 6,   ///< invalid opcode
+  kNm = 7,   ///< device not available
+  kDf = 8,   ///< double fault
+  kTs = 10,  ///< invalid TSS
+  kNp = 11,  ///< segment not present
+  kSs = 12,  ///< stack-segment fault
+  kGp = 13,  ///< general protection
+  kPf = 14,  ///< page fault
+  kMf = 16,  ///< x87 floating-point error
+  kAc = 17,  ///< alignment check
+  kMc = 18,  ///< machine check
+  kXm = 19,  ///< SIMD floating-point exception
+};
+}  // namespace exc
+
 /// EFLAGS bits (Intel SDM Vol. 1 §3.4.3).
 namespace eflags {
 constexpr uint32_t kCf = 1u << 0, kFixed1 = 1u << 1, kPf = 1u << 2, kAf = 1u << 4, kZf = 1u << 6,

@@ -14,28 +14,7 @@
 namespace vmbt::bt::sys {
 
 /// Exception vectors (Intel SDM Vol. 3A Table 6-1).
-namespace vec {
-enum Vector : uint8_t {
-  kDe = 0,
-  kDb = 1,
-  kNmi = 2,
-  kBp = 3,
-  kOf = 4,
-  kBr = 5,
-  kUd = 6,
-  kNm = 7,
-  kDf = 8,
-  kTs = 10,
-  kNp = 11,
-  kSs = 12,
-  kGp = 13,
-  kPf = 14,
-  kMf = 16,
-  kAc = 17,
-  kMc = 18,
-  kXm = 19,
-};
-}  // namespace vec
+namespace vec = ::vmbt::exc;  ///< the exception vectors (vmm/cpu_state.h)
 
 /// Whether an exception pushes an error code (Intel SDM Vol. 3A Table 6-1).
 constexpr bool exception_has_error_code(uint8_t v) {
