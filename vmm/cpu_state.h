@@ -24,6 +24,20 @@ struct SegmentReg {
   bool g = false;
   bool avl = false;
   bool unusable = false;  ///< loaded with a null selector
+
+  /// A flat 32-bit segment: base 0, limit 4 GiB - 1 (G=1), D/B=1, present, S=1, with descriptor
+  /// `type` (0xb: execute/read code, accessed; 0x3: read/write data, accessed) and `dpl`, as a
+  /// boot loader leaves CS and the data segments and as SYSENTER/SYSEXIT load CS and SS
+  /// (Multiboot v1 §3.2; Intel SDM Vol. 2B SYSENTER, SYSEXIT).
+  static SegmentReg flat(uint16_t selector, uint8_t type, uint8_t dpl = 0) {
+    SegmentReg s;
+    s.selector = selector;
+    s.limit = 0xffffffffu;
+    s.type = type;
+    s.dpl = dpl;
+    s.s = s.present = s.db = s.g = true;
+    return s;
+  }
 };
 
 /// GDTR or IDTR: 32-bit linear base and 16-bit limit.

@@ -49,21 +49,6 @@ void load_outer_esp(VcpuState& s, uint32_t value, uint32_t add) {
   }
 }
 
-/// A flat 4 GiB segment as SYSENTER/SYSEXIT load it (Intel SDM Vol. 2B SYSENTER).
-SegmentReg flat_segment(uint16_t sel, uint8_t type, uint8_t dpl) {
-  SegmentReg r;
-  r.selector = sel;
-  r.base = 0;
-  r.limit = 0xffffffffu;
-  r.type = type;
-  r.dpl = dpl;
-  r.s = true;
-  r.present = true;
-  r.db = true;
-  r.g = true;
-  return r;
-}
-
 }  // namespace
 
 // After a return to an outer level, ES/DS/FS/GS holding data or non-conforming code segments with
@@ -372,8 +357,8 @@ StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
   if ((s.sysenter_cs & 0xfffc) == 0) sys::gp(0);
   s.eflags &= ~(eflags::kVm | eflags::kIf | eflags::kRf);
   const uint16_t cs = static_cast<uint16_t>(s.sysenter_cs & 0xfffc);
-  s.seg[kCs] = flat_segment(cs, 11, 0);
-  s.seg[kSs] = flat_segment(static_cast<uint16_t>(cs + 8), 3, 0);
+  s.seg[kCs] = SegmentReg::flat(cs, 11, 0);
+  s.seg[kSs] = SegmentReg::flat(static_cast<uint16_t>(cs + 8), 3, 0);
   s.gpr[kEsp] = s.sysenter_esp;
   s.eip = s.sysenter_eip;
   return {};
@@ -383,8 +368,8 @@ StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
 // CS = SYSENTER_CS + 16 | 3, SS = SYSENTER_CS + 24 | 3; EIP = EDX, ESP = ECX.
 StepResult SystemEmulator::sysexit(VcpuState& s, const Insn& /*in*/) {
   if ((s.sysenter_cs & 0xfffc) == 0 || sys::cpl(s) != 0) sys::gp(0);
-  s.seg[kCs] = flat_segment(static_cast<uint16_t>((s.sysenter_cs + 16) | 3), 11, 3);
-  s.seg[kSs] = flat_segment(static_cast<uint16_t>((s.sysenter_cs + 24) | 3), 3, 3);
+  s.seg[kCs] = SegmentReg::flat(static_cast<uint16_t>((s.sysenter_cs + 16) | 3), 11, 3);
+  s.seg[kSs] = SegmentReg::flat(static_cast<uint16_t>((s.sysenter_cs + 24) | 3), 3, 3);
   s.gpr[kEsp] = s.gpr[kEcx];
   s.eip = s.gpr[kEdx];
   return {};

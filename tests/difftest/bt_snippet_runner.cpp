@@ -30,16 +30,7 @@ void on_timeout(int, siginfo_t*, void* uc) {
 }
 
 SegmentReg flat(bool code) {
-  SegmentReg s;
-  s.selector = code ? kCodeSel : kDataSel;
-  s.base = 0;
-  s.limit = 0xffffffff;
-  s.type = code ? 0xb : 0x3;
-  s.s = true;
-  s.present = true;
-  s.db = true;
-  s.g = true;
-  return s;
+  return SegmentReg::flat(code ? kCodeSel : kDataSel, code ? 0xb : 0x3);
 }
 
 bool has_error_code(int vector) {

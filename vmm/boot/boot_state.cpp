@@ -2,34 +2,14 @@
 
 namespace vmbt {
 
-namespace {
-
-SegmentReg flat_segment(uint16_t selector, uint8_t type) {
-  SegmentReg s;
-  s.selector = selector;
-  s.base = 0;
-  s.limit = 0xffffffffu;
-  s.type = type;
-  s.dpl = 0;
-  s.s = true;
-  s.present = true;
-  s.db = true;
-  s.g = true;
-  s.avl = false;
-  s.unusable = false;
-  return s;
-}
-
-}  // namespace
-
 VcpuState flat_protected_mode_state(uint32_t entry_eip) {
   VcpuState st;
   st.gpr.fill(0);
   st.eip = entry_eip;
   st.eflags = eflags::kFixed1;
   // Type 0xb: code, execute/read, accessed. Type 0x3: data, read/write, accessed.
-  st.seg[kCs] = flat_segment(kBootCodeSelector, 0xb);
-  for (SegIndex i : {kEs, kSs, kDs, kFs, kGs}) st.seg[i] = flat_segment(kBootDataSelector, 0x3);
+  st.seg[kCs] = SegmentReg::flat(kBootCodeSelector, 0xb);
+  for (SegIndex i : {kEs, kSs, kDs, kFs, kGs}) st.seg[i] = SegmentReg::flat(kBootDataSelector, 0x3);
 
   st.ldtr = SegmentReg{};
   st.ldtr.type = 0x2;  // LDT, should anyone look at the type of an unusable LDTR
