@@ -66,7 +66,7 @@ uint32_t BtEngine::table_mode(uint32_t flags) const {
   // entered in a table; fetch rights differ between CPL 3 and the rest.
   constexpr uint32_t kUserBit = 1u << 31;
   return (flags & ~(tb_flags::kSingleInstruction | tb_flags::kSegUnchecked)) |
-         (s_.seg[kSs].dpl == 3 ? kUserBit : 0);
+         (s_.cpl() == 3 ? kUserBit : 0);
 }
 
 void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages,
@@ -150,7 +150,7 @@ uint32_t BtEngine::key_flags() const {
   if (mmu_.paging()) f |= tb_flags::kPaging;
   // Inline CLI/STI/PUSHF/INVLPG (CPL0) and host RDTSC skip the monitor; a callout observer
   // (vmbt trace) wants to see every sensitive instruction, so it gets callouts for them all.
-  bool cpl0 = s_.seg[kSs].dpl == 0 && (s_.cr0 & cr0::kPe);
+  bool cpl0 = s_.cpl() == 0 && (s_.cr0 & cr0::kPe);  // (real mode has CPL 0 too)
   if (!callout_observer_) {
     if (cpl0) f |= tb_flags::kCpl0;
     f |= tb_flags::kDirectCalls;
@@ -241,14 +241,14 @@ void BtEngine::load_context(uint32_t flags) {
   ctx_->irq_pending = interrupts_.interrupt_pending() ? 1 : 0;
   // Alignment checking applies at CPL3 with CR0.AM and EFLAGS.AC (Intel SDM Vol. 3A §6.15,
   // vector 17): the host's own check does it, and its SIGBUS becomes the guest's #AC.
-  if (s_.seg[kSs].dpl == 3 && (s_.cr0 & cr0::kAm) && (s_.eflags & eflags::kAc)) {
+  if (s_.cpl() == 3 && (s_.cr0 & cr0::kAm) && (s_.eflags & eflags::kAc)) {
     ctx_->host_flags |= eflags::kAc;
   }
   for (unsigned i = 0; i < 6; ++i) ctx_->seg_base[i] = s_.seg[i].base;
   for (unsigned i = 0; i < 6; ++i) ctx_->seg_sel[i] = s_.seg[i].selector;
   ctx_->exit_kind = ExitKind::kNone;
   ctx_->exit_tb = nullptr;
-  uint8_t* window = mmu_.window_base(s_.seg[kSs].dpl);
+  uint8_t* window = mmu_.window_base(s_.cpl());
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
   select_tables(flags);
@@ -260,7 +260,7 @@ void BtEngine::select_tables(uint32_t flags) {
   const uint32_t mode = table_mode(flags);
   uint64_t* space = tables_.slots(mmu_.space_id(), mode);
   uint64_t* global = tables_.global_slots(mode);
-  const bool global_first = s_.seg[kSs].dpl != 3 && tables_.has_global(mode);
+  const bool global_first = s_.cpl() != 3 && tables_.has_global(mode);
   ctx_->indirect_table = global_first ? global : space;
   ctx_->second_table = global_first ? space : global;
   ctx_->second_table_neg = 0 - reinterpret_cast<uint64_t>(ctx_->second_table);
@@ -364,7 +364,7 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
     case CalloutSite::FastPath::kPortIo: {
       // Intel SDM Vol. 1 §19.5: CPL <= IOPL needs no I/O permission bitmap.
       const unsigned iopl = (ctx_->vflags & eflags::kIopl) >> 12;
-      if (!port_io_ || s_.seg[kSs].dpl > iopl) return 0;
+      if (!port_io_ || s_.cpl() > iopl) return 0;
       const unsigned size = site.access_size;
       IoAccess a;
       a.port = static_cast<uint16_t>(site.io_port >= 0 ? site.io_port : gpr[kEdx] & 0xffff);
@@ -398,7 +398,7 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
       // an address, never accessed.
       const ZydisDecodedOperand& m = site.insn.ops[0];
       const int seg = operand_segment(m);
-      if (s_.seg[kSs].dpl != 0 || s_.seg[seg].base != 0) return 0;
+      if (s_.cpl() != 0 || s_.seg[seg].base != 0) return 0;
       int base = gpr_index(m.mem.base), index = gpr_index(m.mem.index);
       uint32_t ea = static_cast<uint32_t>(m.mem.disp.has_displacement ? m.mem.disp.value : 0);
       if (base >= 0) ea += gpr[base];
@@ -435,7 +435,7 @@ uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, u
   // entry loading FS, say): on in the block for the next instruction in the new mode, as the
   // dispatcher would go.
   const uint32_t flags = key_flags();
-  if (!site.tb->valid || flags != block_flags || mmu_.window_base(s_.seg[kSs].dpl) != window ||
+  if (!site.tb->valid || flags != block_flags || mmu_.window_base(s_.cpl()) != window ||
       mmu_.space_id() != space) {
     return transfer_to(flags);
   }
@@ -478,7 +478,7 @@ uint64_t BtEngine::table_write_begin(CalloutSite& site) {
   if (ctx_->kick_pending || (linear & 0xfff) + size > 0x1000) return leave_direct_call();
   uint64_t phys = 0;
   try {
-    if (!linear_memory_.translate(linear, true, s_.seg[kSs].dpl == 3, &phys) ||
+    if (!linear_memory_.translate(linear, true, s_.cpl() == 3, &phys) ||
         !memory_.contains(phys, size)) {
       return leave_direct_call();  // not RAM: MMIO or unassigned, handled by the fault path
     }
@@ -585,8 +585,7 @@ bool BtEngine::handle_host_fault(int signal, void* siginfo, void* ucontext) {
 }
 
 std::string BtEngine::describe_eip() const {
-  return fmt::format("EIP {:#010x} (CS {:#06x}, CPL {})", s_.eip, s_.seg[kCs].selector,
-                     s_.seg[kSs].dpl);
+  return fmt::format("EIP {:#010x} (CS {:#06x}, CPL {})", s_.eip, s_.seg[kCs].selector, s_.cpl());
 }
 
 Exit BtEngine::finish_step(const StepResult& r, bool& done) {
@@ -652,7 +651,7 @@ Exit BtEngine::finish_step(const StepResult& r, bool& done) {
 bool BtEngine::decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn,
                              ZydisDecodedOperand* ops) {
   try {
-    linear_memory_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, s_.seg[kSs].dpl == 3);
+    linear_memory_.read(s_.seg[kCs].base + s_.eip, bytes, sizeof bytes, s_.cpl() == 3);
   } catch (const GuestFault&) {
     // The bytes past the page may be unmapped; the emulator fetches exactly and faults itself.
   }
@@ -699,7 +698,7 @@ Exit BtEngine::handle_callout(bool& done) {
     CalloutEvent ev;
     ev.eip = s_.eip;
     ev.linear = s_.seg[kCs].base + s_.eip;
-    ev.cpl = s_.seg[kSs].dpl;
+    ev.cpl = s_.cpl();
     ev.length = decoded ? insn.length : 1;
     std::memcpy(ev.bytes, bytes, sizeof ev.bytes);
     ev.mnemonic = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
@@ -869,7 +868,7 @@ Exit BtEngine::mmio_exit(bool write) {
 }
 
 Access BtEngine::fetch_access() const {
-  return Access{false, s_.seg[kSs].dpl == 3, true};
+  return Access{false, s_.cpl() == 3, true};
 }
 
 Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {

@@ -16,12 +16,12 @@ class Access {
   uint32_t read(int seg, uint32_t offset, unsigned size) {
     if (auto f = check_access(s_, static_cast<unsigned>(seg), offset, size, false)) throw *f;
     uint32_t v = 0;
-    mem_.read(s_.seg[seg].base + offset, &v, size, s_.seg[kSs].dpl == 3);
+    mem_.read(s_.seg[seg].base + offset, &v, size, s_.cpl() == 3);
     return v;
   }
   void write(int seg, uint32_t offset, uint32_t v, unsigned size) {
     if (auto f = check_access(s_, static_cast<unsigned>(seg), offset, size, true)) throw *f;
-    mem_.write(s_.seg[seg].base + offset, &v, size, s_.seg[kSs].dpl == 3);
+    mem_.write(s_.seg[seg].base + offset, &v, size, s_.cpl() == 3);
   }
 
  private:

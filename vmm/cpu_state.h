@@ -105,7 +105,13 @@ struct VcpuRegisters {
   uint32_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
   uint64_t tsc = 0;
 
-  unsigned cpl() const { return seg[kCs].selector & 3; }
+  /// CPL: SS.DPL in protected mode (Intel SDM Vol. 3A §5.5; VT-x keeps it there too), 3 in
+  /// virtual-8086 mode, 0 in real mode. The one place the monitor derives it.
+  unsigned cpl() const {
+    if (!(cr0 & cr0::kPe)) return 0;
+    if (eflags & eflags::kVm) return 3;
+    return seg[kSs].dpl;
+  }
 };
 
 /// The complete architectural state an engine takes and gives back.

@@ -62,11 +62,9 @@ inline void restore_state(VcpuState& s, const VcpuRegisters& before) {
   s.dr[6] = dr6;
 }
 
-/// CPL: SS.DPL in protected mode (Intel SDM Vol. 3A §5.5), 3 in virtual-8086 mode, 0 in real mode.
+/// CPL (VcpuRegisters::cpl).
 inline unsigned cpl(const VcpuState& s) {
-  if (!(s.cr0 & cr0::kPe)) return 0;
-  if (s.eflags & eflags::kVm) return 3;
-  return s.seg[vmbt::kSs].dpl;
+  return s.cpl();
 }
 inline unsigned iopl(const VcpuState& s) {
   return (s.eflags >> 12) & 3;
