@@ -89,26 +89,16 @@ int CmosRtc::decode_hour(uint8_t value) const {
   return h12 % 12 + ((value & kHourPm) ? 12 : 0);
 }
 
-uint32_t CmosRtc::io_read(uint16_t port, unsigned size) {
-  uint32_t value = 0;
-  for (unsigned i = 0; i < size; ++i) {
-    const uint16_t p = static_cast<uint16_t>(port + i);
-    const uint8_t byte = p == kDataPort ? read_register(index_) : 0xff;
-    value |= static_cast<uint32_t>(byte) << (8 * i);
-  }
-  return value;
+uint8_t CmosRtc::read_byte(uint16_t port) {
+  return port == kDataPort ? read_register(index_) : 0xff;
 }
 
-void CmosRtc::io_write(uint16_t port, unsigned size, uint32_t value) {
-  for (unsigned i = 0; i < size; ++i) {
-    const uint16_t p = static_cast<uint16_t>(port + i);
-    const uint8_t byte = static_cast<uint8_t>(value >> (8 * i));
-    if (p == kIndexPort) {
-      index_ = byte & 0x7f;
-      nmi_masked_ = byte & 0x80;
-    } else if (p == kDataPort) {
-      write_register(index_, byte);
-    }
+void CmosRtc::write_byte(uint16_t port, uint8_t value) {
+  if (port == kIndexPort) {
+    index_ = value & 0x7f;
+    nmi_masked_ = value & 0x80;
+  } else if (port == kDataPort) {
+    write_register(index_, value);
   }
 }
 

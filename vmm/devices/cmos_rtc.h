@@ -35,17 +35,13 @@ namespace vmbt {
 ///
 /// Not implemented: the periodic, alarm and update-ended interrupts (IRQ8) and their register C
 /// flags; the square-wave output; daylight-saving (B.DSE is stored but has no effect).
-class CmosRtc : public IoDevice {
+class CmosRtc : public ByteIoDevice {
  public:
   /// `clock` returns the host's UTC time in seconds since the epoch; empty means time(nullptr).
   explicit CmosRtc(uint64_t ram_bytes, std::function<time_t()> clock = {});
 
   /// Adds ports 0x70-0x71 to `bus`.
   void register_ports(IoBus& bus);
-
-  /// Byte registers; a wider access is split into byte accesses at consecutive ports.
-  uint32_t io_read(uint16_t port, unsigned size) override;
-  void io_write(uint16_t port, unsigned size, uint32_t value) override;
 
   /// True when the last index write had bit 7 set (NMI disabled).
   bool nmi_masked() const { return nmi_masked_; }
@@ -58,6 +54,8 @@ class CmosRtc : public IoDevice {
   void set_cmos_byte(uint8_t index, uint8_t value) { ram_[index & 0x7f] = value; }
 
  private:
+  uint8_t read_byte(uint16_t port) override;
+  void write_byte(uint16_t port, uint8_t value) override;
   uint8_t read_register(uint8_t index);
   void write_register(uint8_t index, uint8_t value);
   /// Broken-down guest time now (the frozen copy while B.SET = 1).

@@ -165,20 +165,6 @@ void Pic8259Pair::register_ports(IoBus& bus) {
   bus.add(kElcrPort, 2, this, "elcr");
 }
 
-uint32_t Pic8259Pair::io_read(uint16_t port, unsigned size) {
-  uint32_t value = 0;
-  for (unsigned i = 0; i < size; ++i) {
-    value |= static_cast<uint32_t>(read_byte(static_cast<uint16_t>(port + i))) << (8 * i);
-  }
-  return value;
-}
-
-void Pic8259Pair::io_write(uint16_t port, unsigned size, uint32_t value) {
-  for (unsigned i = 0; i < size; ++i) {
-    write_byte(static_cast<uint16_t>(port + i), static_cast<uint8_t>(value >> (8 * i)));
-  }
-}
-
 uint8_t Pic8259Pair::read_byte(uint16_t port) {
   uint8_t value = 0xff;
   if (port == kMasterPort || port == kMasterPort + 1) {

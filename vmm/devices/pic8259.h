@@ -32,17 +32,13 @@ namespace vmbt {
 ///
 /// set_irq(2, ...) drives IRQ9: on the AT bus the ISA IRQ2 pin is wired to the slave's IR1,
 /// the master's IR2 being the cascade.
-class Pic8259Pair : public IoDevice, public IrqSink, public InterruptSource {
+class Pic8259Pair : public ByteIoDevice, public IrqSink, public InterruptSource {
  public:
   /// Power-on state: both chips uninitialized (vector base 0, IMR 0), all lines edge-triggered.
   Pic8259Pair();
 
   /// Adds 0x20-0x21, 0xa0-0xa1 and 0x4d0-0x4d1 to `bus`.
   void register_ports(IoBus& bus);
-
-  /// 8-bit registers; a 2- or 4-byte access is split into byte accesses at consecutive ports.
-  uint32_t io_read(uint16_t port, unsigned size) override;
-  void io_write(uint16_t port, unsigned size, uint32_t value) override;
 
   /// Drives ISA interrupt line `line` (0-15) to `level`.
   void set_irq(unsigned line, bool level) override;
@@ -95,8 +91,8 @@ class Pic8259Pair : public IoDevice, public IrqSink, public InterruptSource {
     uint8_t read(bool odd);
   };
 
-  uint8_t read_byte(uint16_t port);
-  void write_byte(uint16_t port, uint8_t value);
+  uint8_t read_byte(uint16_t port) override;
+  void write_byte(uint16_t port, uint8_t value) override;
   /// Propagates the slave's INT to the master's IR2 and recomputes INTR.
   void update();
 

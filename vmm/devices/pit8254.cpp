@@ -311,20 +311,6 @@ uint64_t Pit8254::now_tick() {
   return tick_of(now_ns_());
 }
 
-uint32_t Pit8254::io_read(uint16_t port, unsigned size) {
-  uint32_t value = 0;
-  for (unsigned i = 0; i < size; ++i) {
-    value |= static_cast<uint32_t>(read_byte(static_cast<uint16_t>(port + i))) << (8 * i);
-  }
-  return value;
-}
-
-void Pit8254::io_write(uint16_t port, unsigned size, uint32_t value) {
-  for (unsigned i = 0; i < size; ++i) {
-    write_byte(static_cast<uint16_t>(port + i), static_cast<uint8_t>(value >> (8 * i)));
-  }
-}
-
 uint8_t Pit8254::read_byte(uint16_t port) {
   const uint64_t tick = now_tick();
   for (Channel& ch : channels_) ch.account(tick);

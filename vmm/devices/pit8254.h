@@ -37,7 +37,7 @@ namespace vmbt {
 /// Initial state: no channel has a count (as after a control word for mode 3, LSB-then-MSB), so
 /// IRQ0 stays quiet until the guest programs channel 0 (there is no BIOS to start the 18.2 Hz
 /// tick).
-class Pit8254 : public IoDevice, public PolledDevice {
+class Pit8254 : public ByteIoDevice, public PolledDevice {
  public:
   static constexpr uint64_t kInputHz = 1'193'182;  ///< counter input clock (Hz)
 
@@ -46,10 +46,6 @@ class Pit8254 : public IoDevice, public PolledDevice {
 
   /// Adds ports 0x40-0x43 and 0x61 to `bus`.
   void register_ports(IoBus& bus);
-
-  /// Byte registers; a wider access is split into byte accesses at consecutive ports.
-  uint32_t io_read(uint16_t port, unsigned size) override;
-  void io_write(uint16_t port, unsigned size, uint32_t value) override;
 
   /// Delivers an IRQ0 pulse if channel 0's OUT rose since the last poll.
   void poll(uint64_t now_ns) override;
@@ -113,8 +109,8 @@ class Pit8254 : public IoDevice, public PolledDevice {
   /// Host tick now, never going backwards.
   uint64_t now_tick();
   uint64_t tick_of(uint64_t ns);
-  uint8_t read_byte(uint16_t port);
-  void write_byte(uint16_t port, uint8_t value);
+  uint8_t read_byte(uint16_t port) override;
+  void write_byte(uint16_t port, uint8_t value) override;
 
   IrqSink& irq_;
   std::function<uint64_t()> now_ns_;

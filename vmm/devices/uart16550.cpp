@@ -41,21 +41,14 @@ void Uart16550::register_ports(IoBus& bus) {
   bus.add(base_, 8, this, "uart16550");
 }
 
-uint32_t Uart16550::io_read(uint16_t port, unsigned size) {
-  uint32_t value = 0;
-  for (unsigned i = 0; i < size; ++i) {
-    const unsigned offset = static_cast<unsigned>(port - base_) + i;
-    const uint8_t byte = offset < 8 ? read_byte(offset) : 0xff;
-    value |= static_cast<uint32_t>(byte) << (8 * i);
-  }
-  return value;
+uint8_t Uart16550::read_byte(uint16_t port) {
+  const unsigned offset = static_cast<unsigned>(port - base_);
+  return offset < 8 ? read_register(offset) : 0xff;
 }
 
-void Uart16550::io_write(uint16_t port, unsigned size, uint32_t value) {
-  for (unsigned i = 0; i < size; ++i) {
-    const unsigned offset = static_cast<unsigned>(port - base_) + i;
-    if (offset < 8) write_byte(offset, static_cast<uint8_t>(value >> (8 * i)));
-  }
+void Uart16550::write_byte(uint16_t port, uint8_t value) {
+  const unsigned offset = static_cast<unsigned>(port - base_);
+  if (offset < 8) write_register(offset, value);
 }
 
 uint8_t Uart16550::lsr() const {
@@ -133,7 +126,7 @@ void Uart16550::clear_rx() {
   timeout_pending_ = false;
 }
 
-uint8_t Uart16550::read_byte(unsigned offset) {
+uint8_t Uart16550::read_register(unsigned offset) {
   const bool dlab = lcr_ & kLcrDlab;
   uint8_t value = 0xff;
   switch (offset) {
@@ -182,7 +175,7 @@ uint8_t Uart16550::read_byte(unsigned offset) {
   return value;
 }
 
-void Uart16550::write_byte(unsigned offset, uint8_t value) {
+void Uart16550::write_register(unsigned offset, uint8_t value) {
   const bool dlab = lcr_ & kLcrDlab;
   switch (offset) {
     case kRbrThr:

@@ -38,7 +38,7 @@ namespace vmbt {
 ///
 /// Received bytes are never lost: poll() only takes from the backend what the receiver has room
 /// for, so LSR.OE only happens in loopback.
-class Uart16550 : public IoDevice, public PolledDevice {
+class Uart16550 : public ByteIoDevice, public PolledDevice {
  public:
   /// `irq_line` is the ISA line driven on `irq`; `now_ns` is the clock (ns) used for the character
   /// timeout.
@@ -47,10 +47,6 @@ class Uart16550 : public IoDevice, public PolledDevice {
 
   /// Adds ports base .. base + 7 to `bus`.
   void register_ports(IoBus& bus);
-
-  /// Byte registers; a wider access is split into byte accesses at consecutive ports.
-  uint32_t io_read(uint16_t port, unsigned size) override;
-  void io_write(uint16_t port, unsigned size, uint32_t value) override;
 
   /// Takes input from the backend while the receiver has room, evaluates the character timeout
   /// at `now_ns`, and updates the interrupt line.
@@ -68,8 +64,11 @@ class Uart16550 : public IoDevice, public PolledDevice {
     kIerMsi = 0x08,   ///< EDSSI: modem status
   };
 
-  uint8_t read_byte(unsigned offset);
-  void write_byte(unsigned offset, uint8_t value);
+  uint8_t read_byte(uint16_t port) override;
+  void write_byte(uint16_t port, uint8_t value) override;
+  /// The register at `offset` (0-7) from the base port.
+  uint8_t read_register(unsigned offset);
+  void write_register(unsigned offset, uint8_t value);
   /// Current IIR bits 3-0 (0x1 = nothing pending).
   uint8_t interrupt_id() const;
   void update_irq();

@@ -6,6 +6,20 @@
 
 namespace vmbt {
 
+uint32_t ByteIoDevice::io_read(uint16_t port, unsigned size) {
+  uint32_t value = 0;
+  for (unsigned i = 0; i < size; ++i) {
+    value |= static_cast<uint32_t>(read_byte(static_cast<uint16_t>(port + i))) << (8 * i);
+  }
+  return value;
+}
+
+void ByteIoDevice::io_write(uint16_t port, unsigned size, uint32_t value) {
+  for (unsigned i = 0; i < size; ++i) {
+    write_byte(static_cast<uint16_t>(port + i), static_cast<uint8_t>(value >> (8 * i)));
+  }
+}
+
 namespace {
 uint32_t all_ones(unsigned size) {
   return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;

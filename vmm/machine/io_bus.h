@@ -17,6 +17,20 @@ class IoDevice {
   virtual void io_write(uint16_t port, unsigned size, uint32_t value) = 0;
 };
 
+/// A device of byte registers: a 2- or 4-byte IN/OUT reaches consecutive ports one byte at a
+/// time, lowest port first, as an 8-bit ISA device sees a wide access split by the bus.
+class ByteIoDevice : public IoDevice {
+ public:
+  uint32_t io_read(uint16_t port, unsigned size) final;
+  void io_write(uint16_t port, unsigned size, uint32_t value) final;
+
+ protected:
+  /// The byte register at `port`; a port beyond the device's own (the high bytes of a wide
+  /// access at its last port) reads 0xff and ignores writes.
+  virtual uint8_t read_byte(uint16_t port) = 0;
+  virtual void write_byte(uint16_t port, uint8_t value) = 0;
+};
+
 /// A device reachable through loads and stores to a guest-physical window. `offset` is relative
 /// to the window's base; `size` is 1, 2, 4 or 8 bytes.
 class MmioDevice {
