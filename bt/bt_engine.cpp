@@ -106,9 +106,10 @@ void BtEngine::write_tsc(uint64_t value) {
 }
 
 void BtEngine::on_paging_changed(const VcpuState& s) {
-  // CR0.PG/WP and CR4.PSE/PGE change what every translation means: blocks found through the
-  // global table must be looked up again. (CR3 loads keep global translations.)
-  uint32_t mode = (s.cr0 & (cr0::kPg | cr0::kWp)) | (s.cr4 & (cr4::kPse | cr4::kPge));
+  // CR0.PG and CR4.PSE/PGE change what every translation means: blocks found through the
+  // global tables must be looked up again. (CR3 loads keep global translations; CR0.WP only
+  // changes supervisor write rights, which no block depends on.)
+  uint32_t mode = (s.cr0 & cr0::kPg) | (s.cr4 & (cr4::kPse | cr4::kPge));
   if (mode != paging_mode_bits_) tables_.clear_global();
   paging_mode_bits_ = mode;
   mmu_.set_mode(s);

@@ -50,7 +50,8 @@ inline Step translate(PhysAccess& mem, const PagingMode& mode, uint32_t linear, 
   // supervisor writes need R/W=1 in every entry only when CR0.WP=1.
   r.user_ok = rights & pte::kUser;
   r.user_write_ok = (rights & (pte::kUser | pte::kWritable)) == (pte::kUser | pte::kWritable);
-  r.sup_write_ok = !mode.wp || (rights & pte::kWritable);
+  r.writable = rights & pte::kWritable;
+  r.sup_write_ok = !mode.wp || r.writable;
   return Step::kMapped;
 }
 

@@ -60,6 +60,7 @@ struct WalkResult {
   bool user_write_ok = false;  ///< a CPL3 access may write it (U/S and R/W = 1 at both levels)
   bool sup_write_ok = false;   ///< a supervisor access may write it (R/W=1 at both levels, or
                                ///< CR0.WP=0)
+  bool writable = false;       ///< R/W=1 at both levels (what CR0.WP=1 requires)
   bool dirty = false;          ///< D bit of the final entry after this walk
   uint32_t pde_addr = 0, pte_addr = 0;  ///< guest-physical addresses of the entries used
                                         ///< (pte_addr = 0 for a 4 MiB page)

@@ -42,6 +42,8 @@ constexpr uint32_t kInSup = 1u << 29;   ///< mapped in the supervisor window (1s
 constexpr uint32_t kInUser = 1u << 30;  ///< mapped in the user window (1st copy)
 constexpr uint32_t kWindows = kInSup | kInUser | kAliases;
 constexpr uint32_t kMmio = 1u << 28;  ///< a device's MMIO window: left unmapped, every access traps
+/// kSupWrite only because CR0.WP=0 (R/W=0 somewhere): taken back when WP is set again.
+constexpr uint32_t kWpWrite = 1u << 31;
 }  // namespace entry
 
 /// Whether a paging-structure entry's change from `before` to `after` can make a shadow mapping
@@ -77,6 +79,10 @@ struct ShadowMmu::Space {
   /// Linear pages mapped to the all-ones page (no RAM behind them): each is a host mapping of
   /// its own, so at most kMaxUnassignedPages stay mapped; then they all go and map on demand.
   std::vector<uint32_t> unassigned_pages;
+  /// Linear pages filled supervisor-writable only because CR0.WP=0 (entry::kWpWrite); at most
+  /// kMaxWpPages, beyond which setting WP again resets the space instead.
+  std::vector<uint32_t> wp_pages;
+  bool wp_overflow = false;
   /// Host mapping calls made into this space's windows since it was last reset: an upper bound
   /// on the host mappings (VMAs) it holds, each of which counts against vm.max_map_count.
   uint64_t host_maps = 0;
@@ -91,6 +97,8 @@ struct ShadowMmu::Space {
   void clear_shadow() {
     madvise(shadow, kPages * sizeof(uint32_t), MADV_DONTNEED);
     unassigned_pages.clear();
+    wp_pages.clear();
+    wp_overflow = false;
     host_maps = 0;
   }
 };
@@ -153,7 +161,8 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"large_fills", stats_.large_fills},
       {"global_prefills", stats_.global_prefills},
       {"unassigned_evictions", stats_.unassigned_evictions},
-      {"mapping_limit_resets", stats_.mapping_limit_resets}};
+      {"mapping_limit_resets", stats_.mapping_limit_resets},
+      {"wp_revocations", stats_.wp_revocations}};
   for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
 
@@ -205,9 +214,17 @@ void ShadowMmu::set_mode(const VcpuState& s) {
   m.pse = s.cr4 & cr4::kPse;
   m.wp = s.cr0 & cr0::kWp;
   m.pge = s.cr4 & cr4::kPge;
-  // Changes that alter what every existing shadow means (WP, PSE) flush all of them; PGE only
-  // changes TLB retention, which shadows kept coherent by tracing do not depend on.
-  if (paging_ && paging && (m.pse != mode_.pse || m.wp != mode_.wp)) flush_all();
+  // A PSE change alters what every existing shadow means: all of them go. PGE only changes TLB
+  // retention, which shadows kept coherent by tracing do not depend on. CR0.WP only changes
+  // whether supervisor writes honour R/W=0 (Intel SDM Vol. 3A §4.6): clearing it needs nothing
+  // (a supervisor write to such a page faults once and is remapped writable); setting it takes
+  // back the pages made writable meanwhile.
+  if (paging_ && paging && m.pse != mode_.pse) {
+    flush_all();
+  } else if (m.wp && !mode_.wp) {
+    mode_.wp = true;
+    revoke_wp_writes();
+  }
   Space* before = current_;
   if (paging && !paging_) reset_space(*identity_);  // its mappings would only cost remaps
   paging_ = paging;
@@ -219,6 +236,24 @@ void ShadowMmu::set_mode(const VcpuState& s) {
 uint8_t* ShadowMmu::window_base(unsigned cpl) const {
   if (!paging_) return current_->sup.base();
   return cpl == 3 ? current_->user.base() : current_->sup.base();
+}
+
+void ShadowMmu::revoke_wp_writes() {
+  for (auto& s : spaces_) {
+    Space& space = *s;
+    if (space.wp_overflow) {
+      reset_space(space);
+      continue;
+    }
+    for (uint32_t p : space.wp_pages) {
+      uint32_t& e = space.shadow[p];
+      if (!(e & entry::kMapped) || !(e & entry::kWpWrite)) continue;
+      e &= ~(entry::kSupWrite | entry::kWpWrite);
+      apply(space, p);  // read-only again in the supervisor view
+    }
+    space.wp_pages.clear();
+    ++stats_.wp_revocations;
+  }
 }
 
 void ShadowMmu::flush_all() {
@@ -304,6 +339,14 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backi
     unmap_windows(space, lin_page, old);  // another page now: no window may keep the old one
   }
   if (w.sup_write_ok) e |= entry::kSupWrite;
+  if (w.sup_write_ok && !w.writable) {  // only while CR0.WP=0
+    e |= entry::kWpWrite;
+    if (space.wp_pages.size() < kMaxWpPages) {
+      space.wp_pages.push_back(lin_page);
+    } else {
+      space.wp_overflow = true;
+    }
+  }
   if (w.user_ok) e |= entry::kUser;
   if (w.user_write_ok) e |= entry::kUserWrite;
   if (w.dirty) e |= entry::kDirty;
@@ -663,7 +706,7 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
     WalkResult w;
     w.ok = true;
     w.page_base = lin_page << 12;
-    w.sup_write_ok = w.user_ok = w.user_write_ok = w.dirty = true;
+    w.sup_write_ok = w.writable = w.user_ok = w.user_write_ok = w.dirty = true;
     fill(space, lin_page, w, backing_of(w.page_base), window);
     return kFilled;
   }
@@ -697,6 +740,7 @@ bool ShadowMmu::fill_large(Space& space, uint32_t lin_page, const WalkResult& w)
   }
   uint32_t bits = entry::kMapped | entry::kInSup;
   if (w.sup_write_ok) bits |= entry::kSupWrite;
+  if (w.sup_write_ok && !w.writable) space.wp_overflow = true;  // a run: reset when WP is set
   if (w.user_ok) bits |= entry::kUser;
   if (w.user_write_ok) bits |= entry::kUserWrite;
   if (w.dirty) bits |= entry::kDirty;
@@ -754,6 +798,7 @@ void ShadowMmu::prefill_globals(Space& space, uint32_t lin_page, const WalkResul
     uint32_t b = entry::kMapped | entry::kInSup;
     const bool rw = (pde & kRw) && (pte & kRw), us = (pde & kUs) && (pte & kUs);
     if (rw || !mode_.wp) b |= entry::kSupWrite;
+    if (!rw && !mode_.wp) space.wp_overflow = true;  // a run: reset when WP is set
     if (us) b |= entry::kUser;
     if (us && rw) b |= entry::kUserWrite;
     if (pte & kD) b |= entry::kDirty;

@@ -25,6 +25,7 @@ struct ShadowMmuStats {
   uint64_t hidden_faults_user = 0;    ///< of those, through the user view (CPL 3)
   uint64_t unassigned_evictions = 0;  ///< batches of all-ones pages unmapped (kMaxUnassignedPages)
   uint64_t mapping_limit_resets = 0;  ///< spaces reset to stay under vm.max_map_count
+  uint64_t wp_revocations = 0;        ///< spaces whose WP=0 write rights were taken back
   uint64_t hidden_faults_other_window = 0;  ///< of those, mapped already in the other view
   uint64_t true_faults = 0;                 ///< the guest's own page fault, delivered to it
   uint64_t tracing_faults = 0;              ///< the guest wrote a traced page-table page
@@ -157,6 +158,10 @@ class ShadowMmu {
   void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
   /// Records an all-ones page mapped in `space`, unmapping the older ones beyond the bound.
   void note_unassigned(Space& space, uint32_t lin_page);
+  /// CR0.WP was set: the pages filled supervisor-writable while it was clear become read-only
+  /// again in every space (a space that had too many, or runs, is reset instead).
+  void revoke_wp_writes();
+  static constexpr size_t kMaxWpPages = 4096;
   /// Keeps the host mappings of all spaces under host_map_budget_ (before mapping `lin_page`
   /// of `space`): resets spaces, this one last.
   void make_room(Space& space, uint32_t lin_page);

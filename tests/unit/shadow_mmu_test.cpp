@@ -170,6 +170,12 @@ TEST_F(ShadowMmuTest, RandomTablesAccessesAndPteWritesAgreeWithTheWalker) {
     for (int n = 0; n < 1500; ++n) {
       uint32_t linear = ((1 + rng() % 7) << 22) | ((rng() % 1024) << 12) | ((rng() % 1024) * 4);
       bool write = rng() % 2, user = rng() % 2;
+      if (rng() % 97 == 0) {
+        // CR0.WP toggled with shadows in place (no flush): supervisor writes to R/W=0 pages
+        // must follow it both ways (Intel SDM Vol. 3A §4.6).
+        wp = !wp;
+        set_paging(wp, pse);
+      }
       if (rng() % 10 == 0) {
         // A PTE update written by the "kernel" through the window (the identity map), right
         // after the page was used through the old PTE: the old translation must not survive.

@@ -31,6 +31,7 @@ const std::vector<MicroBenchmark>& micro_benchmarks() {
        "control-register write)",
        "native ≈ 140, BT 35, VT-x ≈ native"},
       {"cr3_write", kAA, "MOV to CR3, paging on", "", ""},
+      {"cr0_wp", kAA, "clear + set CR0.WP, then a store", "", ""},
       {"call_ret", kAA, "near CALL + RET", "", "native 11, BT 51, VT-x 11"},
       {"pgfault", kAA, "unmap + INVLPG + #PF, handler maps page", "",
        "native 1093, BT 3927, VT-x 11242"},
