@@ -408,6 +408,17 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
       on_invlpg(ea);
       break;
     }
+    case CalloutSite::FastPath::kSystemCall: {
+      // The emulator's own SYSENTER/SYSEXIT, without its general entry; then on into the
+      // target's block, as a direct call's transfer goes.
+      store_context();
+      s_.eip = site.insn.eip;
+      if (!system_.fast_system_call(s_, site.insn)) return 0;
+      ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
+      ++direct_calls_;
+      const uint64_t next = transfer_to(key_flags());
+      return next ? next : kLeave;
+    }
     case CalloutSite::FastPath::kNone:
       return 0;
   }

@@ -183,6 +183,10 @@ void choose_fast_path(CalloutSite& site) {
     site.fast = CalloutSite::FastPath::kInvlpg;
     return;
   }
+  if (d.mnemonic == ZYDIS_MNEMONIC_SYSENTER || d.mnemonic == ZYDIS_MNEMONIC_SYSEXIT) {
+    site.fast = CalloutSite::FastPath::kSystemCall;
+    return;
+  }
   if (d.mnemonic != ZYDIS_MNEMONIC_IN && d.mnemonic != ZYDIS_MNEMONIC_OUT) return;
   const bool out = d.mnemonic == ZYDIS_MNEMONIC_OUT;
   const ZydisDecodedOperand& port = out ? ops[0] : ops[1];
@@ -196,7 +200,6 @@ void choose_fast_path(CalloutSite& site) {
                      : -1;
 }
 
-/// ISA extensions of the vmbt CPU model (vmm/cpu_model.h); anything else is #UD.
 /// JCXZ and LOOPcc count in CX with a 16-bit address size (Intel SDM Vol. 2A LOOPcc, JCXZ); an
 /// address-size prefix on any other branch changes nothing (it has no memory operand).
 bool counts_with_cx(const ZydisDecodedInstruction& in) {
@@ -211,6 +214,7 @@ bool counts_with_cx(const ZydisDecodedInstruction& in) {
   }
 }
 
+/// ISA extensions of the vmbt CPU model (vmm/cpu_model.h); anything else is #UD.
 bool isa_supported(const ZydisDecodedInstruction& in) {
   switch (in.meta.isa_ext) {
     case ZYDIS_ISA_EXT_BASE:

@@ -364,6 +364,24 @@ StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
   return {};
 }
 
+bool SystemEmulator::fast_system_call(VcpuState& s, const Insn& in) {
+  const bool enter = in.zi.mnemonic == ZYDIS_MNEMONIC_SYSENTER;
+  if (!(s.cr0 & cr0::kPe) || (s.eflags & (eflags::kVm | eflags::kTf)) ||
+      (s.sysenter_cs & 0xfffc) == 0 || (!enter && sys::cpl(s) != 0)) {
+    return false;
+  }
+  interrupt_shadow = false;
+  const VcpuRegisters before = s;
+  if (enter) {
+    sysenter(s, in);
+  } else {
+    sysexit(s, in);
+  }
+  s.eflags &= ~eflags::kRf;
+  notify_segments(before, s);
+  return true;
+}
+
 // SYSEXIT (Intel SDM Vol. 2B): #GP(0) if IA32_SYSENTER_CS[15:2] = 0 or CPL != 0; flat CPL3
 // CS = SYSENTER_CS + 16 | 3, SS = SYSENTER_CS + 24 | 3; EIP = EDX, ESP = ECX.
 StepResult SystemEmulator::sysexit(VcpuState& s, const Insn& /*in*/) {

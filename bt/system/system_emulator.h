@@ -109,6 +109,12 @@ class SystemEmulator {
   StepResult raise(VcpuState& s, uint8_t vector, bool has_error_code = false,
                    uint32_t error_code = 0);
 
+  /// SYSENTER or SYSEXIT (`in`) in the common case, without the general entry's bookkeeping:
+  /// protected mode, EFLAGS.TF and VM clear, IA32_SYSENTER_CS[15:2] != 0 and, for SYSEXIT,
+  /// CPL 0. Then it performs the instruction as execute() would and returns true; otherwise it
+  /// changes nothing and returns false (execute() then raises what Intel SDM Vol. 2B says).
+  bool fast_system_call(VcpuState& s, const sys::Insn& in);
+
   /// Delivers an external maskable interrupt (caller checked EFLAGS.IF and the shadow): no gate-DPL
   /// check, EXT bit in error codes of faults during delivery. Results as for raise().
   StepResult deliver_interrupt(VcpuState& s, uint8_t vector);
