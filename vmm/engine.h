@@ -1,4 +1,5 @@
-// The contract between the run loop and an execution engine (bt or kvm). See docs/DESIGN.md.
+// The contract between the run loop and an execution engine (bt or kvm). See docs/bt.md and the
+// README ("The machine").
 #pragma once
 
 #include <cstdint>

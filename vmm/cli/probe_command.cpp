@@ -14,7 +14,8 @@ int probe_command(bool json) {
   } else {
     fmt::print("{}", r.to_text());
     fmt::print("bt engine:                 {}\n",
-               "available (binary translation; needs no VT-x/AMD-V; unpaged guests for now)");
+               "available (binary translation; needs no VT-x/AMD-V; 32-bit protected mode, 2-level "
+               "paging)");
   }
   return 0;
 }
