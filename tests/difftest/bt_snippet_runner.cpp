@@ -21,7 +21,10 @@ constexpr uint32_t kRamBytes = 4u << 20;
 constexpr uint32_t kGdtBase = 0x300000;
 constexpr uint32_t kIdtBase = 0x301000;
 constexpr uint32_t kHandlerBase = 0x302000;  ///< handler for vector v: a HLT at base + 16 * v
-constexpr uint16_t kCodeSel = 0x08, kDataSel = 0x10;
+constexpr uint32_t kTssBase = 0x303000;
+constexpr uint32_t kRing0Stack = 0x310000;  ///< ESP0: exceptions from CPL 3 push their frame here
+constexpr uint16_t kCodeSel = 0x08, kDataSel = 0x10, kUserCodeSel = 0x1b, kUserDataSel = 0x23;
+constexpr uint16_t kTssSel = 0x28;
 
 std::atomic<bt::BtEngine*> g_engine{nullptr};
 
@@ -42,7 +45,8 @@ bool has_error_code(int vector) {
 BtSnippetRunner::BtSnippetRunner() : ram_(std::make_unique<GuestMemory>(kRamBytes)) {}
 BtSnippetRunner::~BtSnippetRunner() = default;
 
-BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigned timeout_ms) {
+BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigned timeout_ms,
+                              bool user) {
   GuestMemory& ram = *ram_;
   std::memset(ram.host_base(), 0, ram.size());
   ram.write(NativeRunner::kDataBase, arena, NativeRunner::kDataSize);
@@ -52,8 +56,19 @@ BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigne
   ram.write(end, &hlt, 1);
 
   // GDT: null, flat code 0x08, flat data 0x10. IDT: 32 interrupt gates to halting handlers.
-  const uint64_t gdt[3] = {0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull};
+  // Null, ring-0 code and data, ring-3 code and data (0x1b, 0x23), a 32-bit TSS at kTssBase
+  // (busy) whose SS0:ESP0 is the ring-0 stack exceptions from CPL 3 switch to.
+  const uint64_t tss_desc = 0x00008b0000000067ull | (uint64_t{kTssBase & 0xffffff} << 16) |
+                            (uint64_t{kTssBase >> 24} << 56);
+  const uint64_t gdt[6] = {0,
+                           0x00cf9b000000ffffull,
+                           0x00cf93000000ffffull,
+                           0x00cffb000000ffffull,
+                           0x00cff3000000ffffull,
+                           tss_desc};
   ram.write(kGdtBase, gdt, sizeof gdt);
+  ram.write32(kTssBase + 4, kRing0Stack);  // ESP0
+  ram.write32(kTssBase + 8, kDataSel);     // SS0
   for (uint32_t v = 0; v < 32; ++v) {
     uint32_t handler = kHandlerBase + 16 * v;
     ram.write(handler, &hlt, 1);
@@ -66,8 +81,12 @@ BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigne
   NoInterrupts none;
   bt::BtEngine engine(ram, none);
   VcpuState s = flat_protected_mode_state(NativeRunner::kSnippetBase);
-  s.seg[kCs] = flat(true);
-  for (unsigned i : {kDs, kEs, kSs, kFs, kGs}) s.seg[i] = flat(false);
+  s.seg[kCs] = user ? SegmentReg::flat(kUserCodeSel, 0xb, 3) : flat(true);
+  for (unsigned i : {kDs, kEs, kSs, kFs, kGs}) {
+    s.seg[i] = user ? SegmentReg::flat(kUserDataSel, 0x3, 3) : flat(false);
+  }
+  s.tr.selector = kTssSel;
+  s.tr.base = kTssBase;
   s.gdtr = {kGdtBase, sizeof gdt - 1};
   s.idtr = {kIdtBase, 32 * 8 - 1};
   for (unsigned i = 0; i < 8; ++i) s.gpr[i] = c.in.gpr[i];
@@ -136,7 +155,8 @@ BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigne
     }
     r.fault_eip = frame32(sp);
     r.out.eflags = frame32(sp + 8);  // the EFLAGS of the faulting context
-    r.out.gpr[kEsp] = sp + 12;       // ESP before the frame was pushed (same privilege)
+    // ESP before the frame: the one pushed with it from CPL 3, else just above it.
+    r.out.gpr[kEsp] = (frame32(sp + 4) & 3) ? frame32(sp + 12) : sp + 12;
   } else if (!r.timed_out && r.engine_error.empty() && out.eip != end + 1) {
     r.engine_error = "the snippet ended at an unexpected EIP";
   }

@@ -35,8 +35,10 @@ class BtSnippetRunner {
  public:
   BtSnippetRunner();
   ~BtSnippetRunner();
-  /// Runs `c` with `arena` (kDataSize bytes) as the initial data arena.
-  BtResult run(const NativeCase& c, const uint8_t* arena, unsigned timeout_ms = 2000);
+  /// Runs `c` with `arena` (kDataSize bytes) as the initial data arena, at CPL 0, or at CPL 3
+  /// when `user` (flat DPL-3 segments; exceptions switch to a ring-0 stack through a TSS).
+  BtResult run(const NativeCase& c, const uint8_t* arena, unsigned timeout_ms = 2000,
+               bool user = false);
 
  private:
   std::unique_ptr<GuestMemory> ram_;
