@@ -162,7 +162,8 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"global_prefills", stats_.global_prefills},
       {"unassigned_evictions", stats_.unassigned_evictions},
       {"mapping_limit_resets", stats_.mapping_limit_resets},
-      {"wp_revocations", stats_.wp_revocations}};
+      {"wp_revocations", stats_.wp_revocations},
+      {"shadow_translations", stats_.shadow_translations}};
   for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
 
@@ -989,6 +990,23 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
   if (!paging_) {
     *phys = linear;
     return true;
+  }
+  // A page the shadow maps already: its entry is what a walk would find (tracing drops it when
+  // the guest's tables change), with A set and, for a writable entry, D set: no walk needed.
+  // (The monitor's own accesses: exception frames, descriptor tables, emulated instructions.)
+  if (!global) {
+    const uint32_t e = current_->shadow[linear >> 12];
+    if ((e & entry::kMapped) && !(e & (entry::kUnassigned | entry::kMmio))) {
+      const bool allowed =
+          access.user ? ((e & entry::kUser) &&
+                         (!access.write || ((e & entry::kUserWrite) && (e & entry::kDirty))))
+                      : (!access.write || ((e & entry::kSupWrite) && (e & entry::kDirty)));
+      if (allowed) {
+        *phys = ((e & entry::kPhysMask) << 12) | (linear & 0xfff);
+        ++stats_.shadow_translations;
+        return true;
+      }
+    }
   }
   WalkResult w = walk(*phys_, mode_, linear, access);
   if (!w.ok) {

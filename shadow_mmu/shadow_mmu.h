@@ -26,6 +26,7 @@ struct ShadowMmuStats {
   uint64_t unassigned_evictions = 0;  ///< batches of all-ones pages unmapped (kMaxUnassignedPages)
   uint64_t mapping_limit_resets = 0;  ///< spaces reset to stay under vm.max_map_count
   uint64_t wp_revocations = 0;        ///< spaces whose WP=0 write rights were taken back
+  uint64_t shadow_translations = 0;   ///< monitor translations answered by a shadow entry
   uint64_t hidden_faults_other_window = 0;  ///< of those, mapped already in the other view
   uint64_t true_faults = 0;                 ///< the guest's own page fault, delivered to it
   uint64_t tracing_faults = 0;              ///< the guest wrote a traced page-table page
