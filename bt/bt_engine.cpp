@@ -160,6 +160,12 @@ uint32_t BtEngine::key_flags() const {
   return f;
 }
 
+uint32_t BtEngine::dispatch_flags() const {
+  // EFLAGS.TF: one instruction at a time, each followed by a #DB trap (Intel SDM Vol. 3A
+  // §17.3.1.4). Callouts trap in the system emulator.
+  return key_flags() | ((s_.eflags & eflags::kTf) ? tb_flags::kSingleInstruction : 0);
+}
+
 void BtEngine::protect_code_pages(const TranslationBlock* tb) {
   for (unsigned i = 0; i < tb->page_count; ++i) mmu_.protect_code(tb->pages[i]);
 }
@@ -197,13 +203,9 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
     protect_code_pages(tb);
   }
   // Only blocks of the mode the CPU is in go into its table (callers pass the current mode;
-  // never one-off shapes), and only when the slot does not hold the block already.
+  // never one-off shapes).
   if (!(flags & (tb_flags::kSingleInstruction | tb_flags::kSegUnchecked))) {
-    const bool in_global = global && tb->page_count == 1 && cs_base == 0;
-    const uint32_t space = mmu_.space_id(), mode = table_mode(flags);
-    if (!tables_.holds(space, mode, eip, tb->host_start, in_global)) {
-      remember_page(tb, flags, linear >> 12, pa >> 12, in_global);
-    }
+    remember_page(tb, flags, linear >> 12, pa >> 12, global && tb->page_count == 1 && cs_base == 0);
   }
   return tb;
 }
@@ -211,6 +213,7 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
 void BtEngine::remember_page(TranslationBlock* tb, uint32_t flags, uint32_t page,
                              uint32_t phys_page, bool global) {
   const uint32_t space = mmu_.space_id(), mode = table_mode(flags);
+  if (tables_.holds(space, mode, tb->eip, tb->host_start, global)) return;  // already there
   const bool first_on_page = !tables_.has_page(space, mode, page, global);
   tables_.remember(space, mode, tb->eip, page, tb->host_start, global);
   if (!first_on_page) return;
@@ -479,8 +482,6 @@ uint64_t BtEngine::transfer_to(uint32_t flags) {
 
 uint64_t BtEngine::table_write_begin(CalloutSite& site) {
   const uint64_t flushes = cache_.flushes();
-  const uint8_t* const window = reinterpret_cast<const uint8_t*>(ctx_->window_base);
-  const uint32_t space = mmu_.space_id();
   ctx_->eip = site.insn.eip;
   store_context();
   // Nothing is done yet: leaving re-runs the instruction from the dispatcher, which then takes
@@ -505,8 +506,6 @@ uint64_t BtEngine::table_write_begin(CalloutSite& site) {
     return leave_direct_call();
   }
   ctx_->table_offset = reinterpret_cast<uint64_t>(memory_.host_base() + phys) - ctx_->window_base;
-  (void)window;
-  (void)space;
   return ctx_->resume;  // registers, flags and the window are as the stub saved them
 }
 
@@ -963,11 +962,8 @@ Exit BtEngine::run() {
                                                           : "16-bit protected mode",
                               describe_eip()));
     }
-    uint32_t flags = key_flags();
-    // EFLAGS.TF: one instruction at a time, each followed by a #DB trap (Intel SDM Vol. 3A
-    // §17.3.1.4). Callouts trap in the system emulator.
-    bool trap_flag = s_.eflags & eflags::kTf;
-    if (trap_flag) flags |= tb_flags::kSingleInstruction;
+    const uint32_t flags = dispatch_flags();
+    const bool trap_flag = flags & tb_flags::kSingleInstruction;
     if (s_.seg[kCs].base != table_cs_base_) {
       // Indirect-branch tables are keyed by EIP, an offset in CS: a new code segment base
       // invalidates them all.
@@ -1025,8 +1021,7 @@ Exit BtEngine::run() {
         // may have changed it and gone on in another mode's block (resume_block, transfer_to).
         // Blocks of different modes are never chained.
         TranslationBlock* from = ctx_->exit_tb;
-        const uint32_t now =
-            key_flags() | ((s_.eflags & eflags::kTf) ? tb_flags::kSingleInstruction : 0);
+        const uint32_t now = dispatch_flags();
         TranslationBlock* to = lookup(s_.eip, now);
         // With paging a chain is only safe where the target's code comes from pages the source
         // was checked against: another address space may map other pages there, and only the

@@ -87,6 +87,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   bool writes_page_tables(uint32_t eip) const override { return table_writers_.count(eip) != 0; }
 
   uint32_t key_flags() const;
+  /// The key flags the dispatcher looks blocks up with: key_flags(), one instruction per block
+  /// under EFLAGS.TF.
+  uint32_t dispatch_flags() const;
   TranslationBlock* lookup(uint32_t eip, uint32_t flags);
   void enter(TranslationBlock* tb);
   /// The architectural state into the context translated code runs on (registers, flags,

@@ -76,51 +76,55 @@ void IndirectTables::evict_lru(Map& map, typename Map::key_type keep) {
   ++evictions_;
 }
 
-uint64_t* IndirectTables::slots(uint32_t space, uint32_t mode) {
-  const uint64_t k = key(space, mode);
-  if (cached_ && cached_key_ == k) return cached_->slots.data();
-  auto& slot = tables_[k];
-  if (!slot) {
-    if (tables_.size() > kMaxTables) evict_lru(tables_, k);
-    slot = take_empty();
+IndirectTables::Table* IndirectTables::table_for(uint32_t space, uint32_t mode, bool global,
+                                                 bool create) {
+  if (!global) {
+    const uint64_t k = key(space, mode);
+    if (!cached_ || cached_key_ != k) {
+      auto& slot = tables_[k];
+      if (!slot) {
+        if (tables_.size() > kMaxTables) evict_lru(tables_, k);
+        slot = take_empty();
+      }
+      cached_key_ = k;
+      cached_ = slot.get();
+    }
+    cached_->last_used = ++clock_;
+    return cached_;
   }
-  slot->last_used = ++clock_;
-  cached_key_ = k;
-  cached_ = slot.get();
-  return slot->slots.data();
+  auto it = global_.find(mode);
+  if (it == global_.end()) {
+    if (!create) return nullptr;
+    if (global_.size() >= kMaxGlobalTables) evict_lru(global_, mode);
+    it = global_.emplace(mode, take_empty()).first;
+  }
+  it->second->last_used = ++clock_;
+  return it->second.get();
+}
+
+uint64_t* IndirectTables::slots(uint32_t space, uint32_t mode) {
+  return table_for(space, mode, false, true)->slots.data();
 }
 
 uint64_t* IndirectTables::global_slots(uint32_t mode) {
-  auto it = global_.find(mode);
-  if (it == global_.end()) return empty_.data();
-  it->second->last_used = ++clock_;
-  return it->second->slots.data();
+  Table* g = table_for(0, mode, true, false);
+  return g ? g->slots.data() : empty_.data();
 }
 
 void IndirectTables::remember(uint32_t space, uint32_t mode, uint32_t eip, uint32_t page,
                               const void* host, bool global) {
-  const uint64_t h = reinterpret_cast<uint64_t>(host);
-  if (!global) {
-    slots(space, mode);
-    enter(*cached_, eip, page, h);
-    return;
-  }
-  auto& g = global_[mode];
-  if (!g) {
-    if (global_.size() > kMaxGlobalTables) evict_lru(global_, mode);
-    g = take_empty();
-  }
-  g->last_used = ++clock_;
-  enter(*g, eip, page, h);
+  enter(*table_for(space, mode, global, true), eip, page, reinterpret_cast<uint64_t>(host));
+}
+
+bool IndirectTables::holds(uint32_t space, uint32_t mode, uint32_t eip, const void* host,
+                           bool global) {
+  const Table* t = table_for(space, mode, global, false);
+  return t && t->slots[eip & (kIndirectTableSize - 1)] == reinterpret_cast<uint64_t>(host);
 }
 
 bool IndirectTables::has_page(uint32_t space, uint32_t mode, uint32_t page, bool global) {
-  if (global) {
-    auto it = global_.find(mode);
-    return it != global_.end() && it->second->by_page.count(page) != 0;
-  }
-  slots(space, mode);
-  return cached_->by_page.count(page) != 0;
+  const Table* t = table_for(space, mode, global, false);
+  return t && t->by_page.count(page) != 0;
 }
 
 void IndirectTables::forget_pages(uint32_t space, uint32_t first, uint32_t pages, bool global) {

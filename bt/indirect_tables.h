@@ -54,10 +54,7 @@ class IndirectTables {
   void remember(uint32_t space, uint32_t mode, uint32_t eip, uint32_t page, const void* host,
                 bool global);
   /// Whether the table remember() would use holds `host` for `eip` already.
-  bool holds(uint32_t space, uint32_t mode, uint32_t eip, const void* host, bool global) {
-    const uint64_t* s = global ? global_slots(mode) : slots(space, mode);
-    return s[eip & (kIndirectTableSize - 1)] == reinterpret_cast<uint64_t>(host);
-  }
+  bool holds(uint32_t space, uint32_t mode, uint32_t eip, const void* host, bool global);
   /// Whether the table remember() would use holds a block of linear page `page`.
   bool has_page(uint32_t space, uint32_t mode, uint32_t page, bool global);
   /// Linear pages [first, first + pages) of `space` changed (ShadowMmu's drop hook): their
@@ -96,6 +93,9 @@ class IndirectTables {
   /// Empties the slots of pages [first, first + pages) in `t`.
   void clear_pages(Table& t, uint32_t first, uint32_t pages) const;
   static void enter(Table& t, uint32_t eip, uint32_t page, uint64_t host);
+  /// The table remember() uses for (space, mode) or the mode's global one: created when
+  /// `create` (evicting the least recently used beyond the bound), else null when absent.
+  Table* table_for(uint32_t space, uint32_t mode, bool global, bool create);
   /// An empty table: one from the pool, else a new one.
   std::unique_ptr<Table> take_empty();
   /// `t` emptied into the pool (bounded), or freed.

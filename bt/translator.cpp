@@ -1027,10 +1027,10 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       } else if (cpl0_flags) {
         ++stats_.ident;
         step = translate_cpl0_flags(e, in);
-      } else if (is_inline_push_sreg(in, key_flags) && !restricted) {
+      } else if (is_inline_push_sreg(in, key_flags)) {
         ++stats_.stack;
         translate_push_sreg(e, in);
-      } else if (restricted || needs_callout(d, in.ops) || !isa_supported(d) ||
+      } else if (restricted || sensitive || !isa_supported(d) ||
                  (fpu && (key_flags & tb_flags::kFpuTrap)) ||
                  (sse && (key_flags & tb_flags::kSseOff)) || (stack_op && !flat) ||
                  (d.address_width == 16 &&

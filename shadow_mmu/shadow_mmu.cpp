@@ -246,13 +246,15 @@ void ShadowMmu::revoke_wp_writes() {
       reset_space(space);
       continue;
     }
-    for (uint32_t p : space.wp_pages) {
+    // Taken out first: apply() may reset the space (make_room), which clears the list.
+    std::vector<uint32_t> pages;
+    pages.swap(space.wp_pages);
+    for (uint32_t p : pages) {
       uint32_t& e = space.shadow[p];
       if (!(e & entry::kMapped) || !(e & entry::kWpWrite)) continue;
       e &= ~(entry::kSupWrite | entry::kWpWrite);
       apply(space, p);  // read-only again in the supervisor view
     }
-    space.wp_pages.clear();
     ++stats_.wp_revocations;
   }
 }
@@ -667,7 +669,10 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint
   if (!fresh && !awaiting) return;
   auto users = pt_users_.find(pt_page);
   if (users == pt_users_.end()) return;
-  for (const Mapping& m : users->second) {
+  // A copy: fill() traces the walk, which may add to this very list (after make_room reset the
+  // space, say).
+  const std::vector<Mapping> mappings = users->second;
+  for (const Mapping& m : mappings) {
     if (m.space != current_ || m.generation != current_->generation) continue;
     const uint32_t lin_page = (m.lin_page << 10) | index;
     const bool awaited = awaiting && lin_page == awaited_.lin_page;

@@ -21,15 +21,13 @@ namespace {
 /// Async-signal-safe: write(2) and _exit(2) only; the syscall's name comes from libseccomp's
 /// static table.
 void on_sigsys(int, siginfo_t* info, void*) {
-  char number[16];
-  int n = 0;
+  char number[12];  // the syscall number in decimal, written backwards from the end
+  char* digits = number + sizeof number;
   unsigned v = static_cast<unsigned>(info->si_syscall);
-  char digits[16];
   do {
-    digits[n++] = static_cast<char>('0' + v % 10);
+    *--digits = static_cast<char>('0' + v % 10);
     v /= 10;
-  } while (v && n < 15);
-  for (int i = 0; i < n; ++i) number[i] = digits[n - 1 - i];
+  } while (v);
   const char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, info->si_syscall);
   auto put = [](const char* s, size_t len) { (void)!write(STDERR_FILENO, s, len); };
   static const char kHead[] = "\nvmbt: the sandbox stopped system call ";
@@ -39,7 +37,7 @@ void on_sigsys(int, siginfo_t* info, void*) {
   put(kHead, sizeof kHead - 1);
   if (name) put(name, std::strlen(name));
   put(" (number ", 9);
-  put(number, static_cast<size_t>(n));
+  put(digits, static_cast<size_t>(number + sizeof number - digits));
   put(kTail, sizeof kTail - 1);
   _exit(1);
 }
