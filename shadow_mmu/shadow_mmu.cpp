@@ -94,8 +94,14 @@ struct ShadowMmu::Space {
     shadow = static_cast<uint32_t*>(p);
   }
   ~Space() { munmap(shadow, kPages * sizeof(uint32_t)); }
+  /// Per page-directory entry: its value when the shadows of its 4 MiB range were derived from
+  /// it (P=0: nothing derived). resync_directory compares the directory with it.
+  std::array<uint32_t, 1024> derived_pde{};
+  bool recycled = false;  ///< taken over by another address space, not yet resynchronized
+
   void clear_shadow() {
     madvise(shadow, kPages * sizeof(uint32_t), MADV_DONTNEED);
+    derived_pde.fill(0);
     unassigned_pages.clear();
     wp_pages.clear();
     wp_overflow = false;
@@ -163,6 +169,8 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"unassigned_evictions", stats_.unassigned_evictions},
       {"mapping_limit_resets", stats_.mapping_limit_resets},
       {"wp_revocations", stats_.wp_revocations},
+      {"spaces_recycled", stats_.spaces_recycled},
+      {"ranges_kept", stats_.ranges_kept},
       {"shadow_translations", stats_.shadow_translations}};
   for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
@@ -182,12 +190,12 @@ ShadowMmu::Space* ShadowMmu::space_for(uint32_t cr3_base) {
     }
   }
   if (victim) {
-    reset_space(*victim);
+    recycle_space(*victim, cr3_base);
   } else {
     spaces_.push_back(std::make_unique<Space>());
     victim = spaces_.back().get();
+    victim->cr3_base = cr3_base;
   }
-  victim->cr3_base = cr3_base;
   victim->last_used = ++clock_;
   ++stats_.spaces_created;
   return victim;
@@ -206,6 +214,69 @@ void ShadowMmu::reset_space(Space& space) {
   space.clear_shadow();
   ++space.generation;
   ++stats_.flushes;
+}
+
+void ShadowMmu::recycle_space(Space& space, uint32_t cr3_base) {
+  // A new address space takes the place of the least recently used one, shadows and all:
+  // kernels copy their own page-directory entries into every new page directory (Linux's
+  // pgd_alloc), so the ranges the two share keep their shadows when resync_directory compares
+  // the new directory with the entries the old shadows derive from, and the rest go. A new
+  // process then does not refill the kernel's mappings page by page, as in an empty space.
+  on_mappings_dropped_(space.cr3_base, 0, kPages, false);  // its indirect-branch tables
+  space.cr3_base = cr3_base;
+  space.recycled = true;
+  ++stats_.spaces_recycled;
+}
+
+void ShadowMmu::resync_directory(Space& space) {
+  // The page directory of a space that is not current is not traced: nothing can use its
+  // shadows meanwhile (translated code runs on the current space's windows only). When it is
+  // current again, each range whose entry changed in a way that matters since its shadows were
+  // derived (derived_pde) is dropped, as a MOV CR3 flushes a TLB (Intel SDM Vol. 3A §4.10.4.1).
+  const uint32_t pd = space.cr3_base >> 12;
+  const uint32_t* now =
+      pd < protection_.size()
+          ? reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{pd} << 12))
+          : nullptr;
+  unsigned kept = 0;
+  for (uint32_t i = 0; i < 1024;) {
+    auto stale = [&](uint32_t k) {
+      return (space.derived_pde[k] & 1) && change_matters(space.derived_pde[k], now ? now[k] : 0);
+    };
+    if (!stale(i)) {
+      kept += space.derived_pde[i] & 1;
+      ++i;
+      continue;
+    }
+    uint32_t j = i + 1;
+    while (j < 1024 && stale(j)) ++j;
+    drop_directory_range(space, i, j - i);
+    i = j;
+  }
+  if (space.recycled) stats_.ranges_kept += kept;
+  space.recycled = false;
+  if (kept) protect(pd, protect::kPageTable);
+}
+
+void ShadowMmu::drop_directory_range(Space& space, uint32_t first, uint32_t count) {
+  on_mappings_dropped_(space.cr3_base, first << 10, count << 10, false);
+  unmap_span(space, first << 10, count << 10);
+  for (uint32_t i = first; i < first + count; ++i) {
+    const uint32_t pde = space.derived_pde[i];
+    space.derived_pde[i] = 0;
+    if (!(pde & 1) || (mode_.pse && (pde & 0x80))) continue;
+    // The page table below it: this space no longer derives anything from it.
+    auto it = pt_users_.find(pde >> 12);
+    if (it == pt_users_.end()) continue;
+    std::erase_if(it->second,
+                  [&](const Mapping& m) { return m.space == &space && m.lin_page == i; });
+    if (it->second.empty()) pt_users_.erase(it);
+  }
+  ++stats_.ranges_dropped;
+}
+
+bool ShadowMmu::is_current_directory(uint32_t page) const {
+  return paging_ && (current_->cr3_base >> 12) == page;
 }
 
 void ShadowMmu::set_mode(const VcpuState& s) {
@@ -231,7 +302,10 @@ void ShadowMmu::set_mode(const VcpuState& s) {
   paging_ = paging;
   mode_ = m;
   current_ = paging ? space_for(m.cr3) : identity_;
-  if (current_ != before) ++stats_.space_switches;
+  if (current_ != before) {
+    ++stats_.space_switches;
+    if (paging) resync_directory(*current_);
+  }
 }
 
 uint8_t* ShadowMmu::window_base(unsigned cpl) const {
@@ -264,7 +338,6 @@ void ShadowMmu::flush_all() {
   rmap_.clear();
   run_rmap_.clear();
   pt_users_.clear();
-  pd_users_.clear();
   for (auto& p : protection_) p &= ~protect::kPageTable;
 }
 
@@ -433,12 +506,9 @@ void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w)
   if (pd_page == flood_page_ || (!w.large && (w.pte_addr >> 12) == flood_page_)) {
     flood_page_ = UINT32_MAX;
   }
-  auto& pd = pd_users_[pd_page];
-  if (std::none_of(pd.begin(), pd.end(), [&](const Mapping& m) {
-        return m.space == &space && m.generation == space.generation;
-      })) {
-    pd.push_back({&space, space.generation, 0});
-  }
+  uint32_t pde = 0;
+  phys_->read32(w.pde_addr, &pde);
+  space.derived_pde[lin_page >> 10] = pde;
   protect(pd_page, protect::kPageTable);
   if (!w.large) {
     uint32_t pt_page = w.pte_addr >> 12;
@@ -546,24 +616,29 @@ void ShadowMmu::resume_tracing() {
     i = j;
   }
   // What the store installed is mapped now (a few entries: one store writes at most 8 bytes).
-  for (uint32_t i = 0, prefetches = 0; i < 1024 && prefetches < 4; ++i) {
+  bool installed = false;
+  for (uint32_t i = 0, prefetches = 0; i < 1024; ++i) {
     if (!change_matters(suspended_copy_[i], now[i])) continue;
-    prefetch(page, i, suspended_copy_[i], now[i]);
-    ++prefetches;
+    installed |= (now[i] & 1) != 0;
+    if (prefetches++ < 4) prefetch(page, i, suspended_copy_[i], now[i]);
   }
+  if (installed && is_current_directory(page) && count_flood_write(page)) return;
   auto live = [](const std::vector<Mapping>& users) {
     return std::any_of(users.begin(), users.end(),
                        [](const Mapping& m) { return m.generation == m.space->generation; });
   };
   auto pt = pt_users_.find(page);
-  auto pd = pd_users_.find(page);
-  if ((pt != pt_users_.end() && live(pt->second)) || (pd != pd_users_.end() && live(pd->second))) {
+  if ((pt != pt_users_.end() && live(pt->second)) || is_current_directory(page)) {
     protect(page, protect::kPageTable);
   }
 }
 
 void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count, bool global) {
   on_mappings_dropped_(space.cr3_base, first_page, count, global);
+  unmap_span(space, first_page, count);
+}
+
+void ShadowMmu::unmap_span(Space& space, uint32_t first_page, uint32_t count) {
   if (count <= 16) {  // unmap only what is mapped: most drops are a single page
     for (uint32_t p = first_page; p < first_page + count; ++p) {
       uint32_t e = space.shadow[p];
@@ -588,13 +663,9 @@ void ShadowMmu::drop_entries(uint32_t phys_page, uint32_t first, uint32_t count)
       ++stats_.ranges_dropped;
     }
   }
-  if (auto it = pd_users_.find(phys_page); it != pd_users_.end()) {
-    for (const Mapping& m : it->second) {
-      if (m.generation != m.space->generation) continue;
-      unmap_range(*m.space, first << 10, count << 10, false);  // 4 MiB per PDE, this space
-      ++stats_.ranges_dropped;
-    }
-  }
+  // 4 MiB per PDE, in the current space only: the others compare their directories when they
+  // are current again (resync_directory).
+  if (is_current_directory(phys_page)) drop_directory_range(*current_, first, count);
 }
 
 void ShadowMmu::drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before,
@@ -615,20 +686,13 @@ void ShadowMmu::begin_table_write(uint32_t phys_addr, unsigned len) {
     unprotect(page, protect::kCode);
   }
   if (!(protection_[page] & protect::kPageTable)) return;
-  ++stats_.table_writes;
-  flood_count_ = page == flood_page_ ? flood_count_ + 1 : 1;
-  flood_page_ = page;
-  if (flood_count_ >= kFloodWrites) {
-    // Written again and again without being used (zapped or filled by fork/exit/exec): no
-    // longer shadowed until a fill walks through it again (KVM's write-flood heuristic).
-    drop_entries(page, 0, 1024);
+  if (!shadows_derive_from(page)) {  // a protection left behind (a freed table, an old directory)
     pt_users_.erase(page);
-    pd_users_.erase(page);
     unprotect(page, protect::kPageTable);
-    flood_page_ = UINT32_MAX;
-    ++stats_.unshadowed_tables;
     return;
   }
+  ++stats_.table_writes;
+  if (!is_current_directory(page) && count_flood_write(page)) return;
   const uint32_t first = (phys_addr & 0xfff) / 4;
   const uint32_t last = std::min<uint32_t>(((phys_addr & 0xfff) + len - 1) / 4, 1023);
   table_write_.page = page;
@@ -646,12 +710,37 @@ void ShadowMmu::end_table_write() {
   drop_changed(page, table_write_.first, table_write_.before.data(), table_write_.count);
   const uint32_t* now =
       reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{page} << 12));
+  bool installed = false;
   for (uint32_t i = 0; i < table_write_.count; ++i) {
     const uint32_t index = table_write_.first + i;
     if (change_matters(table_write_.before[i], now[index])) {
       prefetch(page, index, table_write_.before[i], now[index]);
+      installed |= (now[index] & 1) != 0;
     }
   }
+  if (installed && is_current_directory(page)) count_flood_write(page);
+}
+
+bool ShadowMmu::shadows_derive_from(uint32_t page) const {
+  if (is_current_directory(page)) return true;
+  auto it = pt_users_.find(page);
+  return it != pt_users_.end() &&
+         std::any_of(it->second.begin(), it->second.end(),
+                     [](const Mapping& m) { return m.generation == m.space->generation; });
+}
+
+bool ShadowMmu::count_flood_write(uint32_t page) {
+  flood_count_ = page == flood_page_ ? flood_count_ + 1 : 1;
+  flood_page_ = page;
+  if (flood_count_ < kFloodWrites) return false;
+  // Written again and again without being used (zapped or filled by fork/exit/exec): no longer
+  // shadowed until a fill walks through it again (KVM's write-flood heuristic).
+  drop_entries(page, 0, 1024);
+  pt_users_.erase(page);
+  unprotect(page, protect::kPageTable);
+  flood_page_ = UINT32_MAX;
+  ++stats_.unshadowed_tables;
+  return true;
 }
 
 void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint32_t pte) {
@@ -961,22 +1050,16 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
       unprotect(phys, protect::kCode);
       single_step = true;
     }
-    if (protection_[phys] & protect::kPageTable) {
+    if ((protection_[phys] & protect::kPageTable) && !shadows_derive_from(phys)) {
+      pt_users_.erase(phys);  // a protection left behind (a freed table, an old directory)
+      unprotect(phys, protect::kPageTable);
+    } else if (protection_[phys] & protect::kPageTable) {
       ++stats_.tracing_faults;
       f.table_write = true;
-      flood_count_ = phys == flood_page_ ? flood_count_ + 1 : 1;
-      flood_page_ = phys;
-      if (flood_count_ >= kFloodWrites) {
-        // The guest keeps writing this table without using it (zapping or filling it, as
-        // fork/exit/exec do): stop shadowing it until a fill walks through it again, as KVM's
-        // shadow MMU does on write flooding. Its later stores then run at full speed.
-        drop_entries(phys, 0, 1024);
-        pt_users_.erase(phys);
-        pd_users_.erase(phys);
-        unprotect(phys, protect::kPageTable);
-        flood_page_ = UINT32_MAX;
-        ++stats_.unshadowed_tables;
-      } else {
+      // A page table the guest keeps writing without using it (zapping or filling it, as
+      // fork/exit/exec do) is no longer shadowed, so its later stores run at full speed; a page
+      // directory counts only stores that install entries (resume_tracing).
+      if (is_current_directory(phys) || !count_flood_write(phys)) {
         std::memcpy(suspended_copy_.data(), ram_.host_base() + (uint64_t{phys} << 12),
                     LinearWindow::kPage);
         suspended_ = phys;

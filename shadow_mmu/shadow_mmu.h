@@ -45,6 +45,8 @@ struct ShadowMmuStats {
   uint64_t prefetched = 0;       ///< pages mapped when the guest wrote their PTE (no fault later)
   uint64_t large_fills = 0;      ///< 4 MiB pages mapped whole on their first hidden fault
   uint64_t global_prefills = 0;  ///< global 4 KiB pages mapped along with a faulting neighbour
+  uint64_t spaces_recycled = 0;  ///< new address spaces that kept part of an evicted one's shadows
+  uint64_t ranges_kept = 0;      ///< present 4 MiB ranges (PDEs) they kept
 };
 
 /// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
@@ -150,6 +152,14 @@ class ShadowMmu {
   struct Space;
   Space* space_for(uint32_t cr3_base);
   void reset_space(Space& space);
+  /// Gives an evicted space to the address space `cr3_base`; resync_directory then keeps the
+  /// shadows of the 4 MiB ranges whose page-directory entry both share (a kernel's half).
+  void recycle_space(Space& space, uint32_t cr3_base);
+  /// A space becomes current: drops the ranges whose page-directory entry changed since their
+  /// shadows were derived, and traces its directory.
+  void resync_directory(Space& space);
+  /// Drops page-directory entries [first, first + count) of `space`: their 4 MiB ranges.
+  void drop_directory_range(Space& space, uint32_t first, uint32_t count);
   enum class Backing { kRam, kUnassigned, kMmio };
   /// Records and maps a translation; `window` is the window bit (first copy) that needs it now.
   void fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing, uint32_t window);
@@ -180,6 +190,8 @@ class ShadowMmu {
   /// Unmaps what derived from entries [first, first + count) of page-table page `phys_page`.
   void drop_entries(uint32_t phys_page, uint32_t first, uint32_t count);
   void unmap_range(Space& space, uint32_t first_page, uint32_t count, bool global = true);
+  /// unmap_range without telling the engine (the caller has).
+  void unmap_span(Space& space, uint32_t first_page, uint32_t count);
   enum FillResult { kFilled, kGuestFault };
   /// Makes `f` the guest's #PF with `error_code` (counted) and returns it.
   Fault page_fault(uint32_t error_code, Fault& f);
@@ -202,7 +214,19 @@ class ShadowMmu {
   std::vector<uint8_t> protection_;  ///< per guest-physical page: why it is write-protected
   uint32_t suspended_ = UINT32_MAX;  ///< page left writable for one single-stepped store
   /// Write-flood detection: consecutive tracing faults on one page with no fill through it.
+  /// A page directory counts only stores that install an entry: an exiting process clears its
+  /// user entries one by one, and unshadowing its directory would drop the kernel's half too,
+  /// which the next address space in that space would keep (recycle_space).
   static constexpr unsigned kFloodWrites = 4;
+  /// The current space's page directory: the only one traced (the others are compared when
+  /// they are current again).
+  bool is_current_directory(uint32_t page) const;
+  /// Whether any live shadow derives from guest-physical page `page` (a page table of a space,
+  /// or the current page directory): a write-protection for kPageTable without it is stale.
+  bool shadows_derive_from(uint32_t page) const;
+  /// Counts a store to traced table `page`; at kFloodWrites in a row it is no longer traced and
+  /// what derived from it is dropped (then true).
+  bool count_flood_write(uint32_t page);
   uint32_t flood_page_ = UINT32_MAX;
   unsigned flood_count_ = 0;
   std::array<uint32_t, 1024> suspended_copy_{};  ///< its entries before the store
@@ -259,8 +283,6 @@ class ShadowMmu {
   void prefill_globals(Space& space, uint32_t lin_page, const WalkResult& w);
   /// Page-table page -> (space, generation, PDE index) whose 4 MiB range it maps.
   std::unordered_map<uint32_t, std::vector<Mapping>> pt_users_;
-  /// Page-directory page -> spaces using it as CR3.
-  std::unordered_map<uint32_t, std::vector<Mapping>> pd_users_;
   ShadowMmuStats stats_;
 };
 

@@ -70,12 +70,46 @@ class ShadowMmuTest : public ::testing::Test {
     sigaction(SIGBUS, &old_bus_, nullptr);
   }
 
-  void set_paging(bool wp, bool pse) {
+  void set_paging(bool wp, bool pse, uint32_t cr3 = kPd) {
     state_.cr0 = cr0::kPe | cr0::kPg | (wp ? cr0::kWp : 0);
-    state_.cr3 = kPd;
+    state_.cr3 = cr3;
     state_.cr4 = pse ? cr4::kPse : 0;
     mmu_.set_mode(state_);
-    mode_ = PagingMode{kPd, pse, wp, false};
+    mode_ = PagingMode{cr3, pse, wp, false};
+  }
+
+  /// A page-table or page-directory store by the guest's kernel: through the supervisor window
+  /// (a traced page faults) or as the monitor makes it for an adaptively translated writer.
+  void table_store(uint32_t addr, uint32_t value, bool through_window) {
+    if (through_window) {
+      ASSERT_TRUE(access(addr, true, false, value).ok);
+    } else {
+      mmu_.begin_table_write(addr, 4);
+      ram_.write32(addr, value);
+      mmu_.end_table_write();
+    }
+    ASSERT_EQ(ram_.read32(addr), value);
+  }
+
+  /// One access checked against the walker's answer for the current tables (the oracle).
+  void check_access(uint32_t linear, bool write, bool user, uint32_t value) {
+    WalkResult want = probe(phys_, mode_, linear);
+    bool allowed = want.ok && (user ? (write ? want.user_write_ok : want.user_ok)
+                                    : (!write || want.sup_write_ok));
+    uint32_t before = want.ok ? ram_.read32(want.phys) : 0;
+    Outcome got = access(linear, write, user, value);
+    ASSERT_EQ(got.ok, allowed) << std::hex << "linear " << linear << " write " << write << " user "
+                               << user << " cr3 " << mode_.cr3;
+    if (allowed) {
+      if (write) {
+        EXPECT_EQ(ram_.read32(want.phys), value);
+      } else {
+        EXPECT_EQ(got.value, before);
+      }
+    } else {
+      WalkResult fault = walk(phys_, mode_, linear, Access{write, user, false});
+      EXPECT_EQ(got.error_code, fault.error_code) << std::hex << "linear " << linear;
+    }
   }
 
   /// A 32-bit access as translated code makes it: through the window of `cpl`'s view, letting
@@ -226,6 +260,80 @@ TEST_F(ShadowMmuTest, RandomTablesAccessesAndPteWritesAgreeWithTheWalker) {
     }
   }
   EXPECT_GT(pte_updates, 300);
+}
+
+TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
+  // More page directories than the MMU keeps spaces (so spaces are recycled for new ones), all
+  // sharing most entries as a kernel's half is shared, with directory entries rewritten while
+  // their directory is current and while it is not (the shadows of a space that is not current
+  // are compared with its directory when it is current again), and page-table entries
+  // rewritten under all of them.
+  constexpr uint32_t kDirs = 12, kDirBase = 0x20000, kAltPtBase = 0x30000;
+  std::mt19937 rng(777);
+  for (int round = 0; round < 4; ++round) {
+    const bool wp = round & 1, pse = round & 2;
+    auto random_pte = [&] {
+      return (kFrames + ((rng() % 2048) << 12)) | (rng() & 0x7) | (rng() % 4 == 0 ? 0 : 1) |
+             (rng() % 2 ? pte::kAccessed : 0) | (rng() % 2 ? pte::kDirty : 0);
+    };
+    auto random_pde = [&](uint32_t index) -> uint32_t {  // for entry `index` (1..7)
+      const uint32_t bits = (rng() & 0x6) | 1;
+      switch (rng() % 6) {
+        case 0:
+          return 0;  // not present
+        case 1:
+          if (pse) return ((1 + rng() % 3) << 22) | bits | pte::kPageSize;  // inside RAM
+          [[fallthrough]];
+        case 2:
+          return (kAltPtBase + index * 0x1000) | bits;
+        default:
+          return (kPtBase + index * 0x1000) | 0x7;  // the shared ("kernel") table
+      }
+    };
+    for (uint32_t i = 0; i < 1024; ++i) ram_.write32(kPtBase + 4 * i, (i << 12) | 0x3);
+    for (uint32_t t = 1; t < 8; ++t) {
+      for (uint32_t i = 0; i < 1024; ++i) {
+        ram_.write32(kPtBase + t * 0x1000 + 4 * i, random_pte());
+        ram_.write32(kAltPtBase + t * 0x1000 + 4 * i, random_pte());
+      }
+    }
+    for (uint32_t d = 0; d < kDirs; ++d) {
+      const uint32_t pd = kDirBase + d * 0x1000;
+      for (uint32_t i = 0; i < 1024; ++i) ram_.write32(pd + 4 * i, 0);
+      ram_.write32(pd, kPtBase | 0x3);  // the first 4 MiB: identity, supervisor only
+      for (uint32_t i = 1; i < 8; ++i) ram_.write32(pd + 4 * i, (kPtBase + i * 0x1000) | 0x7);
+    }
+    mmu_.flush_all();
+    set_paging(wp, pse, kDirBase);
+    int switches = 0, directory_writes = 0, other_directory_writes = 0;
+    for (int n = 0; n < 3000; ++n) {
+      const unsigned op = rng() % 100;
+      if (op < 6) {
+        set_paging(wp, pse, kDirBase + (rng() % kDirs) * 0x1000);
+        ++switches;
+      } else if (op < 12) {
+        const uint32_t pd = kDirBase + (rng() % kDirs) * 0x1000, index = 1 + rng() % 7;
+        // Use the range first, so there is a shadow to get rid of if this is the current one.
+        check_access((index << 22) | ((rng() % 1024) << 12), false, false, 0);
+        table_store(pd + 4 * index, random_pde(index), rng() % 2);
+        ++(pd == mode_.cr3 ? directory_writes : other_directory_writes);
+      } else if (op < 18) {
+        const uint32_t index = 1 + rng() % 7;
+        const uint32_t table = (rng() % 2 ? kPtBase : kAltPtBase) + index * 0x1000;
+        table_store(table + 4 * (rng() % 1024), random_pte(), rng() % 2);
+      } else {
+        const uint32_t linear =
+            ((1 + rng() % 7) << 22) | ((rng() % 1024) << 12) | ((rng() % 1024) * 4);
+        check_access(linear, rng() % 2, rng() % 2, rng());
+      }
+      if (HasFatalFailure()) return;
+    }
+    EXPECT_GT(switches, 100);
+    EXPECT_GT(directory_writes, 10);
+    EXPECT_GT(other_directory_writes, 100);
+  }
+  EXPECT_GT(mmu_.stats().spaces_recycled, 50u);
+  EXPECT_GT(mmu_.stats().ranges_kept, 50u);
 }
 
 }  // namespace
