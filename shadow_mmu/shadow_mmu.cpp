@@ -206,6 +206,7 @@ uint32_t ShadowMmu::space_id() const {
 }
 
 void ShadowMmu::reset_space(Space& space) {
+  if (pending_.space == &space) pending_.count = 0;  // unmapped anyway
   on_mappings_dropped_(space.cr3_base, 0, kPages, false);
   for (unsigned copy = 0; copy < 2; ++copy) {
     space.sup.unmap_pages(0, kPages, copy);
@@ -280,6 +281,7 @@ bool ShadowMmu::is_current_directory(uint32_t page) const {
 }
 
 void ShadowMmu::set_mode(const VcpuState& s) {
+  flush_prefetches();
   bool paging = (s.cr0 & cr0::kPg) && (s.cr0 & cr0::kPe);
   PagingMode m;
   m.cr3 = s.cr3 & 0xfffff000u;
@@ -342,16 +344,19 @@ void ShadowMmu::flush_all() {
 }
 
 void ShadowMmu::unmap_windows(Space& space, uint32_t lin_page, uint32_t e) {
+  if (pending_overlaps(space, lin_page, 1)) flush_prefetches();
   if (e & entry::kInSup) space.sup.unmap_pages(lin_page, 1, 0);
   if (e & entry::kSupAlias) space.sup.unmap_pages(lin_page, 1, 1);
   if (e & entry::kInUser) space.user.unmap_pages(lin_page, 1, 0);
   if (e & entry::kUserAlias) space.user.unmap_pages(lin_page, 1, 1);
 }
 
-void ShadowMmu::apply(Space& space, uint32_t lin_page) {
+void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching) {
   // Each window (and copy) is mapped only once an access through it needed it: the entry's
   // kInSup/kInUser/alias bits say which are.
   uint32_t& e = space.shadow[lin_page];
+  if (prefetching && defer_prefetch(space, lin_page)) return;
+  flush_prefetches();
   if (e & entry::kMmio) {  // nothing mapped: every access is the device's
     unmap_windows(space, lin_page, e);
     e &= ~entry::kWindows;
@@ -402,7 +407,7 @@ ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
 }
 
 void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing,
-                     uint32_t window) {
+                     uint32_t window, bool prefetching) {
   bool unassigned = backing == Backing::kUnassigned;
   uint32_t phys = unassigned ? 0 : w.page_base >> 12;
   uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0) |
@@ -427,7 +432,7 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backi
   if (w.user_write_ok) e |= entry::kUserWrite;
   if (w.dirty) e |= entry::kDirty;
   space.shadow[lin_page] = e;
-  apply(space, lin_page);
+  apply(space, lin_page, prefetching);
   if (unassigned) {
     ++stats_.unassigned_fills;
     note_unassigned(space, lin_page);
@@ -524,6 +529,7 @@ void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w)
 }
 
 void ShadowMmu::remap_all(uint32_t phys_page) {
+  if (phys_page - pending_.phys_first < pending_.count) flush_prefetches();
   if (auto runs = run_rmap_.find(phys_page >> 10); runs != run_rmap_.end()) {
     for (const Run& m : runs->second) {
       if (phys_page < m.phys_first || phys_page >= m.phys_first + m.count) continue;
@@ -580,6 +586,7 @@ void ShadowMmu::protect_code(uint32_t phys_page) {
 
 void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
   resume_tracing();
+  flush_prefetches();
   uint32_t lin_page = linear >> 12;
   uint32_t& e = current_->shadow[lin_page];
   current_->sup.map_fd_page(lin_page, 0, unassigned_fd_, LinearWindow::kPage, writable);
@@ -639,6 +646,7 @@ void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count, b
 }
 
 void ShadowMmu::unmap_span(Space& space, uint32_t first_page, uint32_t count) {
+  if (pending_overlaps(space, first_page, count)) flush_prefetches();
   if (count <= 16) {  // unmap only what is mapped: most drops are a single page
     for (uint32_t p = first_page; p < first_page + count; ++p) {
       uint32_t e = space.shadow[p];
@@ -776,8 +784,65 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint
     }
     ++stats_.prefetched;
     if (awaited) awaited_.space = nullptr;
-    fill(*current_, lin_page, w, Backing::kRam, window);
+    fill(*current_, lin_page, w, Backing::kRam, window, true);
   }
+}
+
+bool ShadowMmu::defer_prefetch(Space& space, uint32_t lin_page) {
+  // A kernel installs PTEs in bursts (Linux's fault-around maps up to 16 neighbouring pages of a
+  // file, mostly consecutive frames): their mappings gather into one run, mapped with one host
+  // call when something else touches the windows (flush_prefetches), not one call a page.
+  const uint32_t e = space.shadow[lin_page];
+  const uint32_t window = e & entry::kWindows;
+  if (e & (entry::kUnassigned | entry::kMmio) ||
+      (window != entry::kInSup && window != entry::kInUser)) {
+    return false;
+  }
+  const uint32_t phys = e & entry::kPhysMask;
+  const bool locked = phys < protection_.size() && protection_[phys] != 0;
+  const bool writable = (e & (window == entry::kInSup ? entry::kSupWrite : entry::kUserWrite)) &&
+                        (e & entry::kDirty) && !locked;
+  PendingRun& r = pending_;
+  if (r.count && r.space == &space && r.generation == space.generation && r.window == window &&
+      r.writable == writable && lin_page == r.lin_first + r.count &&
+      phys == r.phys_first + r.count && r.count < kMaxPendingRun) {
+    ++r.count;
+    return true;
+  }
+  flush_prefetches();
+  make_room(space, lin_page);
+  if (!(space.shadow[lin_page] & entry::kMapped)) return true;  // the space was reset: dropped
+  ++space.host_maps;
+  pending_ = {&space, space.generation, lin_page, phys, 1, window, writable};
+  return true;
+}
+
+bool ShadowMmu::pending_overlaps(const Space& space, uint32_t first_page, uint32_t count) const {
+  return pending_.count && pending_.space == &space &&
+         first_page < pending_.lin_first + pending_.count &&
+         pending_.lin_first < uint64_t{first_page} + count;
+}
+
+bool ShadowMmu::flush_prefetches(const void* host) {
+  PendingRun r = pending_;
+  pending_.count = 0;
+  if (r.count == 0 || r.generation != r.space->generation) return false;
+  LinearWindow& window = r.window == entry::kInSup ? r.space->sup : r.space->user;
+  try {
+    window.map_fd_range(r.lin_first, r.count, 0, ram_.fd(), uint64_t{r.phys_first} << 12,
+                        r.writable);
+  } catch (const Error&) {
+    // The host refused (vm.max_map_count): forget them; they fault in one by one.
+    for (uint32_t i = 0; i < r.count; ++i) {
+      window.unmap_pages(r.lin_first + i, 1, 0);
+      r.space->shadow[r.lin_first + i] = 0;
+    }
+    return false;
+  }
+  uint32_t linear = 0;
+  unsigned copy = 0;
+  return host && window.contains(host, &linear, &copy) && copy == 0 &&
+         (linear >> 12) - r.lin_first < r.count;
 }
 
 void ShadowMmu::note_phys_write(uint32_t phys_addr, uint32_t len) {
@@ -851,6 +916,7 @@ bool ShadowMmu::fill_large(Space& space, uint32_t lin_page, const WalkResult& w)
 
 void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, uint32_t count,
                         uint32_t bits) {
+  flush_prefetches();
   for (uint32_t i = 0; i < count; ++i) space.shadow[lin_first + i] = (phys_first + i) | bits;
   const bool writable = (bits & entry::kSupWrite) && (bits & entry::kDirty);
   try {
@@ -945,6 +1011,10 @@ bool ShadowMmu::guest_allows(uint32_t linear, const Access& access, Fault& f) {
 
 ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   Fault f;
+  if (flush_prefetches(host)) {  // the page was on its way into the window
+    f.kind = Fault::kRetry;
+    return f;
+  }
   Space* space = nullptr;
   bool user_window = false;
   uint32_t linear = 0;

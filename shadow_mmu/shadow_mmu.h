@@ -162,10 +162,29 @@ class ShadowMmu {
   void drop_directory_range(Space& space, uint32_t first, uint32_t count);
   enum class Backing { kRam, kUnassigned, kMmio };
   /// Records and maps a translation; `window` is the window bit (first copy) that needs it now.
-  void fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing, uint32_t window);
+  /// `prefetching`: the host mapping may be deferred into a run (defer_prefetch).
+  void fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing, uint32_t window,
+            bool prefetching = false);
   void unmap_windows(Space& space, uint32_t lin_page, uint32_t entry_bits);
   Backing backing_of(uint64_t page_base) const;
-  void apply(Space& space, uint32_t lin_page);
+  void apply(Space& space, uint32_t lin_page, bool prefetching = false);
+  /// Prefetched pages whose host mapping is deferred: consecutive linear pages over consecutive
+  /// frames of one window, with one protection. Their shadow entries are filled already; the
+  /// pages stay PROT_NONE until flush_prefetches maps them with one host call.
+  struct PendingRun {
+    Space* space = nullptr;
+    uint32_t generation = 0, lin_first = 0, phys_first = 0, count = 0, window = 0;
+    bool writable = false;
+  } pending_;
+  static constexpr uint32_t kMaxPendingRun = 1024;
+  /// Adds prefetched `lin_page` (its shadow entry filled) to the pending run, or starts a new
+  /// one; false when it must be mapped at once (not RAM, or in more than one window).
+  bool defer_prefetch(Space& space, uint32_t lin_page);
+  /// Maps the pending run. Every operation on the windows calls it first, so nothing sees a page
+  /// whose entry says mapped while the host has not mapped it, except translated code, whose
+  /// host fault lands here: true when `host` lay in the run (the access can be retried).
+  bool flush_prefetches(const void* host = nullptr);
+  bool pending_overlaps(const Space& space, uint32_t first_page, uint32_t count) const;
   void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
   /// Records an all-ones page mapped in `space`, unmapping the older ones beyond the bound.
   void note_unassigned(Space& space, uint32_t lin_page);
