@@ -769,22 +769,32 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint
   // A copy: fill() traces the walk, which may add to this very list (after make_room reset the
   // space, say).
   const std::vector<Mapping> mappings = users->second;
+  const auto live = std::count_if(mappings.begin(), mappings.end(), [](const Mapping& m) {
+    return m.generation == m.space->generation;
+  });
   for (const Mapping& m : mappings) {
-    if (m.space != current_ || m.generation != current_->generation) continue;
+    // The current space, or the only one using the table: a table private to an address space
+    // that is filled before it is switched to (Linux's text_poke sets its PTE, then loads the
+    // poking mm's CR3; exec builds the new stack before it runs). Kernel tables shared by every
+    // space are not mapped in all of them ahead of use.
+    Space& space = *m.space;
+    if (m.generation != space.generation || (&space != current_ && live != 1)) continue;
     const uint32_t lin_page = (m.lin_page << 10) | index;
-    const bool awaited = awaiting && lin_page == awaited_.lin_page;
-    if ((!awaited && !fresh) || (current_->shadow[lin_page] & entry::kMapped)) continue;
+    const bool awaited = awaiting && &space == current_ && lin_page == awaited_.lin_page;
+    if ((!awaited && !fresh) || (space.shadow[lin_page] & entry::kMapped)) continue;
     const uint32_t window =
         awaited ? awaited_.window : ((pte & kUser) ? entry::kInUser : entry::kInSup);
+    PagingMode mode = mode_;
+    mode.cr3 = space.cr3_base;
     WalkResult w =
-        walk(*phys_, mode_, lin_page << 12, Access{false, window == entry::kInUser, false});
+        walk(*phys_, mode, lin_page << 12, Access{false, window == entry::kInUser, false});
     if (!w.ok || w.large || (w.pte_addr >> 12) != pt_page ||
         backing_of(w.page_base) != Backing::kRam) {
       continue;
     }
     ++stats_.prefetched;
     if (awaited) awaited_.space = nullptr;
-    fill(*current_, lin_page, w, Backing::kRam, window, true);
+    fill(space, lin_page, w, Backing::kRam, window, true);
   }
 }
 
