@@ -98,10 +98,17 @@ struct ShadowMmu::Space {
   /// it (P=0: nothing derived). resync_directory compares the directory with it.
   std::array<uint32_t, 1024> derived_pde{};
   bool recycled = false;  ///< taken over by another address space, not yet resynchronized
+  /// Guest-physical pages whose protection changed while the space was not current: their
+  /// mappings here are set when it is current again (at most kMaxDeferredProtections; beyond
+  /// that the space is reset then).
+  std::vector<uint32_t> protection_todo;
+  bool protection_overflow = false;
 
   void clear_shadow() {
     madvise(shadow, kPages * sizeof(uint32_t), MADV_DONTNEED);
     derived_pde.fill(0);
+    protection_todo.clear();
+    protection_overflow = false;
     unassigned_pages.clear();
     wp_pages.clear();
     wp_overflow = false;
@@ -307,6 +314,7 @@ void ShadowMmu::set_mode(const VcpuState& s) {
   if (current_ != before) {
     ++stats_.space_switches;
     if (paging) resync_directory(*current_);
+    apply_deferred_protections(*current_);
   }
 }
 
@@ -529,14 +537,29 @@ void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w)
 }
 
 void ShadowMmu::remap_all(uint32_t phys_page) {
+  remap(phys_page, nullptr);
+}
+
+void ShadowMmu::remap(uint32_t phys_page, Space* only) {
   if (phys_page - pending_.phys_first < pending_.count) flush_prefetches();
+  // Only the protection changes (the page stays where it is): mprotect, not a new mapping. In
+  // the current space at once; the others take it when they are current again, since nothing
+  // runs on their windows meanwhile (a kernel's direct map is in every space, so a page table
+  // traced or let go would otherwise cost a host call in each).
+  auto due = [&](Space& space) {
+    if (only) return &space == only;
+    if (&space == current_) return true;
+    defer_protection(space, phys_page);
+    return false;
+  };
   if (auto runs = run_rmap_.find(phys_page >> 10); runs != run_rmap_.end()) {
     for (const Run& m : runs->second) {
       if (phys_page < m.phys_first || phys_page >= m.phys_first + m.count) continue;
       const uint32_t lin_page = m.lin_first + (phys_page - m.phys_first);
       const uint32_t e = m.space->shadow[lin_page];
       if (m.generation != m.space->generation || !(e & entry::kInSup) ||
-          (e & (entry::kPhysMask | entry::kMapped)) != (phys_page | entry::kMapped)) {
+          (e & (entry::kPhysMask | entry::kMapped)) != (phys_page | entry::kMapped) ||
+          !due(*m.space)) {
         continue;
       }
       const bool writable =
@@ -552,9 +575,9 @@ void ShadowMmu::remap_all(uint32_t phys_page) {
            (m.space->shadow[m.lin_page] & (entry::kPhysMask | entry::kMapped)) !=
                (phys_page | entry::kMapped);
   });
-  // Only the protection changes (the page stays where it is): mprotect, not a new mapping.
   for (const Mapping& m : maps) {
     Space& space = *m.space;
+    if (!due(space)) continue;
     uint32_t e = space.shadow[m.lin_page];
     bool locked = protection_[phys_page] != 0, dirty = e & entry::kDirty;
     bool sup_w = (e & entry::kSupWrite) && dirty && !locked;
@@ -564,6 +587,29 @@ void ShadowMmu::remap_all(uint32_t phys_page) {
     if (e & entry::kInUser) space.user.protect_page(m.lin_page, 0, user_w);
     if (e & entry::kUserAlias) space.user.protect_page(m.lin_page, 1, user_w);
   }
+}
+
+void ShadowMmu::defer_protection(Space& space, uint32_t phys_page) {
+  auto& todo = space.protection_todo;
+  if (!todo.empty() && todo.back() == phys_page) return;
+  if (todo.size() >= kMaxDeferredProtections) {
+    space.protection_overflow = true;  // reset when it is current again
+    todo.clear();
+    return;
+  }
+  if (!space.protection_overflow) todo.push_back(phys_page);
+}
+
+void ShadowMmu::apply_deferred_protections(Space& space) {
+  if (space.protection_overflow) {
+    reset_space(space);
+    return;
+  }
+  std::vector<uint32_t> todo;
+  todo.swap(space.protection_todo);
+  std::sort(todo.begin(), todo.end());
+  todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+  for (uint32_t phys : todo) remap(phys, &space);
 }
 
 void ShadowMmu::protect(uint32_t phys_page, uint8_t reason) {

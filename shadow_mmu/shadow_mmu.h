@@ -205,7 +205,15 @@ class ShadowMmu {
   void trace_walk(Space& space, uint32_t lin_page, const WalkResult& w);
   void protect(uint32_t phys_page, uint8_t reason);
   void unprotect(uint32_t phys_page, uint8_t reason);
+  /// Sets the host protection of every mapping of `phys_page` from its shadow entry and
+  /// protection_: in the current space now, in the others when they are current again.
   void remap_all(uint32_t phys_page);
+  /// remap_all for the current space, deferring the others; or only for `only`.
+  void remap(uint32_t phys_page, Space* only);
+  void defer_protection(Space& space, uint32_t phys_page);
+  /// The space is current: its deferred protection changes are made.
+  void apply_deferred_protections(Space& space);
+  static constexpr size_t kMaxDeferredProtections = 4096;
   /// Unmaps what derived from entries [first, first + count) of page-table page `phys_page`.
   void drop_entries(uint32_t phys_page, uint32_t first, uint32_t count);
   void unmap_range(Space& space, uint32_t first_page, uint32_t count, bool global = true);

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <random>
+#include <set>
 
 #include "shadow_mmu/page_walker.h"
 #include "shadow_mmu/shadow_mmu.h"
@@ -55,7 +56,8 @@ class ShadowMmuTest : public ::testing::Test {
   ShadowMmuTest()
       : ram_(kRam),
         mmu_(
-            ram_, [](uint32_t) {}, [](uint32_t, uint32_t, uint32_t, bool) {}),
+            ram_, [this](uint32_t page) { code_writes_.push_back(page); },
+            [](uint32_t, uint32_t, uint32_t, bool) {}),
         phys_(ram_) {
     ensure_signal_alt_stack();
     struct sigaction sa {};
@@ -143,6 +145,7 @@ class ShadowMmuTest : public ::testing::Test {
   }
 
   GuestMemory ram_;
+  std::vector<uint32_t> code_writes_;  ///< pages the MMU reported written while holding code
   ShadowMmu mmu_;
   RamPhys phys_;
   VcpuState state_;
@@ -270,6 +273,7 @@ TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
   // rewritten under all of them.
   constexpr uint32_t kDirs = 12, kDirBase = 0x20000, kAltPtBase = 0x30000;
   std::mt19937 rng(777);
+  std::set<uint32_t> code_pages;  ///< protected as translated code, not written since
   for (int round = 0; round < 4; ++round) {
     const bool wp = round & 1, pse = round & 2;
     auto random_pte = [&] {
@@ -305,7 +309,22 @@ TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
     }
     mmu_.flush_all();
     set_paging(wp, pse, kDirBase);
-    int switches = 0, directory_writes = 0, other_directory_writes = 0;
+    int switches = 0, directory_writes = 0, other_directory_writes = 0, code_writes_seen = 0;
+    // A write checked against the walker, and reported if it is the first to a page holding
+    // translated code (the MMU then lets the page go: later writes are not reported).
+    auto check_write = [&](uint32_t linear, bool user) {
+      const WalkResult w = probe(phys_, mode_, linear);
+      const bool allowed = w.ok && (user ? w.user_write_ok : w.sup_write_ok);
+      code_writes_.clear();
+      check_access(linear, true, user, rng());
+      if (allowed && code_pages.erase(w.phys >> 12)) {
+        EXPECT_EQ(code_writes_, std::vector<uint32_t>{w.phys >> 12})
+            << std::hex << "a write to a page with translated code at " << linear;
+        ++code_writes_seen;
+      } else {
+        EXPECT_TRUE(code_writes_.empty()) << std::hex << "a write at " << linear;
+      }
+    };
     for (int n = 0; n < 3000; ++n) {
       const unsigned op = rng() % 100;
       if (op < 6) {
@@ -317,20 +336,36 @@ TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
         check_access((index << 22) | ((rng() % 1024) << 12), false, false, 0);
         table_store(pd + 4 * index, random_pde(index), rng() % 2);
         ++(pd == mode_.cr3 ? directory_writes : other_directory_writes);
-      } else if (op < 18) {
+      } else if (op < 21) {
+        // Translated code on a page of the current space, then a write to it from another
+        // space (which may map it writable from before): the first write must be reported.
+        const uint32_t linear = ((1 + rng() % 7) << 22) | ((rng() % 1024) << 12);
+        const WalkResult w = probe(phys_, mode_, linear);
+        if (w.ok) {
+          mmu_.protect_code(w.phys >> 12);
+          code_pages.insert(w.phys >> 12);
+        }
+        set_paging(wp, pse, kDirBase + (rng() % kDirs) * 0x1000);
+        check_write(linear | ((rng() % 1024) * 4), rng() % 2);
+      } else if (op < 27) {
         const uint32_t index = 1 + rng() % 7;
         const uint32_t table = (rng() % 2 ? kPtBase : kAltPtBase) + index * 0x1000;
         table_store(table + 4 * (rng() % 1024), random_pte(), rng() % 2);
       } else {
         const uint32_t linear =
             ((1 + rng() % 7) << 22) | ((rng() % 1024) << 12) | ((rng() % 1024) * 4);
-        check_access(linear, rng() % 2, rng() % 2, rng());
+        if (rng() % 2) {
+          check_write(linear, rng() % 2);
+        } else {
+          check_access(linear, false, rng() % 2, 0);
+        }
       }
       if (HasFatalFailure()) return;
     }
     EXPECT_GT(switches, 100);
-    EXPECT_GT(directory_writes, 10);
+    EXPECT_GT(directory_writes, 5);
     EXPECT_GT(other_directory_writes, 100);
+    EXPECT_GT(code_writes_seen, 10);
   }
   EXPECT_GT(mmu_.stats().spaces_recycled, 50u);
   EXPECT_GT(mmu_.stats().ranges_kept, 50u);
