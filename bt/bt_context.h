@@ -29,9 +29,13 @@ enum class ExitKind : uint32_t {
 
 /// Entries in an indirect-branch table: indexed by the low bits of the guest target EIP; each
 /// holds the host address of a block's indirect entry (which checks the full EIP). One table per
-/// guest address space, because a linear EIP means different code in different spaces.
+/// guest address space, because a linear EIP means different code in different spaces. Two-way:
+/// a target whose slot i another block holds is looked for in slot i + 1 too (its victim slot),
+/// so two hot targets 64 KiB apart do not evict each other at every call.
 constexpr size_t kIndirectTableBits = 16;  // indexed with a flag-free movzx of the low word
 constexpr size_t kIndirectTableSize = size_t{1} << kIndirectTableBits;
+/// Slots of a table: one more than the index reaches, the victim slot of the last.
+constexpr size_t kIndirectTableSlots = kIndirectTableSize + 1;
 
 struct alignas(64) BtContext {
   std::array<uint32_t, 8> gpr{};  ///< guest GPRs at an exit / to load at entry
@@ -57,12 +61,13 @@ struct alignas(64) BtContext {
   alignas(16) std::array<uint64_t, 4> scratch_stack{};  ///< for PUSHFQ/POPFQ in inline PUSHF
   alignas(16) std::array<uint8_t, 512> guest_fx{};
   alignas(16) std::array<uint8_t, 512> host_fx{};
-  /// The indirect-branch table translated code probes first (kIndirectTableSize slots), and the
-  /// one Stubs::indirect_miss probes when that misses, with its negation (for a flag-free
+  /// The indirect-branch table translated code probes first (kIndirectTableSlots slots), and the
+  /// one Stubs::indirect_miss probes when that misses, with their negations (for a flag-free
   /// comparison with the table just probed): the current address space's and the current mode's
   /// global table, in the order that hits first most often (IndirectTables).
   uint64_t* indirect_table = nullptr;
   uint64_t* second_table = nullptr;
+  uint64_t indirect_table_neg = 0;
   uint64_t second_table_neg = 0;
 
   // Direct calls (docs/bt.md, "Callouts as direct calls"): translated code calls the monitor in

@@ -267,6 +267,7 @@ void BtEngine::select_tables(uint32_t flags) {
   const bool global_first = s_.cpl() != 3 && tables_.has_global(mode);
   ctx_->indirect_table = global_first ? global : space;
   ctx_->second_table = global_first ? space : global;
+  ctx_->indirect_table_neg = 0 - reinterpret_cast<uint64_t>(ctx_->indirect_table);
   ctx_->second_table_neg = 0 - reinterpret_cast<uint64_t>(ctx_->second_table);
 }
 

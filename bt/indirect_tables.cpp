@@ -19,7 +19,7 @@ IndirectTables::IndirectTables(uint64_t miss_stub) : miss_stub_(miss_stub) {
 
 void IndirectTables::clear(Table& t) const {
   for (const auto& [page, list] : t.by_page) {
-    for (uint16_t i : list) {
+    for (uint32_t i : list) {
       t.slots[i] = miss_stub_;
       t.slot_page[i] = kNoPage;
     }
@@ -27,20 +27,34 @@ void IndirectTables::clear(Table& t) const {
   t.by_page.clear();
 }
 
-void IndirectTables::enter(Table& t, uint32_t eip, uint32_t page, uint64_t host) {
-  const uint16_t i = static_cast<uint16_t>(eip & (kIndirectTableSize - 1));
+void IndirectTables::place(Table& t, uint32_t i, uint32_t page, uint64_t host) {
   // A slot whose slot_page is `page` is in that page's list already.
   if (t.slot_page[i] != page) {
-    std::vector<uint16_t>& list = t.by_page[page];
+    std::vector<uint32_t>& list = t.by_page[page];
     list.push_back(i);
     if (list.size() > kCompactAt) {  // slots taken back and forth with other pages
-      std::erase_if(list, [&](uint16_t j) { return t.slot_page[j] != page && j != i; });
+      std::erase_if(list, [&](uint32_t j) { return t.slot_page[j] != page && j != i; });
       std::sort(list.begin(), list.end());
       list.erase(std::unique(list.begin(), list.end()), list.end());
     }
   }
   t.slots[i] = host;
   t.slot_page[i] = page;
+}
+
+void IndirectTables::enter(Table& t, uint32_t eip, uint32_t page, uint64_t host) {
+  const uint32_t i = eip & (kIndirectTableSize - 1);
+  if (t.slots[i] == host) return;
+  if (t.slots[i + 1] == host) {  // in the victim slot: the two swap, most recent first
+    std::swap(t.slots[i], t.slots[i + 1]);
+    std::swap(t.slot_page[i], t.slot_page[i + 1]);
+    for (uint32_t k : {i, i + 1}) {
+      if (t.slot_page[k] != kNoPage) t.by_page[t.slot_page[k]].push_back(k);
+    }
+    return;
+  }
+  if (t.slot_page[i] != kNoPage) place(t, i + 1, t.slot_page[i], t.slots[i]);
+  place(t, i, page, host);
 }
 
 std::unique_ptr<IndirectTables::Table> IndirectTables::take_empty() {
@@ -119,7 +133,9 @@ void IndirectTables::remember(uint32_t space, uint32_t mode, uint32_t eip, uint3
 bool IndirectTables::holds(uint32_t space, uint32_t mode, uint32_t eip, const void* host,
                            bool global) {
   const Table* t = table_for(space, mode, global, false);
-  return t && t->slots[eip & (kIndirectTableSize - 1)] == reinterpret_cast<uint64_t>(host);
+  const uint32_t i = eip & (kIndirectTableSize - 1);
+  const uint64_t h = reinterpret_cast<uint64_t>(host);
+  return t && (t->slots[i] == h || t->slots[i + 1] == h);
 }
 
 bool IndirectTables::has_page(uint32_t space, uint32_t mode, uint32_t page, bool global) {
@@ -151,12 +167,13 @@ void IndirectTables::forget_page_everywhere(uint32_t space, uint32_t page) {
 void IndirectTables::forget_block(uint32_t eip, const void* host) {
   const uint64_t h = reinterpret_cast<uint64_t>(host);
   const uint32_t i = eip & (kIndirectTableSize - 1);
-  for (auto& [k, t] : tables_) {
-    if (t->slots[i] == h) t->slots[i] = miss_stub_;
-  }
-  for (auto& [mode, t] : global_) {
-    if (t->slots[i] == h) t->slots[i] = miss_stub_;
-  }
+  auto forget = [&](Table& t) {
+    for (uint32_t k : {i, i + 1}) {
+      if (t.slots[k] == h) t.slots[k] = miss_stub_;
+    }
+  };
+  for (auto& [k, t] : tables_) forget(*t);
+  for (auto& [mode, t] : global_) forget(*t);
 }
 
 void IndirectTables::clear_global() {
@@ -171,7 +188,7 @@ void IndirectTables::clear_all() {
 void IndirectTables::clear_page(Table& t, uint32_t page) const {
   auto it = t.by_page.find(page);
   if (it == t.by_page.end()) return;
-  for (uint16_t i : it->second) {
+  for (uint32_t i : it->second) {
     if (t.slot_page[i] != page) continue;  // another page's now
     t.slots[i] = miss_stub_;
     t.slot_page[i] = kNoPage;

@@ -36,7 +36,7 @@ class IndirectTables {
   static constexpr size_t kMaxGlobalTables = 8;
   static constexpr size_t kPoolTables = 16;
   /// Bytes of one table's arrays.
-  static constexpr size_t kTableBytes = kIndirectTableSize * (sizeof(uint64_t) + sizeof(uint32_t));
+  static constexpr size_t kTableBytes = kIndirectTableSlots * (sizeof(uint64_t) + sizeof(uint32_t));
 
   /// `miss_stub`: what an empty slot holds (Stubs::indirect_miss).
   explicit IndirectTables(uint64_t miss_stub);
@@ -78,11 +78,11 @@ class IndirectTables {
   /// The slots translated code probes, and which slots hold blocks of which linear page, so
   /// that emptying a page or a table costs what is in use, not 64K slots.
   struct Table {
-    std::array<uint64_t, kIndirectTableSize> slots;
-    std::array<uint32_t, kIndirectTableSize> slot_page;  ///< linear page of each slot's block
+    std::array<uint64_t, kIndirectTableSlots> slots;
+    std::array<uint32_t, kIndirectTableSlots> slot_page;  ///< linear page of each slot's block
     /// Linear page -> slots entered for it (a slot since taken by another page stays listed
     /// until its page is emptied: slot_page says whose it is).
-    std::unordered_map<uint32_t, std::vector<uint16_t>> by_page;
+    std::unordered_map<uint32_t, std::vector<uint32_t>> by_page;
     uint64_t last_used = 0;
   };
   static uint64_t key(uint32_t space, uint32_t mode) { return (uint64_t{space} << 32) | mode; }
@@ -92,6 +92,10 @@ class IndirectTables {
   void clear_page(Table& t, uint32_t page) const;
   /// Empties the slots of pages [first, first + pages) in `t`.
   void clear_pages(Table& t, uint32_t first, uint32_t pages) const;
+  /// Puts `host` in slot `i`, listed under `page`.
+  static void place(Table& t, uint32_t i, uint32_t page, uint64_t host);
+  /// Enters a block: in its slot (eip's low 16 bits), the slot's block moving to the victim
+  /// slot after it (the one before is dropped), so the two most recent targets of a slot stay.
   static void enter(Table& t, uint32_t eip, uint32_t page, uint64_t host);
   /// The table remember() uses for (space, mode) or the mode's global one: created when
   /// `create` (evicting the least recently used beyond the bound), else null when absent.
@@ -105,7 +109,7 @@ class IndirectTables {
   void evict_lru(Map& map, typename Map::key_type keep);
 
   uint64_t miss_stub_;
-  std::array<uint64_t, kIndirectTableSize> empty_;     ///< a global table for modes with none
+  std::array<uint64_t, kIndirectTableSlots> empty_;    ///< a global table for modes with none
   std::map<uint64_t, std::unique_ptr<Table>> tables_;  ///< by key(space, mode)
   std::map<uint32_t, std::unique_ptr<Table>> global_;  ///< by mode: blocks on global pages
   std::vector<std::unique_ptr<Table>> pool_;           ///< empty tables

@@ -24,7 +24,8 @@ struct Stubs {
   const uint8_t* exit = nullptr;
   const uint8_t* exit_after_fault = nullptr;
   /// An empty indirect-table slot, or a block whose EIP check failed (target EIP in r9d, the
-  /// table probed in r11): probes BtContext::second_table once, then goes to indirect_exit.
+  /// table slot probed in r11): probes the first table's victim slot, then BtContext::second_table
+  /// and its victim slot, then goes to indirect_exit.
   const uint8_t* indirect_miss = nullptr;
   /// Back to the dispatcher to look up the EIP in r9d.
   const uint8_t* indirect_exit = nullptr;

@@ -56,6 +56,35 @@ TEST(IndirectTables, DroppedPagesAndBlocksMissInEveryModeOfTheSpace) {
   EXPECT_EQ(slot(t.slots(3, kUserMode), 0x0805a000), 0x50u);
 }
 
+TEST(IndirectTables, TheTwoMostRecentTargetsOfASlotAreBothFound) {
+  // Targets 64 KiB apart share a slot (the low 16 bits); the second way (the victim slot after
+  // it, which Stubs::indirect_miss probes next) keeps the one before.
+  IndirectTables t(kMiss);
+  const uint32_t a = 0x00401234, b = 0x00411234, c = 0x00421234;
+  const size_t i = a & (kIndirectTableSize - 1);
+  t.remember(4, kUserMode, a, a >> 12, host(0xa), false);
+  t.remember(4, kUserMode, b, b >> 12, host(0xb), false);
+  uint64_t* s = t.slots(4, kUserMode);
+  EXPECT_EQ(s[i], 0xbu);
+  EXPECT_EQ(s[i + 1], 0xau);
+  EXPECT_TRUE(t.holds(4, kUserMode, a, host(0xa), false));
+  t.remember(4, kUserMode, c, c >> 12, host(0xc), false);  // the oldest, a, goes
+  EXPECT_EQ(s[i], 0xcu);
+  EXPECT_EQ(s[i + 1], 0xbu);
+  EXPECT_FALSE(t.holds(4, kUserMode, a, host(0xa), false));
+  // Forgetting b's page empties its slot, wherever it is now; c stays.
+  t.forget_pages(4, b >> 12, 1, false);
+  EXPECT_EQ(s[i + 1], kMiss);
+  EXPECT_EQ(s[i], 0xcu);
+  // The last slot's victim is one past the index's range.
+  const uint32_t last = 0x0040ffff;
+  t.remember(4, kUserMode, last, last >> 12, host(0xd), false);
+  t.remember(4, kUserMode, last + 0x10000, (last + 0x10000) >> 12, host(0xe), false);
+  EXPECT_EQ(s[kIndirectTableSize], 0xdu);
+  t.forget_block(last, host(0xd));
+  EXPECT_EQ(s[kIndirectTableSize], kMiss);
+}
+
 TEST(IndirectTables, HostMemoryStaysBoundedWhateverTheGuestDoes) {
   // A guest cycling through thousands of page directories and modes (issue 17, defect 3).
   IndirectTables t(kMiss);
