@@ -214,23 +214,23 @@ void BtEngine::remember_page(TranslationBlock* tb, uint32_t flags, uint32_t page
                              uint32_t phys_page, bool global) {
   const uint32_t space = mmu_.space_id(), mode = table_mode(flags);
   if (tables_.holds(space, mode, tb->eip, tb->host_start, global)) return;  // already there
-  const bool first_on_page = !tables_.has_page(space, mode, page, global);
-  tables_.remember(space, mode, tb->eip, page, tb->host_start, global);
-  if (!first_on_page) return;
+  page_fill_.assign(1, {tb->eip, tb->host_start});
   // The first block of this page in the table: the other blocks already translated from the
   // same code page for this mode go in with it (a new process running a program other processes
   // ran, a new space's kernel pages), one dispatcher trip per page instead of one per target.
   // Each is right here: the same linear page maps the same frame, which this CPL may fetch from.
   const std::vector<TranslationBlock*>* others = cache_.blocks_on(phys_page);
-  if (!others) return;
-  for (TranslationBlock* other : *others) {
-    if (other == tb || !other->valid || other->key_flags != flags || other->page_count != 1 ||
-        other->cs_base != tb->cs_base || ((other->cs_base + other->eip) >> 12) != page) {
-      continue;
+  if (others && !tables_.has_page(space, mode, page, global)) {
+    for (TranslationBlock* other : *others) {
+      if (other == tb || !other->valid || other->key_flags != flags || other->page_count != 1 ||
+          other->cs_base != tb->cs_base || ((other->cs_base + other->eip) >> 12) != page) {
+        continue;
+      }
+      page_fill_.push_back({other->eip, other->host_start});
     }
-    tables_.remember(space, mode, other->eip, page, other->host_start, global);
-    ++table_page_fills_;
+    table_page_fills_ += page_fill_.size() - 1;
   }
+  tables_.remember_all(space, mode, page, global, page_fill_);
 }
 
 void BtEngine::load_context() {

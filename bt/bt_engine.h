@@ -181,6 +181,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// Instruction fetches from guest-physical addresses with nothing behind them (#UD, as the bus
   /// reads all ones) and the linear address of the last one, for --stats and the error notes.
   uint64_t fetches_outside_ram_ = 0;
+  std::vector<IndirectTables::Entry> page_fill_;  ///< remember_page's blocks (kept: no allocation)
   uint64_t table_page_fills_ = 0;  ///< blocks entered in a table along with their page's first
   uint32_t last_fetch_outside_ram_ = 0;
   uint32_t paging_mode_bits_ = 0;  ///< CR0.PG/WP and CR4.PSE/PGE the global table was made for

@@ -27,22 +27,24 @@ void IndirectTables::clear(Table& t) const {
   t.by_page.clear();
 }
 
-void IndirectTables::place(Table& t, uint32_t i, uint32_t page, uint64_t host) {
+void IndirectTables::place(Table& t, uint32_t i, uint32_t page, uint64_t host,
+                           std::vector<uint32_t>* list) {
   // A slot whose slot_page is `page` is in that page's list already.
   if (t.slot_page[i] != page) {
-    std::vector<uint32_t>& list = t.by_page[page];
-    list.push_back(i);
-    if (list.size() > kCompactAt) {  // slots taken back and forth with other pages
-      std::erase_if(list, [&](uint32_t j) { return t.slot_page[j] != page && j != i; });
-      std::sort(list.begin(), list.end());
-      list.erase(std::unique(list.begin(), list.end()), list.end());
+    if (!list) list = &t.by_page[page];
+    list->push_back(i);
+    if (list->size() > kCompactAt) {  // slots taken back and forth with other pages
+      std::erase_if(*list, [&](uint32_t j) { return t.slot_page[j] != page && j != i; });
+      std::sort(list->begin(), list->end());
+      list->erase(std::unique(list->begin(), list->end()), list->end());
     }
   }
   t.slots[i] = host;
   t.slot_page[i] = page;
 }
 
-void IndirectTables::enter(Table& t, uint32_t eip, uint32_t page, uint64_t host) {
+void IndirectTables::enter(Table& t, uint32_t eip, uint32_t page, uint64_t host,
+                           std::vector<uint32_t>* list) {
   const uint32_t i = eip & (kIndirectTableSize - 1);
   if (t.slots[i] == host) return;
   if (t.slots[i + 1] == host) {  // in the victim slot: the two swap, most recent first
@@ -54,7 +56,7 @@ void IndirectTables::enter(Table& t, uint32_t eip, uint32_t page, uint64_t host)
     return;
   }
   if (t.slot_page[i] != kNoPage) place(t, i + 1, t.slot_page[i], t.slots[i]);
-  place(t, i, page, host);
+  place(t, i, page, host, list);
 }
 
 std::unique_ptr<IndirectTables::Table> IndirectTables::take_empty() {
@@ -127,7 +129,16 @@ uint64_t* IndirectTables::global_slots(uint32_t mode) {
 
 void IndirectTables::remember(uint32_t space, uint32_t mode, uint32_t eip, uint32_t page,
                               const void* host, bool global) {
-  enter(*table_for(space, mode, global, true), eip, page, reinterpret_cast<uint64_t>(host));
+  const Entry one{eip, host};
+  remember_all(space, mode, page, global, std::span<const Entry>(&one, 1));
+}
+
+void IndirectTables::remember_all(uint32_t space, uint32_t mode, uint32_t page, bool global,
+                                  std::span<const Entry> blocks) {
+  Table& t = *table_for(space, mode, global, true);
+  if (global) global_pages_[page >> 6] |= uint64_t{1} << (page & 63);
+  std::vector<uint32_t>& list = t.by_page[page];
+  for (const Entry& b : blocks) enter(t, b.eip, page, reinterpret_cast<uint64_t>(b.host), &list);
 }
 
 bool IndirectTables::holds(uint32_t space, uint32_t mode, uint32_t eip, const void* host,
@@ -148,7 +159,16 @@ void IndirectTables::forget_pages(uint32_t space, uint32_t first, uint32_t pages
   // to one space's page directory (a new process's, a whole space evicted) leaves them; a
   // page-table entry change, INVLPG or a CR4.PGE/CR0 change takes them away.
   if (global) {
-    for (auto& [mode, t] : global_) clear_pages(*t, first, pages);
+    const uint64_t end = std::min<uint64_t>(uint64_t{first} + pages, kPages);
+    for (uint64_t p = first; p < end; ++p) {
+      if ((p & 63) == 0 && end - p >= 64 && global_pages_[p >> 6] == 0) {
+        p += 63;  // none of these 64
+        continue;
+      }
+      if (!maybe_global(static_cast<uint32_t>(p))) continue;
+      global_pages_[p >> 6] &= ~(uint64_t{1} << (p & 63));
+      for (auto& [mode, t] : global_) clear_page(*t, static_cast<uint32_t>(p));
+    }
   }
   auto begin = tables_.lower_bound(key(space, 0));
   auto end = space == UINT32_MAX ? tables_.end() : tables_.lower_bound(key(space + 1, 0));
@@ -178,6 +198,7 @@ void IndirectTables::forget_block(uint32_t eip, const void* host) {
 
 void IndirectTables::clear_global() {
   for (auto& [mode, t] : global_) clear(*t);
+  std::fill(global_pages_.begin(), global_pages_.end(), 0);
 }
 
 void IndirectTables::clear_all() {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -53,6 +54,14 @@ class IndirectTables {
   /// global table when the page is global, else in the table of (space, mode).
   void remember(uint32_t space, uint32_t mode, uint32_t eip, uint32_t page, const void* host,
                 bool global);
+  /// A block to enter: its EIP and its indirect entry.
+  struct Entry {
+    uint32_t eip;
+    const void* host;
+  };
+  /// remember() for blocks all on linear page `page` (a page's blocks entered together).
+  void remember_all(uint32_t space, uint32_t mode, uint32_t page, bool global,
+                    std::span<const Entry> blocks);
   /// Whether the table remember() would use holds `host` for `eip` already.
   bool holds(uint32_t space, uint32_t mode, uint32_t eip, const void* host, bool global);
   /// Whether the table remember() would use holds a block of linear page `page`.
@@ -92,11 +101,19 @@ class IndirectTables {
   void clear_page(Table& t, uint32_t page) const;
   /// Empties the slots of pages [first, first + pages) in `t`.
   void clear_pages(Table& t, uint32_t first, uint32_t pages) const;
-  /// Puts `host` in slot `i`, listed under `page`.
-  static void place(Table& t, uint32_t i, uint32_t page, uint64_t host);
+  /// Puts `host` in slot `i`, listed under `page` (in `list`, that page's list, when given).
+  static void place(Table& t, uint32_t i, uint32_t page, uint64_t host,
+                    std::vector<uint32_t>* list = nullptr);
   /// Enters a block: in its slot (eip's low 16 bits), the slot's block moving to the victim
   /// slot after it (the one before is dropped), so the two most recent targets of a slot stay.
-  static void enter(Table& t, uint32_t eip, uint32_t page, uint64_t host);
+  /// `list`: page's slot list, found once for a page's blocks.
+  static void enter(Table& t, uint32_t eip, uint32_t page, uint64_t host,
+                    std::vector<uint32_t>* list = nullptr);
+  /// Whether any global table may hold a block of `page` (set when one is entered; a bit left
+  /// set after its blocks went costs a lookup, never a wrong answer): most pages a guest drops
+  /// are a process's, never in a global table, and need not be looked for in each of them.
+  bool maybe_global(uint32_t page) const { return (global_pages_[page >> 6] >> (page & 63)) & 1; }
+  std::vector<uint64_t> global_pages_ = std::vector<uint64_t>((1u << 20) / 64);
   /// The table remember() uses for (space, mode) or the mode's global one: created when
   /// `create` (evicting the least recently used beyond the bound), else null when absent.
   Table* table_for(uint32_t space, uint32_t mode, bool global, bool create);
