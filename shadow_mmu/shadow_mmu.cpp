@@ -97,6 +97,15 @@ struct ShadowMmu::Space {
   /// Per page-directory entry: its value when the shadows of its 4 MiB range were derived from
   /// it (P=0: nothing derived). resync_directory compares the directory with it.
   std::array<uint32_t, 1024> derived_pde{};
+  std::array<uint64_t, 16> derived_mask{};  ///< which derived_pde entries are present
+  void set_derived(uint32_t index, uint32_t pde) {
+    derived_pde[index] = pde;
+    if (pde & 1) {
+      derived_mask[index >> 6] |= uint64_t{1} << (index & 63);
+    } else {
+      derived_mask[index >> 6] &= ~(uint64_t{1} << (index & 63));
+    }
+  }
   bool recycled = false;  ///< taken over by another address space, not yet resynchronized
   /// Guest-physical pages whose protection changed while the space was not current: their
   /// mappings here are set when it is current again (at most kMaxDeferredProtections; beyond
@@ -107,6 +116,7 @@ struct ShadowMmu::Space {
   void clear_shadow() {
     madvise(shadow, kPages * sizeof(uint32_t), MADV_DONTNEED);
     derived_pde.fill(0);
+    derived_mask.fill(0);
     protection_todo.clear();
     protection_overflow = false;
     unassigned_pages.clear();
@@ -247,20 +257,25 @@ void ShadowMmu::resync_directory(Space& space) {
           ? reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{pd} << 12))
           : nullptr;
   unsigned kept = 0;
-  for (uint32_t i = 0; i < 1024;) {
-    auto stale = [&](uint32_t k) {
-      return (space.derived_pde[k] & 1) && change_matters(space.derived_pde[k], now ? now[k] : 0);
-    };
-    if (!stale(i)) {
-      kept += space.derived_pde[i] & 1;
-      ++i;
-      continue;
+  // Only the entries shadows derive from (derived_mask): a process has a few dozen.
+  uint32_t run_first = 0, run_count = 0;
+  for (uint32_t w = 0; w < space.derived_mask.size(); ++w) {
+    for (uint64_t bits = space.derived_mask[w]; bits; bits &= bits - 1) {
+      const uint32_t i = w * 64 + static_cast<uint32_t>(std::countr_zero(bits));
+      if (!change_matters(space.derived_pde[i], now ? now[i] : 0)) {
+        ++kept;
+        continue;
+      }
+      if (run_count && i == run_first + run_count) {
+        ++run_count;
+        continue;
+      }
+      if (run_count) drop_directory_range(space, run_first, run_count);
+      run_first = i;
+      run_count = 1;
     }
-    uint32_t j = i + 1;
-    while (j < 1024 && stale(j)) ++j;
-    drop_directory_range(space, i, j - i);
-    i = j;
   }
+  if (run_count) drop_directory_range(space, run_first, run_count);
   if (space.recycled) stats_.ranges_kept += kept;
   space.recycled = false;
   if (kept) protect(pd, protect::kPageTable);
@@ -271,7 +286,7 @@ void ShadowMmu::drop_directory_range(Space& space, uint32_t first, uint32_t coun
   unmap_span(space, first << 10, count << 10);
   for (uint32_t i = first; i < first + count; ++i) {
     const uint32_t pde = space.derived_pde[i];
-    space.derived_pde[i] = 0;
+    space.set_derived(i, 0);
     if (!(pde & 1) || (mode_.pse && (pde & 0x80))) continue;
     // The page table below it: this space no longer derives anything from it.
     auto it = pt_users_.find(pde >> 12);
@@ -521,7 +536,7 @@ void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w)
   }
   uint32_t pde = 0;
   phys_->read32(w.pde_addr, &pde);
-  space.derived_pde[lin_page >> 10] = pde;
+  space.set_derived(lin_page >> 10, pde);
   protect(pd_page, protect::kPageTable);
   if (!w.large) {
     uint32_t pt_page = w.pte_addr >> 12;
