@@ -188,7 +188,8 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"wp_revocations", stats_.wp_revocations},
       {"spaces_recycled", stats_.spaces_recycled},
       {"ranges_kept", stats_.ranges_kept},
-      {"shadow_translations", stats_.shadow_translations}};
+      {"shadow_translations", stats_.shadow_translations},
+      {"downgrades", stats_.downgrades}};
   for (const auto& [name, value] : counters) stats.set(prefix + name, value);
 }
 
@@ -742,8 +743,43 @@ void ShadowMmu::drop_changed(uint32_t phys_page, uint32_t first, const uint32_t*
   const uint32_t* now =
       reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{phys_page} << 12));
   for (uint32_t i = 0; i < count; ++i) {
-    if (change_matters(before[i], now[first + i])) drop_entries(phys_page, first + i, 1);
+    if (!change_matters(before[i], now[first + i])) continue;
+    if (is_downgrade(before[i], now[first + i]) && downgrade_entries(phys_page, first + i))
+      continue;
+    drop_entries(phys_page, first + i, 1);
   }
+}
+
+bool ShadowMmu::is_downgrade(uint32_t before, uint32_t after) {
+  // The same page, present either way, with the same U/S and PS and A still set: only R/W or D
+  // went (fork's copy-on-write protection, a write-back clearing D). The mapping can stay, with
+  // the new rights, instead of going and faulting back in.
+  constexpr uint32_t kSame = 0xfffff000u | 0x1 | 0x4 | 0x80 | 0x20;
+  return (before & 1) && ((before ^ after) & kSame) == 0;
+}
+
+bool ShadowMmu::downgrade_entries(uint32_t pt_page, uint32_t index) {
+  auto it = pt_users_.find(pt_page);
+  if (it == pt_users_.end()) return true;
+  const std::vector<Mapping> users = it->second;  // fill() may add to the list
+  for (const Mapping& m : users) {
+    Space& space = *m.space;
+    if (m.generation != space.generation) continue;
+    const uint32_t lin_page = (m.lin_page << 10) | index;
+    const uint32_t e = space.shadow[lin_page];
+    if (!(e & entry::kMapped)) continue;
+    PagingMode mode = mode_;
+    mode.cr3 = space.cr3_base;
+    // Rights as a walk now finds them (the entry has A set: the walk changes nothing).
+    const WalkResult w = walk(*phys_, mode, lin_page << 12, Access{false, false, false});
+    if (!w.ok || w.large || (w.pte_addr >> 12) != pt_page ||
+        (w.page_base >> 12) != (e & entry::kPhysMask)) {
+      return false;  // not what it seemed: drop it
+    }
+    ++stats_.downgrades;
+    fill(space, lin_page, w, Backing::kRam, e & entry::kWindows);
+  }
+  return true;
 }
 
 void ShadowMmu::begin_table_write(uint32_t phys_addr, unsigned len) {

@@ -47,6 +47,7 @@ struct ShadowMmuStats {
   uint64_t global_prefills = 0;  ///< global 4 KiB pages mapped along with a faulting neighbour
   uint64_t spaces_recycled = 0;  ///< new address spaces that kept part of an evicted one's shadows
   uint64_t ranges_kept = 0;      ///< present 4 MiB ranges (PDEs) they kept
+  uint64_t downgrades = 0;       ///< mappings kept with fewer rights after a PTE write (R/W, D)
 };
 
 /// The shadow MMU of the bt engine (Intel SDM Vol. 3A ch. 4 semantics, VMware/KVM shadow-paging
@@ -266,6 +267,12 @@ class ShadowMmu {
   /// Unmaps what derived from the entries of `phys_page` that changed from `before` (first..)
   /// in a way that matters to a translation.
   void drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before, uint32_t count);
+  /// Whether a PTE change from `before` to `after` only takes rights away (R/W, D) from the same
+  /// present page.
+  static bool is_downgrade(uint32_t before, uint32_t after);
+  /// Entry `index` of page table `pt_page` was downgraded: every mapping derived from it stays,
+  /// with the rights a walk now gives (false when one could not be, to drop them all instead).
+  bool downgrade_entries(uint32_t pt_page, uint32_t index);
   /// Entry `index` of page table `pt_page` changed from `before` to `pte`: maps, in the current
   /// space, the page it now maps when that is a new present, accessed translation or the page
   /// of the last true fault (awaited_).
