@@ -5,9 +5,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/micro_benchmarks.h"
+#include "cli/micro_report.h"
 #include "cli_run_helper.h"
-#include "vmm/cli/micro_benchmarks.h"
-#include "vmm/cli/micro_report.h"
 
 namespace vmbt {
 namespace {

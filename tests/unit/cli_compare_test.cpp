@@ -5,9 +5,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/compare_report.h"
+#include "cli/text_table.h"
 #include "cli_run_helper.h"
-#include "vmm/cli/compare_report.h"
-#include "vmm/cli/text_table.h"
 
 namespace vmbt {
 namespace {

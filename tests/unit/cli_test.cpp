@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "vmm/cli/size_arg.h"
+#include "cli/size_arg.h"
 #include "vmm/error.h"
 
 namespace vmbt {

@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/sensitive_kinds.h"
+#include "cli/trace_recorder.h"
 #include "cli_run_helper.h"
-#include "vmm/cli/sensitive_kinds.h"
-#include "vmm/cli/trace_recorder.h"
 
 namespace vmbt {
 namespace {

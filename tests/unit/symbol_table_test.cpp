@@ -1,5 +1,5 @@
 // Guest symbol lookup for `vmbt trace`: System.map text and ELF symbol tables.
-#include "vmm/cli/symbol_table.h"
+#include "cli/symbol_table.h"
 
 #include <gtest/gtest.h>
 

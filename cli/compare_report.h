@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "vmm/cli/commands.h"
-#include "vmm/cli/guest_session.h"
+#include "cli/commands.h"
+#include "cli/guest_session.h"
 
 namespace vmbt {
 

@@ -1,11 +1,11 @@
-#include "vmm/cli/trace_recorder.h"
+#include "cli/trace_recorder.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "vmm/cli/text_table.h"
+#include "cli/text_table.h"
 
 namespace vmbt {
 

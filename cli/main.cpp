@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 
-#include "vmm/cli/commands.h"
+#include "cli/commands.h"
 #include "vmm/error.h"
 
 #ifdef VMBT_SANITIZE_BUILD

@@ -3,8 +3,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "vmm/cli/commands.h"
-#include "vmm/cli/guest_session.h"
+#include "cli/commands.h"
+#include "cli/guest_session.h"
 #include "vmm/error.h"
 
 namespace vmbt {

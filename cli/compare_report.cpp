@@ -1,4 +1,4 @@
-#include "vmm/cli/compare_report.h"
+#include "cli/compare_report.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "vmm/cli/text_table.h"
+#include "cli/text_table.h"
 
 namespace vmbt {
 

@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "vmm/cli/commands.h"
-#include "vmm/cli/guest_session.h"
-#include "vmm/cli/host_floors.h"
-#include "vmm/cli/micro_report.h"
+#include "cli/commands.h"
+#include "cli/guest_session.h"
+#include "cli/host_floors.h"
+#include "cli/micro_report.h"
 #include "vmm/error.h"
 
 namespace vmbt {

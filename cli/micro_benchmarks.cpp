@@ -1,4 +1,4 @@
-#include "vmm/cli/micro_benchmarks.h"
+#include "cli/micro_benchmarks.h"
 
 #include <cstdlib>
 #include <sstream>

@@ -1,4 +1,4 @@
-#include "vmm/cli/host_floors.h"
+#include "cli/host_floors.h"
 
 #include <signal.h>
 #include <sys/mman.h>

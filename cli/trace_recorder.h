@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "vmm/cli/sensitive_kinds.h"
-#include "vmm/cli/symbol_table.h"
-#include "vmm/cli/x86_disassembler.h"
+#include "cli/sensitive_kinds.h"
+#include "cli/symbol_table.h"
+#include "cli/x86_disassembler.h"
 
 namespace vmbt {
 

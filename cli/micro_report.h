@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/cli/host_info.h"
-#include "vmm/cli/micro_benchmarks.h"
+#include "cli/host_info.h"
+#include "cli/micro_benchmarks.h"
 
 namespace vmbt {
 

@@ -1,4 +1,4 @@
-#include "vmm/cli/size_arg.h"
+#include "cli/size_arg.h"
 
 #include <fmt/format.h>
 

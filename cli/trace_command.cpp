@@ -4,9 +4,9 @@
 #include <memory>
 
 #include "bt/bt_engine.h"
-#include "vmm/cli/commands.h"
-#include "vmm/cli/guest_session.h"
-#include "vmm/cli/trace_recorder.h"
+#include "cli/commands.h"
+#include "cli/guest_session.h"
+#include "cli/trace_recorder.h"
 #include "vmm/error.h"
 
 namespace vmbt {

@@ -1,4 +1,4 @@
-#include "vmm/cli/sensitive_kinds.h"
+#include "cli/sensitive_kinds.h"
 
 #include <set>
 

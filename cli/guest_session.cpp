@@ -1,4 +1,4 @@
-#include "vmm/cli/guest_session.h"
+#include "cli/guest_session.h"
 
 #include <fmt/format.h>
 
@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "bt/bt_engine.h"
+#include "cli/size_arg.h"
 #include "hw/x86/kvm_engine.h"
 #include "hw/x86/kvm_probe.h"
 #include "vmm/boot/kernel_loader.h"
-#include "vmm/cli/size_arg.h"
 #include "vmm/devices/buffer_console.h"
 #include "vmm/devices/console.h"
 #include "vmm/devices/prompt_watch.h"

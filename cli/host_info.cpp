@@ -1,4 +1,4 @@
-#include "vmm/cli/host_info.h"
+#include "cli/host_info.h"
 
 #include <time.h>
 #include <x86intrin.h>

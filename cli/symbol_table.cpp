@@ -1,4 +1,4 @@
-#include "vmm/cli/symbol_table.h"
+#include "cli/symbol_table.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "vmm/cli/x86_disassembler.h"
+#include "cli/x86_disassembler.h"
 
 #include <capstone/capstone.h>
 

@@ -2,9 +2,9 @@
 
 #include <fstream>
 
-#include "vmm/cli/commands.h"
-#include "vmm/cli/compare_report.h"
-#include "vmm/cli/guest_session.h"
+#include "cli/commands.h"
+#include "cli/compare_report.h"
+#include "cli/guest_session.h"
 
 namespace vmbt {
 

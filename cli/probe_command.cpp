@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/commands.h"
 #include "hw/x86/kvm_probe.h"
-#include "vmm/cli/commands.h"
 
 namespace vmbt {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "vmm/cli/x86_disassembler.h"
+#include "cli/x86_disassembler.h"
 
 namespace vmbt {
 

@@ -1,4 +1,4 @@
-#include "vmm/cli/text_table.h"
+#include "cli/text_table.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "vmm/cli/micro_report.h"
+#include "cli/micro_report.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "vmm/cli/text_table.h"
+#include "cli/text_table.h"
 #include "vmm/error.h"
 
 namespace vmbt {
