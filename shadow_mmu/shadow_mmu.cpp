@@ -718,10 +718,19 @@ void ShadowMmu::unmap_span(Space& space, uint32_t first_page, uint32_t count) {
     }
     return;
   }
-  for (unsigned copy = 0; copy < 2; ++copy) {
-    space.sup.unmap_pages(first_page, count, copy);
-    space.user.unmap_pages(first_page, count, copy);
+  // A 4 MiB range (a page table or directory entry dropped): only the windows and copies that
+  // map something in it are unmapped, one host call each (most ranges have nothing in the user
+  // window or the wrap-around copies). Shadow entries record every host mapping (runs, pending
+  // prefetches and scratch pages included). Beyond 64K pages, scanning costs more than it saves.
+  uint32_t windows = entry::kWindows;
+  if (count <= (1u << 16)) {
+    windows = 0;
+    for (uint32_t p = first_page; p < first_page + count; ++p) windows |= space.shadow[p];
   }
+  if (windows & entry::kInSup) space.sup.unmap_pages(first_page, count, 0);
+  if (windows & entry::kSupAlias) space.sup.unmap_pages(first_page, count, 1);
+  if (windows & entry::kInUser) space.user.unmap_pages(first_page, count, 0);
+  if (windows & entry::kUserAlias) space.user.unmap_pages(first_page, count, 1);
   std::memset(space.shadow + first_page, 0, count * sizeof(uint32_t));
 }
 
