@@ -353,7 +353,7 @@ void ShadowMmu::revoke_wp_writes() {
       uint32_t& e = space.shadow[p];
       if (!(e & entry::kMapped) || !(e & entry::kWpWrite)) continue;
       e &= ~(entry::kSupWrite | entry::kWpWrite);
-      apply(space, p);  // read-only again in the supervisor view
+      apply(space, p, false, e & entry::kWindows);  // read-only again in the supervisor view
     }
     ++stats_.wp_revocations;
   }
@@ -375,7 +375,7 @@ void ShadowMmu::unmap_windows(Space& space, uint32_t lin_page, uint32_t e) {
   if (e & entry::kUserAlias) space.user.unmap_pages(lin_page, 1, 1);
 }
 
-void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching) {
+void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_t mapped) {
   // Each window (and copy) is mapped only once an access through it needed it: the entry's
   // kInSup/kInUser/alias bits say which are.
   uint32_t& e = space.shadow[lin_page];
@@ -406,12 +406,22 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching) {
   }
   make_room(space, lin_page);
   const uint32_t bits = space.shadow[lin_page];
-  space.host_maps += std::popcount(bits & entry::kWindows);
+  // Windows that map this very page already only change protection: mprotect, not a new mapping.
+  mapped &= bits & entry::kWindows;
+  space.host_maps += std::popcount(bits & entry::kWindows & ~mapped);
   auto map_all = [&] {
-    if (bits & entry::kInSup) space.sup.map_fd_page(lin_page, 0, fd, offset, sup_w);
-    if (bits & entry::kSupAlias) space.sup.map_fd_page(lin_page, 1, fd, offset, sup_w);
-    if (bits & entry::kInUser) space.user.map_fd_page(lin_page, 0, fd, offset, user_w);
-    if (bits & entry::kUserAlias) space.user.map_fd_page(lin_page, 1, fd, offset, user_w);
+    auto one = [&](LinearWindow& window, uint32_t bit, unsigned copy, bool writable) {
+      if (!(bits & bit)) return;
+      if (mapped & bit) {
+        window.protect_page(lin_page, copy, writable);
+      } else {
+        window.map_fd_page(lin_page, copy, fd, offset, writable);
+      }
+    };
+    one(space.sup, entry::kInSup, 0, sup_w);
+    one(space.sup, entry::kSupAlias, 1, sup_w);
+    one(space.user, entry::kInUser, 0, user_w);
+    one(space.user, entry::kUserAlias, 1, user_w);
   };
   try {
     map_all();
@@ -438,8 +448,10 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backi
                (backing == Backing::kMmio ? entry::kMmio : 0) | window;
   uint32_t old = space.shadow[lin_page];
   constexpr uint32_t kSame = entry::kMapped | entry::kPhysMask | entry::kUnassigned | entry::kMmio;
+  uint32_t mapped = 0;
   if ((old & kSame) == (e & kSame)) {
-    e |= old & entry::kWindows;  // a refresh of the same page keeps its mappings
+    mapped = old & entry::kWindows;
+    e |= mapped;  // a refresh of the same page keeps its mappings
   } else if (old & entry::kMapped) {
     unmap_windows(space, lin_page, old);  // another page now: no window may keep the old one
   }
@@ -456,7 +468,7 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backi
   if (w.user_write_ok) e |= entry::kUserWrite;
   if (w.dirty) e |= entry::kDirty;
   space.shadow[lin_page] = e;
-  apply(space, lin_page, prefetching);
+  apply(space, lin_page, prefetching, mapped);
   if (unassigned) {
     ++stats_.unassigned_fills;
     note_unassigned(space, lin_page);

@@ -168,7 +168,9 @@ class ShadowMmu {
             bool prefetching = false);
   void unmap_windows(Space& space, uint32_t lin_page, uint32_t entry_bits);
   Backing backing_of(uint64_t page_base) const;
-  void apply(Space& space, uint32_t lin_page, bool prefetching = false);
+  /// Maps `lin_page` in the windows its shadow entry names, with the rights it gives. `mapped`:
+  /// the windows that map this very page already (their protection is changed instead).
+  void apply(Space& space, uint32_t lin_page, bool prefetching = false, uint32_t mapped = 0);
   /// Prefetched pages whose host mapping is deferred: consecutive linear pages over consecutive
   /// frames of one window, with one protection. Their shadow entries are filled already; the
   /// pages stay PROT_NONE until flush_prefetches maps them with one host call.
