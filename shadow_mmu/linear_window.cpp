@@ -86,6 +86,14 @@ void LinearWindow::protect_page(uint32_t linear_page, unsigned copy, bool writab
   });
 }
 
+void LinearWindow::revoke_page(uint32_t linear_page, unsigned copy) {
+  for_each_range(linear_page, 1, copy, [&](uint8_t* at, uint32_t, uint32_t) {
+    if (mprotect(at, kPage, PROT_NONE) != 0) {
+      throw Error(fmt::format("cannot change a guest page's protection: {}", std::strerror(errno)));
+    }
+  });
+}
+
 void LinearWindow::unmap_pages(uint32_t first, uint32_t count, unsigned copy) {
   for_each_range(first, count, copy, [&](uint8_t* at, uint32_t, uint32_t pages) {
     mmap(at, uint64_t{pages} * kPage, PROT_NONE,

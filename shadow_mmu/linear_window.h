@@ -43,6 +43,9 @@ class LinearWindow {
                     bool writable);
   /// Changes the protection of a mapped page of copy `copy` (cheaper than mapping it again).
   void protect_page(uint32_t linear_page, unsigned copy, bool writable);
+  /// Makes a mapped page of copy `copy` inaccessible, keeping the mapping (cheaper than unmapping
+  /// it: no new host mapping; the next map_fd_page over it replaces it): later accesses fault.
+  void revoke_page(uint32_t linear_page, unsigned copy);
   /// Unmaps linear pages [first, first + count) of copy `copy`: later accesses fault.
   void unmap_pages(uint32_t first, uint32_t count, unsigned copy);
 
