@@ -219,14 +219,14 @@ void BtEngine::remember_page(TranslationBlock* tb, uint32_t flags, uint32_t page
   // same code page for this mode go in with it (a new process running a program other processes
   // ran, a new space's kernel pages), one dispatcher trip per page instead of one per target.
   // Each is right here: the same linear page maps the same frame, which this CPL may fetch from.
-  const std::vector<TranslationBlock*>* others = cache_.blocks_on(phys_page);
+  const std::vector<CodeCache::PageBlock>* others = cache_.blocks_on(phys_page);
   if (others && !tables_.has_page(space, mode, page, global)) {
-    for (TranslationBlock* other : *others) {
-      if (other == tb || !other->valid || other->key_flags != flags || other->page_count != 1 ||
-          other->cs_base != tb->cs_base || ((other->cs_base + other->eip) >> 12) != page) {
+    for (const CodeCache::PageBlock& other : *others) {
+      if (other.tb == tb || other.key_flags != flags || !other.one_page ||
+          other.cs_base != tb->cs_base || ((other.cs_base + other.eip) >> 12) != page) {
         continue;
       }
-      page_fill_.push_back({other->eip, other->host_start});
+      page_fill_.push_back({other.eip, other.host});
     }
     table_page_fills_ += page_fill_.size() - 1;
   }

@@ -38,7 +38,11 @@ void CodeCache::commit(std::unique_ptr<TranslationBlock> tb) {
                    tb->callout_sites.size() * sizeof(CalloutSite) +
                    tb->table_exits.capacity() * sizeof(TranslationBlock::TableExit);
   by_key_.emplace(key(tb->eip, tb->key_flags), raw);
-  for (unsigned i = 0; i < tb->page_count; ++i) code_pages_[tb->pages[i]].push_back(raw);
+  for (unsigned i = 0; i < tb->page_count; ++i) {
+    code_pages_[tb->pages[i]].push_back(
+        {raw, raw->host_start, raw->eip, raw->key_flags, raw->cs_base, raw->page_count == 1});
+  }
+  recent_[recent_index(raw->eip, raw->key_flags, raw->pages[0])] = raw;
   if (perf_map_) {
     std::fprintf(perf_map_, "%lx %x guest_%08x\n", reinterpret_cast<unsigned long>(raw->host_start),
                  raw->host_size, raw->cs_base + raw->eip);
@@ -49,9 +53,17 @@ void CodeCache::commit(std::unique_ptr<TranslationBlock> tb) {
 
 TranslationBlock* CodeCache::find(uint32_t eip, uint32_t key_flags, uint32_t phys_page,
                                   uint32_t cs_base) const {
+  TranslationBlock*& recent = recent_[recent_index(eip, key_flags, phys_page)];
+  if (recent && recent->valid && recent->eip == eip && recent->key_flags == key_flags &&
+      recent->pages[0] == phys_page && recent->cs_base == cs_base) {
+    return recent;
+  }
   auto [lo, hi] = by_key_.equal_range(key(eip, key_flags));
   for (auto it = lo; it != hi; ++it) {
-    if (it->second->pages[0] == phys_page && it->second->cs_base == cs_base) return it->second;
+    if (it->second->pages[0] == phys_page && it->second->cs_base == cs_base) {
+      recent = it->second;
+      return it->second;
+    }
   }
   return nullptr;
 }
@@ -116,10 +128,11 @@ void CodeCache::relink_exits(TranslationBlock* tb) {
 std::vector<TranslationBlock*> CodeCache::invalidate_page(uint32_t page) {
   auto it = code_pages_.find(page);
   if (it == code_pages_.end()) return {};
-  std::vector<TranslationBlock*> victims = std::move(it->second);
+  std::vector<PageBlock> victims = std::move(it->second);
   code_pages_.erase(it);
   std::vector<TranslationBlock*> dead;
-  for (TranslationBlock* tb : victims) {
+  for (const PageBlock& victim : victims) {
+    TranslationBlock* tb = victim.tb;
     if (!tb->valid) continue;
     tb->valid = false;
     dead.push_back(tb);
@@ -137,7 +150,9 @@ std::vector<TranslationBlock*> CodeCache::invalidate_page(uint32_t page) {
     for (unsigned p = 0; p < tb->page_count; ++p) {
       if (tb->pages[p] == page) continue;
       auto other = code_pages_.find(tb->pages[p]);
-      if (other != code_pages_.end()) std::erase(other->second, tb);
+      if (other != code_pages_.end()) {
+        std::erase_if(other->second, [&](const PageBlock& b) { return b.tb == tb; });
+      }
     }
   }
   invalidations_ += dead.size();
@@ -150,7 +165,9 @@ void CodeCache::discard(TranslationBlock* tb) {
   erase_key(tb);
   for (unsigned p = 0; p < tb->page_count; ++p) {
     auto pages = code_pages_.find(tb->pages[p]);
-    if (pages != code_pages_.end()) std::erase(pages->second, tb);
+    if (pages != code_pages_.end()) {
+      std::erase_if(pages->second, [&](const PageBlock& b) { return b.tb == tb; });
+    }
   }
   for (auto [from, index] : tb->incoming) {
     TbExit& e = from->exits[index];
@@ -166,6 +183,7 @@ void CodeCache::flush() {
   blocks_.clear();
   by_key_.clear();
   code_pages_.clear();
+  std::fill(recent_.begin(), recent_.end(), nullptr);
   cursor_ = code_start_;
   record_bytes_ = 0;
   ++flushes_;

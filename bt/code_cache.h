@@ -46,8 +46,16 @@ class CodeCache {
   TranslationBlock* find_by_host(const void* host) const;
   bool contains_host(const void* host) const { return host >= base_ && host < end_; }
   bool page_has_code(uint32_t page) const { return code_pages_.count(page) != 0; }
+  /// A live block with code on a page, with what finding its page's blocks for one mode needs
+  /// (read in a row, without visiting each block's record).
+  struct PageBlock {
+    TranslationBlock* tb;
+    const uint8_t* host;  ///< its indirect entry
+    uint32_t eip, key_flags, cs_base;
+    bool one_page;  ///< its code lies on this page alone
+  };
   /// The live blocks with code on guest-physical page `page` (nullptr: none).
-  const std::vector<TranslationBlock*>* blocks_on(uint32_t page) const {
+  const std::vector<PageBlock>* blocks_on(uint32_t page) const {
     auto it = code_pages_.find(page);
     return it == code_pages_.end() ? nullptr : &it->second;
   }
@@ -93,7 +101,14 @@ class CodeCache {
   void erase_key(TranslationBlock* tb);
 
   std::unordered_multimap<uint64_t, TranslationBlock*> by_key_;
-  std::unordered_map<uint32_t, std::vector<TranslationBlock*>> code_pages_;
+  std::unordered_map<uint32_t, std::vector<PageBlock>> code_pages_;
+  /// In front of by_key_: the last block found or committed for a hash of (EIP, mode, page),
+  /// checked against the block's own fields (and validity) before use; emptied by flush().
+  static constexpr size_t kRecentBlocks = 4096;
+  mutable std::vector<TranslationBlock*> recent_ = std::vector<TranslationBlock*>(kRecentBlocks);
+  static size_t recent_index(uint32_t eip, uint32_t key_flags, uint32_t phys_page) {
+    return (eip ^ (eip >> 12) ^ (phys_page * 0x9e37u) ^ key_flags) & (kRecentBlocks - 1);
+  }
   uint64_t flushes_ = 0, blocks_translated_ = 0, invalidations_ = 0;
   size_t record_bytes_ = 0;
   std::FILE* perf_map_ = nullptr;
