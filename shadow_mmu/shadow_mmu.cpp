@@ -913,7 +913,9 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint
     }
     ++stats_.prefetched;
     if (awaited) awaited_.space = nullptr;
-    fill(space, lin_page, w, Backing::kRam, window, true);
+    // The awaited page is used right after: mapped now, not deferred into a run (that would cost
+    // a host fault to flush it).
+    fill(space, lin_page, w, Backing::kRam, window, !awaited);
   }
 }
 
