@@ -40,7 +40,7 @@ class LinearWindow {
   /// Maps `count` consecutive linear pages from `first` to consecutive bytes of `fd` from
   /// `offset`, in one host call (a run the guest maps contiguously, e.g. a 4 MiB page).
   void map_fd_range(uint32_t first, uint32_t count, unsigned copy, int fd, uint64_t offset,
-                    bool writable);
+                    bool writable, int extra_flags = 0);
   /// Changes the protection of a mapped page of copy `copy` (cheaper than mapping it again).
   void protect_page(uint32_t linear_page, unsigned copy, bool writable);
   /// Makes a mapped page of copy `copy` inaccessible, keeping the mapping (cheaper than unmapping
