@@ -1,5 +1,6 @@
 // SystemEmulator: instruction fetch and decode, dispatch, operand access, entry points.
 #include <fmt/format.h>
+#include <optional>
 
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
@@ -270,10 +271,10 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
   const bool tf = s.eflags & eflags::kTf;
   StepResult r;
   try {
-    Insn fetched;
+    std::optional<Insn> fetched;  // a decoded instruction is a kilobyte: built only when needed
     if (!decoded) {
-      fetch_decode(s, fetched);
-      decoded = &fetched;
+      fetch_decode(s, fetched.emplace());
+      decoded = &*fetched;
     }
     r = dispatch(s, *decoded);
     if (r.kind == StepKind::kDone && !event_delivered_) {
