@@ -93,7 +93,9 @@ class ShadowMmuTest : public ::testing::Test {
     ASSERT_EQ(ram_.read32(addr), value);
   }
 
-  /// One access checked against the walker's answer for the current tables (the oracle).
+  /// One access checked against the walker's answer for the current tables (the oracle): a
+  /// probe over a copy of them, since the walk sets A/D in RAM as the MMU's will; the real walk
+  /// runs on RAM only after the MMU has done its access.
   void check_access(uint32_t linear, bool write, bool user, uint32_t value) {
     WalkResult want = probe(phys_, mode_, linear);
     bool allowed = want.ok && (user ? (write ? want.user_write_ok : want.user_ok)
@@ -240,26 +242,8 @@ TEST_F(ShadowMmuTest, RandomTablesAccessesAndPteWritesAgreeWithTheWalker) {
           continue;
         }
       }
-      // The oracle: a walk over a copy of the current tables (the walk sets A/D in RAM, as the
-      // MMU's will; run it on the real RAM only after the MMU has done its access).
-      WalkResult want = probe(phys_, mode_, linear);
-      bool allowed = want.ok && (user ? (write ? want.user_write_ok : want.user_ok)
-                                      : (!write || want.sup_write_ok));
-      uint32_t value = rng();
-      uint32_t before = want.ok ? ram_.read32(want.phys) : 0;
-      Outcome got = access(linear, write, user, value);
-      ASSERT_EQ(got.ok, allowed) << std::hex << "linear " << linear << " write " << write
-                                 << " user " << user << " wp " << wp << " pse " << pse;
-      if (allowed) {
-        if (write) {
-          EXPECT_EQ(ram_.read32(want.phys), value);
-        } else {
-          EXPECT_EQ(got.value, before);
-        }
-      } else {
-        WalkResult fault = walk(phys_, mode_, linear, Access{write, user, false});
-        EXPECT_EQ(got.error_code, fault.error_code) << std::hex << "linear " << linear;
-      }
+      check_access(linear, write, user, rng());
+      if (HasFatalFailure()) return;
     }
   }
   EXPECT_GT(pte_updates, 300);
