@@ -144,11 +144,11 @@ MicroResult measure(const MicroBenchmark& b, const std::string& engine, const Be
     return m;
   }
   GuestRunSpec spec;
-  spec.engine = engine;
-  spec.kernel = guest_dir + "/" + b.name + ".elf";
-  spec.append = fmt::format("iters={}", iterations);
-  spec.memory = "64M";
-  spec.timeout_seconds = args.timeout_seconds;
+  spec.guest.engine = parse_engine_kind(engine);
+  spec.guest.kernel = guest_dir + "/" + b.name + ".elf";
+  spec.guest.append = fmt::format("iters={}", iterations);
+  spec.guest.memory = "64M";
+  spec.guest.timeout_seconds = args.timeout_seconds;
   spec.capture_serial = true;
   spec.fatal_dump = nullptr;  // the table's note says why a run failed
   for (unsigned run = 0; run < args.runs; ++run) {

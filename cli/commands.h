@@ -5,21 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "vmm/guest_config.h"
+
 namespace vmbt {
 
 /// Options of `vmbt run`.
 struct RunArgs {
-  std::string engine = "bt";
-  std::string kernel;
-  std::string initrd;
-  std::string append;
-  std::string memory = "256M";
+  GuestConfig guest;
   bool stats = false;
   std::string stats_json;
-  bool trace_io = false;
-  bool perfmap = false;        ///< write /tmp/perf-PID.map for perf (bt)
-  bool no_sandbox = false;     ///< run without the seccomp sandbox
-  double timeout_seconds = 0;  ///< 0 = no limit
+  bool perfmap = false;     ///< write /tmp/perf-PID.map for perf (bt)
+  bool no_sandbox = false;  ///< run without the seccomp sandbox
 };
 
 /// `vmbt run`: boots the kernel on the chosen engine; returns vmbt's exit status.
@@ -30,12 +26,8 @@ int probe_command(bool json);
 
 /// Options of `vmbt compare`.
 struct CompareArgs {
-  std::string kernel;
-  std::string initrd;
-  std::string append;
-  std::string memory = "256M";
-  std::string json;            ///< write the report as JSON here when set
-  double timeout_seconds = 0;  ///< per engine; 0 = no limit
+  GuestConfig guest;  ///< its engine is set for each side; its timeout is per engine
+  std::string json;   ///< write the report as JSON here when set
 };
 
 /// `vmbt compare`: runs the guest on bt and on kvm and prints them side by side; returns 0 when
@@ -61,11 +53,7 @@ int bench_micro_command(const BenchMicroArgs& args);
 
 /// Options of `vmbt trace`.
 struct TraceArgs {
-  std::string kernel;
-  std::string initrd;
-  std::string append;
-  std::string memory = "256M";
-  double timeout_seconds = 0;
+  GuestConfig guest;             ///< always run on bt
   bool trace_sensitive = false;  ///< log callouts to stderr
   uint64_t trace_every = 1;      ///< log every Nth callout
   std::string symbols;           ///< System.map or ELF; empty: the kernel's own symbols if any

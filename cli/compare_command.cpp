@@ -10,18 +10,14 @@ namespace vmbt {
 
 namespace {
 
-EngineOutcome run_on(const std::string& engine, const CompareArgs& args) {
+EngineOutcome run_on(EngineKind engine, const CompareArgs& args) {
   GuestRunSpec spec;
-  spec.engine = engine;
-  spec.kernel = args.kernel;
-  spec.initrd = args.initrd;
-  spec.append = args.append;
-  spec.memory = args.memory;
-  spec.timeout_seconds = args.timeout_seconds;
+  spec.guest = args.guest;
+  spec.guest.engine = engine;
   spec.capture_serial = true;
   spec.fatal_dump = nullptr;  // the table says how each run ended
   EngineOutcome out;
-  out.engine = engine;
+  out.engine = engine_name(engine);
   try {
     out.run = run_guest_once(spec);
     out.ran = true;
@@ -35,11 +31,11 @@ EngineOutcome run_on(const std::string& engine, const CompareArgs& args) {
 
 Comparison compare_engines(const CompareArgs& args) {
   Comparison c;
-  c.kernel = args.kernel;
-  c.append = args.append;
-  c.memory = args.memory;
-  c.bt = run_on("bt", args);
-  c.kvm = run_on("kvm", args);
+  c.kernel = args.guest.kernel;
+  c.append = args.guest.append;
+  c.memory = args.guest.memory;
+  c.bt = run_on(EngineKind::kBt, args);
+  c.kvm = run_on(EngineKind::kKvm, args);
   return c;
 }
 

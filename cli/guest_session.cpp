@@ -20,12 +20,18 @@ namespace vmbt {
 
 namespace {
 
-std::unique_ptr<Engine> make_engine(const std::string& name, Machine& machine) {
+/// The engine `spec` names over `machine`; bt is handed to spec.configure_bt as itself (the
+/// builder made it, so no caller casts an Engine).
+std::unique_ptr<Engine> make_engine(const GuestRunSpec& spec, Machine& machine) {
   try {
-    if (name == "kvm") return std::make_unique<KvmEngine>(machine.memory(), machine.interrupts());
-    return std::make_unique<bt::BtEngine>(
+    if (spec.guest.engine == EngineKind::kKvm) {
+      return std::make_unique<KvmEngine>(machine.memory(), machine.interrupts());
+    }
+    auto bt = std::make_unique<bt::BtEngine>(
         machine.memory(), machine.interrupts(),
         [&mmio = machine.mmio()](uint64_t gpa) { return mmio.claims(gpa); });
+    if (spec.configure_bt) spec.configure_bt(*bt);
+    return bt;
   } catch (const Error& e) {
     throw EngineUnavailable(e.what());
   }
@@ -34,13 +40,14 @@ std::unique_ptr<Engine> make_engine(const std::string& name, Machine& machine) {
 }  // namespace
 
 GuestRun run_guest_once(const GuestRunSpec& spec) {
+  const GuestConfig& guest = spec.guest;
   MachineConfig config;
-  config.ram_bytes = parse_memory_size(spec.memory);
+  config.ram_bytes = parse_memory_size(guest.memory);
   if (config.ram_bytes < GuestMemory::kMinBytes || config.ram_bytes > GuestMemory::kMaxBytes) {
     throw Error(
-        fmt::format("--memory {} is out of range: vmbt guests have 2M to 3G of RAM", spec.memory));
+        fmt::format("--memory {} is out of range: vmbt guests have 2M to 3G of RAM", guest.memory));
   }
-  config.trace_io = spec.trace_io ? stderr : nullptr;
+  config.trace_io = guest.trace_io ? stderr : nullptr;
   BufferConsole buffer;
   std::unique_ptr<TerminalConsole> terminal;
   if (!spec.capture_serial) terminal = std::make_unique<TerminalConsole>();
@@ -48,14 +55,14 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   config.console = &prompt;
   Machine machine(config);
   BootImage image =
-      load_kernel(machine.memory(), machine.memory_map(), spec.kernel, spec.append, spec.initrd);
-  if (spec.engine == "kvm" && image.enables_paging && !probe_kvm().paged_guest_runs) {
+      load_kernel(machine.memory(), machine.memory_map(), guest.kernel, guest.append, guest.initrd);
+  if (guest.engine == EngineKind::kKvm && image.enables_paging && !probe_kvm().paged_guest_runs) {
     // Say so now rather than after emulating the whole decompressor instruction by instruction.
     throw EngineUnavailable(
         "this host's KVM cannot run 32-bit paged guests, and this kernel turns paging on; use "
         "--engine bt");
   }
-  std::unique_ptr<Engine> engine = make_engine(spec.engine, machine);
+  std::unique_ptr<Engine> engine = make_engine(spec, machine);
   engine->set_state(image.entry);
   if (spec.configure) spec.configure(*engine);
   if (spec.sandbox) enter_sandbox();
@@ -65,8 +72,8 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   RunLoopOptions options;
   options.console = terminal.get();
   options.fatal_dump = spec.fatal_dump;
-  if (spec.timeout_seconds > 0) {
-    options.timeout_ns = static_cast<uint64_t>(std::llround(spec.timeout_seconds * 1e9));
+  if (guest.timeout_seconds > 0) {
+    options.timeout_ns = static_cast<uint64_t>(std::llround(guest.timeout_seconds * 1e9));
   }
   const uint64_t start_ns = host_now_ns();
   run.result = run_guest(machine, *engine, run.stats, options);

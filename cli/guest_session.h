@@ -8,20 +8,19 @@
 
 #include "vmm/engine.h"
 #include "vmm/error.h"
+#include "vmm/guest_config.h"
 #include "vmm/run_loop.h"
 #include "vmm/stats.h"
 
 namespace vmbt {
 
-/// One run: which engine, which guest, and how its console is connected.
+namespace bt {
+class BtEngine;
+}
+
+/// One run: the guest (and its engine), and how this process runs it.
 struct GuestRunSpec {
-  std::string engine = "bt";  ///< "bt" or "kvm"
-  std::string kernel;
-  std::string initrd;
-  std::string append;
-  std::string memory = "256M";
-  double timeout_seconds = 0;  ///< 0 = no limit
-  bool trace_io = false;       ///< log every port and MMIO access to stderr
+  GuestConfig guest;
   /// true: the guest's serial output is captured into GuestRun::serial and its input is empty;
   /// false: the terminal is the serial console (raw mode, Ctrl-A escapes), as in `vmbt run`.
   bool capture_serial = false;
@@ -29,6 +28,9 @@ struct GuestRunSpec {
   FILE* fatal_dump = stderr;
   /// Called once the engine exists, before the guest starts (e.g. to install a callout observer).
   std::function<void(Engine&)> configure;
+  /// Called with the bt engine itself when the guest runs on bt, before `configure` (e.g. to
+  /// observe its callouts, as `vmbt trace` does).
+  std::function<void(bt::BtEngine&)> configure_bt;
   /// Confine the process with the seccomp sandbox (vmm/sandbox.h) once the guest is loaded and
   /// `configure` has run: for a process that runs this one guest and nothing after it.
   bool sandbox = false;
@@ -47,9 +49,10 @@ class EngineUnavailable : public Error {
   using Error::Error;
 };
 
-/// Builds the machine, loads the kernel, runs it to the end on `spec.engine` and returns the
-/// outcome. Throws vmbt::Error for bad arguments or images, EngineUnavailable when the engine
-/// cannot be created. The terminal (when it is the console) is restored before this returns.
+/// The builder (Firecracker's builder.rs is the model): builds the machine and the engine from
+/// `spec.guest`, loads the kernel, runs it to the end and returns the outcome. Throws vmbt::Error
+/// for bad arguments or images, EngineUnavailable when the engine cannot be created. The terminal
+/// (when it is the console) is restored before this returns.
 GuestRun run_guest_once(const GuestRunSpec& spec);
 
 }  // namespace vmbt

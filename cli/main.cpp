@@ -17,17 +17,16 @@ extern "C" const char* __asan_default_options() {
 
 namespace {
 
-/// The guest flags `run`, `compare` and `trace` share.
-void add_guest_options(CLI::App* cmd, std::string& kernel, std::string& initrd, std::string& append,
-                       std::string& memory, double& timeout) {
-  cmd->add_option("--kernel,-k", kernel, "kernel image (Multiboot ELF32 or Linux bzImage)")
+/// The guest flags `run`, `compare` and `trace` share (vmm/guest_config.h).
+void add_guest_options(CLI::App* cmd, vmbt::GuestConfig& guest) {
+  cmd->add_option("--kernel,-k", guest.kernel, "kernel image (Multiboot ELF32 or Linux bzImage)")
       ->required();
-  cmd->add_option("--initrd", initrd,
+  cmd->add_option("--initrd", guest.initrd,
                   "initial ramdisk (a bzImage's initrd, or Multiboot module 0)");
-  cmd->add_option("--append", append, "kernel command line");
-  cmd->add_option("--memory,-m", memory, "guest RAM, 2M to 3G (K/M/G suffixes)")
+  cmd->add_option("--append", guest.append, "kernel command line");
+  cmd->add_option("--memory,-m", guest.memory, "guest RAM, 2M to 3G (K/M/G suffixes)")
       ->capture_default_str();
-  cmd->add_option("--timeout", timeout, "end the run after SECONDS (0: never)")
+  cmd->add_option("--timeout", guest.timeout_seconds, "end the run after SECONDS (0: never)")
       ->check(CLI::NonNegativeNumber);
 }
 
@@ -39,33 +38,25 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "vmbt 0.1");
 
   vmbt::RunArgs run;
+  std::string run_engine = vmbt::engine_name(run.guest.engine);
   CLI::App* run_cmd = app.add_subcommand("run", "boot a kernel on one engine");
-  run_cmd->add_option("--engine", run.engine, "execution engine")
+  run_cmd->add_option("--engine", run_engine, "execution engine")
       ->check(CLI::IsMember({"bt", "kvm"}))
       ->capture_default_str();
-  run_cmd->add_option("--kernel,-k", run.kernel, "kernel image (Linux bzImage or Multiboot ELF32)")
-      ->required();
-  run_cmd->add_option("--initrd", run.initrd,
-                      "initial ramdisk (a bzImage's initrd, or Multiboot module 0)");
-  run_cmd->add_option("--append", run.append, "kernel command line");
-  run_cmd->add_option("--memory,-m", run.memory, "guest RAM, 2M to 3G (K/M/G suffixes)")
-      ->capture_default_str();
+  add_guest_options(run_cmd, run.guest);
   run_cmd->add_flag("--stats", run.stats, "print counters to stderr at exit");
   run_cmd->add_option("--stats-json", run.stats_json, "write counters as JSON to FILE");
-  run_cmd->add_flag("--trace-io", run.trace_io, "log every port and MMIO access to stderr");
+  run_cmd->add_flag("--trace-io", run.guest.trace_io, "log every port and MMIO access to stderr");
   run_cmd->add_flag("--no-sandbox", run.no_sandbox,
                     "do not confine vmbt to the run loop's system calls (seccomp) once the guest "
                     "is loaded");
   run_cmd->add_flag("--perfmap", run.perfmap,
                     "write /tmp/perf-PID.map so perf names translated code by guest address (bt)");
-  run_cmd->add_option("--timeout", run.timeout_seconds, "end the run after SECONDS (0: never)")
-      ->check(CLI::NonNegativeNumber);
 
   vmbt::CompareArgs compare;
   CLI::App* compare_cmd =
       app.add_subcommand("compare", "run one guest on bt and on kvm and compare them side by side");
-  add_guest_options(compare_cmd, compare.kernel, compare.initrd, compare.append, compare.memory,
-                    compare.timeout_seconds);
+  add_guest_options(compare_cmd, compare.guest);
   compare_cmd->add_option("--json", compare.json, "also write the report as JSON to FILE");
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "benchmarks");
@@ -93,8 +84,7 @@ int main(int argc, char** argv) {
   vmbt::TraceArgs trace;
   CLI::App* trace_cmd = app.add_subcommand(
       "trace", "run a guest on bt and report the sensitive and privileged instructions it runs");
-  add_guest_options(trace_cmd, trace.kernel, trace.initrd, trace.append, trace.memory,
-                    trace.timeout_seconds);
+  add_guest_options(trace_cmd, trace.guest);
   trace_cmd->add_flag("--trace-sensitive", trace.trace_sensitive,
                       "log every callout (EIP, CPL, instruction, function) to stderr");
   trace_cmd->add_option("--trace-every", trace.trace_every, "log only every Nth callout")
@@ -112,7 +102,10 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*run_cmd) return vmbt::run_command(run);
+    if (*run_cmd) {
+      run.guest.engine = vmbt::parse_engine_kind(run_engine);
+      return vmbt::run_command(run);
+    }
     if (*compare_cmd) return vmbt::compare_command(compare);
     if (*micro_cmd) return vmbt::bench_micro_command(micro);
     if (*trace_cmd) return vmbt::trace_command(trace);

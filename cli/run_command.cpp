@@ -11,13 +11,7 @@ namespace vmbt {
 
 int run_command(const RunArgs& args) {
   GuestRunSpec spec;
-  spec.engine = args.engine;
-  spec.kernel = args.kernel;
-  spec.initrd = args.initrd;
-  spec.append = args.append;
-  spec.memory = args.memory;
-  spec.timeout_seconds = args.timeout_seconds;
-  spec.trace_io = args.trace_io;
+  spec.guest = args.guest;
   if (args.perfmap) {
     spec.configure = [](Engine& engine) {
       if (!engine.enable_perf_map()) {

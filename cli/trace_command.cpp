@@ -12,20 +12,16 @@
 namespace vmbt {
 
 int trace_command(const TraceArgs& args) {
-  SymbolTable symbols = args.symbols.empty() ? SymbolTable::load_elf_if_any(args.kernel)
+  SymbolTable symbols = args.symbols.empty() ? SymbolTable::load_elf_if_any(args.guest.kernel)
                                              : SymbolTable::load(args.symbols);
   TraceRecorder recorder(std::move(symbols), args.trace_sensitive ? stderr : nullptr,
                          args.trace_every);
 
   GuestRunSpec spec;
-  spec.engine = "bt";
-  spec.kernel = args.kernel;
-  spec.initrd = args.initrd;
-  spec.append = args.append;
-  spec.memory = args.memory;
-  spec.timeout_seconds = args.timeout_seconds;
-  spec.configure = [&recorder](Engine& engine) {
-    static_cast<bt::BtEngine&>(engine).set_callout_observer([&recorder](const bt::CalloutEvent& e) {
+  spec.guest = args.guest;
+  spec.guest.engine = EngineKind::kBt;
+  spec.configure_bt = [&recorder](bt::BtEngine& engine) {
+    engine.set_callout_observer([&recorder](const bt::CalloutEvent& e) {
       TracedInstruction t;
       t.eip = e.eip;
       t.linear = e.linear;
@@ -43,7 +39,7 @@ int trace_command(const TraceArgs& args) {
     std::ofstream out(args.summary_json);
     if (!out) throw Error(fmt::format("cannot write --summary-json file '{}'", args.summary_json));
     nlohmann::json j = recorder.summary_json();
-    j["kernel"] = args.kernel;
+    j["kernel"] = args.guest.kernel;
     j["exit_status"] = run.result.status;
     j["exit_reason"] = run.result.reason;
     out << j.dump(2) << "\n";

@@ -1,0 +1,29 @@
+// The guest as the user describes it: one configuration for every command that runs one.
+#pragma once
+
+#include <string>
+
+namespace vmbt {
+
+/// The engine that runs a guest: binary translation, or hardware assist through /dev/kvm.
+enum class EngineKind { kBt, kKvm };
+
+/// The engine's name as `--engine` spells it: "bt" or "kvm".
+const char* engine_name(EngineKind kind);
+/// Parses `--engine`'s spelling; throws vmbt::Error naming the choices for anything else.
+EngineKind parse_engine_kind(const std::string& name);
+
+/// A guest: what `vmbt run`, `compare`, `trace` and `bench micro` fill in from their flags (in
+/// QEMU's spelling), and what the builder (cli/guest_session.h, run_guest_once) turns into a
+/// machine and an engine. Devices and drives join it as they arrive.
+struct GuestConfig {
+  EngineKind engine = EngineKind::kBt;
+  std::string kernel;           ///< Multiboot ELF32 or Linux bzImage (required)
+  std::string initrd;           ///< a bzImage's initrd, or Multiboot module 0 (optional)
+  std::string append;           ///< kernel command line (empty: the loader's default)
+  std::string memory = "256M";  ///< guest RAM, 2M to 3G with K/M/G suffixes (as QEMU's -m)
+  double timeout_seconds = 0;   ///< end the run after this long; 0: never
+  bool trace_io = false;        ///< log every port and MMIO access to stderr
+};
+
+}  // namespace vmbt
