@@ -90,6 +90,20 @@ std::string run_under_qemu(const std::string& elf, uint64_t iterations, double t
 
 /// Runs one benchmark `runs` times on one engine. Stops at the first run without a result: the
 /// reason would be the same every time.
+/// A result from its runs' cycles per operation: their median, in ns too, or why it is none.
+MicroResult finish(MicroResult m, double tsc_hz) {
+  m.cycles = median(m.run_cycles);
+  if (!(m.cycles > 0) || !std::isfinite(m.cycles)) {
+    m.not_available =
+        "below this measurement's resolution: the loop with the operation was not slower than "
+        "the loop without it";
+    return m;
+  }
+  m.ns = m.cycles / tsc_hz * 1e9;
+  m.measured = true;
+  return m;
+}
+
 MicroResult measure(const MicroBenchmark& b, const std::string& engine, const BenchMicroArgs& args,
                     const std::string& guest_dir, uint64_t iterations, double tsc_hz,
                     std::string* engine_unavailable) {
@@ -128,16 +142,7 @@ MicroResult measure(const MicroBenchmark& b, const std::string& engine, const Be
       m.operations = s->operations();
       m.run_cycles.push_back(s->cycles_per_op());
     }
-    m.cycles = median(m.run_cycles);
-    if (!(m.cycles > 0) || !std::isfinite(m.cycles)) {
-      m.not_available =
-          "below this measurement's resolution: the loop with the operation was not slower than "
-          "the loop without it";
-      return m;
-    }
-    m.ns = m.cycles / tsc_hz * 1e9;
-    m.measured = true;
-    return m;
+    return finish(m, tsc_hz);
   }
   if (!engine_unavailable->empty()) {
     m.not_available = *engine_unavailable;
@@ -177,16 +182,7 @@ MicroResult measure(const MicroBenchmark& b, const std::string& engine, const Be
     m.operations = s->operations();
     m.run_cycles.push_back(s->cycles_per_op());
   }
-  m.cycles = median(m.run_cycles);
-  if (!(m.cycles > 0) || !std::isfinite(m.cycles)) {
-    m.not_available =
-        "below this measurement's resolution: the loop with the operation was not slower than "
-        "the loop without it";
-    return m;
-  }
-  m.ns = m.cycles / tsc_hz * 1e9;
-  m.measured = true;
-  return m;
+  return finish(m, tsc_hz);
 }
 
 }  // namespace

@@ -51,6 +51,18 @@ uint64_t TraceRecorder::count_in(const std::string& function, const std::string&
   return k == f->second.end() ? 0 : k->second;
 }
 
+std::vector<std::pair<std::string, uint64_t>> TraceRecorder::functions_by_count() const {
+  std::vector<std::pair<std::string, uint64_t>> functions;
+  for (const auto& [f, m] : by_function_) {
+    uint64_t n = 0;
+    for (const auto& [kind, c] : m) n += c;
+    functions.push_back({f, n});
+  }
+  std::stable_sort(functions.begin(), functions.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return functions;
+}
+
 std::string TraceRecorder::summary_text(size_t max_functions) const {
   std::string out = fmt::format(
       "vmbt trace: {} callouts (instructions bt hands to its monitor)\n\nby kind:\n", total_);
@@ -70,14 +82,7 @@ std::string TraceRecorder::summary_text(size_t max_functions) const {
     out += "  (no symbols: give --symbols System.map or an ELF with a symbol table)\n";
     return out;
   }
-  std::vector<std::pair<std::string, uint64_t>> functions;
-  for (const auto& [f, m] : by_function_) {
-    uint64_t n = 0;
-    for (const auto& [kind, c] : m) n += c;
-    functions.push_back({f, n});
-  }
-  std::stable_sort(functions.begin(), functions.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  const std::vector<std::pair<std::string, uint64_t>> functions = functions_by_count();
   TextTable f({"function", "callouts", "instructions"}, {40, 0, 60});
   f.align_right(1);
   size_t shown = 0;
@@ -126,14 +131,7 @@ nlohmann::json TraceRecorder::summary_json() const {
                             {"cpl3", k.by_cpl[3]}});
   }
   j["by_function"] = nlohmann::json::array();
-  std::vector<std::pair<std::string, uint64_t>> functions;
-  for (const auto& [f, m] : by_function_) {
-    uint64_t n = 0;
-    for (const auto& [kind, c] : m) n += c;
-    functions.push_back({f, n});
-  }
-  std::stable_sort(functions.begin(), functions.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  const std::vector<std::pair<std::string, uint64_t>> functions = functions_by_count();
   for (const auto& [name, n] : functions) {
     j["by_function"].push_back(
         {{"function", symbols_.empty() ? nullptr : nlohmann::json(name.empty() ? kNoSymbol : name)},

@@ -44,6 +44,8 @@ class TraceRecorder {
   nlohmann::json summary_json() const;
 
  private:
+  /// (function, callouts in it), most callouts first ("" for callouts outside any symbol).
+  std::vector<std::pair<std::string, uint64_t>> functions_by_count() const;
   struct KindCount {
     SensitiveClass cls;
     uint64_t count = 0;
