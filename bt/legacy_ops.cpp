@@ -231,6 +231,38 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
         out.result = LegacyResult::kDone;
         return out;
       }
+      case ZYDIS_MNEMONIC_RET:
+      case ZYDIS_MNEMONIC_CALL: {
+        // Near CALL and RET with a 16-bit operand size (66h; Intel SDM Vol. 2A CALL, Vol. 2B
+        // RET): the return address pushed or popped is IP, 16 bits on the (32-bit) stack, and
+        // the new EIP has its upper half cleared; beyond the CS limit it is #GP(0).
+        if (insn.operand_width != 16 || insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) return out;
+        uint32_t target = 0;
+        if (insn.mnemonic == ZYDIS_MNEMONIC_RET) {
+          target = m.read(kSs, s.gpr[kEsp], 2);
+          uint32_t release = 2;
+          if (insn.operand_count_visible > 0 && ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+            release += static_cast<uint32_t>(ops[0].imm.value.u & 0xffff);
+          }
+          if (target > s.seg[kCs].limit) throw GuestFault{13, true, 0};
+          s.gpr[kEsp] += release;
+        } else {
+          const ZydisDecodedOperand& t = ops[0];
+          if (t.type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+            target = (next + static_cast<uint32_t>(t.imm.value.s)) & 0xffff;
+          } else if (t.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+            target = s.gpr[gpr_index(t.reg.value)] & 0xffff;
+          } else {
+            target = m.read(operand_segment(t), effective_offset(s, t, insn.address_width), 2);
+          }
+          if (target > s.seg[kCs].limit) throw GuestFault{13, true, 0};
+          m.write(kSs, s.gpr[kEsp] - 2, next & 0xffff, 2);
+          s.gpr[kEsp] -= 2;
+        }
+        s.eip = target;
+        out.result = LegacyResult::kDone;
+        return out;
+      }
       case ZYDIS_MNEMONIC_LEAVE: {
         // ESP = EBP, then pop (E)BP at the operand size; the stack is 32-bit (SS.B=1).
         unsigned w = insn.operand_width / 8;

@@ -20,7 +20,9 @@ struct LegacyOutcome {
 };
 
 /// Executes PUSHA/PUSHAD, POPA/POPAD, XLAT, ENTER, BOUND, DAA, DAS, AAA, AAS, AAM, AAD and SALC
-/// (invalid in 64-bit mode, so translated code cannot run them natively) with the semantics of
+/// (invalid in 64-bit mode, so translated code cannot run them natively), and the forms the
+/// translator leaves to the monitor (LEAVE, LOOPcc/JCXZ with a 16-bit address size, near CALL
+/// and RET with a 16-bit operand size), with the semantics of
 /// their Intel SDM Vol. 2 pages, including the flags those pages define. Memory goes through
 /// `mem` at the segment bases of `s`. Flat 32-bit stack (SS.B=1) assumed, as the translator is.
 /// Whether `m` is one of the instructions above that the translator always hands to the monitor

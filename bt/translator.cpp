@@ -601,6 +601,39 @@ void patch_x87_pointers(BlockEmitter& e, const Insn& in) {
   a.mov(x86::ptr(x86::r15, x86::r8, 0, ds, 2), x86::r9w);
 }
 
+/// MASKMOVQ / MASKMOVDQU (Intel SDM Vol. 2B) store through an implicit DS:EDI. Inline when DS is
+/// flat and checks nothing, the address size is 32 and no prefix but 66h (MASKMOVDQU's) or a
+/// DS override precedes it: EDI becomes its window pointer around the instruction, as around a
+/// string instruction (a host fault in it is reported with EDI back to the guest's), so the
+/// 64-bit host instruction stores into the guest's window and nowhere else.
+bool is_inline_maskmov(const Insn& in, uint32_t key_flags) {
+  if (in.d.mnemonic != ZYDIS_MNEMONIC_MASKMOVQ && in.d.mnemonic != ZYDIS_MNEMONIC_MASKMOVDQU) {
+    return false;
+  }
+  if (in.d.address_width != 32 || !(key_flags & tb_flags::kFlatData) ||
+      (key_flags & (1u << (tb_flags::kRestrictedShift + kDs)))) {
+    return false;
+  }
+  for (unsigned i = 0; i < in.d.raw.prefix_count; ++i) {
+    if (in.bytes[i] != 0x66 && in.bytes[i] != 0x3e) return false;
+  }
+  return true;
+}
+
+void translate_maskmov(BlockEmitter& e, const Insn& in) {
+  x86::Assembler& a = e.a();
+  a.lea(x86::rdi, x86::ptr(x86::r15, x86::rdi));
+  e.begin_insn(in.eip);  // the fault-prone part, with the bias fixup
+  e.fixup().di_biased = true;
+  std::vector<uint8_t> out;
+  for (unsigned i = 0; i < in.d.length; ++i) {
+    if (i < in.d.raw.prefix_count && in.bytes[i] == 0x3e) continue;  // DS: no segments in 64-bit
+    out.push_back(in.bytes[i]);
+  }
+  a.embed(out.data(), out.size());
+  a.lea(x86::edi, x86::ptr(x86::rdi, x86::r13));  // back to the guest's offset, flags untouched
+}
+
 /// PUSH Sreg with a 32-bit operand size on a flat stack, inline: ESP decreases by 4 and the
 /// selector (the context's copy) is written with a 16-bit move, as recent processors and the
 /// system emulator do (Intel SDM Vol. 2B PUSH). A fault on the store leaves ESP unchanged.
@@ -1030,6 +1063,10 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
       } else if (is_inline_push_sreg(in, key_flags)) {
         ++stats_.stack;
         translate_push_sreg(e, in);
+      } else if (is_inline_maskmov(in, key_flags) && !(fpu && (key_flags & tb_flags::kFpuTrap)) &&
+                 !(sse && (key_flags & tb_flags::kSseOff))) {
+        ++stats_.string;
+        translate_maskmov(e, in);
       } else if (restricted || sensitive || !isa_supported(d) ||
                  (fpu && (key_flags & tb_flags::kFpuTrap)) ||
                  (sse && (key_flags & tb_flags::kSseOff)) || (stack_op && !flat) ||

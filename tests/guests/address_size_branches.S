@@ -66,4 +66,30 @@ GUEST_ENTRY
   CHECK_EQ $9, "loop with cx 1: not taken"
   mov %ecx, %eax
   CHECK_EQ $0x00010000, "loop with cx 1: ecx after"
+  /* 66 C3 and 66 FF /2: near RET and CALL with a 16-bit operand size (Intel SDM Vol. 2B RET,
+   * Vol. 2A CALL) pop and push IP, 16 bits, and clear EIP's upper half: so they reach only the
+   * first 64 KiB, where a stub goes back through ESI. */
+  movl $0x9066e6ff, 0x8000      /* 0x8000: jmp *%esi */
+  movl $0xe6ff5a66, 0x8010      /* 0x8010: pop %dx (16-bit); jmp *%esi */
+  mov %esp, %ebx
+  mov $1f, %esi
+  pushw $0x8000
+  .byte 0x66, 0xc3              /* retw: EIP = 0x8000 */
+1:
+  mov %esp, %eax
+  sub %ebx, %eax
+  CHECK_EQ $0, "o16 ret: pops 2 bytes"
+  mov $1f, %esi
+  mov $0xffff8010, %eax         /* only AX counts: the target is 0x8010 */
+  .byte 0x66, 0xff, 0xd0        /* callw *%ax: pushes IP (2 bytes) */
+2:
+1:
+  movzwl %dx, %ecx              /* what the stub popped (CHECK_EQ clobbers EDX) */
+  mov %esp, %eax
+  sub %ebx, %eax
+  CHECK_EQ $0, "o16 call: pushes 2 bytes (popped by the stub)"
+  mov $2b, %eax
+  and $0xffff, %eax
+  sub %ecx, %eax
+  CHECK_EQ $0, "o16 call: pushes the low 16 bits of the return address"
   CHECKS_DONE "address_size_branches"
