@@ -204,7 +204,6 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
                                         ///< this instruction alone, unprotected (SMC)
   bool io_pending_ = false;
   StepResult io_step_;
-  bool mmio_pending_ = false;
   int64_t tsc_offset_ = 0;
 
   /// The run loop's port I/O handler (Engine::set_port_io): IN/OUT/INS/OUTS are performed here
