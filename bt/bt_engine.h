@@ -198,10 +198,12 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
     bool reads = false, writes = false;
   } mmio_;
   std::array<uint8_t, 8> mmio_data_{};
+  /// The instruction at this EIP runs alone in a one-instruction block (UINT32_MAX: none):
+  /// unprotected, after a store into its own code page (SMC), or unchecked, its segment accesses
+  /// checked by the monitor already.
   uint32_t single_step_eip_ = UINT32_MAX;
   bool single_step_code_write_ = false;
-  bool single_step_unchecked_ = false;  ///< its segment accesses were checked already  ///< run
-                                        ///< this instruction alone, unprotected (SMC)
+  bool single_step_unchecked_ = false;
   bool io_pending_ = false;
   StepResult io_step_;
   int64_t tsc_offset_ = 0;
