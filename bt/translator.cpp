@@ -601,6 +601,24 @@ void patch_x87_pointers(BlockEmitter& e, const Insn& in) {
   a.mov(x86::ptr(x86::r15, x86::r8, 0, ds, 2), x86::r9w);
 }
 
+/// Emits `bytes`, a host instruction that uses ESI and/or EDI implicitly (string instructions,
+/// MASKMOVQ), with them made window pointers around it: a 64-bit host instruction addresses
+/// through RSI/RDI, which must point into the guest's window, never below it. A host fault in
+/// it is reported with ESI/EDI back to the guest's offsets (the bias fixup).
+void emit_with_biased_pointers(BlockEmitter& e, const Insn& in, bool si, bool di,
+                               const std::vector<uint8_t>& bytes) {
+  x86::Assembler& a = e.a();
+  if (si) a.lea(x86::rsi, x86::ptr(x86::r15, x86::rsi));
+  if (di) a.lea(x86::rdi, x86::ptr(x86::r15, x86::rdi));
+  e.begin_insn(in.eip);  // the fault-prone part, with the bias fixup
+  e.fixup().si_biased = si;
+  e.fixup().di_biased = di;
+  a.embed(bytes.data(), bytes.size());
+  // Back to guest offsets: r13 holds minus the window base; LEA leaves the flags alone.
+  if (si) a.lea(x86::esi, x86::ptr(x86::rsi, x86::r13));
+  if (di) a.lea(x86::edi, x86::ptr(x86::rdi, x86::r13));
+}
+
 /// MASKMOVQ / MASKMOVDQU (Intel SDM Vol. 2B) store through an implicit DS:EDI. Inline when DS is
 /// flat and checks nothing, the address size is 32 and no prefix but 66h (MASKMOVDQU's) or a
 /// DS override precedes it: EDI becomes its window pointer around the instruction, as around a
@@ -621,17 +639,12 @@ bool is_inline_maskmov(const Insn& in, uint32_t key_flags) {
 }
 
 void translate_maskmov(BlockEmitter& e, const Insn& in) {
-  x86::Assembler& a = e.a();
-  a.lea(x86::rdi, x86::ptr(x86::r15, x86::rdi));
-  e.begin_insn(in.eip);  // the fault-prone part, with the bias fixup
-  e.fixup().di_biased = true;
   std::vector<uint8_t> out;
   for (unsigned i = 0; i < in.d.length; ++i) {
     if (i < in.d.raw.prefix_count && in.bytes[i] == 0x3e) continue;  // DS: no segments in 64-bit
     out.push_back(in.bytes[i]);
   }
-  a.embed(out.data(), out.size());
-  a.lea(x86::edi, x86::ptr(x86::rdi, x86::r13));  // back to the guest's offset, flags untouched
+  emit_with_biased_pointers(e, in, false, true, out);
 }
 
 /// PUSH Sreg with a 32-bit operand size on a flat stack, inline: ESP decreases by 4 and the
@@ -913,23 +926,14 @@ Step translate_stack(BlockEmitter& e, const Insn& in) {
 /// host pointers. ESI/EDI are biased by the window base (and the source segment base) around
 /// it; a fault inside it is undone by the fault handler (InsnFixup::si_biased, di_biased).
 void translate_string(BlockEmitter& e, const Insn& in, bool reads_si, bool writes_di) {
-  x86::Assembler& a = e.a();
   // Only flat segments get here (the caller routes segment bases to the monitor).
-  if (reads_si) a.lea(x86::rsi, x86::ptr(x86::r15, x86::rsi));
-  if (writes_di) a.lea(x86::rdi, x86::ptr(x86::r15, x86::rdi));
-  e.begin_insn(in.eip);  // the fault-prone part, with the bias fixup
-  e.fixup().si_biased = reads_si;
-  e.fixup().di_biased = writes_di;
   std::vector<uint8_t> out;
   for (unsigned i = 0; i < in.d.raw.prefix_count; ++i) {
     uint8_t b = in.bytes[i];
     if (b == 0xf2 || b == 0xf3 || b == 0x66) out.push_back(b);
   }
   out.push_back(in.primary_opcode());
-  a.embed(out.data(), out.size());
-  // Back to guest offsets: r13 holds minus the window base; LEA leaves the flags alone.
-  if (reads_si) a.lea(x86::esi, x86::ptr(x86::rsi, x86::r13));
-  if (writes_di) a.lea(x86::edi, x86::ptr(x86::rdi, x86::r13));
+  emit_with_biased_pointers(e, in, reads_si, writes_di, out);
 }
 
 }  // namespace

@@ -399,11 +399,8 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
     fd = unassigned_fd_;
     offset = 0;
   } else {
-    uint32_t phys = e & entry::kPhysMask;
-    bool locked = phys < protection_.size() && protection_[phys] != 0;
-    bool dirty = e & entry::kDirty;
-    sup_w = (e & entry::kSupWrite) && dirty && !locked;
-    user_w = (e & entry::kUserWrite) && dirty && !locked;
+    sup_w = host_writable(e, false);
+    user_w = host_writable(e, true);
   }
   make_room(space, lin_page);
   const uint32_t bits = space.shadow[lin_page];
@@ -433,6 +430,14 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
     }
     map_all();
   }
+}
+
+bool ShadowMmu::host_writable(uint32_t e, bool user) const {
+  // Writable only where the guest allows the write, its D bit is set (the first write sets it,
+  // Intel SDM Vol. 3A §4.8) and the frame holds no traced page table or translated code.
+  const uint32_t phys = e & entry::kPhysMask;
+  const bool locked = phys < protection_.size() && protection_[phys] != 0;
+  return (e & (user ? entry::kUserWrite : entry::kSupWrite)) && (e & entry::kDirty) && !locked;
 }
 
 ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
@@ -591,9 +596,7 @@ void ShadowMmu::remap(uint32_t phys_page, Space* only) {
           !due(*m.space)) {
         continue;
       }
-      const bool writable =
-          (e & entry::kSupWrite) && (e & entry::kDirty) && protection_[phys_page] == 0;
-      m.space->sup.protect_page(lin_page, 0, writable);
+      m.space->sup.protect_page(lin_page, 0, host_writable(e, false));
     }
   }
   auto it = rmap_.find(phys_page);
@@ -607,10 +610,8 @@ void ShadowMmu::remap(uint32_t phys_page, Space* only) {
   for (const Mapping& m : maps) {
     Space& space = *m.space;
     if (!due(space)) continue;
-    uint32_t e = space.shadow[m.lin_page];
-    bool locked = protection_[phys_page] != 0, dirty = e & entry::kDirty;
-    bool sup_w = (e & entry::kSupWrite) && dirty && !locked;
-    bool user_w = (e & entry::kUserWrite) && dirty && !locked;
+    const uint32_t e = space.shadow[m.lin_page];
+    const bool sup_w = host_writable(e, false), user_w = host_writable(e, true);
     if (e & entry::kInSup) space.sup.protect_page(m.lin_page, 0, sup_w);
     if (e & entry::kSupAlias) space.sup.protect_page(m.lin_page, 1, sup_w);
     if (e & entry::kInUser) space.user.protect_page(m.lin_page, 0, user_w);
@@ -705,14 +706,7 @@ void ShadowMmu::resume_tracing() {
     if (prefetches++ < 4) prefetch(page, i, suspended_copy_[i], now[i]);
   }
   if (installed && is_current_directory(page) && count_flood_write(page)) return;
-  auto live = [](const std::vector<Mapping>& users) {
-    return std::any_of(users.begin(), users.end(),
-                       [](const Mapping& m) { return m.generation == m.space->generation; });
-  };
-  auto pt = pt_users_.find(page);
-  if ((pt != pt_users_.end() && live(pt->second)) || is_current_directory(page)) {
-    protect(page, protect::kPageTable);
-  }
+  if (shadows_derive_from(page)) protect(page, protect::kPageTable);
 }
 
 void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count, bool global) {
@@ -812,12 +806,7 @@ void ShadowMmu::begin_table_write(uint32_t phys_addr, unsigned len) {
     on_code_write_(page);
     unprotect(page, protect::kCode);
   }
-  if (!(protection_[page] & protect::kPageTable)) return;
-  if (!shadows_derive_from(page)) {  // a protection left behind (a freed table, an old directory)
-    pt_users_.erase(page);
-    unprotect(page, protect::kPageTable);
-    return;
-  }
+  if (!(protection_[page] & protect::kPageTable) || release_stale_tracing(page)) return;
   ++stats_.table_writes;
   if (!is_current_directory(page) && count_flood_write(page)) return;
   const uint32_t first = (phys_addr & 0xfff) / 4;
@@ -846,6 +835,14 @@ void ShadowMmu::end_table_write() {
     }
   }
   if (installed && is_current_directory(page)) count_flood_write(page);
+}
+
+bool ShadowMmu::release_stale_tracing(uint32_t page) {
+  if (shadows_derive_from(page)) return false;
+  // A protection left behind (a freed table, the directory of a space no longer current).
+  pt_users_.erase(page);
+  unprotect(page, protect::kPageTable);
+  return true;
 }
 
 bool ShadowMmu::shadows_derive_from(uint32_t page) const {
@@ -930,9 +927,7 @@ bool ShadowMmu::defer_prefetch(Space& space, uint32_t lin_page) {
     return false;
   }
   const uint32_t phys = e & entry::kPhysMask;
-  const bool locked = phys < protection_.size() && protection_[phys] != 0;
-  const bool writable = (e & (window == entry::kInSup ? entry::kSupWrite : entry::kUserWrite)) &&
-                        (e & entry::kDirty) && !locked;
+  const bool writable = host_writable(e, window == entry::kInUser);
   PendingRun& r = pending_;
   if (r.count && r.space == &space && r.generation == space.generation && r.window == window &&
       r.writable == writable && lin_page == r.lin_first + r.count &&
@@ -1251,10 +1246,7 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
       unprotect(phys, protect::kCode);
       single_step = true;
     }
-    if ((protection_[phys] & protect::kPageTable) && !shadows_derive_from(phys)) {
-      pt_users_.erase(phys);  // a protection left behind (a freed table, an old directory)
-      unprotect(phys, protect::kPageTable);
-    } else if (protection_[phys] & protect::kPageTable) {
+    if ((protection_[phys] & protect::kPageTable) && !release_stale_tracing(phys)) {
       ++stats_.tracing_faults;
       f.table_write = true;
       // A page table the guest keeps writing without using it (zapping or filling it, as

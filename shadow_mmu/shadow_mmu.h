@@ -254,6 +254,12 @@ class ShadowMmu {
   /// Whether any live shadow derives from guest-physical page `page` (a page table of a space,
   /// or the current page directory): a write-protection for kPageTable without it is stale.
   bool shadows_derive_from(uint32_t page) const;
+  /// A write hit `page`, protected as a page table: when no shadow derives from it any more, the
+  /// protection is taken away (true) and the write needs nothing else.
+  bool release_stale_tracing(uint32_t page);
+  /// Whether the host may map a page with shadow entry `e` writable in the user view (`user`)
+  /// or the supervisor view.
+  bool host_writable(uint32_t e, bool user) const;
   /// Counts a store to traced table `page`; at kFloodWrites in a row it is no longer traced and
   /// what derived from it is dropped (then true).
   bool count_flood_write(uint32_t page);
