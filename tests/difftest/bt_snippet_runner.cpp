@@ -1,5 +1,7 @@
 #include "tests/difftest/bt_snippet_runner.h"
 
+#include <cstdio>
+
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,37 @@ bool has_error_code(int vector) {
 }
 
 }  // namespace
+
+std::string compare_registers(const NativeResult& n, const BtResult& b, uint32_t flag_mask) {
+  static const char* const kRegNames[8] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"};
+  if (n.faulted != b.faulted) {
+    return n.faulted ? "native raised vector " + std::to_string(n.vector) + ", bt did not"
+                     : "bt raised vector " + std::to_string(b.vector) + ", native did not";
+  }
+  std::string why;
+  char buf[96];
+  if (n.faulted) {
+    if (n.vector != b.vector) {
+      why += "vector native " + std::to_string(n.vector) + " bt " + std::to_string(b.vector) + "; ";
+    }
+    if (n.fault_eip != b.fault_eip) {
+      snprintf(buf, sizeof buf, "fault EIP native %#x bt %#x; ", n.fault_eip, b.fault_eip);
+      why += buf;
+    }
+  }
+  for (unsigned i = 0; i < 8; ++i) {
+    if (n.out.gpr[i] != b.out.gpr[i]) {
+      snprintf(buf, sizeof buf, "%s native %#x bt %#x; ", kRegNames[i], n.out.gpr[i], b.out.gpr[i]);
+      why += buf;
+    }
+  }
+  if ((n.out.eflags & flag_mask) != (b.out.eflags & flag_mask)) {
+    snprintf(buf, sizeof buf, "eflags native %#x bt %#x (mask %#x); ", n.out.eflags, b.out.eflags,
+             flag_mask);
+    why += buf;
+  }
+  return why;
+}
 
 BtSnippetRunner::BtSnippetRunner() : ram_(std::make_unique<GuestMemory>(kRamBytes)) {}
 BtSnippetRunner::~BtSnippetRunner() = default;

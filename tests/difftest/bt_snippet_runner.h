@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "tests/difftest/native_runner.h"
@@ -27,6 +28,12 @@ struct BtResult {
   std::string engine_error;     ///< the engine stopped for another reason (message)
   std::vector<uint8_t> memory;  ///< the data arena afterwards
 };
+
+/// Where bt's outcome differs from the native run's in what both decide: whether and which
+/// exception was raised and at which EIP, the eight registers, and the EFLAGS bits in
+/// `flag_mask` (flag::kCompared minus what the instructions leave undefined). "" when they agree.
+/// Timeouts, engine errors and memory are the caller's to judge.
+std::string compare_registers(const NativeResult& n, const BtResult& b, uint32_t flag_mask);
 
 /// A guest machine with the snippet at NativeRunner::kSnippetBase, the data arena at
 /// NativeRunner::kDataBase, a flat GDT and an IDT whose 32 exception handlers each halt at a

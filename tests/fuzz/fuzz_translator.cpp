@@ -100,32 +100,6 @@ bool natively_comparable(const uint8_t* code, size_t size, uint32_t* undefined) 
   return size > 0;
 }
 
-/// Why bt and the host disagree, or "" when they agree.
-std::string disagreement(const NativeResult& n, const BtResult& b, uint32_t undefined) {
-  if (n.timed_out || b.timed_out) return "";  // nothing to compare
-  if (n.faulted != b.faulted) {
-    return n.faulted ? "native raised vector " + std::to_string(n.vector) + ", bt did not"
-                     : "bt raised vector " + std::to_string(b.vector) + ", native did not";
-  }
-  if (n.faulted && (n.vector != b.vector || n.fault_eip != b.fault_eip)) {
-    return "vector or fault EIP differ (native " + std::to_string(n.vector) + " at " +
-           std::to_string(n.fault_eip) + ", bt " + std::to_string(b.vector) + " at " +
-           std::to_string(b.fault_eip) + ")";
-  }
-  for (unsigned i = 0; i < 8; ++i) {
-    if (n.out.gpr[i] != b.out.gpr[i]) {
-      return "gpr " + std::to_string(i) + ": native " + std::to_string(n.out.gpr[i]) + ", bt " +
-             std::to_string(b.out.gpr[i]);
-    }
-  }
-  const uint32_t mask = vmbt::difftest::flag::kCompared & ~undefined;
-  if ((n.out.eflags & mask) != (b.out.eflags & mask)) {
-    return "eflags: native " + std::to_string(n.out.eflags & mask) + ", bt " +
-           std::to_string(b.out.eflags & mask);
-  }
-  return "";
-}
-
 /// The native runner, when this host runs 32-bit code (created once: its mappings are fixed).
 NativeRunner* native_runner() {
   static std::unique_ptr<NativeRunner> runner = []() -> std::unique_ptr<NativeRunner> {
@@ -179,7 +153,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // At CPL 0 an exception frame goes where the snippet's ESP points, which may be nowhere the
     // harness can read it back: faults are compared at CPL 3 (ring-0 stack from the TSS) only.
     const bool comparable_end = user || (!n.faulted && !b.faulted);
-    const std::string why = comparable_end ? disagreement(n, b, undefined) : std::string();
+    const std::string why =
+        comparable_end && !n.timed_out && !b.timed_out
+            ? vmbt::difftest::compare_registers(n, b, vmbt::difftest::flag::kCompared & ~undefined)
+            : std::string();
     if (!why.empty()) {
       std::fprintf(stderr, "bt and native execution disagree (CPL %d): %s\n", user ? 3 : 0,
                    why.c_str());

@@ -13,37 +13,12 @@
 namespace vmbt::difftest {
 namespace {
 
-const char* kRegNames[8] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"};
-
 /// Compares one case; returns an empty string when bt agrees with the native run.
 std::string compare(const GeneratedCase& gc, const NativeResult& n, const BtResult& b) {
-  std::string why;
   if (!b.engine_error.empty()) return "bt engine stopped: " + b.engine_error;
   if (b.timed_out) return "bt timed out where native finished";
-  if (n.faulted != b.faulted) {
-    return n.faulted ? "native raised vector " + std::to_string(n.vector) + ", bt did not"
-                     : "bt raised vector " + std::to_string(b.vector) + ", native did not";
-  }
-  if (n.faulted) {
-    if (n.vector != b.vector) {
-      why += "vector native " + std::to_string(n.vector) + " bt " + std::to_string(b.vector) + "; ";
-    }
-    if (n.fault_eip != b.fault_eip) why += "fault EIP differs; ";
-  }
-  for (unsigned i = 0; i < 8; ++i) {
-    if (n.out.gpr[i] != b.out.gpr[i]) {
-      char buf[96];
-      snprintf(buf, sizeof buf, "%s native %#x bt %#x; ", kRegNames[i], n.out.gpr[i], b.out.gpr[i]);
-      why += buf;
-    }
-  }
-  uint32_t mask = flag::kCompared & ~undefined_flags_for(gc, n);
-  if ((n.out.eflags & mask) != (b.out.eflags & mask)) {
-    char buf[96];
-    snprintf(buf, sizeof buf, "eflags native %#x bt %#x (mask %#x); ", n.out.eflags, b.out.eflags,
-             mask);
-    why += buf;
-  }
+  std::string why = compare_registers(n, b, flag::kCompared & ~undefined_flags_for(gc, n));
+  if (n.faulted != b.faulted) return why;
   // Delivering an exception pushes its frame (EIP, CS, EFLAGS, error code) below the faulting
   // ESP in the guest; natively the kernel takes the fault instead. Those 16 bytes are not compared.
   uint64_t frame_lo = 0, frame_hi = 0;
