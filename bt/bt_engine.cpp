@@ -723,7 +723,10 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
                            const ZydisDecodedOperand* ops, const sys::Insn* predecoded,
                            bool& done) {
   const bool decoded = decoded_insn != nullptr;
-  const ZydisDecodedInstruction& insn = decoded ? *decoded_insn : ZydisDecodedInstruction{};
+  // (A reference to a static, not `decoded ? *decoded_insn : ZydisDecodedInstruction{}`: that
+  // conditional is a prvalue, a 300-byte copy on every callout.)
+  static const ZydisDecodedInstruction kNoInstruction{};
+  const ZydisDecodedInstruction& insn = decoded ? *decoded_insn : kNoInstruction;
   // A direct call's instruction is known: only the legacy group goes to execute_legacy.
   if (decoded && (!predecoded || is_legacy_instruction(insn.mnemonic))) {
     LegacyOutcome legacy = execute_legacy(s_, insn, ops, linear_memory_);

@@ -1,6 +1,5 @@
 // SystemEmulator: instruction fetch and decode, dispatch, operand access, entry points.
 #include <fmt/format.h>
-#include <optional>
 
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
@@ -247,6 +246,14 @@ StepResult SystemEmulator::execute(VcpuState& s, const sys::Insn& decoded) {
   return run_instruction(s, &decoded);
 }
 
+StepResult SystemEmulator::fetch_and_dispatch(VcpuState& s) {
+  // A decoded instruction is over a kilobyte: it lives here, not in run_instruction's frame,
+  // where the compiler would clear it for every predecoded direct call too.
+  Insn in;
+  fetch_decode(s, in);
+  return dispatch(s, in);
+}
+
 StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decoded) {
   interrupt_shadow = false;
   event_delivered_ = false;
@@ -271,12 +278,7 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
   const bool tf = s.eflags & eflags::kTf;
   StepResult r;
   try {
-    std::optional<Insn> fetched;  // a decoded instruction is a kilobyte: built only when needed
-    if (!decoded) {
-      fetch_decode(s, fetched.emplace());
-      decoded = &*fetched;
-    }
-    r = dispatch(s, *decoded);
+    r = decoded ? dispatch(s, *decoded) : fetch_and_dispatch(s);
     if (r.kind == StepKind::kDone && !event_delivered_) {
       if (!keep_rf_) s.eflags &= ~eflags::kRf;
       if (tf && !suppress_single_step_) r = single_step_trap(s);

@@ -1,7 +1,7 @@
 // Exception and interrupt delivery through the IDT (Intel SDM Vol. 3A §6.10-6.15; Vol. 2A INT n).
 #include <fmt/format.h>
 
-#include <array>
+#include <vector>
 
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
@@ -69,21 +69,19 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
                         s.seg[kCs].selector, s.eip)};
   }
   const VcpuRegisters before = s;
-  // The events of a nested delivery, described only if it ends in a shutdown.
-  // (At most two events per attempt: no allocation on the common path.)
-  std::array<Event, 40> chain_events;
-  unsigned chain_length = 0;
+  // The events of a nested delivery, described only if it ends in a shutdown. The first is the
+  // event itself; the rest are noted only when a delivery faults, so the common path neither
+  // allocates nor clears a buffer.
+  const Event first_event = ev;
+  std::vector<Event> chain_events;
   auto note = [&](const Event& e) {
-    if (chain_length < chain_events.size()) chain_events[chain_length++] = e;
+    if (chain_events.size() < 40) chain_events.push_back(e);
   };
   auto chain = [&] {
-    std::string out;
-    for (unsigned i = 0; i < chain_length; ++i) {
-      out += (i ? " -> " : "") + describe(chain_events[i]);
-    }
+    std::string out = describe(first_event);
+    for (const Event& e : chain_events) out += " -> " + describe(e);
     return out;
   };
-  note(ev);
   for (int attempt = 0; attempt < 16; ++attempt) {
     try {
       deliver_once(s, ev);

@@ -142,6 +142,7 @@ class SystemEmulator {
   void fetch_decode(const VcpuState& s, sys::Insn& in);
   StepResult run_instruction(VcpuState& s, const sys::Insn* decoded);
   StepResult dispatch(VcpuState& s, const sys::Insn& in);
+  [[gnu::noinline]] StepResult fetch_and_dispatch(VcpuState& s);
   void notify_segments(const VcpuRegisters& before, const VcpuState& s);
   uint32_t mem_read(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size);
   void mem_write(const VcpuState& s, unsigned seg, uint32_t offset, uint32_t value, unsigned size);
