@@ -25,6 +25,7 @@ enum class ExitKind : uint32_t {
   kUnlinked,    ///< a chained exit was cut by a kick: look up `eip`, then relink
   kIrqWindow,   ///< inline STI enabled interrupts with one pending: deliver it after one more block
   kDirectCall,  ///< a direct call executed its instruction in place and left for the dispatcher
+  kDebugStop,   ///< a debugger's breakpoint at `eip`: nothing of the block ran
 };
 
 /// Entries in an indirect-branch table: indexed by the low bits of the guest target EIP; each

@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "bt/fpu_class.h"
 #include "bt/guest_operands.h"
@@ -825,6 +828,7 @@ Exit BtEngine::handle_fault(bool& done) {
           // checked when it runs alone again: re-checking would step it back here forever.
           if (from->key_flags & tb_flags::kSegUnchecked) single_step_unchecked_ = true;
         }
+        if (m.watch_write) watched_store_ = watched_store_at(m.linear);
         if (m.table_write && !m.code_write && !callout_observer_) {
           // Adaptive translation: from now on this instruction stores into page tables through
           // the monitor, without a fault; its block is translated again with that shape.
@@ -951,7 +955,8 @@ Exit BtEngine::run() {
     }
     if (system_.interrupt_shadow) {
       system_.interrupt_shadow = false;  // one more block runs before an interrupt is taken
-    } else if ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) {
+    } else if (!debug_.single_step && (s_.eflags & eflags::kIf) &&
+               interrupts_.interrupt_pending()) {
       ++interrupts_delivered_;
       bool done = false;
       Exit e =
@@ -975,6 +980,10 @@ Exit BtEngine::run() {
       table_cs_base_ = s_.seg[kCs].base;
     }
     TranslationBlock* tb = nullptr;
+    // A debugger's step, or the instruction it resumes at: one instruction, breakpoints ignored.
+    const bool debug_one = debug_.single_step || debug_resume_;
+    debug_resume_ = false;
+    const uint32_t debug_eip = s_.eip, debug_cs = s_.seg[kCs].selector;
     bool single = single_step_eip_ == s_.eip;
     single_step_eip_ = UINT32_MAX;
     const bool code_write = single && single_step_code_write_;
@@ -985,9 +994,10 @@ Exit BtEngine::run() {
       // write-protected, discarded after it ran.
       tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction | unchecked,
                                  s_.seg[kCs].base);
-    } else if (single) {
+    } else if (single || debug_one) {
       // Kept: page-table stores and checked-segment instructions recur.
-      tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction | unchecked);
+      tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction | unchecked |
+                              (debug_one ? tb_flags::kNoBreakpoints : 0));
     } else {
       tb = lookup(s_.eip, flags);
     }
@@ -1013,6 +1023,20 @@ Exit BtEngine::run() {
       mmu_.resume_tracing();
       if (mmio_write) {  // what the instruction stored goes to the device
         return mmio_exit(true);
+      }
+    }
+    if (single && watched_store_) {
+      // The store into a watched page ran (unless it faulted): a debugger's data breakpoint
+      // reports it after the instruction, with the watched byte's address.
+      const WatchedStore store = *watched_store_;
+      watched_store_.reset();
+      if (ctx_->exit_kind != ExitKind::kFault) {
+        if (std::optional<uint32_t> hit = watch_hit(store)) {
+          Exit e(ExitReason::kDebug);
+          e.debug = DebugStop::kWatchpoint;
+          e.debug_address = *hit;
+          return e;
+        }
       }
     }
 
@@ -1063,8 +1087,20 @@ Exit BtEngine::run() {
       case ExitKind::kFault:
         e = handle_fault(done);
         break;
+      case ExitKind::kDebugStop:
+        e = Exit(ExitReason::kDebug);
+        e.debug = DebugStop::kBreakpoint;
+        return e;
     }
     if (done) return e;
+    if (debug_.single_step && !(ctx_->exit_kind == ExitKind::kFault && s_.eip == debug_eip &&
+                                s_.seg[kCs].selector == debug_cs)) {
+      // The step is over unless a host fault the guest never saw (a shadow fill, a traced
+      // store run alone) left the instruction to run again.
+      e = Exit(ExitReason::kDebug);
+      e.debug = DebugStop::kStep;
+      return e;
+    }
     if (trap_flag &&
         (ctx_->exit_kind == ExitKind::kBranch || ctx_->exit_kind == ExitKind::kIndirect)) {
       s_.dr[6] |= 1u << 14;  // DR6.BS: single-step
@@ -1094,6 +1130,106 @@ bool BtEngine::enable_perf_map() {
                  static_cast<unsigned long>(end - stubs[i].first), stubs[i].second);
   }
   cache_.set_perf_map(perf_map_.get());
+  return true;
+}
+
+void BtEngine::drop_translations() {
+  cache_.flush();
+  tables_.clear_all();
+  entering_ = kicked_ = nullptr;
+}
+
+void BtEngine::set_callout_observer(std::function<void(const CalloutEvent&)> observer) {
+  // Observed callouts need blocks without direct calls (key_flags): chained blocks of the other
+  // kind must not run on.
+  if (static_cast<bool>(observer) != static_cast<bool>(callout_observer_)) drop_translations();
+  callout_observer_ = std::move(observer);
+}
+
+std::string BtEngine::set_debug(const DebugSettings& settings) {
+  if (settings.breakpoints != debug_.breakpoints) {
+    // Blocks translated before were made for the old set (chained, in tables): all go.
+    translator_.set_breakpoints(settings.breakpoints);
+    drop_translations();
+  }
+  // Write watchpoints: the frames their linear ranges map to now stay write-protected.
+  std::vector<uint32_t> pages;
+  for (const DebugSettings::Watch& w : settings.watchpoints) {
+    if (w.length == 0) continue;
+    for (uint64_t page = w.linear >> 12; page <= (uint64_t{w.linear} + w.length - 1) >> 12;
+         ++page) {
+      const std::optional<uint32_t> pa = mmu_.probe_physical(static_cast<uint32_t>(page << 12));
+      if (!pa) {
+        return fmt::format("cannot watch {:#x}: the guest's page tables do not map it now",
+                           page << 12);
+      }
+      pages.push_back(*pa >> 12);
+    }
+  }
+  std::sort(pages.begin(), pages.end());
+  pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  mmu_.set_watched_pages(pages);
+  debug_ = settings;
+  debug_resume_ = true;
+  return {};
+}
+
+BtEngine::WatchedStore BtEngine::watched_store_at(uint32_t linear) {
+  WatchedStore store{linear, 1};
+  uint8_t bytes[16] = {};
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  if (!decode_at_eip(bytes, insn, ops)) return store;
+  if (insn.meta.category == ZYDIS_CATEGORY_STRINGOP) {
+    store.size = 0x1000 - (linear & 0xfff);
+    return store;
+  }
+  for (unsigned i = 0; i < insn.operand_count; ++i) {
+    if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+        (ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE)) {
+      store.size = std::max<uint32_t>(1, ops[i].size / 8);
+    }
+  }
+  return store;
+}
+
+std::optional<uint32_t> BtEngine::watch_hit(const WatchedStore& store) const {
+  const uint64_t end = uint64_t{store.linear} + store.size;
+  for (const DebugSettings::Watch& w : debug_.watchpoints) {
+    const uint64_t w_end = uint64_t{w.linear} + w.length;
+    if (store.linear < w_end && w.linear < end) return std::max(store.linear, w.linear);
+  }
+  return std::nullopt;
+}
+
+bool BtEngine::debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) {
+  // Page by page through the guest's tables as they are (no A/D updates); every page is
+  // checked before anything is written.
+  std::vector<std::pair<uint64_t, size_t>> pieces;
+  for (size_t done = 0; done < size;) {
+    const uint32_t at = linear + static_cast<uint32_t>(done);
+    const size_t chunk = std::min<size_t>(size - done, 0x1000 - (at & 0xfff));
+    uint64_t phys = at;
+    if (mmu_.paging()) {
+      const std::optional<uint32_t> pa = mmu_.probe_physical(at);
+      if (!pa) return false;
+      phys = *pa;
+    }
+    if (!memory_.contains(phys, chunk)) return false;
+    pieces.push_back({phys, chunk});
+    done += chunk;
+  }
+  size_t offset = 0;
+  for (const auto& [phys, chunk] : pieces) {
+    if (write) {
+      // As a store of the guest's would be seen: translated code and traced tables first.
+      mmu_.note_phys_write(static_cast<uint32_t>(phys), static_cast<unsigned>(chunk));
+      memory_.write(phys, data + offset, chunk);
+    } else {
+      memory_.read(phys, data + offset, chunk);
+    }
+    offset += chunk;
+  }
   return true;
 }
 
@@ -1127,8 +1263,8 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.smc_invalidations", smc_invalidations_);
   stats.set("bt.chains_made", chains_);
   stats.set("bt.dispatches", dispatches_);
-  static const char* kKinds[] = {"none",  "branch",   "indirect",   "callout",
-                                 "fault", "unlinked", "irq_window", "direct_call"};
+  static const char* kKinds[] = {"none",     "branch",     "indirect",    "callout",   "fault",
+                                 "unlinked", "irq_window", "direct_call", "debug_stop"};
   static_assert(std::size(kKinds) == std::tuple_size_v<decltype(exits_by_kind_)>);
   for (unsigned i = 0; i < exits_by_kind_.size(); ++i) {
     if (exits_by_kind_[i]) stats.set(std::string("bt.block_exits.") + kKinds[i], exits_by_kind_[i]);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -65,16 +66,18 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void collect_stats(Stats& stats) override;
   std::string debug_notes() override;
   bool enable_perf_map() override;
+  std::string set_debug(const DebugSettings& settings) override;
+  bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
 
   /// Called by the host fault handler for a fault whose RIP is in the translation cache: saves
   /// the guest state as of the faulting guest instruction and makes the signal return into the
   /// exit stub. Returns false when the fault is not the engine's (the handler then crashes).
   bool handle_host_fault(int signal, void* siginfo, void* ucontext);
 
-  /// Called for every callout, before the monitor executes it (sensitive-instruction tracing).
-  void set_callout_observer(std::function<void(const CalloutEvent&)> observer) {
-    callout_observer_ = std::move(observer);
-  }
+  /// Called for every callout, before the monitor executes it (sensitive-instruction tracing);
+  /// an empty function turns it off. May change while the guest runs (a debugger's `monitor
+  /// trace on`): the blocks translated for the other setting are dropped.
+  void set_callout_observer(std::function<void(const CalloutEvent&)> observer);
 
  private:
   // SystemHooks
@@ -86,6 +89,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) override;
   bool writes_page_tables(uint32_t eip) const override { return table_writers_.count(eip) != 0; }
 
+  /// Drops every translated block and indirect-branch table entry (they were made for settings
+  /// that changed: debugger breakpoints, callout observation).
+  void drop_translations();
   uint32_t key_flags() const;
   /// The key flags the dispatcher looks blocks up with: key_flags(), one instruction per block
   /// under EFLAGS.TF.
@@ -202,6 +208,21 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// unprotected, after a store into its own code page (SMC), or unchecked, its segment accesses
   /// checked by the monitor already.
   uint32_t single_step_eip_ = UINT32_MAX;
+  /// The debugger's requests (set_debug): breakpoints go to the translator; stepping and the
+  /// first instruction after a change run as one-instruction blocks that ignore breakpoints.
+  DebugSettings debug_;
+  bool debug_resume_ = false;  ///< the next instruction runs even at a breakpoint
+  /// A store into a watched page runs alone: the bytes it writes ([linear, linear + size)),
+  /// checked against the watchpoints once it ran (watch_hit()).
+  struct WatchedStore {
+    uint32_t linear = 0, size = 0;
+  };
+  std::optional<WatchedStore> watched_store_;
+  /// The first watched byte `store` wrote, if any.
+  std::optional<uint32_t> watch_hit(const WatchedStore& store) const;
+  /// Where a store that faulted on a watched page writes (its memory operand; a string
+  /// instruction: to the end of the page, as it may repeat).
+  WatchedStore watched_store_at(uint32_t linear);
   bool single_step_code_write_ = false;
   bool single_step_unchecked_ = false;
   bool io_pending_ = false;
@@ -225,7 +246,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   // Statistics.
   std::vector<uint64_t> callouts_by_mnemonic_ = std::vector<uint64_t>(ZYDIS_MNEMONIC_MAX_VALUE + 1);
   uint64_t undecodable_callouts_ = 0;
-  std::array<uint64_t, 8> exits_by_kind_{};  ///< block exits by ExitKind
+  std::array<uint64_t, 9> exits_by_kind_{};  ///< block exits by ExitKind
   std::map<unsigned, uint64_t> exceptions_by_vector_;
   uint64_t interrupts_delivered_ = 0, smc_invalidations_ = 0, chains_ = 0, dispatches_ = 0,
            host_faults_ = 0, direct_calls_ = 0, direct_transfers_ = 0, io_in_engine_ = 0;

@@ -17,6 +17,7 @@
 #include <asmjit/x86.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <vector>
@@ -284,6 +285,12 @@ struct Translator::Impl {
   BtContext& ctx;
   TranslatorStats& stats;
   ZydisDecoder decoder{};
+  std::vector<uint32_t> breakpoints;  ///< sorted linear addresses (Translator::set_breakpoints)
+
+  bool breakpoint_at(uint32_t linear, uint32_t key_flags) const {
+    return !breakpoints.empty() && !(key_flags & tb_flags::kNoBreakpoints) &&
+           std::binary_search(breakpoints.begin(), breakpoints.end(), linear);
+  }
 
   Impl(CodeCache& c, const Stubs& s, CodeFetcher& f, BtContext& x, TranslatorStats& st)
       : cache(c), stubs(s), fetcher(f), ctx(x), stats(st) {
@@ -406,9 +413,12 @@ class BlockEmitter {
   }
 
   /// Ends the block with a callout for the instruction at `eip`.
-  void callout_exit(uint32_t eip) {
+  void callout_exit(uint32_t eip) { exit_to_monitor(eip, ExitKind::kCallout); }
+
+  /// Leaves for the dispatcher at `eip` with `kind`, the instruction there not run.
+  void exit_to_monitor(uint32_t eip, ExitKind kind) {
     a_.mov(ctx_field(offsetof(BtContext, eip), 4), eip);
-    a_.mov(ctx_field(offsetof(BtContext, exit_kind), 4), static_cast<uint32_t>(ExitKind::kCallout));
+    a_.mov(ctx_field(offsetof(BtContext, exit_kind), 4), static_cast<uint32_t>(kind));
     a_.jmp(asmjit::imm(reinterpret_cast<uint64_t>(stubs_.exit)));
   }
 
@@ -943,6 +953,10 @@ Translator::Translator(CodeCache& cache, const Stubs& stubs, CodeFetcher& fetche
 
 Translator::~Translator() = default;
 
+void Translator::set_breakpoints(std::vector<uint32_t> linear) {
+  impl_->breakpoints = std::move(linear);
+}
+
 TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32_t cs_base) {
   Impl& im = *impl_;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -987,6 +1001,17 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
         break;
       }
       if (tb->instructions == 0) tb->pages[0] = page;
+      if (im.breakpoint_at(lin, key_flags)) {
+        // A debugger's breakpoint: the block before it ends there; the block at it only stops.
+        if (tb->instructions > 0) {
+          e.direct_exit(pc);
+        } else {
+          e.begin_insn(pc);
+          ++tb->instructions;
+          e.exit_to_monitor(pc, ExitKind::kDebugStop);
+        }
+        break;
+      }
       bool crosses = ZYAN_SUCCESS(st) && ((lin & 0xfff) + in.d.length > 0x1000);
       if (tb->instructions > 0 && ((lin & 0xfff) == 0 || crosses)) {
         e.direct_exit(pc);  // keep every block within one page plus at most one crossing insn

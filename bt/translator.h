@@ -35,6 +35,9 @@ constexpr uint32_t kHostTsc = 1u << 14;
 /// Sensitive instructions become direct calls into the monitor (Stubs::direct_call) instead of
 /// block exits; off while a callout observer (vmbt trace) wants every one through the dispatcher.
 constexpr uint32_t kDirectCalls = 1u << 15;
+/// Breakpoints are ignored: the one instruction a debugger resumes or steps at (always with
+/// kSingleInstruction, so never in a table or chained).
+constexpr uint32_t kNoBreakpoints = 1u << 16;
 /// Bits 8-13: segment registers (SegIndex) that need limit/type checks (segment_checks.h);
 /// instructions using them leave translated code for the monitor.
 constexpr unsigned kRestrictedShift = 8;
@@ -78,6 +81,11 @@ class Translator {
   TranslationBlock* translate(uint32_t eip, uint32_t key_flags, uint32_t cs_base = 0);
 
   const TranslatorStats& stats() const { return stats_; }
+
+  /// Debugger breakpoints, as sorted guest linear addresses: a block ends before an instruction
+  /// at one, and a block starting at one only exits with ExitKind::kDebugStop (unless translated
+  /// with tb_flags::kNoBreakpoints). Blocks translated before a change are the caller's to drop.
+  void set_breakpoints(std::vector<uint32_t> linear);
 
   /// Called after the translator had to flush a full cache (the engine drops its block pointers).
   std::function<void()> on_flush;

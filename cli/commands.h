@@ -14,8 +14,11 @@ struct RunArgs {
   GuestConfig guest;
   bool stats = false;
   std::string stats_json;
-  bool perfmap = false;     ///< write /tmp/perf-PID.map for perf (bt)
-  bool no_sandbox = false;  ///< run without the seccomp sandbox
+  bool perfmap = false;      ///< write /tmp/perf-PID.map for perf (bt)
+  bool no_sandbox = false;   ///< run without the seccomp sandbox
+  std::string gdb;           ///< `--gdb tcp::PORT` (`-s`: tcp::1234): a GDB stub listens there
+  bool gdb_default = false;  ///< `-s`: --gdb tcp::1234
+  bool gdb_wait = false;     ///< `-S`: stopped at the first instruction until GDB continues
 };
 
 /// `vmbt run`: boots the kernel on the chosen engine; returns vmbt's exit status.

@@ -65,13 +65,15 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   std::unique_ptr<Engine> engine = make_engine(spec, machine);
   engine->set_state(image.entry);
   if (spec.configure) spec.configure(*engine);
-  if (spec.sandbox) enter_sandbox();
+  if (spec.sandbox) enter_sandbox(spec.gdb != nullptr);
 
   GuestRun run;
   run.stats.set_text("engine", std::string(engine->name()));
   RunLoopOptions options;
   options.console = terminal.get();
   options.fatal_dump = spec.fatal_dump;
+  options.gdb = spec.gdb;
+  options.gdb_wait = spec.gdb_wait;
   if (guest.timeout_seconds > 0) {
     options.timeout_ns = static_cast<uint64_t>(std::llround(guest.timeout_seconds * 1e9));
   }

@@ -14,6 +14,9 @@
 
 namespace vmbt {
 
+namespace gdb {
+class GdbServer;
+}
 namespace bt {
 class BtEngine;
 }
@@ -34,6 +37,9 @@ struct GuestRunSpec {
   /// Confine the process with the seccomp sandbox (vmm/sandbox.h) once the guest is loaded and
   /// `configure` has run: for a process that runs this one guest and nothing after it.
   bool sandbox = false;
+  /// A GDB stub for the run (`--gdb`), listening already; `gdb_wait`: `-S`.
+  gdb::GdbServer* gdb = nullptr;
+  bool gdb_wait = false;
 };
 
 /// What one run produced.

@@ -52,6 +52,13 @@ int main(int argc, char** argv) {
                     "is loaded");
   run_cmd->add_flag("--perfmap", run.perfmap,
                     "write /tmp/perf-PID.map so perf names translated code by guest address (bt)");
+  run_cmd->add_option("--gdb", run.gdb,
+                      "GDB stub on tcp::PORT or tcp:HOST:PORT (QEMU's -gdb; host 127.0.0.1 by "
+                      "default): in gdb, 'target remote :PORT'");
+  run_cmd->add_flag("-s", run.gdb_default, "shorthand for --gdb tcp::1234");
+  run_cmd->add_flag("-S,--gdb-wait", run.gdb_wait,
+                    "with a GDB stub (tcp::1234 unless --gdb says), the guest waits at its first "
+                    "instruction until gdb continues it");
 
   vmbt::CompareArgs compare;
   CLI::App* compare_cmd =

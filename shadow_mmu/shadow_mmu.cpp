@@ -24,6 +24,7 @@ constexpr uint32_t kIdentityCr3 = ShadowMmu::kIdentitySpace;
 namespace protect {
 constexpr uint8_t kCode = 1;       ///< holds translated code (self-modifying-code detection)
 constexpr uint8_t kPageTable = 2;  ///< a page directory or page table the shadows derive from
+constexpr uint8_t kWatch = 4;      ///< a debugger watches stores into it
 }  // namespace protect
 
 /// A shadow entry: what the guest's tables said when the page was filled.
@@ -660,6 +661,13 @@ void ShadowMmu::protect_code(uint32_t phys_page) {
   protect(phys_page, protect::kCode);
 }
 
+void ShadowMmu::set_watched_pages(const std::vector<uint32_t>& phys_pages) {
+  for (uint32_t page : watched_pages_) unprotect(page, protect::kWatch);
+  if (watch_suspended_ != UINT32_MAX) watch_suspended_ = UINT32_MAX;
+  watched_pages_ = phys_pages;
+  for (uint32_t page : watched_pages_) protect(page, protect::kWatch);
+}
+
 void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
   resume_tracing();
   flush_prefetches();
@@ -676,6 +684,10 @@ void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
 }
 
 void ShadowMmu::resume_tracing() {
+  if (watch_suspended_ != UINT32_MAX) {  // the watched store ran: watch the page again
+    protect(watch_suspended_, protect::kWatch);
+    watch_suspended_ = UINT32_MAX;
+  }
   if (scratch_space_) {
     apply(*scratch_space_, scratch_page_);  // back to the read-only all-ones page
     std::memset(unassigned_host_ + LinearWindow::kPage, 0xff, LinearWindow::kPage);
@@ -1246,6 +1258,12 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
       unprotect(phys, protect::kCode);
       single_step = true;
     }
+    if (protection_[phys] & protect::kWatch) {
+      f.watch_write = true;
+      watch_suspended_ = phys;
+      unprotect(phys, protect::kWatch);
+      single_step = true;
+    }
     if ((protection_[phys] & protect::kPageTable) && !release_stale_tracing(phys)) {
       ++stats_.tracing_faults;
       f.table_write = true;
@@ -1297,6 +1315,13 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
   *phys = w.phys;
   if (global) *global = w.global;
   return true;
+}
+
+std::optional<uint32_t> ShadowMmu::probe_physical(uint32_t linear) {
+  if (!paging_) return linear;
+  const WalkResult w = probe(*phys_, mode_, linear);
+  if (!w.ok) return std::nullopt;
+  return w.phys;
 }
 
 void ShadowMmu::invlpg(uint32_t) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -103,6 +104,7 @@ class ShadowMmu {
     uint32_t error_code = 0;   ///< for kPageFault (Intel SDM Vol. 3A §4.7)
     bool code_write = false;   ///< for kSingleStep: the page held translated code
     bool table_write = false;  ///< for kSingleStep: the page is a traced page table
+    bool watch_write = false;  ///< for kSingleStep: the page is watched (set_watched_pages)
     uint64_t phys = 0;         ///< for kMmio: the guest-physical address accessed
   };
   Fault handle_host_fault(const void* host, bool write);
@@ -113,6 +115,10 @@ class ShadowMmu {
   /// the rights of `access`, setting A/D bits; false with the #PF error code on failure.
   bool translate(uint32_t linear, const Access& access, uint32_t* phys, uint32_t* error_code,
                  bool* global = nullptr);
+  /// The guest-physical address `linear` maps to in the guest's tables as they are, without
+  /// rights checks or accessed/dirty updates (a debugger's view, page_walker.h probe());
+  /// nullopt when not present. With paging off, `linear` itself.
+  std::optional<uint32_t> probe_physical(uint32_t linear);
   /// Tells the MMU the monitor is about to write `len` bytes at guest-physical `phys_addr` (within
   /// one page): translated code there is dropped, and so is every mapping derived from the
   /// page-table entries written.
@@ -128,6 +134,10 @@ class ShadowMmu {
   void end_table_write();
   /// Write-protects `phys_page` in every window because it holds translated code.
   void protect_code(uint32_t phys_page);
+  /// A debugger's write watchpoints: these guest-physical pages stay write-protected in every
+  /// window, and a store into one is a kSingleStep fault with `watch_write` (the engine runs it
+  /// alone, then decides whether it touched a watched range). Replaces the previous set.
+  void set_watched_pages(const std::vector<uint32_t>& phys_pages);
   /// Ends the writable interval granted by a kSingleStep fault: the page is traced again if any
   /// shadow mapping derived from it since. Also takes away a scratch page mapped for MMIO.
   void resume_tracing();
@@ -241,8 +251,10 @@ class ShadowMmu {
   bool paging_ = false;
   PagingMode mode_;
   uint64_t clock_ = 0;
-  std::vector<uint8_t> protection_;  ///< per guest-physical page: why it is write-protected
-  uint32_t suspended_ = UINT32_MAX;  ///< page left writable for one single-stepped store
+  std::vector<uint8_t> protection_;        ///< per guest-physical page: why it is write-protected
+  uint32_t suspended_ = UINT32_MAX;        ///< page left writable for one single-stepped store
+  uint32_t watch_suspended_ = UINT32_MAX;  ///< a watched page left writable for one store
+  std::vector<uint32_t> watched_pages_;    ///< set_watched_pages
   /// Write-flood detection: consecutive tracing faults on one page with no fill through it.
   /// A page directory counts only stores that install an entry: an exiting process clears its
   /// user entries one by one, and unshadowing its directory would drop the kernel's half too,

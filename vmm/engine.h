@@ -2,11 +2,13 @@
 // README ("The machine").
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmm/cpu_state.h"
 #include "vmm/stats.h"
@@ -25,6 +27,34 @@ enum class ExitReason {
   kShutdown,       ///< triple fault or another shutdown condition
   kKicked,         ///< Engine::kick() was called (timer, signal, console input)
   kInternalError,  ///< the engine cannot go on (message says why)
+  kDebug,          ///< a debug stop asked for with Engine::set_debug(): Exit::debug says which
+};
+
+/// What a debugger (the GDB stub) asks of an engine.
+struct DebugSettings {
+  /// Stop (ExitReason::kDebug, kStep) after the next instruction. No interrupt is taken while
+  /// stepping (as QEMU's gdbstub steps by default), so a step stays in the code being debugged.
+  bool single_step = false;
+  /// Guest linear addresses (CS base + EIP), sorted: stop (kBreakpoint) before the instruction
+  /// there runs, without writing guest memory. The first instruction after set_debug() runs even
+  /// if it is one (as EFLAGS.RF lets a debugger resume past its breakpoint, Intel SDM Vol. 3A
+  /// §17.3.1.1).
+  std::vector<uint32_t> breakpoints;
+  /// Write watchpoints: stop (kWatchpoint) after an instruction stores into one of these ranges
+  /// of guest linear addresses (as a debug register's data breakpoint, Intel SDM Vol. 3A
+  /// §17.2.5: a trap, reported after the store).
+  struct Watch {
+    uint32_t linear = 0;
+    uint32_t length = 1;  ///< bytes
+  };
+  std::vector<Watch> watchpoints;
+};
+
+/// Why a kDebug exit stopped.
+enum class DebugStop {
+  kBreakpoint,  ///< EIP is at one of DebugSettings::breakpoints; the instruction has not run
+  kStep,        ///< DebugSettings::single_step: one instruction (or exception delivery) ran
+  kWatchpoint,  ///< an instruction stored into a watched range; Exit::debug_address says where
 };
 
 /// A port-I/O exit. For string I/O `count` > 1 and `data` holds count * size bytes.
@@ -54,6 +84,8 @@ struct Exit {
   IoAccess io;
   MmioAccess mmio;
   std::string message;  ///< for kShutdown / kInternalError: the reason in a user's words
+  DebugStop debug = DebugStop::kStep;  ///< for kDebug
+  uint32_t debug_address = 0;          ///< for kWatchpoint: a watched byte the store wrote
 };
 
 /// An execution engine: runs one vCPU over guest RAM until an exit.
@@ -88,6 +120,19 @@ class Engine {
   /// `perf report` names it after the guest address it came from (QEMU's -perfmap). Returns
   /// false for an engine that generates no host code.
   virtual bool enable_perf_map() { return false; }
+  /// Applies a debugger's breakpoints and single-stepping from the next run() on. Returns an
+  /// empty string, or why this engine cannot do it here (a reply for the user).
+  virtual std::string set_debug(const DebugSettings& /*settings*/) {
+    return "this engine has no debug support";
+  }
+  /// Reads (write=false) or writes `size` bytes at guest linear address `linear` for a
+  /// debugger: translated through the guest's page tables without setting accessed or dirty
+  /// bits, writes seen by the engine as the guest's own would be (translated code, shadow page
+  /// tables). False, with nothing written, when a byte is not mapped or not RAM.
+  virtual bool debug_access(uint32_t /*linear*/, uint8_t* /*data*/, size_t /*size*/,
+                            bool /*write*/) {
+    return false;
+  }
 };
 
 }  // namespace vmbt

@@ -10,10 +10,12 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <vector>
 
 #include "vmm/cpu_state_format.h"
 #include "vmm/devices/console.h"
+#include "vmm/gdb/gdb_server.h"
 #include "vmm/machine/irq.h"
 #include "vmm/signal_stack.h"
 
@@ -98,6 +100,8 @@ const char* reason_name(ExitReason r) {
       return "kicked";
     case ExitReason::kInternalError:
       return "internal_error";
+    case ExitReason::kDebug:
+      return "debug";
   }
   return "unknown";
 }
@@ -148,9 +152,33 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
   };
   engine.set_port_io(perform_io);
 
-  for (bool done = false; !done;) {
+  // The debugger, when there is one: it holds the guest while stopped; true = the run ends.
+  gdb::GdbServer* const debugger = options.gdb;
+  auto abort_wait = [&] {
+    return g_stop_signal != 0 || (options.console && options.console->quit_requested());
+  };
+  auto debug_stop = [&](gdb::StopSignal signal, std::optional<uint32_t> watch_address = {}) {
+    if (debugger->serve_stop(signal, abort_wait, watch_address) != gdb::Resume::kKill) {
+      return false;
+    }
+    if (outside_stop()) return true;
+    return finish(0, "ended by the debugger (GDB 'kill')");
+  };
+  bool done = false;
+  if (debugger) {
+    debugger->attach(engine, stats);
+    if (options.gdb_wait) {
+      done = !debugger->wait_for_connection(abort_wait) ? outside_stop()
+                                                        : debug_stop(gdb::StopSignal::kTrap);
+    }
+  }
+
+  while (!done) {
     machine.poll(host_now_ns());
     if (outside_stop()) break;
+    if (debugger) {
+      if (auto signal = debugger->stop_requested(); signal && debug_stop(*signal)) break;
+    }
     Exit exit = engine.run();
     stats.add(std::string("exits.") + reason_name(exit.reason));
     switch (exit.reason) {
@@ -189,6 +217,15 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
       case ExitReason::kInternalError:
         done = finish(1, exit.message, true);
         break;
+      case ExitReason::kDebug:
+        // A breakpoint or a finished step (only a debugger asks for them).
+        if (debugger) {
+          done =
+              debug_stop(gdb::StopSignal::kTrap, exit.debug == DebugStop::kWatchpoint
+                                                     ? std::optional<uint32_t>(exit.debug_address)
+                                                     : std::nullopt);
+        }
+        break;
     }
     if (!done) {
       if (auto status = machine.exit_requested()) {
@@ -197,6 +234,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
     }
   }
   engine.set_port_io({});
+  if (debugger) debugger->guest_exited(result.status);
   if (fatal && options.fatal_dump) {
     fmt::print(options.fatal_dump, "vmbt: guest state at the end ({}):\n{}{}", engine.name(),
                format_vcpu_state(engine.state()), engine.debug_notes());

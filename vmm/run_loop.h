@@ -12,6 +12,9 @@
 namespace vmbt {
 
 class TerminalConsole;
+namespace gdb {
+class GdbServer;
+}
 
 /// How a run ended.
 struct RunResult {
@@ -31,6 +34,10 @@ struct RunLoopOptions {
   /// Where a fatal end (shutdown, engine error, timeout) dumps the guest registers and the
   /// engine's notes; nullptr for none.
   FILE* fatal_dump = stderr;
+  /// A GDB stub for the run (`--gdb`), or nullptr. It may stop the guest between engine runs.
+  gdb::GdbServer* gdb = nullptr;
+  /// `-S`: the guest stays stopped at its first instruction until a debugger continues it.
+  bool gdb_wait = false;
 };
 
 /// Runs `engine` over `machine` until the guest or the user ends the run. Counts exits by reason

@@ -12,6 +12,9 @@ namespace vmbt {
 ///   "vmbt: the sandbox stopped system call NAME (number N): ... --no-sandbox ..."
 /// and ends the process with status 1. Firecracker confines its vCPU threads the same way.
 /// Throws vmbt::Error when the kernel refuses the filter (no seccomp support).
-void enter_sandbox();
+/// `debugger_socket`: also the calls of a GDB stub whose socket is already listening (accepting
+/// a connection, reading and writing it, setting TCP_NODELAY) and the C library's sysinfo (its
+/// qsort, in `monitor trace`), as `vmbt run --gdb` needs.
+void enter_sandbox(bool debugger_socket = false);
 
 }  // namespace vmbt

@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "hw/kvm_system.h"
 #include "vmm/engine.h"
@@ -33,6 +35,11 @@ class KvmEngine final : public Engine {
   Exit run() override;
   void kick(const void* signal_context) override;
   void collect_stats(Stats& stats) override;
+  /// Breakpoints in the debug registers (at most 4) and single-stepping through
+  /// KVM_SET_GUEST_DEBUG (KVM API §4.59); the host's refusal is reported, not thrown.
+  std::string set_debug(const DebugSettings& settings) override;
+  /// Through KVM_TRANSLATE (the vCPU's own page walk; KVM API §4.22).
+  bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
 
  private:
   void inject_pending_interrupt();
@@ -44,6 +51,8 @@ class KvmEngine final : public Engine {
   KvmSystem kvm_;
   KvmHostFacts facts_;
   GuestMemory& memory_;
+  /// (debug register, watched address) of the write watchpoints set_debug() placed.
+  std::vector<std::pair<size_t, uint32_t>> watch_registers_;
   InterruptSource& interrupts_;
   int vm_fd_ = -1;
   int vcpu_fd_ = -1;
