@@ -60,15 +60,8 @@ int run_command(const RunArgs& args) {
         bt_engine->set_callout_observer({});
         return fmt::format("tracing off ({} sensitive instructions traced)\n", trace->total());
       }
-      bt_engine->set_callout_observer([&](const bt::CalloutEvent& e) {
-        TracedInstruction t;
-        t.eip = e.eip;
-        t.linear = e.linear;
-        t.cpl = e.cpl;
-        t.bytes = e.bytes;
-        t.length = sizeof e.bytes;
-        trace->record(t);
-      });
+      bt_engine->set_callout_observer(
+          [&](const bt::CalloutEvent& e) { trace->record(traced_instruction(e)); });
       return "tracing sensitive instructions to vmbt's stderr\n";
     });
   }

@@ -21,15 +21,8 @@ int trace_command(const TraceArgs& args) {
   spec.guest = args.guest;
   spec.guest.engine = EngineKind::kBt;
   spec.configure_bt = [&recorder](bt::BtEngine& engine) {
-    engine.set_callout_observer([&recorder](const bt::CalloutEvent& e) {
-      TracedInstruction t;
-      t.eip = e.eip;
-      t.linear = e.linear;
-      t.cpl = e.cpl;
-      t.bytes = e.bytes;
-      t.length = sizeof e.bytes;
-      recorder.record(t);
-    });
+    engine.set_callout_observer(
+        [&recorder](const bt::CalloutEvent& e) { recorder.record(traced_instruction(e)); });
   };
   GuestRun run = run_guest_once(spec);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "bt/bt_engine.h"
 #include "cli/text_table.h"
 
 namespace vmbt {
@@ -14,6 +15,16 @@ namespace {
 constexpr const char* kNoSymbol = "(no symbol)";
 
 }  // namespace
+
+TracedInstruction traced_instruction(const bt::CalloutEvent& event) {
+  TracedInstruction t;
+  t.eip = event.eip;
+  t.linear = event.linear;
+  t.cpl = event.cpl;
+  t.bytes = event.bytes;
+  t.length = sizeof event.bytes;
+  return t;
+}
 
 TraceRecorder::TraceRecorder(SymbolTable symbols, FILE* log, uint64_t every)
     : symbols_(std::move(symbols)), log_(log), every_(every ? every : 1) {}

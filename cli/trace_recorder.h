@@ -13,6 +13,10 @@
 
 namespace vmbt {
 
+namespace bt {
+struct CalloutEvent;
+}
+
 /// One callout as the recorder needs it (bt::CalloutEvent without the engine's header).
 struct TracedInstruction {
   uint32_t eip = 0;     ///< offset in CS
@@ -21,6 +25,9 @@ struct TracedInstruction {
   const uint8_t* bytes = nullptr;
   unsigned length = 0;  ///< bytes available (at least the instruction's length)
 };
+
+/// The recorder's view of a bt callout.
+TracedInstruction traced_instruction(const bt::CalloutEvent& event);
 
 class TraceRecorder {
  public:

@@ -23,15 +23,9 @@ trap '[[ -n $vmbt_pid ]] && kill $vmbt_pid 2>/dev/null; rm -rf "$work"' EXIT
 fail() { echo "FAIL gdb: $*"; echo "--- gdb:"; cat "$work/gdb.out"; echo "--- vmbt:"; cat "$work/vmbt.out" "$work/vmbt.err"; exit 1; }
 sym() { nm "$elf" | awk -v s="$1" '$3 == s { print $1 }' | sed 's/^0*//'; }
 
-"$vmbt" run --engine "$engine" --kernel "$elf" --append "$([[ $mode == flat ]] && echo flat)" --gdb tcp:127.0.0.1:0 -S --timeout 120 \
-  </dev/null >"$work/vmbt.out" 2>"$work/vmbt.err" &
-vmbt_pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*GDB stub on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/vmbt.err")
-  [[ -n $port ]] && break
-  sleep 0.1
-done
+source "$(dirname "$0")/gdb_stub_lib.sh"
+start_vmbt_with_stub "$work" "$vmbt" run --engine "$engine" --kernel "$elf" \
+  --append "$([[ $mode == flat ]] && echo flat)" --timeout 120
 [[ -n $port ]] || fail "vmbt did not say where its stub listens"
 
 cat >"$work/session.gdb" <<GDB

@@ -24,16 +24,9 @@ work=$(mktemp -d)
 vmbt_pid=
 trap '[[ -n $vmbt_pid ]] && kill $vmbt_pid 2>/dev/null; rm -rf "$work"' EXIT
 
-"$vmbt" run --kernel "$cache/vmlinuz-686" --initrd "$cache/initramfs.cpio.gz" \
-  --append "console=ttyS0 nokaslr" --gdb tcp:127.0.0.1:0 -S --timeout 300 \
-  </dev/null >"$work/vmbt.out" 2>"$work/vmbt.err" &
-vmbt_pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*GDB stub on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/vmbt.err")
-  [[ -n $port ]] && break
-  sleep 0.1
-done
+source "$(dirname "$0")/gdb_stub_lib.sh"
+start_vmbt_with_stub "$work" "$vmbt" run --kernel "$cache/vmlinuz-686" \
+  --initrd "$cache/initramfs.cpio.gz" --append "console=ttyS0 nokaslr" --timeout 300
 [[ -n $port ]] || fail "vmbt did not say where its stub listens"
 cat >"$work/session.gdb" <<GDB
 set pagination off

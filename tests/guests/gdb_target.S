@@ -182,12 +182,7 @@ msg_by_debugger: .asciz "spin ended by the debugger\n"
 .data
   .p2align 3
 gdt:
-  .quad 0
-  SEG_DESC 0, 0xfffff, 0x9b, 0xc    /* 0x08 ring-0 code */
-  SEG_DESC 0, 0xfffff, 0x93, 0xc    /* 0x10 ring-0 data */
-  SEG_DESC 0, 0xfffff, 0xfb, 0xc    /* 0x18 ring-3 code */
-  SEG_DESC 0, 0xfffff, 0xf3, 0xc    /* 0x20 ring-3 data */
-  SEG_DESC 0, 0x67, 0x89, 0x0       /* 0x28 32-bit TSS, available */
+  GDT_STANDARD_ENTRIES              /* 0x08/0x10 ring 0, 0x18/0x20 ring 3, 0x28 TSS */
   GDT_END
   .p2align 4
 tss:
