@@ -116,6 +116,7 @@ void BtEngine::on_paging_changed(const VcpuState& s) {
   if (mode != paging_mode_bits_) tables_.clear_global();
   paging_mode_bits_ = mode;
   mmu_.set_mode(s);
+  if (!debug_.watchpoints.empty()) watch_frames();  // the watched ranges may map elsewhere now
 }
 
 void BtEngine::on_invlpg(uint32_t linear) {
@@ -828,7 +829,7 @@ Exit BtEngine::handle_fault(bool& done) {
           // checked when it runs alone again: re-checking would step it back here forever.
           if (from->key_flags & tb_flags::kSegUnchecked) single_step_unchecked_ = true;
         }
-        if (m.watch_write) watched_store_ = watched_store_at(m.linear);
+        if (m.watched) watched_access_ = watched_access_at(m.linear, f.write);
         if (m.table_write && !m.code_write && !callout_observer_) {
           // Adaptive translation: from now on this instruction stores into page tables through
           // the monitor, without a fault; its block is translated again with that shape.
@@ -1025,16 +1026,17 @@ Exit BtEngine::run() {
         return mmio_exit(true);
       }
     }
-    if (single && watched_store_) {
-      // The store into a watched page ran (unless it faulted): a debugger's data breakpoint
+    if (single && watched_access_) {
+      // The access to a watched frame ran (unless it faulted): a debugger's data breakpoint
       // reports it after the instruction, with the watched byte's address.
-      const WatchedStore store = *watched_store_;
-      watched_store_.reset();
+      const WatchedAccess access = *watched_access_;
+      watched_access_.reset();
       if (ctx_->exit_kind != ExitKind::kFault) {
-        if (std::optional<uint32_t> hit = watch_hit(store)) {
+        if (auto hit = watch_hit(access)) {
           Exit e(ExitReason::kDebug);
           e.debug = DebugStop::kWatchpoint;
-          e.debug_address = *hit;
+          e.debug_watch = hit->first;
+          e.debug_address = hit->second;
           return e;
         }
       }
@@ -1152,52 +1154,65 @@ std::string BtEngine::set_debug(const DebugSettings& settings) {
     translator_.set_breakpoints(settings.breakpoints);
     drop_translations();
   }
-  // Write watchpoints: the frames their linear ranges map to now stay write-protected.
-  std::vector<uint32_t> pages;
-  for (const DebugSettings::Watch& w : settings.watchpoints) {
+  debug_ = settings;
+  debug_resume_ = true;
+  watch_frames();
+  return {};
+}
+
+void BtEngine::watch_frames() {
+  // The frames the watched linear ranges map to now stay read-only (write watchpoints) or
+  // inaccessible (read and access watchpoints) in the shadow page tables. A page not mapped now
+  // is watched once a page-table switch maps it (on_paging_changed).
+  std::vector<uint32_t> write_pages, access_pages;
+  for (const DebugSettings::Watch& w : debug_.watchpoints) {
     if (w.length == 0) continue;
     for (uint64_t page = w.linear >> 12; page <= (uint64_t{w.linear} + w.length - 1) >> 12;
          ++page) {
       const std::optional<uint32_t> pa = mmu_.probe_physical(static_cast<uint32_t>(page << 12));
-      if (!pa) {
-        return fmt::format("cannot watch {:#x}: the guest's page tables do not map it now",
-                           page << 12);
-      }
-      pages.push_back(*pa >> 12);
+      if (!pa || !memory_.contains(*pa, 1)) continue;
+      (w.kind == DebugSettings::Watch::Kind::kWrite ? write_pages : access_pages)
+          .push_back(*pa >> 12);
     }
   }
-  std::sort(pages.begin(), pages.end());
-  pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
-  mmu_.set_watched_pages(pages);
-  debug_ = settings;
-  debug_resume_ = true;
-  return {};
+  for (auto* pages : {&write_pages, &access_pages}) {
+    std::sort(pages->begin(), pages->end());
+    pages->erase(std::unique(pages->begin(), pages->end()), pages->end());
+  }
+  mmu_.set_watched_pages(write_pages, access_pages);
 }
 
-BtEngine::WatchedStore BtEngine::watched_store_at(uint32_t linear) {
-  WatchedStore store{linear, 1};
+BtEngine::WatchedAccess BtEngine::watched_access_at(uint32_t linear, bool write) {
+  WatchedAccess access{linear, 1, !write, write};
   uint8_t bytes[16] = {};
   ZydisDecodedInstruction insn;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-  if (!decode_at_eip(bytes, insn, ops)) return store;
-  if (insn.meta.category == ZYDIS_CATEGORY_STRINGOP) {
-    store.size = 0x1000 - (linear & 0xfff);
-    return store;
-  }
+  if (!decode_at_eip(bytes, insn, ops)) return access;
+  const bool string = insn.meta.category == ZYDIS_CATEGORY_STRINGOP;
   for (unsigned i = 0; i < insn.operand_count; ++i) {
-    if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
-        (ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE)) {
-      store.size = std::max<uint32_t>(1, ops[i].size / 8);
+    if (ops[i].type != ZYDIS_OPERAND_TYPE_MEMORY || ops[i].mem.type != ZYDIS_MEMOP_TYPE_MEM) {
+      continue;
     }
+    access.read |= (ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_READ) != 0;
+    access.write |= (ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
+    access.size = std::max<uint32_t>(access.size, ops[i].size / 8);
   }
-  return store;
+  if (string) access.size = 0x1000 - (linear & 0xfff);
+  return access;
 }
 
-std::optional<uint32_t> BtEngine::watch_hit(const WatchedStore& store) const {
-  const uint64_t end = uint64_t{store.linear} + store.size;
+std::optional<std::pair<DebugSettings::Watch::Kind, uint32_t>> BtEngine::watch_hit(
+    const WatchedAccess& access) const {
+  using Kind = DebugSettings::Watch::Kind;
+  const uint64_t end = uint64_t{access.linear} + access.size;
   for (const DebugSettings::Watch& w : debug_.watchpoints) {
+    const bool how = w.kind == Kind::kWrite  ? access.write
+                     : w.kind == Kind::kRead ? access.read
+                                             : access.read || access.write;
     const uint64_t w_end = uint64_t{w.linear} + w.length;
-    if (store.linear < w_end && w.linear < end) return std::max(store.linear, w.linear);
+    if (how && access.linear < w_end && w.linear < end) {
+      return std::pair(w.kind, std::max(access.linear, w.linear));
+    }
   }
   return std::nullopt;
 }

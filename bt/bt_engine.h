@@ -212,17 +212,22 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// first instruction after a change run as one-instruction blocks that ignore breakpoints.
   DebugSettings debug_;
   bool debug_resume_ = false;  ///< the next instruction runs even at a breakpoint
-  /// A store into a watched page runs alone: the bytes it writes ([linear, linear + size)),
-  /// checked against the watchpoints once it ran (watch_hit()).
-  struct WatchedStore {
+  /// An access to a watched frame runs alone: the bytes it touches ([linear, linear + size))
+  /// and how, checked against the watchpoints once it ran (watch_hit()).
+  struct WatchedAccess {
     uint32_t linear = 0, size = 0;
+    bool read = false, write = false;
   };
-  std::optional<WatchedStore> watched_store_;
-  /// The first watched byte `store` wrote, if any.
-  std::optional<uint32_t> watch_hit(const WatchedStore& store) const;
-  /// Where a store that faulted on a watched page writes (its memory operand; a string
-  /// instruction: to the end of the page, as it may repeat).
-  WatchedStore watched_store_at(uint32_t linear);
+  std::optional<WatchedAccess> watched_access_;
+  /// Has the shadow MMU watch the frames debug_.watchpoints map to now.
+  void watch_frames();
+  /// The watchpoint `access` triggers, and the first watched byte it touched, if any.
+  std::optional<std::pair<DebugSettings::Watch::Kind, uint32_t>> watch_hit(
+      const WatchedAccess& access) const;
+  /// What the instruction at EIP, which faulted at `linear` (a write if `write`) in a watched
+  /// frame, accesses: its memory operand (a string instruction: to the end of the page, as it
+  /// may repeat).
+  WatchedAccess watched_access_at(uint32_t linear, bool write);
   bool single_step_code_write_ = false;
   bool single_step_unchecked_ = false;
   bool io_pending_ = false;

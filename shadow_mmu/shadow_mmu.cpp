@@ -22,9 +22,11 @@ constexpr uint32_t kIdentityCr3 = ShadowMmu::kIdentitySpace;
 
 /// Why a guest-physical page is write-protected in every window mapping it.
 namespace protect {
-constexpr uint8_t kCode = 1;       ///< holds translated code (self-modifying-code detection)
-constexpr uint8_t kPageTable = 2;  ///< a page directory or page table the shadows derive from
-constexpr uint8_t kWatch = 4;      ///< a debugger watches stores into it
+constexpr uint8_t kCode = 1;         ///< holds translated code (self-modifying-code detection)
+constexpr uint8_t kPageTable = 2;    ///< a page directory or page table the shadows derive from
+constexpr uint8_t kWatch = 4;        ///< a debugger watches stores into it (read-only mappings)
+constexpr uint8_t kWatchAccess = 8;  ///< a debugger watches every access (no host access at all)
+constexpr uint8_t kWatches = kWatch | kWatchAccess;
 }  // namespace protect
 
 /// A shadow entry: what the guest's tables said when the page was filled.
@@ -371,10 +373,7 @@ void ShadowMmu::flush_all() {
 void ShadowMmu::unmap_windows(Space& space, uint32_t lin_page, uint32_t e) {
   if (pending_overlaps(space, lin_page, 1)) flush_prefetches();
   // Revoked in place (mprotect), not unmapped: cheaper, and the next fill maps over it.
-  if (e & entry::kInSup) space.sup.revoke_page(lin_page, 0);
-  if (e & entry::kSupAlias) space.sup.revoke_page(lin_page, 1);
-  if (e & entry::kInUser) space.user.revoke_page(lin_page, 0);
-  if (e & entry::kUserAlias) space.user.revoke_page(lin_page, 1);
+  revoke_windows(space, lin_page, e);
 }
 
 void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_t mapped) {
@@ -431,13 +430,17 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
     }
     map_all();
   }
+  if (!(e & entry::kUnassigned) && access_watched(e & entry::kPhysMask)) {
+    revoke_windows(space, lin_page, bits & entry::kWindows);  // every access faults
+  }
 }
 
 bool ShadowMmu::host_writable(uint32_t e, bool user) const {
   // Writable only where the guest allows the write, its D bit is set (the first write sets it,
   // Intel SDM Vol. 3A §4.8) and the frame holds no traced page table or translated code.
   const uint32_t phys = e & entry::kPhysMask;
-  const bool locked = phys < protection_.size() && protection_[phys] != 0;
+  const uint8_t reasons = phys < protection_.size() ? protection_[phys] : 0;
+  const bool locked = (phys == watch_suspended_ ? reasons & ~protect::kWatches : reasons) != 0;
   return (e & (user ? entry::kUserWrite : entry::kSupWrite)) && (e & entry::kDirty) && !locked;
 }
 
@@ -597,7 +600,11 @@ void ShadowMmu::remap(uint32_t phys_page, Space* only) {
           !due(*m.space)) {
         continue;
       }
-      m.space->sup.protect_page(lin_page, 0, host_writable(e, false));
+      if (access_watched(phys_page)) {
+        m.space->sup.revoke_page(lin_page, 0);
+      } else {
+        m.space->sup.protect_page(lin_page, 0, host_writable(e, false));
+      }
     }
   }
   auto it = rmap_.find(phys_page);
@@ -612,6 +619,10 @@ void ShadowMmu::remap(uint32_t phys_page, Space* only) {
     Space& space = *m.space;
     if (!due(space)) continue;
     const uint32_t e = space.shadow[m.lin_page];
+    if (access_watched(phys_page)) {
+      revoke_windows(space, m.lin_page, e & entry::kWindows);
+      continue;
+    }
     const bool sup_w = host_writable(e, false), user_w = host_writable(e, true);
     if (e & entry::kInSup) space.sup.protect_page(m.lin_page, 0, sup_w);
     if (e & entry::kSupAlias) space.sup.protect_page(m.lin_page, 1, sup_w);
@@ -661,11 +672,34 @@ void ShadowMmu::protect_code(uint32_t phys_page) {
   protect(phys_page, protect::kCode);
 }
 
-void ShadowMmu::set_watched_pages(const std::vector<uint32_t>& phys_pages) {
-  for (uint32_t page : watched_pages_) unprotect(page, protect::kWatch);
-  if (watch_suspended_ != UINT32_MAX) watch_suspended_ = UINT32_MAX;
-  watched_pages_ = phys_pages;
-  for (uint32_t page : watched_pages_) protect(page, protect::kWatch);
+void ShadowMmu::set_watched_pages(const std::vector<uint32_t>& write_pages,
+                                  const std::vector<uint32_t>& access_pages) {
+  watch_suspended_ = UINT32_MAX;
+  std::vector<uint32_t> old;
+  old.swap(watched_pages_);
+  for (uint32_t page : old) protection_[page] &= ~protect::kWatches;
+  for (uint32_t page : write_pages) {
+    if (page < protection_.size()) protection_[page] |= protect::kWatch;
+  }
+  for (uint32_t page : access_pages) {
+    if (page < protection_.size()) protection_[page] |= protect::kWatchAccess;
+  }
+  watched_pages_ = write_pages;
+  watched_pages_.insert(watched_pages_.end(), access_pages.begin(), access_pages.end());
+  for (uint32_t page : old) remap_all(page);
+  for (uint32_t page : watched_pages_) remap_all(page);
+}
+
+bool ShadowMmu::access_watched(uint32_t phys_page) const {
+  return phys_page < protection_.size() && (protection_[phys_page] & protect::kWatchAccess) &&
+         phys_page != watch_suspended_;
+}
+
+void ShadowMmu::revoke_windows(Space& space, uint32_t lin_page, uint32_t windows) {
+  if (windows & entry::kInSup) space.sup.revoke_page(lin_page, 0);
+  if (windows & entry::kSupAlias) space.sup.revoke_page(lin_page, 1);
+  if (windows & entry::kInUser) space.user.revoke_page(lin_page, 0);
+  if (windows & entry::kUserAlias) space.user.revoke_page(lin_page, 1);
 }
 
 void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
@@ -684,9 +718,10 @@ void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
 }
 
 void ShadowMmu::resume_tracing() {
-  if (watch_suspended_ != UINT32_MAX) {  // the watched store ran: watch the page again
-    protect(watch_suspended_, protect::kWatch);
+  if (watch_suspended_ != UINT32_MAX) {  // the watched access ran: watch the frame again
+    const uint32_t page = watch_suspended_;
     watch_suspended_ = UINT32_MAX;
+    remap_all(page);
   }
   if (scratch_space_) {
     apply(*scratch_space_, scratch_page_);  // back to the read-only all-ones page
@@ -939,6 +974,7 @@ bool ShadowMmu::defer_prefetch(Space& space, uint32_t lin_page) {
     return false;
   }
   const uint32_t phys = e & entry::kPhysMask;
+  if (access_watched(phys)) return false;  // mapped alone, then made inaccessible (apply)
   const bool writable = host_writable(e, window == entry::kInUser);
   PendingRun& r = pending_;
   if (r.count && r.space == &space && r.generation == space.generation && r.window == window &&
@@ -1067,6 +1103,9 @@ void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, u
       space.sup.map_fd_range(lin_first + i, j - i, 0, ram_.fd(), uint64_t{phys_first + i} << 12, w);
       ++space.host_maps;
       i = j;
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+      if (access_watched(phys_first + i)) space.sup.revoke_page(lin_first + i, 0);
     }
   } catch (const Error&) {
     std::memset(space.shadow + lin_first, 0, count * sizeof(uint32_t));
@@ -1251,20 +1290,21 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     // the page itself provides: the engine runs it alone with tracing suspended.
     resume_tracing();
     bool single_step = false;
-    if (protection_[phys] & protect::kCode) {
+    if (write && (protection_[phys] & protect::kCode)) {
       ++stats_.code_write_faults;
       f.code_write = true;
       on_code_write_(phys);
       unprotect(phys, protect::kCode);
       single_step = true;
     }
-    if (protection_[phys] & protect::kWatch) {
-      f.watch_write = true;
+    if (protection_[phys] & protect::kWatches) {
+      // A debugger's watchpoint: the access runs alone with the frame mapped as if unwatched.
+      f.watched = true;
       watch_suspended_ = phys;
-      unprotect(phys, protect::kWatch);
+      remap_all(phys);
       single_step = true;
     }
-    if ((protection_[phys] & protect::kPageTable) && !release_stale_tracing(phys)) {
+    if (write && (protection_[phys] & protect::kPageTable) && !release_stale_tracing(phys)) {
       ++stats_.tracing_faults;
       f.table_write = true;
       // A page table the guest keeps writing without using it (zapping or filling it, as

@@ -104,7 +104,8 @@ class ShadowMmu {
     uint32_t error_code = 0;   ///< for kPageFault (Intel SDM Vol. 3A §4.7)
     bool code_write = false;   ///< for kSingleStep: the page held translated code
     bool table_write = false;  ///< for kSingleStep: the page is a traced page table
-    bool watch_write = false;  ///< for kSingleStep: the page is watched (set_watched_pages)
+    bool watched = false;      ///< for kSingleStep: a debugger watches the frame (an access to
+                               ///< it runs alone; set_watched_pages)
     uint64_t phys = 0;         ///< for kMmio: the guest-physical address accessed
   };
   Fault handle_host_fault(const void* host, bool write);
@@ -134,10 +135,12 @@ class ShadowMmu {
   void end_table_write();
   /// Write-protects `phys_page` in every window because it holds translated code.
   void protect_code(uint32_t phys_page);
-  /// A debugger's write watchpoints: these guest-physical pages stay write-protected in every
-  /// window, and a store into one is a kSingleStep fault with `watch_write` (the engine runs it
-  /// alone, then decides whether it touched a watched range). Replaces the previous set.
-  void set_watched_pages(const std::vector<uint32_t>& phys_pages);
+  /// A debugger's watchpoints: the guest-physical pages `write_pages` stay read-only in every
+  /// window, `access_pages` inaccessible; a store into the first, or any access to the second,
+  /// is a kSingleStep fault with `watched` (the engine runs the instruction alone, then decides
+  /// whether it touched a watched range). Replaces the previous sets.
+  void set_watched_pages(const std::vector<uint32_t>& write_pages,
+                         const std::vector<uint32_t>& access_pages);
   /// Ends the writable interval granted by a kSingleStep fault: the page is traced again if any
   /// shadow mapping derived from it since. Also takes away a scratch page mapped for MMIO.
   void resume_tracing();
@@ -253,8 +256,12 @@ class ShadowMmu {
   uint64_t clock_ = 0;
   std::vector<uint8_t> protection_;        ///< per guest-physical page: why it is write-protected
   uint32_t suspended_ = UINT32_MAX;        ///< page left writable for one single-stepped store
-  uint32_t watch_suspended_ = UINT32_MAX;  ///< a watched page left writable for one store
+  uint32_t watch_suspended_ = UINT32_MAX;  ///< a watched frame mapped as unwatched for one access
   std::vector<uint32_t> watched_pages_;    ///< set_watched_pages
+  /// The frame's every access must fault (a debugger's access watchpoint, not suspended).
+  bool access_watched(uint32_t phys_page) const;
+  /// Makes the page inaccessible in the windows (kInSup/kSupAlias/kInUser/kUserAlias bits).
+  void revoke_windows(Space& space, uint32_t lin_page, uint32_t windows);
   /// Write-flood detection: consecutive tracing faults on one page with no fill through it.
   /// A page directory counts only stores that install an entry: an exiting process clears its
   /// user entries one by one, and unshadowing its directory would drop the kernel's half too,

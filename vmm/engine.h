@@ -40,12 +40,14 @@ struct DebugSettings {
   /// if it is one (as EFLAGS.RF lets a debugger resume past its breakpoint, Intel SDM Vol. 3A
   /// §17.3.1.1).
   std::vector<uint32_t> breakpoints;
-  /// Write watchpoints: stop (kWatchpoint) after an instruction stores into one of these ranges
-  /// of guest linear addresses (as a debug register's data breakpoint, Intel SDM Vol. 3A
-  /// §17.2.5: a trap, reported after the store).
+  /// Watchpoints: stop (kWatchpoint) after an instruction accessed one of these ranges of guest
+  /// linear addresses as `kind` says (as a debug register's data breakpoint, Intel SDM Vol. 3A
+  /// §17.2.5: a trap, reported after the instruction).
   struct Watch {
+    enum class Kind { kWrite, kRead, kAccess };  ///< GDB's watch, rwatch, awatch (Z2, Z3, Z4)
     uint32_t linear = 0;
     uint32_t length = 1;  ///< bytes
+    Kind kind = Kind::kWrite;
   };
   std::vector<Watch> watchpoints;
 };
@@ -54,7 +56,8 @@ struct DebugSettings {
 enum class DebugStop {
   kBreakpoint,  ///< EIP is at one of DebugSettings::breakpoints; the instruction has not run
   kStep,        ///< DebugSettings::single_step: one instruction (or exception delivery) ran
-  kWatchpoint,  ///< an instruction stored into a watched range; Exit::debug_address says where
+  kWatchpoint,  ///< an instruction accessed a watched range: Exit::debug_address says where,
+                ///< Exit::debug_watch how
 };
 
 /// A port-I/O exit. For string I/O `count` > 1 and `data` holds count * size bytes.
@@ -85,7 +88,8 @@ struct Exit {
   MmioAccess mmio;
   std::string message;  ///< for kShutdown / kInternalError: the reason in a user's words
   DebugStop debug = DebugStop::kStep;  ///< for kDebug
-  uint32_t debug_address = 0;          ///< for kWatchpoint: a watched byte the store wrote
+  uint32_t debug_address = 0;          ///< for kWatchpoint: a watched byte it accessed
+  DebugSettings::Watch::Kind debug_watch = DebugSettings::Watch::Kind::kWrite;  ///< its kind
 };
 
 /// An execution engine: runs one vCPU over guest RAM until an exit.

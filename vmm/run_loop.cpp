@@ -157,8 +157,8 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
   auto abort_wait = [&] {
     return g_stop_signal != 0 || (options.console && options.console->quit_requested());
   };
-  auto debug_stop = [&](gdb::StopSignal signal, std::optional<uint32_t> watch_address = {}) {
-    if (debugger->serve_stop(signal, abort_wait, watch_address) != gdb::Resume::kKill) {
+  auto debug_stop = [&](gdb::StopSignal signal, std::optional<gdb::WatchStop> watch = {}) {
+    if (debugger->serve_stop(signal, abort_wait, watch) != gdb::Resume::kKill) {
       return false;
     }
     if (outside_stop()) return true;
@@ -220,10 +220,11 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
       case ExitReason::kDebug:
         // A breakpoint or a finished step (only a debugger asks for them).
         if (debugger) {
-          done =
-              debug_stop(gdb::StopSignal::kTrap, exit.debug == DebugStop::kWatchpoint
-                                                     ? std::optional<uint32_t>(exit.debug_address)
-                                                     : std::nullopt);
+          std::optional<gdb::WatchStop> watch;
+          if (exit.debug == DebugStop::kWatchpoint) {
+            watch = gdb::WatchStop{exit.debug_watch, exit.debug_address};
+          }
+          done = debug_stop(gdb::StopSignal::kTrap, watch);
         }
         break;
     }

@@ -300,7 +300,8 @@ std::string KvmEngine::set_debug(const DebugSettings& settings) {
     if (used > 0) debug.control |= KVM_GUESTDBG_USE_HW_BP;
   }
   // DR7 (Intel SDM Vol. 3A §18.2.4): Ln enables DRn; R/W = 00 with LEN = 00 is an instruction
-  // breakpoint, R/W = 01 a data write breakpoint of LEN 00/01/11 = 1/2/4 aligned bytes.
+  // breakpoint, R/W = 01 a data write and 11 a data read-or-write breakpoint of LEN 00/01/11 =
+  // 1/2/4 aligned bytes.
   watch_registers_.clear();
   size_t n = 0;
   for (uint32_t address : settings.breakpoints) {
@@ -309,6 +310,10 @@ std::string KvmEngine::set_debug(const DebugSettings& settings) {
     ++n;
   }
   for (const DebugSettings::Watch& w : settings.watchpoints) {
+    if (w.kind == DebugSettings::Watch::Kind::kRead) {
+      return "debug registers cannot watch reads alone (R/W = 10 is I/O): use awatch, which "
+             "stops on reads and writes, or --engine bt";
+    }
     const uint64_t len = w.length == 1 ? 0 : w.length == 2 ? 1 : w.length == 4 ? 3 : 4;
     if (len == 4 || (w.linear & (w.length - 1))) {
       return fmt::format(
@@ -317,8 +322,9 @@ std::string KvmEngine::set_debug(const DebugSettings& settings) {
           w.length, w.linear);
     }
     debug.arch.debugreg[n] = w.linear;
-    debug.arch.debugreg[7] |= (1ull << (2 * n)) | (1ull << (16 + 4 * n)) | (len << (18 + 4 * n));
-    watch_registers_.push_back({n, w.linear});
+    const uint64_t rw = w.kind == DebugSettings::Watch::Kind::kWrite ? 1 : 3;  // 01 w, 11 r/w
+    debug.arch.debugreg[7] |= (1ull << (2 * n)) | (rw << (16 + 4 * n)) | (len << (18 + 4 * n));
+    watch_registers_.push_back({n, w});
     ++n;
   }
   if (ioctl(vcpu_fd_, KVM_SET_GUEST_DEBUG, &debug) != 0) {
@@ -428,10 +434,11 @@ Exit KvmEngine::run() {
         // A debug-register breakpoint (DR6.B0-B3) or the single step (DR6.BS) asked for.
         exit.reason = ExitReason::kDebug;
         exit.debug = (run_->debug.arch.dr6 & 0xf) ? DebugStop::kBreakpoint : DebugStop::kStep;
-        for (const auto& [reg, address] : watch_registers_) {
+        for (const auto& [reg, watch] : watch_registers_) {
           if (run_->debug.arch.dr6 & (1u << reg)) {
             exit.debug = DebugStop::kWatchpoint;
-            exit.debug_address = address;
+            exit.debug_address = watch.linear;
+            exit.debug_watch = watch.kind;
           }
         }
         return exit;

@@ -51,8 +51,8 @@ class KvmEngine final : public Engine {
   KvmSystem kvm_;
   KvmHostFacts facts_;
   GuestMemory& memory_;
-  /// (debug register, watched address) of the write watchpoints set_debug() placed.
-  std::vector<std::pair<size_t, uint32_t>> watch_registers_;
+  /// (debug register, watchpoint) of the watchpoints set_debug() placed.
+  std::vector<std::pair<size_t, DebugSettings::Watch>> watch_registers_;
   InterruptSource& interrupts_;
   int vm_fd_ = -1;
   int vcpu_fd_ = -1;

@@ -23,6 +23,9 @@ trap '[[ -n $vmbt_pid ]] && kill $vmbt_pid 2>/dev/null; rm -rf "$work"' EXIT
 fail() { echo "FAIL gdb: $*"; echo "--- gdb:"; cat "$work/gdb.out"; echo "--- vmbt:"; cat "$work/vmbt.out" "$work/vmbt.err"; exit 1; }
 sym() { nm "$elf" | awk -v s="$1" '$3 == s { print $1 }' | sed 's/^0*//'; }
 
+# A read watchpoint on the page-table alias; debug registers watch reads only with writes.
+read_watch=rwatch
+[[ $engine == kvm ]] && read_watch=awatch
 source "$(dirname "$0")/gdb_stub_lib.sh"
 start_vmbt_with_stub "$work" "$vmbt" run --engine "$engine" --kernel "$elf" \
   --append "$([[ $mode == flat ]] && echo flat)" --timeout 120
@@ -33,6 +36,7 @@ set pagination off
 set confirm off
 target remote 127.0.0.1:$port
 $([[ $mode == paged ]] && printf '%s\n' 'watch *(unsigned int *)&gdb_data' continue 'printf "WATCH eip=%x value=%x\n", $eip, *(unsigned int *)&gdb_data' delete)
+$([[ $mode == paged ]] && printf '%s\n' "$read_watch *(unsigned int *)0x40000000" continue 'printf "READ-WATCH eip=%x\n", $eip' delete)
 break *gdb_break_here
 continue
 printf "BP eip=%x\n", \$eip
@@ -82,6 +86,10 @@ if [[ $mode == paged ]]; then
   grep -q "^WATCH eip=$stored value=6d6d6462\$" "$out" ||
     fail "the write watchpoint on gdb_data did not stop right after the store (gdb_data_stored, 0x$stored)"
   echo "ok gdb: a write watchpoint stops after the store"
+  alias_read=$(sym gdb_alias_read)
+  grep -q "^READ-WATCH eip=$alias_read\$" "$out" ||
+    fail "$read_watch on the alias did not stop right after the load through it (gdb_alias_read, 0x$alias_read)"
+  echo "ok gdb: $read_watch on a linear address stops after the load through it (not after the store to the same frame elsewhere)"
 fi
 bp=$(sym gdb_break_here) user=$(sym user_entry) spin=$(sym gdb_spin) spin_end=$(sym gdb_spin_end)
 grep -q "^BP eip=$bp\$" "$out" || fail "the breakpoint at gdb_break_here (0x$bp) was not where gdb stopped"

@@ -76,6 +76,7 @@ GUEST_ENTRY
 gdb_data_stored:                    /* (a debugger's write watchpoint on gdb_data stops here) */
   mov alias_addr, %eax              /* ... read back through the alias */
   mov (%eax), %eax
+gdb_alias_read:                     /* (a read watchpoint on the alias stops here) */
   CHECK_EQ $MARKER, "alias reads gdb_data"
 
   mov $0x600d0001, %eax

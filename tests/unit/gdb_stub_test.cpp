@@ -174,8 +174,7 @@ TEST_F(GdbStubTest, BreakpointsAreASortedSet) {
   EXPECT_EQ(stub.breakpoints(), (std::vector<uint32_t>{0xc0100000, 0xc0100008, 0xc0100010}));
   EXPECT_EQ(send("z0,c0100008,1"), "OK");
   EXPECT_EQ(stub.breakpoints(), (std::vector<uint32_t>{0xc0100000, 0xc0100010}));
-  EXPECT_EQ(send("Z3,1000,4"), "");  // read and access watchpoints: not supported
-  EXPECT_EQ(send("Z4,1000,4"), "");
+  EXPECT_EQ(send("Z5,1000,4"), "");  // no such kind
   EXPECT_EQ(send("Z0,zz,1"), "E01");
   EXPECT_EQ(send("Z0,100000000,1"), "E01");
 }
@@ -192,8 +191,24 @@ TEST_F(GdbStubTest, WriteWatchpointsAndTheirStopReply) {
   EXPECT_EQ(stub.watchpoints()[0].linear, 0x2010u);
   EXPECT_EQ(send("Z2,2004,0"), "E01");      // empty range
   EXPECT_EQ(send("Z2,fffffffe,4"), "E01");  // past 4 GiB
-  // §E.3: "watch:ADDR" names the data address of a write watchpoint.
-  EXPECT_EQ(stub.stop_reply(StopSignal::kTrap, 0x2012), "T05watch:2012;thread:01;");
+  // Read and access watchpoints on the same range are other watchpoints.
+  EXPECT_EQ(send("Z3,2010,2"), "OK");
+  EXPECT_EQ(send("Z4,2010,2"), "OK");
+  ASSERT_EQ(stub.watchpoints().size(), 3u);
+  using Kind = DebugSettings::Watch::Kind;
+  EXPECT_EQ(stub.watchpoints()[0].kind, Kind::kWrite);
+  EXPECT_EQ(stub.watchpoints()[1].kind, Kind::kRead);
+  EXPECT_EQ(stub.watchpoints()[2].kind, Kind::kAccess);
+  EXPECT_EQ(send("z3,2010,2"), "OK");
+  ASSERT_EQ(stub.watchpoints().size(), 2u);
+  EXPECT_EQ(stub.watchpoints()[1].kind, Kind::kAccess);
+  // §E.3: "watch:ADDR", "rwatch:ADDR", "awatch:ADDR" name the data address.
+  EXPECT_EQ(stub.stop_reply(StopSignal::kTrap, WatchStop{Kind::kWrite, 0x2012}),
+            "T05watch:2012;thread:01;");
+  EXPECT_EQ(stub.stop_reply(StopSignal::kTrap, WatchStop{Kind::kRead, 0x2010}),
+            "T05rwatch:2010;thread:01;");
+  EXPECT_EQ(stub.stop_reply(StopSignal::kTrap, WatchStop{Kind::kAccess, 0x2011}),
+            "T05awatch:2011;thread:01;");
 }
 
 TEST_F(GdbStubTest, ResumptionPackets) {

@@ -135,6 +135,7 @@ class ShadowMmuTest : public ::testing::Test {
       }
       ShadowMmu::Fault f =
           mmu_.handle_host_fault(const_cast<const void*>(g_fault_addr), g_fault_write);
+      if (f.watched) ++watched_faults_;
       if (f.kind == ShadowMmu::Fault::kPageFault) {
         o.error_code = f.error_code;
         return o;
@@ -148,6 +149,7 @@ class ShadowMmuTest : public ::testing::Test {
 
   GuestMemory ram_;
   std::vector<uint32_t> code_writes_;  ///< pages the MMU reported written while holding code
+  int watched_faults_ = 0;             ///< faults the MMU reported as a debugger's watch
   ShadowMmu mmu_;
   RamPhys phys_;
   VcpuState state_;
@@ -353,6 +355,50 @@ TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
   }
   EXPECT_GT(mmu_.stats().spaces_recycled, 50u);
   EXPECT_GT(mmu_.stats().ranges_kept, 50u);
+}
+
+TEST_F(ShadowMmuTest, WatchedFramesFaultAsTheirKindSays) {
+  // A debugger's watchpoints (set_watched_pages): stores into a write-watched frame, and every
+  // access to an access-watched one, fault with `watched` through every linear page that maps
+  // the frame, each time (the watch is re-armed after the access); other frames never do, and
+  // the data is what RAM holds either way.
+  std::vector<uint8_t> zero(0x1000, 0);
+  ram_.write(kPd, zero.data(), zero.size());
+  const uint32_t pt = kPtBase;
+  ram_.write(pt, zero.data(), zero.size());
+  ram_.write32(kPd, pt | 0x7);
+  const uint32_t write_frame = kFrames, access_frame = kFrames + 0x1000, plain = kFrames + 0x2000;
+  ram_.write32(pt + 4 * 1, write_frame | 0x67);   // linear 0x1000
+  ram_.write32(pt + 4 * 2, access_frame | 0x67);  // linear 0x2000
+  ram_.write32(pt + 4 * 3, plain | 0x67);         // linear 0x3000
+  ram_.write32(pt + 4 * 4, write_frame | 0x67);   // linear 0x4000: the same frame again
+  ram_.write32(write_frame + 8, 0x11111111);
+  ram_.write32(access_frame + 8, 0x22222222);
+  set_paging(true, false);
+  for (uint32_t linear : {0x1000u, 0x2000u, 0x3000u, 0x4000u}) {  // mapped before the watch
+    ASSERT_TRUE(access(linear + 8, false, false, 0).ok);
+  }
+  mmu_.set_watched_pages({write_frame >> 12}, {access_frame >> 12});
+  auto watched = [&](uint32_t linear, bool write, uint32_t value) {
+    const int before = watched_faults_;
+    Outcome o = access(linear, write, false, value);
+    EXPECT_TRUE(o.ok) << std::hex << linear;
+    return std::pair(watched_faults_ - before, o.value);
+  };
+  EXPECT_EQ(watched(0x1008, false, 0), std::pair(0, 0x11111111u));  // reads of a write watch
+  EXPECT_EQ(watched(0x1008, true, 0x33333333).first, 1);
+  EXPECT_EQ(ram_.read32(write_frame + 8), 0x33333333u);
+  EXPECT_EQ(watched(0x4008, true, 0x44444444).first, 1);  // through the other linear page
+  EXPECT_EQ(watched(0x1008, true, 0x55555555).first, 1);  // re-armed
+  EXPECT_EQ(watched(0x2008, false, 0), std::pair(1, 0x22222222u));
+  EXPECT_EQ(watched(0x2008, false, 0), std::pair(1, 0x22222222u));
+  EXPECT_EQ(watched(0x2008, true, 0x66666666).first, 1);
+  EXPECT_EQ(ram_.read32(access_frame + 8), 0x66666666u);
+  EXPECT_EQ(watched(0x3008, true, 0x77777777).first, 0);
+  EXPECT_EQ(watched(0x3008, false, 0).first, 0);
+  mmu_.set_watched_pages({}, {});
+  EXPECT_EQ(watched(0x1008, true, 0x88888888).first, 0);
+  EXPECT_EQ(watched(0x2008, false, 0), std::pair(0, 0x66666666u));
 }
 
 }  // namespace

@@ -197,9 +197,9 @@ std::optional<StopSignal> GdbServer::stop_requested() {
 }
 
 Resume GdbServer::serve_stop(StopSignal signal, const std::function<bool()>& abort,
-                             std::optional<uint32_t> watch_address) {
+                             std::optional<WatchStop> watch) {
   if (client_ < 0) return Resume::kDetach;
-  const std::string stop = stub_->stop_reply(signal, watch_address);
+  const std::string stop = stub_->stop_reply(signal, watch);
   if (awaiting_stop_) send_packet(stop);
   awaiting_stop_ = false;
   for (;;) {

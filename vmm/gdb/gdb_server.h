@@ -49,7 +49,7 @@ class GdbServer {
   /// the debugger until it resumes, applying its breakpoints and stepping to the engine.
   /// Returns kKill when the debugger ended the run, kDetach when it left or disconnected.
   Resume serve_stop(StopSignal signal, const std::function<bool()>& abort,
-                    std::optional<uint32_t> watch_address = {});
+                    std::optional<WatchStop> watch = {});
   /// The guest ended with vmbt exit status `status`: tells the debugger (W packet), closes.
   void guest_exited(int status);
   /// Whether a debugger is connected now.

@@ -302,22 +302,24 @@ std::string GdbStub::write_memory(std::string_view args, bool binary) {
 
 std::string GdbStub::change_breakpoint(std::string_view args, bool insert) {
   // Z0,addr,kind / z0,addr,kind (software) and Z1 (hardware): both are breakpoints the engine
-  // stops at without writing guest memory. Z2,addr,length: a write watchpoint. Read and access
-  // watchpoints (3, 4) are not implemented: the empty reply says so.
-  if (args.size() < 2 || args[0] < '0' || args[0] > '2' || args[1] != ',') return "";
+  // stops at without writing guest memory. Z2/Z3/Z4,addr,length: write, read and access
+  // watchpoints.
+  if (args.size() < 2 || args[0] < '0' || args[0] > '4' || args[1] != ',') return "";
   const std::string_view rest = args.substr(2);
   const size_t comma = rest.find(',');
   uint64_t addr = 0;
   if (!parse_hex_number(rest.substr(0, comma), &addr) || addr > UINT32_MAX) return "E01";
-  if (args[0] == '2') {
+  if (args[0] >= '2') {
     uint64_t length = 0;
     if (comma == std::string_view::npos || !parse_hex_number(rest.substr(comma + 1), &length) ||
         length == 0 || length > 0x1000 || addr + length - 1 > UINT32_MAX) {
       return "E01";
     }
-    const DebugSettings::Watch w{static_cast<uint32_t>(addr), static_cast<uint32_t>(length)};
+    using Kind = DebugSettings::Watch::Kind;
+    const Kind kind = args[0] == '2' ? Kind::kWrite : args[0] == '3' ? Kind::kRead : Kind::kAccess;
+    const DebugSettings::Watch w{static_cast<uint32_t>(addr), static_cast<uint32_t>(length), kind};
     auto it = std::find_if(watchpoints_.begin(), watchpoints_.end(), [&](const auto& o) {
-      return o.linear == w.linear && o.length == w.length;
+      return o.linear == w.linear && o.length == w.length && o.kind == w.kind;
     });
     if (insert && it == watchpoints_.end()) {
       if (watchpoints_.size() >= kMaxWatchpoints) return "E28";
@@ -500,11 +502,15 @@ Resume GdbStub::handle(std::string_view packet, std::string* reply) {
   }
 }
 
-std::string GdbStub::stop_reply(StopSignal signal, std::optional<uint32_t> watch_address) {
+std::string GdbStub::stop_reply(StopSignal signal, std::optional<WatchStop> watch) {
   last_signal_ = signal;
-  if (watch_address) {
-    return fmt::format("T{:02x}watch:{:x};thread:01;", static_cast<unsigned>(signal),
-                       *watch_address);
+  if (watch) {
+    using Kind = DebugSettings::Watch::Kind;
+    const char* name = watch->kind == Kind::kWrite  ? "watch"
+                       : watch->kind == Kind::kRead ? "rwatch"
+                                                    : "awatch";
+    return fmt::format("T{:02x}{}:{:x};thread:01;", static_cast<unsigned>(signal), name,
+                       watch->address);
   }
   return fmt::format("T{:02x}thread:01;", static_cast<unsigned>(signal));
 }

@@ -43,6 +43,12 @@ enum class Resume {
 /// The signal numbers stop replies carry (GDB's own numbering, include/gdb/signals.def).
 enum class StopSignal : uint8_t { kInt = 2, kTrap = 5 };
 
+/// A watchpoint's stop: which kind triggered, at which watched byte.
+struct WatchStop {
+  DebugSettings::Watch::Kind kind = DebugSettings::Watch::Kind::kWrite;
+  uint32_t address = 0;
+};
+
 /// Register image of the i386 target description the stub sends (qXfer:features:read): the
 /// core feature (eax..gs, st0-st7, x87 control), SSE (xmm0-7, mxcsr), then CR0, CR2, CR3, CR4.
 /// Sizes in bytes, in GDB's register-number order.
@@ -69,15 +75,15 @@ class GdbStub {
   /// supported", which is a valid reply). Returns what the guest does next; for kContinue and
   /// kStep nothing is sent now.
   Resume handle(std::string_view packet, std::string* reply);
-  /// The stop reply for a stop with `signal` ("T05thread:01;"); with `watch_address`, a write
-  /// watchpoint's ("T05watch:ADDR;thread:01;", §E.3).
-  std::string stop_reply(StopSignal signal, std::optional<uint32_t> watch_address = {});
+  /// The stop reply for a stop with `signal` ("T05thread:01;"); with `watch`, a watchpoint's
+  /// ("T05watch:ADDR;thread:01;", rwatch or awatch for the others, §E.3).
+  std::string stop_reply(StopSignal signal, std::optional<WatchStop> watch = {});
   /// The last stop reply's signal ('?').
   StopSignal last_signal() const { return last_signal_; }
 
   /// Software breakpoints (Z0/Z1) as guest linear addresses, sorted.
   const std::vector<uint32_t>& breakpoints() const { return breakpoints_; }
-  /// Write watchpoints (Z2) as guest linear ranges, in the order set.
+  /// Watchpoints (Z2 write, Z3 read, Z4 access) as guest linear ranges, in the order set.
   const std::vector<DebugSettings::Watch>& watchpoints() const { return watchpoints_; }
   /// Most watchpoints the stub keeps.
   static constexpr size_t kMaxWatchpoints = 64;
