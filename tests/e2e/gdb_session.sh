@@ -5,7 +5,8 @@
 # user would. The oracles: the ELF's symbols (nm) for where stops must be, the guest's own
 # printout of its registers at gdb_break_here, the same guest word read through two linear
 # addresses (identity map and a page-table alias), the SDM's CPL-3 selector after an IRET, and
-# the guest's own report that the debugger's store ended its spin loop.
+# the guest's own checks: that it reads its own code where a breakpoint is set (no 0xcc), and
+# that the debugger's store ended its spin loop.
 # Exit status: 0 pass, 1 fail, 77 skipped (no gdb, or an engine that cannot run the guest here).
 set -u
 vmbt=$1 engine=$2 elf=$3

@@ -4,7 +4,8 @@
  * It turns on 32-bit paging with a page ALIAS mapped onto the frame of gdb_data (so a debugger
  * reads gdb_data's words at a linear address only the page tables explain), loads known values
  * into the general registers and calls gdb_break_here, which prints them as the guest sees them
- * (the oracle for the debugger's `info registers` there). Then it enters ring 3 with the IRET at
+ * (the oracle for the debugger's `info registers` there), after checking that it reads its own
+ * code there, not a debugger's 0xcc. Then it enters ring 3 with the IRET at
  * iret_to_user (a debugger single-steps it to user_entry at CPL 3), reads the alias from ring 3,
  * comes back with INT 0x81 and spins in gdb_spin until spin_limit iterations ran or a debugger
  * set spin_done; it prints which, and exits.
@@ -78,6 +79,9 @@ gdb_data_stored:                    /* (a debugger's write watchpoint on gdb_dat
   mov (%eax), %eax
 gdb_alias_read:                     /* (a read watchpoint on the alias stops here) */
   CHECK_EQ $MARKER, "alias reads gdb_data"
+
+  movzbl gdb_break_here, %eax       /* its own code, as a debugger's breakpoint there leaves it */
+  CHECK_EQ $0x60, "gdb_break_here starts with pusha (0x60), not a breakpoint's 0xcc"
 
   mov $0x600d0001, %eax
   mov $0x600d0003, %ebx
