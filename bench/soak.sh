@@ -19,7 +19,7 @@ script="while true; do $round; echo SOAK-TICK \$(cut -d' ' -f1 /proc/uptime); do
 img=$("$src/scripts/get-debian-guest" --oneshot "$script") || { echo "soak.sh: no guest" >&2; exit 2; }
 out=$(mktemp)
 trap 'rm -f "$out"; kill $pid 2>/dev/null' EXIT
-"$vmbt" run --kernel "$src/guest-cache/vmlinuz-686" --initrd "$img" --memory 256M \
+"$vmbt" run --engine bt --kernel "$src/guest-cache/vmlinuz-686" --initrd "$img" --memory 256M \
   --timeout "$((seconds + 30))" </dev/null >"$out" 2>&1 &
 pid=$!
 max_maps=$(cat /proc/sys/vm/max_map_count)

@@ -1135,6 +1135,20 @@ bool BtEngine::enable_perf_map() {
   return true;
 }
 
+std::string BtEngine::hand_over_blocker() {
+  if (system_.interrupt_shadow) return "in an interrupt shadow (after STI or MOV SS)";
+  if (io_pending_ || mmio_.stage != PendingMmio::kNone || single_step_eip_ != UINT32_MAX) {
+    return "an instruction is half-done";
+  }
+  return {};
+}
+
+void BtEngine::forget_guest_memory() {
+  drop_translations();
+  mmu_.flush_all();
+  mmu_.set_mode(s_);
+}
+
 void BtEngine::drop_translations() {
   cache_.flush();
   tables_.clear_all();

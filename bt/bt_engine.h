@@ -67,6 +67,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   std::string debug_notes() override;
   bool enable_perf_map() override;
   std::string set_debug(const DebugSettings& settings) override;
+  std::string hand_over_blocker() override;
+  void forget_guest_memory() override;
+  void set_tsc(uint64_t tsc) override { write_tsc(tsc); }
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
 
   /// Called by the host fault handler for a fault whose RIP is in the translation cache: saves

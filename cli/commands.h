@@ -11,6 +11,7 @@ namespace vmbt {
 
 /// Options of `vmbt run`.
 struct RunArgs {
+  RunArgs() { guest.engine = EngineKind::kAuto; }
   GuestConfig guest;
   bool stats = false;
   std::string stats_json;

@@ -15,16 +15,17 @@
 #include "vmm/devices/prompt_watch.h"
 #include "vmm/machine/machine.h"
 #include "vmm/sandbox.h"
+#include "vmm/switching_engine.h"
 
 namespace vmbt {
 
 namespace {
 
-/// The engine `spec` names over `machine`; bt is handed to spec.configure_bt as itself (the
+/// An engine of `kind` over `machine`; bt is handed to spec.configure_bt as itself (the
 /// builder made it, so no caller casts an Engine).
-std::unique_ptr<Engine> make_engine(const GuestRunSpec& spec, Machine& machine) {
+std::unique_ptr<Engine> make_engine(const GuestRunSpec& spec, EngineKind kind, Machine& machine) {
   try {
-    if (spec.guest.engine == EngineKind::kKvm) {
+    if (kind == EngineKind::kKvm) {
       return std::make_unique<KvmEngine>(machine.memory(), machine.interrupts());
     }
     auto bt = std::make_unique<bt::BtEngine>(
@@ -38,6 +39,24 @@ std::unique_ptr<Engine> make_engine(const GuestRunSpec& spec, Machine& machine) 
 }
 
 }  // namespace
+
+EngineChoice choose_engine(const KvmProbeResult& kvm) {
+  if (!kvm.available) return {EngineKind::kBt, fmt::format("no usable KVM: {}", kvm.unavailable)};
+  if (!kvm.vmx && !kvm.svm) {
+    return {EngineKind::kBt, kvm.pvm ? "this host's KVM is kvm-pvm (no VT-x/AMD-V): it refuses "
+                                       "32-bit paging and emulates every instruction in software"
+                                     : "this host has no VT-x/AMD-V"};
+  }
+  if (!kvm.paged_guest_runs) {
+    return {EngineKind::kBt,
+            fmt::format("this host's KVM refuses 32-bit paging ({})", kvm.paged_detail)};
+  }
+  if (!kvm.cpuid_model_set) {
+    return {EngineKind::kBt, "this host's KVM refuses the vmbt CPU model (KVM_SET_CPUID2)"};
+  }
+  return {EngineKind::kKvm, fmt::format("{} runs 32-bit paged guests with the vmbt CPU model",
+                                        kvm.vmx ? "VT-x" : "AMD-V")};
+}
 
 GuestRun run_guest_once(const GuestRunSpec& spec) {
   const GuestConfig& guest = spec.guest;
@@ -56,13 +75,37 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   Machine machine(config);
   BootImage image =
       load_kernel(machine.memory(), machine.memory_map(), guest.kernel, guest.append, guest.initrd);
-  if (guest.engine == EngineKind::kKvm && image.enables_paging && !probe_kvm().paged_guest_runs) {
+  EngineKind kind = guest.engine;
+  if (kind == EngineKind::kAuto) {
+    const EngineChoice choice = choose_engine(probe_kvm());
+    kind = choice.kind;
+    if (spec.announce_engine) {
+      fmt::print(stderr, "vmbt: engine {}: {}\n", engine_name(kind), choice.why);
+    }
+  }
+  if (kind == EngineKind::kKvm && image.enables_paging && !probe_kvm().paged_guest_runs) {
     // Say so now rather than after emulating the whole decompressor instruction by instruction.
     throw EngineUnavailable(
         "this host's KVM cannot run 32-bit paged guests, and this kernel turns paging on; use "
         "--engine bt");
   }
-  std::unique_ptr<Engine> engine = make_engine(spec, machine);
+  std::unique_ptr<Engine> engine = make_engine(spec, kind, machine);
+  SwitchingEngine* switching = nullptr;
+  double switch_after = guest.switch_after_seconds;
+  if (switch_after < 0 && guest.switch_every_seconds > 0) switch_after = guest.switch_every_seconds;
+  if (guest.switchable || switch_after >= 0) {
+    // The other engine stands by over the same RAM and devices.
+    const EngineKind other = kind == EngineKind::kKvm ? EngineKind::kBt : EngineKind::kKvm;
+    auto both = std::make_unique<SwitchingEngine>(
+        std::move(engine), make_engine(spec, other, machine),
+        [](const std::string& line) { fmt::print(stderr, "\r\nvmbt: {}\r\n", line); });
+    if (switch_after >= 0) {
+      both->schedule(static_cast<uint64_t>(std::llround(switch_after * 1e9)),
+                     static_cast<uint64_t>(std::llround(guest.switch_every_seconds * 1e9)));
+    }
+    switching = both.get();
+    engine = std::move(both);
+  }
   engine->set_state(image.entry);
   if (spec.configure) spec.configure(*engine);
   if (spec.sandbox) enter_sandbox(spec.gdb != nullptr);
@@ -74,6 +117,7 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   options.fatal_dump = spec.fatal_dump;
   options.gdb = spec.gdb;
   options.gdb_wait = spec.gdb_wait;
+  if (switching) options.request_switch = [switching] { switching->request_switch(); };
   if (guest.timeout_seconds > 0) {
     options.timeout_ns = static_cast<uint64_t>(std::llround(guest.timeout_seconds * 1e9));
   }

@@ -14,6 +14,7 @@
 
 namespace vmbt {
 
+struct KvmProbeResult;
 namespace gdb {
 class GdbServer;
 }
@@ -37,10 +38,20 @@ struct GuestRunSpec {
   /// Confine the process with the seccomp sandbox (vmm/sandbox.h) once the guest is loaded and
   /// `configure` has run: for a process that runs this one guest and nothing after it.
   bool sandbox = false;
+  /// With `--engine auto`: print which engine runs and why (one line on stderr), as `vmbt run`.
+  bool announce_engine = false;
   /// A GDB stub for the run (`--gdb`), listening already; `gdb_wait`: `-S`.
   gdb::GdbServer* gdb = nullptr;
   bool gdb_wait = false;
 };
+
+/// What `--engine auto` picks on a host whose KVM is `kvm` (hw/x86/kvm_probe.h): kvm where it
+/// runs 32-bit paged guests with the vmbt CPU model (VT-x/AMD-V), bt otherwise; and why.
+struct EngineChoice {
+  EngineKind kind = EngineKind::kBt;
+  std::string why;  ///< one clause for the user
+};
+EngineChoice choose_engine(const KvmProbeResult& kvm);
 
 /// What one run produced.
 struct GuestRun {

@@ -40,8 +40,11 @@ int main(int argc, char** argv) {
   vmbt::RunArgs run;
   std::string run_engine = vmbt::engine_name(run.guest.engine);
   CLI::App* run_cmd = app.add_subcommand("run", "boot a kernel on one engine");
-  run_cmd->add_option("--engine", run_engine, "execution engine")
-      ->check(CLI::IsMember({"bt", "kvm"}))
+  run_cmd
+      ->add_option("--engine", run_engine,
+                   "execution engine: auto (kvm where this host's KVM runs the guest, else bt), "
+                   "bt or kvm")
+      ->check(CLI::IsMember({"auto", "bt", "kvm"}))
       ->capture_default_str();
   add_guest_options(run_cmd, run.guest);
   run_cmd->add_flag("--stats", run.stats, "print counters to stderr at exit");
@@ -52,6 +55,18 @@ int main(int argc, char** argv) {
                     "is loaded");
   run_cmd->add_flag("--perfmap", run.perfmap,
                     "write /tmp/perf-PID.map so perf names translated code by guest address (bt)");
+  run_cmd->add_flag("--switchable", run.guest.switchable,
+                    "the other engine stands by: Ctrl-A s moves the running guest between bt and "
+                    "kvm");
+  run_cmd
+      ->add_option("--switch-after", run.guest.switch_after_seconds,
+                   "move the guest to the other engine after SECONDS of running")
+      ->check(CLI::NonNegativeNumber);
+  run_cmd
+      ->add_option("--switch-every", run.guest.switch_every_seconds,
+                   "move it back and forth every SECONDS (after --switch-after, else from the "
+                   "start)")
+      ->check(CLI::NonNegativeNumber);
   run_cmd->add_option("--gdb", run.gdb,
                       "GDB stub on tcp::PORT or tcp:HOST:PORT (QEMU's -gdb; host 127.0.0.1 by "
                       "default): in gdb, 'target remote :PORT'");

@@ -34,6 +34,7 @@ int run_command(const RunArgs& args) {
       throw Error(fmt::format("cannot write --stats-json file '{}'", args.stats_json));
   }
   spec.sandbox = !args.no_sandbox;
+  spec.announce_engine = true;
   std::unique_ptr<gdb::GdbServer> gdb;
   // `monitor trace on|off` from gdb: vmbt trace's --trace-sensitive lines on stderr (bt only).
   bt::BtEngine* bt_engine = nullptr;

@@ -137,6 +137,18 @@ class Engine {
                             bool /*write*/) {
     return false;
   }
+
+  // Handing a running guest to another engine (vmm/switching_engine.h).
+  /// Why state() would not be the whole story right now (an interrupt shadow, an event being
+  /// delivered, an instruction half-done), or empty when the guest may move.
+  virtual std::string hand_over_blocker() { return {}; }
+  /// Why this engine cannot run a guest in `state` here (a reason for the user), or empty.
+  virtual std::string cannot_run(const VcpuState& /*state*/) { return {}; }
+  /// Drops everything derived from guest memory (translated code, shadow page tables): another
+  /// engine ran the guest meanwhile and changed memory without this one seeing it.
+  virtual void forget_guest_memory() {}
+  /// Sets the guest's time-stamp counter (IA32_TIME_STAMP_COUNTER, Intel SDM Vol. 3B §18.17).
+  virtual void set_tsc(uint64_t /*tsc*/) {}
 };
 
 }  // namespace vmbt

@@ -7,13 +7,22 @@
 namespace vmbt {
 
 const char* engine_name(EngineKind kind) {
-  return kind == EngineKind::kKvm ? "kvm" : "bt";
+  switch (kind) {
+    case EngineKind::kBt:
+      return "bt";
+    case EngineKind::kKvm:
+      return "kvm";
+    case EngineKind::kAuto:
+      return "auto";
+  }
+  return "bt";
 }
 
 EngineKind parse_engine_kind(const std::string& name) {
   if (name == "bt") return EngineKind::kBt;
   if (name == "kvm") return EngineKind::kKvm;
-  throw Error(fmt::format("unknown engine '{}': choose bt or kvm", name));
+  if (name == "auto") return EngineKind::kAuto;
+  throw Error(fmt::format("unknown engine '{}': choose auto, bt or kvm", name));
 }
 
 }  // namespace vmbt

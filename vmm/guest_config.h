@@ -6,9 +6,10 @@
 namespace vmbt {
 
 /// The engine that runs a guest: binary translation, or hardware assist through /dev/kvm.
-enum class EngineKind { kBt, kKvm };
+/// kAuto: kvm where this host's KVM can run the guest, bt otherwise (the builder decides).
+enum class EngineKind { kBt, kKvm, kAuto };
 
-/// The engine's name as `--engine` spells it: "bt" or "kvm".
+/// The engine's name as `--engine` spells it: "bt", "kvm" or "auto".
 const char* engine_name(EngineKind kind);
 /// Parses `--engine`'s spelling; throws vmbt::Error naming the choices for anything else.
 EngineKind parse_engine_kind(const std::string& name);
@@ -24,6 +25,12 @@ struct GuestConfig {
   std::string memory = "256M";  ///< guest RAM, 2M to 3G with K/M/G suffixes (as QEMU's -m)
   double timeout_seconds = 0;   ///< end the run after this long; 0: never
   bool trace_io = false;        ///< log every port and MMIO access to stderr
+  /// Engine switching (README "Switching engines"): the other engine stands by and takes the
+  /// running guest after `switch_after_seconds` (< 0: never by time), then every
+  /// `switch_every_seconds` (0: once), or on Ctrl-A s when `switchable`.
+  bool switchable = false;
+  double switch_after_seconds = -1;
+  double switch_every_seconds = 0;
 };
 
 }  // namespace vmbt

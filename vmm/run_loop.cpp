@@ -138,6 +138,15 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
     if (options.console && options.console->quit_requested()) {
       return finish(0, "stopped from the console (Ctrl-A x)");
     }
+    if (options.console && options.console->take_switch_request()) {
+      if (options.request_switch) {
+        options.request_switch();
+      } else {
+        fmt::print(stderr,
+                   "\r\nvmbt: Ctrl-A s: this run has one engine; start it with "
+                   "--switchable to move the guest between bt and kvm\r\n");
+      }
+    }
     if (host_now_ns() >= end_by) return finish(124, "timed out", true);
     return false;
   };

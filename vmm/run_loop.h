@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "vmm/engine.h"
@@ -38,6 +39,9 @@ struct RunLoopOptions {
   gdb::GdbServer* gdb = nullptr;
   /// `-S`: the guest stays stopped at its first instruction until a debugger continues it.
   bool gdb_wait = false;
+  /// Ctrl-A s on the console: moves the guest to the other engine (a SwitchingEngine's
+  /// request_switch); empty when the run has one engine.
+  std::function<void()> request_switch;
 };
 
 /// Runs `engine` over `machine` until the guest or the user ends the run. Counts exits by reason

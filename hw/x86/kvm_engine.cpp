@@ -208,6 +208,12 @@ void KvmEngine::set_state(const VcpuState& s) {
   msrs.entry(3).data = s.tsc;
   ioctl(vcpu_fd_, KVM_SET_MSRS, msrs.get());  // best effort: kvm-pvm may not model every MSR
 
+  kvm_debugregs debugregs{};  // DR0-3, DR6, DR7 (Intel SDM Vol. 3B §18.2)
+  for (int i = 0; i < 4; ++i) debugregs.db[i] = s.dr[i];
+  debugregs.dr6 = s.dr[6];
+  debugregs.dr7 = s.dr[7];
+  ioctl(vcpu_fd_, KVM_SET_DEBUGREGS, &debugregs);  // best effort: kvm-pvm keeps none
+
   kvm_fpu fpu{};
   const uint8_t* fx = s.fxsave.data();
   std::memcpy(&fpu.fcw, fx + 0, 2);
@@ -265,6 +271,13 @@ VcpuState KvmEngine::state() {
     s.tsc = msrs.entry(3).data;
   }
 
+  kvm_debugregs debugregs{};
+  if (ioctl(vcpu_fd_, KVM_GET_DEBUGREGS, &debugregs) == 0) {
+    for (int i = 0; i < 4; ++i) s.dr[i] = static_cast<uint32_t>(debugregs.db[i]);
+    s.dr[6] = static_cast<uint32_t>(debugregs.dr6);
+    s.dr[7] = static_cast<uint32_t>(debugregs.dr7);
+  }
+
   kvm_fpu fpu{};
   if (ioctl(vcpu_fd_, KVM_GET_FPU, &fpu) == 0) {
     uint8_t* fx = s.fxsave.data();
@@ -274,6 +287,9 @@ VcpuState KvmEngine::state() {
     std::memcpy(fx + 6, &fpu.last_opcode, 2);
     std::memcpy(fx + 8, &fpu.last_ip, 4);
     std::memcpy(fx + 16, &fpu.last_dp, 4);
+    // kvm-pvm reads MXCSR as 0 whatever was set (it keeps none; cannot_run() refuses a guest
+    // whose MXCSR is not the power-up value): that value, then.
+    if (fpu.mxcsr == 0 && facts_.pvm && !facts_.vmx && !facts_.svm) fpu.mxcsr = 0x1f80;
     std::memcpy(fx + 24, &fpu.mxcsr, 4);
     for (int i = 0; i < 8; ++i) std::memcpy(fx + 32 + 16 * i, fpu.fpr[i], 16);
     for (int i = 0; i < 8; ++i) std::memcpy(fx + 160 + 16 * i, fpu.xmm[i], 16);
@@ -341,6 +357,48 @@ std::string KvmEngine::set_debug(const DebugSettings& settings) {
     set_state(s);
   }
   return {};
+}
+
+std::string KvmEngine::hand_over_blocker() {
+  kvm_vcpu_events events{};
+  if (ioctl(vcpu_fd_, KVM_GET_VCPU_EVENTS, &events) != 0) return {};  // nothing to tell
+  if (events.exception.injected || events.interrupt.injected || events.nmi.injected) {
+    return "an event is being delivered";
+  }
+  if (events.interrupt.shadow) return "in an interrupt shadow (after STI or MOV SS)";
+  return {};
+}
+
+std::string KvmEngine::cannot_run(const VcpuState& state) {
+  if (!facts_.pvm || facts_.vmx || facts_.svm) return {};
+  // kvm-pvm (no VT-x/AMD-V), as measured: it refuses CR0.PG, and it keeps no MSRs, no debug
+  // registers and no MXCSR (KVM_SET_MSRS fails; KVM_GET_DEBUGREGS and KVM_GET_FPU read zeros).
+  if (state.cr0 & cr0::kPg) {
+    return "this host's KVM is kvm-pvm (no VT-x/AMD-V) and refuses 32-bit paging, which the "
+           "guest has on";
+  }
+  if (state.sysenter_cs || state.sysenter_esp || state.sysenter_eip) {
+    return "this host's KVM is kvm-pvm, which keeps no MSRs, and the guest set up SYSENTER";
+  }
+  if (state.dr[7] & 0xff) {
+    return "this host's KVM is kvm-pvm, which keeps no debug registers, and the guest enabled "
+           "some (DR7)";
+  }
+  uint32_t mxcsr = 0;
+  std::memcpy(&mxcsr, state.fxsave.data() + 24, 4);
+  if (mxcsr != 0x1f80 && mxcsr != 0) {
+    return fmt::format(
+        "this host's KVM is kvm-pvm, which keeps no MXCSR, and the guest's is "
+        "{:#x} (not the power-up 0x1f80)",
+        mxcsr);
+  }
+  return {};
+}
+
+void KvmEngine::set_tsc(uint64_t tsc) {
+  MsrList msrs({kMsrTsc});
+  msrs.entry(0).data = tsc;
+  ioctl(vcpu_fd_, KVM_SET_MSRS, msrs.get());  // best effort, as in set_state
 }
 
 bool KvmEngine::debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) {

@@ -40,6 +40,11 @@ class KvmEngine final : public Engine {
   std::string set_debug(const DebugSettings& settings) override;
   /// Through KVM_TRANSLATE (the vCPU's own page walk; KVM API §4.22).
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
+  /// An event injected but not yet delivered, or an interrupt shadow (KVM_GET_VCPU_EVENTS).
+  std::string hand_over_blocker() override;
+  /// kvm-pvm (no VT-x/AMD-V) runs no paged guest.
+  std::string cannot_run(const VcpuState& state) override;
+  void set_tsc(uint64_t tsc) override;
 
  private:
   void inject_pending_interrupt();

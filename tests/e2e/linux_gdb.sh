@@ -25,7 +25,7 @@ vmbt_pid=
 trap '[[ -n $vmbt_pid ]] && kill $vmbt_pid 2>/dev/null; rm -rf "$work"' EXIT
 
 source "$(dirname "$0")/gdb_stub_lib.sh"
-start_vmbt_with_stub "$work" "$vmbt" run --kernel "$cache/vmlinuz-686" \
+start_vmbt_with_stub "$work" "$vmbt" run --engine bt --kernel "$cache/vmlinuz-686" \
   --initrd "$cache/initramfs.cpio.gz" --append "console=ttyS0 nokaslr" --timeout 300
 [[ -n $port ]] || fail "vmbt did not say where its stub listens"
 cat >"$work/session.gdb" <<GDB

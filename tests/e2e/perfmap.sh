@@ -8,7 +8,7 @@
 # Exit status: 0 pass, 1 fail.
 set -u
 vmbt=$1 elf=$2
-"$vmbt" run --perfmap --kernel "$elf" </dev/null >/dev/null 2>&1 &
+"$vmbt" run --engine bt --perfmap --kernel "$elf" </dev/null >/dev/null 2>&1 &
 pid=$!
 wait $pid
 map=/tmp/perf-$pid.map

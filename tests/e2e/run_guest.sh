@@ -5,6 +5,12 @@
 #
 #   VMBT run --engine ENGINE --kernel ELF   < /dev/null, 60 s timeout
 #
+# ENGINE is bt or kvm, or a switching mode (README "Switching engines"): `switch` starts on bt
+# and moves the guest to kvm and back every millisecond; `kvm_to_bt` starts on kvm and moves it
+# to bt once, after a millisecond. The serial output must be the single-engine one. Both modes
+# run part of the guest on kvm, so the kvm rules below apply to them too; a paged guest under
+# `switch` on a KVM that refuses paging stays on bt, and vmbt must say the switch was refused.
+#
 # vmbt prints the guest's serial console (COM1) on stdout and its own diagnostics on stderr.
 #
 # Expectation file format (tests/guests/NAME.expect):
@@ -48,7 +54,17 @@ fail() {
 [[ -f $elf ]] || fail "guest '$elf' is missing (build the 'guests' target)"
 [[ -f $expect ]] || fail "expectation file '$expect' is missing"
 
-if [[ $engine == kvm ]]; then
+engine_args=(--engine "$engine")
+kvm_like=0
+case $engine in
+  kvm) kvm_like=1 ;;
+  switch) engine_args=(--engine bt --switch-every 0.001) kvm_like=1 ;;
+  kvm_to_bt) engine_args=(--engine kvm --switch-after 0.001) kvm_like=1 ;;
+esac
+starts_on_kvm=0
+[[ ${engine_args[1]} == kvm ]] && starts_on_kvm=1
+
+if [[ $kvm_like -eq 1 ]]; then
   if [[ ! -e /dev/kvm ]]; then
     echo "SKIP guest.$engine.$name: /dev/kvm does not exist on this host (no KVM)"
     exit 77
@@ -88,6 +104,8 @@ while IFS= read -r line || [[ -n $line ]]; do
       stderr-contains\ *) stderr_needles+=("${directive#stderr-contains }") ;;
       skip-on-kvm-pvm\ *) pvm_skip_reason=${directive#skip-on-kvm-pvm } ;;
       skip-on-engine\ "$engine"\ *) engine_skip_reason=${directive#skip-on-engine "$engine" } ;;
+      skip-on-engine\ kvm\ *)
+        [[ $kvm_like -eq 1 ]] && engine_skip_reason="(part of the run is on kvm) ${directive#skip-on-engine kvm }" ;;
       skip-on-engine\ *) ;;
       max-rss-mib\ *)
         max_rss_mib=${directive#max-rss-mib }
@@ -110,7 +128,7 @@ if [[ -z $want_status ]]; then
   exit 2
 fi
 
-if [[ -n $pvm_skip_reason && $engine == kvm && -d /sys/module/kvm_pvm ]]; then
+if [[ -n $pvm_skip_reason && $kvm_like -eq 1 && -d /sys/module/kvm_pvm ]]; then
   echo "SKIP guest.$engine.$name: this host's KVM is kvm-pvm: $pvm_skip_reason"
   exit 77
 fi
@@ -126,7 +144,7 @@ if [[ -n $max_rss_mib ]]; then
   [[ -x /usr/bin/time ]] || fail "max-rss-mib needs GNU time (/usr/bin/time: scripts/setup installs it)"
   measure=(/usr/bin/time -f %M -o "$tmp/rss_kib")
 fi
-timeout -k 5 60 ${measure[@]+"${measure[@]}"} "$vmbt" run --engine "$engine" --kernel "$elf" \
+timeout -k 5 60 ${measure[@]+"${measure[@]}"} "$vmbt" run "${engine_args[@]}" --kernel "$elf" \
   </dev/null >"$tmp/stdout" 2>"$tmp/stderr"
 status=$?
 tr -d '\r' <"$tmp/stdout" >"$tmp/got"
@@ -148,7 +166,7 @@ fi
 
 # A paged guest on a KVM that cannot do 32-bit paging: the clear refusal is the expected outcome.
 refusal="cannot run 32-bit paged guests"
-if [[ $paged -eq 1 && $engine == kvm && $status -ne 0 ]] && grep -qF "$refusal" "$tmp/stderr"; then
+if [[ $paged -eq 1 && $starts_on_kvm -eq 1 && $status -ne 0 ]] && grep -qF "$refusal" "$tmp/stderr"; then
   if grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null; then
     show_run
     fail "vmbt refused a paged guest although this host has VT-x/AMD-V"
@@ -169,6 +187,12 @@ if [[ -n $max_rss_mib ]]; then
   elif ((rss_kib > max_rss_mib * 1024)); then
     problems+=("peak RSS $((rss_kib / 1024)) MiB, above the bound of $max_rss_mib MiB")
   fi
+fi
+if [[ $paged -eq 1 && $engine == switch ]] && ! grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null &&
+  [[ -d /sys/module/kvm_pvm ]]; then
+  # The guest turns paging on; from then on kvm-pvm cannot take it, and vmbt says so.
+  grep -q "refused at EIP .*32-bit paging" "$tmp/stderr" ||
+    problems+=("no refused switch reported for a paged guest on kvm-pvm")
 fi
 for needle in ${stderr_needles[@]+"${stderr_needles[@]}"}; do
   grep -qF -- "$needle" "$tmp/stderr" || problems+=("stderr does not contain '$needle'")

@@ -33,6 +33,14 @@ TEST(EscapeDecoderTest, CtrlAXQuits) {
   EXPECT_FALSE(d.escape_pending());
 }
 
+TEST(EscapeDecoderTest, CtrlASSwitchesEngines) {
+  EscapeDecoder d;
+  EXPECT_EQ(d.feed(0x01).action, Action::kNone);
+  EXPECT_EQ(d.feed('s').action, Action::kSwitch);
+  EXPECT_EQ(d.feed('s').action, Action::kForward);  // a plain 's' is the guest's
+  EXPECT_NE(std::string(EscapeDecoder::help_text()).find("C-a s"), std::string::npos);
+}
+
 TEST(EscapeDecoderTest, XWithoutEscapeIsJustX) {
   EscapeDecoder d;
   const auto r = d.feed('x');
@@ -66,7 +74,7 @@ TEST(EscapeDecoderTest, DoubleCtrlASendsOneCtrlA) {
 
 TEST(EscapeDecoderTest, OtherEscapesAreSwallowed) {
   EscapeDecoder d;
-  for (int key : {'c', 's', 'b', 't', 'q', 'X'}) {
+  for (int key : {'c', 'b', 't', 'q', 'X'}) {
     d.feed(0x01);
     EXPECT_EQ(d.feed(static_cast<uint8_t>(key)).action, Action::kNone) << char(key);
     EXPECT_FALSE(d.escape_pending());

@@ -21,6 +21,8 @@ EscapeDecoder::Result EscapeDecoder::feed(uint8_t byte) {
         return {Action::kForward, kEscapeChar};
       case 'x':
         return {Action::kQuit, 0};
+      case 's':
+        return {Action::kSwitch, 0};
       case 'h':
       case '?':
         return {Action::kHelp, 0};
@@ -39,6 +41,7 @@ std::string_view EscapeDecoder::help_text() {
   return "\r\n"
          "C-a h    print this help\r\n"
          "C-a x    exit vmbt\r\n"
+         "C-a s    move the guest to the other engine (bt <-> kvm; run with --switchable)\r\n"
          "C-a C-a  sends C-a to the guest\r\n";
 }
 
@@ -186,6 +189,9 @@ size_t TerminalConsole::read(uint8_t* buf, size_t max) {
       case EscapeDecoder::Action::kQuit:
         quit_.store(true, std::memory_order_relaxed);
         return out;  // the rest of the input is not for the guest
+      case EscapeDecoder::Action::kSwitch:
+        switch_.store(true, std::memory_order_relaxed);
+        break;
       case EscapeDecoder::Action::kNone:
         break;
     }

@@ -13,9 +13,10 @@ namespace vmbt {
 /// The Ctrl-A escape state machine of QEMU's multiplexed stdio console (QEMU manual, "Keys in the
 /// character backend multiplexer"), without any terminal: feed it input bytes one at a time.
 ///   Ctrl-A x        quit
+///   Ctrl-A s        move the guest to the other engine (vmbt's own; with --switchable)
 ///   Ctrl-A h or ?   print the list of escapes
 ///   Ctrl-A Ctrl-A   send one Ctrl-A (0x01) to the guest
-///   Ctrl-A other    swallowed (c, s, b, t ... are QEMU monitor/other features vmbt lacks)
+///   Ctrl-A other    swallowed (c, b, t ... are QEMU monitor/other features vmbt lacks)
 class EscapeDecoder {
  public:
   static constexpr uint8_t kEscapeChar = 0x01;  ///< Ctrl-A
@@ -25,6 +26,7 @@ class EscapeDecoder {
     kForward,  ///< `byte` goes to the guest
     kQuit,     ///< Ctrl-A x
     kHelp,     ///< Ctrl-A h / Ctrl-A ?
+    kSwitch,   ///< Ctrl-A s
   };
   struct Result {
     Action action = Action::kNone;
@@ -75,6 +77,8 @@ class TerminalConsole : public CharBackend {
 
   /// True once the user typed Ctrl-A x.
   bool quit_requested() const { return quit_.load(std::memory_order_relaxed); }
+  /// True once for each Ctrl-A s typed since the last call.
+  bool take_switch_request() { return switch_.exchange(false, std::memory_order_relaxed); }
   /// True when input is a terminal in raw mode (escapes active).
   bool is_tty() const { return tty_; }
   /// True once input reached end of file.
@@ -90,6 +94,7 @@ class TerminalConsole : public CharBackend {
   bool tty_ = false;
   bool eof_ = false;
   std::atomic<bool> quit_{false};
+  std::atomic<bool> switch_{false};
   EscapeDecoder escapes_;
 };
 
