@@ -270,9 +270,11 @@ StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   const unsigned os = in.osize;
   sys::StackPtr sp = sys::current_stack(s);
   sys::check_pop_room(sp, 3 * os, sys::vec::kSs, 0);
-  const uint32_t new_eip = sys::peek(mem_, sp, 0, os);
-  const uint16_t cs_sel = static_cast<uint16_t>(sys::peek(mem_, sp, os, 2));
-  const uint32_t new_flags = sys::peek(mem_, sp, 2 * os, os);
+  uint32_t popped[3];  // EIP, CS (the low word of its slot), EFLAGS
+  sys::peek_frame(mem_, sp, 0, popped, 3, os);
+  const uint32_t new_eip = popped[0];
+  const uint16_t cs_sel = static_cast<uint16_t>(popped[1]);
+  const uint32_t new_flags = popped[2];
   if (os == 4 && (new_flags & eflags::kVm) && c == 0) {
     throw sys::Unsupported{
         fmt::format("virtual-8086 mode is not supported: IRET to VM86 (popped EFLAGS={:#010x}) at "
@@ -306,8 +308,10 @@ StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   }
   // RETURN-TO-OUTER-PRIVILEGE-LEVEL.
   sys::check_pop_room(sp, 5 * os, sys::vec::kSs, 0);
-  const uint32_t new_esp = sys::peek(mem_, sp, 3 * os, os);
-  const uint16_t ss_sel = static_cast<uint16_t>(sys::peek(mem_, sp, 4 * os, 2));
+  uint32_t outer[2];  // ESP, SS
+  sys::peek_frame(mem_, sp, 3 * os, outer, 2, os);
+  const uint32_t new_esp = outer[0];
+  const uint16_t ss_sel = static_cast<uint16_t>(outer[1]);
   uint32_t ss_addr = 0;
   Descriptor sd = check_return_ss(mem_, s, ss_sel, rpl, &ss_addr);
   if (new_eip > cd.limit()) sys::gp(0);

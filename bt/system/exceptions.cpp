@@ -186,12 +186,9 @@ void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
     sys::set_accessed(mem_, ss_addr, sd);
     sys::set_accessed(mem_, cs_addr, cd);
     sp.ss = sys::segment_from(new_ss, sd);
-    sys::push(mem_, sp, s.seg[kSs].selector, psize);
-    sys::push(mem_, sp, s.gpr[kEsp], psize);
-    sys::push(mem_, sp, flags_image, psize);
-    sys::push(mem_, sp, old_cs, psize);
-    sys::push(mem_, sp, ev.return_eip, psize);
-    if (push_err) sys::push(mem_, sp, ev.error_code, psize);
+    const uint32_t frame[6] = {s.seg[kSs].selector, s.gpr[kEsp],  flags_image, old_cs,
+                               ev.return_eip,       ev.error_code};
+    sys::push_frame(mem_, sp, frame, push_err ? 6 : 5, psize);
     s.seg[kSs] = sp.ss;
     s.gpr[kEsp] = new_esp;
     sys::commit_esp(s, sp);
@@ -202,10 +199,8 @@ void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
     sys::check_push_room(sp, (push_err ? 4 : 3) * psize, sys::vec::kSs, ext);
     if (new_eip > cd.limit()) sys::gp(ext);
     sys::set_accessed(mem_, cs_addr, cd);
-    sys::push(mem_, sp, flags_image, psize);
-    sys::push(mem_, sp, old_cs, psize);
-    sys::push(mem_, sp, ev.return_eip, psize);
-    if (push_err) sys::push(mem_, sp, ev.error_code, psize);
+    const uint32_t frame[4] = {flags_image, old_cs, ev.return_eip, ev.error_code};
+    sys::push_frame(mem_, sp, frame, push_err ? 4 : 3, psize);
     sys::commit_esp(s, sp);
   }
   s.seg[kCs] = sys::segment_from(static_cast<uint16_t>((sel & 0xfffc) | new_cpl), cd);

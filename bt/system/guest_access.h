@@ -17,8 +17,8 @@ struct GuestFault {
 /// Linear-address access for emulated instructions. `user` = the access is made with CPL3 rights
 /// (false for implicit supervisor accesses: GDT/LDT/IDT/TSS reads, and any access at CPL0-2).
 /// Throws GuestFault (#PF, with CR2 already set by the implementation) when the address cannot be
-/// accessed. Accesses may cross page boundaries. Implementations: identity over guest RAM now; the
-/// shadow MMU's page walker later.
+/// accessed; a write that faults has written nothing (every page is checked first). Accesses
+/// may cross page boundaries. Implementation: GuestLinearMemory (the shadow MMU's walker).
 class LinearMemory {
  public:
   virtual ~LinearMemory() = default;

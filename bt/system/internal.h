@@ -151,6 +151,15 @@ void push(LinearMemory& m, StackPtr& sp, uint32_t value, unsigned size);
 uint32_t pop(LinearMemory& m, StackPtr& sp, unsigned size);
 /// Reads at stack pointer + delta without popping (#SS(0) outside the limit).
 uint32_t peek(LinearMemory& m, const StackPtr& sp, uint32_t delta, unsigned size);
+/// Pushes `count` values of `size` bytes, values[0] first (so it ends up highest), as that many
+/// push() calls would, with one guest-memory write when the frame does not wrap the stack's
+/// address space (exception frames: Intel SDM Vol. 3A §6.12.1, Figure 6-4).
+void push_frame(LinearMemory& m, StackPtr& sp, const uint32_t* values, unsigned count,
+                unsigned size);
+/// Reads `count` values of `size` bytes at stack pointer + delta upwards, as that many peek()
+/// calls would, with one guest-memory read when the range does not wrap (IRET's frame).
+void peek_frame(LinearMemory& m, const StackPtr& sp, uint32_t delta, uint32_t* values,
+                unsigned count, unsigned size);
 
 /// Index of a segment register operand (ES..GS), or -1.
 int sreg_index(ZydisRegister r);

@@ -142,6 +142,49 @@ uint32_t peek(LinearMemory& m, const StackPtr& sp, uint32_t delta, unsigned size
   return read_u(m, sp.ss.base + off, size, sp.user);
 }
 
+void push_frame(LinearMemory& m, StackPtr& sp, const uint32_t* values, unsigned count,
+                unsigned size) {
+  const uint32_t mask = sp.mask();
+  const uint32_t bytes = count * size;
+  const uint32_t off = (sp.esp - bytes) & mask;
+  if (count > 8 || uint64_t{off} + bytes - 1 > mask || !in_limit(sp.ss, off, bytes)) {
+    for (unsigned i = 0; i < count; ++i) push(m, sp, values[i], size);  // wraps: one at a time
+    return;
+  }
+  uint8_t frame[32];
+  for (unsigned i = 0; i < count; ++i) {  // values[count - 1] at the lowest address
+    const uint32_t v = values[count - 1 - i];
+    for (unsigned b = 0; b < size; ++b) frame[i * size + b] = static_cast<uint8_t>(v >> (8 * b));
+  }
+  try {
+    m.write(sp.ss.base + off, frame, bytes, sp.user);  // all or nothing (LinearMemory::write)
+  } catch (const GuestFault&) {
+    // The pushes one at a time, highest address first, fault where the CPU's would: CR2 names
+    // the first push that cannot be written.
+    for (unsigned i = 0; i < count; ++i) push(m, sp, values[i], size);
+    return;
+  }
+  sp.esp = (sp.esp & ~mask) | off;
+}
+
+void peek_frame(LinearMemory& m, const StackPtr& sp, uint32_t delta, uint32_t* values,
+                unsigned count, unsigned size) {
+  const uint32_t mask = sp.mask();
+  const uint32_t bytes = count * size;
+  const uint32_t off = (sp.esp + delta) & mask;
+  if (count > 8 || uint64_t{off} + bytes - 1 > mask || !in_limit(sp.ss, off, bytes)) {
+    for (unsigned i = 0; i < count; ++i) values[i] = peek(m, sp, delta + i * size, size);
+    return;
+  }
+  uint8_t frame[32];
+  m.read(sp.ss.base + off, frame, bytes, sp.user);
+  for (unsigned i = 0; i < count; ++i) {
+    uint32_t v = 0;
+    for (unsigned b = 0; b < size; ++b) v |= uint32_t{frame[i * size + b]} << (8 * b);
+    values[i] = v;
+  }
+}
+
 uint32_t pop(LinearMemory& m, StackPtr& sp, unsigned size) {
   const uint32_t v = peek(m, sp, 0, size);
   const uint32_t mask = sp.mask();
