@@ -612,22 +612,16 @@ Exit BtEngine::finish_step(const StepResult& r, bool& done) {
       if (port_io_) {
         // Devices answer at once: perform the access on the run loop's I/O bus here, without
         // an exit, and complete the instruction (the kvm engine reaches the same bus by exits).
-        io_step_.io.port = r.io.port;
-        io_step_.io.size = r.io.size;
-        io_step_.io.write = r.io.write;
-        io_step_.io.count = r.io.count;
-        if (r.io.write) {
-          std::memcpy(io_step_.io.data.data(), r.io.data.data(), size_t{r.io.count} * r.io.size);
-        }
+        // (r.io.data is the emulator's buffer: the device reads or fills it in place.)
         IoAccess access;
         access.port = r.io.port;
         access.size = r.io.size;
         access.write = r.io.write;
         access.count = r.io.count;
-        access.data = io_step_.io.data.data();
+        access.data = r.io.data;
         const bool go_on = port_io_(access);
         io_in_engine_ += r.io.count;
-        Exit e = finish_step(system_.finish_io(s_, io_step_.io), done);
+        Exit e = finish_step(system_.finish_io(s_, r.io), done);
         if (done) return e;
         if (!go_on) {
           done = true;
@@ -642,7 +636,7 @@ Exit BtEngine::finish_step(const StepResult& r, bool& done) {
       e.io.size = io_step_.io.size;
       e.io.write = io_step_.io.write;
       e.io.count = io_step_.io.count;
-      e.io.data = io_step_.io.data.data();
+      e.io.data = io_step_.io.data;
       done = true;
       return e;
     }

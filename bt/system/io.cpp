@@ -45,6 +45,7 @@ StepResult SystemEmulator::in_out(VcpuState& s, const Insn& in) {
   r.io.size = static_cast<uint8_t>(size);
   r.io.write = !is_in;
   r.io.count = 1;
+  r.io.data = io_buffer_.data();
   if (!is_in) {
     for (unsigned i = 0; i < size; ++i) r.io.data[i] = static_cast<uint8_t>(s.gpr[kEax] >> (8 * i));
   }
@@ -115,14 +116,15 @@ StepResult SystemEmulator::string_io(VcpuState& s, const Insn& in) {
   r.io.size = static_cast<uint8_t>(size);
   r.io.write = !is_in;
   r.io.count = count;
-  std::array<uint8_t, 4096> tmp;
+  r.io.data = io_buffer_.data();
+  std::array<uint8_t, kIoBufferBytes> tmp;
   mem_.read(lo, tmp.data(), bytes, user);
   if (is_in) {
     mem_.write(lo, tmp.data(), bytes, user);  // probe: a store fault comes before the I/O
   } else {
     for (uint32_t k = 0; k < count; ++k) {
       const uint32_t at = dir > 0 ? k * size : (count - 1 - k) * size;
-      std::copy_n(tmp.begin() + at, size, r.io.data.begin() + k * size);
+      std::copy_n(tmp.begin() + at, size, r.io.data + k * size);
     }
   }
   pending_ = PendingIo{};
@@ -165,7 +167,7 @@ StepResult SystemEmulator::finish_io(VcpuState& s, const IoRequest& io) {
         for (uint32_t k = 0; k < p.count; ++k) {
           const uint32_t o =
               static_cast<uint32_t>(int64_t{off} + dir * int64_t{k} * p.size) & amask;
-          mem_.write(s.seg[kEs].base + o, io.data.data() + k * p.size, p.size, user);
+          mem_.write(s.seg[kEs].base + o, io.data + k * p.size, p.size, user);
         }
       }
       const uint32_t next = static_cast<uint32_t>(int64_t{off} + dir * int64_t{p.count} * p.size);

@@ -21,32 +21,24 @@ struct Event;
 
 /// A port I/O access the engine must perform (IN/OUT/INS/OUTS). String I/O batches up to what fits:
 /// never crossing a page of the memory operand, never more than ECX elements with REP.
-/// Only the first count * size bytes of `data` mean anything: they are all a copy copies, and a new
-/// request does not clear the buffer (a callout must not pay for 4 KiB it does not use).
 struct IoRequest {
-  IoRequest() {}  // NOLINT: user-provided so that value-initialization leaves `data` alone
-  IoRequest(const IoRequest& other) { *this = other; }
-  IoRequest& operator=(const IoRequest& other) {
-    port = other.port;
-    size = other.size;
-    write = other.write;
-    count = other.count;
-    std::memcpy(data.data(), other.data.data(), std::min<size_t>(bytes(), data.size()));
-    return *this;
-  }
   size_t bytes() const { return size_t{count} * size; }
 
   uint16_t port = 0;
   uint8_t size = 0;    ///< element size in bytes: 1, 2 or 4
   bool write = false;  ///< true = OUT/OUTS (data holds the elements), false = IN/INS
-  uint32_t count = 0;  ///< number of elements in `data` (1 for IN/OUT)
-  std::array<uint8_t, 4096> data;
+  uint32_t count = 0;  ///< number of elements at `data` (1 for IN/OUT)
+  /// count * size bytes in the emulator's I/O buffer (SystemEmulator::kIoBufferBytes): the
+  /// elements written, or where the engine puts those read for finish_io(). Valid until the
+  /// emulator's next instruction. (A pointer, not the buffer: every StepResult carries one, and a
+  /// callout must not copy 4 KiB it does not use.)
+  uint8_t* data = nullptr;
 };
 
 enum class StepKind { kDone, kIo, kHalt, kShutdown, kUnsupported };
 
 struct StepResult {
-  StepResult() {}  // NOLINT: user-provided, so `return {}` does not clear the 4 KiB I/O buffer
+  StepResult() = default;
   StepResult(StepKind k, const IoRequest& request, std::string why)
       : kind(k), io(request), message(std::move(why)) {}
 
@@ -124,7 +116,12 @@ class SystemEmulator {
   /// instruction or block it runs itself.
   bool interrupt_shadow = false;
 
+  /// Bytes of the buffer IoRequest::data points into: the most one string I/O step moves (a
+  /// page of its memory operand).
+  static constexpr size_t kIoBufferBytes = 4096;
+
  private:
+  std::array<uint8_t, kIoBufferBytes> io_buffer_;
   struct PendingIo {
     bool active = false;
     bool string = false;  ///< INS/OUTS
