@@ -87,6 +87,10 @@ struct Exit {
   IoAccess io;
   MmioAccess mmio;
   std::string message;  ///< for kShutdown / kInternalError: the reason in a user's words
+  /// For kInternalError: the engine cannot go on here, but the guest did nothing wrong and the
+  /// state is at an instruction boundary (the instruction not run): another engine can take it
+  /// as it is (kvm-pvm's emulation failures and its refusal of CR0.PG).
+  bool engine_limit = false;
   DebugStop debug = DebugStop::kStep;  ///< for kDebug
   uint32_t debug_address = 0;          ///< for kWatchpoint: a watched byte it accessed
   DebugSettings::Watch::Kind debug_watch = DebugSettings::Watch::Kind::kWrite;  ///< its kind

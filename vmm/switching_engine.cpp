@@ -44,6 +44,19 @@ bool SwitchingEngine::try_switch() {
     }
     return true;
   }
+  hand_over(s);
+  ++switches_;
+  if (on_event_) {
+    on_event_(
+        fmt::format("switched from {} to {} at EIP {:#010x}", from->name(), to->name(), s.eip));
+  }
+  return true;
+}
+
+void SwitchingEngine::hand_over(const VcpuState& s) {
+  const unsigned active = active_.load(std::memory_order_relaxed);
+  Engine* from = engines_[active].get();
+  Engine* to = engines_[active ^ 1].get();
   to->forget_guest_memory();
   to->set_state(s);
   to->set_tsc(s.tsc);  // the guest's TSC goes on from where it was
@@ -51,11 +64,19 @@ bool SwitchingEngine::try_switch() {
     to->set_debug(debug_);
     from->set_debug({});
   }
-  active_.store(active_.load(std::memory_order_relaxed) ^ 1, std::memory_order_relaxed);
-  ++switches_;
+  active_.store(active ^ 1, std::memory_order_relaxed);
+}
+
+bool SwitchingEngine::fall_back(const std::string& why) {
+  Engine* from = current();
+  Engine* to = engines_[active_.load(std::memory_order_relaxed) ^ 1].get();
+  const VcpuState s = from->state();
+  if (!to->cannot_run(s).empty()) return false;
+  hand_over(s);
+  ++fallbacks_;
   if (on_event_) {
-    on_event_(
-        fmt::format("switched from {} to {} at EIP {:#010x}", from->name(), to->name(), s.eip));
+    on_event_(fmt::format("{} cannot go on at EIP {:#010x} ({}): the guest goes on under {}",
+                          from->name(), s.eip, why, to->name()));
   }
   return true;
 }
@@ -77,6 +98,9 @@ Exit SwitchingEngine::run() {
   ++exits_[active];
   // An I/O or MMIO exit is completed by the next run() of the same engine.
   clean_boundary_ = e.reason != ExitReason::kIo && e.reason != ExitReason::kMmio;
+  if (e.reason == ExitReason::kInternalError && e.engine_limit && fall_back(e.message)) {
+    return Exit(ExitReason::kKicked);  // the run loop calls run() again: the other engine runs
+  }
   return e;
 }
 
@@ -85,6 +109,7 @@ void SwitchingEngine::collect_stats(Stats& stats) {
   engines_[1]->collect_stats(stats);
   stats.set("switch.switches", switches_);
   stats.set("switch.refused", refusals_);
+  stats.set("switch.fallbacks", fallbacks_);
   for (unsigned i = 0; i < 2; ++i) {
     const std::string name(engines_[i]->name());
     stats.set_value("switch.seconds." + name, static_cast<double>(ns_[i]) / 1e9);

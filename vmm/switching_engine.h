@@ -57,6 +57,11 @@ class SwitchingEngine final : public Engine {
   Engine* current() const { return engines_[active_.load(std::memory_order_relaxed)].get(); }
   /// Performs a requested switch if it can be done now; false when it must wait.
   bool try_switch();
+  /// Moves the guest to the other engine now (the running one cannot go on: `why`); false when
+  /// the other cannot run it either.
+  bool fall_back(const std::string& why);
+  /// The state handover itself, from the running engine to the other.
+  void hand_over(const VcpuState& s);
 
   std::unique_ptr<Engine> engines_[2];
   std::atomic<unsigned> active_{0};
@@ -67,7 +72,7 @@ class SwitchingEngine final : public Engine {
   bool scheduled_ = false;
   uint64_t next_switch_ns_ = 0, period_ns_ = 0;  ///< run time of the next scheduled switch
   uint64_t started_ns_ = 0;
-  uint64_t switches_ = 0, refusals_ = 0;
+  uint64_t switches_ = 0, refusals_ = 0, fallbacks_ = 0;
   uint64_t ns_[2] = {}, exits_[2] = {};
 };
 

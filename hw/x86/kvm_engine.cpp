@@ -565,6 +565,7 @@ Exit KvmEngine::shutdown_exit() {
     exit.message =
         "this host's KVM cannot run 32-bit paged guests (it is kvm-pvm, without VT-x/AMD-V, and "
         "refuses CR0.PG without long mode); use --engine bt";
+    exit.engine_limit = true;  // EIP is at the MOV to CR0, which did not happen
     return exit;
   }
   exit.message = fmt::format("guest shutdown (triple fault) {}", describe_guest_eip());
@@ -579,6 +580,7 @@ Exit KvmEngine::internal_error_exit() {
   switch (sub) {
     case KVM_INTERNAL_ERROR_EMULATION:
       what = "KVM could not emulate an instruction";
+      exit.engine_limit = true;  // EIP is at it: it did not run
       break;
     case KVM_INTERNAL_ERROR_SIMUL_EX:
       what = "KVM met an exception while delivering another";

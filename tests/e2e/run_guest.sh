@@ -28,6 +28,9 @@
 #     #! skip-on-kvm-pvm WHY  on the kvm engine, when the host's KVM is kvm-pvm (module kvm_pvm
 #                             loaded: no VT-x/AMD-V, every instruction emulated), skip the test
 #                             (exit 77) and print WHY: for what kvm-pvm cannot do at all.
+#     #! kvm-pvm-falls-back   what kvm-pvm cannot do in this guest it stops at (emulation failures,
+#                             no guest-visible difference): the switching modes, which hand the
+#                             guest back to bt there, run it despite skip-on-kvm-pvm.
 #     #! skip-on-engine E WHY skip the test (exit 77) on engine E and print WHY: for a feature
 #                             that engine does not have yet (the reason names what is missing).
 #     #! max-rss-mib N        vmbt's peak resident set (GNU time's %M) must stay at or below N MiB:
@@ -81,6 +84,7 @@ fi
 want_status=
 paged=0
 pvm_skip_reason=
+pvm_falls_back=0
 engine_skip_reason=
 max_rss_mib=
 stderr_needles=()
@@ -104,6 +108,7 @@ while IFS= read -r line || [[ -n $line ]]; do
       paged) paged=1 ;;
       stderr-contains\ *) stderr_needles+=("${directive#stderr-contains }") ;;
       skip-on-kvm-pvm\ *) pvm_skip_reason=${directive#skip-on-kvm-pvm } ;;
+      kvm-pvm-falls-back) pvm_falls_back=1 ;;
       skip-on-engine\ "$engine"\ *) engine_skip_reason=${directive#skip-on-engine "$engine" } ;;
       skip-on-engine\ kvm\ *)
         [[ $kvm_like -eq 1 ]] && engine_skip_reason="(part of the run is on kvm) ${directive#skip-on-engine kvm }" ;;
@@ -129,6 +134,9 @@ if [[ -z $want_status ]]; then
   exit 2
 fi
 
+if [[ $pvm_falls_back -eq 1 && $engine != kvm ]]; then
+  pvm_skip_reason=  # a switching run hands the guest to bt where kvm-pvm stops
+fi
 if [[ -n $pvm_skip_reason && $kvm_like -eq 1 && -d /sys/module/kvm_pvm ]]; then
   echo "SKIP guest.$engine.$name: this host's KVM is kvm-pvm: $pvm_skip_reason"
   exit 77
