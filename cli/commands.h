@@ -32,6 +32,10 @@ int probe_command(bool json);
 struct CompareArgs {
   GuestConfig guest;  ///< its engine is set for each side; its timeout is per engine
   std::string json;   ///< write the report as JSON here when set
+  /// `--live`: a third run that starts on bt and moves the guest between the engines every
+  /// `live_every_seconds` (README "Switching engines").
+  bool live = false;
+  double live_every_seconds = 0.001;
 };
 
 /// `vmbt compare`: runs the guest on bt and on kvm and prints them side by side; returns 0 when

@@ -10,14 +10,16 @@ namespace vmbt {
 
 namespace {
 
-EngineOutcome run_on(EngineKind engine, const CompareArgs& args) {
+/// `live`: start on bt and switch every args.live_every_seconds.
+EngineOutcome run_on(EngineKind engine, const CompareArgs& args, bool live = false) {
   GuestRunSpec spec;
   spec.guest = args.guest;
   spec.guest.engine = engine;
+  if (live) spec.guest.switch_every_seconds = args.live_every_seconds;
   spec.capture_serial = true;
   spec.fatal_dump = nullptr;  // the table says how each run ended
   EngineOutcome out;
-  out.engine = engine_name(engine);
+  out.engine = live ? "live" : engine_name(engine);
   try {
     out.run = run_guest_once(spec);
     out.ran = true;
@@ -36,6 +38,7 @@ Comparison compare_engines(const CompareArgs& args) {
   c.memory = args.guest.memory;
   c.bt = run_on(EngineKind::kBt, args);
   c.kvm = run_on(EngineKind::kKvm, args);
+  if (args.live) c.live = run_on(EngineKind::kBt, args, true);
   return c;
 }
 

@@ -37,7 +37,15 @@ struct ReportRow {
   std::string metric;
   std::optional<nlohmann::json> bt;
   std::optional<nlohmann::json> kvm;
+  std::optional<nlohmann::json> live;  ///< with --live
 };
+
+/// The runs of a comparison, bt and kvm, then the live one when there is one.
+std::vector<const EngineOutcome*> sides(const Comparison& c) {
+  std::vector<const EngineOutcome*> out = {&c.bt, &c.kvm};
+  if (c.live) out.push_back(&*c.live);
+  return out;
+}
 
 std::string cell(const std::optional<nlohmann::json>& v) {
   if (!v) return kNotApplicable;
@@ -52,7 +60,7 @@ std::string cell(const std::optional<nlohmann::json>& v) {
 /// Counter names under `prefix` in either engine's stats, without the prefix.
 std::set<std::string> keys_with_prefix(const Comparison& c, const std::string& prefix) {
   std::set<std::string> keys;
-  for (const EngineOutcome* e : {&c.bt, &c.kvm}) {
+  for (const EngineOutcome* e : sides(c)) {
     if (!e->ran) continue;
     for (const auto& [name, n] : e->run.stats.counters()) {
       if (name.rfind(prefix, 0) == 0) keys.insert(name.substr(prefix.size()));
@@ -63,23 +71,28 @@ std::set<std::string> keys_with_prefix(const Comparison& c, const std::string& p
 
 std::vector<ReportRow> build_rows(const Comparison& c) {
   std::vector<ReportRow> rows;
-  // A counter both engines report: 0 when absent. `only` restricts it to one engine's stats.
+  // A counter every engine reports: 0 when absent. `only` restricts it to one engine's stats
+  // (and the live run's, which has both).
   auto counter = [&](const EngineOutcome& e, const std::string& name,
                      const char* only) -> std::optional<nlohmann::json> {
-    if (!e.ran || (only && e.engine != only)) return std::nullopt;
+    if (!e.ran || (only && e.engine != only && e.engine != "live")) return std::nullopt;
     return nlohmann::json(e.run.stats.get(name));
   };
   auto fact = [&](const std::string& section, const std::string& metric, auto&& f) {
-    ReportRow r{section, metric, std::nullopt, std::nullopt};
-    r.bt = f(c.bt);
-    r.kvm = f(c.kvm);
+    ReportRow r{section, metric, f(c.bt), f(c.kvm), std::nullopt};
+    if (c.live) r.live = f(*c.live);
+    rows.push_back(std::move(r));
+  };
+  auto counter_row = [&](const std::string& section, const std::string& metric,
+                         const std::string& name, const char* only) {
+    ReportRow r{section, metric, counter(c.bt, name, only), counter(c.kvm, name, only),
+                std::nullopt};
+    if (c.live) r.live = counter(*c.live, name, only);
     rows.push_back(std::move(r));
   };
   auto counters = [&](const std::string& section, const std::string& prefix, const char* only) {
     for (const std::string& key : keys_with_prefix(c, prefix)) {
-      ReportRow r{section, key, counter(c.bt, prefix + key, only),
-                  counter(c.kvm, prefix + key, only)};
-      rows.push_back(std::move(r));
+      counter_row(section, key, prefix + key, only);
     }
   };
 
@@ -108,29 +121,49 @@ std::vector<ReportRow> build_rows(const Comparison& c) {
   if (c.bt.ran && c.kvm.ran) {
     SerialDiff d = diff_serial(c.bt.run.serial, c.kvm.run.serial);
     if (d.identical) {
-      rows.push_back(
-          {run, "serial output", nlohmann::json("identical"), nlohmann::json("identical")});
+      rows.push_back({run, "serial output", nlohmann::json("identical"),
+                      nlohmann::json("identical"), std::nullopt});
     } else {
       rows.push_back({run, fmt::format("serial differs at line {}", d.line),
-                      nlohmann::json(d.a_line), nlohmann::json(d.b_line)});
+                      nlohmann::json(d.a_line), nlohmann::json(d.b_line), std::nullopt});
+    }
+  }
+  if (c.live && c.live->ran && c.bt.ran) {
+    SerialDiff d = diff_serial(c.bt.run.serial, c.live->run.serial);
+    rows.push_back(
+        {run, "live serial output vs bt", std::nullopt, std::nullopt,
+         nlohmann::json(d.identical ? std::string("identical")
+                                    : fmt::format("differs at line {}: {}", d.line, d.b_line))});
+  }
+  if (c.live) {
+    for (const char* k : {"switches", "refused", "fallbacks"}) {
+      counter_row("switches (live)", k, std::string("switch.") + k, "live");
+    }
+    for (const char* e : {"bt", "kvm"}) {
+      ReportRow r{"switches (live)", fmt::format("time on {}", e), std::nullopt, std::nullopt,
+                  std::nullopt};
+      if (c.live->ran) {
+        r.live =
+            nlohmann::json(c.live->run.stats.values().count(fmt::format("switch.seconds.{}", e))
+                               ? c.live->run.stats.values().at(fmt::format("switch.seconds.{}", e))
+                               : 0.0);
+      }
+      rows.push_back(std::move(r));
+      counter_row("switches (live)", fmt::format("exits on {}", e),
+                  fmt::format("switch.exits.{}", e), "live");
     }
   }
   counters("exits by reason", "exits.", nullptr);
   counters("I/O exits by port", "io_ports.", nullptr);
   counters("callouts by instruction (bt)", "bt.callouts.", "bt");
-  rows.push_back({"page faults (bt shadow MMU)", "delivered to the guest",
-                  counter(c.bt, "guest_page_faults", "bt"),
-                  counter(c.kvm, "guest_page_faults", "bt")});
+  counter_row("page faults (bt shadow MMU)", "delivered to the guest", "guest_page_faults", "bt");
   for (const char* k : {"hidden_faults", "true_faults", "tracing_faults", "dirty_faults",
                         "code_write_faults", "flushes", "space_switches"}) {
-    rows.push_back({"page faults (bt shadow MMU)", k,
-                    counter(c.bt, std::string("bt.shadow.") + k, "bt"),
-                    counter(c.kvm, std::string("bt.shadow.") + k, "bt")});
+    counter_row("page faults (bt shadow MMU)", k, std::string("bt.shadow.") + k, "bt");
   }
   for (const char* k :
        {"blocks_translated", "translation_cache_bytes", "chains_made", "dispatches"}) {
-    rows.push_back({"translation (bt)", k, counter(c.bt, std::string("bt.") + k, "bt"),
-                    counter(c.kvm, std::string("bt.") + k, "bt")});
+    counter_row("translation (bt)", k, std::string("bt.") + k, "bt");
   }
   counters("KVM exit reasons", "kvm.exit_reasons.", "kvm");
   return rows;
@@ -174,14 +207,19 @@ SerialDiff diff_serial(const std::string& a, const std::string& b) {
 std::string comparison_table(const Comparison& c) {
   std::string out = fmt::format("vmbt compare: {}{}{}, {} RAM\n", c.kernel,
                                 c.append.empty() ? "" : " --append ", c.append, c.memory);
-  TextTable t({"", "bt", "kvm"}, {32, 44, 44});
+  TextTable t = c.live ? TextTable({"", "bt", "kvm", "live (bt <-> kvm)"}, {30, 32, 32, 32})
+                       : TextTable({"", "bt", "kvm"}, {32, 44, 44});
   std::string section;
   for (const ReportRow& r : build_rows(c)) {
     if (r.section != section) {
       section = r.section;
       t.add_section(section);
     }
-    t.add_row({"  " + r.metric, cell(r.bt), cell(r.kvm)});
+    if (c.live) {
+      t.add_row({"  " + r.metric, cell(r.bt), cell(r.kvm), cell(r.live)});
+    } else {
+      t.add_row({"  " + r.metric, cell(r.bt), cell(r.kvm)});
+    }
   }
   out += t.render();
   return out;
@@ -202,7 +240,11 @@ nlohmann::json comparison_json(const Comparison& c) {
     j["serial"]["identical"] = nullptr;  // unknown: one engine did not run
     j["serial"]["first_difference"] = nullptr;
   }
-  for (const EngineOutcome* e : {&c.bt, &c.kvm}) {
+  if (c.live && c.live->ran && c.bt.ran) {
+    j["serial"]["live_identical_to_bt"] =
+        diff_serial(c.bt.run.serial, c.live->run.serial).identical;
+  }
+  for (const EngineOutcome* e : sides(c)) {
     nlohmann::json& ej = j["engines"][e->engine];
     ej["ran"] = e->ran;
     ej["completed"] = e->completed();
@@ -219,10 +261,12 @@ nlohmann::json comparison_json(const Comparison& c) {
   }
   nlohmann::json rows = nlohmann::json::array();
   for (const ReportRow& r : build_rows(c)) {
-    rows.push_back({{"section", r.section},
-                    {"metric", r.metric},
-                    {"bt", r.bt ? *r.bt : nlohmann::json(nullptr)},
-                    {"kvm", r.kvm ? *r.kvm : nlohmann::json(nullptr)}});
+    nlohmann::json row = {{"section", r.section},
+                          {"metric", r.metric},
+                          {"bt", r.bt ? *r.bt : nlohmann::json(nullptr)},
+                          {"kvm", r.kvm ? *r.kvm : nlohmann::json(nullptr)}};
+    if (c.live) row["live"] = r.live ? *r.live : nlohmann::json(nullptr);
+    rows.push_back(std::move(row));
   }
   j["rows"] = rows;
   return j;

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cli/commands.h"
@@ -12,7 +13,7 @@ namespace vmbt {
 
 /// One engine's side of a comparison.
 struct EngineOutcome {
-  std::string engine;  ///< "bt" or "kvm"
+  std::string engine;  ///< "bt", "kvm", or "live" (moved between them while it ran)
   bool ran = false;    ///< false: the engine could not be created; `unavailable` says why
   std::string unavailable;
   GuestRun run;  ///< valid when `ran`
@@ -41,9 +42,11 @@ struct Comparison {
   std::string memory;
   EngineOutcome bt;
   EngineOutcome kvm;
+  std::optional<EngineOutcome> live;  ///< `--live`
 };
 
-/// Runs the guest of `args` on bt, then on kvm, serial output captured.
+/// Runs the guest of `args` on bt, then on kvm (then switched between them with --live), serial
+/// output captured.
 Comparison compare_engines(const CompareArgs& args);
 
 /// The side-by-side table: run facts, serial output, exits by reason, I/O exits by port, bt's

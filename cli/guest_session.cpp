@@ -98,7 +98,9 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
     const EngineKind other = kind == EngineKind::kKvm ? EngineKind::kBt : EngineKind::kKvm;
     auto both = std::make_unique<SwitchingEngine>(
         std::move(engine), make_engine(spec, other, machine),
-        [](const std::string& line) { fmt::print(stderr, "\r\nvmbt: {}\r\n", line); });
+        [quiet = spec.capture_serial](const std::string& line) {
+          if (!quiet) fmt::print(stderr, "\r\nvmbt: {}\r\n", line);  // (--stats counts them)
+        });
     if (switch_after >= 0) {
       both->schedule(static_cast<uint64_t>(std::llround(switch_after * 1e9)),
                      static_cast<uint64_t>(std::llround(guest.switch_every_seconds * 1e9)));

@@ -80,6 +80,13 @@ int main(int argc, char** argv) {
       app.add_subcommand("compare", "run one guest on bt and on kvm and compare them side by side");
   add_guest_options(compare_cmd, compare.guest);
   compare_cmd->add_option("--json", compare.json, "also write the report as JSON to FILE");
+  compare_cmd->add_flag("--live", compare.live,
+                        "also run the guest moved between bt and kvm while it runs (a third "
+                        "column)");
+  compare_cmd
+      ->add_option("--live-every", compare.live_every_seconds, "with --live: move it every SECONDS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 
   CLI::App* bench_cmd = app.add_subcommand("bench", "benchmarks");
   bench_cmd->require_subcommand(1);

@@ -131,6 +131,37 @@ TEST(CompareCommand, AGuestKvmCannotRunSaysWhyInTheKvmColumn) {
   EXPECT_NE(r.output.find(why.substr(0, 20)), std::string::npos) << why << "\n" << r.output;
 }
 
+TEST(CompareCommand, LiveColumnRunsTheGuestMovedBetweenTheEngines) {
+  // --live: a third run moved between bt and kvm every 0.5 ms; its output must be bt's (the
+  // oracle: the single-engine run), and its switches are counted.
+  std::string json = testing::TempDir() + "/vmbt_compare_live.json";
+  auto r = run_vmbt("compare --live --live-every 0.0005 --timeout 60 --kernel " +
+                        std::string(VMBT_GUEST_DIR) + "/flags_loops.elf --json " + json,
+                    false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("live (bt <-> kvm)"), std::string::npos) << r.output;
+  nlohmann::json j = read_json(json);
+  const auto& live = j["engines"]["live"];
+  ASSERT_TRUE(live.contains("ran")) << j.dump(2);
+  if (!live["ran"].get<bool>()) {
+    EXPECT_FALSE(live["unavailable"].get<std::string>().empty());  // no /dev/kvm: says why
+    return;
+  }
+  EXPECT_TRUE(live["completed"].get<bool>()) << live.dump(2);
+  EXPECT_TRUE(j["serial"]["live_identical_to_bt"].get<bool>()) << j["serial"].dump();
+  EXPECT_EQ(live["serial"], j["engines"]["bt"]["serial"]);
+  EXPECT_GT(live["stats"]["switch"]["switches"].get<uint64_t>(), 0u) << live["stats"].dump(2);
+  bool saw_switch_row = false;
+  for (const auto& row : j["rows"]) {
+    if (row["section"] == "switches (live)" && row["metric"] == "switches") {
+      saw_switch_row = true;
+      EXPECT_TRUE(row["live"].is_number()) << row.dump();
+      EXPECT_TRUE(row["bt"].is_null()) << row.dump();
+    }
+  }
+  EXPECT_TRUE(saw_switch_row);
+}
+
 TEST(CompareCommand, MissingKernelIsAnError) {
   auto r = run_vmbt("compare --kernel /nonexistent/k.elf");
   EXPECT_EQ(r.status, 1);
