@@ -93,7 +93,7 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   SwitchingEngine* switching = nullptr;
   double switch_after = guest.switch_after_seconds;
   if (switch_after < 0 && guest.switch_every_seconds > 0) switch_after = guest.switch_every_seconds;
-  if (guest.switchable || switch_after >= 0) {
+  if (guest.switchable || switch_after >= 0 || guest.switch_after_instructions >= 0) {
     // The other engine stands by over the same RAM and devices.
     const EngineKind other = kind == EngineKind::kKvm ? EngineKind::kBt : EngineKind::kKvm;
     auto both = std::make_unique<SwitchingEngine>(
@@ -109,6 +109,9 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
     engine = std::move(both);
   }
   engine->set_state(image.entry);
+  if (switching && guest.switch_after_instructions >= 0) {
+    switching->switch_after_instructions(static_cast<uint64_t>(guest.switch_after_instructions));
+  }
   if (spec.configure) spec.configure(*engine);
   if (spec.sandbox) enter_sandbox(spec.gdb != nullptr);
 

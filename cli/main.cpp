@@ -63,6 +63,11 @@ int main(int argc, char** argv) {
                    "move the guest to the other engine after SECONDS of running")
       ->check(CLI::NonNegativeNumber);
   run_cmd
+      ->add_option("--switch-at-instructions", run.guest.switch_after_instructions,
+                   "move the guest to the other engine once, after N instructions (stepped one "
+                   "at a time to there: for tests and demos)")
+      ->check(CLI::NonNegativeNumber);
+  run_cmd
       ->add_option("--switch-every", run.guest.switch_every_seconds,
                    "move it back and forth every SECONDS (after --switch-after, else from the "
                    "start)")

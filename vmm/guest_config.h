@@ -1,6 +1,7 @@
 // The guest as the user describes it: one configuration for every command that runs one.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace vmbt {
@@ -30,6 +31,8 @@ struct GuestConfig {
   /// `switch_every_seconds` (0: once), or on Ctrl-A s when `switchable`.
   bool switchable = false;
   double switch_after_seconds = -1;
+  /// Switch once after this many guest instructions (single-stepped to there); < 0: not used.
+  int64_t switch_after_instructions = -1;
   double switch_every_seconds = 0;
 };
 

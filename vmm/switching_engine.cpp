@@ -24,6 +24,17 @@ void SwitchingEngine::schedule(uint64_t first_ns, uint64_t period_ns) {
   period_ns_ = period_ns;
 }
 
+void SwitchingEngine::switch_after_instructions(uint64_t count) {
+  steps_left_ = count;
+  if (count == 0) {
+    request_switch();
+    return;
+  }
+  DebugSettings step = debug_;
+  step.single_step = true;
+  current()->set_debug(step);
+}
+
 std::string SwitchingEngine::set_debug(const DebugSettings& settings) {
   debug_ = settings;
   return current()->set_debug(settings);
@@ -96,6 +107,16 @@ Exit SwitchingEngine::run() {
   Exit e = engines_[active]->run();
   ns_[active] += host_now_ns() - now;
   ++exits_[active];
+  if (steps_left_ && e.reason == ExitReason::kDebug && e.debug == DebugStop::kStep &&
+      !debug_.single_step) {
+    // One of the instructions counted for switch_after_instructions: not the run loop's.
+    if (--steps_left_ == 0) {
+      engines_[active]->set_debug(debug_);
+      requested_.store(true, std::memory_order_relaxed);
+    }
+    clean_boundary_ = true;
+    return Exit(ExitReason::kKicked);
+  }
   // An I/O or MMIO exit is completed by the next run() of the same engine.
   clean_boundary_ = e.reason != ExitReason::kIo && e.reason != ExitReason::kMmio;
   if (e.reason == ExitReason::kInternalError && e.engine_limit && fall_back(e.message)) {

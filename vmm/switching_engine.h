@@ -49,6 +49,10 @@ class SwitchingEngine final : public Engine {
   void request_switch() { requested_.store(true, std::memory_order_relaxed); }
   /// Switches on a schedule: first after `first_ns` of run time, then every `period_ns` (0: once).
   void schedule(uint64_t first_ns, uint64_t period_ns);
+  /// Switches once after the guest has run `count` instructions from the start: the running
+  /// engine single-steps them (Engine::set_debug), so the point is exact on bt (a REP string
+  /// instruction is one; kvm steps its iterations) and interrupts wait until then.
+  void switch_after_instructions(uint64_t count);
   /// Switches done and refused so far.
   uint64_t switches() const { return switches_; }
   uint64_t refusals() const { return refusals_; }
@@ -70,6 +74,7 @@ class SwitchingEngine final : public Engine {
   DebugSettings debug_;         ///< a debugger's settings, re-applied to the engine switched to
   bool clean_boundary_ = true;  ///< the last exit left nothing for the next run() to complete
   bool scheduled_ = false;
+  uint64_t steps_left_ = 0;  ///< switch_after_instructions: steps still to run (0: none)
   uint64_t next_switch_ns_ = 0, period_ns_ = 0;  ///< run time of the next scheduled switch
   uint64_t started_ns_ = 0;
   uint64_t switches_ = 0, refusals_ = 0, fallbacks_ = 0;

@@ -31,6 +31,8 @@
 #     #! kvm-pvm-falls-back   what kvm-pvm cannot do in this guest it stops at (emulation failures,
 #                             no guest-visible difference): the switching modes, which hand the
 #                             guest back to bt there, run it despite skip-on-kvm-pvm.
+#     #! switch-skip-on-kvm-pvm WHY  in the switching modes on kvm-pvm, skip the test and print WHY:
+#                             for state kvm-pvm keeps where vmbt cannot read it back (MSRs, DRs).
 #     #! skip-on-engine E WHY skip the test (exit 77) on engine E and print WHY: for a feature
 #                             that engine does not have yet (the reason names what is missing).
 #     #! max-rss-mib N        vmbt's peak resident set (GNU time's %M) must stay at or below N MiB:
@@ -85,6 +87,7 @@ want_status=
 paged=0
 pvm_skip_reason=
 pvm_falls_back=0
+pvm_switch_skip_reason=
 engine_skip_reason=
 max_rss_mib=
 stderr_needles=()
@@ -109,6 +112,9 @@ while IFS= read -r line || [[ -n $line ]]; do
       stderr-contains\ *) stderr_needles+=("${directive#stderr-contains }") ;;
       skip-on-kvm-pvm\ *) pvm_skip_reason=${directive#skip-on-kvm-pvm } ;;
       kvm-pvm-falls-back) pvm_falls_back=1 ;;
+      switch-skip-on-kvm-pvm\ *)
+        [[ $engine == switch || $engine == kvm_to_bt ]] &&
+          pvm_switch_skip_reason=${directive#switch-skip-on-kvm-pvm } ;;
       skip-on-engine\ "$engine"\ *) engine_skip_reason=${directive#skip-on-engine "$engine" } ;;
       skip-on-engine\ kvm\ *)
         [[ $kvm_like -eq 1 ]] && engine_skip_reason="(part of the run is on kvm) ${directive#skip-on-engine kvm }" ;;
@@ -136,6 +142,9 @@ fi
 
 if [[ $pvm_falls_back -eq 1 && $engine != kvm ]]; then
   pvm_skip_reason=  # a switching run hands the guest to bt where kvm-pvm stops
+fi
+if [[ -n $pvm_switch_skip_reason ]]; then
+  pvm_skip_reason=$pvm_switch_skip_reason
 fi
 if [[ -n $pvm_skip_reason && $kvm_like -eq 1 && -d /sys/module/kvm_pvm ]]; then
   echo "SKIP guest.$engine.$name: this host's KVM is kvm-pvm: $pvm_skip_reason"
