@@ -6,8 +6,8 @@
 #   VMBT run --engine ENGINE --kernel ELF   < /dev/null, 60 s timeout
 #
 # ENGINE is bt or kvm, or a switching mode (README "Switching engines"): `switch` starts on bt
-# and moves the guest to kvm and back every millisecond; `kvm_to_bt` starts on kvm and moves it
-# to bt once, after a millisecond. The serial output must be the single-engine one. Both modes
+# and moves the guest to kvm and back every millisecond; `bt_to_kvm` and `kvm_to_bt` move it
+# once, after a millisecond. The serial output must be the single-engine one. Both modes
 # run part of the guest on kvm, so the kvm rules below apply to them too; a paged guest under
 # `switch` on a KVM that refuses paging stays on bt (tests/e2e/switch_refusal.sh checks that vmbt
 # says so).
@@ -65,6 +65,7 @@ kvm_like=0
 case $engine in
   kvm) kvm_like=1 ;;
   switch) engine_args=(--engine bt --switch-every 0.001) kvm_like=1 ;;
+  bt_to_kvm) engine_args=(--engine bt --switch-after 0.001) kvm_like=1 ;;
   kvm_to_bt) engine_args=(--engine kvm --switch-after 0.001) kvm_like=1 ;;
 esac
 starts_on_kvm=0
@@ -113,7 +114,7 @@ while IFS= read -r line || [[ -n $line ]]; do
       skip-on-kvm-pvm\ *) pvm_skip_reason=${directive#skip-on-kvm-pvm } ;;
       kvm-pvm-falls-back) pvm_falls_back=1 ;;
       switch-skip-on-kvm-pvm\ *)
-        [[ $engine == switch || $engine == kvm_to_bt ]] &&
+        [[ $engine == switch || $engine == bt_to_kvm || $engine == kvm_to_bt ]] &&
           pvm_switch_skip_reason=${directive#switch-skip-on-kvm-pvm } ;;
       skip-on-engine\ "$engine"\ *) engine_skip_reason=${directive#skip-on-engine "$engine" } ;;
       skip-on-engine\ kvm\ *)
