@@ -137,32 +137,7 @@ gdb_break_here:
   popa
   ret
 
-run_user:
-  pusha
-  mov %esp, saved_ksp
-  mov $U_DS, %ax
-  mov %ax, %ds
-  mov %ax, %es
-  mov %ax, %fs
-  mov %ax, %gs
-  push $U_DS
-  push $user_stack_top
-  push $0x002                       /* EFLAGS: IF=0, IOPL=0 */
-  push $U_CS
-  push %ebx
-iret_to_user:
-  iret
-
-user_ret_entry:
-  mov $K_DS, %ebx
-  mov %bx, %ds
-  mov %bx, %es
-  mov %bx, %fs
-  mov %bx, %gs
-  mov %eax, user_eax
-  mov saved_ksp, %esp
-  popa
-  ret
+PG_RING3_SUPPORT                    /* run_user (its IRET at iret_to_user), user_ret_entry */
 
 /* ---- ring 3 ---- */
 user_entry:
@@ -197,8 +172,6 @@ tss:
   .skip 0x66 - 12
   .word 104                         /* I/O map base beyond the limit: no bitmap */
   .p2align 2
-saved_ksp: .long 0
-user_eax: .long 0
 spin_done: .long 0                  /* a debugger sets it */
 flat: .long 0                       /* 1: no paging, no ring 3 */
 alias_addr: .long ALIAS             /* where the guest (and the debugger) read gdb_data */

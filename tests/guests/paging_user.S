@@ -228,33 +228,7 @@ k_write_uro:
 
   CHECKS_DONE "paging_user"
 
-/* run_user: EBX = ring-3 EIP. Returns when that code executes USER_RET, with every register
- * restored and the ring-3 EAX in user_eax. */
-run_user:
-  pusha
-  mov %esp, saved_ksp
-  mov $U_DS, %ax
-  mov %ax, %ds
-  mov %ax, %es
-  mov %ax, %fs
-  mov %ax, %gs
-  push $U_DS
-  push $user_stack_top
-  push $0x002                       /* EFLAGS: IF=0, IOPL=0 */
-  push $U_CS
-  push %ebx
-  iret
-
-user_ret_entry:
-  mov $K_DS, %ebx
-  mov %bx, %ds
-  mov %bx, %es
-  mov %bx, %fs
-  mov %bx, %gs
-  mov %eax, user_eax
-  mov saved_ksp, %esp
-  popa
-  ret
+PG_RING3_SUPPORT                    /* run_user, user_ret_entry */
 
 /* INT 0x80: EAX = 1: return EBX * 2 + 1; 2: return the word at user address EBX; 3: store ECX at
  * user address EBX, return 0. Frame: EIP 0, CS 4, EFLAGS 8, ESP 12, SS 16. */
@@ -389,8 +363,6 @@ tss:
   .word 104                         /* I/O map base beyond the limit: no bitmap */
   .p2align 2
 kernel_pd: .long 0
-saved_ksp: .long 0
-user_eax: .long 0
 sys_cs: .long 0
 sys_ss: .long 0
 f_sup: .long 0
