@@ -352,7 +352,7 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
     return resume_block(site, block_flags, flushes, window, space);
   }
   // A control transfer (or an exception delivered): on into the target's block.
-  return transfer_to(key_flags());
+  return transfer_to(key_flags(), &site);
 }
 
 uint64_t BtEngine::fast_path(CalloutSite& site) {
@@ -424,7 +424,7 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
       if (!system_.fast_system_call(s_, site.insn)) return 0;
       ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
       ++direct_calls_;
-      const uint64_t next = transfer_to(key_flags());
+      const uint64_t next = transfer_to(key_flags(), &site);
       return next ? next : kLeave;
     }
     case CalloutSite::FastPath::kNone:
@@ -463,7 +463,30 @@ uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, u
   return ctx_->resume;
 }
 
-uint64_t BtEngine::transfer_to(uint32_t flags) {
+TranslationBlock* BtEngine::transfer_target(uint32_t flags, CalloutSite* site) {
+  const uint32_t cs_base = s_.seg[kCs].base;
+  if (site) {
+    const CalloutSite::LastTarget& t = site->last_target;
+    // (The flush count first: the block records live until a flush.)
+    if (t.flushes == cache_.flushes() && t.eip == s_.eip && t.flags == flags &&
+        t.cs_base == cs_base && t.space == mmu_.space_id() && t.tb->valid &&
+        t.tb->page_count == 1) {
+      uint32_t pa = 0, error_code = 0;
+      if (mmu_.translate(cs_base + s_.eip, fetch_access(), &pa, &error_code) &&
+          (pa >> 12) == t.phys_page) {
+        return t.tb;  // the same frame still: the block found there before
+      }
+    }
+  }
+  TranslationBlock* to = lookup(s_.eip, flags);
+  if (site && to && to->page_count == 1 && !(flags & tb_flags::kSingleInstruction)) {
+    site->last_target = {cache_.flushes(), s_.eip,       flags, cs_base,
+                         mmu_.space_id(),  to->pages[0], to};
+  }
+  return to;
+}
+
+uint64_t BtEngine::transfer_to(uint32_t flags, CalloutSite* site) {
   if (ctx_->kick_pending || system_.interrupt_shadow ||
       ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
       !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
@@ -471,7 +494,7 @@ uint64_t BtEngine::transfer_to(uint32_t flags) {
     return leave_direct_call();
   }
   const uint32_t fpu_active = ctx_->fpu_active;
-  TranslationBlock* to = lookup(s_.eip, flags);
+  TranslationBlock* to = transfer_target(flags, site);
   if (ctx_->fpu_active != fpu_active) {
     ctx_->fpu_active = fpu_active;  // the units hold the monitor's state: enter() swaps later
     fpu_activate_pending_ = true;

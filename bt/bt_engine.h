@@ -132,7 +132,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint64_t table_write_end(CalloutSite& site);
   /// Delivers the exception the system emulator raised (state in s_) and continues in the
   /// handler's block, as a direct call's control transfer does.
-  uint64_t transfer_to(uint32_t flags);
+  /// `site`: the direct call that transfers, whose last target is tried before a lookup.
+  uint64_t transfer_to(uint32_t flags, CalloutSite* site = nullptr);
+  /// The block at EIP for a transfer from `site`: its last target when still right, else lookup().
+  TranslationBlock* transfer_target(uint32_t flags, CalloutSite* site);
   Exit handle_fault(bool& done);
   /// Delivers exception `vector` (exc::) through the guest's IDT, with `error_code` when given,
   /// counted for --stats; `done` and the result as finish_step's.

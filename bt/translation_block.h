@@ -58,6 +58,14 @@ struct CalloutSite {
   /// The block goes on after the call when the instruction completes without a control transfer
   /// (CPUID, IN, POPF...); a transfer (INT n, IRET, SYSENTER...) ends the block.
   bool falls_through = false;
+  /// Where its last control transfer went (BtEngine::transfer_to): reused, without the code
+  /// cache's lookup, while the target EIP, mode, CS base, address space and code frame are the
+  /// same and the cache was not flushed (the block records stay until a flush).
+  struct LastTarget {
+    uint64_t flushes = ~uint64_t{0};
+    uint32_t eip = 0, flags = 0, cs_base = 0, space = 0, phys_page = 0;
+    struct TranslationBlock* tb = nullptr;
+  } last_target;
   sys::Insn insn;  ///< eip and next_eip included
 };
 

@@ -375,7 +375,7 @@ bool SystemEmulator::fast_system_call(VcpuState& s, const Insn& in) {
     return false;
   }
   interrupt_shadow = false;
-  const VcpuRegisters before = s;
+  const std::array<SegmentReg, 6> before = s.seg;  // (nothing here can fault: no rollback copy)
   if (enter) {
     sysenter(s, in);
   } else {

@@ -232,9 +232,9 @@ StepResult SystemEmulator::single_step_trap(VcpuState& s) {
   return deliver_event(s, ev);
 }
 
-void SystemEmulator::notify_segments(const VcpuRegisters& before, const VcpuState& s) {
+void SystemEmulator::notify_segments(const std::array<SegmentReg, 6>& before, const VcpuState& s) {
   for (unsigned i = 0; i < 6; ++i) {
-    if (!same_segment(before.seg[i], s.seg[i])) hooks_.on_segment_loaded(s, i);
+    if (!same_segment(before[i], s.seg[i])) hooks_.on_segment_loaded(s, i);
   }
 }
 
@@ -303,14 +303,14 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
     pending_ = PendingIo{};
     r = {StepKind::kUnsupported, {}, u.message};
   }
-  notify_segments(before, s);
+  notify_segments(before.seg, s);
   return r;
 }
 
 StepResult SystemEmulator::raise(VcpuState& s, uint8_t vector, bool /*has_error_code*/,
                                  uint32_t error_code) {
   interrupt_shadow = false;
-  const VcpuRegisters before = s;
+  const std::array<SegmentReg, 6> before = s.seg;  // (deliver_event rolls back itself)
   sys::Event ev;
   ev.vector = vector;
   ev.error_code = error_code;
@@ -323,7 +323,7 @@ StepResult SystemEmulator::raise(VcpuState& s, uint8_t vector, bool /*has_error_
 
 StepResult SystemEmulator::deliver_interrupt(VcpuState& s, uint8_t vector) {
   interrupt_shadow = false;
-  const VcpuRegisters before = s;
+  const std::array<SegmentReg, 6> before = s.seg;  // (deliver_event rolls back itself)
   sys::Event ev;
   ev.vector = vector;
   ev.kind = sys::Event::Kind::kExternal;

@@ -140,7 +140,8 @@ class SystemEmulator {
   StepResult run_instruction(VcpuState& s, const sys::Insn* decoded);
   StepResult dispatch(VcpuState& s, const sys::Insn& in);
   [[gnu::noinline]] StepResult fetch_and_dispatch(VcpuState& s);
-  void notify_segments(const VcpuRegisters& before, const VcpuState& s);
+  /// Tells the engine about every segment register whose value changed since `before`.
+  void notify_segments(const std::array<SegmentReg, 6>& before, const VcpuState& s);
   uint32_t mem_read(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size);
   void mem_write(const VcpuState& s, unsigned seg, uint32_t offset, uint32_t value, unsigned size);
   uint32_t data_linear(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size,
