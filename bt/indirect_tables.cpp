@@ -73,7 +73,11 @@ std::unique_ptr<IndirectTables::Table> IndirectTables::take_empty() {
 }
 
 void IndirectTables::give_back(std::unique_ptr<Table> t) {
-  if (t.get() == cached_) cached_ = nullptr;
+  for (auto* recent : {&recent_, &recent_global_}) {
+    for (Recent& r : *recent) {
+      if (r.table == t.get()) r = Recent{};
+    }
+  }
   if (pool_.size() >= kPoolTables) return;  // freed
   clear(*t);
   pool_.push_back(std::move(t));
@@ -92,30 +96,50 @@ void IndirectTables::evict_lru(Map& map, typename Map::key_type keep) {
   ++evictions_;
 }
 
+IndirectTables::Table* IndirectTables::recall(std::array<Recent, 2>& recent, uint64_t key) {
+  if (recent[0].table && recent[0].key == key) return recent[0].table;
+  if (recent[1].table && recent[1].key == key) {
+    std::swap(recent[0], recent[1]);
+    return recent[0].table;
+  }
+  return nullptr;
+}
+
+void IndirectTables::note(std::array<Recent, 2>& recent, uint64_t key, Table* table) {
+  recent[1] = recent[0];
+  recent[0] = Recent{key, table};
+}
+
 IndirectTables::Table* IndirectTables::table_for(uint32_t space, uint32_t mode, bool global,
                                                  bool create) {
   if (!global) {
     const uint64_t k = key(space, mode);
-    if (!cached_ || cached_key_ != k) {
+    Table* t = recall(recent_, k);
+    if (!t) {
       auto& slot = tables_[k];
       if (!slot) {
         if (tables_.size() > kMaxTables) evict_lru(tables_, k);
         slot = take_empty();
       }
-      cached_key_ = k;
-      cached_ = slot.get();
+      t = slot.get();
+      note(recent_, k, t);
     }
-    cached_->last_used = ++clock_;
-    return cached_;
+    t->last_used = ++clock_;
+    return t;
   }
-  auto it = global_.find(mode);
-  if (it == global_.end()) {
-    if (!create) return nullptr;
-    if (global_.size() >= kMaxGlobalTables) evict_lru(global_, mode);
-    it = global_.emplace(mode, take_empty()).first;
+  Table* t = recall(recent_global_, mode);
+  if (!t) {
+    auto it = global_.find(mode);
+    if (it == global_.end()) {
+      if (!create) return nullptr;
+      if (global_.size() >= kMaxGlobalTables) evict_lru(global_, mode);
+      it = global_.emplace(mode, take_empty()).first;
+    }
+    t = it->second.get();
+    note(recent_global_, mode, t);
   }
-  it->second->last_used = ++clock_;
-  return it->second.get();
+  t->last_used = ++clock_;
+  return t;
 }
 
 uint64_t* IndirectTables::slots(uint32_t space, uint32_t mode) {

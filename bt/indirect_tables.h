@@ -130,8 +130,16 @@ class IndirectTables {
   std::map<uint64_t, std::unique_ptr<Table>> tables_;  ///< by key(space, mode)
   std::map<uint32_t, std::unique_ptr<Table>> global_;  ///< by mode: blocks on global pages
   std::vector<std::unique_ptr<Table>> pool_;           ///< empty tables
-  uint64_t cached_key_ = UINT64_MAX;
-  Table* cached_ = nullptr;
+  /// The two tables (per space and mode, and global by mode) looked up last: a guest going back
+  /// and forth between two modes (a system call and its return) finds both without a map search.
+  struct Recent {
+    uint64_t key = UINT64_MAX;
+    Table* table = nullptr;
+  };
+  std::array<Recent, 2> recent_{}, recent_global_{};
+  /// `recent`'s table for `key`, or nullptr; a hit becomes the most recent.
+  static Table* recall(std::array<Recent, 2>& recent, uint64_t key);
+  static void note(std::array<Recent, 2>& recent, uint64_t key, Table* table);
   uint64_t clock_ = 0;
   uint64_t evictions_ = 0;
   uint64_t created_ = 0;
