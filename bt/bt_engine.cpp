@@ -416,12 +416,19 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
       on_invlpg(ea);
       break;
     }
-    case CalloutSite::FastPath::kSystemCall: {
-      // The emulator's own SYSENTER/SYSEXIT, without its general entry; then on into the
-      // target's block, as a direct call's transfer goes.
+    case CalloutSite::FastPath::kSystemCall:
+    case CalloutSite::FastPath::kSoftwareInterrupt:
+    case CalloutSite::FastPath::kIret: {
+      // The emulator's own SYSENTER/SYSEXIT, INT n or IRET, without its general entry; then on
+      // into the target's block, as a direct call's transfer goes.
       store_context();
       s_.eip = site.insn.eip;
-      if (!system_.fast_system_call(s_, site.insn)) return 0;
+      const bool done = site.fast == CalloutSite::FastPath::kSystemCall
+                            ? system_.fast_system_call(s_, site.insn)
+                        : site.fast == CalloutSite::FastPath::kSoftwareInterrupt
+                            ? system_.fast_software_interrupt(s_, site.insn)
+                            : system_.fast_iret(s_, site.insn);
+      if (!done) return 0;
       ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
       ++direct_calls_;
       const uint64_t next = transfer_to(key_flags(), &site);
@@ -1300,6 +1307,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.blocks_live", cache_.blocks_live());
   stats.set("bt.translation_cache_bytes", cache_.bytes_used());
   stats.set("bt.translation_cache_flushes", cache_.flushes());
+  stats.set("bt.fast_deliveries", system_.fast_paths_taken());
   stats.set("bt.translation_cache_record_bytes", cache_.record_bytes());
   stats.set("bt.fetches_outside_ram", fetches_outside_ram_);
   stats.set("bt.indirect_tables.live", tables_.live());

@@ -49,7 +49,10 @@ struct CalloutSite {
     kCpuid,   ///< CPUID: the CPU model's leaf; never faults in protected mode
     kPortIo,  ///< IN/OUT with CPL <= IOPL: straight to the run loop's I/O bus
     kInvlpg,  ///< INVLPG at CPL 0 through a segment with base 0: forget the page's global blocks
-    kSystemCall,  ///< SYSENTER/SYSEXIT in the common case (SystemEmulator::fast_system_call)
+    kSystemCall,         ///< SYSENTER/SYSEXIT in the common case (SystemEmulator::fast_system_call)
+    kSoftwareInterrupt,  ///< INT n, INT3 in the common case
+                         ///< (SystemEmulator::fast_software_interrupt)
+    kIret,               ///< IRETD in the common case (SystemEmulator::fast_iret)
   } fast = FastPath::kNone;
   bool io_write = false;                  ///< kPortIo: OUT
   int32_t io_port = -1;                   ///< kPortIo: the immediate port, or -1 for DX

@@ -188,6 +188,15 @@ void choose_fast_path(CalloutSite& site) {
     site.fast = CalloutSite::FastPath::kSystemCall;
     return;
   }
+  if ((d.mnemonic == ZYDIS_MNEMONIC_INT && site.insn.osize == 4) ||
+      d.mnemonic == ZYDIS_MNEMONIC_INT3) {
+    site.fast = CalloutSite::FastPath::kSoftwareInterrupt;
+    return;
+  }
+  if (d.mnemonic == ZYDIS_MNEMONIC_IRETD) {
+    site.fast = CalloutSite::FastPath::kIret;
+    return;
+  }
   if (d.mnemonic != ZYDIS_MNEMONIC_IN && d.mnemonic != ZYDIS_MNEMONIC_OUT) return;
   const bool out = d.mnemonic == ZYDIS_MNEMONIC_OUT;
   const ZydisDecodedOperand& port = out ? ops[0] : ops[1];

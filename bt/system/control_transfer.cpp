@@ -2,6 +2,9 @@
 // IRET, JMP; Vol. 2B RET, SYSENTER, SYSEXIT; Vol. 3A §5.8).
 #include <fmt/format.h>
 
+#include <array>
+#include <cstring>
+
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
 
@@ -260,6 +263,10 @@ StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
 // update rules of the pseudocode (IF only if CPL <= IOPL, IOPL only at CPL0, RF/AC/ID only with
 // a 32-bit operand size).
 StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
+  if (fast_iret_core(s, in)) {
+    keep_rf_ = true;  // RF as popped
+    return {};
+  }
   if (s.eflags & eflags::kNt) {
     throw sys::Unsupported{fmt::format(
         "hardware task switching is not supported: IRET with EFLAGS.NT=1 (task return) at "
@@ -382,6 +389,185 @@ bool SystemEmulator::fast_system_call(VcpuState& s, const Insn& in) {
     sysexit(s, in);
   }
   s.eflags &= ~eflags::kRf;
+  notify_segments(before, s);
+  return true;
+}
+
+namespace {
+
+/// A code or data descriptor the fast paths take as is: present, accessed (nothing to write
+/// back), in the GDT within its limit.
+bool fast_descriptor(LinearMemory& mem, const VcpuState& s, uint16_t sel, Descriptor* d) {
+  if (sys::is_null_selector(sel) || (sel & 4) || (uint32_t{sel} | 7u) > s.gdtr.limit) return false;
+  *d = sys::read_descriptor(mem, s.gdtr.base + (sel & ~7u));
+  return d->s() && d->present() && (d->type() & 1);
+}
+
+/// A stack segment the fast paths use directly: writable data, expand-up, 32-bit.
+bool flat_enough_stack(const Descriptor& d) {
+  return d.writable() && !(d.type() & 4) && d.db();
+}
+
+}  // namespace
+
+bool SystemEmulator::fast_deliver(VcpuState& s, const sys::Event& ev) {
+  if (!fast_paths_ || !(s.cr0 & cr0::kPe) || (s.eflags & (eflags::kVm | eflags::kTf)) ||
+      ev.kind == sys::Event::Kind::kIcebp) {
+    return false;
+  }
+  const unsigned old_cpl = sys::cpl(s);
+  if (ev.vector * 8u + 7 > s.idtr.limit || !s.seg[kSs].db || (s.seg[kSs].type & 4)) return false;
+  const uint32_t cr2 = s.cr2;  // a #PF on the way sets it: put back when the general path decides
+  try {
+    const Descriptor gate = sys::read_descriptor(mem_, s.idtr.base + ev.vector * 8u);
+    const uint8_t type = gate.type();
+    if (gate.s() || (type != sys::kIntGate32 && type != sys::kTrapGate32) || !gate.present() ||
+        (ev.kind == sys::Event::Kind::kSoftware && gate.dpl() < old_cpl)) {
+      return false;
+    }
+    const uint16_t sel = gate.gate_selector();
+    Descriptor cd;
+    if (!fast_descriptor(mem_, s, sel, &cd) || !cd.is_code() || cd.conforming() ||
+        cd.dpl() > old_cpl || gate.gate_offset() > cd.limit()) {
+      return false;
+    }
+    const unsigned new_cpl = cd.dpl();
+    // RF in the pushed image (Intel SDM Vol. 3A §17.3.1.1), as deliver_once().
+    uint32_t flags_image = s.eflags;
+    if (ev.fault) flags_image |= eflags::kRf;
+    if (!ev.ext()) flags_image &= ~eflags::kRf;
+    const bool push_err = ev.pushes_error_code();
+    // The frame from the lowest address: [error code,] EIP, CS, EFLAGS[, ESP, SS].
+    uint32_t frame[6];
+    unsigned n = 0;
+    if (push_err) frame[n++] = ev.error_code;
+    frame[n++] = ev.return_eip;
+    frame[n++] = s.seg[kCs].selector;
+    frame[n++] = flags_image;
+    SegmentReg new_ss = s.seg[kSs];
+    uint32_t new_esp = s.gpr[kEsp];
+    bool user = old_cpl == 3;
+    if (new_cpl < old_cpl) {
+      const SegmentReg& tr = s.tr;
+      const uint32_t at = (new_cpl << 3) + 4;
+      if (tr.unusable || (tr.type != sys::kTss32Avail && tr.type != sys::kTss32Busy) ||
+          at + 5 > tr.limit) {
+        return false;
+      }
+      uint8_t stack[6];
+      mem_.read(tr.base + at, stack, 6, false);
+      uint16_t ss_sel = 0;
+      std::memcpy(&new_esp, stack, 4);
+      std::memcpy(&ss_sel, stack + 4, 2);
+      Descriptor sd;
+      if ((ss_sel & 3u) != new_cpl || !fast_descriptor(mem_, s, ss_sel, &sd) ||
+          !flat_enough_stack(sd) || sd.dpl() != new_cpl) {
+        return false;
+      }
+      new_ss = sys::segment_from(ss_sel, sd);
+      frame[n++] = s.gpr[kEsp];
+      frame[n++] = s.seg[kSs].selector;
+      user = false;
+    }
+    const uint32_t bytes = 4 * n;
+    if (new_esp < bytes || new_esp - 1 > new_ss.limit) return false;
+    mem_.write(new_ss.base + new_esp - bytes, frame, bytes, user);  // all or nothing
+    s.seg[kSs] = new_ss;
+    s.gpr[kEsp] = new_esp - bytes;
+    s.seg[kCs] = sys::segment_from(static_cast<uint16_t>((sel & 0xfffc) | new_cpl), cd);
+    s.eip = gate.gate_offset();
+    s.eflags &= ~(eflags::kTf | eflags::kNt | eflags::kRf | eflags::kVm);
+    if (type == sys::kIntGate32) s.eflags &= ~eflags::kIf;
+    ++fast_paths_taken_;
+    return true;
+  } catch (const GuestFault&) {
+    s.cr2 = cr2;
+    return false;
+  }
+}
+
+bool SystemEmulator::fast_software_interrupt(VcpuState& s, const Insn& in) {
+  sys::Event ev;
+  ev.kind = sys::Event::Kind::kSoftware;
+  ev.return_eip = in.next_eip;
+  if (in.zi.mnemonic == ZYDIS_MNEMONIC_INT && in.osize == 4) {
+    ev.vector = static_cast<uint8_t>(in.ops[0].imm.value.u);
+  } else if (in.zi.mnemonic == ZYDIS_MNEMONIC_INT3) {
+    ev.vector = sys::vec::kBp;
+  } else {
+    return false;
+  }
+  const std::array<SegmentReg, 6> before = s.seg;
+  if (!fast_deliver(s, ev)) return false;
+  interrupt_shadow = false;
+  notify_segments(before, s);
+  return true;
+}
+
+bool SystemEmulator::fast_iret_core(VcpuState& s, const Insn& in) {
+  if (!fast_paths_ || !(s.cr0 & cr0::kPe) ||
+      (s.eflags & (eflags::kVm | eflags::kTf | eflags::kNt)) || in.osize != 4) {
+    return false;
+  }
+  const SegmentReg& cur_ss = s.seg[kSs];
+  const uint32_t esp = s.gpr[kEsp];
+  if (!cur_ss.db || (cur_ss.type & 4) || uint64_t{esp} + 12 - 1 > cur_ss.limit) return false;
+  const unsigned c = sys::cpl(s);
+  const uint32_t cr2 = s.cr2;
+  try {
+    uint32_t popped[5];
+    mem_.read(cur_ss.base + esp, popped, 12, c == 3);
+    const uint32_t new_eip = popped[0];
+    const uint16_t cs_sel = static_cast<uint16_t>(popped[1]);
+    const uint32_t new_flags = popped[2];
+    const unsigned rpl = cs_sel & 3;
+    Descriptor cd;
+    if ((new_flags & eflags::kVm) || rpl < c || !fast_descriptor(mem_, s, cs_sel, &cd) ||
+        !cd.is_code() || (cd.conforming() ? cd.dpl() > rpl : cd.dpl() != rpl) ||
+        new_eip > cd.limit()) {
+      return false;
+    }
+    // The flags IRET may change at this CPL and IOPL (as iret()).
+    uint32_t mask = eflags::kArith | eflags::kTf | eflags::kDf | eflags::kNt | eflags::kRf |
+                    eflags::kAc | eflags::kId;
+    if (c <= sys::iopl(s)) mask |= eflags::kIf;
+    if (c == 0) mask |= eflags::kIopl | eflags::kVm | eflags::kVif | eflags::kVip;
+    const uint32_t flags = (s.eflags & ~mask) | (new_flags & mask) | eflags::kFixed1;
+    if (rpl == c) {
+      s.gpr[kEsp] = esp + 12;
+      s.seg[kCs] = sys::segment_from(cs_sel, cd);
+      s.eip = new_eip;
+      s.eflags = flags;
+    } else {
+      // To an outer level: SS:ESP from the frame too.
+      if (uint64_t{esp} + 20 - 1 > cur_ss.limit) return false;
+      mem_.read(cur_ss.base + esp + 12, popped + 3, 8, c == 3);
+      const uint32_t new_esp = popped[3];
+      const uint16_t ss_sel = static_cast<uint16_t>(popped[4]);
+      Descriptor sd;
+      if ((ss_sel & 3u) != rpl || !fast_descriptor(mem_, s, ss_sel, &sd) ||
+          !flat_enough_stack(sd) || sd.dpl() != rpl) {
+        return false;
+      }
+      s.seg[kCs] = sys::segment_from(cs_sel, cd);
+      s.eip = new_eip;
+      s.eflags = flags;
+      s.seg[kSs] = sys::segment_from(ss_sel, sd);
+      s.gpr[kEsp] = new_esp;
+      null_outer_data_segments(s);
+    }
+    ++fast_paths_taken_;
+    return true;
+  } catch (const GuestFault&) {
+    s.cr2 = cr2;
+    return false;
+  }
+}
+
+bool SystemEmulator::fast_iret(VcpuState& s, const Insn& in) {
+  const std::array<SegmentReg, 6> before = s.seg;
+  if (!fast_iret_core(s, in)) return false;
+  interrupt_shadow = false;
   notify_segments(before, s);
   return true;
 }

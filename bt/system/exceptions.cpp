@@ -68,6 +68,7 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
                         (s.cr0 & cr0::kPe) ? "virtual-8086" : "real", describe(ev),
                         s.seg[kCs].selector, s.eip)};
   }
+  if (fast_deliver(s, ev)) return {};
   const VcpuRegisters before = s;
   // The events of a nested delivery, described only if it ends in a shutdown. The first is the
   // event itself; the rest are noted only when a delivery faults, so the common path neither

@@ -107,6 +107,23 @@ class SystemEmulator {
   /// changes nothing and returns false (execute() then raises what Intel SDM Vol. 2B says).
   bool fast_system_call(VcpuState& s, const sys::Insn& in);
 
+  /// INT n (CD ib) or INT3 in the common case (fast_deliver()): delivers it as execute() would
+  /// and returns true; otherwise changes nothing (CR2 included) and returns false.
+  bool fast_software_interrupt(VcpuState& s, const sys::Insn& in);
+  /// IRET with a 32-bit operand in the common case (Intel SDM Vol. 2A IRET, protected mode):
+  /// EFLAGS.NT, TF and VM clear, the popped EFLAGS without VM; the return CS in the GDT,
+  /// present, accessed, at the same level or an outer one, whose SS then is in the GDT,
+  /// present, writable, expand-up, 32-bit and accessed; the current stack expand-up and 32-bit.
+  /// Returns true having returned as execute() would; otherwise changes nothing (CR2
+  /// included) and returns false.
+  bool fast_iret(VcpuState& s, const sys::Insn& in);
+
+  /// For the differential tests: false sends every delivery and IRET down the general path
+  /// (fast_deliver() and fast_iret() decline), the oracle the fast paths are compared with.
+  void set_fast_paths(bool enabled) { fast_paths_ = enabled; }
+  /// Deliveries and IRETs the fast paths performed (the rest went the general way).
+  uint64_t fast_paths_taken() const { return fast_paths_taken_; }
+
   /// Delivers an external maskable interrupt (caller checked EFLAGS.IF and the shadow): no gate-DPL
   /// check, EXT bit in error codes of faults during delivery. Results as for raise().
   StepResult deliver_interrupt(VcpuState& s, uint8_t vector);
@@ -122,6 +139,8 @@ class SystemEmulator {
 
  private:
   std::array<uint8_t, kIoBufferBytes> io_buffer_;
+  bool fast_paths_ = true;
+  uint64_t fast_paths_taken_ = 0;
   struct PendingIo {
     bool active = false;
     bool string = false;  ///< INS/OUTS
@@ -134,6 +153,17 @@ class SystemEmulator {
     uint32_t eip = 0, next_eip = 0;
     bool single_step = false;  ///< TF was set when the instruction started
   };
+
+  /// Delivers `ev` in the common case a protected-mode kernel sets up (Intel SDM Vol. 3A
+  /// §6.12.1, Vol. 2A INT n): EFLAGS.TF and VM clear; a present 32-bit interrupt or trap gate
+  /// (DPL >= CPL for a software interrupt); its code segment in the GDT, present,
+  /// non-conforming, accessed, at CPL (the same stack) or below it (the TSS's 32-bit stack for
+  /// that level: in the GDT, present, writable, expand-up, 32-bit, accessed); the frame written
+  /// at once. Returns false having changed nothing (CR2 included) otherwise: deliver_event's
+  /// general path then decides (faults during delivery, #DF, 16-bit gates, task gates...).
+  bool fast_deliver(VcpuState& s, const sys::Event& ev);
+  /// fast_iret() without telling the engine about the segments (iret() tries it first too).
+  bool fast_iret_core(VcpuState& s, const sys::Insn& in);
 
   // emulator.cpp: decode, dispatch, operand access.
   void fetch_decode(const VcpuState& s, sys::Insn& in);

@@ -1,0 +1,139 @@
+// The system emulator's fast paths for event delivery and IRET (SystemEmulator::fast_deliver,
+// fast_iret) against its general path, which the other system tests check against the SDM: for
+// thousands of generated situations (gate types, DPLs, present bits, accessed bits, stacks near
+// their limits or not mapped, CPL 0 and 3, every kind of event, IRET frames to the same or an
+// outer level with good and bad selectors), the state, memory and result with the fast paths on
+// must be exactly those with them off (the oracle).
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "bt/system/testing/guest_image.h"
+
+namespace vmbt::bt::testing {
+namespace {
+
+using FastPathTest = SystemEmulatorTest;
+
+struct Outcome {
+  StepKind kind;
+  VcpuState state;
+  std::vector<uint8_t> memory;
+  std::vector<unsigned> segments;
+};
+
+class Scenario {
+ public:
+  explicit Scenario(uint32_t seed) : rng_(seed) {}
+  uint32_t pick(uint32_t n) { return rng_() % n; }
+  bool chance(uint32_t percent) { return pick(100) < percent; }
+
+ private:
+  std::mt19937 rng_;
+};
+
+TEST_F(FastPathTest, DeliveryAndIretMatchTheGeneralPath) {
+  constexpr uint8_t kGateTypes[] = {0xe, 0xf, 0xe, 0xf, 0x6, 0x5, 0x9};
+  const uint16_t kTargets[] = {kKernelCs, kKernelCs, kKernelCs,
+                               kUserCs,   kConfCs,   0x68 /* 16-bit */,
+                               kKernelDs, 0,         0xa8 /* DPL1 code */,
+                               0xfff8};
+  int fast_taken = 0, total = 0;
+  for (uint32_t seed = 1; seed <= 1500; ++seed) {
+    mem.not_present.clear();
+    s = VcpuState{};
+    SetUp();
+    Scenario sc(seed);
+    // The machine as the scenario wants it.
+    if (sc.chance(85)) set_gdt(1, seg_desc(0, 0xfffff, 0xb, true, 0));  // kernel code accessed
+    if (sc.chance(15)) set_gdt(2, seg_desc(0, 0xfffff, 0x2, true, 0));  // SS0 not accessed
+    if (sc.chance(10)) set_gdt(2, seg_desc(0, 0xfffff, 0x7, true, 0));  // SS0 expand-down
+    if (sc.chance(10)) mem.put32(kTss + 4, 8 + 4 * sc.pick(4));         // ESP0 near 0
+    if (sc.chance(10)) mem.not_present.insert((kKernelStackTop - 4) >> 12);
+    if (sc.chance(10)) mem.put16(kTss + 8, static_cast<uint16_t>(sc.pick(0x100)));
+    const uint8_t vector = static_cast<uint8_t>(sc.chance(50) ? 0x80 : sc.pick(256));
+    if (sc.chance(50)) {  // a kernel's usual gate
+      set_idt(vector, gate_desc(kKernelCs, handler(vector), sc.chance(50) ? 0xe : 0xf, 3));
+    } else {
+      set_idt(vector,
+              gate_desc(kTargets[sc.pick(std::size(kTargets))], handler(vector),
+                        kGateTypes[sc.pick(std::size(kGateTypes))], sc.pick(4), sc.chance(90)));
+    }
+    if (sc.chance(5)) s.idtr.limit = static_cast<uint16_t>(vector * 8 + sc.pick(8) - 1);
+    if (sc.chance(50)) {
+      enter_cpl3();
+    } else {
+      enter_cpl0();
+    }
+    if (sc.chance(10)) s.gpr[kEsp] = sc.pick(24);
+    s.eflags = eflags::kFixed1 | (sc.chance(50) ? eflags::kIf : 0) |
+               (sc.chance(10) ? eflags::kTf : 0) | (sc.chance(10) ? eflags::kRf : 0) |
+               (sc.chance(30) ? eflags::kCf | eflags::kZf : 0) | (sc.chance(20) ? 0x3000u : 0);
+    // What happens: INT n / INT3 / IRET through the emulator, or an exception / interrupt.
+    const unsigned what = sc.pick(5);
+    if (what == 4) {  // an IRET frame on the current stack
+      const bool outer = sc.chance(50);
+      const uint16_t cs =
+          static_cast<uint16_t>(sc.chance(80) ? (outer ? kUserCs : s.seg[kCs].selector)
+                                              : kTargets[sc.pick(10)] | sc.pick(4));
+      const uint16_t ss = static_cast<uint16_t>(sc.chance(80) ? kUserDs : sc.pick(0x100));
+      const uint32_t flags = eflags::kFixed1 | (sc.chance(50) ? eflags::kIf : 0) |
+                             (sc.chance(5) ? eflags::kVm : 0) | (sc.chance(10) ? eflags::kNt : 0) |
+                             (sc.chance(20) ? 0x3000u : 0) | (sc.chance(10) ? eflags::kRf : 0);
+      const uint32_t frame[5] = {0x12345, cs, flags, kUserStackTop - 0x40, ss};
+      if (s.gpr[kEsp] < 20) s.gpr[kEsp] = 20 + sc.pick(16);
+      s.gpr[kEsp] -= 20;
+      for (unsigned i = 0; i < 5; ++i) mem.put32(s.seg[kSs].base + s.gpr[kEsp] + 4 * i, frame[i]);
+      if (sc.chance(10)) s.eflags |= eflags::kNt;
+      code({0xcf});
+    } else if (what == 0) {
+      code({0xcd, vector});
+    } else if (what == 1) {
+      code({0xcc});
+    }
+    const uint32_t error_code = sc.pick(0x10000);
+    auto run = [&](bool fast) {
+      emu.set_fast_paths(fast);
+      hooks.segments_loaded.clear();
+      StepResult r;
+      if (what == 2) {
+        r = emu.raise(s, vector, true, error_code);
+      } else if (what == 3) {
+        r = emu.deliver_interrupt(s, vector);
+      } else {
+        r = step();
+      }
+      return Outcome{r.kind, s, mem.bytes, hooks.segments_loaded};
+    };
+    const VcpuState start = s;
+    const std::vector<uint8_t> start_memory = mem.bytes;
+    const Outcome general = run(false);
+    s = start;
+    mem.bytes = start_memory;
+    const uint64_t taken_before = emu.fast_paths_taken();
+    const Outcome fast = run(true);
+    ++total;
+    if (emu.fast_paths_taken() != taken_before) ++fast_taken;
+    SCOPED_TRACE(::testing::Message()
+                 << "seed " << seed << " what " << what << " vector " << int{vector});
+    ASSERT_EQ(fast.kind, general.kind);
+    ASSERT_EQ(std::memcmp(&fast.state, &general.state, sizeof(VcpuRegisters)), 0)
+        << "eip " << std::hex << fast.state.eip << " vs " << general.state.eip << " esp "
+        << fast.state.gpr[kEsp] << " vs " << general.state.gpr[kEsp] << " eflags "
+        << fast.state.eflags << " vs " << general.state.eflags << " cr2 " << fast.state.cr2
+        << " vs " << general.state.cr2;
+    ASSERT_TRUE(fast.memory == general.memory);
+    std::vector<unsigned> a = fast.segments, b = general.segments;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    EXPECT_EQ(a, b);
+  }
+  // Enough of the situations are the common case for the comparison to mean something.
+  EXPECT_GT(fast_taken, total / 5) << fast_taken << " of " << total;
+  std::printf("%d of %d situations took a fast path\n", fast_taken, total);
+  RecordProperty("situations", total);
+}
+
+}  // namespace
+}  // namespace vmbt::bt::testing
