@@ -1009,6 +1009,12 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
         e.direct_exit(pc);  // may continue on an unmapped page: decide at block start
         break;
       }
+      if (st == ZYDIS_STATUS_NO_MORE_DATA && got < sizeof in.bytes) {
+        // The instruction goes on into a page that cannot be fetched now: that is the fetch's
+        // #PF (or #UD where no RAM is), which the dispatcher raises. A block would keep the
+        // decision after the page is mapped and run the whole instruction as a callout.
+        return nullptr;
+      }
       if (tb->instructions == 0) tb->pages[0] = page;
       if (im.breakpoint_at(lin, key_flags)) {
         // A debugger's breakpoint: the block before it ends there; the block at it only stops.
