@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
 
   vmbt::RunArgs run;
   std::string run_engine = vmbt::engine_name(run.guest.engine);
-  CLI::App* run_cmd = app.add_subcommand("run", "boot a kernel on one engine");
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "boot a kernel on bt or kvm (auto: what this host runs best), or on both, switching");
   run_cmd
       ->add_option("--engine", run_engine,
                    "execution engine: auto (kvm where this host's KVM runs the guest, else bt), "
