@@ -1256,34 +1256,14 @@ std::optional<std::pair<DebugSettings::Watch::Kind, uint32_t>> BtEngine::watch_h
 }
 
 bool BtEngine::debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) {
-  // Page by page through the guest's tables as they are (no A/D updates); every page is
-  // checked before anything is written.
-  std::vector<std::pair<uint64_t, size_t>> pieces;
-  for (size_t done = 0; done < size;) {
-    const uint32_t at = linear + static_cast<uint32_t>(done);
-    const size_t chunk = std::min<size_t>(size - done, 0x1000 - (at & 0xfff));
-    uint64_t phys = at;
-    if (mmu_.paging()) {
-      const std::optional<uint32_t> pa = mmu_.probe_physical(at);
-      if (!pa) return false;
-      phys = *pa;
-    }
-    if (!memory_.contains(phys, chunk)) return false;
-    pieces.push_back({phys, chunk});
-    done += chunk;
-  }
-  size_t offset = 0;
-  for (const auto& [phys, chunk] : pieces) {
-    if (write) {
-      // As a store of the guest's would be seen: translated code and traced tables first.
-      mmu_.note_phys_write(static_cast<uint32_t>(phys), static_cast<unsigned>(chunk));
-      memory_.write(phys, data + offset, chunk);
-    } else {
-      memory_.read(phys, data + offset, chunk);
-    }
-    offset += chunk;
-  }
-  return true;
+  // Through the guest's tables as they are (no A/D updates); a store is seen as a guest store
+  // would be: translated code and traced tables first.
+  return memory_.copy_linear(
+      linear, data, size, write,
+      [this](uint32_t at) -> std::optional<uint64_t> { return mmu_.probe_physical(at); },
+      [this](uint64_t gpa, size_t bytes) {
+        mmu_.note_phys_write(static_cast<uint32_t>(gpa), static_cast<unsigned>(bytes));
+      });
 }
 
 std::string BtEngine::debug_notes() {

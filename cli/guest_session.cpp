@@ -83,7 +83,9 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
       fmt::print(stderr, "vmbt: engine {}: {}\n", engine_name(kind), choice.why);
     }
   }
-  if (kind == EngineKind::kKvm && image.enables_paging && !probe_kvm().paged_guest_runs) {
+  // (auto picks kvm only where paged guests run: no second probe then.)
+  if (kind == EngineKind::kKvm && guest.engine != EngineKind::kAuto && image.enables_paging &&
+      !probe_kvm().paged_guest_runs) {
     // Say so now rather than after emulating the whole decompressor instruction by instruction.
     throw EngineUnavailable(
         "this host's KVM cannot run 32-bit paged guests, and this kernel turns paging on; use "

@@ -600,11 +600,7 @@ void ShadowMmu::remap(uint32_t phys_page, Space* only) {
           !due(*m.space)) {
         continue;
       }
-      if (access_watched(phys_page)) {
-        m.space->sup.revoke_page(lin_page, 0);
-      } else {
-        m.space->sup.protect_page(lin_page, 0, host_writable(e, false));
-      }
+      reprotect(*m.space, lin_page, entry::kInSup, e);  // a run maps the supervisor window
     }
   }
   auto it = rmap_.find(phys_page);
@@ -619,16 +615,20 @@ void ShadowMmu::remap(uint32_t phys_page, Space* only) {
     Space& space = *m.space;
     if (!due(space)) continue;
     const uint32_t e = space.shadow[m.lin_page];
-    if (access_watched(phys_page)) {
-      revoke_windows(space, m.lin_page, e & entry::kWindows);
-      continue;
-    }
-    const bool sup_w = host_writable(e, false), user_w = host_writable(e, true);
-    if (e & entry::kInSup) space.sup.protect_page(m.lin_page, 0, sup_w);
-    if (e & entry::kSupAlias) space.sup.protect_page(m.lin_page, 1, sup_w);
-    if (e & entry::kInUser) space.user.protect_page(m.lin_page, 0, user_w);
-    if (e & entry::kUserAlias) space.user.protect_page(m.lin_page, 1, user_w);
+    reprotect(space, m.lin_page, e & entry::kWindows, e);
   }
+}
+
+void ShadowMmu::reprotect(Space& space, uint32_t lin_page, uint32_t windows, uint32_t e) {
+  if (access_watched(e & entry::kPhysMask)) {
+    revoke_windows(space, lin_page, windows);
+    return;
+  }
+  const bool sup_w = host_writable(e, false), user_w = host_writable(e, true);
+  if (windows & entry::kInSup) space.sup.protect_page(lin_page, 0, sup_w);
+  if (windows & entry::kSupAlias) space.sup.protect_page(lin_page, 1, sup_w);
+  if (windows & entry::kInUser) space.user.protect_page(lin_page, 0, user_w);
+  if (windows & entry::kUserAlias) space.user.protect_page(lin_page, 1, user_w);
 }
 
 void ShadowMmu::defer_protection(Space& space, uint32_t phys_page) {
@@ -1104,7 +1104,7 @@ void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, u
       ++space.host_maps;
       i = j;
     }
-    for (uint32_t i = 0; i < count; ++i) {
+    for (uint32_t i = 0; i < count && !watched_pages_.empty(); ++i) {
       if (access_watched(phys_first + i)) space.sup.revoke_page(lin_first + i, 0);
     }
   } catch (const Error&) {

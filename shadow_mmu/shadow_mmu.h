@@ -260,6 +260,9 @@ class ShadowMmu {
   std::vector<uint32_t> watched_pages_;    ///< set_watched_pages
   /// The frame's every access must fault (a debugger's access watchpoint, not suspended).
   bool access_watched(uint32_t phys_page) const;
+  /// Gives the mappings of `lin_page` in `windows` (kInSup/kSupAlias/kInUser/kUserAlias bits)
+  /// the host protection entry `e` calls for now: its writability, or none (access watched).
+  void reprotect(Space& space, uint32_t lin_page, uint32_t windows, uint32_t e);
   /// Makes the page inaccessible in the windows (kInSup/kSupAlias/kInUser/kUserAlias bits).
   void revoke_windows(Space& space, uint32_t lin_page, uint32_t windows);
   /// Write-flood detection: consecutive tracing faults on one page with no fill through it.

@@ -15,6 +15,21 @@ using sys::Insn;
 
 namespace {
 
+/// EFLAGS after IRET pops `popped` with operand size `os` (Intel SDM Vol. 2A IRET pseudocode):
+/// IF only if CPL <= IOPL, IOPL only at CPL 0, RF/AC/ID only with a 32-bit operand, VM/VIF/VIP
+/// only at CPL 0 with one.
+uint32_t eflags_after_iret(const VcpuState& s, uint32_t popped, unsigned os) {
+  const unsigned c = sys::cpl(s);
+  uint32_t mask = eflags::kArith | eflags::kTf | eflags::kDf | eflags::kNt;
+  if (os == 4) mask |= eflags::kRf | eflags::kAc | eflags::kId;
+  if (c <= sys::iopl(s)) mask |= eflags::kIf;
+  if (c == 0) {
+    mask |= eflags::kIopl;
+    if (os == 4) mask |= eflags::kVm | eflags::kVif | eflags::kVip;
+  }
+  return (s.eflags & ~mask) | (popped & mask) | eflags::kFixed1;
+}
+
 /// Checks of a far RET/IRET return CS (Intel SDM Vol. 2B RET, Vol. 2A IRET pseudocode): null ->
 /// #GP(0); outside the table, not code, RPL < CPL, conforming with DPL > RPL, non-conforming with
 /// DPL != RPL -> #GP(selector); not present -> #NP(selector).
@@ -292,14 +307,7 @@ StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   Descriptor cd = check_return_cs(mem_, s, cs_sel, &cs_addr);
   const unsigned rpl = cs_sel & 3;
 
-  uint32_t mask = eflags::kArith | eflags::kTf | eflags::kDf | eflags::kNt;
-  if (os == 4) mask |= eflags::kRf | eflags::kAc | eflags::kId;
-  if (c <= sys::iopl(s)) mask |= eflags::kIf;
-  if (c == 0) {
-    mask |= eflags::kIopl;
-    if (os == 4) mask |= eflags::kVm | eflags::kVif | eflags::kVip;
-  }
-  const uint32_t flags = (s.eflags & ~mask) | (new_flags & mask) | eflags::kFixed1;
+  const uint32_t flags = eflags_after_iret(s, new_flags, os);
   const uint32_t smask = sp.mask();
 
   if (rpl == c) {
@@ -398,8 +406,11 @@ namespace {
 /// A code or data descriptor the fast paths take as is: present, accessed (nothing to write
 /// back), in the GDT within its limit.
 bool fast_descriptor(LinearMemory& mem, const VcpuState& s, uint16_t sel, Descriptor* d) {
-  if (sys::is_null_selector(sel) || (sel & 4) || (uint32_t{sel} | 7u) > s.gdtr.limit) return false;
-  *d = sys::read_descriptor(mem, s.gdtr.base + (sel & ~7u));
+  uint32_t addr = 0;
+  if (sys::is_null_selector(sel) || (sel & 4) || !sys::descriptor_address(s, sel, &addr)) {
+    return false;
+  }
+  *d = sys::read_descriptor(mem, addr);
   return d->s() && d->present() && (d->type() & 1);
 }
 
@@ -527,12 +538,7 @@ bool SystemEmulator::fast_iret_core(VcpuState& s, const Insn& in) {
         new_eip > cd.limit()) {
       return false;
     }
-    // The flags IRET may change at this CPL and IOPL (as iret()).
-    uint32_t mask = eflags::kArith | eflags::kTf | eflags::kDf | eflags::kNt | eflags::kRf |
-                    eflags::kAc | eflags::kId;
-    if (c <= sys::iopl(s)) mask |= eflags::kIf;
-    if (c == 0) mask |= eflags::kIopl | eflags::kVm | eflags::kVif | eflags::kVip;
-    const uint32_t flags = (s.eflags & ~mask) | (new_flags & mask) | eflags::kFixed1;
+    const uint32_t flags = eflags_after_iret(s, new_flags, 4);
     if (rpl == c) {
       s.gpr[kEsp] = esp + 12;
       s.seg[kCs] = sys::segment_from(cs_sel, cd);

@@ -289,7 +289,7 @@ VcpuState KvmEngine::state() {
     std::memcpy(fx + 16, &fpu.last_dp, 4);
     // kvm-pvm reads MXCSR as 0 whatever was set (it keeps none; cannot_run() refuses a guest
     // whose MXCSR is not the power-up value): that value, then.
-    if (fpu.mxcsr == 0 && facts_.pvm && !facts_.vmx && !facts_.svm) fpu.mxcsr = 0x1f80;
+    if (fpu.mxcsr == 0 && kvm_pvm()) fpu.mxcsr = 0x1f80;
     std::memcpy(fx + 24, &fpu.mxcsr, 4);
     for (int i = 0; i < 8; ++i) std::memcpy(fx + 32 + 16 * i, fpu.fpr[i], 16);
     for (int i = 0; i < 8; ++i) std::memcpy(fx + 160 + 16 * i, fpu.xmm[i], 16);
@@ -303,7 +303,7 @@ std::string KvmEngine::set_debug(const DebugSettings& settings) {
     return fmt::format(
         "the kvm engine has 4 debug registers for breakpoints and watchpoints; {} asked", used);
   }
-  if (!settings.watchpoints.empty() && facts_.pvm && !facts_.vmx && !facts_.svm) {
+  if (!settings.watchpoints.empty() && kvm_pvm()) {
     // Measured: its software emulation honours instruction breakpoints and single steps, but
     // never triggers a data breakpoint.
     return "this host's KVM (kvm-pvm, no VT-x/AMD-V) does not trigger data breakpoints: use "
@@ -370,7 +370,7 @@ std::string KvmEngine::hand_over_blocker() {
 }
 
 std::string KvmEngine::cannot_run(const VcpuState& state) {
-  if (!facts_.pvm || facts_.vmx || facts_.svm) return {};
+  if (!kvm_pvm()) return {};
   // kvm-pvm (no VT-x/AMD-V), as measured: it refuses CR0.PG, and it keeps no MSRs, no debug
   // registers and no MXCSR (KVM_SET_MSRS fails; KVM_GET_DEBUGREGS and KVM_GET_FPU read zeros).
   if (state.cr0 & cr0::kPg) {
@@ -402,29 +402,15 @@ void KvmEngine::set_tsc(uint64_t tsc) {
 }
 
 bool KvmEngine::debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) {
-  std::vector<std::pair<uint64_t, size_t>> pieces;
-  for (size_t done = 0; done < size;) {
-    const uint32_t at = linear + static_cast<uint32_t>(done);
-    const size_t chunk = std::min<size_t>(size - done, 0x1000 - (at & 0xfff));
-    kvm_translation t{};
-    t.linear_address = at;
-    if (ioctl(vcpu_fd_, KVM_TRANSLATE, &t) != 0 || !t.valid ||
-        !memory_.contains(t.physical_address, chunk)) {
-      return false;
-    }
-    pieces.push_back({t.physical_address, chunk});
-    done += chunk;
-  }
-  size_t offset = 0;
-  for (const auto& [phys, chunk] : pieces) {
-    if (write) {
-      memory_.write(phys, data + offset, chunk);
-    } else {
-      memory_.read(phys, data + offset, chunk);
-    }
-    offset += chunk;
-  }
-  return true;
+  return memory_.copy_linear(linear, data, size, write,
+                             [this](uint32_t at) -> std::optional<uint64_t> {
+                               kvm_translation t{};
+                               t.linear_address = at;
+                               if (ioctl(vcpu_fd_, KVM_TRANSLATE, &t) != 0 || !t.valid) {
+                                 return std::nullopt;
+                               }
+                               return t.physical_address;
+                             });
 }
 
 void KvmEngine::kick(const void*) {
@@ -560,7 +546,7 @@ bool KvmEngine::shutdown_was_paging_refusal() {
 Exit KvmEngine::shutdown_exit() {
   Exit exit;
   exit.reason = ExitReason::kShutdown;
-  if (facts_.pvm && !facts_.vmx && !facts_.svm && shutdown_was_paging_refusal()) {
+  if (kvm_pvm() && shutdown_was_paging_refusal()) {
     exit.reason = ExitReason::kInternalError;
     exit.message =
         "this host's KVM cannot run 32-bit paged guests (it is kvm-pvm, without VT-x/AMD-V, and "
@@ -593,7 +579,7 @@ Exit KvmEngine::internal_error_exit() {
       break;
   }
   exit.message = fmt::format("{} {}", what, describe_guest_eip());
-  if (facts_.pvm && !facts_.vmx && !facts_.svm) {
+  if (kvm_pvm()) {
     exit.message +=
         "; this host's KVM (kvm-pvm, no VT-x/AMD-V) emulates guest code in software and does not "
         "support it: use --engine bt";
@@ -607,7 +593,7 @@ void KvmEngine::collect_stats(Stats& stats) {
   stats.set_text("kvm.cpuid", cpuid_model_set_
                                   ? "vmbt CPU model"
                                   : "host KVM refused KVM_SET_CPUID2 (not the vmbt model)");
-  stats.set_text("kvm.host", facts_.pvm && !facts_.vmx && !facts_.svm
+  stats.set_text("kvm.host", kvm_pvm()
                                  ? "kvm-pvm (software emulation, no VT-x/AMD-V)"
                                  : (facts_.vmx ? "VT-x" : (facts_.svm ? "AMD-V" : "unknown")));
 }

@@ -55,6 +55,9 @@ class KvmEngine final : public Engine {
 
   KvmSystem kvm_;
   KvmHostFacts facts_;
+  /// The host's KVM is kvm-pvm without VT-x/AMD-V: every guest instruction emulated in software,
+  /// no paging, no MSRs, debug registers or MXCSR kept (README "On hosts without VT-x/AMD-V").
+  bool kvm_pvm() const { return facts_.pvm && !facts_.vmx && !facts_.svm; }
   GuestMemory& memory_;
   /// (debug register, watchpoint) of the watchpoints set_debug() placed.
   std::vector<std::pair<size_t, DebugSettings::Watch>> watch_registers_;

@@ -4,8 +4,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "vmm/error.h"
 
@@ -41,6 +44,31 @@ GuestMemory::~GuestMemory() {
 bool GuestMemory::read(uint64_t gpa, void* dst, uint64_t len) const {
   if (!contains(gpa, len)) return false;
   if (len != 0) std::memcpy(dst, base_ + gpa, len);  // (dst may be null for an empty read)
+  return true;
+}
+
+bool GuestMemory::copy_linear(uint32_t linear, uint8_t* data, size_t size, bool write,
+                              const std::function<std::optional<uint64_t>(uint32_t)>& translate,
+                              const std::function<void(uint64_t, size_t)>& before_write) {
+  std::vector<std::pair<uint64_t, size_t>> pieces;  // (guest-physical address, bytes)
+  for (size_t done = 0; done < size;) {
+    const uint32_t at = linear + static_cast<uint32_t>(done);
+    const size_t chunk = std::min<size_t>(size - done, 0x1000 - (at & 0xfff));
+    const std::optional<uint64_t> gpa = translate(at);
+    if (!gpa || !contains(*gpa, chunk)) return false;
+    pieces.push_back({*gpa, chunk});
+    done += chunk;
+  }
+  size_t offset = 0;
+  for (const auto& [gpa, chunk] : pieces) {
+    if (write) {
+      if (before_write) before_write(gpa, chunk);
+      std::memcpy(base_ + gpa, data + offset, chunk);
+    } else {
+      std::memcpy(data + offset, base_ + gpa, chunk);
+    }
+    offset += chunk;
+  }
   return true;
 }
 

@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
 
 namespace vmbt {
@@ -35,6 +37,15 @@ class GuestMemory {
   /// Copies out of / into guest RAM; returns false (and copies nothing) when out of range.
   bool read(uint64_t gpa, void* dst, uint64_t len) const;
   bool write(uint64_t gpa, const void* src, uint64_t len);
+  /// Copies `size` bytes between `data` and guest *linear* address `linear` (write: into RAM),
+  /// page by page: `translate(linear)` gives the guest-physical address of each page's first
+  /// byte, or nullopt where nothing is mapped; `before_write(gpa, bytes)`, when given, runs
+  /// ahead of each piece written. Every page is translated and checked to be RAM before
+  /// anything is copied: false, with nothing copied, otherwise. (A debugger's accesses, which
+  /// each engine translates its own way.)
+  bool copy_linear(uint32_t linear, uint8_t* data, size_t size, bool write,
+                   const std::function<std::optional<uint64_t>(uint32_t)>& translate,
+                   const std::function<void(uint64_t, size_t)>& before_write = {});
   /// Little-endian scalar accessors; throw vmbt::Error when out of range (loader use only).
   uint32_t read32(uint64_t gpa) const;
   void write32(uint64_t gpa, uint32_t value);
