@@ -101,6 +101,27 @@ VcpuState BtEngine::state() {
   return s;
 }
 
+std::optional<uint64_t> BtEngine::read_platform_msr(uint32_t index) {
+  return msrs_ ? msrs_->read(index, read_tsc()) : std::nullopt;
+}
+
+bool BtEngine::write_platform_msr(uint32_t index, uint64_t value) {
+  if (!msrs_) return false;
+  const bool apic_was_enabled = msrs_->apic_enabled();
+  const uint32_t apic_base_was = msrs_->apic_base();
+  if (!msrs_->write(index, value, read_tsc())) return false;
+  if (msrs_->apic_enabled() != apic_was_enabled || msrs_->apic_base() != apic_base_was) {
+    // The APIC's page moved or appeared: the shadow page tables map the old and new frames as
+    // they were (RAM-less pages as all-ones pages, the APIC's as MMIO).
+    mmu_.flush_all();
+  }
+  return true;
+}
+
+CpuidEntry BtEngine::cpuid(uint32_t function, uint32_t index) {
+  return CpuModel::query(function, index, msrs_ ? msrs_->cpuid_dynamic() : CpuidDynamic{});
+}
+
 uint64_t BtEngine::read_tsc() {
   return __rdtsc() + static_cast<uint64_t>(tsc_offset_);
 }
@@ -363,7 +384,7 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
   switch (site.fast) {
     case CalloutSite::FastPath::kCpuid: {
       // Intel SDM Vol. 2A CPUID: never faults in protected mode; flags unaffected.
-      const CpuidEntry e = CpuModel::query(gpr[kEax], gpr[kEcx]);
+      const CpuidEntry e = cpuid(gpr[kEax], gpr[kEcx]);
       gpr[kEax] = e.eax;
       gpr[kEbx] = e.ebx;
       gpr[kEcx] = e.ecx;
@@ -978,8 +999,13 @@ Exit BtEngine::run() {
       }
       return Exit(ExitReason::kKicked);
     }
+    // The STI / MOV SS shadow covers exactly one instruction (Intel SDM Vol. 3A §6.8.3): with an
+    // interrupt waiting, that instruction runs as a block of its own and the interrupt comes
+    // before the next (which may be a CLI).
+    bool shadow_step = false;
     if (system_.interrupt_shadow) {
-      system_.interrupt_shadow = false;  // one more block runs before an interrupt is taken
+      system_.interrupt_shadow = false;
+      shadow_step = (s_.eflags & eflags::kIf) && interrupts_.interrupt_pending();
     } else if (!debug_.single_step && (s_.eflags & eflags::kIf) &&
                interrupts_.interrupt_pending()) {
       ++interrupts_delivered_;
@@ -1009,7 +1035,7 @@ Exit BtEngine::run() {
     const bool debug_one = debug_.single_step || debug_resume_;
     debug_resume_ = false;
     const uint32_t debug_eip = s_.eip, debug_cs = s_.seg[kCs].selector;
-    bool single = single_step_eip_ == s_.eip;
+    bool single = single_step_eip_ == s_.eip || shadow_step;
     single_step_eip_ = UINT32_MAX;
     const bool code_write = single && single_step_code_write_;
     const uint32_t unchecked = single && single_step_unchecked_ ? tb_flags::kSegUnchecked : 0;
@@ -1099,7 +1125,7 @@ Exit BtEngine::run() {
       case ExitKind::kNone:
         break;
       case ExitKind::kIrqWindow:
-        system_.interrupt_shadow = true;  // STI's shadow: one more block, then the interrupt
+        system_.interrupt_shadow = true;  // STI's shadow: one instruction, then the interrupt
         break;
       case ExitKind::kCallout:
         e = handle_callout(done);

@@ -22,6 +22,7 @@
 #include "bt/translator.h"
 #include "shadow_mmu/shadow_mmu.h"
 #include "vmm/engine.h"
+#include "vmm/msr_model.h"
 
 namespace vmbt::bt {
 
@@ -63,6 +64,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void set_port_io(std::function<bool(IoAccess&)> port_io) override {
     port_io_ = std::move(port_io);
   }
+  void set_platform_msrs(MsrModel* msrs) override { msrs_ = msrs; }
   void collect_stats(Stats& stats) override;
   std::string debug_notes() override;
   bool enable_perf_map() override;
@@ -84,6 +86,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
 
  private:
   // SystemHooks
+  std::optional<uint64_t> read_platform_msr(uint32_t index) override;
+  bool write_platform_msr(uint32_t index, uint64_t value) override;
+  CpuidEntry cpuid(uint32_t function, uint32_t index) override;
   uint64_t read_tsc() override;
   void write_tsc(uint64_t value) override;
   void on_paging_changed(const VcpuState& s) override;
@@ -243,6 +248,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// The run loop's port I/O handler (Engine::set_port_io): IN/OUT/INS/OUTS are performed here
   /// instead of ending run() with an I/O exit. Returns false when the run must stop.
   std::function<bool(IoAccess&)> port_io_;
+  MsrModel* msrs_ = nullptr;  ///< the platform's MSRs (Engine::set_platform_msrs)
   /// An exit a direct call produced inside translated code (HLT, shutdown, I/O without port_io_):
   /// run() returns it once translated code has been left.
   Exit direct_exit_;

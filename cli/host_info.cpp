@@ -1,36 +1,13 @@
 #include "cli/host_info.h"
 
-#include <time.h>
-#include <x86intrin.h>
-
 #include <fstream>
 #include <sstream>
 
 #include "hw/kvm_system.h"
 #include "vmm/error.h"
+#include "vmm/machine/irq.h"
 
 namespace vmbt {
-
-namespace {
-
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-double measure_tsc_hz() {
-  const uint64_t t0 = monotonic_ns();
-  const uint64_t c0 = __rdtsc();
-  uint64_t t1;
-  do {
-    t1 = monotonic_ns();
-  } while (t1 - t0 < 50'000'000);
-  const uint64_t c1 = __rdtsc();
-  return static_cast<double>(c1 - c0) * 1e9 / static_cast<double>(t1 - t0);
-}
-
-}  // namespace
 
 HostInfo read_host_info() {
   HostInfo info;
@@ -55,7 +32,7 @@ HostInfo read_host_info() {
   }
   if (info.cpu_model.empty()) info.cpu_model = "unknown CPU";
   info.invariant_tsc = constant && nonstop;
-  info.tsc_hz = measure_tsc_hz();
+  info.tsc_hz = host_tsc_hz();
 
   try {
     KvmSystem kvm;

@@ -23,7 +23,7 @@ std::vector<CpuidEntry> CpuModel::leaves() {
   // Leaf 2: AL=1 (one iteration), descriptor bytes 0 = none.
   out.push_back({2, 0, 1, 0, 0, 0});
   out.push_back({0x80000000u, 0, 0x80000004u, 0, 0, 0});
-  out.push_back({0x80000001u, 0, 0, 0, 0, 0});
+  out.push_back({0x80000001u, 0, 0, 0, 0, kExtFeaturesEdx});
   char brand[48] = {};
   std::memcpy(brand, kBrand, std::strlen(kBrand));
   for (uint32_t i = 0; i < 3; ++i) {
@@ -33,12 +33,14 @@ std::vector<CpuidEntry> CpuModel::leaves() {
   return out;
 }
 
-CpuidEntry CpuModel::query(uint32_t function, uint32_t index) {
+CpuidEntry CpuModel::query(uint32_t function, uint32_t index, const CpuidDynamic& dynamic) {
   static const std::vector<CpuidEntry> all = leaves();  // fixed: built once
   uint32_t max_basic = all[0].eax;
   uint32_t max_ext = 0x80000004u;
   if (function >= 0x80000000u) {
     if (function > max_ext) return {function, index, 0, 0, 0, 0};
+  } else if ((function & 0xF0000000u) == 0x40000000u) {
+    return {function, index, 0, 0, 0, 0};
   } else if (function > max_basic) {
     function = max_basic;
   }
@@ -46,6 +48,8 @@ CpuidEntry CpuModel::query(uint32_t function, uint32_t index) {
     if (e.function == function) {
       CpuidEntry r = e;
       r.index = index;
+      if (function == 1 && !dynamic.apic_enabled) r.edx &= ~kApicFeature;
+      if (function == 0x80000001u && dynamic.xd_disabled) r.edx &= ~kExtFeaturesEdx;
       return r;
     }
   }
@@ -53,8 +57,10 @@ CpuidEntry CpuModel::query(uint32_t function, uint32_t index) {
 }
 
 std::string CpuModel::describe() {
-  return fmt::format("{} family {} model {} stepping {} \"{}\" (CPUID.1 EDX={:#010x} ECX={:#x})",
-                     kVendor, kFamily, kModel, kStepping, kBrand, kFeaturesEdx, kFeaturesEcx);
+  return fmt::format(
+      "{} family {} model {} stepping {} \"{}\" (CPUID.1 EDX={:#010x} ECX={:#x}, "
+      "80000001H EDX={:#x})",
+      kVendor, kFamily, kModel, kStepping, kBrand, kFeaturesEdx, kFeaturesEcx, kExtFeaturesEdx);
 }
 
 }  // namespace vmbt

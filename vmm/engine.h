@@ -17,6 +17,7 @@ namespace vmbt {
 
 class GuestMemory;
 class InterruptSource;
+class MsrModel;
 struct CpuModel;
 
 /// Why Engine::run() returned.
@@ -118,6 +119,10 @@ class Engine {
   /// the run loop counts exits, and returns false when the run must stop (a debug-exit write or a
   /// reset request; the engine then returns from run() soon). Engines that exit for I/O ignore it.
   virtual void set_port_io(std::function<bool(IoAccess&)> /*port_io*/) {}
+  /// The platform's MSRs (IA32_APIC_BASE, MTRRs, PAT, IA32_TSC_DEADLINE: vmm/msr_model.h), for
+  /// an engine that executes RDMSR/WRMSR itself (bt). Without them those MSRs raise #GP. The kvm
+  /// engine leaves MSRs to KVM.
+  virtual void set_platform_msrs(MsrModel* /*msrs*/) {}
   /// Adds the engine's own counters (under "bt." or "kvm.") to `stats`.
   virtual void collect_stats(Stats& stats) = 0;
   /// What the engine knows that helps debug a failed run, beyond the registers (bt: the blocks

@@ -160,6 +160,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
     return !machine.exit_requested();
   };
   engine.set_port_io(perform_io);
+  engine.set_platform_msrs(&machine.msrs());
 
   // The debugger, when there is one: it holds the guest while stopped; true = the run ends.
   gdb::GdbServer* const debugger = options.gdb;
@@ -244,6 +245,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
     }
   }
   engine.set_port_io({});
+  engine.set_platform_msrs(nullptr);
   if (debugger) debugger->guest_exited(result.status);
   if (fatal && options.fatal_dump) {
     fmt::print(options.fatal_dump, "vmbt: guest state at the end ({}):\n{}{}", engine.name(),

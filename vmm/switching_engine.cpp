@@ -18,6 +18,11 @@ void SwitchingEngine::set_port_io(std::function<bool(IoAccess&)> port_io) {
   engines_[1]->set_port_io(std::move(port_io));
 }
 
+void SwitchingEngine::set_platform_msrs(MsrModel* msrs) {
+  engines_[0]->set_platform_msrs(msrs);
+  engines_[1]->set_platform_msrs(msrs);
+}
+
 void SwitchingEngine::schedule(uint64_t first_ns, uint64_t period_ns) {
   scheduled_ = true;
   next_switch_ns_ = first_ns;

@@ -34,6 +34,7 @@ class SwitchingEngine final : public Engine {
   Exit run() override;
   void kick(const void* signal_context) override { current()->kick(signal_context); }
   void set_port_io(std::function<bool(IoAccess&)> port_io) override;
+  void set_platform_msrs(MsrModel* msrs) override;
   void collect_stats(Stats& stats) override;
   std::string debug_notes() override { return current()->debug_notes(); }
   bool enable_perf_map() override {

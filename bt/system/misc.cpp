@@ -9,18 +9,14 @@ namespace vmbt::bt {
 using sys::Insn;
 
 namespace {
-constexpr uint32_t kMsrTsc = 0x10, kMsrPlatformId = 0x17, kMsrApicBase = 0x1b,
-                   kMsrBiosSignId = 0x8b, kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175,
-                   kMsrSysenterEip = 0x176, kMsrMiscEnable = 0x1a0;
-/// IA32_MISC_ENABLE as a family-6 Intel CPU without these features reports it (Intel SDM Vol. 4,
-/// Table 2-2): fast strings enabled (bit 0), branch trace storage unavailable (bit 11), PEBS
-/// unavailable (bit 12). Linux reads it on every Intel family-6 CPU.
-constexpr uint64_t kMiscEnableValue = (1u << 0) | (1u << 11) | (1u << 12);
+// The MSRs the engine keeps itself (the rest are the platform's: vmm/msr_model.h has the table).
+constexpr uint32_t kMsrTsc = 0x10, kMsrPlatformId = 0x17, kMsrBiosSignId = 0x8b,
+                   kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175, kMsrSysenterEip = 0x176;
 }  // namespace
 
-// CPUID: the leaves of the vmbt CPU model.
+// CPUID: the leaves of the vmbt CPU model, as the platform presents them.
 StepResult SystemEmulator::cpuid(VcpuState& s, const Insn& in) {
-  const CpuidEntry e = CpuModel::query(s.gpr[kEax], s.gpr[kEcx]);
+  const CpuidEntry e = hooks_.cpuid(s.gpr[kEax], s.gpr[kEcx]);
   s.gpr[kEax] = e.eax;
   s.gpr[kEbx] = e.ebx;
   s.gpr[kEcx] = e.ecx;
@@ -46,7 +42,7 @@ StepResult SystemEmulator::rdpmc(VcpuState& /*s*/, const Insn& /*in*/) {
 }
 
 // RDMSR: CPL0; IA32_TIME_STAMP_COUNTER, IA32_SYSENTER_CS/ESP/EIP, IA32_BIOS_SIGN_ID (reads 0: no
-// microcode update loaded); any other MSR (IA32_APIC_BASE included: no APIC) -> #GP(0).
+// microcode update loaded), IA32_PLATFORM_ID; the platform's MSRs; any other MSR -> #GP(0).
 StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
   if (sys::cpl(s) != 0) sys::gp(0);
   uint64_t v;
@@ -67,12 +63,12 @@ StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
     case kMsrPlatformId:  // no microcode update, platform 0
       v = 0;
       break;
-    case kMsrMiscEnable:
-      v = kMiscEnableValue;
+    default: {
+      const std::optional<uint64_t> platform = hooks_.read_platform_msr(s.gpr[kEcx]);
+      if (!platform) sys::gp(0);
+      v = *platform;
       break;
-    case kMsrApicBase:
-    default:
-      sys::gp(0);
+    }
   }
   s.gpr[kEax] = static_cast<uint32_t>(v);
   s.gpr[kEdx] = static_cast<uint32_t>(v >> 32);
@@ -81,7 +77,8 @@ StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
 }
 
 // WRMSR: CPL0; the same MSRs (SYSENTER MSRs keep the low 32 bits; a write to IA32_BIOS_SIGN_ID is
-// accepted and ignored); others -> #GP(0).
+// accepted and ignored; IA32_PLATFORM_ID is read-only); the platform's, which may refuse a value
+// with #GP(0); others -> #GP(0).
 StepResult SystemEmulator::wrmsr(VcpuState& s, const Insn& in) {
   if (sys::cpl(s) != 0) sys::gp(0);
   const uint64_t v = (uint64_t{s.gpr[kEdx]} << 32) | s.gpr[kEax];
@@ -100,11 +97,10 @@ StepResult SystemEmulator::wrmsr(VcpuState& s, const Insn& in) {
       s.sysenter_eip = s.gpr[kEax];
       break;
     case kMsrBiosSignId:
-    case kMsrMiscEnable:  // accepted; the model has none of the features it would switch
       break;
-    case kMsrApicBase:
     default:
-      sys::gp(0);
+      if (!hooks_.write_platform_msr(s.gpr[kEcx], v)) sys::gp(0);
+      break;
   }
   s.eip = in.next_eip;
   return {};

@@ -7,9 +7,11 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "bt/system/guest_access.h"
+#include "vmm/cpu_model.h"
 #include "vmm/cpu_state.h"
 
 namespace vmbt::bt {
@@ -55,6 +57,15 @@ class SystemHooks {
   virtual uint64_t read_tsc() = 0;
   /// WRMSR IA32_TIME_STAMP_COUNTER: the guest sets its TSC (the engine adjusts its offset).
   virtual void write_tsc(uint64_t /*value*/) {}
+  /// RDMSR of an MSR the platform keeps (vmm/msr_model.h): its value, or nullopt for #GP(0).
+  virtual std::optional<uint64_t> read_platform_msr(uint32_t /*index*/) { return std::nullopt; }
+  /// WRMSR of such an MSR: false for #GP(0).
+  virtual bool write_platform_msr(uint32_t /*index*/, uint64_t /*value*/) { return false; }
+  /// CPUID.EAX=function,ECX=index as the platform presents it now (CpuModel::query, with the
+  /// APIC feature bit following IA32_APIC_BASE.EN).
+  virtual CpuidEntry cpuid(uint32_t function, uint32_t index) {
+    return CpuModel::query(function, index);
+  }
   /// CR0.PG/WP/PE, CR3, CR4.PSE/PGE/PAE written: the MMU must flush or switch.
   virtual void on_paging_changed(const VcpuState&) {}
   /// INVLPG executed at CPL0 for this linear address.

@@ -27,6 +27,7 @@ constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
 
 constexpr uint32_t kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175, kMsrSysenterEip = 0x176,
                    kMsrTsc = 0x10;
+constexpr uint32_t kCpuidTscDeadline = 1u << 24;  ///< CPUID.1:ECX.TSC-DEADLINE
 
 void check(int rc, const char* what) {
   if (rc < 0) throw Error(fmt::format("KVM {} failed: {}", what, std::strerror(errno)));
@@ -154,6 +155,10 @@ KvmEngine::KvmEngine(GuestMemory& memory, InterruptSource& interrupts)
     e.ebx = leaves[i].ebx;
     e.ecx = leaves[i].ecx;
     e.edx = leaves[i].edx;
+    // IA32_TSC_DEADLINE is KVM's, which ignores it without an in-kernel local APIC (vmbt's is in
+    // user space, vmm/devices/local_apic.h): the guest is told there is no TSC-deadline mode
+    // and uses the APIC timer's one-shot mode, whose registers reach vmbt's APIC as MMIO.
+    if (e.function == 1) e.ecx &= ~kCpuidTscDeadline;
   }
   // kvm-pvm refuses KVM_SET_CPUID2 (EINVAL): the guest then sees that host's CPUID, and
   // `vmbt probe` and --stats say so.

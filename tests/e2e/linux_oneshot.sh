@@ -9,7 +9,9 @@
 # --oneshot) and checks that the commands' output came back and the run ended with status 0 via
 # poweroff. Expected values are the architecture's and the vmbt CPU model's, not vmbt's own output:
 # `uname -m` is i686 on a 686 kernel; /proc/cpuinfo's "model name" is the CPUID brand string of
-# vmm/cpu_model.h.
+# vmm/cpu_model.h. The PC platform as Linux finds it (issue 11): the local APIC timer (LOC) and
+# the I/O APIC's timer line count in /proc/interrupts, ACPI raised no error, hpet and acpi_pm are
+# clocksources, and poweroff is the ACPI S5 soft-off.
 #
 # On a host whose KVM refuses 32-bit paging (kvm-pvm), the kvm engine must refuse the guest at
 # once with a clear message; that is what the kvm test checks there.
@@ -31,7 +33,7 @@ if [[ $engine == kvm ]] && ! [[ -r /dev/kvm && -w /dev/kvm ]]; then
   exit 77
 fi
 
-commands='uname -m; grep -m1 "model name" /proc/cpuinfo; echo sum=$((6*7))'
+commands='uname -m; grep -m1 "model name" /proc/cpuinfo; echo sum=$((6*7)); cat /proc/interrupts; echo clocksources: $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource); dmesg | grep -c -E "ACPI (BIOS )?(Error|Warning)" | sed "s/^/acpi-problems=/"'
 img=$("$src/scripts/get-debian-guest" --oneshot "$commands" 2>"${TMPDIR:-/tmp}/vmbt-get-guest.log")
 rc=$?
 if [[ $rc -eq 3 || $rc -eq 4 ]]; then
@@ -61,10 +63,12 @@ fi
 show() { echo "--- status $status after ${elapsed}s; stdout tail:"; tail -20 "$out"; echo "--- stderr:"; head -40 "$err"; }
 [[ $status -eq 0 ]] || { show; fail "vmbt exited with status $status (want 0: poweroff)"; }
 wants=("^i686" "model name.*: vmbt virtual CPU \(IA-32, binary translation\)" "^sum=42"
-  "^VMBT-ONESHOT-DONE")
+  "^VMBT-ONESHOT-DONE" "^ *LOC: +[1-9][0-9]* " "^ *0: +[1-9][0-9]* +IO-APIC +2-edge +timer"
+  "^clocksources: .*hpet" "^clocksources: .*acpi_pm" "^acpi-problems=0")
 [[ $memory == *G ]] && wants+=("Initializing HighMem")
 for want in "${wants[@]}"; do
   grep -Eq "$want" <(tr -d '\r' <"$out") || { show; fail "no line matching '$want' on the console"; }
 done
+grep -q "guest powered off (ACPI S5)" "$err" || { show; fail "the run did not end by ACPI S5 soft-off"; }
 echo "ok linux.$engine.$name: booted, ran the commands and powered off in ${elapsed}s"
 grep -E "run_seconds|bt.blocks_translated|exits.io " "$err" || true

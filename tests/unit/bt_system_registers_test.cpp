@@ -403,13 +403,15 @@ TEST_F(SysRegistersTest, RdmsrOfTscMicrocodeAndUnknownMsrs) {
   step();
   EXPECT_EQ(s.gpr[kEax], 0u);
   EXPECT_EQ(s.gpr[kEdx], 0u);
-  // IA32_MISC_ENABLE exists on every family-6 Intel CPU (SDM Vol. 4 Table 2-2): fast strings on,
-  // BTS and PEBS unavailable.
+  // An MSR the platform keeps (vmm/msr_model.h) is read from it.
   s.eip = kCode;
+  hooks.platform_msrs[0x1a0] = 0x400001801ull;
   s.gpr[kEcx] = 0x1a0;
   step();
-  EXPECT_EQ(s.gpr[kEax], (1u << 0) | (1u << 11) | (1u << 12));
-  EXPECT_EQ(s.gpr[kEdx], 0u);
+  EXPECT_EQ(s.gpr[kEax], 0x1801u);
+  EXPECT_EQ(s.gpr[kEdx], 0x4u);
+  EXPECT_EQ(s.eip, kCode + 2);
+  // One neither keeps: #GP(0).
   for (uint32_t msr : {0x1bu, 0xc0000080u}) {
     SetUp();
     enter_cpl0();
@@ -418,6 +420,28 @@ TEST_F(SysRegistersTest, RdmsrOfTscMicrocodeAndUnknownMsrs) {
     step();
     EXPECT_EQ(s.eip, handler(13)) << std::hex << msr;
     EXPECT_EQ(stack32(0), 0u);
+  }
+}
+
+TEST_F(SysRegistersTest, WrmsrReachesThePlatformWhichMayRefuse) {
+  enter_cpl0();
+  hooks.platform_msrs[0x277] = 0;
+  s.gpr[kEcx] = 0x277;
+  s.gpr[kEax] = 0x00070406;
+  s.gpr[kEdx] = 0x00070406;
+  code({0x0f, 0x30});
+  step();
+  EXPECT_EQ(hooks.platform_msrs[0x277], 0x0007040600070406ull);
+  EXPECT_EQ(s.eip, kCode + 2);
+  // IA32_PLATFORM_ID is read-only and an unknown MSR absent: both #GP(0), nothing written.
+  for (uint32_t msr : {0x17u, 0x3au}) {
+    SetUp();
+    enter_cpl0();
+    s.gpr[kEcx] = msr;
+    code({0x0f, 0x30});
+    step();
+    EXPECT_EQ(s.eip, handler(13)) << std::hex << msr;
+    EXPECT_EQ(hooks.platform_msrs.count(msr), 0u);
   }
 }
 

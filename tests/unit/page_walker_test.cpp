@@ -457,7 +457,7 @@ TEST(PageWalkerProperty, RandomTablesMatchReferenceWalker) {
   EXPECT_GT(oks, 1000);
   EXPECT_GT(large, 200);
   EXPECT_GT(not_present, 300);
-  EXPECT_GT(reserved, 200);
+  EXPECT_GT(reserved, 100);  // with PAT advertised, fewer bits are reserved (Tables 4-4, 4-6)
   EXPECT_GT(protection, 300);
   EXPECT_GT(writes, 300);
 }

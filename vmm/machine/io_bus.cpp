@@ -80,9 +80,18 @@ void MmioBus::add(uint64_t base, uint64_t length, MmioDevice* device, std::strin
   ranges_.push_back({base, length, device, std::move(name)});
 }
 
+void MmioBus::relocate(const MmioDevice* device, uint64_t base, bool visible) {
+  for (auto& r : ranges_) {
+    if (r.device == device) {
+      r.base = base;
+      r.visible = visible;
+    }
+  }
+}
+
 const MmioBus::Range* MmioBus::find(uint64_t gpa) const {
   for (const auto& r : ranges_) {
-    if (gpa >= r.base && gpa - r.base < r.length) return &r;
+    if (r.visible && gpa >= r.base && gpa - r.base < r.length) return &r;
   }
   return nullptr;
 }

@@ -72,6 +72,10 @@ class IoBus {
 class MmioBus {
  public:
   void add(uint64_t base, uint64_t length, MmioDevice* device, std::string name);
+  /// Moves `device`'s window (added before) to `base`, or hides it (`visible` false). A moved
+  /// window may overlap another; windows added earlier take precedence (the local APIC's page
+  /// hides what lies under it, as the processor's own APIC intercepts accesses to its page).
+  void relocate(const MmioDevice* device, uint64_t base, bool visible);
   /// True when some device claims `gpa`.
   bool claims(uint64_t gpa) const { return find(gpa) != nullptr; }
   uint64_t read(uint64_t gpa, unsigned size);
@@ -84,6 +88,7 @@ class MmioBus {
     uint64_t base, length;
     MmioDevice* device;
     std::string name;
+    bool visible = true;
   };
   const Range* find(uint64_t gpa) const;
   std::vector<Range> ranges_;

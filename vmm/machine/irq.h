@@ -33,6 +33,9 @@ class NoInterrupts final : public InterruptSource {
 
 /// Host monotonic time in nanoseconds; devices keep their time in this unit.
 uint64_t host_now_ns();
+/// The host TSC's rate in Hz (both engines' guest TSCs tick at it), measured against host_now_ns()
+/// over 10 ms on the first call and remembered.
+double host_tsc_hz();
 
 /// A device whose state advances with host time (PIT, RTC) or host input (UART).
 class PolledDevice {

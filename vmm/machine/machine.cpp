@@ -5,16 +5,22 @@
 
 #include <fmt/format.h>
 
+#include "vmm/boot/acpi_tables.h"
+#include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/cmos_rtc.h"
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/fw_cfg.h"
+#include "vmm/devices/hpet.h"
 #include "vmm/devices/i8042.h"
+#include "vmm/devices/ioapic.h"
+#include "vmm/devices/local_apic.h"
 #include "vmm/devices/pci_host.h"
 #include "vmm/devices/pic8259.h"
 #include "vmm/devices/pit8254.h"
 #include "vmm/devices/port92.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/error.h"
+#include "vmm/msr_model.h"
 
 namespace vmbt {
 
@@ -31,9 +37,19 @@ Machine::Machine(const MachineConfig& config)
 
   pic_ = std::make_unique<Pic8259Pair>();
   pic_->register_ports(io_);
-  com1_ = std::make_unique<Uart16550>(kCom1Base, *pic_, kCom1Irq, *config.console);
+  // The local APIC's page first: it takes precedence wherever the guest moves it.
+  lapic_ = std::make_unique<LocalApic>(*pic_, host_now_ns, host_tsc_hz);
+  mmio_.add(LocalApic::kDefaultBase, 0x1000, lapic_.get(), "local-apic");
+  lapic_->set_on_base_change(
+      [this] { mmio_.relocate(lapic_.get(), lapic_->base(), lapic_->hardware_enabled()); });
+  ioapic_ = std::make_unique<IoApic>(*lapic_);
+  mmio_.add(IoApic::kBase, IoApic::kWindow, ioapic_.get(), "ioapic");
+  lapic_->set_eoi_listener([this](uint8_t vector) { ioapic_->eoi(vector); });
+  isa_irqs_ = std::make_unique<IsaIrqRouter>(*pic_, *ioapic_);
+  msrs_ = std::make_unique<MsrModel>(*lapic_);
+  com1_ = std::make_unique<Uart16550>(kCom1Base, *isa_irqs_, kCom1Irq, *config.console);
   com1_->register_ports(io_);
-  pit_ = std::make_unique<Pit8254>(*pic_);
+  pit_ = std::make_unique<Pit8254>(*isa_irqs_);
   pit_->register_ports(io_);
   rtc_ = std::make_unique<CmosRtc>(config.ram_bytes);
   io_.add(0x70, 2, rtc_.get(), "cmos-rtc");
@@ -43,20 +59,32 @@ Machine::Machine(const MachineConfig& config)
   io_.add(0x80, 1, post_.get(), "post");
   fw_cfg_ = std::make_unique<FwCfg>(config.ram_bytes, 1);
   io_.add(0x510, 2, fw_cfg_.get(), "fw_cfg");
-  i8042_ = std::make_unique<I8042>(*pic_);
+  i8042_ = std::make_unique<I8042>(*isa_irqs_);
   i8042_->register_ports(io_);
   port92_ = std::make_unique<Port92>();
   port92_->register_ports(io_);
   pci_host_ = std::make_unique<PciHost>();
   pci_host_->register_ports(io_);
+  acpi_pm_ = std::make_unique<AcpiPm>(host_now_ns);
+  acpi_pm_->register_ports(io_);
+  hpet_ = std::make_unique<Hpet>(*isa_irqs_, *ioapic_, host_now_ns);
+  mmio_.add(Hpet::kBase, Hpet::kWindow, hpet_.get(), "hpet");
+  // The tables firmware would leave in the BIOS area (there is no firmware: the machine is it).
+  AcpiPlatform acpi;
+  acpi.local_apic_base = LocalApic::kDefaultBase;
+  acpi.ioapic_base = IoApic::kBase;
+  acpi.pm_base = AcpiPm::kBase;
+  acpi.hpet_base = Hpet::kBase;
+  acpi.hpet_block_id = Hpet::kCapabilitiesLow;
+  write_acpi_tables(memory_, acpi);
 
-  polled_ = {pit_.get(), com1_.get()};
+  polled_ = {pit_.get(), com1_.get(), lapic_.get(), hpet_.get()};
 }
 
 Machine::~Machine() = default;
 
 InterruptSource& Machine::interrupts() {
-  return *pic_;
+  return *lapic_;
 }
 
 void Machine::handle_io(IoAccess& a) {
@@ -97,6 +125,7 @@ uint64_t Machine::next_deadline_ns() const {
 std::optional<int> Machine::exit_requested() const {
   if (auto s = debug_exit_->exit_status()) return s;
   if (auto s = i8042_->reset_requested()) return s;
+  if (auto s = acpi_pm_->power_off_requested()) return s;
   return port92_->reset_requested();
 }
 
@@ -105,6 +134,7 @@ std::string Machine::exit_request_reason() const {
     return fmt::format("guest requested exit (isa-debug-exit), status {}", *s);
   }
   if (i8042_->reset_requested()) return I8042::kResetReason;
+  if (acpi_pm_->power_off_requested()) return AcpiPm::kPowerOffReason;
   if (port92_->reset_requested()) return Port92::kResetReason;
   return {};
 }

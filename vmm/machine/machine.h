@@ -27,6 +27,12 @@ class FwCfg;
 class I8042;
 class Port92;
 class PciHost;
+class LocalApic;
+class IoApic;
+class IsaIrqRouter;
+class MsrModel;
+class AcpiPm;
+class Hpet;
 
 struct MachineConfig {
   uint64_t ram_bytes = 256ull << 20;
@@ -34,10 +40,14 @@ struct MachineConfig {
   FILE* trace_io = nullptr;        ///< log every port/MMIO access here when set
 };
 
-/// An ISA PC: RAM, COM1 16550A at 0x3f8/IRQ4, 8259A pair, 8254 PIT with port 0x61, MC146818 RTC,
+/// A PC: RAM, the vCPU's local APIC at 0xFEE00000 (xAPIC, LINT0 virtual wire to the 8259s), an
+/// I/O APIC at 0xFEC00000 seeing every ISA IRQ (IRQ0 on pin 2), COM1 16550A at 0x3f8/IRQ4, 8259A
+/// pair, 8254 PIT with port 0x61, MC146818 RTC,
 /// isa-debug-exit at 0xf4, POST port 0x80, fw_cfg at 0x510, 8042 keyboard controller at 0x60/0x64
 /// (IRQ1/12, nothing attached), System Control Port A at 0x92, PCI configuration mechanism #1 at
-/// 0xcf8-0xcff with an i440FX host bridge. Both engines' exits are answered here,
+/// 0xcf8-0xcff with an i440FX host bridge, an HPET at 0xFED00000, ACPI fixed hardware at 0x600
+/// (PM1 blocks, PM timer)
+/// and the ACPI tables at 0xE0000 that describe it all. Both engines' exits are answered here,
 /// so a guest sees the same devices whichever engine runs it.
 class Machine {
  public:
@@ -48,7 +58,12 @@ class Machine {
   const MemoryMap& memory_map() const { return map_; }
   IoBus& io() { return io_; }
   MmioBus& mmio() { return mmio_; }
+  /// The CPU's INTR: the local APIC (which passes the 8259's through LINT0).
   InterruptSource& interrupts();
+  /// The platform's MSRs (IA32_APIC_BASE, MTRRs, PAT, ...) for the engines' RDMSR/WRMSR.
+  MsrModel& msrs() { return *msrs_; }
+  LocalApic& local_apic() { return *lapic_; }
+  IoApic& ioapic() { return *ioapic_; }
 
   /// Performs a port-I/O exit on the bus (every element of a string I/O).
   void handle_io(IoAccess& access);
@@ -70,6 +85,10 @@ class Machine {
   IoBus io_;
   MmioBus mmio_;
   std::unique_ptr<Pic8259Pair> pic_;
+  std::unique_ptr<LocalApic> lapic_;
+  std::unique_ptr<IoApic> ioapic_;
+  std::unique_ptr<IsaIrqRouter> isa_irqs_;
+  std::unique_ptr<MsrModel> msrs_;
   std::unique_ptr<Uart16550> com1_;
   std::unique_ptr<Pit8254> pit_;
   std::unique_ptr<CmosRtc> rtc_;
@@ -79,6 +98,8 @@ class Machine {
   std::unique_ptr<I8042> i8042_;
   std::unique_ptr<Port92> port92_;
   std::unique_ptr<PciHost> pci_host_;
+  std::unique_ptr<AcpiPm> acpi_pm_;
+  std::unique_ptr<Hpet> hpet_;
   std::vector<PolledDevice*> polled_;
 };
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -83,8 +84,21 @@ class FakeHooks : public SystemHooks {
   void on_segment_loaded(const VcpuState&, unsigned seg) override {
     segments_loaded.push_back(seg);
   }
+  std::optional<uint64_t> read_platform_msr(uint32_t index) override {
+    auto it = platform_msrs.find(index);
+    if (it == platform_msrs.end()) return std::nullopt;
+    return it->second;
+  }
+  bool write_platform_msr(uint32_t index, uint64_t value) override {
+    auto it = platform_msrs.find(index);
+    if (it == platform_msrs.end()) return false;
+    it->second = value;
+    return true;
+  }
 
   uint64_t tsc = 0x0123456789abcdefull;
+  /// The platform's MSRs as the fake has them: those present, with their values.
+  std::map<uint32_t, uint64_t> platform_msrs;
   std::vector<uint64_t> written_tsc;
   int paging_changes = 0;
   std::vector<uint32_t> invlpg;

@@ -1,0 +1,175 @@
+#include "vmm/boot/acpi_tables.h"
+
+#include <cstring>
+
+#include "vmm/error.h"
+#include "vmm/machine/guest_memory.h"
+
+namespace vmbt {
+
+namespace {
+// Where the tables go in the BIOS area (each below 0xF0000; the RSDP first, 16-byte aligned).
+constexpr uint32_t kRsdp = 0xE0000, kFacs = 0xE0040, kRsdt = 0xE0080, kFadt = 0xE0100,
+                   kMadt = 0xE0200, kHpet = 0xE0300, kDsdt = 0xE0400, kEnd = 0xE1000;
+constexpr char kOemId[7] = "VMBT  ";
+constexpr char kOemTableId[9] = "VMBTPC  ";
+
+void put(GuestMemory& memory, uint32_t gpa, const std::vector<uint8_t>& bytes) {
+  if (gpa + bytes.size() > kEnd || !memory.write(gpa, bytes.data(), bytes.size())) {
+    throw Error("internal error: the ACPI tables do not fit the BIOS area (or RAM is too small)");
+  }
+}
+
+/// AML for `Name (_S5, Package (4) {0, 0, 0, 0})` (ACPI 6.5 §20.2.5.1 NameOp, §20.2.5.4
+/// DefPackage): NameOp, NameSeg, PackageOp, PkgLength 6, NumElements 4, four ZeroOps.
+const std::vector<uint8_t> kS5Aml = {0x08, '_', 'S', '5', '_', 0x12, 0x06, 0x04, 0, 0, 0, 0};
+}  // namespace
+
+uint8_t acpi_checksum(const uint8_t* bytes, size_t length) {
+  uint8_t sum = 0;
+  for (size_t i = 0; i < length; ++i) sum = static_cast<uint8_t>(sum + bytes[i]);
+  return static_cast<uint8_t>(0x100 - sum);
+}
+
+AcpiTable::AcpiTable(const char signature[4], uint8_t revision) {
+  bytes_.assign(signature, signature + 4);
+  add32(0);  // length, set by finish()
+  add8(revision);
+  add8(0);  // checksum, set by finish()
+  bytes_.insert(bytes_.end(), kOemId, kOemId + 6);
+  bytes_.insert(bytes_.end(), kOemTableId, kOemTableId + 8);
+  add32(1);                                           // OEM revision
+  bytes_.insert(bytes_.end(), {'V', 'M', 'B', 'T'});  // creator ID
+  add32(1);                                           // creator revision
+}
+
+void AcpiTable::add16(uint16_t v) {
+  add8(static_cast<uint8_t>(v));
+  add8(static_cast<uint8_t>(v >> 8));
+}
+
+void AcpiTable::add32(uint32_t v) {
+  add16(static_cast<uint16_t>(v));
+  add16(static_cast<uint16_t>(v >> 16));
+}
+
+void AcpiTable::add64(uint64_t v) {
+  add32(static_cast<uint32_t>(v));
+  add32(static_cast<uint32_t>(v >> 32));
+}
+
+std::vector<uint8_t> AcpiTable::finish() {
+  const uint32_t length = static_cast<uint32_t>(bytes_.size());
+  std::memcpy(&bytes_[4], &length, 4);
+  bytes_[9] = 0;
+  bytes_[9] = acpi_checksum(bytes_.data(), bytes_.size());
+  return bytes_;
+}
+
+AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
+  AcpiLayout layout{kRsdp, kRsdt, kFadt, kFacs, kMadt, kDsdt, p.hpet_base ? kHpet : 0};
+
+  // FACS: no header checksum; signature, length, hardware signature, waking vector, global lock,
+  // flags, then reserved bytes to 64.
+  std::vector<uint8_t> facs(64, 0);
+  std::memcpy(facs.data(), "FACS", 4);
+  facs[4] = 64;
+  put(memory, kFacs, facs);
+
+  AcpiTable dsdt("DSDT", 1);
+  dsdt.add_bytes(kS5Aml);
+  put(memory, kDsdt, dsdt.finish());
+
+  AcpiTable fadt("FACP", 1);
+  fadt.add32(kFacs);          // 36 FIRMWARE_CTRL
+  fadt.add32(kDsdt);          // 40 DSDT
+  fadt.add8(1);               // 44 INT_MODEL (ACPI 1.0): multiple APIC
+  fadt.add8(0);               // 45 reserved (Preferred_PM_Profile from 2.0)
+  fadt.add16(p.sci_irq);      // 46 SCI_INT
+  fadt.add32(0);              // 48 SMI_CMD: none, always in ACPI mode
+  fadt.add8(0);               // 52 ACPI_ENABLE
+  fadt.add8(0);               // 53 ACPI_DISABLE
+  fadt.add8(0);               // 54 S4BIOS_REQ
+  fadt.add8(0);               // 55 PSTATE_CNT
+  fadt.add32(p.pm_base);      // 56 PM1a_EVT_BLK
+  fadt.add32(0);              // 60 PM1b_EVT_BLK
+  fadt.add32(p.pm_base + 4);  // 64 PM1a_CNT_BLK
+  fadt.add32(0);              // 68 PM1b_CNT_BLK
+  fadt.add32(0);              // 72 PM2_CNT_BLK
+  fadt.add32(p.pm_base + 8);  // 76 PM_TMR_BLK
+  fadt.add32(0);              // 80 GPE0_BLK
+  fadt.add32(0);              // 84 GPE1_BLK
+  fadt.add8(4);               // 88 PM1_EVT_LEN
+  fadt.add8(2);               // 89 PM1_CNT_LEN
+  fadt.add8(0);               // 90 PM2_CNT_LEN
+  fadt.add8(4);               // 91 PM_TMR_LEN
+  fadt.add8(0);               // 92 GPE0_BLK_LEN
+  fadt.add8(0);               // 93 GPE1_BLK_LEN
+  fadt.add8(0);               // 94 GPE1_BASE
+  fadt.add8(0);               // 95 CST_CNT
+  fadt.add16(101);            // 96 P_LVL2_LAT: > 100, C2 not supported
+  fadt.add16(1001);           // 98 P_LVL3_LAT: > 1000, C3 not supported
+  fadt.add16(0);              // 100 FLUSH_SIZE
+  fadt.add16(0);              // 102 FLUSH_STRIDE
+  fadt.add8(0);               // 104 DUTY_OFFSET
+  fadt.add8(0);               // 105 DUTY_WIDTH
+  fadt.add8(0);               // 106 DAY_ALRM
+  fadt.add8(0);               // 107 MON_ALRM
+  fadt.add8(0);               // 108 CENTURY: no CMOS century register
+  fadt.add16(0);              // 109 IAPC_BOOT_ARCH (reserved in ACPI 1.0)
+  fadt.add8(0);               // 111 reserved
+  // 112 Flags: WBINVD (0), PROC_C1 (2), PWR_BUTTON (4) and SLP_BUTTON (5) not fixed hardware.
+  fadt.add32((1u << 0) | (1u << 2) | (1u << 4) | (1u << 5));
+  put(memory, kFadt, fadt.finish());
+
+  AcpiTable madt("APIC", 1);
+  madt.add32(p.local_apic_base);
+  madt.add32(1);  // PCAT_COMPAT: dual 8259s present
+  // Processor Local APIC (§5.2.12.2): UID 0, APIC ID 0, enabled.
+  madt.add_bytes({0, 8, 0, 0});
+  madt.add32(1);
+  // I/O APIC (§5.2.12.3).
+  madt.add_bytes({1, 12, p.ioapic_id, 0});
+  madt.add32(p.ioapic_base);
+  madt.add32(0);  // GSI base
+  // Interrupt Source Overrides (§5.2.12.5): ISA bus; IRQ0 -> GSI 2 (conforming polarity and
+  // trigger), the SCI -> its own GSI, level-triggered active-high (flags 0b1101).
+  madt.add_bytes({2, 10, 0, 0});
+  madt.add32(2);
+  madt.add16(0);
+  madt.add_bytes({2, 10, 0, p.sci_irq});
+  madt.add32(p.sci_irq);
+  madt.add16(0x000D);
+  // Local APIC NMI (§5.2.12.7): all processors, conforming, LINT1.
+  madt.add_bytes({4, 6, 0xFF, 0, 0, 1});
+  put(memory, kMadt, madt.finish());
+
+  AcpiTable rsdt("RSDT", 1);
+  rsdt.add32(kFadt);
+  rsdt.add32(kMadt);
+  if (p.hpet_base) {
+    // IA-PC HPET spec 1.0a Table 3: event timer block ID (the capabilities register's low 32
+    // bits), base address as a GAS (system memory), HPET number, minimum tick, attributes.
+    AcpiTable hpet("HPET", 1);
+    hpet.add32(p.hpet_block_id);
+    hpet.add_bytes({0, 64, 0, 0});  // GAS: system memory, 64-bit register width
+    hpet.add64(p.hpet_base);
+    hpet.add8(0);      // HPET number
+    hpet.add16(0x80);  // minimum clock tick in periodic mode
+    hpet.add8(0);      // page protection: none
+    put(memory, kHpet, hpet.finish());
+    rsdt.add32(kHpet);
+  }
+  put(memory, kRsdt, rsdt.finish());
+
+  // RSDP (ACPI 1.0, 20 bytes): signature, checksum, OEM ID, revision 0, RSDT address.
+  std::vector<uint8_t> rsdp(20, 0);
+  std::memcpy(rsdp.data(), "RSD PTR ", 8);
+  std::memcpy(&rsdp[9], kOemId, 6);
+  std::memcpy(&rsdp[16], &kRsdt, 4);
+  rsdp[8] = acpi_checksum(rsdp.data(), 20);
+  put(memory, kRsdp, rsdp);
+  return layout;
+}
+
+}  // namespace vmbt

@@ -1,0 +1,69 @@
+// The ACPI tables a PC's firmware leaves for the OS: RSDP, RSDT, FADT, FACS, MADT, DSDT.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vmbt {
+
+class GuestMemory;
+
+/// What the tables describe (the machine's devices and where they are).
+struct AcpiPlatform {
+  uint32_t local_apic_base = 0xFEE00000;  ///< MADT local APIC address
+  uint32_t ioapic_base = 0xFEC00000;
+  uint8_t ioapic_id = 0;
+  uint16_t pm_base = 0x600;    ///< PM1a_EVT_BLK; PM1a_CNT_BLK at +4, PM_TMR_BLK at +8
+  uint8_t sci_irq = 9;         ///< ISA IRQ of the SCI (level, active high, as on PIIX4)
+  uint32_t hpet_base = 0;      ///< HPET event timer block, or 0 for no HPET table
+  uint32_t hpet_block_id = 0;  ///< the HPET's capabilities register, low 32 bits
+};
+
+/// Where the tables went (guest-physical addresses), for tests and `--stats`.
+struct AcpiLayout {
+  uint32_t rsdp = 0, rsdt = 0, fadt = 0, facs = 0, madt = 0, dsdt = 0, hpet = 0;
+};
+
+/// The RSDP and the tables it leads to, written into the BIOS area at 0xE0000 (ACPI 6.5 §5.2.5.1:
+/// an OS on a legacy PC finds the RSDP by scanning 0xE0000-0xFFFFF on 16-byte boundaries):
+///
+/// - RSDP (ACPI 1.0 form, revision 0, §5.2.5.3) -> RSDT (§5.2.7) -> FADT, MADT, HPET.
+/// - FADT (revision 1, 116 bytes, §5.2.9): FACS and DSDT, SCI on `sci_irq`, no SMI_CMD (always in
+///   ACPI mode), PM1a event/control blocks and the 24-bit PM timer at `pm_base`, C2/C3 absent,
+///   WBINVD and C1 supported, power and sleep buttons not fixed hardware.
+/// - FACS (64 bytes, §5.2.10), 64-byte aligned: no global lock, no waking vector.
+/// - MADT (revision 1, §5.2.12): the local APIC address, PCAT_COMPAT (the 8259s are there), one
+///   processor (UID 0, APIC ID 0, enabled), the I/O APIC (GSI base 0), interrupt source
+///   overrides ISA IRQ0 -> GSI 2 and the SCI's IRQ -> itself level-triggered active-high, and
+///   local APIC NMI on LINT1 for all processors.
+/// - HPET description table (IA-PC HPET spec 1.0a §3.2.4) when `hpet_base` is set.
+/// - DSDT (§5.2.11.1): AML for \_S5 = Package {0, 0, 0, 0} (SLP_TYP 0 is soft-off on this PM
+///   block, as on QEMU's PIIX4), nothing else: PCI is found by configuration mechanism #1.
+/// Every table's checksum makes its bytes sum to 0 (§5.2.6); the RSDP's covers its 20 bytes.
+AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& platform);
+
+/// An ACPI system description table under construction: the 36-byte header (§5.2.6, OEM "VMBT")
+/// then the body appended with the add* calls. finish() fills length and checksum.
+class AcpiTable {
+ public:
+  AcpiTable(const char signature[4], uint8_t revision);
+  void add8(uint8_t v) { bytes_.push_back(v); }
+  void add16(uint16_t v);
+  void add32(uint32_t v);
+  void add64(uint64_t v);
+  void add_bytes(const std::vector<uint8_t>& v) { bytes_.insert(bytes_.end(), v.begin(), v.end()); }
+  /// Pads with zeros to `size` bytes in all.
+  void pad_to(size_t size) { bytes_.resize(size, 0); }
+  size_t size() const { return bytes_.size(); }
+  /// The bytes with length and checksum set.
+  std::vector<uint8_t> finish();
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+/// The 8-bit checksum byte that makes `bytes` sum to 0 modulo 256 (ACPI 6.5 §5.2.6).
+uint8_t acpi_checksum(const uint8_t* bytes, size_t length);
+
+}  // namespace vmbt
