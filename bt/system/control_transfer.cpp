@@ -136,14 +136,14 @@ void SystemEmulator::far_transfer(VcpuState& s, const Insn& in, bool call, uint1
       return;
     case sys::kTaskGate:
     case sys::kTss16Avail:
-    case sys::kTss32Avail:
+    case sys::kTss32Avail: {
+      // Intel SDM Vol. 2A CALL/JMP "TASK-GATE" and "TASK-STATE-SEGMENT": DPL >= CPL and RPL.
       if (d.dpl() < c || d.dpl() < (sel & 3u)) sys::gp(code);
       if (!d.present()) sys::fault(sys::vec::kNp, code);
-      throw sys::Unsupported{
-          fmt::format("hardware task switching is not supported: far {} to {} selector {:#06x} at "
-                      "CS:EIP={:04x}:{:08x}",
-                      call ? "CALL" : "JMP", d.type() == sys::kTaskGate ? "task gate" : "TSS", sel,
-                      s.seg[kCs].selector, s.eip)};
+      const uint16_t tss_sel = d.type() == sys::kTaskGate ? d.gate_selector() : sel;
+      task_switch(s, tss_sel, call ? TaskSwitch::kCall : TaskSwitch::kJmp, in.next_eip, s.eflags);
+      return;
+    }
     default:
       sys::gp(code);  // busy TSS, LDT, interrupt/trap gate, reserved
   }
@@ -273,20 +273,21 @@ StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
   return {};
 }
 
-// IRET/IRETD in protected mode (Intel SDM Vol. 2A IRET): NT=1 (task return) and returns to
-// virtual-8086 mode are refused; otherwise same-level or outer-level return with the EFLAGS
-// update rules of the pseudocode (IF only if CPL <= IOPL, IOPL only at CPL0, RF/AC/ID only with
-// a 32-bit operand size).
+// IRET/IRETD in protected mode (Intel SDM Vol. 2A IRET): NT=1 is a task return to the back link;
+// returns to virtual-8086 mode are refused; otherwise same-level or outer-level return with the
+// EFLAGS update rules of the pseudocode (IF only if CPL <= IOPL, IOPL only at CPL0, RF/AC/ID only
+// with a 32-bit operand size).
 StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   if (fast_iret_core(s, in)) {
     keep_rf_ = true;  // RF as popped
     return {};
   }
   if (s.eflags & eflags::kNt) {
-    throw sys::Unsupported{fmt::format(
-        "hardware task switching is not supported: IRET with EFLAGS.NT=1 (task return) at "
-        "CS:EIP={:04x}:{:08x}",
-        s.seg[kCs].selector, s.eip)};
+    // A task return (Intel SDM Vol. 2A IRET "TASK-RETURN"): to the task in the back link.
+    if (s.tr.unusable || s.tr.limit < 1) sys::fault(sys::vec::kTs, sys::sel_code(s.tr.selector, 0));
+    const uint16_t link = static_cast<uint16_t>(sys::read_u(mem_, s.tr.base, 2, false));
+    task_switch(s, link, TaskSwitch::kIret, in.next_eip, s.eflags);
+    return {};
   }
   const unsigned c = sys::cpl(s);
   const unsigned os = in.osize;

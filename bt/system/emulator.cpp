@@ -288,7 +288,7 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
       pending_.single_step = tf;
     }
   } catch (const GuestFault& f) {
-    sys::restore_state(s, before);
+    roll_back(s, before);
     interrupt_shadow = false;
     pending_ = PendingIo{};
     sys::Event ev;
@@ -298,7 +298,7 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
     ev.fault = sys::exception_is_fault(f.vector);
     r = deliver_event(s, ev);
   } catch (const sys::Unsupported& u) {
-    sys::restore_state(s, before);
+    roll_back(s, before);
     interrupt_shadow = false;
     pending_ = PendingIo{};
     r = {StepKind::kUnsupported, {}, u.message};

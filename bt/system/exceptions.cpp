@@ -88,7 +88,7 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
       deliver_once(s, ev);
       return {};
     } catch (const GuestFault& f) {
-      sys::restore_state(s, before);
+      roll_back(s, before);
       const Class first = classify(ev);
       const Class second = classify_vector(f.vector);
       Event next;
@@ -113,7 +113,7 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
       note(next);
       ev = next;
     } catch (const sys::Unsupported& u) {
-      sys::restore_state(s, before);
+      roll_back(s, before);
       return {StepKind::kUnsupported, {}, u.message};
     }
   }
@@ -139,11 +139,16 @@ void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
   if (!valid) sys::gp(idt_code);
   if (ev.kind == Event::Kind::kSoftware && gate.dpl() < old_cpl) sys::gp(ev.vector * 8u + 2);
   if (!gate.present()) sys::fault(sys::vec::kNp, idt_code);
+  // RF in the pushed (or, through a task gate, saved) EFLAGS image (Intel SDM Vol. 3A
+  // §17.3.1.1): 1 for fault-class exceptions, 0 for software interrupts (RF is cleared at their
+  // start), else the current value.
+  uint32_t flags_image = s.eflags;
+  if (ev.fault) flags_image |= eflags::kRf;
+  if (!ev.ext() || ev.kind == Event::Kind::kIcebp) flags_image &= ~eflags::kRf;
   if (type == sys::kTaskGate) {
-    throw sys::Unsupported{
-        fmt::format("hardware task switching is not supported: task gate in IDT vector {:#04x} "
-                    "(delivering {} at CS:EIP={:04x}:{:08x})",
-                    ev.vector, describe(ev), s.seg[kCs].selector, s.eip)};
+    // Intel SDM Vol. 2A INT n "TASK-GATE": the old task resumes at the event's return EIP.
+    task_switch(s, gate.gate_selector(), TaskSwitch::kEvent, ev.return_eip, flags_image, &ev);
+    return;
   }
   const bool gate32 = type & 8;
   const bool trap_gate = type & 1;
@@ -157,11 +162,6 @@ void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
   const uint32_t new_eip = gate32 ? gate.gate_offset() : gate.gate_offset() & 0xffff;
   const unsigned psize = gate32 ? 4 : 2;
   const bool push_err = ev.pushes_error_code();
-  // RF in the pushed image (Intel SDM Vol. 3A §17.3.1.1): 1 for fault-class exceptions, 0 for
-  // software interrupts (RF is cleared at their start), else the current value.
-  uint32_t flags_image = s.eflags;
-  if (ev.fault) flags_image |= eflags::kRf;
-  if (!ev.ext() || ev.kind == Event::Kind::kIcebp) flags_image &= ~eflags::kRf;
   const uint16_t old_cs = s.seg[kCs].selector;
   unsigned new_cpl;
 

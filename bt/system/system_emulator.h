@@ -220,6 +220,20 @@ class SystemEmulator {
   StepResult sysenter(VcpuState& s, const sys::Insn& in);
   StepResult sysexit(VcpuState& s, const sys::Insn& in);
   void read_tss_stack(const VcpuState& s, unsigned dpl, uint32_t ext, uint16_t* ss, uint32_t* esp);
+  /// Why a task switch happens (Intel SDM Vol. 3A §8.3): the busy bits, the back link and NT
+  /// follow it.
+  enum class TaskSwitch { kCall, kJmp, kIret, kEvent };
+  static const char* task_switch_name(TaskSwitch reason);
+  /// Switches to the task of 32-bit TSS `tss_sel` (bt/system/task_switch.cpp): the old task's
+  /// registers, with `old_eip` and `old_eflags`, saved in its TSS; the new task's loaded, checked
+  /// as Table 8-1 says; `event`, for kEvent, whose error code goes on the new task's stack. The
+  /// caller has made the checks of its own path (gate or TSS privilege and presence). Throws
+  /// GuestFault before changing anything; sys::Unsupported for 16-bit TSSs and virtual-8086 mode.
+  void task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reason, uint32_t old_eip,
+                   uint32_t old_eflags, const sys::Event* event = nullptr);
+  /// Rolls `s` back to `before` after a fault (sys::restore_state), telling the MMU when the
+  /// rolled-back instruction had switched the address space (a task switch loads CR3).
+  void roll_back(VcpuState& s, const VcpuRegisters& before);
   static void null_outer_data_segments(VcpuState& s);
 
   // exceptions.cpp (SDM Vol. 3A §6.4-6.15).

@@ -96,7 +96,8 @@ GUEST_ENTRY
   CHECK_EQ $(1 << 9), "cpuid.1 edx.apic"
   mov APIC_ID, %eax
   CHECK_EQ $0, "apic id"
-  movzbl APIC_VERSION, %eax
+  mov APIC_VERSION, %eax
+  and $0xff, %eax
   CHECK_EQ $0x14, "apic version"
   mov APIC_SPIV, %eax
   CHECK_EQ $0xff, "spiv at reset"

@@ -166,16 +166,75 @@ TEST_F(SysInterruptTest, SixteenBitGatePushesWordsAndUsesTheLowOffset) {
   EXPECT_EQ(stack16(2), kFixed1 | kIf);
 }
 
-TEST_F(SysInterruptTest, TaskGateIsUnsupported) {
-  set_idt(0x82, gate_desc(0x28, 0, kTaskGate, 3));
+/// A second 32-bit TSS at 0xA000 (GDT 6, available) whose task runs kernel code at 0x20000 on a
+/// stack at 0x7800 with EFLAGS 0x2 (Intel SDM Vol. 3A Figure 8-2).
+void put_task(FakeMemory& mem) {
+  constexpr uint32_t tss = 0xA000;
+  for (uint32_t i = 0; i < 0x68; i += 4) mem.put32(tss + i, 0);
+  mem.put32(tss + 0x20, 0x20000);                                 // EIP
+  mem.put32(tss + 0x24, 0x2);                                     // EFLAGS
+  mem.put32(tss + 0x38, 0x7800);                                  // ESP
+  mem.put32(tss + 0x40, 0x5151);                                  // ESI
+  const uint16_t sels[6] = {0x10, 0x08, 0x10, 0x10, 0x10, 0x10};  // ES CS SS DS FS GS
+  for (unsigned i = 0; i < 6; ++i) mem.put16(tss + 0x48 + 4 * i, sels[i]);
+}
+
+TEST_F(SysInterruptTest, IntThroughATaskGateSwitchesTasksAndIretReturns) {
+  put_task(mem);
+  set_gdt(6, seg_desc(0xA000, 0x67, 0x9, false, 0, true, false, false));
+  set_idt(0x82, gate_desc(kTss2Sel, 0, kTaskGate, 3));
+  enter_cpl3();
+  s.gpr[kEsi] = 0x3333;
+  s.eflags = kFixed1 | kIf;
+  code({0xcd, 0x82});
+  ASSERT_EQ(step().kind, StepKind::kDone);
+  // The new task (§8.3): its registers, NT set (nested), TR, busy bit, back link, CR0.TS.
+  EXPECT_EQ(s.eip, 0x20000u);
+  EXPECT_EQ(s.seg[kCs].selector, kKernelCs);
+  EXPECT_EQ(s.gpr[kEsp], 0x7800u);
+  EXPECT_EQ(s.gpr[kEsi], 0x5151u);
+  EXPECT_EQ(s.eflags & (kNt | kIf), kNt);
+  EXPECT_EQ(s.tr.selector, kTss2Sel);
+  EXPECT_EQ((gdt(6) >> 40) & 0xf, 0xbu);
+  EXPECT_EQ(mem.u16(0xA000), kTssSel);
+  EXPECT_TRUE(s.cr0 & cr0::kTs);
+  // The old task's state in its TSS: EIP past INT n, its EFLAGS, selectors, registers.
+  EXPECT_EQ(mem.u32(kTss + 0x20), kCode + 2);
+  EXPECT_EQ(mem.u32(kTss + 0x24), kFixed1 | kIf);
+  EXPECT_EQ(mem.u16(kTss + 0x4c), kUserCs);
+  EXPECT_EQ(mem.u32(kTss + 0x40), 0x3333u);
+  // IRET with NT: back to the task in the back link, which resumes after its INT.
+  code({0xcf});
+  ASSERT_EQ(step().kind, StepKind::kDone);
+  EXPECT_EQ(s.eip, kCode + 2);
+  EXPECT_EQ(s.seg[kCs].selector, kUserCs);
+  EXPECT_EQ(s.gpr[kEsi], 0x3333u);
+  EXPECT_EQ(s.eflags & (kNt | kIf), kIf);
+  EXPECT_EQ(s.tr.selector, kTssSel);
+  EXPECT_EQ((gdt(6) >> 40) & 0xf, 0x9u);        // IRET frees the task it leaves
+  EXPECT_EQ(mem.u32(0xA000 + 0x20), 0x20001u);  // that task resumes after its IRET
+}
+
+TEST_F(SysInterruptTest, ExceptionThroughATaskGatePushesItsErrorCodeOnTheNewStack) {
+  put_task(mem);
+  set_gdt(6, seg_desc(0xA000, 0x67, 0x9, false, 0, true, false, false));
+  set_idt(13, gate_desc(kTss2Sel, 0, kTaskGate, 0));
+  enter_cpl0();
+  ASSERT_EQ(emu.raise(s, 13, true, 0x28).kind, StepKind::kDone);
+  EXPECT_EQ(s.eip, 0x20000u);
+  EXPECT_EQ(s.gpr[kEsp], 0x7800u - 4);
+  EXPECT_EQ(stack32(0), 0x28u);
+  EXPECT_EQ(mem.u32(kTss + 0x20), kCode);  // a fault: the old task resumes at the instruction
+  EXPECT_EQ(mem.u32(kTss + 0x24) & kRf, kRf);
+}
+
+TEST_F(SysInterruptTest, TaskGateToABusyTssRaisesGp) {
+  set_idt(0x82, gate_desc(kTssSel, 0, kTaskGate, 3));  // the running task's own (busy) TSS
   enter_cpl3();
   code({0xcd, 0x82});
-  const VcpuState before = s;
-  StepResult r = step();
-  EXPECT_EQ(r.kind, StepKind::kUnsupported);
-  EXPECT_NE(r.message.find("task"), std::string::npos) << r.message;
-  EXPECT_EQ(s.eip, before.eip);
-  EXPECT_EQ(s.seg[kCs].selector, kUserCs);
+  step();
+  expect_at_handler(13);
+  EXPECT_EQ(stack32(0), uint32_t{kTssSel});
 }
 
 TEST_F(SysInterruptTest, RaiseDeliversAFaultWithItsErrorCodeAndRf) {
@@ -379,15 +438,15 @@ TEST_F(SysInterruptTest, IretToAMorePrivilegedLevelRaisesGp) {
   EXPECT_EQ(stack32(0), uint32_t{kKernelCs});
 }
 
-TEST_F(SysInterruptTest, IretWithNtIsAnUnsupportedTaskReturn) {
+TEST_F(SysInterruptTest, IretWithNtToAnAvailableTssRaisesTs) {
+  // The back link must name a busy TSS (Intel SDM Vol. 2A IRET "TASK-RETURN"): #TS(link).
   enter_cpl0();
+  mem.put16(kTss, kTss2Sel);  // available
   s.eflags = kFixed1 | kNt;
   code({0xcf});
-  StepResult r = step();
-  EXPECT_EQ(r.kind, StepKind::kUnsupported);
-  EXPECT_NE(r.message.find("task"), std::string::npos) << r.message;
-  EXPECT_NE(r.message.find("00010000"), std::string::npos) << r.message;
-  EXPECT_EQ(s.eip, kCode);
+  step();
+  expect_at_handler(10);
+  EXPECT_EQ(stack32(0), uint32_t{kTss2Sel});
 }
 
 TEST_F(SysInterruptTest, IretToVirtual8086ModeIsUnsupported) {
