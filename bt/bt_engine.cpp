@@ -471,14 +471,7 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
 
 uint64_t BtEngine::resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
                                 const uint8_t* window, uint32_t space) {
-  // Back to the dispatcher whenever it has something to do before the next instruction: a kick,
-  // an interrupt the guest can take now (or the one-instruction shadow before it), TF.
-  if (ctx_->kick_pending || system_.interrupt_shadow ||
-      ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
-      !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
-      s_.seg[kCs].base != table_cs_base_ || cache_.flushes() != flushes) {
-    return leave_direct_call();
-  }
+  if (dispatcher_has_work() || cache_.flushes() != flushes) return leave_direct_call();
   // A mode, address space or window the rest of this block was not translated for (a kernel
   // entry loading FS, say): on in the block for the next instruction in the new mode, as the
   // dispatcher would go.
@@ -514,13 +507,18 @@ TranslationBlock* BtEngine::transfer_target(uint32_t flags, CalloutSite* site) {
   return to;
 }
 
+bool BtEngine::dispatcher_has_work() const {
+  // A kick, an interrupt or NMI the guest can take now (or the one-instruction shadow before
+  // it), TF, or a mode translated code does not run in.
+  return ctx_->kick_pending || system_.interrupt_shadow ||
+         ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) ||
+         (!system_.nmi_blocked && interrupts_.nmi_pending()) || (s_.eflags & eflags::kTf) ||
+         !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
+         s_.seg[kCs].base != table_cs_base_;
+}
+
 uint64_t BtEngine::transfer_to(uint32_t flags, CalloutSite* site) {
-  if (ctx_->kick_pending || system_.interrupt_shadow ||
-      ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) || (s_.eflags & eflags::kTf) ||
-      !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
-      s_.seg[kCs].base != table_cs_base_) {
-    return leave_direct_call();
-  }
+  if (dispatcher_has_work()) return leave_direct_call();
   const uint32_t fpu_active = ctx_->fpu_active;
   TranslationBlock* to = transfer_target(flags, site);
   if (ctx_->fpu_active != fpu_active) {
@@ -1002,10 +1000,19 @@ Exit BtEngine::run() {
     // The STI / MOV SS shadow covers exactly one instruction (Intel SDM Vol. 3A §6.8.3): with an
     // interrupt waiting, that instruction runs as a block of its own and the interrupt comes
     // before the next (which may be a CLI).
+    // NMIs come first and ignore IF; the shadow holds them too (Intel SDM Vol. 3A §6.8.3 allows
+    // it after STI and requires it after MOV SS).
     bool shadow_step = false;
     if (system_.interrupt_shadow) {
       system_.interrupt_shadow = false;
-      shadow_step = (s_.eflags & eflags::kIf) && interrupts_.interrupt_pending();
+      shadow_step = ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) ||
+                    (!system_.nmi_blocked && interrupts_.nmi_pending());
+    } else if (!debug_.single_step && !system_.nmi_blocked && interrupts_.nmi_pending()) {
+      interrupts_.acknowledge_nmi();
+      ++nmis_delivered_;
+      bool done = false;
+      Exit e = finish_step(system_.deliver_nmi(s_), done);
+      if (done) return e;
     } else if (!debug_.single_step && (s_.eflags & eflags::kIf) &&
                interrupts_.interrupt_pending()) {
       ++interrupts_delivered_;
@@ -1187,6 +1194,7 @@ bool BtEngine::enable_perf_map() {
 
 std::string BtEngine::hand_over_blocker() {
   if (system_.interrupt_shadow) return "in an interrupt shadow (after STI or MOV SS)";
+  if (system_.nmi_blocked) return "in an NMI handler (NMIs blocked until its IRET)";
   if (io_pending_ || mmio_.stage != PendingMmio::kNone || single_step_eip_ != UINT32_MAX) {
     return "an instruction is half-done";
   }
@@ -1331,6 +1339,7 @@ void BtEngine::collect_stats(Stats& stats) {
   }
   stats.set("bt.host_faults", host_faults_);
   stats.set("interrupts_delivered", interrupts_delivered_);
+  stats.set("nmis_delivered", nmis_delivered_);
   mmu_.collect_stats(stats, "bt.shadow.");
   const ShadowMmuStats& m = mmu_.stats();
   stats.set("guest_page_faults", m.true_faults);

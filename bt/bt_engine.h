@@ -132,6 +132,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// dispatcher must see has happened, else leave.
   uint64_t resume_block(const CalloutSite& site, uint32_t block_flags, uint64_t flushes,
                         const uint8_t* window, uint32_t space);
+  /// The dispatcher must see the state before the next instruction runs (a direct call then
+  /// leaves translated code instead of going on).
+  bool dispatcher_has_work() const;
   /// The two halves of a monitor-assisted page-table store (CalloutSite::Kind::kTableWrite*).
   uint64_t table_write_begin(CalloutSite& site);
   uint64_t table_write_end(CalloutSite& site);
@@ -265,8 +268,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint64_t undecodable_callouts_ = 0;
   std::array<uint64_t, 9> exits_by_kind_{};  ///< block exits by ExitKind
   std::map<unsigned, uint64_t> exceptions_by_vector_;
-  uint64_t interrupts_delivered_ = 0, smc_invalidations_ = 0, chains_ = 0, dispatches_ = 0,
-           host_faults_ = 0, direct_calls_ = 0, direct_transfers_ = 0, io_in_engine_ = 0;
+  uint64_t interrupts_delivered_ = 0, nmis_delivered_ = 0, smc_invalidations_ = 0, chains_ = 0,
+           dispatches_ = 0, host_faults_ = 0, direct_calls_ = 0, direct_transfers_ = 0,
+           io_in_engine_ = 0;
 };
 
 }  // namespace vmbt::bt

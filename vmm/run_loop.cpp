@@ -202,13 +202,15 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
       case ExitReason::kKicked:
         break;
       case ExitReason::kHalt: {
-        if (!(engine.state().eflags & eflags::kIf)) {
+        InterruptSource& intr = machine.interrupts();
+        const bool maskable = engine.state().eflags & eflags::kIf;
+        if (!maskable && !intr.nmi_pending()) {
           done = finish(0, "guest halted (HLT with interrupts disabled)");
           break;
         }
         // Wait for an interrupt: sleep until the next device deadline, in slices short enough to
         // notice console input and signals.
-        while (!machine.interrupts().interrupt_pending()) {
+        while (!(maskable && intr.interrupt_pending()) && !intr.nmi_pending()) {
           if (outside_stop()) {
             done = true;
             break;

@@ -278,6 +278,7 @@ StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
 // EFLAGS update rules of the pseudocode (IF only if CPL <= IOPL, IOPL only at CPL0, RF/AC/ID only
 // with a 32-bit operand size).
 StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
+  nmi_blocked = false;  // IRET ends NMI blocking (Intel SDM Vol. 3A §6.7.1)
   if (fast_iret_core(s, in)) {
     keep_rf_ = true;  // RF as popped
     return {};
@@ -575,6 +576,7 @@ bool SystemEmulator::fast_iret(VcpuState& s, const Insn& in) {
   const std::array<SegmentReg, 6> before = s.seg;
   if (!fast_iret_core(s, in)) return false;
   interrupt_shadow = false;
+  nmi_blocked = false;
   notify_segments(before, s);
   return true;
 }

@@ -333,6 +333,12 @@ StepResult SystemEmulator::deliver_interrupt(VcpuState& s, uint8_t vector) {
   return r;
 }
 
+StepResult SystemEmulator::deliver_nmi(VcpuState& s) {
+  StepResult r = deliver_interrupt(s, sys::vec::kNmi);
+  if (r.kind == StepKind::kDone) nmi_blocked = true;
+  return r;
+}
+
 StepResult SystemEmulator::dispatch(VcpuState& s, const Insn& in) {
   switch (in.mnemonic()) {
     case ZYDIS_MNEMONIC_CLI:

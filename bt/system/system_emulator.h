@@ -139,6 +139,12 @@ class SystemEmulator {
   /// check, EXT bit in error codes of faults during delivery. Results as for raise().
   StepResult deliver_interrupt(VcpuState& s, uint8_t vector);
 
+  /// Delivers an NMI (vector 2 through the IDT, no gate-DPL check, as an external event) and
+  /// blocks NMIs until the next IRET (Intel SDM Vol. 3A §6.7.1). Results as for raise().
+  StepResult deliver_nmi(VcpuState& s);
+  /// NMIs are blocked: an NMI handler runs and has not executed IRET yet.
+  bool nmi_blocked = false;
+
   /// One-instruction interrupt shadow (SDM Vol. 3A §6.8.3): set by STI when IF went 0->1 and by
   /// MOV SS / POP SS. Every entry point clears it first; the engine clears it after the next
   /// instruction or block it runs itself.

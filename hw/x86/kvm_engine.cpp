@@ -424,6 +424,12 @@ void KvmEngine::kick(const void*) {
 }
 
 void KvmEngine::inject_pending_interrupt() {
+  if (interrupts_.nmi_pending()) {
+    // KVM queues it and keeps the NMI blocking itself (KVM API doc §4.60 KVM_NMI).
+    interrupts_.acknowledge_nmi();
+    check(ioctl(vcpu_fd_, KVM_NMI), "KVM_NMI");
+    ++nmis_injected_;
+  }
   if (!interrupts_.interrupt_pending()) {
     run_->request_interrupt_window = 0;
     return;
@@ -595,6 +601,7 @@ Exit KvmEngine::internal_error_exit() {
 void KvmEngine::collect_stats(Stats& stats) {
   for (const auto& [name, n] : exit_counts_) stats.add("kvm.exit_reasons." + name, n);
   stats.add("interrupts_injected", interrupts_injected_);
+  stats.add("nmis_injected", nmis_injected_);
   stats.set_text("kvm.cpuid", cpuid_model_set_
                                   ? "vmbt CPU model"
                                   : "host KVM refused KVM_SET_CPUID2 (not the vmbt model)");

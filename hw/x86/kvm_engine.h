@@ -68,6 +68,7 @@ class KvmEngine final : public Engine {
   size_t run_size_ = 0;
   std::map<std::string, uint64_t> exit_counts_;
   uint64_t interrupts_injected_ = 0;
+  uint64_t nmis_injected_ = 0;
   bool cpuid_model_set_ = false;
 
  public:

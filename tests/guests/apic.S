@@ -4,7 +4,8 @@
  * EOI, an interrupt arriving after STI;HLT, the APIC timer in one-shot, periodic and TSC-deadline
  * modes, ESR, the I/O APIC routing the PIT's IRQ0 (pin 2) while the 8259 is masked, and the
  * HPET's comparators (IA-PC HPET 1.0a): a one-shot routed to I/O APIC pin 20 and timer 0 periodic
- * through the legacy replacement route (ISA IRQ0, pin 2). Unpaged.
+ * through the legacy replacement route (ISA IRQ0, pin 2); NMIs by self-IPI, taken with IF=0 and
+ * blocked until the handler's IRET (SDM Vol. 3A §6.7.1). Unpaged.
  */
 #include "guest.inc"
 
@@ -118,6 +119,20 @@ GUEST_ENTRY
   mov APIC_ICR, %eax
   and $(1 << 12), %eax
   CHECK_EQ $0, "icr idle after sipi to all-but-self"
+
+  /* NMI to self: taken with IF=0. The handler sends a second one, which waits for its IRET. */
+  mov $2, %eax
+  mov $nmi_handler, %ebx
+  mov $GATE_INTR32, %ecx
+  mov $CODE_SEL, %edx
+  call exc_set_gate
+  movl $(ICR_SELF | 0x400), APIC_ICR
+  nop
+  nop
+  mov nmi_count, %eax
+  CHECK_EQ $2, "nmi taken with if=0, the second after the first's iret"
+  mov nmi_nested, %eax
+  CHECK_EQ $0, "no nmi inside the nmi handler"
 
   /* A self-IPI below the TPR's class waits in IRR; lowering the TPR delivers it. */
   movl $0x50, APIC_TPR
@@ -282,6 +297,29 @@ GUEST_ENTRY
 
   CHECKS_DONE "apic"
 
+/* The NMI handler: counts; the first sends another NMI and spins, which must not nest. */
+nmi_handler:
+  push %eax
+  push %ecx
+  incl nmi_depth
+  cmpl $1, nmi_depth
+  je 1f
+  incl nmi_nested
+1:
+  incl nmi_count
+  cmpl $1, nmi_count
+  jne 2f
+  movl $(ICR_SELF | 0x400), APIC_ICR
+  mov $100, %ecx
+3:
+  mov APIC_ID, %eax              /* an MMIO exit: a chance to take the NMI, which must wait */
+  loop 3b
+2:
+  decl nmi_depth
+  pop %ecx
+  pop %eax
+  iret
+
 IRQ_HANDLER 0x45
 IRQ_HANDLER 0x61
 IRQ_HANDLER 0x92
@@ -294,4 +332,7 @@ IRQ_HANDLER 0x69
 
 .data
 irq_log_len: .long 0
+nmi_count: .long 0
+nmi_depth: .long 0
+nmi_nested: .long 0
 irq_log: .skip 16

@@ -115,6 +115,25 @@ TEST_F(LocalApicTest, SelfIpiPriorityTprAndEoi) {
   EXPECT_EQ(rd(LocalApic::kIsr + 0x20), 1u << 1);  // ISR bits 64-95: 0x41
 }
 
+TEST_F(LocalApicTest, NmiMessagesLatchOneNmi) {
+  enable();
+  EXPECT_FALSE(apic.nmi_pending());
+  // ICR delivery mode NMI (100b) to self: the vector field is ignored, no IRR bit (§11.6.1).
+  wr(LocalApic::kIcrLow, 0x40400 | 0x55);
+  wr(LocalApic::kIcrLow, 0x40400);
+  EXPECT_TRUE(apic.nmi_pending());
+  EXPECT_FALSE(apic.irr(0x55));
+  apic.acknowledge_nmi();
+  EXPECT_FALSE(apic.nmi_pending());  // two messages, one NMI: they do not queue
+  // An I/O APIC entry in NMI mode.
+  IoApic ioapic(apic);
+  ioapic.mmio_write(0, 1, 0x10 + 2 * 5);
+  ioapic.mmio_write(0x10, 4, 0x400);
+  ioapic.set_pin(5, true);
+  EXPECT_TRUE(apic.nmi_pending());
+  EXPECT_FALSE(apic.interrupt_pending());
+}
+
 TEST_F(LocalApicTest, IllegalVectorsSetEsrAndRaiseTheErrorInterrupt) {
   enable();
   wr(LocalApic::kLvtError, 0xE3);

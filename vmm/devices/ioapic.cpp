@@ -10,7 +10,7 @@ constexpr uint8_t kRegId = 0x00, kRegVersion = 0x01, kRegArbitration = 0x02, kRe
 // trigger mode, mask, destination (82093AA §3.2.4).
 constexpr uint64_t kEntryWritable =
     0xFF00000000000000ull | 0xFF | (7u << 8) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16);
-constexpr uint32_t kModeFixed = 0, kModeLowest = 1;
+constexpr uint32_t kModeFixed = 0, kModeLowest = 1, kModeNmi = 4;
 }  // namespace
 
 IoApic::IoApic(LocalApic& apic) : apic_(apic) {
@@ -90,8 +90,12 @@ void IoApic::service_level(unsigned pin) {
 void IoApic::deliver(unsigned pin) {
   const uint64_t e = entries_[pin];
   const uint32_t mode = (e >> 8) & 7;
-  if (mode != kModeFixed && mode != kModeLowest) return;
+  if (mode != kModeFixed && mode != kModeLowest && mode != kModeNmi) return;
   if (!apic_.matches_destination(static_cast<uint8_t>(e >> 56), (e & kLogical) != 0)) return;
+  if (mode == kModeNmi) {
+    apic_.accept_nmi();
+    return;
+  }
   apic_.accept_fixed(static_cast<uint8_t>(e & 0xFF), (e & kLevel) != 0);
 }
 

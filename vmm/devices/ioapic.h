@@ -22,8 +22,8 @@ class LocalApic;
 /// - Edge-triggered pins deliver on each rising edge while unmasked; level-triggered pins deliver
 ///   while asserted, once until the local APIC's EOI of their vector clears remote IRR (EOI
 ///   broadcast, eoi()), then again if still asserted. Unmasking an asserted level pin delivers it.
-/// - Fixed and lowest-priority deliveries reach the one local APIC when the destination names it;
-///   SMI, NMI, INIT and ExtINT entries are accepted and deliver nothing (no such paths to the vCPU
+/// - Fixed, lowest-priority and NMI deliveries reach the one local APIC when the destination names
+///   it; SMI, INIT and ExtINT entries are accepted and deliver nothing (no such paths to the vCPU
 ///   yet; Linux uses fixed delivery).
 /// Pins: ISA IRQ n drives pin n, except the PIT's IRQ0, which drives pin 2 (the interrupt source
 /// override a PC's MADT declares); PCI INTx would use pins 16-23.

@@ -9,7 +9,7 @@ constexpr uint32_t kEsrSendIllegalVector = 1u << 5, kEsrReceiveIllegalVector = 1
                    kEsrIllegalRegister = 1u << 7;
 // ICR fields (Intel SDM Vol. 3A §11.6.1, Figure 11-12).
 constexpr uint32_t kIcrDeliveryMode = 7u << 8, kIcrLogical = 1u << 11;
-constexpr uint32_t kModeFixed = 0, kModeLowest = 1u << 8, kModeExtInt = 7u << 8;
+constexpr uint32_t kModeFixed = 0, kModeLowest = 1u << 8, kModeNmi = 4u << 8, kModeExtInt = 7u << 8;
 constexpr unsigned kShorthandShift = 18;
 enum Shorthand : uint32_t { kNoShorthand = 0, kSelf = 1, kAllIncludingSelf = 2, kAllButSelf = 3 };
 }  // namespace
@@ -33,6 +33,7 @@ void LocalApic::reset() {
   irr_ = isr_ = tmr_ = Bits{};
   timer_initial_ = timer_divide_ = 0;
   tsc_deadline_ = 0;
+  nmi_pending_ = false;
   disarm();
 }
 
@@ -335,7 +336,11 @@ void LocalApic::write_icr(uint32_t low) {
       to_self = matches_destination(static_cast<uint8_t>(icr_high_ >> 24), low & kIcrLogical);
       break;
   }
-  if (mode != kModeFixed && mode != kModeLowest) return;  // INIT, SIPI, NMI, SMI: see the class
+  if (mode == kModeNmi) {
+    if (to_self) accept_nmi();  // the vector field is ignored (§11.6.1)
+    return;
+  }
+  if (mode != kModeFixed && mode != kModeLowest) return;  // INIT, SIPI, SMI: see the class
   if (vector < 16) {
     error(kEsrSendIllegalVector);
     return;

@@ -32,9 +32,9 @@ namespace vmbt {
 ///   IOAPIC delivery sets ESR bit 6 (receive illegal vector); neither is delivered. A new error
 ///   raises the LVT error interrupt when it is unmasked.
 /// - ICR (§11.6.1): fixed and lowest-priority IPIs to self (shorthand self, all including self,
-///   or a destination matching this APIC) are accepted at once; INIT and SIPI to others (there
-///   are none) are accepted and go nowhere; NMI, SMI and INIT to self are ignored (the vCPU has
-///   no NMI or SMI path yet). The delivery-status bit (12) never stays busy.
+///   or a destination matching this APIC) are accepted at once, and so are NMIs (nmi_pending);
+///   INIT and SIPI to others (there are none) are accepted and go nowhere; SMI and INIT to self
+///   are ignored (no SMM, no INIT path yet). The delivery-status bit (12) never stays busy.
 /// - Timer (§11.5.4): one-shot, periodic and TSC-deadline modes. The timer counts at 1 GHz (1 ns
 ///   a tick, as QEMU's and KVM's) divided by the divide configuration (1-128); a mode change
 ///   disarms it. TSC-deadline: IA32_TSC_DEADLINE (MSR 0x6E0) in guest TSC cycles, converted to
@@ -80,6 +80,13 @@ class LocalApic : public MmioDevice, public InterruptSource, public PolledDevice
   /// IA32_TSC_DEADLINE: `guest_tsc` is the guest's TSC at the access.
   uint64_t tsc_deadline() const { return tsc_deadline_; }
   void write_tsc_deadline(uint64_t deadline, uint64_t guest_tsc);
+
+  bool nmi_pending() const override { return nmi_pending_; }
+  void acknowledge_nmi() override { nmi_pending_ = false; }
+  /// An NMI message (ICR or I/O APIC delivery mode NMI) for this APIC.
+  void accept_nmi() {
+    if (hardware_enabled()) nmi_pending_ = true;
+  }
 
   /// An interrupt from the IOAPIC (or another APIC-bus source): fixed or lowest-priority delivery
   /// of `vector`, edge or level. Destination matching is the caller's (matches_destination).
@@ -186,6 +193,7 @@ class LocalApic : public MmioDevice, public InterruptSource, public PolledDevice
   uint64_t timer_start_ns_ = 0;              ///< when the current count was loaded
   uint64_t timer_deadline_ns_ = UINT64_MAX;  ///< next expiry, UINT64_MAX when disarmed
   uint64_t tsc_deadline_ = 0;
+  bool nmi_pending_ = false;
 };
 
 }  // namespace vmbt

@@ -21,6 +21,11 @@ class InterruptSource {
   virtual bool interrupt_pending() const = 0;
   /// Acknowledges the highest-priority request and returns its vector (spurious IRQ7/15 if none).
   virtual uint8_t acknowledge_interrupt() = 0;
+  /// A non-maskable interrupt is waiting (Intel SDM Vol. 3A §6.7): an APIC NMI message or the
+  /// NMI pin. NMIs do not queue: one waits at most.
+  virtual bool nmi_pending() const { return false; }
+  /// The CPU takes the waiting NMI (it delivers vector 2 and blocks NMIs until the next IRET).
+  virtual void acknowledge_nmi() {}
 };
 
 /// An interrupt source that never has anything pending: for guests run without a machine (the
