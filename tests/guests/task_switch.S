@@ -3,8 +3,9 @@
  * CALL, JMP, IRET and INT n pseudocode of Vol. 2A describe it: a far CALL to a TSS nests (NT set,
  * back link, both TSSs busy, CR0.TS set) and IRET returns to the caller with its registers; a far
  * JMP through a task gate does not nest (the old TSS becomes available); a task entered again
- * resumes after the instruction that left it; IDT task gates for #DE (no error code) and #GP (its
- * error code on the new task's stack); the checks: busy TSS #GP, not-present TSS #NP, a TSS
+ * resumes after the instruction that left it; IDT task gates for #DE (no error code), #GP (its
+ * error code on the new task's stack) and #DF (Linux's double-fault task: #NP met while
+ * delivering #NP); the checks: busy TSS #GP, not-present TSS #NP, a TSS
  * below 104 bytes #TS, a task gate's DPL below CPL-or-RPL #GP.
  */
 #include "guest.inc"
@@ -17,6 +18,8 @@
 #define TSS_ABSENT 0x40  /* not present */
 #define TSS_SHORT 0x48   /* limit 0x60: too short */
 #define GATE_DPL0 0x50   /* task gate, DPL 0, used with RPL 3 */
+#define DATA_ABSENT 0x58 /* data segment, not present */
+#define TSS_DF 0x60      /* #DF handler task */
 #define TSS_AVAIL 0x89   /* access byte: present, DPL 0, 32-bit available TSS */
 #define TSS_BUSY_TYPE 0xb
 
@@ -64,6 +67,9 @@ GUEST_ENTRY
   call set_desc_base
   mov $tss_gp, %eax
   lea gdt + TSS_GP, %edi
+  call set_desc_base
+  mov $tss_df, %eax
+  lea gdt + TSS_DF, %edi
   call set_desc_base
   mov $TSS_MAIN, %ax
   ltr %ax
@@ -155,6 +161,27 @@ gp_site:
   CHECK_EQ $0x1238, "#gp error code on the handler task's stack"
   mov gp_saw_eip, %eax
   CHECK_EQ $gp_site, "#gp saved eip is the faulting mov"
+
+  /* #DF through a task gate: #NP(DATA_ABSENT) meets a not-present #NP gate, #NP again:
+   * contributory on contributory (SDM Vol. 3A Table 6-5). The saved EIP of a #DF is undefined:
+   * the #DF task sends the faulting task to df_resume. */
+  mov $11, %eax
+  mov $0, %ebx
+  mov $0x0e00, %ecx              /* interrupt gate, not present */
+  mov $CODE_SEL, %edx
+  call exc_set_gate
+  mov $8, %eax
+  mov $0x8500, %ecx
+  mov $TSS_DF, %edx
+  call exc_set_gate
+  mov $DATA_ABSENT, %ax
+  mov %ax, %ds
+  EXIT(7)                        /* not reached */
+df_resume:
+  mov df_count, %eax
+  CHECK_EQ $1, "double fault through a task gate"
+  mov df_error, %eax
+  CHECK_EQ $0, "#df error code 0 on the handler task's stack"
   CHECKS_DONE "task_switch"
 
 /* Task A. Entered first by CALL, then by JMP (it resumes after its IRET). */
@@ -208,6 +235,15 @@ task_gp:
   iret
   jmp task_gp
 
+/* The #DF task: pops the error code, sends the faulting task to df_resume. */
+task_df:
+  pop %eax
+  mov %eax, df_error
+  incl df_count
+  movl $df_resume, tss_main + 0x20
+  iret
+  jmp task_df
+
 .data
   .p2align 3
 gdt:
@@ -222,12 +258,15 @@ gdt:
   SEG_DESC 0, 0x67, 0x09, 0      /* 0x40 not present */
   SEG_DESC 0, 0x60, TSS_AVAIL, 0 /* 0x48 too short */
   .word 0, TSS_A, 0x8500, 0      /* 0x50 task gate, DPL 0 */
+  .quad 0x00cf13000000ffff       /* 0x58 data, not present */
+  SEG_DESC 0, 0x67, TSS_AVAIL, 0 /* 0x60 TSS_DF */
   GDT_END
 
   TSS tss_main, 0, 0
   TSS tss_a, task_a, stack_a_top
   TSS tss_de, task_de, stack_de_top
   TSS tss_gp, task_gp, stack_gp_top
+  TSS tss_df, task_df, stack_df_top
 
 a_saw_nt: .long -1
 a_saw_link: .long -1
@@ -241,6 +280,8 @@ de_saw_link: .long -1
 de_saw_eip: .long -1
 gp_error: .long -1
 gp_saw_eip: .long -1
+df_count: .long 0
+df_error: .long -1
 
 .bss
   .p2align 4
@@ -250,3 +291,5 @@ stack_a_top:
 stack_de_top:
   .skip 1024
 stack_gp_top:
+  .skip 1024
+stack_df_top:
