@@ -52,6 +52,17 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
   ctx_->direct_call = &BtEngine::direct_call_entry;
   ctx_->engine = this;
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
+  // A device's DMA into RAM bypasses the shadow mappings that protect translated code and traced
+  // page tables: tell the shadow MMU, page by page, as a guest store would.
+  memory_.set_dma_observer([this](uint64_t gpa, uint64_t len) {
+    for (uint64_t at = gpa; at < gpa + len;) {
+      const uint64_t page_end = (at | 0xfff) + 1;
+      const uint64_t n = std::min(page_end, gpa + len) - at;
+      if (at <= 0xffffffffu)
+        mmu_.note_phys_write(static_cast<uint32_t>(at), static_cast<uint32_t>(n));
+      at += n;
+    }
+  });
   translator_.on_flush = [this] {
     // Code pages stay write-protected until written once more; a write then finds no blocks.
     tables_.clear_all();
@@ -61,6 +72,7 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
 }
 
 BtEngine::~BtEngine() {
+  memory_.set_dma_observer({});
   detach_host_fault_handler();
 }
 

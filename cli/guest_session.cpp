@@ -67,6 +67,8 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
         fmt::format("--memory {} is out of range: vmbt guests have 2M to 3G of RAM", guest.memory));
   }
   config.trace_io = guest.trace_io ? stderr : nullptr;
+  for (const std::string& spec : guest.drives) config.drives.push_back(parse_drive(spec));
+  config.snapshot = guest.snapshot;
   BufferConsole buffer;
   std::unique_ptr<TerminalConsole> terminal;
   if (!spec.capture_serial) terminal = std::make_unique<TerminalConsole>();

@@ -28,6 +28,12 @@ void add_guest_options(CLI::App* cmd, vmbt::GuestConfig& guest) {
       ->capture_default_str();
   cmd->add_option("--timeout", guest.timeout_seconds, "end the run after SECONDS (0: never)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--drive", guest.drives,
+                  "a raw disk image as a virtio-blk disk (/dev/vda, vdb, ...): "
+                  "[file=]PATH[,format=raw][,readonly=on]; repeatable, up to 4")
+      ->allow_extra_args(false);
+  cmd->add_flag("--snapshot", guest.snapshot,
+                "write the drives' changes to a temporary overlay, dropped at exit");
 }
 
 }  // namespace

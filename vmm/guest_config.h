@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace vmbt {
 
@@ -26,6 +27,9 @@ struct GuestConfig {
   std::string memory = "256M";  ///< guest RAM, 2M to 3G with K/M/G suffixes (as QEMU's -m)
   double timeout_seconds = 0;   ///< end the run after this long; 0: never
   bool trace_io = false;        ///< log every port and MMIO access to stderr
+  /// `--drive` specifications, in order (parse_drive): virtio-blk disks /dev/vda, /dev/vdb, ...
+  std::vector<std::string> drives;
+  bool snapshot = false;  ///< `--snapshot`: drive writes go to a temporary overlay
   /// Engine switching (README "Switching engines"): the other engine stands by and takes the
   /// running guest after `switch_after_seconds` (< 0: never by time), then every
   /// `switch_every_seconds` (0: once), or on Ctrl-A s when `switchable`.
@@ -35,5 +39,11 @@ struct GuestConfig {
   int64_t switch_after_instructions = -1;
   double switch_every_seconds = 0;
 };
+
+struct DriveConfig;
+/// Parses a `--drive` specification in QEMU's spelling: `[file=]PATH[,format=raw][,if=virtio]
+/// [,readonly=on|off]` (a comma in PATH is written ",,"). Throws vmbt::Error saying what is wrong
+/// (another format or interface, an unknown option, no path).
+DriveConfig parse_drive(const std::string& spec);
 
 }  // namespace vmbt

@@ -256,6 +256,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
   result.seconds = static_cast<double>(host_now_ns() - start) / 1e9;
   stats.set_value("run_seconds", result.seconds);
   stats.set("io_unclaimed_accesses", machine.io().unclaimed_accesses());
+  machine.collect_stats(stats);
   for (size_t port = 0; port < port_accesses.size(); ++port) {
     if (port_accesses[port]) stats.add(fmt::format("io_ports.{:#06x}", port), port_accesses[port]);
   }

@@ -169,28 +169,56 @@ TEST_F(LocalApicTest, OneShotTimerCountsDownAndFiresOnce) {
 
 TEST_F(LocalApicTest, PeriodicTimerReloadsAndKeepsItsPhase) {
   enable();
-  wr(LocalApic::kTimerDivide, 0xB);  // divide by 1
+  wr(LocalApic::kTimerDivide, 0xB);  // divide by 1: 1 ns a count
   wr(LocalApic::kLvtTimer, 0xEF | (1u << 17));
   const uint64_t start = now;
-  wr(LocalApic::kTimerInitial, 500);
-  at(start + 500);
+  wr(LocalApic::kTimerInitial, 500'000);  // 500 us
+  at(start + 500'000);
   EXPECT_EQ(take_all(), std::vector<int>{0xEF});
   wr(LocalApic::kEoi, 0);
-  at(start + 1250);  // mid third period
-  EXPECT_EQ(rd(LocalApic::kTimerCurrent), 250u);
+  at(start + 1'250'000);  // mid third period
+  EXPECT_EQ(rd(LocalApic::kTimerCurrent), 250'000u);
   EXPECT_EQ(take_all(), std::vector<int>{0xEF});  // the second expiry
   wr(LocalApic::kEoi, 0);
-  EXPECT_EQ(apic.next_deadline_ns(), start + 1500);
+  EXPECT_EQ(apic.next_deadline_ns(), start + 1'500'000);
   // Expiries missed while nobody polled coalesce into one interrupt (IRR holds one bit).
-  at(start + 10100);
+  at(start + 10'100'000);
   EXPECT_EQ(take_all(), std::vector<int>{0xEF});
-  EXPECT_EQ(apic.next_deadline_ns(), start + 10500);
-  // Masked: the count goes on, no interrupt.
+  EXPECT_EQ(apic.next_deadline_ns(), start + 10'500'000);
+  // Masked: the count goes on, no interrupt, nothing to wake up for.
   wr(LocalApic::kEoi, 0);
   wr(LocalApic::kLvtTimer, 0xEF | (1u << 17) | LocalApic::kLvtMasked);
-  at(start + 12000);
+  EXPECT_EQ(apic.next_deadline_ns(), UINT64_MAX);
+  at(start + 12'000'000);
   EXPECT_EQ(take_all(), std::vector<int>{});
-  EXPECT_EQ(rd(LocalApic::kTimerCurrent), 500u);
+  EXPECT_EQ(rd(LocalApic::kTimerCurrent), 500'000u);
+  // Unmasked mid-period: the next interrupt ends this period, none for the masked ones.
+  at(start + 12'100'000);
+  wr(LocalApic::kLvtTimer, 0xEF | (1u << 17));
+  EXPECT_EQ(apic.next_deadline_ns(), start + 12'500'000);
+}
+
+TEST_F(LocalApicTest, TinyPeriodsRunAtTheMinimumAndDividerLeavesTscDeadlineAlone) {
+  enable();
+  wr(LocalApic::kTimerDivide, 0xB);
+  wr(LocalApic::kLvtTimer, 0xEF | (1u << 17));
+  wr(LocalApic::kTimerInitial, 1);  // 1 ns asked: kMinPeriodNs given
+  EXPECT_EQ(apic.next_deadline_ns(), now + LocalApic::kMinPeriodNs);
+  // TSC-deadline: a divide write does not move the deadline (§11.5.4.1).
+  wr(LocalApic::kLvtTimer, 0xE0 | (2u << 17));
+  apic.write_tsc_deadline(1'002'000, 1'000'000);  // 1 us at 2 GHz
+  const uint64_t deadline = apic.next_deadline_ns();
+  wr(LocalApic::kTimerDivide, 0x3);
+  EXPECT_EQ(apic.next_deadline_ns(), deadline);
+  EXPECT_EQ(apic.tsc_deadline(), 1'002'000u);
+}
+
+TEST_F(LocalApicTest, SoftwareDisabledApicTakesNoFixedInterrupts) {
+  // SPIV bit 8 clear (§11.4.7.2): a self-IPI is dropped, an NMI is taken.
+  wr(LocalApic::kIcrLow, 0x40050);
+  EXPECT_FALSE(apic.irr(0x50));
+  wr(LocalApic::kIcrLow, 0x40400);
+  EXPECT_TRUE(apic.nmi_pending());
 }
 
 TEST_F(LocalApicTest, SwitchingPeriodicToOneShotEndsTheCurrentPeriod) {
@@ -198,17 +226,17 @@ TEST_F(LocalApicTest, SwitchingPeriodicToOneShotEndsTheCurrentPeriod) {
   wr(LocalApic::kTimerDivide, 0xB);
   wr(LocalApic::kLvtTimer, 0xEF | (1u << 17));
   const uint64_t start = now;
-  wr(LocalApic::kTimerInitial, 1000);
-  at(start + 2300);
+  wr(LocalApic::kTimerInitial, 1'000'000);
+  at(start + 2'300'000);
   EXPECT_EQ(take_all(), std::vector<int>{0xEF});
   wr(LocalApic::kEoi, 0);
   wr(LocalApic::kLvtTimer, 0xEF);  // one-shot: counts down what is left of this period
-  EXPECT_EQ(rd(LocalApic::kTimerCurrent), 700u);
-  at(start + 3000);
+  EXPECT_EQ(rd(LocalApic::kTimerCurrent), 700'000u);
+  at(start + 3'000'000);
   EXPECT_EQ(take_all(), std::vector<int>{0xEF});
   EXPECT_EQ(rd(LocalApic::kTimerCurrent), 0u);
   wr(LocalApic::kLvtTimer, 0xEF | (1u << 17));  // back to periodic: an expired timer stays so
-  at(start + 5000);
+  at(start + 5'000'000);
   EXPECT_EQ(rd(LocalApic::kTimerCurrent), 0u);
   EXPECT_EQ(take_all(), std::vector<int>{});
 }

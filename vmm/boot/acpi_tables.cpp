@@ -23,6 +23,16 @@ void put(GuestMemory& memory, uint32_t gpa, const std::vector<uint8_t>& bytes) {
 /// AML for `Name (_S5, Package (4) {0, 0, 0, 0})` (ACPI 6.5 §20.2.5.1 NameOp, §20.2.5.4
 /// DefPackage): NameOp, NameSeg, PackageOp, PkgLength 6, NumElements 4, four ZeroOps.
 const std::vector<uint8_t> kS5Aml = {0x08, '_', 'S', '5', '_', 0x12, 0x06, 0x04, 0, 0, 0, 0};
+/// AML for the PCI root bridge, so that an ACPI OS scans bus 0 (Linux looks for root bridges in
+/// the namespace only): `Scope (\_SB) { Device (PCI0) { Name (_HID, EisaId ("PNP0A03"))
+/// Name (_UID, 0) } }` (§20.2.5.1 ScopeOp, §20.2.5.2 DeviceOp, DWordConst, ZeroOp; PkgLengths
+/// 29 and 21 count themselves). No _CRS: the OS uses its default windows; no _PRT: a PCI
+/// function's interrupt is the ISA IRQ in its Interrupt Line register, level, active-low.
+const std::vector<uint8_t> kPciRootAml = {0x10, 0x1D, '\\', '_', 'S', 'B',  '_',  // Scope (\_SB)
+                                          0x5B, 0x82, 0x15, 'P', 'C', 'I',  '0',  // Device (PCI0)
+                                          0x08, '_',  'H',  'I', 'D', 0x0C, 0x41,
+                                          0xD0, 0x0A, 0x03,  // Name (_HID, EisaId ("PNP0A03"))
+                                          0x08, '_',  'U',  'I', 'D', 0x00};  // Name (_UID, Zero)
 }  // namespace
 
 uint8_t acpi_checksum(const uint8_t* bytes, size_t length) {
@@ -78,6 +88,7 @@ AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
 
   AcpiTable dsdt("DSDT", 1);
   dsdt.add_bytes(kS5Aml);
+  dsdt.add_bytes(kPciRootAml);
   put(memory, kDsdt, dsdt.finish());
 
   AcpiTable fadt("FACP", 1);

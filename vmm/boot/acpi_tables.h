@@ -39,7 +39,8 @@ struct AcpiLayout {
 ///   local APIC NMI on LINT1 for all processors.
 /// - HPET description table (IA-PC HPET spec 1.0a §3.2.4) when `hpet_base` is set.
 /// - DSDT (§5.2.11.1): AML for \_S5 = Package {0, 0, 0, 0} (SLP_TYP 0 is soft-off on this PM
-///   block, as on QEMU's PIIX4), nothing else: PCI is found by configuration mechanism #1.
+///   block, as on QEMU's PIIX4) and the PCI root bridge \_SB.PCI0 (PNP0A03, no _CRS or _PRT:
+///   functions report their ISA IRQ in the Interrupt Line register).
 /// Every table's checksum makes its bytes sum to 0 (§5.2.6); the RSDP's covers its 20 bytes.
 AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& platform);
 

@@ -1,5 +1,6 @@
 #include "vmm/devices/local_apic.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace vmbt {
@@ -102,7 +103,9 @@ void LocalApic::accept(uint8_t vector, bool level) {
 }
 
 void LocalApic::accept_fixed(uint8_t vector, bool level_triggered) {
-  if (!hardware_enabled()) return;
+  // A software-disabled APIC takes NMI, INIT and SIPI messages only (§11.4.7.2; KVM drops fixed
+  // ones too). What IRR already holds stays deliverable.
+  if (!hardware_enabled() || !software_enabled()) return;
   accept(vector, level_triggered);
 }
 
@@ -138,11 +141,14 @@ void LocalApic::start_count(uint32_t initial) {
     disarm();
     return;
   }
-  timer_deadline_ns_ = timer_start_ns_ + uint64_t{initial} * timer_divisor();
+  timer_deadline_ns_ = timer_start_ns_ + timer_period_ns();
 }
 
 uint64_t LocalApic::timer_period_ns() const {
-  return uint64_t{timer_initial_} * timer_divisor();
+  const uint64_t period = uint64_t{timer_initial_} * timer_divisor();
+  // A periodic timer is not polled faster than kMinPeriodNs (KVM's min_timer_period_us is 200):
+  // a 1 ns period would keep the host busy for nothing a guest could observe.
+  return timer_mode() == kPeriodic ? std::max<uint64_t>(period, kMinPeriodNs) : period;
 }
 
 void LocalApic::rebase_period(uint64_t now_ns) {
@@ -161,7 +167,13 @@ uint32_t LocalApic::current_count() const {
   } else if (elapsed >= period) {
     return 0;  // expired, not yet polled
   }
-  return timer_initial_ - static_cast<uint32_t>(elapsed / timer_divisor());
+  const uint64_t ticks = elapsed / timer_divisor();
+  if (ticks < timer_initial_ && period == uint64_t{timer_initial_} * timer_divisor()) {
+    return timer_initial_ - static_cast<uint32_t>(ticks);
+  }
+  // A period stretched to kMinPeriodNs: the count falls in proportion.
+  const unsigned __int128 left = static_cast<unsigned __int128>(period - elapsed) * timer_initial_;
+  return static_cast<uint32_t>(left / period);
 }
 
 void LocalApic::poll(uint64_t now_ns) {
@@ -184,7 +196,8 @@ void LocalApic::poll(uint64_t now_ns) {
 }
 
 uint64_t LocalApic::next_deadline_ns() const {
-  return timer_deadline_ns_;
+  // A masked timer raises nothing: nobody needs to wake for it (its count is computed from time).
+  return (lvt_[kTimer] & kLvtMasked) ? UINT64_MAX : timer_deadline_ns_;
 }
 
 void LocalApic::write_tsc_deadline(uint64_t deadline, uint64_t guest_tsc) {
@@ -302,7 +315,12 @@ void LocalApic::write_lvt(Lvt lvt, uint32_t value) {
   if (!software_enabled()) value |= kLvtMasked;  // §11.4.7.2: masks cannot be cleared
   if (lvt == kTimer) {
     const TimerMode old_mode = timer_mode();
+    const bool unmasking = (lvt_[kTimer] & kLvtMasked) && !(value & kLvtMasked);
     lvt_[kTimer] = value;
+    // Expiries while masked were not interrupts: a periodic count starts its next one from now.
+    if (unmasking && timer_mode() == kPeriodic && timer_deadline_ns_ != UINT64_MAX) {
+      rebase_period(now_ns_());
+    }
     const TimerMode mode = timer_mode();
     if (mode == old_mode) return;
     if (mode == kTscDeadline || old_mode == kTscDeadline) {
@@ -345,7 +363,7 @@ void LocalApic::write_icr(uint32_t low) {
     error(kEsrSendIllegalVector);
     return;
   }
-  if (to_self) accept(vector, false);  // an IPI is edge-triggered whatever its trigger bit
+  if (to_self) accept_fixed(vector, false);  // an IPI is edge-triggered whatever its trigger bit
 }
 
 void LocalApic::write_register(uint32_t offset, uint32_t value) {
@@ -389,10 +407,12 @@ void LocalApic::write_register(uint32_t offset, uint32_t value) {
       if (timer_mode() != kTscDeadline) start_count(value);
       break;
     case kTimerDivide:
-      // As QEMU: the count goes on at the new rate, measured from when it was loaded.
+      // As QEMU: the count goes on at the new rate, measured from when it was loaded. (No effect
+      // on a TSC deadline, §11.5.4.1.)
       timer_divide_ = value & 0xB;
-      if (timer_deadline_ns_ != UINT64_MAX)
+      if (timer_deadline_ns_ != UINT64_MAX && timer_mode() != kTscDeadline) {
         timer_deadline_ns_ = timer_start_ns_ + timer_period_ns();
+      }
       break;
     case kVersionReg:
     case kApr:

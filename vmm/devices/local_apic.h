@@ -36,10 +36,11 @@ namespace vmbt {
 ///   INIT and SIPI to others (there are none) are accepted and go nowhere; SMI and INIT to self
 ///   are ignored (no SMM, no INIT path yet). The delivery-status bit (12) never stays busy.
 /// - Timer (§11.5.4): one-shot, periodic and TSC-deadline modes. The timer counts at 1 GHz (1 ns
-///   a tick, as QEMU's and KVM's) divided by the divide configuration (1-128); a mode change
-///   disarms it. TSC-deadline: IA32_TSC_DEADLINE (MSR 0x6E0) in guest TSC cycles, converted to
-///   host time with the host TSC's measured rate; 0 disarms it, a past deadline fires at once,
-///   and it reads 0 once fired.
+///   a tick, as QEMU's and KVM's) divided by the divide configuration (1-128); entering or
+///   leaving TSC-deadline mode disarms it. A periodic period below kMinPeriodNs runs at that
+///   rate (as KVM limits it). A software-disabled APIC accepts no fixed interrupts. TSC-deadline:
+///   IA32_TSC_DEADLINE (MSR 0x6E0) in guest TSC cycles, converted to host time with the host TSC's
+///   measured rate; 0 disarms it, a past deadline fires at once, and it reads 0 once fired.
 /// - LINT0 at reset is ExtINT, unmasked (virtual-wire mode, as a PC BIOS programs it, as QEMU
 ///   resets it): the 8259's INTR reaches the CPU through it. LINT1 is NMI, masked.
 class LocalApic : public MmioDevice, public InterruptSource, public PolledDevice {
@@ -48,6 +49,8 @@ class LocalApic : public MmioDevice, public InterruptSource, public PolledDevice
   static constexpr uint64_t kBaseMsrBsp = 1u << 8, kBaseMsrExtd = 1u << 10,
                             kBaseMsrEnable = 1u << 11;
   static constexpr uint32_t kVersion = 0x00050014;
+  /// The shortest periodic timer period honoured (ns); shorter ones run at this rate.
+  static constexpr uint64_t kMinPeriodNs = 100'000;
 
   /// `pic`: the 8259 pair's INTR (delivered through LINT0 as ExtINT). `now_ns`: the clock the
   /// timer follows (poll() gets times from the same clock). `tsc_hz`: the guest TSC's rate, asked

@@ -2,40 +2,47 @@
 // host bridge (Intel 82441FX PMC datasheet, "PCI configuration registers").
 #include "vmm/devices/pci_host.h"
 
+#include "vmm/error.h"
+
 namespace vmbt {
 
 namespace {
 /// CONFIG_ADDRESS bits that exist: enable, bus, device, function, register (§3.2.2.3.2).
 constexpr uint32_t kAddressMask = 0x80fffffcu;
+
+/// The Intel 82441FX host bridge at 00:00.0.
+class I440fxHostBridge final : public PciFunction {
+ public:
+  I440fxHostBridge() : PciFunction(PciHost::kVendorIntel, PciHost::kDevice440fx, 0x02, 0x060000) {
+    put16(0x04, 0x0006);  // command: memory space, bus master
+    put16(0x06, 0x0280);  // status: fast back-to-back capable, DEVSEL medium
+    wmask_[0x05] = 0x01;  // SERR# enable (no interrupt-disable bit: the bridge has no INTx)
+    for (unsigned i = 0x40; i < 0x100; ++i) wmask_[i] = 0xff;
+  }
+};
 }  // namespace
 
-PciHost::PciHost() {
-  auto put16 = [&](unsigned off, uint16_t v) {
-    config_[off] = static_cast<uint8_t>(v);
-    config_[off + 1] = static_cast<uint8_t>(v >> 8);
-  };
-  put16(0x00, kVendorIntel);  // vendor ID
-  put16(0x02, kDevice440fx);  // device ID
-  put16(0x04, 0x0006);        // command: memory space, bus master
-  put16(0x06, 0x0280);        // status: fast back-to-back capable, DEVSEL medium
-  config_[0x08] = 0x02;       // revision
-  config_[0x09] = 0x00;       // programming interface
-  config_[0x0a] = 0x00;       // sub-class: host bridge
-  config_[0x0b] = 0x06;       // base class: bridge
-  config_[0x0e] = 0x00;       // header type 0, single function
-  wmask_[0x04] = 0x47;        // I/O, memory, bus master, parity error response
-  wmask_[0x05] = 0x01;        // SERR# enable
-  wmask_[0x0d] = 0xff;        // latency timer
-  for (unsigned i = 0x40; i < 0x100; ++i) wmask_[i] = 0xff;
+PciHost::PciHost() : host_bridge_(std::make_unique<I440fxHostBridge>()) {
+  functions_[0] = host_bridge_.get();
 }
+
+PciHost::~PciHost() = default;
 
 void PciHost::register_ports(IoBus& bus) {
   bus.add(kConfigAddress, 8, this, "pci-host");
 }
 
-bool PciHost::selects_host_bridge() const {
-  // Bus 0, device 0, function 0 (bits 23-8 all zero).
-  return (address_ & kEnable) && (address_ & 0x00ffff00u) == 0;
+void PciHost::attach(unsigned device, PciFunction& function) {
+  if (device == 0 || device >= functions_.size() || functions_[device]) {
+    throw Error("internal: PCI device number taken or out of range");
+  }
+  functions_[device] = &function;
+}
+
+PciFunction* PciHost::selected() const {
+  // Bus 0, function 0 of a device that is there.
+  if (!(address_ & kEnable) || (address_ & 0x00ff0700u) != 0) return nullptr;
+  return functions_[(address_ >> 11) & 0x1f];
 }
 
 uint32_t PciHost::io_read(uint16_t port, unsigned size) {
@@ -43,11 +50,9 @@ uint32_t PciHost::io_read(uint16_t port, unsigned size) {
   if (port < kConfigData) {
     return port == kConfigAddress && size == 4 ? address_ : ones;
   }
-  if (!selects_host_bridge()) return ones;  // disabled, or no such function: master abort
-  unsigned reg = (address_ & 0xfc) + (port - kConfigData);
-  uint32_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= uint32_t{config_[(reg + i) & 0xff]} << (8 * i);
-  return v;
+  const PciFunction* f = selected();
+  if (!f) return ones;  // disabled, or no such function: master abort
+  return f->config_read((address_ & 0xfc) + (port - kConfigData), size);
 }
 
 void PciHost::io_write(uint16_t port, unsigned size, uint32_t value) {
@@ -55,12 +60,8 @@ void PciHost::io_write(uint16_t port, unsigned size, uint32_t value) {
     if (port == kConfigAddress && size == 4) address_ = value & kAddressMask;
     return;
   }
-  if (!selects_host_bridge()) return;
-  unsigned reg = (address_ & 0xfc) + (port - kConfigData);
-  for (unsigned i = 0; i < size; ++i) {
-    unsigned r = (reg + i) & 0xff;
-    uint8_t b = static_cast<uint8_t>(value >> (8 * i));
-    config_[r] = static_cast<uint8_t>((config_[r] & ~wmask_[r]) | (b & wmask_[r]));
+  if (PciFunction* f = selected()) {
+    f->config_write((address_ & 0xfc) + (port - kConfigData), size, value);
   }
 }
 

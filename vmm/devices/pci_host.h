@@ -1,16 +1,18 @@
-// PCI configuration mechanism #1 with an i440FX host bridge and nothing else.
+// PCI configuration mechanism #1 and the functions on bus 0, with an i440FX host bridge.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 
+#include "vmm/devices/pci_function.h"
 #include "vmm/machine/io_bus.h"
 
 namespace vmbt {
 
 /// PCI Configuration Mechanism #1 (PCI Local Bus Specification 3.0, §3.2.2.3.2) at ports 0xcf8
-/// (CONFIG_ADDRESS) and 0xcfc-0xcff (CONFIG_DATA), with one device: an Intel 82441FX (i440FX)
-/// host bridge at 00:00.0.
+/// (CONFIG_ADDRESS) and 0xcfc-0xcff (CONFIG_DATA), over bus 0: an Intel 82441FX (i440FX) host
+/// bridge at 00:00.0 and the functions attach() adds at other device numbers (function 0 each).
 ///
 /// - CONFIG_ADDRESS is a 32-bit register decoded only by doubleword accesses to 0xcf8: bit 31
 ///   enable, bits 23-16 bus, 15-11 device, 10-8 function, 7-2 register (dword). Reserved bits
@@ -34,25 +36,30 @@ class PciHost : public IoDevice {
   static constexpr uint16_t kDevice440fx = 0x1237;
 
   PciHost();
+  ~PciHost() override;
 
   /// Adds ports 0xcf8-0xcff to `bus`.
   void register_ports(IoBus& bus);
+  /// Puts `function` at bus 0, device `device` (1-31), function 0.
+  void attach(unsigned device, PciFunction& function);
 
   uint32_t io_read(uint16_t port, unsigned size) override;
   void io_write(uint16_t port, unsigned size, uint32_t value) override;
 
   /// CONFIG_ADDRESS as last written (reserved bits cleared).
   uint32_t config_address() const { return address_; }
-  /// The host bridge's configuration space.
-  const std::array<uint8_t, 256>& host_bridge_config() const { return config_; }
+  /// The host bridge's configuration space (256 bytes).
+  uint32_t host_bridge_config(unsigned reg, unsigned size) const {
+    return functions_[0]->config_read(reg, size);
+  }
 
  private:
-  /// True when CONFIG_ADDRESS is enabled and selects 00:00.0 (the only function there is).
-  bool selects_host_bridge() const;
+  /// The function CONFIG_ADDRESS selects while enabled, or nullptr (master abort).
+  PciFunction* selected() const;
 
   uint32_t address_ = 0;
-  std::array<uint8_t, 256> config_{};
-  std::array<uint8_t, 256> wmask_{};  ///< writable bits of each byte
+  std::unique_ptr<PciFunction> host_bridge_;
+  std::array<PciFunction*, 32> functions_{};  ///< bus 0 by device number (function 0)
 };
 
 }  // namespace vmbt

@@ -78,6 +78,12 @@ bool GuestMemory::write(uint64_t gpa, const void* src, uint64_t len) {
   return true;
 }
 
+bool GuestMemory::dma_write(uint64_t gpa, const void* src, uint64_t len) {
+  if (!write(gpa, src, len)) return false;
+  if (len != 0 && dma_observer_) dma_observer_(gpa, len);
+  return true;
+}
+
 uint32_t GuestMemory::read32(uint64_t gpa) const {
   uint32_t v;
   if (!read(gpa, &v, 4)) throw Error(fmt::format("guest address {:#x} is outside RAM", gpa));

@@ -46,6 +46,15 @@ class GuestMemory {
   bool copy_linear(uint32_t linear, uint8_t* data, size_t size, bool write,
                    const std::function<std::optional<uint64_t>(uint32_t)>& translate,
                    const std::function<void(uint64_t, size_t)>& before_write = {});
+  /// A device's write into guest RAM (DMA): as write(), then tells the observer which bytes
+  /// changed, so an engine that derives state from guest memory (bt's translated code and shadow
+  /// page tables) drops what the write made stale.
+  bool dma_write(uint64_t gpa, const void* src, uint64_t len);
+  /// The DMA observer: called with (gpa, bytes) after each dma_write; empty for none. One at a
+  /// time (the engine running the guest).
+  void set_dma_observer(std::function<void(uint64_t, uint64_t)> observer) {
+    dma_observer_ = std::move(observer);
+  }
   /// Little-endian scalar accessors; throw vmbt::Error when out of range (loader use only).
   uint32_t read32(uint64_t gpa) const;
   void write32(uint64_t gpa, uint32_t value);
@@ -54,6 +63,7 @@ class GuestMemory {
   uint64_t size_;
   int fd_ = -1;
   uint8_t* base_ = nullptr;
+  std::function<void(uint64_t, uint64_t)> dma_observer_;
 };
 
 }  // namespace vmbt

@@ -29,16 +29,32 @@ uint32_t all_ones(unsigned size) {
 void IoBus::add(uint16_t base, unsigned count, IoDevice* device, std::string name) {
   if (count == 0 || base + count > 0x10000) throw Error("I/O range out of the 64K port space");
   for (const auto& r : ranges_) {
-    if (base < r.base + r.count && r.base < base + count) {
+    if (!r.movable && base < r.base + r.count && r.base < base + count) {
       throw Error(fmt::format("I/O ports {:#x}+{} of {} overlap {}", base, count, name, r.name));
     }
   }
   ranges_.push_back({base, count, device, std::move(name)});
 }
 
+void IoBus::add_movable(unsigned count, IoDevice* device, std::string name) {
+  if (count == 0 || count > 0x10000) throw Error("I/O range out of the 64K port space");
+  ranges_.push_back({0, count, device, std::move(name), false, true});
+}
+
+void IoBus::relocate(const IoDevice* device, uint16_t base, bool visible) {
+  for (auto& r : ranges_) {
+    if (r.device != device) continue;
+    r.base = base;
+    r.visible = visible && base + r.count <= 0x10000;
+  }
+}
+
 const IoBus::Range* IoBus::find(uint16_t port) const {
-  for (const auto& r : ranges_) {
-    if (port >= r.base && port < r.base + r.count) return &r;
+  // Fixed ranges first: a BAR moved over a fixed device never hides it.
+  for (const bool movable : {false, true}) {
+    for (const auto& r : ranges_) {
+      if (r.movable == movable && r.visible && port >= r.base && port < r.base + r.count) return &r;
+    }
   }
   return nullptr;
 }

@@ -46,6 +46,13 @@ class IoBus {
  public:
   /// Claims ports [base, base + count) for `device`; throws vmbt::Error on overlap.
   void add(uint16_t base, unsigned count, IoDevice* device, std::string name);
+  /// Adds a range that moves (a PCI BAR): hidden until relocate() shows it. It may overlap other
+  /// ranges: fixed ones take precedence (a guest cannot move a BAR over a fixed device), then
+  /// movable ones in the order they were added.
+  void add_movable(unsigned count, IoDevice* device, std::string name);
+  /// Moves `device`'s movable range to `base` and shows it, or hides it (`visible` false). A
+  /// range that would pass port 0xFFFF stays hidden.
+  void relocate(const IoDevice* device, uint16_t base, bool visible);
   uint32_t read(uint16_t port, unsigned size);
   void write(uint16_t port, unsigned size, uint32_t value);
 
@@ -60,6 +67,8 @@ class IoBus {
     unsigned count;
     IoDevice* device;
     std::string name;
+    bool visible = true;
+    bool movable = false;
   };
   const Range* find(uint16_t port) const;
   std::vector<Range> ranges_;

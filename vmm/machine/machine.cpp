@@ -19,15 +19,31 @@
 #include "vmm/devices/pit8254.h"
 #include "vmm/devices/port92.h"
 #include "vmm/devices/uart16550.h"
+#include "vmm/devices/virtio/virtio_blk.h"
+#include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/error.h"
+#include "vmm/machine/disk_image.h"
 #include "vmm/msr_model.h"
+#include "vmm/stats.h"
 
 namespace vmbt {
 
 namespace {
 constexpr uint16_t kCom1Base = 0x3f8;
 constexpr unsigned kCom1Irq = 4;
+/// Where the drives go, as firmware would assign them: PCI device numbers from 3, I/O BARs from
+/// 0xC000 (SeaBIOS's first PCI I/O address), an ISA interrupt line each (QEMU's PCI lines).
+constexpr unsigned kFirstDriveSlot = 3;
+constexpr uint16_t kFirstPciIo = 0xc000, kPciIoStride = 0x100;
+constexpr uint8_t kDriveIrqs[] = {11, 10, 5, 7};
 }  // namespace
+
+/// A virtio-blk drive: its image, the device and its PCI transport.
+struct Machine::Drive {
+  std::unique_ptr<DiskImage> image;
+  std::unique_ptr<VirtioBlk> blk;
+  std::unique_ptr<VirtioPciLegacy> pci;
+};
 
 Machine::Machine(const MachineConfig& config)
     : memory_(config.ram_bytes), map_(MemoryMap::pc_layout(config.ram_bytes)) {
@@ -78,6 +94,23 @@ Machine::Machine(const MachineConfig& config)
   acpi.hpet_block_id = Hpet::kCapabilitiesLow;
   write_acpi_tables(memory_, acpi);
 
+  if (config.drives.size() > std::size(kDriveIrqs)) {
+    throw Error(fmt::format("{} drives: vmbt attaches at most {}", config.drives.size(),
+                            std::size(kDriveIrqs)));
+  }
+  for (size_t i = 0; i < config.drives.size(); ++i) {
+    auto d = std::make_unique<Drive>();
+    d->image = std::make_unique<DiskImage>(config.drives[i].path, config.drives[i].read_only,
+                                           config.snapshot);
+    d->blk = std::make_unique<VirtioBlk>(memory_, *d->image, static_cast<unsigned>(i));
+    d->pci = std::make_unique<VirtioPciLegacy>(memory_, *d->blk, *isa_irqs_, kDriveIrqs[i],
+                                               0x010000, fmt::format("blk{}", i));
+    pci_host_->attach(kFirstDriveSlot + static_cast<unsigned>(i), *d->pci);
+    d->pci->attach_io(io_);
+    d->pci->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * i));
+    drives_.push_back(std::move(d));
+  }
+
   polled_ = {pit_.get(), com1_.get(), lapic_.get(), hpet_.get()};
 }
 
@@ -110,6 +143,10 @@ void Machine::handle_mmio(MmioAccess& a) {
     v = mmio_.read(a.gpa, a.size);
     std::memcpy(a.data, &v, a.size);
   }
+}
+
+void Machine::collect_stats(Stats& stats) const {
+  for (const auto& d : drives_) d->pci->collect_stats(stats);
 }
 
 void Machine::poll(uint64_t now_ns) {

@@ -33,11 +33,22 @@ class IsaIrqRouter;
 class MsrModel;
 class AcpiPm;
 class Hpet;
+class DiskImage;
+class VirtioBlk;
+class VirtioPciLegacy;
+
+/// A disk the machine attaches as a virtio-blk device (`--drive`).
+struct DriveConfig {
+  std::string path;
+  bool read_only = false;
+};
 
 struct MachineConfig {
   uint64_t ram_bytes = 256ull << 20;
-  CharBackend* console = nullptr;  ///< serial console backend (COM1); required
-  FILE* trace_io = nullptr;        ///< log every port/MMIO access here when set
+  std::vector<DriveConfig> drives;  ///< virtio-blk devices, in order (/dev/vda, /dev/vdb, ...)
+  bool snapshot = false;            ///< writes to the drives go to a temporary overlay
+  CharBackend* console = nullptr;   ///< serial console backend (COM1); required
+  FILE* trace_io = nullptr;         ///< log every port/MMIO access here when set
 };
 
 /// A PC: RAM, the vCPU's local APIC at 0xFEE00000 (xAPIC, LINT0 virtual wire to the 8259s), an
@@ -69,6 +80,8 @@ class Machine {
   void handle_io(IoAccess& access);
   /// Performs an MMIO exit on the bus.
   void handle_mmio(MmioAccess& access);
+  /// Adds the devices' counters (virtio.*) to `stats`.
+  void collect_stats(Stats& stats) const;
   /// Advances time-driven and input-driven devices to `now_ns`.
   void poll(uint64_t now_ns);
   /// The earliest host time at which poll() has work, or UINT64_MAX.
@@ -100,6 +113,8 @@ class Machine {
   std::unique_ptr<PciHost> pci_host_;
   std::unique_ptr<AcpiPm> acpi_pm_;
   std::unique_ptr<Hpet> hpet_;
+  struct Drive;
+  std::vector<std::unique_ptr<Drive>> drives_;
   std::vector<PolledDevice*> polled_;
 };
 
