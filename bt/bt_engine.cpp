@@ -131,7 +131,9 @@ bool BtEngine::write_platform_msr(uint32_t index, uint64_t value) {
 }
 
 CpuidEntry BtEngine::cpuid(uint32_t function, uint32_t index) {
-  return CpuModel::query(function, index, msrs_ ? msrs_->cpuid_dynamic() : CpuidDynamic{});
+  CpuidEntry e = CpuModel::query(function, index, msrs_ ? msrs_->cpuid_dynamic() : CpuidDynamic{});
+  if (function == 1 && tsc_deadline_withheld_) e.ecx &= ~CpuModel::kTscDeadlineFeature;
+  return e;
 }
 
 uint64_t BtEngine::read_tsc() {

@@ -70,6 +70,8 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   bool enable_perf_map() override;
   std::string set_debug(const DebugSettings& settings) override;
   std::string hand_over_blocker() override;
+  bool nmis_blocked() override { return system_.nmi_blocked; }
+  void withhold_tsc_deadline() override { tsc_deadline_withheld_ = true; }
   void forget_guest_memory() override;
   void set_tsc(uint64_t tsc) override { write_tsc(tsc); }
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
@@ -251,7 +253,8 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// The run loop's port I/O handler (Engine::set_port_io): IN/OUT/INS/OUTS are performed here
   /// instead of ending run() with an I/O exit. Returns false when the run must stop.
   std::function<bool(IoAccess&)> port_io_;
-  MsrModel* msrs_ = nullptr;  ///< the platform's MSRs (Engine::set_platform_msrs)
+  MsrModel* msrs_ = nullptr;            ///< the platform's MSRs (Engine::set_platform_msrs)
+  bool tsc_deadline_withheld_ = false;  ///< Engine::withhold_tsc_deadline
   /// An exit a direct call produced inside translated code (HLT, shutdown, I/O without port_io_):
   /// run() returns it once translated code has been left.
   Exit direct_exit_;

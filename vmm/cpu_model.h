@@ -48,7 +48,8 @@ struct CpuModel {
                                            | (1u << 26);  // SSE2
   /// CPUID.1:ECX feature bits advertised: only the APIC timer's TSC-deadline mode (no SSE3, no
   /// x2APIC, no hypervisor bit games).
-  static constexpr uint32_t kFeaturesEcx = (1u << 24);  // TSC-DEADLINE
+  static constexpr uint32_t kTscDeadlineFeature = 1u << 24;
+  static constexpr uint32_t kFeaturesEcx = kTscDeadlineFeature;
   /// CPUID.1:EDX.APIC: cleared while IA32_APIC_BASE.EN is 0 (Intel SDM Vol. 3A §11.4.3).
   static constexpr uint32_t kApicFeature = 1u << 9;
   /// CPUID.80000001H:EDX feature bits: only NX (execute-disable). It makes IA32_EFER exist (SDM

@@ -151,6 +151,13 @@ class Engine {
   /// Why state() would not be the whole story right now (an interrupt shadow, an event being
   /// delivered, an instruction half-done), or empty when the guest may move.
   virtual std::string hand_over_blocker() { return {}; }
+  /// The guest may move to an engine whose IA32_TSC_DEADLINE does not reach vmbt's local APIC
+  /// (kvm: KVM keeps that MSR): do not offer TSC-deadline mode (CPUID.1:ECX[24]), so that the
+  /// guest never depends on it and both engines present the same CPU.
+  virtual void withhold_tsc_deadline() {}
+  /// NMIs are blocked (an NMI handler runs and has not executed IRET): a waiting NMI does not
+  /// end a HLT (Intel SDM Vol. 3A §6.7.1).
+  virtual bool nmis_blocked() { return false; }
   /// Why this engine cannot run a guest in `state` here (a reason for the user), or empty.
   virtual std::string cannot_run(const VcpuState& /*state*/) { return {}; }
   /// Drops everything derived from guest memory (translated code, shadow page tables): another

@@ -204,13 +204,14 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
       case ExitReason::kHalt: {
         InterruptSource& intr = machine.interrupts();
         const bool maskable = engine.state().eflags & eflags::kIf;
-        if (!maskable && !intr.nmi_pending()) {
+        const bool nmi_can_wake = !engine.nmis_blocked();
+        if (!maskable && !(nmi_can_wake && intr.nmi_pending())) {
           done = finish(0, "guest halted (HLT with interrupts disabled)");
           break;
         }
         // Wait for an interrupt: sleep until the next device deadline, in slices short enough to
         // notice console input and signals.
-        while (!(maskable && intr.interrupt_pending()) && !intr.nmi_pending()) {
+        while (!(maskable && intr.interrupt_pending()) && !(nmi_can_wake && intr.nmi_pending())) {
           if (outside_stop()) {
             done = true;
             break;

@@ -11,6 +11,9 @@ SwitchingEngine::SwitchingEngine(std::unique_ptr<Engine> first, std::unique_ptr<
     : on_event_(std::move(on_event)) {
   engines_[0] = std::move(first);
   engines_[1] = std::move(second);
+  // One CPU model on both sides: kvm cannot offer TSC-deadline mode (KVM keeps the MSR).
+  engines_[0]->withhold_tsc_deadline();
+  engines_[1]->withhold_tsc_deadline();
 }
 
 void SwitchingEngine::set_port_io(std::function<bool(IoAccess&)> port_io) {

@@ -35,6 +35,7 @@ class SwitchingEngine final : public Engine {
   void kick(const void* signal_context) override { current()->kick(signal_context); }
   void set_port_io(std::function<bool(IoAccess&)> port_io) override;
   void set_platform_msrs(MsrModel* msrs) override;
+  bool nmis_blocked() override { return current()->nmis_blocked(); }
   void collect_stats(Stats& stats) override;
   std::string debug_notes() override { return current()->debug_notes(); }
   bool enable_perf_map() override {

@@ -69,7 +69,7 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
                         s.seg[kCs].selector, s.eip)};
   }
   if (fast_deliver(s, ev)) return {};
-  const VcpuRegisters before = s;
+  VcpuRegisters before = s;
   // The events of a nested delivery, described only if it ends in a shutdown. The first is the
   // event itself; the rest are noted only when a delivery faults, so the common path neither
   // allocates nor clears a buffer.
@@ -84,11 +84,23 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
     return out;
   };
   for (int attempt = 0; attempt < 16; ++attempt) {
+    GuestFault f{};
     try {
       deliver_once(s, ev);
       return {};
-    } catch (const GuestFault& f) {
+    } catch (const sys::FaultInNewTask& in_new_task) {
+      // A task gate's switch completed and the fault came after (the error code's push on the
+      // new task's stack): it is delivered in the new task (Intel SDM Vol. 3A §8.3), no rollback.
+      before = s;
+      f = in_new_task.fault;
+    } catch (const GuestFault& fault) {
       roll_back(s, before);
+      f = fault;
+    } catch (const sys::Unsupported& u) {
+      roll_back(s, before);
+      return {StepKind::kUnsupported, {}, u.message};
+    }
+    {
       const Class first = classify(ev);
       const Class second = classify_vector(f.vector);
       Event next;
@@ -112,9 +124,6 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
       }
       note(next);
       ev = next;
-    } catch (const sys::Unsupported& u) {
-      roll_back(s, before);
-      return {StepKind::kUnsupported, {}, u.message};
     }
   }
   return {StepKind::kShutdown,

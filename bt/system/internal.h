@@ -39,10 +39,16 @@ constexpr bool exception_is_fault(uint8_t v) {
   throw GuestFault{vec::kUd, false, 0};
 }
 
-/// Thrown for what the emulator deliberately does not do (task switches, VM86); caught at the
+/// Thrown for what the emulator deliberately does not do (16-bit tasks, VM86); caught at the
 /// entry points and reported as StepKind::kUnsupported with the state rolled back.
 struct Unsupported {
   std::string message;
+};
+
+/// A fault raised after a task switch through a task gate committed (the error code's push on
+/// the new task's stack): delivered in the new task, whose state stands (Intel SDM Vol. 3A §8.3).
+struct FaultInNewTask {
+  GuestFault fault;
 };
 
 /// Selector error code: index and TI of the selector, EXT in bit 0 (Intel SDM Vol. 3A §6.13).

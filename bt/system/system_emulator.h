@@ -234,7 +234,8 @@ class SystemEmulator {
   /// registers, with `old_eip` and `old_eflags`, saved in its TSS; the new task's loaded, checked
   /// as Table 8-1 says; `event`, for kEvent, whose error code goes on the new task's stack. The
   /// caller has made the checks of its own path (gate or TSS privilege and presence). Throws
-  /// GuestFault before changing anything; sys::Unsupported for 16-bit TSSs and virtual-8086 mode.
+  /// GuestFault before changing anything but accessed bits; sys::FaultInNewTask for a fault on
+  /// the new task's stack; sys::Unsupported for 16-bit TSSs and virtual-8086 mode.
   void task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reason, uint32_t old_eip,
                    uint32_t old_eflags, const sys::Event* event = nullptr);
   /// Rolls `s` back to `before` after a fault (sys::restore_state), telling the MMU when the

@@ -60,10 +60,12 @@ const char* SystemEmulator::task_switch_name(TaskSwitch reason) {
 
 // The task switch itself (§8.3, steps 3-13, and the checks of Table 8-1 "Exception Conditions
 // Checked During a Task Switch"). The caller has checked the gate or TSS descriptor privilege and
-// presence for its path. Everything that can fault is checked before anything is written, so a
-// fault leaves the old task as it was and is delivered in its context (a processor delivers the
-// faults found after the commit point in the new task's; vmbt finds them all before it, which
-// only differs for a TSS whose segment fields are invalid).
+// presence for its path. Every check, and every descriptor write the commit makes (probed), comes
+// before the commit, so such a fault leaves the old task as it was and is delivered in its
+// context. A processor delivers the faults it finds after the commit point (an invalid segment
+// field of the new TSS) in the new task's context instead, and reads the new LDT through the new
+// CR3; vmbt differs there only for such broken TSSs. The one fault possible after the commit, the
+// error code's push on the new stack, is delivered in the new task (sys::FaultInNewTask).
 void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reason,
                                  uint32_t old_eip, uint32_t old_eflags, const sys::Event* event) {
   const uint32_t ext = event && event->ext() ? 1 : 0;
@@ -178,13 +180,33 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
     stack.ss = sys::segment_from(sel[kSs], desc[kSs]);
     stack.esp = next.gpr[kEsp];
     stack.user = new_cpl == 3;
-    sys::check_push_room(stack, 4, sys::vec::kSs, sys::sel_code(sel[kSs], ext));
+    sys::check_push_room(stack, 4, sys::vec::kSs, ext);  // #SS(EXT): INT n "TASK-GATE"
   }
 
-  // Commit. The old task's dynamic state goes into its TSS (NT cleared for JMP and IRET, which do
-  // not nest); the busy bits follow the reason; the new task links back for CALL and events.
+  // The descriptor writes of the commit, probed now (each written with its own value): after this
+  // no write of the commit can fault. The accessed bits are set now, as the processor sets them
+  // while it loads the descriptors.
+  uint32_t old_addr = 0;
+  Descriptor old_desc;
+  if (reason == TaskSwitch::kJmp || reason == TaskSwitch::kIret) {
+    old_desc = sys::fetch_descriptor(mem_, s, old_tr.selector, sys::vec::kTs, ext, &old_addr);
+    set_busy(mem_, old_addr, old_desc, old_desc.type() == sys::kTss32Busy);
+  }
+  set_busy(mem_, tss_addr, tss, busy);
+  if (reason == TaskSwitch::kCall || reason == TaskSwitch::kEvent) {
+    uint16_t link = 0;
+    mem_.read(tss.base() + kLink, &link, 2, false);
+    mem_.write(tss.base() + kLink, &link, 2, false);
+  }
+  for (unsigned i = 0; i < 6; ++i) {
+    if (desc_addr[i]) sys::set_accessed(mem_, desc_addr[i], desc[i]);
+  }
+
+  // Commit. The old task's dynamic state goes into its TSS (NT cleared for IRET, which leaves a
+  // nested task for good; Table 8-2); the busy bits follow the reason; the new task links back
+  // for CALL and events.
   uint32_t saved_flags = old_eflags;
-  if (reason == TaskSwitch::kJmp || reason == TaskSwitch::kIret) saved_flags &= ~eflags::kNt;
+  if (reason == TaskSwitch::kIret) saved_flags &= ~eflags::kNt;
   uint8_t old_state[kLdt - kEip];
   auto put32 = [&](uint32_t off, uint32_t v) { std::memcpy(old_state + (off - kEip), &v, 4); };
   put32(kEip, old_eip);
@@ -199,9 +221,6 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   }
   mem_.write(old_tr.base + kEip, old_state, sizeof old_state, false);
   if (reason == TaskSwitch::kJmp || reason == TaskSwitch::kIret) {
-    uint32_t old_addr = 0;
-    Descriptor old_desc =
-        sys::fetch_descriptor(mem_, s, old_tr.selector, sys::vec::kGp, ext, &old_addr);
     set_busy(mem_, old_addr, old_desc, false);
   }
   if (reason != TaskSwitch::kIret) set_busy(mem_, tss_addr, tss, true);
@@ -214,7 +233,6 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
       next.seg[i] = sys::null_segment(sel[i]);
       continue;
     }
-    sys::set_accessed(mem_, desc_addr[i], desc[i]);
     next.seg[i] = sys::segment_from(sel[i], desc[i]);
   }
   next.tr = sys::segment_from(tss_sel, tss);
@@ -224,7 +242,11 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   if (new_space) hooks_.on_paging_changed(s);
   if (push_error) {
     stack.esp = s.gpr[kEsp];
-    sys::push(mem_, stack, event->error_code, 4);
+    try {
+      sys::push(mem_, stack, event->error_code, 4);
+    } catch (const GuestFault& f) {
+      throw sys::FaultInNewTask{f};  // the new task's stack is not mapped (a #PF there)
+    }
     sys::commit_esp(s, stack);
   }
 }

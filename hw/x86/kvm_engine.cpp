@@ -27,7 +27,6 @@ constexpr uint64_t kIdentityMapAddr = 0xfffbc000;
 
 constexpr uint32_t kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175, kMsrSysenterEip = 0x176,
                    kMsrTsc = 0x10;
-constexpr uint32_t kCpuidTscDeadline = 1u << 24;  ///< CPUID.1:ECX.TSC-DEADLINE
 
 void check(int rc, const char* what) {
   if (rc < 0) throw Error(fmt::format("KVM {} failed: {}", what, std::strerror(errno)));
@@ -158,7 +157,7 @@ KvmEngine::KvmEngine(GuestMemory& memory, InterruptSource& interrupts)
     // IA32_TSC_DEADLINE is KVM's, which ignores it without an in-kernel local APIC (vmbt's is in
     // user space, vmm/devices/local_apic.h): the guest is told there is no TSC-deadline mode
     // and uses the APIC timer's one-shot mode, whose registers reach vmbt's APIC as MMIO.
-    if (e.function == 1) e.ecx &= ~kCpuidTscDeadline;
+    if (e.function == 1) e.ecx &= ~CpuModel::kTscDeadlineFeature;
   }
   // kvm-pvm refuses KVM_SET_CPUID2 (EINVAL): the guest then sees that host's CPUID, and
   // `vmbt probe` and --stats say so.
@@ -371,7 +370,15 @@ std::string KvmEngine::hand_over_blocker() {
     return "an event is being delivered";
   }
   if (events.interrupt.shadow) return "in an interrupt shadow (after STI or MOV SS)";
+  if (events.nmi.pending || events.nmi.masked) {
+    return "in an NMI handler or with an NMI waiting (NMIs blocked until its IRET)";
+  }
   return {};
+}
+
+bool KvmEngine::nmis_blocked() {
+  kvm_vcpu_events events{};
+  return ioctl(vcpu_fd_, KVM_GET_VCPU_EVENTS, &events) == 0 && events.nmi.masked;
 }
 
 std::string KvmEngine::cannot_run(const VcpuState& state) {

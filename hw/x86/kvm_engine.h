@@ -42,6 +42,7 @@ class KvmEngine final : public Engine {
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
   /// An event injected but not yet delivered, or an interrupt shadow (KVM_GET_VCPU_EVENTS).
   std::string hand_over_blocker() override;
+  bool nmis_blocked() override;
   /// kvm-pvm (no VT-x/AMD-V) runs no paged guest.
   std::string cannot_run(const VcpuState& state) override;
   void set_tsc(uint64_t tsc) override;

@@ -277,15 +277,12 @@ GUEST_ENTRY
   /* Timer 0 periodic (2 ms) through the legacy replacement route: ISA IRQ0, pin 2 (0x68). */
   movl $0, irq_log_len
   movl $3, HPET + 0x10           /* ENABLE_CNF | LEG_RT_CNF */
-  movl $((1 << 2) | (1 << 3) | (1 << 6)), HPET + 0x100
+  /* As Linux programs it: 32-bit mode, VAL_SET, the comparator, then the period. */
+  movl $((1 << 2) | (1 << 3) | (1 << 6) | (1 << 8)), HPET + 0x100
   mov HPET + 0xf0, %eax
-  mov HPET + 0xf4, %edx
   add $200000, %eax
-  adc $0, %edx
   mov %eax, HPET + 0x108         /* VAL_SET: the comparator */
-  mov %edx, HPET + 0x10c
   movl $200000, HPET + 0x108     /* then the period */
-  movl $0, HPET + 0x10c
   WAIT_IRQS 3
   movl $0, HPET + 0x100
   movl $0, HPET + 0x10

@@ -107,6 +107,31 @@ TEST_F(HpetTest, OneShotFiresOnceThroughTheIoApic) {
   EXPECT_EQ((rd(0x140) >> 9) & 0x1F, 20u);
 }
 
+TEST_F(HpetTest, AComparatorFiresOnlyWhenTheCounterReachesIt) {
+  // Linux's one-shot set-up: INT_ENB | 32-bit with the comparator still at its reset value and a
+  // small counter: no interrupt until the counter gets there (§2.3.9.2.1).
+  wr(0x010, 3);  // enabled, legacy route: timer 0 on ISA IRQ0
+  at(now + 1000);
+  wr(0x100, (1u << 2) | (1u << 8));
+  at(now + 5'000'000);
+  EXPECT_EQ(hpet.next_deadline_ns() > now + 40'000'000'000ull, true);  // ~42.9 s: the 32-bit wrap
+  EXPECT_EQ(isa.rising(0), 0);
+  // A 64-bit comparator far ahead: no overflow into a deadline in the past.
+  wr(0x100, 1u << 2);
+  wr(0x108, 0xFFFFFFFF);
+  wr(0x10C, 0xFFFFFFFF);
+  EXPECT_EQ(hpet.next_deadline_ns(), UINT64_MAX);
+  // A comparator set behind the counter waits for the wrap; one passed between polls fires.
+  wr(0x108, 10);
+  wr(0x10C, 0);
+  at(now + 1'000'000);
+  EXPECT_EQ(isa.rising(0), 0);
+  const uint32_t c = rd(0x0F0);
+  wr(0x108, c + 1000);
+  at(now + 1'000'000);  // 100,000 ticks later: passed between polls
+  EXPECT_EQ(isa.rising(0), 1);
+}
+
 TEST_F(HpetTest, LevelTriggeredStatusHoldsTheLineUntilCleared) {
   wr(0x010, 3);
   wr(0x120, (1u << 1) | (1u << 2));  // timer 1: level, enabled (legacy: ISA IRQ8)

@@ -31,14 +31,19 @@ uint64_t Hpet::ticks_until(unsigned n) const {
   const Timer& t = timers_[n];
   if (!(config_ & kEnableCnf) || !(t.config & kIntEnable) || t.fired) return UINT64_MAX;
   const uint64_t wrap = (t.config & k32Mode) ? 0xFFFFFFFFull : ~0ull;
-  const uint64_t ahead = (t.comparator - counter()) & wrap;  // ticks until the comparator matches
-  return ahead > wrap / 2 ? 0 : ahead;                       // passed between two polls: due now
+  const uint64_t c = counter();
+  // Due once the counter has reached the comparator since the timer was armed (counting from
+  // `armed_at`, with wrap-around): a match passed between two polls is due now, one ahead is not.
+  const uint64_t to_match = (t.comparator - t.armed_at) & wrap;
+  const uint64_t run = (c - t.armed_at) & wrap;
+  return run >= to_match ? 0 : to_match - run;
 }
 
 uint64_t Hpet::next_deadline_ns() const {
   uint64_t ticks = UINT64_MAX;
   for (unsigned n = 0; n < kTimers; ++n) ticks = std::min(ticks, ticks_until(n));
-  return ticks == UINT64_MAX ? UINT64_MAX : now_ns_() + ticks * kNsPerTick;
+  if (ticks == UINT64_MAX || ticks > (UINT64_MAX - now_ns_()) / kNsPerTick) return UINT64_MAX;
+  return now_ns_() + ticks * kNsPerTick;
 }
 
 void Hpet::set_line(unsigned n, bool level) {
@@ -62,9 +67,12 @@ void Hpet::fire(unsigned n) {
   const uint64_t c = counter();
   const uint64_t wrap = (t.config & k32Mode) ? 0xFFFFFFFFull : ~0ull;
   if ((t.config & kPeriodic) && t.period) {
-    // The next multiple of the period after now (missed expiries coalesce).
+    // The next multiple of the period after now (missed expiries coalesce); periods below
+    // kMinPeriod ticks run at that rate (nothing a guest can observe needs them faster).
+    const uint64_t period = std::max(t.period, kMinPeriod);
     const uint64_t behind = ((c & wrap) - t.comparator) & wrap;
-    t.comparator = (t.comparator + (behind / t.period + 1) * t.period) & wrap;
+    t.comparator = (t.comparator + (behind / period + 1) * period) & wrap;
+    t.armed_at = c & wrap;
   } else {
     t.fired = true;  // a one-shot fires once until its comparator or configuration is written
   }
@@ -123,6 +131,7 @@ void Hpet::write64(uint64_t offset, uint64_t value, uint64_t mask) {
       }
       t.config = config;
       t.fired = false;
+      t.armed_at = counter() & ((config & k32Mode) ? 0xFFFFFFFFull : ~0ull);
       if (config & k32Mode) t.comparator &= 0xFFFFFFFF;
     } else if ((offset & 0x1F) == 0x08) {
       // As QEMU: a periodic timer's write sets the period, and the comparator too when VAL_SET
@@ -132,6 +141,7 @@ void Hpet::write64(uint64_t offset, uint64_t value, uint64_t mask) {
       if (t.config & kPeriodic) t.period = (t.period & ~mask) | (value64 & mask);
       t.config &= ~kValSet;
       t.fired = false;
+      t.armed_at = counter() & ((t.config & k32Mode) ? 0xFFFFFFFFull : ~0ull);
     }
     return;
   }

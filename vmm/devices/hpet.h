@@ -27,9 +27,10 @@ class IoApic;
 ///   bits); periodic mode then adds the period last written (with VAL_SET for the comparator
 ///   value itself, §2.3.9.2.4); expiries missed between two polls are coalesced. A one-shot
 ///   fires once until its comparator or configuration is written again (not again after a
-///   32-bit wrap). A comparator more than half the counter's range behind it is taken as passed
-///   between two polls and fires at once (Linux never programs one further than 2^31 ticks
-///   ahead). Only timers with interrupts enabled are followed.
+///   32-bit wrap). A comparator fires when the counter reaches it after it was set (a match that
+///   fell between two polls is delivered at the next one; a comparator behind the counter waits
+///   for the wrap, as the hardware does). Periods below kMinPeriod ticks run at kMinPeriod. Only
+///   timers with interrupts enabled are followed.
 /// - Edge-triggered timers pulse their line; level-triggered ones set their status bit and hold
 ///   the line until the guest clears it.
 class Hpet : public MmioDevice, public PolledDevice {
@@ -42,6 +43,8 @@ class Hpet : public MmioDevice, public PolledDevice {
   static constexpr uint32_t kCapabilitiesLow = 0x8086A201;
   /// I/O APIC pins a timer may be routed to (Tn_INT_ROUTE_CAP).
   static constexpr uint32_t kRouteCap = 0x00F00000;
+  /// The shortest periodic period honoured, in ticks (100 us).
+  static constexpr uint64_t kMinPeriod = 10'000;
 
   /// `isa`: ISA lines for the legacy replacement route; `ioapic`: pins for the others.
   Hpet(IrqSink& isa, IoApic& ioapic, std::function<uint64_t()> now_ns);
@@ -61,6 +64,7 @@ class Hpet : public MmioDevice, public PolledDevice {
     uint64_t period = 0;
     bool asserted = false;  ///< a level-triggered line held
     bool fired = false;     ///< a one-shot expiry happened since the comparator was written
+    uint64_t armed_at = 0;  ///< the counter when the comparator was last set or passed
   };
   uint64_t read64(uint64_t offset) const;
   void write64(uint64_t offset, uint64_t value, uint64_t mask);

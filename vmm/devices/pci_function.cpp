@@ -5,8 +5,7 @@
 
 namespace vmbt {
 
-PciFunction::PciFunction(uint16_t vendor, uint16_t device, uint8_t revision,
-                         uint32_t class_code) {
+PciFunction::PciFunction(uint16_t vendor, uint16_t device, uint8_t revision, uint32_t class_code) {
   put16(0x00, vendor);
   put16(0x02, device);
   config_[0x08] = revision;

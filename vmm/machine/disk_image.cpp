@@ -51,9 +51,10 @@ DiskImage::DiskImage(const std::string& path, bool read_only, bool snapshot)
   const bool want_write = !read_only && !snapshot;
   fd_ = open(path.c_str(), (want_write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (fd_ < 0 && want_write && (errno == EACCES || errno == EROFS)) {
-    throw Error(fmt::format("--drive {}: the file is not writable ({}); add readonly=on or "
-                            "--snapshot",
-                            path, std::strerror(errno)));
+    throw Error(
+        fmt::format("--drive {}: the file is not writable ({}); add readonly=on or "
+                    "--snapshot",
+                    path, std::strerror(errno)));
   }
   if (fd_ < 0) throw Error(fmt::format("--drive {}: {}", path, std::strerror(errno)));
   struct stat st {};
@@ -77,8 +78,8 @@ DiskImage::DiskImage(const std::string& path, bool read_only, bool snapshot)
     overlay_fd_ = mkstemp(name.data());
     if (overlay_fd_ < 0) {
       close(fd_);
-      throw Error(fmt::format("--snapshot: cannot create an overlay in {}: {}",
-                              tmp ? tmp : "/tmp", std::strerror(errno)));
+      throw Error(fmt::format("--snapshot: cannot create an overlay in {}: {}", tmp ? tmp : "/tmp",
+                              std::strerror(errno)));
     }
     unlink(name.c_str());  // gone at exit, whatever happens
     overlay_sectors_.assign(sectors_, false);

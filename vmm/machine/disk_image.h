@@ -42,7 +42,7 @@ class DiskImage {
 
   std::string path_;
   int fd_ = -1;
-  int overlay_fd_ = -1;               ///< snapshot: where written sectors live
+  int overlay_fd_ = -1;                ///< snapshot: where written sectors live
   std::vector<bool> overlay_sectors_;  ///< snapshot: sectors the overlay holds
   uint64_t sectors_ = 0;
   bool read_only_ = false;

@@ -19,8 +19,8 @@ void put_le(std::vector<uint8_t>& v, size_t at, uint64_t value, unsigned bytes) 
 
 VirtioBlk::VirtioBlk(GuestMemory& memory, DiskImage& image, unsigned id)
     : memory_(memory), image_(image), id_(id), config_(24, 0), buffer_(kChunk) {
-  put_le(config_, 0, image.sectors(), 8);  // capacity
-  put_le(config_, 12, kSegMax, 4);         // seg_max
+  put_le(config_, 0, image.sectors(), 8);      // capacity
+  put_le(config_, 12, kSegMax, 4);             // seg_max
   put_le(config_, 20, DiskImage::kSector, 4);  // blk_size
 }
 
@@ -45,7 +45,8 @@ bool VirtioBlk::process(unsigned /*index*/, SplitVirtqueue& queue) {
 uint32_t VirtioBlk::serve(const DescriptorChain& chain) {
   ++requests_;
   uint8_t header[kHeaderBytes];
-  if (chain.readable < kHeaderBytes || chain.read(memory_, 0, header, kHeaderBytes) != kHeaderBytes) {
+  if (chain.readable < kHeaderBytes ||
+      chain.read(memory_, 0, header, kHeaderBytes) != kHeaderBytes) {
     throw VirtqueueError("a block request without its 16-byte header");
   }
   if (chain.writable == 0) throw VirtqueueError("a block request with no room for its status");

@@ -11,7 +11,7 @@ namespace vmbt {
 
 namespace {
 constexpr uint16_t kDescNext = 1, kDescWrite = 2, kDescIndirect = 4;  // §2.7.5
-constexpr uint16_t kAvailNoInterrupt = 1;                               // §2.7.7
+constexpr uint16_t kAvailNoInterrupt = 1;                             // §2.7.7
 }  // namespace
 
 uint64_t DescriptorChain::read(const GuestMemory& mem, uint64_t offset, void* dst,
@@ -99,8 +99,8 @@ void SplitVirtqueue::add_segment(DescriptorChain& chain, const Descriptor& d) co
     throw VirtqueueError("a device-readable descriptor follows a device-writable one");
   }
   if (!mem_.contains(d.addr, d.len)) {
-    throw VirtqueueError(fmt::format("a buffer at {:#x}+{:#x} lies outside guest RAM", d.addr,
-                                     d.len));
+    throw VirtqueueError(
+        fmt::format("a buffer at {:#x}+{:#x} lies outside guest RAM", d.addr, d.len));
   }
   chain.segments.push_back({d.addr, d.len, writable});
   (writable ? chain.writable : chain.readable) += d.len;
