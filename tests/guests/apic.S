@@ -76,6 +76,11 @@ GUEST_ENTRY
   call exc_init
   IRQ_GATE 0x45
   IRQ_GATE 0x61
+  mov $0x52, %eax
+  mov $irq_0x52, %ebx
+  mov $GATE_INTR32, %ecx
+  mov $CODE_SEL, %edx
+  call exc_set_gate
   IRQ_GATE 0x92
   IRQ_GATE 0xe0
   IRQ_GATE 0xe3
@@ -153,6 +158,32 @@ GUEST_ENTRY
   CHECK_EQ $1, "ipi 0x45 delivered after tpr 0"
   mov APIC_ISR + 0x20, %eax
   CHECK_EQ $0, "isr clear after eoi"
+
+  /* MOV SS holds an interrupt for one more instruction (SDM Vol. 3A §6.8.3): with a 100 us
+   * periodic timer firing into a loop of MOV SS / MOV ESP,ESP, the timer interrupts the loop
+   * (counted) but never between the two (saved EIP = mov_ss_next). (After STI, MOV SS "may" not
+   * extend the shadow, so the loop runs with IF=1 throughout.) */
+  movl $0xb, APIC_TDCR
+  movl $(0x52 | PERIODIC), APIC_LVT_TIMER
+  movl $100000, APIC_TMICT
+  mov %ss, %ax
+  mov $200000, %ecx
+  sti
+1:
+  mov %ax, %ss
+mov_ss_next:
+  mov %esp, %esp
+  dec %ecx
+  jnz 1b
+  cli
+  movl $MASKED, APIC_LVT_TIMER
+  movl $0, APIC_TMICT
+  xor %eax, %eax
+  cmpl $0, ticks_0x52
+  setne %al
+  CHECK_EQ $1, "timer interrupts taken in the mov ss loop"
+  mov shadow_broken, %eax
+  CHECK_EQ $0, "no interrupt between mov ss and the next instruction"
 
   /* Two pending vectors: the higher class first (§11.8.3). */
   movl $0, irq_log_len
@@ -317,6 +348,16 @@ nmi_handler:
   pop %eax
   iret
 
+/* Vector 0x52: counts, and whether it interrupted right after a MOV SS. */
+irq_0x52:
+  incl ticks_0x52
+  cmpl $mov_ss_next, (%esp)
+  jne 1f
+  incl shadow_broken
+1:
+  movl $0, APIC_EOI
+  iret
+
 IRQ_HANDLER 0x45
 IRQ_HANDLER 0x61
 IRQ_HANDLER 0x92
@@ -330,6 +371,8 @@ IRQ_HANDLER 0x69
 .data
 irq_log_len: .long 0
 nmi_count: .long 0
+ticks_0x52: .long 0
+shadow_broken: .long 0
 nmi_depth: .long 0
 nmi_nested: .long 0
 irq_log: .skip 16
