@@ -83,7 +83,14 @@ void IoApic::set_pin(unsigned pin, bool asserted) {
 void IoApic::service_level(unsigned pin) {
   uint64_t& e = entries_[pin];
   if (!(e & kLevel) || (e & (kMasked | kRemoteIrr)) || !(pins_ & (1u << pin))) return;
-  e |= kRemoteIrr;
+  // Remote IRR waits for an EOI of the vector, which only a fixed or lowest-priority interrupt
+  // accepted by the local APIC brings (82093AA §3.2.4): other deliveries do not set it, so an
+  // NMI-mode or mis-addressed level entry cannot lock its pin for good.
+  const uint32_t mode = (e >> 8) & 7;
+  if ((mode == kModeFixed || mode == kModeLowest) &&
+      apic_.matches_destination(static_cast<uint8_t>(e >> 56), (e & kLogical) != 0)) {
+    e |= kRemoteIrr;
+  }
   deliver(pin);
 }
 
