@@ -6,13 +6,20 @@
 # sha256 of the file; a sector the guest writes with fsync (VIRTIO_BLK_T_FLUSH) must be in the
 # file after the run; with --snapshot the file must stay byte-identical while the guest still reads
 # its own write back; with readonly=on the guest's write must fail with an I/O error and the file
-# stay as it was. Exit status: 0 pass, 1 fail, 77 skipped (no guest: Debian's archive unreachable).
+# stay as it was; an ext2 file system made and written in one boot holds the file in the next. Exit status: 0 pass, 1 fail, 77 skipped (no guest: Debian's archive unreachable).
 set -u
 vmbt=$1
 src=$2
 fail() { echo "FAIL linux.bt.virtio_blk: $*"; exit 1; }
 
 commands='mode=$(sed -n "s/.*vmbt.mode=\([a-z]*\).*/\1/p" /proc/cmdline)
+if [ "$mode" = mkfs ]; then
+  mke2fs -q /dev/vdb && mkdir -p /mnt && mount /dev/vdb /mnt && echo "written in boot one" >/mnt/file &&
+    sync && umount /mnt && echo fs-written
+fi
+if [ "$mode" = mount ]; then
+  mkdir -p /mnt && mount /dev/vdb /mnt && echo "fs-read=$(cat /mnt/file)"
+fi
 echo "disk-sha256=$(dd if=/dev/vda bs=64k 2>/dev/null | sha256sum | cut -d" " -f1)"
 if echo VMBT-MARK-$mode | dd of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null; then
   echo write-ok
@@ -73,4 +80,12 @@ run ro --drive "$disk,readonly=on"
 want "disk-sha256=$before" "read-only"
 want "write-failed" "read-only (the guest's write must fail)"
 [[ $(sha256sum "$disk" | cut -d' ' -f1) == "$before" ]] || fail "readonly=on changed the image"
-echo "ok linux.bt.virtio_blk: read, fsync'd write, --snapshot and readonly=on as the image says"
+# 4. A file system (Debian's ext4 modules, loaded by the initramfs) on a second disk: a file
+#    written and synced in one boot is read back in the next.
+fs=$work/fs.img
+truncate -s 32M "$fs"
+run mkfs --drive "$disk" --drive "$fs"
+want "fs-written" "mke2fs and a file on /dev/vdb"
+run mount --drive "$disk" --drive "$fs"
+want "fs-read=written in boot one" "the file from the first boot"
+echo "ok linux.bt.virtio_blk: read, fsync'd write, --snapshot, readonly=on and a file system across boots"
