@@ -33,7 +33,6 @@ uint32_t bar_size_for(unsigned config_size) {
 VirtioPciLegacy::VirtioPciLegacy(GuestMemory& memory, VirtioDevice& device, IrqSink& irq,
                                  uint8_t irq_line, uint32_t class_code, std::string name)
     : PciFunction(kVendor, static_cast<uint16_t>(0x1000 + device.device_id() - 1), 0, class_code),
-      memory_(memory),
       device_(device),
       irq_(irq),
       irq_line_(irq_line),

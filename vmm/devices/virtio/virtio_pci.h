@@ -56,7 +56,6 @@ class VirtioPciLegacy final : public PciFunction, public IoDevice {
   void reset();
   void set_isr(uint8_t isr);
 
-  GuestMemory& memory_;
   VirtioDevice& device_;
   IrqSink& irq_;
   uint8_t irq_line_;
