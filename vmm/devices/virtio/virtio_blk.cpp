@@ -60,7 +60,7 @@ uint32_t VirtioBlk::serve(const DescriptorChain& chain) {
   switch (type) {
     case kTypeIn: {
       const uint64_t bytes = status_at;
-      if (bytes % DiskImage::kSector || sector > image_.sectors() ||
+      if (bytes % DiskImage::kSector || bytes > kMaxRequest || sector > image_.sectors() ||
           bytes / DiskImage::kSector > image_.sectors() - sector) {
         status = kStatusIoErr;
         break;
@@ -78,8 +78,8 @@ uint32_t VirtioBlk::serve(const DescriptorChain& chain) {
     }
     case kTypeOut: {
       const uint64_t bytes = chain.readable - kHeaderBytes;
-      if (image_.read_only() || bytes % DiskImage::kSector || sector > image_.sectors() ||
-          bytes / DiskImage::kSector > image_.sectors() - sector) {
+      if (image_.read_only() || bytes % DiskImage::kSector || bytes > kMaxRequest ||
+          sector > image_.sectors() || bytes / DiskImage::kSector > image_.sectors() - sector) {
         status = kStatusIoErr;
         break;
       }

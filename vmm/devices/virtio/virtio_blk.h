@@ -19,7 +19,8 @@ class GuestMemory;
 /// A request (§5.2.6) is a 16-byte header (type, reserved, sector) in the readable part, the data
 /// (readable for OUT, writable for IN) and a status byte, the last writable byte. IN and OUT move
 /// whole sectors within the image (else VIRTIO_BLK_S_IOERR, nothing moved); OUT to a read-only
-/// image is IOERR; FLUSH reaches the file with fdatasync; GET_ID returns "vmbt-N"; other types are
+/// image is IOERR, and so is a request of more than kMaxRequest bytes; FLUSH reaches the file with
+/// fdatasync; GET_ID returns "vmbt-N"; other types are
 /// UNSUPP. A chain too short for a header or with no writable byte for the status is a driver
 /// error (VirtqueueError). Data moves through a bounded buffer, kChunk bytes at a time.
 class VirtioBlk final : public VirtioDevice {
@@ -27,6 +28,9 @@ class VirtioBlk final : public VirtioDevice {
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint32_t kSegMax = kQueueSize - 2;
   static constexpr uint64_t kChunk = 64 * 1024;
+  /// The most data one request moves (a chain may name the same RAM many times over): beyond
+  /// it, VIRTIO_BLK_S_IOERR. Linux's requests stay far below (seg_max pages).
+  static constexpr uint64_t kMaxRequest = 32ull << 20;
   // Request types and status values (§5.2.6).
   static constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8;
   static constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupported = 2;
