@@ -19,10 +19,10 @@ class GuestMemory;
 /// A request (§5.2.6) is a 16-byte header (type, reserved, sector) in the readable part, the data
 /// (readable for OUT, writable for IN) and a status byte, the last writable byte. IN and OUT move
 /// whole sectors within the image (else VIRTIO_BLK_S_IOERR, nothing moved); OUT to a read-only
-/// image is IOERR, and so is a request of more than kMaxRequest bytes; FLUSH reaches the file with
-/// fdatasync; GET_ID returns "vmbt-N"; other types are
-/// UNSUPP. A chain too short for a header or with no writable byte for the status is a driver
-/// error (VirtqueueError). Data moves through a bounded buffer, kChunk bytes at a time.
+/// image is IOERR, and so is a request of more than kMaxRequest bytes; FLUSH reaches the file
+/// with fdatasync; GET_ID returns "vmbt-N"; other types are UNSUPP. A chain too short for a
+/// header or with no writable byte for the status is a driver error (VirtqueueError). Data moves
+/// through a bounded buffer, kChunk bytes at a time.
 class VirtioBlk final : public VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
