@@ -53,7 +53,8 @@ Machine::Machine(const MachineConfig& config)
 
   pic_ = std::make_unique<Pic8259Pair>();
   pic_->register_ports(io_);
-  // The local APIC's page first: it takes precedence wherever the guest moves it.
+  // The local APIC's page first: it wins over the other MMIO windows wherever the guest moves
+  // it (moved onto RAM, RAM wins: both engines map RAM before asking the MMIO bus).
   lapic_ = std::make_unique<LocalApic>(*pic_, host_now_ns, host_tsc_hz);
   mmio_.add(LocalApic::kDefaultBase, 0x1000, lapic_.get(), "local-apic");
   lapic_->set_on_base_change(
