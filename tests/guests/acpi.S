@@ -88,8 +88,10 @@ GUEST_ENTRY
   mov seen_hpet, %eax
   CHECK_EQ $1, "hpet table listed"
 
-  /* The PM timer from the FADT, against the HPET's counter: over 1,000,000 HPET ticks (10 ms)
-   * the PM timer advances 35,795 ticks; allow 1% either way. */
+  /* The PM timer from the FADT, against the HPET's 100 MHz counter over 100 ms. Each end is
+   * bracketed (PM, HPET, PM), so slow accesses widen the window instead of skewing the
+   * result: the PM ticks expected for the HPET interval (3.579545 MHz) must lie within
+   * [p1 - p0b, p1b - p0], give or take 1%. */
   mov fadt, %ebx
   mov 76(%ebx), %eax
   mov %eax, pm_tmr
@@ -97,22 +99,47 @@ GUEST_ENTRY
   movl $1, HPET + 0x10           /* ENABLE_CNF */
   mov pm_tmr, %edx
   inl %dx, %eax
-  mov %eax, %esi
-  mov HPET + 0xf0, %edi
+  mov %eax, p0
+  mov HPET + 0xf0, %edi          /* h0 */
+  inl %dx, %eax
+  mov %eax, p0b
 8:
   mov HPET + 0xf0, %eax
   sub %edi, %eax
-  cmp $1000000, %eax
+  cmp $10000000, %eax
   jb 8b
   inl %dx, %eax
-  sub %esi, %eax
+  mov %eax, p1
+  mov HPET + 0xf0, %eax
+  sub %edi, %eax                 /* h1 - h0 */
+  mov %eax, %ecx
+  inl %dx, %eax
+  mov %eax, p1b
+  /* expected = (h1 - h0) * 3579545 / 100000000 */
+  mov %ecx, %eax
+  mov $3579545, %ecx
+  mul %ecx
+  mov $100000000, %ecx
+  div %ecx
+  mov $100, %ecx
+  mul %ecx
+  mov %eax, %esi                 /* expected * 100 */
+  mov p1, %eax
+  sub p0b, %eax
   and $0xffffff, %eax
-  cmp $(35795 - 358), %eax
-  setae %cl
-  cmp $(35795 + 358), %eax
-  setbe %ch
-  and %ch, %cl
-  movzbl %cl, %eax
+  mov $99, %ecx
+  mul %ecx                       /* lo * 99 */
+  cmp %eax, %esi
+  setae %bl
+  mov p1b, %eax
+  sub p0, %eax
+  and $0xffffff, %eax
+  mov $101, %ecx
+  mul %ecx                       /* hi * 101 */
+  cmp %eax, %esi
+  setbe %bh
+  and %bh, %bl
+  movzbl %bl, %eax
   CHECK_EQ $1, "pm timer at 3.579545 mhz"
 
   /* Soft-off through PM1a_CNT: SLP_TYP 0 (the DSDT's \_S5) with SLP_EN. */
@@ -131,6 +158,10 @@ GUEST_ENTRY
 rsdt: .long 0
 fadt: .long 0
 pm_tmr: .long 0
+p0: .long 0
+p0b: .long 0
+p1: .long 0
+p1b: .long 0
 tables_ok: .long 0
 seen_madt: .long 0
 seen_hpet: .long 0
