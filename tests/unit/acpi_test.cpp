@@ -85,14 +85,16 @@ TEST_F(AcpiTablesTest, FadtPointsAtThePmBlocksFacsAndDsdt) {
   EXPECT_EQ(at(fadt)[89], 2);                      // PM1_CNT_LEN
   EXPECT_EQ(at(fadt)[91], 4);                      // PM_TMR_LEN
   EXPECT_EQ(u32(fadt + 112) & (1u << 8), 0u);      // TMR_VAL_EXT clear: a 24-bit timer
+  EXPECT_EQ(at(fadt)[44], 1);                      // INT_MODEL (ACPI 1.0): multiple APIC
+  EXPECT_EQ(u32(fadt + 112) & 0x35u, 0x35u);       // WBINVD, PROC_C1, PWR/SLP_BUTTON not fixed
 }
 
 TEST_F(AcpiTablesTest, MadtDescribesOneCpuTheIoApicAndTheOverrides) {
   const uint32_t madt = find("APIC");
   EXPECT_EQ(u32(madt + 36), 0xFEE00000u);
   EXPECT_EQ(u32(madt + 40) & 1, 1u);  // PCAT_COMPAT
-  int cpus = 0, ioapics = 0, overrides = 0;
-  bool irq0_to_gsi2 = false;
+  int cpus = 0, ioapics = 0, overrides = 0, nmis = 0;
+  bool irq0_to_gsi2 = false, sci_level_high = false;
   for (uint32_t p = madt + 44; p < madt + u32(madt + 4);) {
     const uint8_t type = at(p)[0], length = at(p)[1];
     ASSERT_GE(length, 2);
@@ -107,13 +109,23 @@ TEST_F(AcpiTablesTest, MadtDescribesOneCpuTheIoApicAndTheOverrides) {
     } else if (type == 2) {
       ++overrides;
       if (at(p)[3] == 0 && u32(p + 4) == 2) irq0_to_gsi2 = true;
+      // The SCI (IRQ 9): GSI 9, flags 0b1101 = active high (01), level-triggered (11 << 2).
+      if (at(p)[3] == 9 && u32(p + 4) == 9 && memory.host_ptr(p + 8, 2)[0] == 0x0D) {
+        sci_level_high = true;
+      }
+    } else if (type == 4) {
+      ++nmis;
+      EXPECT_EQ(at(p)[2], 0xFF);  // all processors
+      EXPECT_EQ(at(p)[5], 1);     // LINT1
     }
     p += length;
   }
   EXPECT_EQ(cpus, 1);
   EXPECT_EQ(ioapics, 1);
   EXPECT_EQ(overrides, 2);
+  EXPECT_EQ(nmis, 1);
   EXPECT_TRUE(irq0_to_gsi2);
+  EXPECT_TRUE(sci_level_high);
 }
 
 TEST_F(AcpiTablesTest, HpetTableNamesTheBlock) {
