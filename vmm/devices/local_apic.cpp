@@ -32,6 +32,7 @@ void LocalApic::reset() {
   lvt_[kLint0] = kModeExtInt;             // virtual wire, as firmware leaves the BSP
   lvt_[kLint1] = kLvtMasked | (4u << 8);  // NMI, masked
   irr_ = isr_ = tmr_ = Bits{};
+  vector_pending_ = false;
   timer_initial_ = timer_divide_ = 0;
   tsc_deadline_ = 0;
   nmi_pending_ = false;
@@ -72,14 +73,21 @@ bool LocalApic::extint_open() const {
   return !(lint0 & kLvtMasked) && (lint0 & kIcrDeliveryMode) == kModeExtInt;
 }
 
+void LocalApic::refresh_pending() {
+  vector_pending_ = deliverable() >= 0;
+}
+
 bool LocalApic::interrupt_pending() const {
-  return deliverable() >= 0 || (extint_open() && pic_.interrupt_pending());
+  // Asked before every block and direct call: the APIC's part is kept up to date by every change
+  // of IRR, ISR, TPR or IA32_APIC_BASE instead of being scanned here.
+  return vector_pending_ || (extint_open() && pic_.interrupt_pending());
 }
 
 uint8_t LocalApic::acknowledge_interrupt() {
   if (const int v = deliverable(); v >= 0) {
     set(irr_, static_cast<uint8_t>(v), false);
     set(isr_, static_cast<uint8_t>(v), true);
+    refresh_pending();
     return static_cast<uint8_t>(v);
   }
   if (extint_open() && pic_.interrupt_pending()) return pic_.acknowledge_interrupt();
@@ -99,6 +107,7 @@ void LocalApic::accept(uint8_t vector, bool level) {
     return;
   }
   set(irr_, vector, true);
+  refresh_pending();
   set(tmr_, vector, level);
 }
 
@@ -122,6 +131,7 @@ void LocalApic::eoi() {
   const int v = highest(isr_);
   if (v < 0) return;
   set(isr_, static_cast<uint8_t>(v), false);
+  refresh_pending();
   if (test(tmr_, static_cast<uint8_t>(v))) {
     set(tmr_, static_cast<uint8_t>(v), false);
     if (eoi_listener_) eoi_listener_(static_cast<uint8_t>(v));
@@ -233,6 +243,7 @@ bool LocalApic::write_base_msr(uint64_t value) {
     reset();
     base_msr_ = keep;
   }
+  refresh_pending();
   if ((moved || was_enabled != hardware_enabled()) && on_base_change_) on_base_change_();
   return true;
 }
@@ -377,6 +388,7 @@ void LocalApic::write_register(uint32_t offset, uint32_t value) {
       break;
     case kTpr:
       tpr_ = value & 0xFF;
+      refresh_pending();
       break;
     case kEoi:
       eoi();

@@ -161,6 +161,8 @@ class LocalApic : public MmioDevice, public InterruptSource, public PolledDevice
   void eoi();
   /// The highest IRR vector PPR lets through, or -1.
   int deliverable() const;
+  /// Recomputes vector_pending_ (after IRR, ISR, TPR or IA32_APIC_BASE changed).
+  void refresh_pending();
   /// The 8259's INTR passes (APIC hardware-disabled, or LINT0 ExtINT unmasked).
   bool extint_open() const;
   /// Records an error (ESR bits), raising the LVT error interrupt when unmasked.
@@ -197,6 +199,7 @@ class LocalApic : public MmioDevice, public InterruptSource, public PolledDevice
   uint64_t timer_deadline_ns_ = UINT64_MAX;  ///< next expiry, UINT64_MAX when disarmed
   uint64_t tsc_deadline_ = 0;
   bool nmi_pending_ = false;
+  bool vector_pending_ = false;  ///< deliverable() >= 0, kept by refresh_pending()
 };
 
 }  // namespace vmbt
