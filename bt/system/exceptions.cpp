@@ -100,31 +100,29 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
       roll_back(s, before);
       return {StepKind::kUnsupported, {}, u.message};
     }
-    {
-      const Class first = classify(ev);
-      const Class second = classify_vector(f.vector);
-      Event next;
-      next.return_eip = s.eip;
-      if (first == Class::kDoubleFault) {
-        note(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
-        return {StepKind::kShutdown,
-                {},
-                fmt::format("triple fault (shutdown) at CS:EIP={:04x}:{:08x}: {}",
-                            s.seg[kCs].selector, s.eip, chain())};
-      }
-      if ((first == Class::kContributory && second == Class::kContributory) ||
-          (first == Class::kPageFault && second != Class::kBenign)) {
-        note(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
-        next.vector = sys::vec::kDf;
-        next.error_code = 0;
-      } else {
-        next.vector = f.vector;
-        next.error_code = f.error_code;
-        next.fault = sys::exception_is_fault(f.vector);
-      }
-      note(next);
-      ev = next;
+    const Class first = classify(ev);
+    const Class second = classify_vector(f.vector);
+    Event next;
+    next.return_eip = s.eip;
+    if (first == Class::kDoubleFault) {
+      note(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
+      return {StepKind::kShutdown,
+              {},
+              fmt::format("triple fault (shutdown) at CS:EIP={:04x}:{:08x}: {}",
+                          s.seg[kCs].selector, s.eip, chain())};
     }
+    if ((first == Class::kContributory && second == Class::kContributory) ||
+        (first == Class::kPageFault && second != Class::kBenign)) {
+      note(Event{f.vector, Event::Kind::kException, f.error_code, 0, true});
+      next.vector = sys::vec::kDf;
+      next.error_code = 0;
+    } else {
+      next.vector = f.vector;
+      next.error_code = f.error_code;
+      next.fault = sys::exception_is_fault(f.vector);
+    }
+    note(next);
+    ev = next;
   }
   return {StepKind::kShutdown,
           {},

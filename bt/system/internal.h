@@ -138,6 +138,9 @@ Descriptor fetch_descriptor(LinearMemory& m, const VcpuState& s, uint16_t select
                             uint32_t ext, uint32_t* addr);
 /// Sets the Accessed bit of a code/data descriptor in memory (Intel SDM Vol. 3A §3.4.5.1).
 void set_accessed(LinearMemory& m, uint32_t addr, Descriptor& d);
+/// Sets or clears the busy bit of the TSS descriptor `d` at `addr` in memory (Intel SDM Vol. 3A
+/// §8.2.2), in `d` too.
+void set_busy(LinearMemory& m, uint32_t addr, Descriptor& d, bool busy);
 
 /// A stack being read or built: SS attributes and stack pointer (SS.B selects ESP or SP).
 struct StackPtr {

@@ -87,11 +87,24 @@ Descriptor fetch_descriptor(LinearMemory& m, const VcpuState& s, uint16_t select
   return read_descriptor(m, a);
 }
 
+namespace {
+/// Writes back byte 5 of a descriptor (present, DPL, S, type), where its Accessed and busy bits
+/// are.
+void write_type_byte(LinearMemory& m, uint32_t addr, const Descriptor& d) {
+  const uint8_t byte5 = static_cast<uint8_t>(d.hi >> 8);
+  m.write(addr + 5, &byte5, 1, false);
+}
+}  // namespace
+
 void set_accessed(LinearMemory& m, uint32_t addr, Descriptor& d) {
   if (!d.s() || (d.hi & (1u << 8))) return;
   d.hi |= 1u << 8;
-  const uint8_t byte5 = static_cast<uint8_t>(d.hi >> 8);
-  m.write(addr + 5, &byte5, 1, false);
+  write_type_byte(m, addr, d);
+}
+
+void set_busy(LinearMemory& m, uint32_t addr, Descriptor& d, bool busy) {
+  d.hi = busy ? d.hi | (2u << 8) : d.hi & ~(2u << 8);
+  write_type_byte(m, addr, d);
 }
 
 StackPtr current_stack(const VcpuState& s) {

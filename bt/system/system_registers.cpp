@@ -105,9 +105,7 @@ StepResult SystemEmulator::ltr(VcpuState& s, const Insn& in) {
   Descriptor d = sys::fetch_descriptor(mem_, s, sel, sys::vec::kGp, 0, &addr);
   if (d.s() || (d.type() != sys::kTss16Avail && d.type() != sys::kTss32Avail)) sys::gp(code);
   if (!d.present()) sys::fault(sys::vec::kNp, code);
-  d.hi |= 2u << 8;  // busy
-  const uint8_t byte5 = static_cast<uint8_t>(d.hi >> 8);
-  mem_.write(addr + 5, &byte5, 1, false);
+  sys::set_busy(mem_, addr, d, true);
   s.tr = sys::segment_from(sel, d);
   s.eip = in.next_eip;
   return {};

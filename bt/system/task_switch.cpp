@@ -29,13 +29,6 @@ constexpr bool is_tss32(uint8_t type) {
   return type == sys::kTss32Avail || type == sys::kTss32Busy;
 }
 
-/// The busy bit of a TSS descriptor's type, written into the descriptor in the GDT.
-void set_busy(LinearMemory& m, uint32_t desc_addr, Descriptor& d, bool busy) {
-  d.hi = busy ? d.hi | (2u << 8) : d.hi & ~(2u << 8);
-  const uint8_t byte5 = static_cast<uint8_t>(d.hi >> 8);
-  m.write(desc_addr + 5, &byte5, 1, false);
-}
-
 }  // namespace
 
 void SystemEmulator::roll_back(VcpuState& s, const VcpuRegisters& before) {
@@ -190,9 +183,9 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   Descriptor old_desc;
   if (reason == TaskSwitch::kJmp || reason == TaskSwitch::kIret) {
     old_desc = sys::fetch_descriptor(mem_, s, old_tr.selector, sys::vec::kTs, ext, &old_addr);
-    set_busy(mem_, old_addr, old_desc, old_desc.type() == sys::kTss32Busy);
+    sys::set_busy(mem_, old_addr, old_desc, old_desc.type() == sys::kTss32Busy);
   }
-  set_busy(mem_, tss_addr, tss, busy);
+  sys::set_busy(mem_, tss_addr, tss, busy);
   if (reason == TaskSwitch::kCall || reason == TaskSwitch::kEvent) {
     uint16_t link = 0;
     mem_.read(tss.base() + kLink, &link, 2, false);
@@ -221,9 +214,9 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   }
   mem_.write(old_tr.base + kEip, old_state, sizeof old_state, false);
   if (reason == TaskSwitch::kJmp || reason == TaskSwitch::kIret) {
-    set_busy(mem_, old_addr, old_desc, false);
+    sys::set_busy(mem_, old_addr, old_desc, false);
   }
-  if (reason != TaskSwitch::kIret) set_busy(mem_, tss_addr, tss, true);
+  if (reason != TaskSwitch::kIret) sys::set_busy(mem_, tss_addr, tss, true);
   if (reason == TaskSwitch::kCall || reason == TaskSwitch::kEvent) {
     const uint16_t link = old_tr.selector;
     mem_.write(tss.base() + kLink, &link, 2, false);

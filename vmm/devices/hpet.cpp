@@ -13,6 +13,10 @@ constexpr uint64_t kLevel = 1u << 1, kIntEnable = 1u << 2, kPeriodic = 1u << 3,
                    kPeriodicCap = 1u << 4, kSize64Cap = 1u << 5, kValSet = 1u << 6,
                    k32Mode = 1u << 8, kRouteShift = 9, kRouteMask = 0x1Fu << kRouteShift;
 constexpr uint64_t kNsPerTick = Hpet::kPeriodFs / 1'000'000;
+/// The comparator's width as a mask: 32 bits in 32-bit mode (Tn_32MODE_CNF), else 64.
+uint64_t width_mask(uint64_t config) {
+  return (config & k32Mode) ? 0xFFFFFFFFull : ~0ull;
+}
 }  // namespace
 
 Hpet::Hpet(IrqSink& isa, IoApic& ioapic, std::function<uint64_t()> now_ns)
@@ -30,7 +34,7 @@ uint64_t Hpet::counter() const {
 uint64_t Hpet::ticks_until(unsigned n) const {
   const Timer& t = timers_[n];
   if (!(config_ & kEnableCnf) || !(t.config & kIntEnable) || t.fired) return UINT64_MAX;
-  const uint64_t wrap = (t.config & k32Mode) ? 0xFFFFFFFFull : ~0ull;
+  const uint64_t wrap = width_mask(t.config);
   const uint64_t c = counter();
   // Due once the counter has reached the comparator since the timer was armed (counting from
   // `armed_at`, with wrap-around): a match passed between two polls is due now, one ahead is not.
@@ -65,7 +69,7 @@ void Hpet::fire(unsigned n) {
     set_line(n, false);
   }
   const uint64_t c = counter();
-  const uint64_t wrap = (t.config & k32Mode) ? 0xFFFFFFFFull : ~0ull;
+  const uint64_t wrap = width_mask(t.config);
   if ((t.config & kPeriodic) && t.period) {
     // The next multiple of the period after now (missed expiries coalesce); periods below
     // kMinPeriod ticks run at that rate (nothing a guest can observe needs them faster).
@@ -131,7 +135,7 @@ void Hpet::write64(uint64_t offset, uint64_t value, uint64_t mask) {
       }
       t.config = config;
       t.fired = false;
-      t.armed_at = counter() & ((config & k32Mode) ? 0xFFFFFFFFull : ~0ull);
+      t.armed_at = counter() & width_mask(config);
       if (config & k32Mode) t.comparator &= 0xFFFFFFFF;
     } else if ((offset & 0x1F) == 0x08) {
       // As QEMU: a periodic timer's write sets the period, and the comparator too when VAL_SET
@@ -141,7 +145,7 @@ void Hpet::write64(uint64_t offset, uint64_t value, uint64_t mask) {
       if (t.config & kPeriodic) t.period = (t.period & ~mask) | (value64 & mask);
       t.config &= ~kValSet;
       t.fired = false;
-      t.armed_at = counter() & ((t.config & k32Mode) ? 0xFFFFFFFFull : ~0ull);
+      t.armed_at = counter() & width_mask(t.config);
     }
     return;
   }

@@ -86,24 +86,20 @@ void IoApic::service_level(unsigned pin) {
   // Remote IRR waits for an EOI of the vector, which only a fixed or lowest-priority interrupt
   // accepted by the local APIC brings (82093AA §3.2.4): other deliveries do not set it, so an
   // NMI-mode or mis-addressed level entry cannot lock its pin for good.
-  const uint32_t mode = (e >> 8) & 7;
-  if ((mode == kModeFixed || mode == kModeLowest) &&
-      apic_.matches_destination(static_cast<uint8_t>(e >> 56), (e & kLogical) != 0)) {
-    e |= kRemoteIrr;
-  }
-  deliver(pin);
+  if (deliver(pin)) e |= kRemoteIrr;
 }
 
-void IoApic::deliver(unsigned pin) {
+bool IoApic::deliver(unsigned pin) {
   const uint64_t e = entries_[pin];
   const uint32_t mode = (e >> 8) & 7;
-  if (mode != kModeFixed && mode != kModeLowest && mode != kModeNmi) return;
-  if (!apic_.matches_destination(static_cast<uint8_t>(e >> 56), (e & kLogical) != 0)) return;
+  if (mode != kModeFixed && mode != kModeLowest && mode != kModeNmi) return false;
+  if (!apic_.matches_destination(static_cast<uint8_t>(e >> 56), (e & kLogical) != 0)) return false;
   if (mode == kModeNmi) {
     apic_.accept_nmi();
-    return;
+    return false;
   }
   apic_.accept_fixed(static_cast<uint8_t>(e & 0xFF), (e & kLevel) != 0);
+  return true;
 }
 
 void IoApic::eoi(uint8_t vector) {

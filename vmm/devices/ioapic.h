@@ -53,8 +53,9 @@ class IoApic : public MmioDevice {
  private:
   uint32_t read_register(uint8_t index) const;
   void write_register(uint8_t index, uint32_t value);
-  /// Sends entry `pin` to the local APIC.
-  void deliver(unsigned pin);
+  /// Sends entry `pin` to the local APIC; true when that was a fixed or lowest-priority interrupt
+  /// for it (one an EOI will retire).
+  bool deliver(unsigned pin);
   /// Delivers level pin `pin` if asserted, unmasked and not awaiting an EOI.
   void service_level(unsigned pin);
 

@@ -26,6 +26,8 @@ class DiskImage {
   bool read_only() const { return read_only_; }
   const std::string& path() const { return path_; }
 
+  /// `bytes` is whole sectors and [sector, sector + bytes) lies within the disk.
+  bool in_range(uint64_t sector, uint64_t bytes) const;
   /// Reads `bytes` (a multiple of 512) at `sector`; false past the end or on an I/O error.
   bool read(uint64_t sector, void* dst, uint64_t bytes);
   bool write(uint64_t sector, const void* src, uint64_t bytes);
@@ -38,8 +40,6 @@ class DiskImage {
   uint64_t flushes() const { return flushes_; }
 
  private:
-  bool in_range(uint64_t sector, uint64_t bytes) const;
-
   std::string path_;
   int fd_ = -1;
   int overlay_fd_ = -1;                ///< snapshot: where written sectors live

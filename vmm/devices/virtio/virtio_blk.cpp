@@ -30,6 +30,10 @@ uint64_t VirtioBlk::features() const {
   return f;
 }
 
+bool VirtioBlk::fits(uint64_t sector, uint64_t bytes) const {
+  return bytes <= kMaxRequest && image_.in_range(sector, bytes);
+}
+
 bool VirtioBlk::process(unsigned /*index*/, SplitVirtqueue& queue) {
   bool used = false;
   // At most one queue's worth a notify: a driver that keeps the ring full cannot hold the vCPU.
@@ -60,8 +64,7 @@ uint32_t VirtioBlk::serve(const DescriptorChain& chain) {
   switch (type) {
     case kTypeIn: {
       const uint64_t bytes = status_at;
-      if (bytes % DiskImage::kSector || bytes > kMaxRequest || sector > image_.sectors() ||
-          bytes / DiskImage::kSector > image_.sectors() - sector) {
+      if (!fits(sector, bytes)) {
         status = kStatusIoErr;
         break;
       }
@@ -78,8 +81,7 @@ uint32_t VirtioBlk::serve(const DescriptorChain& chain) {
     }
     case kTypeOut: {
       const uint64_t bytes = chain.readable - kHeaderBytes;
-      if (image_.read_only() || bytes % DiskImage::kSector || bytes > kMaxRequest ||
-          sector > image_.sectors() || bytes / DiskImage::kSector > image_.sectors() - sector) {
+      if (image_.read_only() || !fits(sector, bytes)) {
         status = kStatusIoErr;
         break;
       }

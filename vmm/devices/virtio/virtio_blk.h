@@ -51,6 +51,8 @@ class VirtioBlk final : public VirtioDevice {
   void collect_stats(Stats& stats, const std::string& prefix) const override;
 
  private:
+  /// Whole sectors within the image and at most kMaxRequest bytes.
+  bool fits(uint64_t sector, uint64_t bytes) const;
   /// Serves one request; returns the bytes written into the chain (data and status).
   uint32_t serve(const DescriptorChain& chain);
 
