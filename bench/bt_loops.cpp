@@ -35,7 +35,8 @@ int main() {
   std::vector<uint8_t> arena(NativeRunner::kDataSize, 0);
   fmt::print("{:<16} {:>12} {:>12} {:>10}\n", "loop", "native s", "bt s", "bt/native");
   int status = 0;
-  for (const char* name : {"register_only", "memory_heavy", "call_heavy"}) {
+  for (const char* name :
+       {"register_only", "memory_heavy", "call_heavy", "indirect_switch", "recursive_call"}) {
     NativeCase c;
     c.code = load(name);
     if (c.code.empty()) {

@@ -6,6 +6,8 @@
 #   boot       seconds from power-on to /init (the guest's /proc/uptime when init starts)
 #   sha256     dd if=/dev/zero bs=1M count=32 | sha256sum    (CPU-bound)
 #   gzip       dd if=/dev/zero bs=1M count=32 | gzip -1 | wc -c (CPU-bound)
+#   md5        dd if=/dev/zero bs=1M count=32 | md5sum       (CPU-bound)
+#   shloop     100,000 iterations of a shell while loop       (an interpreter: indirect branches)
 #   fork-exec  300 x /bin/true from a shell loop                (process-heavy: fork, exec, exit)
 #   pipe       dd bs=64 count=20000 | dd bs=64: every write wakes the reader (context switches)
 #   pagetouch  dd bs=64M count=1 of=/dev/null: 64 MiB of fresh anonymous memory touched (page
@@ -22,13 +24,17 @@ vmbt=$build/vmbt
 
 sha='dd if=/dev/zero bs=1M count=32 2>/dev/null | sha256sum >/dev/null'
 gz='dd if=/dev/zero bs=1M count=32 2>/dev/null | gzip -1 | wc -c >/dev/null'
+md5='dd if=/dev/zero bs=1M count=32 2>/dev/null | md5sum >/dev/null'
+sl='i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done'
 fe='i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done'
 pp='dd if=/dev/zero bs=64 count=20000 2>/dev/null | dd of=/dev/null bs=64 2>/dev/null'
 pt='dd if=/dev/zero bs=64M count=1 of=/dev/null 2>/dev/null'
-workloads="sha256 gzip forkexec pipe pagetouch"
+workloads="sha256 gzip md5 shloop forkexec pipe pagetouch"
 script="echo BENCH boot \$(cut -d' ' -f1 /proc/uptime);
 time sh -c '$sha' 2>&1 | sed 's/^/BENCH-sha256 /';
 time sh -c '$gz' 2>&1 | sed 's/^/BENCH-gzip /';
+time sh -c '$md5' 2>&1 | sed 's/^/BENCH-md5 /';
+time sh -c '$sl' 2>&1 | sed 's/^/BENCH-shloop /';
 time sh -c '$fe' 2>&1 | sed 's/^/BENCH-forkexec /';
 time sh -c '$pp' 2>&1 | sed 's/^/BENCH-pipe /';
 time sh -c '$pt' 2>&1 | sed 's/^/BENCH-pagetouch /'"
@@ -64,6 +70,8 @@ nt() { local t0 t1; t0=$(date +%s.%N); "$busybox" sh -c "$1"; t1=$(date +%s.%N);
 if "$busybox" true 2>/dev/null; then
   native[sha256]=$(nt "$sha")
   native[gzip]=$(nt "$gz")
+  native[md5]=$(nt "$md5")
+  native[shloop]=$(nt "$sl")
   native[forkexec]=$(PATH=$(dirname "$busybox"):$PATH nt "$fe")
   native[pipe]=$(PATH=$(dirname "$busybox"):$PATH nt "$pp")
   native[pagetouch]=$(PATH=$(dirname "$busybox"):$PATH nt "$pt")

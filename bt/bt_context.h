@@ -88,6 +88,24 @@ struct alignas(64) BtContext {
   /// as an offset from the window base (so the instruction's [r15 + r8] form reaches it).
   uint32_t table_linear = 0;
   uint64_t table_offset = 0;
+
+  /// CPUID answered in translated code (docs/bt.md, "CPUID"): leaves the monitor answered
+  /// before, by slot cpuid_slot(EAX). A slot matches when its tag plus EAX is zero (a flag-free
+  /// test); an empty slot's tag matches no EAX that maps to it. The engine empties the table
+  /// whenever an answer may change (an MSR write that changes CPUID, the TSC-deadline bit).
+  static constexpr size_t kCpuidSlots = 512;
+  /// The slot of leaf `eax`: its low byte plus its high byte (basic leaves 0-0xFF, extended
+  /// leaves 0x80000000-0x8000007F at 0x80-0xFF + low byte), computable without flags.
+  static constexpr size_t cpuid_slot(uint32_t eax) { return (eax & 0xff) + (eax >> 24); }
+  /// A tag no EAX mapping to `slot` matches (so the slot misses).
+  static constexpr uint32_t cpuid_empty_tag(size_t slot) {
+    return 0u - (slot == cpuid_slot(0xffffffffu) ? 0xfffffffeu : 0xffffffffu);
+  }
+  std::array<uint32_t, kCpuidSlots> cpuid_tag{};  ///< 0 - EAX of the leaf held
+  struct CpuidAnswer {
+    uint32_t eax, ebx, ecx, edx;
+  };
+  alignas(16) std::array<CpuidAnswer, kCpuidSlots> cpuid_answer{};
 };
 
 }  // namespace vmbt::bt

@@ -48,9 +48,11 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
       linear_memory_(memory, mmu_, s_),
       system_(linear_memory_, *this),
       translator_(cache_, stubs_, *this, *ctx_),
-      tables_(reinterpret_cast<uint64_t>(stubs_.indirect_miss)) {
+      tables_(reinterpret_cast<uint64_t>(stubs_.indirect_miss),
+              reinterpret_cast<uint64_t>(stubs_.indirect_exit)) {
   ctx_->direct_call = &BtEngine::direct_call_entry;
   ctx_->engine = this;
+  forget_cpuid_answers();
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
   // A device's DMA into RAM bypasses the shadow mappings that protect translated code and traced
   // page tables: tell the shadow MMU, page by page, as a guest store would.
@@ -121,13 +123,22 @@ bool BtEngine::write_platform_msr(uint32_t index, uint64_t value) {
   if (!msrs_) return false;
   const bool apic_was_enabled = msrs_->apic_enabled();
   const uint32_t apic_base_was = msrs_->apic_base();
+  const CpuidDynamic cpuid_was = msrs_->cpuid_dynamic();
   if (!msrs_->write(index, value, read_tsc())) return false;
+  const CpuidDynamic cpuid_now = msrs_->cpuid_dynamic();
+  if (!(cpuid_now == cpuid_was)) forget_cpuid_answers();
   if (msrs_->apic_enabled() != apic_was_enabled || msrs_->apic_base() != apic_base_was) {
     // The APIC's page moved or appeared: the shadow page tables map the old and new frames as
     // they were (RAM-less pages as all-ones pages, the APIC's as MMIO).
     mmu_.flush_all();
   }
   return true;
+}
+
+void BtEngine::forget_cpuid_answers() {
+  for (size_t i = 0; i < BtContext::kCpuidSlots; ++i) {
+    ctx_->cpuid_tag[i] = BtContext::cpuid_empty_tag(i);
+  }
 }
 
 CpuidEntry BtEngine::cpuid(uint32_t function, uint32_t index) {
@@ -304,10 +315,13 @@ void BtEngine::select_tables(uint32_t flags) {
   uint64_t* space = tables_.slots(mmu_.space_id(), mode);
   uint64_t* global = tables_.global_slots(mode);
   const bool global_first = s_.cpl() != 3 && tables_.has_global(mode);
-  ctx_->indirect_table = global_first ? global : space;
+  uint64_t* const first = global_first ? global : space;
   ctx_->second_table = global_first ? space : global;
-  ctx_->indirect_table_neg = 0 - reinterpret_cast<uint64_t>(ctx_->indirect_table);
+  ctx_->indirect_table_neg = 0 - reinterpret_cast<uint64_t>(first);
   ctx_->second_table_neg = 0 - reinterpret_cast<uint64_t>(ctx_->second_table);
+  // A kick already waiting keeps the kick table (kick()): translated code leaves at its first
+  // indirect exit.
+  ctx_->indirect_table = ctx_->kick_pending ? tables_.kick_slots() : first;
 }
 
 void BtEngine::store_context() {
@@ -398,7 +412,14 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
   switch (site.fast) {
     case CalloutSite::FastPath::kCpuid: {
       // Intel SDM Vol. 2A CPUID: never faults in protected mode; flags unaffected.
-      const CpuidEntry e = cpuid(gpr[kEax], gpr[kEcx]);
+      const uint32_t leaf = gpr[kEax];
+      const CpuidEntry e = cpuid(leaf, gpr[kEcx]);
+      if (!CpuModel::depends_on_index(leaf)) {
+        // The same leaf next time is answered in translated code (Translator: inline CPUID).
+        const size_t slot = BtContext::cpuid_slot(leaf);
+        ctx_->cpuid_tag[slot] = 0u - leaf;
+        ctx_->cpuid_answer[slot] = {e.eax, e.ebx, e.ecx, e.edx};
+      }
       gpr[kEax] = e.eax;
       gpr[kEbx] = e.ebx;
       gpr[kEcx] = e.ecx;
@@ -589,6 +610,10 @@ uint64_t BtEngine::table_write_end(CalloutSite& site) {
 
 void BtEngine::kick(const void* signal_context) {
   ctx_->kick_pending = 1;
+  // Every indirect exit leaves from now on (translated code reads the table pointer at each);
+  // direct chains are cut below for the block that runs. The dispatcher's next entry selects
+  // the real tables again (select_tables).
+  ctx_->indirect_table = tables_.kick_slots();
   if (!signal_context) return;
   auto* uc = static_cast<ucontext_t*>(const_cast<void*>(signal_context));
   auto rip = reinterpret_cast<uint8_t*>(uc->uc_mcontext.gregs[REG_RIP]);
@@ -604,11 +629,10 @@ void BtEngine::kick(const void* signal_context) {
   TranslationBlock* tb = cache_.find_by_host(rip);
   if (!tb) return;
   for (const TranslationBlock::TableExit& t : tb->table_exits) {
-    if (rip >= tb->host_start + t.kick_rel32 + 4 && rip < tb->host_start + t.lookup_end) {
-      // Past a table exit's kick jump, on the way to the lookup: leave through the stub (r9d
-      // holds the target).
-      uc->uc_mcontext.gregs[REG_RIP] =
-          reinterpret_cast<greg_t>(tb->host_start + tb->indirect_kick_stub);
+    if (rip >= tb->host_start + t.lookup_start && rip < tb->host_start + t.lookup_end) {
+      // In a table exit's lookup, which may have read the table pointer already: leave through
+      // the stub (r9d holds the target).
+      uc->uc_mcontext.gregs[REG_RIP] = reinterpret_cast<greg_t>(stubs_.indirect_exit);
       return;
     }
   }

@@ -64,14 +64,20 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void set_port_io(std::function<bool(IoAccess&)> port_io) override {
     port_io_ = std::move(port_io);
   }
-  void set_platform_msrs(MsrModel* msrs) override { msrs_ = msrs; }
+  void set_platform_msrs(MsrModel* msrs) override {
+    msrs_ = msrs;
+    forget_cpuid_answers();
+  }
   void collect_stats(Stats& stats) override;
   std::string debug_notes() override;
   bool enable_perf_map() override;
   std::string set_debug(const DebugSettings& settings) override;
   std::string hand_over_blocker() override;
   bool nmis_blocked() override { return system_.nmi_blocked; }
-  void withhold_tsc_deadline() override { tsc_deadline_withheld_ = true; }
+  void withhold_tsc_deadline() override {
+    tsc_deadline_withheld_ = true;
+    forget_cpuid_answers();
+  }
   void forget_guest_memory() override;
   void set_tsc(uint64_t tsc) override { write_tsc(tsc); }
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
@@ -177,6 +183,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// Points the context at the current space's indirect-branch tables for the mode of `flags`
   /// (the current key flags).
   void select_tables(uint32_t flags);
+  /// Empties BtContext's CPUID table: an answer may have changed (an MSR write, the TSC
+  /// deadline withheld). Translated code then asks the monitor again.
+  void forget_cpuid_answers();
   /// ShadowMmu's drop hook: linear pages of a space changed.
   void forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t pages, bool global);
   std::string describe_eip() const;

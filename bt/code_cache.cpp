@@ -109,19 +109,12 @@ void CodeCache::unlink_exits(TranslationBlock* tb) {
     patch_rel32(tb->host_start + tb->exits[i].rel32_offset,
                 tb->host_start + tb->exits[i].stub_offset);
   }
-  for (const TranslationBlock::TableExit& t : tb->table_exits) {
-    patch_rel32(tb->host_start + t.kick_rel32, tb->host_start + tb->indirect_kick_stub);
-  }
 }
 
 void CodeCache::relink_exits(TranslationBlock* tb) {
   for (unsigned i = 0; i < tb->exit_count; ++i) {
     const TbExit& e = tb->exits[i];
     if (e.linked && e.linked->valid) patch_rel32(tb->host_start + e.rel32_offset, e.linked->entry);
-  }
-  for (const TranslationBlock::TableExit& t : tb->table_exits) {
-    // The kick jump's normal target is the instruction right after it.
-    patch_rel32(tb->host_start + t.kick_rel32, tb->host_start + t.kick_rel32 + 4);
   }
 }
 

@@ -13,8 +13,9 @@ constexpr uint32_t kNoPage = UINT32_MAX;  ///< slot_page of a slot no list holds
 constexpr size_t kCompactAt = 2 * 4096;
 }  // namespace
 
-IndirectTables::IndirectTables(uint64_t miss_stub) : miss_stub_(miss_stub) {
+IndirectTables::IndirectTables(uint64_t miss_stub, uint64_t exit_stub) : miss_stub_(miss_stub) {
   empty_.fill(miss_stub);
+  std::fill(kick_.begin(), kick_.end(), exit_stub);
 }
 
 void IndirectTables::clear(Table& t) const {

@@ -39,8 +39,9 @@ class IndirectTables {
   /// Bytes of one table's arrays.
   static constexpr size_t kTableBytes = kIndirectTableSlots * (sizeof(uint64_t) + sizeof(uint32_t));
 
-  /// `miss_stub`: what an empty slot holds (Stubs::indirect_miss).
-  explicit IndirectTables(uint64_t miss_stub);
+  /// `miss_stub`: what an empty slot holds (Stubs::indirect_miss); `exit_stub`: what every slot
+  /// of the kick table holds (Stubs::indirect_exit).
+  IndirectTables(uint64_t miss_stub, uint64_t exit_stub);
 
   /// The slots of the address-space table for (space, mode), created empty on first use.
   /// Valid until the next call that creates a table or forgets whole spaces.
@@ -49,6 +50,9 @@ class IndirectTables {
   /// remember().
   uint64_t* global_slots(uint32_t mode);
   bool has_global(uint32_t mode) const { return global_.count(mode) != 0; }
+  /// A table whose every slot leaves for the dispatcher: a kick points translated code at it, so
+  /// the next indirect exit anywhere leaves (BtEngine::kick).
+  uint64_t* kick_slots() { return kick_.data(); }
 
   /// Enters a block (its indirect entry `host`) for `eip` at linear page `page`: in the mode's
   /// global table when the page is global, else in the table of (space, mode).
@@ -126,7 +130,8 @@ class IndirectTables {
   void evict_lru(Map& map, typename Map::key_type keep);
 
   uint64_t miss_stub_;
-  std::array<uint64_t, kIndirectTableSlots> empty_;    ///< a global table for modes with none
+  std::array<uint64_t, kIndirectTableSlots> empty_;  ///< a global table for modes with none
+  std::vector<uint64_t> kick_ = std::vector<uint64_t>(kIndirectTableSlots);  ///< kick_slots()
   std::map<uint64_t, std::unique_ptr<Table>> tables_;  ///< by key(space, mode)
   std::map<uint32_t, std::unique_ptr<Table>> global_;  ///< by mode: blocks on global pages
   std::vector<std::unique_ptr<Table>> pool_;           ///< empty tables

@@ -95,28 +95,28 @@ Stubs Stubs::generate(CodeCache& cache) {
 
   // Indirect-branch miss (R11 = the table probed, at slot i or, R11 + 8, at its victim slot
   // i + 1): the probes go first[i], first[i + 1], second[i], second[i + 1], then the dispatcher.
-  // Flag-free: the guest's flags live in RFLAGS; RCX (guest ECX) is borrowed through R10 for
-  // JECXZ, which compares R11 with each table's address.
+  // Flag-free: the guest's flags live in RFLAGS; guest RCX waits in R10 while RCX takes the
+  // difference between R11 and each table's address for JRCXZ.
   asmjit::Label true_miss = a.newLabel(), victim = a.newLabel(), second = a.newLabel();
   auto when_r11_is = [&](size_t table_neg_field, int32_t plus, asmjit::Label to) {
-    a.mov(x86::r10, ctx_field(table_neg_field, 8));
-    a.lea(x86::r10, x86::ptr(x86::r10, x86::r11, 0, -plus));
-    a.xchg(x86::rcx, x86::r10);
+    a.mov(x86::rcx, ctx_field(table_neg_field, 8));
+    a.lea(x86::rcx, x86::ptr(x86::rcx, x86::r11, 0, -plus));
     a.jecxz(x86::rcx, to);
-    a.xchg(x86::rcx, x86::r10);
   };
   a.bind(miss);
+  a.mov(x86::r10, x86::rcx);
   when_r11_is(offsetof(BtContext, indirect_table_neg), 0, victim);
   when_r11_is(offsetof(BtContext, second_table_neg), 0, victim);
   when_r11_is(offsetof(BtContext, indirect_table_neg), 8, second);
+  a.mov(x86::rcx, x86::r10);
   a.jmp(true_miss);  // R11 was the second table's victim slot: not in either table
   a.bind(victim);
-  a.xchg(x86::rcx, x86::r10);
+  a.mov(x86::rcx, x86::r10);
   a.lea(x86::r11, x86::ptr(x86::r11, 8));
   a.movzx(x86::r10d, x86::r9w);
   a.jmp(x86::ptr(x86::r11, x86::r10, 3, 0, 8));
   a.bind(second);
-  a.xchg(x86::rcx, x86::r10);
+  a.mov(x86::rcx, x86::r10);
   a.mov(x86::r11, ctx_field(offsetof(BtContext, second_table), 8));
   a.movzx(x86::r10d, x86::r9w);
   a.jmp(x86::ptr(x86::r11, x86::r10, 3, 0, 8));

@@ -92,14 +92,13 @@ struct TranslationBlock {
   TbExit exits[2];
   unsigned exit_count = 0;
   /// Exits through the indirect-branch table (indirect branches, and direct branches to another
-  /// page when paging is on): the rel32 of each one's kick jump (normally to the next
-  /// instruction; a kick points it at indirect_kick_stub) and the end of its lookup sequence.
+  /// page when paging is on): where each one's lookup sequence (after the target is in r9d)
+  /// starts and ends, so a kick landing inside one can leave through Stubs::indirect_exit.
   struct TableExit {
-    uint32_t kick_rel32;
+    uint32_t lookup_start;
     uint32_t lookup_end;
   };
   std::vector<TableExit> table_exits;
-  uint32_t indirect_kick_stub = 0;  ///< stores r9d as the EIP and exits to the dispatcher
   std::vector<InsnMap> insns;
   std::vector<std::unique_ptr<CalloutSite>> callout_sites;  ///< direct calls in this block
   /// Exits of other blocks chained to this one: (block, exit index), to unlink on invalidation.

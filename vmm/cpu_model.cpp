@@ -56,6 +56,27 @@ CpuidEntry CpuModel::query(uint32_t function, uint32_t index, const CpuidDynamic
   return {function, index, 0, 0, 0, 0};
 }
 
+bool CpuModel::depends_on_index(uint32_t function) {
+  const uint32_t max_basic = leaves()[0].eax;
+  if (function >= 0x80000000u || (function & 0xF0000000u) == 0x40000000u) return false;
+  if (function > max_basic) function = max_basic;
+  switch (function) {
+    case 0x4:
+    case 0x7:
+    case 0xb:
+    case 0xd:
+    case 0xf:
+    case 0x10:
+    case 0x12:
+    case 0x14:
+    case 0x17:
+    case 0x18:
+      return true;
+    default:
+      return function > 0x18;
+  }
+}
+
 std::string CpuModel::describe() {
   return fmt::format(
       "{} family {} model {} stepping {} \"{}\" (CPUID.1 EDX={:#010x} ECX={:#x}, "

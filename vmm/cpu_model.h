@@ -17,6 +17,7 @@ struct CpuidEntry {
 struct CpuidDynamic {
   bool apic_enabled = true;  ///< IA32_APIC_BASE.EN
   bool xd_disabled = false;  ///< IA32_MISC_ENABLE.XD_DISABLE
+  bool operator==(const CpuidDynamic&) const = default;
 };
 
 /// The vmbt virtual CPU: a family-6 "GenuineIntel" 686 with an xAPIC, MTRRs and PAT, without PAE,
@@ -65,6 +66,10 @@ struct CpuModel {
   /// 0x40000000-0x4FFFFFFF (the hypervisor range) read all zeros, as on QEMU without a hypervisor
   /// interface, so a guest probing for one finds none.
   static CpuidEntry query(uint32_t function, uint32_t index, const CpuidDynamic& dynamic = {});
+  /// Whether query()'s answer for EAX=`function` depends on ECX (the leaves with sub-leaves in
+  /// Intel SDM Vol. 2A, CPUID: 4, 7, 0xB, 0xD, 0xF, 0x10, 0x12, 0x14, 0x17, 0x18 and up). None of
+  /// this model's leaves has any: a function above the highest basic leaf answers as that leaf.
+  static bool depends_on_index(uint32_t function);
   /// One-line description for `vmbt probe` and --stats.
   static std::string describe();
 };

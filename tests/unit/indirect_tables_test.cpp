@@ -7,7 +7,7 @@
 namespace vmbt::bt {
 namespace {
 
-constexpr uint64_t kMiss = 0x1111;
+constexpr uint64_t kMiss = 0x1111, kExit = 0x2222;
 constexpr uint32_t kCpl0Mode = 0x80, kUserMode = 0x80000000u;
 const void* host(uintptr_t v) {
   return reinterpret_cast<const void*>(v);
@@ -17,7 +17,7 @@ uint64_t slot(uint64_t* slots, uint32_t eip) {
 }
 
 TEST(IndirectTables, ABlockIsFoundOnlyInTheModeAndSpaceItWasTranslatedFor) {
-  IndirectTables t(kMiss);
+  IndirectTables t(kMiss, kExit);
   t.remember(/*space=*/1, kCpl0Mode, 0x00401234, 0x00401, host(0xabc), /*global=*/false);
   EXPECT_EQ(slot(t.slots(1, kCpl0Mode), 0x00401234), 0xabcu);
   EXPECT_EQ(slot(t.slots(1, kUserMode), 0x00401234), kMiss);  // CPL 3 must miss
@@ -25,8 +25,15 @@ TEST(IndirectTables, ABlockIsFoundOnlyInTheModeAndSpaceItWasTranslatedFor) {
   EXPECT_EQ(slot(t.global_slots(kCpl0Mode), 0x00401234), kMiss);
 }
 
+TEST(IndirectTables, EverySlotOfTheKickTableLeaves) {
+  IndirectTables t(kMiss, kExit);
+  t.remember(1, kCpl0Mode, 0x00401234, 0x00401, host(0xabc), false);
+  uint64_t* kick = t.kick_slots();
+  for (size_t i = 0; i < kIndirectTableSlots; ++i) ASSERT_EQ(kick[i], kExit) << i;
+}
+
 TEST(IndirectTables, GlobalBlocksAreInTheModesGlobalTableOnly) {
-  IndirectTables t(kMiss);
+  IndirectTables t(kMiss, kExit);
   t.remember(1, kCpl0Mode, 0xc0002000, 0xc0002, host(0xdef), /*global=*/true);
   EXPECT_EQ(slot(t.global_slots(kCpl0Mode), 0xc0002000), 0xdefu);
   EXPECT_EQ(slot(t.global_slots(kUserMode), 0xc0002000), kMiss);  // CPL 3 must not find it
@@ -39,7 +46,7 @@ TEST(IndirectTables, GlobalBlocksAreInTheModesGlobalTableOnly) {
 }
 
 TEST(IndirectTables, DroppedPagesAndBlocksMissInEveryModeOfTheSpace) {
-  IndirectTables t(kMiss);
+  IndirectTables t(kMiss, kExit);
   t.remember(3, kCpl0Mode, 0x08048000, 0x08048, host(0x10), false);
   t.remember(3, kUserMode, 0x08048010, 0x08048, host(0x20), false);
   t.remember(3, kUserMode, 0x08049000, 0x08049, host(0x30), false);
@@ -59,7 +66,7 @@ TEST(IndirectTables, DroppedPagesAndBlocksMissInEveryModeOfTheSpace) {
 TEST(IndirectTables, TheTwoMostRecentTargetsOfASlotAreBothFound) {
   // Targets 64 KiB apart share a slot (the low 16 bits); the second way (the victim slot after
   // it, which Stubs::indirect_miss probes next) keeps the one before.
-  IndirectTables t(kMiss);
+  IndirectTables t(kMiss, kExit);
   const uint32_t a = 0x00401234, b = 0x00411234, c = 0x00421234;
   const size_t i = a & (kIndirectTableSize - 1);
   t.remember(4, kUserMode, a, a >> 12, host(0xa), false);
@@ -87,7 +94,7 @@ TEST(IndirectTables, TheTwoMostRecentTargetsOfASlotAreBothFound) {
 
 TEST(IndirectTables, HostMemoryStaysBoundedWhateverTheGuestDoes) {
   // A guest cycling through thousands of page directories and modes (issue 17, defect 3).
-  IndirectTables t(kMiss);
+  IndirectTables t(kMiss, kExit);
   for (uint32_t space = 0; space < 3000; ++space) {
     const uint32_t mode = (space % 11) << 8;
     t.remember(space << 12, mode, 0x1000 + space, 1, host(0x100 + space), space % 3 == 0);
