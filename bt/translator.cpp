@@ -408,12 +408,14 @@ class BlockEmitter {
   /// With guest RCX in r10 and a value in ECX: falls through when the value is zero and jumps to
   /// `nonzero` otherwise, guest RCX back in place on both paths. JRCXZ tests without touching
   /// the flags, which hold the guest's; the moves cost nothing (register renaming), where the
-  /// XCHG it replaces cost three micro-ops each.
-  void unless_ecx_zero(const asmjit::Operand_& nonzero) {
+  /// XCHG it replaces cost three micro-ops each. `zero_path_align` (bytes, 0 = none) starts the
+  /// zero path on that boundary (a block's indirect entry).
+  void unless_ecx_zero(const asmjit::Operand_& nonzero, uint32_t zero_path_align = 0) {
     asmjit::Label zero = a_.newLabel();
     a_.jecxz(x86::rcx, zero);
     a_.mov(x86::rcx, x86::r10);
     a_.emit(x86::Inst::kIdJmp, nonzero);
+    if (zero_path_align) a_.align(asmjit::AlignMode::kCode, zero_path_align);
     a_.bind(zero);
     a_.mov(x86::rcx, x86::r10);
   }
@@ -843,26 +845,23 @@ void emit_zero_divisor_check(BlockEmitter& e, const Insn& in, CalloutSite* raise
 /// the tag test from JRCXZ. Jumps to `answered` on a hit.
 void emit_inline_cpuid(BlockEmitter& e, asmjit::Label answered) {
   x86::Assembler& a = e.a();
-  a.movzx(x86::r10d, x86::al);  // slot = EAX[7:0] + EAX[31:24] (BtContext::cpuid_slot)
-  a.mov(x86::r11d, x86::eax);
-  a.bswap(x86::r11d);
-  a.movzx(x86::r11d, x86::r11b);
-  a.lea(x86::r10d, x86::ptr(x86::r10, x86::r11));
-  a.mov(x86::r11d, x86::ptr(x86::r14, x86::r10, 2, offsetof(BtContext, cpuid_tag), 4));
-  a.lea(x86::r11d, x86::ptr(x86::r11, x86::rax));  // tag + EAX: zero when the slot holds EAX
-  asmjit::Label hit = a.newLabel(), miss = a.newLabel();
-  a.mov(x86::r8, x86::rcx);
-  a.mov(x86::ecx, x86::r11d);
-  a.jecxz(x86::rcx, hit);
-  a.mov(x86::rcx, x86::r8);
-  a.jmp(miss);
-  a.bind(hit);
-  a.lea(x86::r10d, x86::ptr(x86::r10, x86::r10));  // 16-byte answers: slot * 2 * 8
+  a.movzx(x86::r11d, x86::al);  // slot = EAX[7:0] + EAX[31:24] (BtContext::cpuid_slot)
+  a.mov(x86::r8d, x86::eax);
+  a.bswap(x86::r8d);
+  a.movzx(x86::r8d, x86::r8b);
+  a.lea(x86::r11d, x86::ptr(x86::r11, x86::r8));
+  a.mov(x86::r8d, x86::ptr(x86::r14, x86::r11, 2, offsetof(BtContext, cpuid_tag), 4));
+  a.lea(x86::r8d, x86::ptr(x86::r8, x86::rax));  // tag + EAX: zero when the slot holds EAX
+  asmjit::Label miss = a.newLabel();
+  a.mov(x86::r10, x86::rcx);
+  a.mov(x86::ecx, x86::r8d);
+  e.unless_ecx_zero(miss);
+  a.lea(x86::r11d, x86::ptr(x86::r11, x86::r11));  // 16-byte answers: slot * 2 * 8
   const int32_t answer = offsetof(BtContext, cpuid_answer);
-  a.mov(x86::eax, x86::ptr(x86::r14, x86::r10, 3, answer, 4));
-  a.mov(x86::ebx, x86::ptr(x86::r14, x86::r10, 3, answer + 4, 4));
-  a.mov(x86::ecx, x86::ptr(x86::r14, x86::r10, 3, answer + 8, 4));
-  a.mov(x86::edx, x86::ptr(x86::r14, x86::r10, 3, answer + 12, 4));
+  a.mov(x86::eax, x86::ptr(x86::r14, x86::r11, 3, answer, 4));
+  a.mov(x86::ebx, x86::ptr(x86::r14, x86::r11, 3, answer + 4, 4));
+  a.mov(x86::ecx, x86::ptr(x86::r14, x86::r11, 3, answer + 8, 4));
+  a.mov(x86::edx, x86::ptr(x86::r14, x86::r11, 3, answer + 12, 4));
   a.jmp(answered);
   a.bind(miss);
 }
@@ -1011,15 +1010,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
     // boundary and the entry chained branches take 3 bytes later, so a hot loop's blocks begin
     // at the start of a fetch block: bench/bt_loops' call and switch loops ran 1.2-1.9x native
     // unaligned (varying with where blocks happened to fall) and 1.0-1.1x aligned.
-    asmjit::Label hit = a.newLabel();
     a.mov(x86::r10, x86::rcx);
     a.lea(x86::ecx, x86::ptr(x86::r9, static_cast<int32_t>(0u - eip)));
-    a.jecxz(x86::rcx, hit);
-    a.mov(x86::rcx, x86::r10);
-    a.jmp(asmjit::imm(reinterpret_cast<uint64_t>(im.stubs.indirect_miss)));
-    a.align(asmjit::AlignMode::kCode, 16);
-    a.bind(hit);
-    a.mov(x86::rcx, x86::r10);
+    e.unless_ecx_zero(asmjit::imm(reinterpret_cast<uint64_t>(im.stubs.indirect_miss)), 16);
     size_t entry_offset = a.offset();
 
     uint32_t pc = eip;

@@ -12,6 +12,12 @@ uint32_t str4(const char* s) {
   std::memcpy(&v, s, 4);
   return v;
 }
+
+/// CpuModel::leaves(), built once (the model is fixed).
+const std::vector<CpuidEntry>& model_leaves() {
+  static const std::vector<CpuidEntry> all = CpuModel::leaves();
+  return all;
+}
 }  // namespace
 
 std::vector<CpuidEntry> CpuModel::leaves() {
@@ -34,7 +40,7 @@ std::vector<CpuidEntry> CpuModel::leaves() {
 }
 
 CpuidEntry CpuModel::query(uint32_t function, uint32_t index, const CpuidDynamic& dynamic) {
-  static const std::vector<CpuidEntry> all = leaves();  // fixed: built once
+  const std::vector<CpuidEntry>& all = model_leaves();
   uint32_t max_basic = all[0].eax;
   uint32_t max_ext = 0x80000004u;
   if (function >= 0x80000000u) {
@@ -57,7 +63,7 @@ CpuidEntry CpuModel::query(uint32_t function, uint32_t index, const CpuidDynamic
 }
 
 bool CpuModel::depends_on_index(uint32_t function) {
-  const uint32_t max_basic = leaves()[0].eax;
+  const uint32_t max_basic = model_leaves()[0].eax;
   if (function >= 0x80000000u || (function & 0xF0000000u) == 0x40000000u) return false;
   if (function > max_basic) function = max_basic;
   switch (function) {

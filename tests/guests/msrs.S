@@ -6,6 +6,16 @@
  */
 #include "guest.inc"
 
+/* Checks bit `bit` of CPUID.`leaf`:EDX (`set` 1 or 0), asked at cpuid_site. */
+.macro CPUID_EDX_BIT leaf, bit, set, name
+  mov $\leaf, %eax
+  call cpuid_site
+  mov %edx, %eax
+  shr $\bit, %eax
+  and $1, %eax
+  CHECK_EQ $\set, "\name"
+.endm
+
 #define APIC_BASE_MSR 0x1b
 #define NEW_BASE 0xfed40000
 
@@ -74,17 +84,9 @@ GUEST_ENTRY
   mov %ebx, %eax
   CHECK_EQ $0x4, "misc enable high reads back"
   /* XD_DISABLE (bit 34) hides NX (CPUID.80000001H:EDX[20]). */
-  mov $0x80000001, %eax
-  call cpuid_site
-  mov %edx, %eax
-  and $(1 << 20), %eax
-  CHECK_EQ $0, "xd disable hides nx"
+  CPUID_EDX_BIT 0x80000001, 20, 0, "xd disable hides nx"
   WRITE_MSR 0x1a0, 0, 0x1801
-  mov $0x80000001, %eax
-  call cpuid_site
-  mov %edx, %eax
-  and $(1 << 20), %eax
-  CHECK_EQ $(1 << 20), "nx advertised"
+  CPUID_EDX_BIT 0x80000001, 20, 1, "nx advertised"
   WRMSR_GP 0x1a0, 0, 0x1001, "misc enable read-only bit 11"
 
   /* IA32_EFER exists with NX: SCE and NXE read back, LME (no 64-bit mode) is refused. */
@@ -111,17 +113,9 @@ GUEST_ENTRY
   WRMSR_GP APIC_BASE_MSR, 0, 0xfee00901, "apic base reserved bit 0"
   WRMSR_GP APIC_BASE_MSR, 0, 0xfee00d00, "apic base extd without x2apic"
   WRMSR_GP APIC_BASE_MSR, 1, 0xfee00900, "apic base above maxphyaddr"
-  mov $1, %eax
-  call cpuid_site
-  mov %edx, %eax
-  and $(1 << 9), %eax
-  CHECK_EQ $(1 << 9), "cpuid apic bit while enabled"
+  CPUID_EDX_BIT 1, 9, 1, "cpuid apic bit while enabled"
   WRITE_MSR APIC_BASE_MSR, 0, 0xfee00100
-  mov $1, %eax
-  call cpuid_site
-  mov %edx, %eax
-  and $(1 << 9), %eax
-  CHECK_EQ $0, "cpuid apic bit clear while disabled"
+  CPUID_EDX_BIT 1, 9, 0, "cpuid apic bit clear while disabled"
   mov 0xfee00030, %eax
   CHECK_EQ $0xffffffff, "apic page gone while disabled"
   WRITE_MSR APIC_BASE_MSR, 0, (NEW_BASE | 0x900)
@@ -129,11 +123,7 @@ GUEST_ENTRY
   CHECK_EQ $0x00050014, "apic version at the new base"
   mov 0xfee00030, %eax
   CHECK_EQ $0xffffffff, "old base empty"
-  mov $1, %eax
-  call cpuid_site
-  mov %edx, %eax
-  and $(1 << 9), %eax
-  CHECK_EQ $(1 << 9), "cpuid apic bit back"
+  CPUID_EDX_BIT 1, 9, 1, "cpuid apic bit back"
   WRITE_MSR APIC_BASE_MSR, 0, 0xfee00900
   mov 0xfee00030, %eax
   CHECK_EQ $0x00050014, "apic version back at 0xfee00000"

@@ -152,9 +152,7 @@ ipi_handler:
 .data
   .p2align 3
 gdt:
-  .quad 0
-  .quad 0x00cf9b000000ffff       /* 0x08 code */
-  .quad 0x00cf93000000ffff       /* 0x10 data */
+  GDT_FLAT_ENTRIES               /* 0x08 code, 0x10 data */
   SEG_DESC 0, 0x67, 0x89, 0      /* 0x18 TSS */
   GDT_END
 ipi_seen: .long 0

@@ -247,9 +247,7 @@ task_df:
 .data
   .p2align 3
 gdt:
-  .quad 0
-  .quad 0x00cf9b000000ffff       /* 0x08 code */
-  .quad 0x00cf93000000ffff       /* 0x10 data */
+  GDT_FLAT_ENTRIES               /* 0x08 code, 0x10 data */
   SEG_DESC 0, 0x67, TSS_AVAIL, 0 /* 0x18 TSS_MAIN */
   SEG_DESC 0, 0x67, TSS_AVAIL, 0 /* 0x20 TSS_A */
   .word 0, TSS_A, 0x8500, 0      /* 0x28 task gate -> TSS_A */
