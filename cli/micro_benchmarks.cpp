@@ -36,6 +36,7 @@ const std::vector<MicroBenchmark>& micro_benchmarks() {
       {"pgfault", kAA, "unmap + INVLPG + #PF, handler maps page", "",
        "native 1093, BT 3927, VT-x 11242"},
       {"pgfault_skip", kAA, "#PF on an unmapped page, handler skips the read", "", ""},
+      {"hidden_fault", kAA, "clear PTE.A + INVLPG + read: a fault the guest never sees", "", ""},
       {"divzero", kAA, "#DE, guest handler", "", "native 889, BT 3223, VT-x 1014"},
       {"ptemod", kAA, "PTE write + INVLPG", "", "native ≈ 1, BT 391, VT-x 12733"},
       {"hypercall", kKvmArm, "CPUID leaf 0 (trap to monitor)", "",

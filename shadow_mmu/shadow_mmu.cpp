@@ -49,6 +49,16 @@ constexpr uint32_t kMmio = 1u << 28;  ///< a device's MMIO window: left unmapped
 constexpr uint32_t kWpWrite = 1u << 31;
 }  // namespace entry
 
+/// A shadow entry without kMapped but with window bits is a page *revoked in place*: those
+/// windows still hold the frame (kPhysMask of guest RAM), with no host access (PROT_NONE).
+/// Nothing translates through it; fill() of the same frame only changes its protection back.
+constexpr uint32_t revoked(uint32_t e) {
+  return e & (entry::kPhysMask | entry::kWindows);
+}
+constexpr bool is_revoked(uint32_t e) {
+  return !(e & entry::kMapped) && (e & entry::kWindows);
+}
+
 /// Whether a paging-structure entry's change from `before` to `after` can make a shadow mapping
 /// derived from it wrong: a new frame, P, R/W, U/S or PS, or A/D cleared (the shadow would no
 /// longer see the next access or write). AVL bits, PWT/PCD, G and A/D being set need nothing
@@ -380,7 +390,8 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
   // Each window (and copy) is mapped only once an access through it needed it: the entry's
   // kInSup/kInUser/alias bits say which are.
   uint32_t& e = space.shadow[lin_page];
-  if (prefetching && defer_prefetch(space, lin_page)) return;
+  // A page its window still holds, revoked in place, only changes protection: no run to join.
+  if (prefetching && !mapped && defer_prefetch(space, lin_page)) return;
   flush_prefetches();
   if (e & entry::kMmio) {  // nothing mapped: every access is the device's
     unmap_windows(space, lin_page, e);
@@ -402,10 +413,13 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
     sup_w = host_writable(e, false);
     user_w = host_writable(e, true);
   }
+  const uint32_t generation = space.generation;
   make_room(space, lin_page);
   const uint32_t bits = space.shadow[lin_page];
-  // Windows that map this very page already only change protection: mprotect, not a new mapping.
+  // Windows that map this very page already only change protection: mprotect, not a new mapping
+  // (unless make_room reset the space: its windows map nothing now).
   mapped &= bits & entry::kWindows;
+  if (space.generation != generation) mapped = 0;
   space.host_maps += std::popcount(bits & entry::kWindows & ~mapped);
   auto map_all = [&] {
     auto one = [&](LinearWindow& window, uint32_t bit, unsigned copy, bool writable) {
@@ -462,6 +476,12 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backi
   if ((old & kSame) == (e & kSame)) {
     mapped = old & entry::kWindows;
     e |= mapped;  // a refresh of the same page keeps its mappings
+  } else if (is_revoked(old) && backing == Backing::kRam && (old & entry::kPhysMask) == phys) {
+    // The same frame again where the window revoked it in place (an accessed bit cleared, a
+    // page unmapped and mapped back): mprotect it back, no new host mapping. Only the window
+    // this fill is for; the others stay revoked and forgotten (a later fill maps over them).
+    mapped = old & window;
+    e |= mapped;
   } else if (old & entry::kMapped) {
     unmap_windows(space, lin_page, old);  // another page now: no window may keep the old one
   }
@@ -768,7 +788,8 @@ void ShadowMmu::unmap_span(Space& space, uint32_t first_page, uint32_t count) {
       uint32_t e = space.shadow[p];
       if (!(e & entry::kMapped)) continue;
       unmap_windows(space, p, e);
-      space.shadow[p] = 0;
+      // Its windows keep the frame, revoked: a fill of the same frame only mprotects it back.
+      space.shadow[p] = (e & (entry::kUnassigned | entry::kMmio)) ? 0 : revoked(e);
     }
     return;
   }

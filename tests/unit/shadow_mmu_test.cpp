@@ -251,6 +251,72 @@ TEST_F(ShadowMmuTest, RandomTablesAccessesAndPteWritesAgreeWithTheWalker) {
   EXPECT_GT(pte_updates, 300);
 }
 
+TEST_F(ShadowMmuTest, PagesRevokedInPlaceComeBackOnlyWithTheirFrameAndRights) {
+  // A page whose translation goes (P or A cleared, U/S changed) is revoked in place: its
+  // windows keep the frame without access, and a later fill of the same frame only changes the
+  // protection back. Eight pages over two frames each, rewritten at random (the same frame
+  // again, the other frame, P, A, U/S and R/W toggled) and used from both views between
+  // rewrites: every access must agree with the walker (a window giving back the old frame, or
+  // user access after U/S went, would not).
+  std::mt19937 rng(777);
+  std::vector<uint8_t> zero(0x1000, 0);
+  ram_.write(kPd, zero.data(), zero.size());
+  for (uint32_t i = 0; i < 1024; ++i) ram_.write32(kPtBase + 4 * i, (i << 12) | 0x3);
+  ram_.write32(kPd, kPtBase | 0x3);
+  const uint32_t pt = kPtBase + 0x1000;
+  ram_.write32(kPd + 4, pt | 0x7);
+  auto frame_of = [](uint32_t page, uint32_t which) {
+    return kFrames + ((page * 2 + which) << 12);
+  };
+  for (uint32_t page = 0; page < 16; ++page) {
+    ram_.write32(frame_of(page, 0), 0xa0000000u | page);
+    ram_.write32(frame_of(page, 1), 0xb0000000u | page);
+  }
+  for (uint32_t page = 0; page < 8; ++page) {
+    ram_.write32(pt + 4 * page, frame_of(page, 0) | 0x67);  // P RW US A D
+  }
+  mmu_.flush_all();
+  set_paging(true, false);
+  int same_frame_refills = 0;
+  for (int n = 0; n < 3000; ++n) {
+    const uint32_t page = rng() % 8, linear = (1u << 22) | (page << 12) | ((rng() % 1024) * 4);
+    if (rng() % 3 == 0) {
+      const uint32_t pte_addr = pt + 4 * page;
+      uint32_t old = 0;
+      phys_.read32(pte_addr, &old);
+      uint32_t pte = old;
+      // P, A (cleared: the walk sets it again), U/S or R/W toggled, or the other frame.
+      const uint32_t change = rng() % 5;
+      constexpr uint32_t kToggles[4] = {0x1, 0, 0x4, 0x2};
+      if (change == 1) {
+        pte &= ~0x20u;
+      } else if (change < 4) {
+        pte ^= kToggles[change];
+      } else {
+        const bool on_first = (old & 0xfffff000u) == frame_of(page, 0);
+        pte = frame_of(page, on_first ? 1 : 0) | (old & 0xfff) | 1;
+      }
+      if ((pte & 0xfffff000u) == (old & 0xfffff000u) && (pte & 1) && !(old & 1)) {
+        ++same_frame_refills;
+      }
+      if (rng() % 2) {
+        ASSERT_TRUE(access(pte_addr, true, false, pte).ok);
+      } else {
+        mmu_.begin_table_write(pte_addr, 4);
+        ram_.write32(pte_addr, pte);
+        mmu_.end_table_write();
+      }
+    }
+    const bool write = rng() % 4 == 0, user = rng() % 2;
+    // Writes store the frame's own tag back, so reads keep telling the two frames apart.
+    WalkResult where = probe(phys_, mode_, linear);
+    const uint32_t value = where.ok ? ram_.read32(where.phys) : 0;
+    check_access(linear, write, user, value);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(same_frame_refills, 40);
+}
+
 TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
   // More page directories than the MMU keeps spaces (so spaces are recycled for new ones), all
   // sharing most entries as a kernel's half is shared, with directory entries rewritten while
