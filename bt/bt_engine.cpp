@@ -19,6 +19,7 @@
 #include "bt/guest_operands.h"
 #include "bt/host_fault_handler.h"
 #include "bt/legacy_ops.h"
+#include "bt/masked_store.h"
 #include "bt/segment_checks.h"
 #include "vmm/cpu_model.h"
 #include "vmm/error.h"
@@ -387,7 +388,9 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
   ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
 
   bool done = false;
+  in_direct_call_ = true;
   Exit e = run_callout(&site.insn.zi, site.insn.ops, &site.insn, done);
+  in_direct_call_ = false;
   if (done) {
     direct_exit_ = std::move(e);
     direct_exit_pending_ = true;
@@ -852,6 +855,11 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
       return raise_exception(vector, done);
     }
   }
+  if (decoded && is_masked_store(insn.mnemonic)) {
+    const LegacyOutcome m = run_masked_store(insn, ops);
+    if (m.result == LegacyResult::kDone) return Exit();
+    if (m.result == LegacyResult::kFault) return raise_exception(m.fault, done);
+  }
   StepResult r = predecoded ? system_.execute(s_, *predecoded) : system_.execute(s_);
   if (r.kind == StepKind::kUnsupported && decoded &&
       (segments_used(insn, ops) & restricted_segments(s_))) {
@@ -876,6 +884,23 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
                     decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)", describe_eip());
   }
   return finish_step(r, done);
+}
+
+LegacyOutcome BtEngine::run_masked_store(const ZydisDecodedInstruction& insn,
+                                         const ZydisDecodedOperand* ops) {
+  // The guest's vector registers are in guest_fx, except during a direct call from code that
+  // uses them: then x87/MMX are in the units and XMM0-7 in the context's copy (the stub saved
+  // them, and loads them back from there on the way out).
+  if (!(in_direct_call_ && ctx_->fpu_live)) {
+    return execute_masked_store(s_, insn, ops, ctx_->guest_fx, linear_memory_);
+  }
+  alignas(16) std::array<uint8_t, 512> fx{};
+  asm volatile("fxsave %0" : "=m"(fx));
+  std::memcpy(fx.data() + 160, ctx_->guest_xmm.data(), ctx_->guest_xmm.size());
+  const LegacyOutcome out = execute_masked_store(s_, insn, ops, fx, linear_memory_);
+  std::memcpy(fx.data() + 24, &ctx_->monitor_mxcsr, 4);  // the monitor keeps its own MXCSR
+  asm volatile("fxrstor %0" : : "m"(fx));                // MASKMOVQ's TOP and tags
+  return out;
 }
 
 Exit BtEngine::handle_fault(bool& done) {
