@@ -224,7 +224,10 @@ BootImage load_linux(GuestMemory& mem, const MemoryMap& map, const std::string& 
         kernel_path, h.setup_sects, setup_bytes, kernel.size()));
   }
   const uint64_t payload = kernel.size() - setup_bytes;
-  if (uint64_t{h.syssize} * 16 > payload) {
+  // syssize counts 16-byte paragraphs, the last of which may be short: an image built without
+  // Linux's tools/build.c (memtest86+'s) ends mid-paragraph, and QEMU loads it. A whole
+  // paragraph missing means the file was cut.
+  if (uint64_t{h.syssize} * 16 >= payload + 16) {
     throw Error(fmt::format(
         "kernel '{}' is truncated: its header says the protected-mode kernel has {} bytes "
         "(syssize {:#x} x 16) but the file has only {} after the setup code",
