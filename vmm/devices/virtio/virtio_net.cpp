@@ -15,6 +15,10 @@ VirtioNet::VirtioNet(GuestMemory& memory, NetBackend& backend)
   backend_.set_receiver([this](const uint8_t* frame, size_t len) { receive(frame, len); });
 }
 
+VirtioNet::~VirtioNet() {
+  backend_.set_receiver(nullptr);
+}
+
 bool VirtioNet::process(unsigned index, SplitVirtqueue& queue) {
   // A notify of the receiveq only says buffers were added: they are used as frames arrive.
   return index == kTransmitQ && transmit(queue);

@@ -49,6 +49,10 @@ class VirtioNet final : public VirtioDevice {
 
   /// Sends the guest's frames to `backend` and takes its frames (NetBackend::set_receiver).
   VirtioNet(GuestMemory& memory, NetBackend& backend);
+  /// Takes its receiver back from the backend (which may outlive it).
+  ~VirtioNet() override;
+  VirtioNet(const VirtioNet&) = delete;
+  VirtioNet& operator=(const VirtioNet&) = delete;
 
   uint16_t device_id() const override { return 1; }
   uint64_t features() const override { return kFeatureMac | kFeatureStatus | kFeatureIndirect; }
