@@ -69,6 +69,7 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   config.trace_io = guest.trace_io ? stderr : nullptr;
   for (const std::string& spec : guest.drives) config.drives.push_back(parse_drive(spec));
   config.snapshot = guest.snapshot;
+  config.net = parse_net(guest.net);
   BufferConsole buffer;
   std::unique_ptr<TerminalConsole> terminal;
   if (!spec.capture_serial) terminal = std::make_unique<TerminalConsole>();
@@ -117,7 +118,7 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
     switching->switch_after_instructions(static_cast<uint64_t>(guest.switch_after_instructions));
   }
   if (spec.configure) spec.configure(*engine);
-  if (spec.sandbox) enter_sandbox(spec.gdb != nullptr);
+  if (spec.sandbox) enter_sandbox(spec.gdb != nullptr, config.net.user);
 
   GuestRun run;
   run.stats.set_text("engine", std::string(engine->name()));

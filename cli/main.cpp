@@ -34,6 +34,11 @@ void add_guest_options(CLI::App* cmd, vmbt::GuestConfig& guest) {
       ->allow_extra_args(false);
   cmd->add_flag("--snapshot", guest.snapshot,
                 "write the drives' changes to a temporary overlay, dropped at exit");
+  cmd->add_option("--net", guest.net,
+                  "a virtio-net NIC on user-mode networking (libslirp; the guest is 10.0.2.15, "
+                  "the host 10.0.2.2): user[,hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT]..., or "
+                  "none")
+      ->capture_default_str();
 }
 
 }  // namespace

@@ -2,7 +2,11 @@
 
 #include "vmm/machine/machine.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+
+#include <charconv>
+#include <optional>
 
 #include "vmm/error.h"
 
@@ -27,8 +31,9 @@ EngineKind parse_engine_kind(const std::string& name) {
   throw Error(fmt::format("unknown engine '{}': choose auto, bt or kvm", name));
 }
 
-DriveConfig parse_drive(const std::string& spec) {
-  // Split at single commas; ",," is a literal comma (QEMU's option syntax).
+namespace {
+/// Splits at single commas; ",," is a literal comma (QEMU's option syntax).
+std::vector<std::string> split_options(const std::string& spec) {
   std::vector<std::string> parts(1);
   for (size_t i = 0; i < spec.size(); ++i) {
     if (spec[i] == ',' && i + 1 < spec.size() && spec[i + 1] == ',') {
@@ -40,6 +45,85 @@ DriveConfig parse_drive(const std::string& spec) {
       parts.back() += spec[i];
     }
   }
+  return parts;
+}
+
+/// A port number, 1-65535, in decimal.
+std::optional<uint16_t> parse_port(const std::string& text) {
+  unsigned v = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || ptr != end || v == 0 || v > 65535) return std::nullopt;
+  return static_cast<uint16_t>(v);
+}
+
+/// A dotted IPv4 address (host byte order); `fallback` when empty.
+std::optional<uint32_t> parse_ipv4(const std::string& text, uint32_t fallback) {
+  if (text.empty()) return fallback;
+  in_addr a{};
+  if (inet_pton(AF_INET, text.c_str(), &a) != 1) return std::nullopt;
+  return ntohl(a.s_addr);
+}
+
+/// `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT` (QEMU's hostfwd rule).
+HostForward parse_hostfwd(const std::string& rule) {
+  auto bad = [&](const std::string& why) {
+    return Error(
+        fmt::format("--net user,hostfwd={}: {} (the form is hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-"
+                    "[GUESTADDR]:GUESTPORT, e.g. hostfwd=tcp::2222-:22)",
+                    rule, why));
+  };
+  HostForward f;
+  const size_t c1 = rule.find(':');
+  const size_t c2 = c1 == std::string::npos ? c1 : rule.find(':', c1 + 1);
+  const size_t dash = c2 == std::string::npos ? c2 : rule.find('-', c2 + 1);
+  const size_t c3 = dash == std::string::npos ? dash : rule.find(':', dash + 1);
+  if (c3 == std::string::npos) throw bad("malformed");
+  const std::string proto = rule.substr(0, c1);
+  if (proto == "udp") {
+    f.udp = true;
+  } else if (!proto.empty() && proto != "tcp") {
+    throw bad(fmt::format("protocol '{}': tcp or udp", proto));
+  }
+  const auto host = parse_ipv4(rule.substr(c1 + 1, c2 - c1 - 1), f.host_addr);
+  const auto host_port = parse_port(rule.substr(c2 + 1, dash - c2 - 1));
+  const auto guest = parse_ipv4(rule.substr(dash + 1, c3 - dash - 1), f.guest_addr);
+  const auto guest_port = parse_port(rule.substr(c3 + 1));
+  if (!host) throw bad("the host address is not a dotted IPv4 address");
+  if (!host_port) throw bad("the host port is not a number from 1 to 65535");
+  if (!guest) throw bad("the guest address is not a dotted IPv4 address");
+  if ((*guest & 0xffffff00) != 0x0a000200) throw bad("the guest address is not in 10.0.2.0/24");
+  if (!guest_port) throw bad("the guest port is not a number from 1 to 65535");
+  f.host_addr = *host;
+  f.host_port = *host_port;
+  f.guest_addr = *guest;
+  f.guest_port = *guest_port;
+  return f;
+}
+}  // namespace
+
+NetConfig parse_net(const std::string& spec) {
+  const std::vector<std::string> parts = split_options(spec);
+  NetConfig n;
+  if (parts[0] == "none" && parts.size() == 1) return n;
+  if (parts[0] != "user") {
+    throw Error(fmt::format(
+        "--net {}: vmbt's networks are 'user' (user-mode networking, libslirp) and 'none'", spec));
+  }
+  n.user = true;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (p.rfind("hostfwd=", 0) == 0) {
+      n.forwards.push_back(parse_hostfwd(p.substr(8)));
+    } else {
+      throw Error(fmt::format("--net {}: unknown option '{}' (user takes hostfwd=...)", spec, p));
+    }
+  }
+  return n;
+}
+
+DriveConfig parse_drive(const std::string& spec) {
+  const std::vector<std::string> parts = split_options(spec);
   DriveConfig d;
   for (size_t i = 0; i < parts.size(); ++i) {
     const std::string& p = parts[i];

@@ -30,6 +30,8 @@ struct GuestConfig {
   /// `--drive` specifications, in order (parse_drive): virtio-blk disks /dev/vda, /dev/vdb, ...
   std::vector<std::string> drives;
   bool snapshot = false;  ///< `--snapshot`: drive writes go to a temporary overlay
+  /// `--net` specification (parse_net): "none", or "user[,hostfwd=...]..." for a virtio-net NIC.
+  std::string net = "none";
   /// Engine switching (README "Switching engines"): the other engine stands by and takes the
   /// running guest after `switch_after_seconds` (< 0: never by time), then every
   /// `switch_every_seconds` (0: once), or on Ctrl-A s when `switchable`.
@@ -45,5 +47,13 @@ struct DriveConfig;
 /// [,readonly=on|off]` (a comma in PATH is written ",,"). Throws vmbt::Error saying what is wrong
 /// (another format or interface, an unknown option, no path).
 DriveConfig parse_drive(const std::string& spec);
+
+struct NetConfig;
+/// Parses a `--net` specification in QEMU's spelling: `none`, or `user` followed by any number of
+/// `,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT` (QEMU's -netdev user hostfwd;
+/// an empty HOSTADDR is 127.0.0.1, where QEMU binds every address; an empty GUESTADDR is
+/// 10.0.2.15, the guest's DHCP lease; GUESTADDR must be in 10.0.2.0/24). Throws vmbt::Error
+/// saying what is wrong (another backend, an unknown option, a malformed forward).
+NetConfig parse_net(const std::string& spec);
 
 }  // namespace vmbt

@@ -106,14 +106,6 @@ const char* reason_name(ExitReason r) {
   return "unknown";
 }
 
-void sleep_until(uint64_t deadline_ns) {
-  uint64_t now = host_now_ns();
-  if (deadline_ns <= now) return;
-  timespec ts{static_cast<time_t>((deadline_ns - now) / 1'000'000'000),
-              static_cast<long>((deadline_ns - now) % 1'000'000'000)};
-  nanosleep(&ts, nullptr);  // a kick signal may cut it short: that is fine
-}
-
 }  // namespace
 
 RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoopOptions& options) {
@@ -210,14 +202,15 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
           break;
         }
         // Wait for an interrupt: sleep until the next device deadline, in slices short enough to
-        // notice console input and signals.
+        // notice console input and signals; a network packet ends the sleep at once.
         while (!(maskable && intr.interrupt_pending()) && !(nmi_can_wake && intr.nmi_pending())) {
           if (outside_stop()) {
             done = true;
             break;
           }
           uint64_t now = host_now_ns();
-          sleep_until(std::min<uint64_t>({machine.next_deadline_ns(), now + 2000000, end_by}));
+          machine.wait_until(
+              std::min<uint64_t>({machine.next_deadline_ns(), now + 2000000, end_by}));
           machine.poll(host_now_ns());
         }
         stats.add("halt_waits");

@@ -106,9 +106,18 @@ constexpr int kAllowed[] = {
 #endif
 };
 
+/// `--net user`: libslirp's sockets (the guest's TCP connections and UDP flows, ICMP echo, host
+/// forwards) and its stat of /etc/resolv.conf.
+constexpr int kUserNetwork[] = {
+    SCMP_SYS(socket),      SCMP_SYS(connect),     SCMP_SYS(bind),       SCMP_SYS(listen),
+    SCMP_SYS(accept),      SCMP_SYS(accept4),     SCMP_SYS(sendto),     SCMP_SYS(recvfrom),
+    SCMP_SYS(sendmsg),     SCMP_SYS(recvmsg),     SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
+    SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(shutdown),   SCMP_SYS(stat),
+};
+
 }  // namespace
 
-void enter_sandbox(bool debugger_socket) {
+void enter_sandbox(bool debugger_socket, bool user_network) {
   // The C library reads the time zone (/etc/localtime) on its first time conversion (the RTC's
   // gmtime_r): done now, while opening files is allowed.
   tzset();
@@ -134,6 +143,26 @@ void enter_sandbox(bool debugger_socket) {
     for (int nr : {SCMP_SYS(accept4), SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(setsockopt),
                    SCMP_SYS(sysinfo)}) {
       if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0) != 0) {
+        throw Error(fmt::format("cannot add system call {} to the seccomp filter", nr));
+      }
+    }
+  }
+  if (user_network) {
+    for (int nr : kUserNetwork) {
+      if (nr < 0) continue;  // not on this architecture
+      if (seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0) != 0) {
+        throw Error(fmt::format("cannot add system call {} to the seccomp filter", nr));
+      }
+    }
+    // Its DNS forwarder reads /etc/resolv.conf: refused quietly, it then asks 127.0.0.1. (The
+    // sanitizer build allows openat for its runtime.)
+#ifdef VMBT_SANITIZE_BUILD
+    for (int nr : {SCMP_SYS(open)}) {
+#else
+    for (int nr : {SCMP_SYS(open), SCMP_SYS(openat)}) {
+#endif
+      if (nr < 0) continue;
+      if (seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EACCES), nr, 0) != 0) {
         throw Error(fmt::format("cannot add system call {} to the seccomp filter", nr));
       }
     }

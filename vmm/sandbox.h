@@ -15,6 +15,10 @@ namespace vmbt {
 /// `debugger_socket`: also the calls of a GDB stub whose socket is already listening (accepting
 /// a connection, reading and writing it, setting TCP_NODELAY) and the C library's sysinfo (its
 /// qsort, in `monitor trace`), as `vmbt run --gdb` needs.
-void enter_sandbox(bool debugger_socket = false);
+/// `user_network`: also the socket calls of libslirp's user networking (`--net user`: socket,
+/// connect, bind, listen, accept, send and receive, socket options and names, shutdown); opening
+/// files fails with EACCES instead of ending the run (libslirp reads /etc/resolv.conf for the
+/// DNS forwarder and falls back to 127.0.0.1 when it cannot).
+void enter_sandbox(bool debugger_socket = false, bool user_network = false);
 
 }  // namespace vmbt

@@ -8,7 +8,9 @@
 #include <string>
 
 #include "cli/size_arg.h"
+#include "vmm/devices/net_backend.h"
 #include "vmm/error.h"
+#include "vmm/guest_config.h"
 
 namespace vmbt {
 namespace {
@@ -44,6 +46,44 @@ TEST(MemorySizeArg, RejectsGarbageAndOverflow) {
   for (const char* bad : {"", "M", "12X", "-5M", "1.5G", "99999999999999999999G", "5Gx"}) {
     EXPECT_THROW(parse_memory_size(bad), Error) << bad;
   }
+}
+
+TEST(NetOption, QemusUserNetworkSpelling) {
+  EXPECT_FALSE(parse_net("none").user);
+  const NetConfig plain = parse_net("user");
+  EXPECT_TRUE(plain.user);
+  EXPECT_TRUE(plain.forwards.empty());
+  const NetConfig n = parse_net(
+      "user,hostfwd=tcp::2222-:22,hostfwd=udp:0.0.0.0:5353-10.0.2.20:53,hostfwd=:10.1.2.3:80-:"
+      "8080");
+  ASSERT_EQ(n.forwards.size(), 3u);
+  // An empty host address is 127.0.0.1, an empty guest address 10.0.2.15 (the DHCP lease).
+  EXPECT_FALSE(n.forwards[0].udp);
+  EXPECT_EQ(n.forwards[0].host_addr, 0x7f000001u);
+  EXPECT_EQ(n.forwards[0].host_port, 2222);
+  EXPECT_EQ(n.forwards[0].guest_addr, 0x0a00020fu);
+  EXPECT_EQ(n.forwards[0].guest_port, 22);
+  EXPECT_TRUE(n.forwards[1].udp);
+  EXPECT_EQ(n.forwards[1].host_addr, 0u);
+  EXPECT_EQ(n.forwards[1].guest_addr, 0x0a000214u);
+  EXPECT_EQ(n.forwards[1].guest_port, 53);
+  EXPECT_FALSE(n.forwards[2].udp);  // an empty protocol is tcp, as in QEMU
+  EXPECT_EQ(n.forwards[2].host_addr, 0x0a010203u);
+  EXPECT_EQ(n.forwards[2].guest_port, 8080);
+}
+
+TEST(NetOption, MalformedSpecificationsAreClearErrors) {
+  for (const char* bad :
+       {"tap", "none,hostfwd=tcp::1-:2", "user,restrict=on", "user,hostfwd=tcp::2222:22",
+        "user,hostfwd=sctp::1-:2", "user,hostfwd=tcp::0-:22", "user,hostfwd=tcp::65536-:22",
+        "user,hostfwd=tcp::22x-:22", "user,hostfwd=tcp:1.2.3:22-:22",
+        "user,hostfwd=tcp::22-192.168.1.2:22", "user,hostfwd=tcp::22-:", "user,hostfwd="}) {
+    EXPECT_THROW(parse_net(bad), Error) << bad;
+  }
+  const Result r = run_vmbt("run --kernel /dev/null --net user,hostfwd=tcp::99999-:22");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("the host port is not a number from 1 to 65535"), std::string::npos)
+      << r.output;
 }
 
 TEST(Cli, MissingKernelFileIsAClearError) {

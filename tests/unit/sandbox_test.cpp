@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+
+#include <cerrno>
 #include <cstdio>
 
 namespace vmbt {
@@ -47,6 +50,37 @@ TEST(SandboxDeathTest, OpeningAFileIsRefused) {
         _exit(f ? 6 : 7);
       },
       ::testing::ExitedWithCode(1), "stopped system call openat");
+}
+
+TEST(SandboxDeathTest, UserNetworkingAllowsSocketsAndRefusesFilesQuietly) {
+  SKIP_IN_SANITIZER_BUILD();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        enter_sandbox(false, /*user_network=*/true);
+        // libslirp's calls: a socket, bound, listening, its name; a UDP socket sending.
+        const int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0) _exit(3);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 1) != 0 ||
+            getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+          _exit(4);
+        }
+        const int u = socket(AF_INET, SOCK_DGRAM, 0);
+        if (u < 0 || sendto(u, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof a) != 1) {
+          _exit(5);
+        }
+        // Opening a file (its DNS forwarder's /etc/resolv.conf) fails with EACCES, no more.
+        std::FILE* f = std::fopen("/etc/hostname", "r");
+        if (f || errno != EACCES) _exit(6);
+        // Anything else still ends the run.
+        (void)!fork();
+        _exit(7);
+      },
+      ::testing::ExitedWithCode(1), "the sandbox stopped system call (fork|clone)");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -18,8 +19,10 @@
 #include "vmm/devices/pic8259.h"
 #include "vmm/devices/pit8254.h"
 #include "vmm/devices/port92.h"
+#include "vmm/devices/slirp_backend.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/devices/virtio/virtio_blk.h"
+#include "vmm/devices/virtio/virtio_net.h"
 #include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/error.h"
 #include "vmm/machine/disk_image.h"
@@ -36,6 +39,10 @@ constexpr unsigned kCom1Irq = 4;
 constexpr unsigned kFirstDriveSlot = 3;
 constexpr uint16_t kFirstPciIo = 0xc000, kPciIoStride = 0x100;
 constexpr uint8_t kDriveIrqs[] = {11, 10, 5, 7};
+/// The NIC: the PCI slot after the last drive, the I/O BAR after theirs, and an ISA line of its
+/// own (6: no floppy controller here; the drives' lines are taken, and a level-triggered line is
+/// not shared).
+constexpr uint8_t kNetIrq = 6;
 }  // namespace
 
 /// A virtio-blk drive: its image, the device and its PCI transport.
@@ -111,6 +118,16 @@ Machine::Machine(const MachineConfig& config)
     d->pci->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * i));
     drives_.push_back(std::move(d));
   }
+  if (config.net.user) {
+    const auto n = static_cast<unsigned>(drives_.size());
+    net_backend_ = std::make_unique<SlirpBackend>(config.net.forwards);
+    net_ = std::make_unique<VirtioNet>(memory_, *net_backend_);
+    net_pci_ =
+        std::make_unique<VirtioPciLegacy>(memory_, *net_, *isa_irqs_, kNetIrq, 0x020000, "net0");
+    pci_host_->attach(kFirstDriveSlot + n, *net_pci_);
+    net_pci_->attach_io(io_);
+    net_pci_->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * n));
+  }
 
   polled_ = {pit_.get(), com1_.get(), lapic_.get(), hpet_.get()};
 }
@@ -148,16 +165,31 @@ void Machine::handle_mmio(MmioAccess& a) {
 
 void Machine::collect_stats(Stats& stats) const {
   for (const auto& d : drives_) d->pci->collect_stats(stats);
+  if (net_pci_) net_pci_->collect_stats(stats);
 }
 
 void Machine::poll(uint64_t now_ns) {
+  // The network first: a frame that arrives raises the NIC's line before the APIC is polled.
+  if (net_backend_) net_backend_->poll(now_ns);
   for (auto* d : polled_) d->poll(now_ns);
 }
 
 uint64_t Machine::next_deadline_ns() const {
-  uint64_t t = UINT64_MAX;
+  uint64_t t = net_backend_ ? net_backend_->next_deadline_ns() : UINT64_MAX;
   for (auto* d : polled_) t = std::min(t, d->next_deadline_ns());
   return t;
+}
+
+void Machine::wait_until(uint64_t deadline_ns) {
+  if (net_backend_) {
+    net_backend_->wait_until(deadline_ns);  // wakes when a packet arrives
+    return;
+  }
+  const uint64_t now = host_now_ns();
+  if (deadline_ns <= now) return;
+  timespec ts{static_cast<time_t>((deadline_ns - now) / 1'000'000'000),
+              static_cast<long>((deadline_ns - now) % 1'000'000'000)};
+  nanosleep(&ts, nullptr);  // a kick signal may cut it short: that is fine
 }
 
 std::optional<int> Machine::exit_requested() const {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "vmm/devices/net_backend.h"
 #include "vmm/engine.h"
 #include "vmm/machine/guest_memory.h"
 #include "vmm/machine/io_bus.h"
@@ -36,6 +37,7 @@ class Hpet;
 class DiskImage;
 class VirtioBlk;
 class VirtioPciLegacy;
+class VirtioNet;
 
 /// A disk the machine attaches as a virtio-blk device (`--drive`).
 struct DriveConfig {
@@ -47,6 +49,7 @@ struct MachineConfig {
   uint64_t ram_bytes = 256ull << 20;
   std::vector<DriveConfig> drives;  ///< virtio-blk devices, in order (/dev/vda, /dev/vdb, ...)
   bool snapshot = false;            ///< writes to the drives go to a temporary overlay
+  NetConfig net;                    ///< `--net`: a virtio-net NIC with user networking, or none
   CharBackend* console = nullptr;   ///< serial console backend (COM1); required
   FILE* trace_io = nullptr;         ///< log every port/MMIO access here when set
 };
@@ -57,7 +60,7 @@ struct MachineConfig {
 /// isa-debug-exit at 0xf4, POST port 0x80, fw_cfg at 0x510, 8042 keyboard controller at 0x60/0x64
 /// (IRQ1/12, nothing attached), System Control Port A at 0x92, PCI configuration mechanism #1 at
 /// 0xcf8-0xcff with an i440FX host bridge, an HPET at 0xFED00000, ACPI fixed hardware at 0x600
-/// (PM1 blocks, PM timer)
+/// (PM1 blocks, PM timer), virtio-blk drives at 00:03.0 and on, a virtio-net NIC after them (IRQ 6)
 /// and the ACPI tables at 0xE0000 that describe it all. Both engines' exits are answered here,
 /// so a guest sees the same devices whichever engine runs it.
 class Machine {
@@ -86,6 +89,10 @@ class Machine {
   void poll(uint64_t now_ns);
   /// The earliest host time at which poll() has work, or UINT64_MAX.
   uint64_t next_deadline_ns() const;
+  /// Sleeps until `deadline_ns` (host_now_ns's clock; a guest halted in HLT), or until host input
+  /// a device waits for arrives (a network packet), whichever comes first; a signal may cut it
+  /// short. The caller polls afterwards.
+  void wait_until(uint64_t deadline_ns);
   /// Set when the guest asked to end the run: the isa-debug-exit status, or 0 for a CPU reset
   /// through the 8042 (pulse 0xfe) or port 0x92 (a reset is a normal end of the run).
   std::optional<int> exit_requested() const;
@@ -115,6 +122,9 @@ class Machine {
   std::unique_ptr<Hpet> hpet_;
   struct Drive;
   std::vector<std::unique_ptr<Drive>> drives_;
+  std::unique_ptr<NetBackend> net_backend_;
+  std::unique_ptr<VirtioNet> net_;
+  std::unique_ptr<VirtioPciLegacy> net_pci_;
   std::vector<PolledDevice*> polled_;
 };
 

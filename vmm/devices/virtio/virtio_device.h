@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "vmm/devices/virtio/virtqueue.h"
@@ -9,6 +10,19 @@
 namespace vmbt {
 
 class Stats;
+
+/// What a device may ask of its transport between the driver's notifies: a network device fills
+/// receive buffers when a frame arrives (virtio 1.2 §5.1.6.3), not when the driver notifies.
+class VirtioQueueAccess {
+ public:
+  virtual ~VirtioQueueAccess() = default;
+  /// Runs `serve` on queue `index` when the driver has set the device up (DRIVER_OK, not
+  /// DEVICE_NEEDS_RESET) and the queue is enabled; when `serve` returns true (it put buffers in
+  /// the used ring) the driver is interrupted unless it suppressed interrupts (§2.7.7). A
+  /// VirtqueueError from `serve` stops the device as in a notify. Returns false when the queue
+  /// could not be served (not set up, or the device stopped), true otherwise.
+  virtual bool serve_queue(unsigned index, const std::function<bool(SplitVirtqueue&)>& serve) = 0;
+};
 
 /// A virtio device type (block, network...) behind a transport (vmm/devices/virtio/virtio_pci.h):
 /// its feature bits, queues, configuration space and request processing.
@@ -29,6 +43,9 @@ class VirtioDevice {
   /// Serves every chain the driver made available on `queue` (index `index`); true when it put
   /// buffers in the used ring. Throws VirtqueueError for a driver error.
   virtual bool process(unsigned index, SplitVirtqueue& queue) = 0;
+  /// The transport, for a device that uses its queues between notifies (the transport calls this
+  /// once, and outlives no device use: it is the device's owner's job to keep both alive).
+  virtual void attach_transport(VirtioQueueAccess& /*transport*/) {}
   /// The driver reset the device (status 0).
   virtual void reset() {}
   /// Adds the device's counters to `stats` under `prefix`.

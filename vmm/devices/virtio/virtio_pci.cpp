@@ -44,6 +44,7 @@ VirtioPciLegacy::VirtioPciLegacy(GuestMemory& memory, VirtioDevice& device, IrqS
   add_io_bar(0, bar_size_, this);
   queues_.reserve(device.queue_count());
   for (unsigned i = 0; i < device.queue_count(); ++i) queues_.emplace_back(memory);
+  device.attach_transport(*this);
 }
 
 void VirtioPciLegacy::set_isr(uint8_t isr) {
@@ -63,12 +64,18 @@ void VirtioPciLegacy::reset() {
 
 void VirtioPciLegacy::notify(unsigned index) {
   ++notifies_;
+  serve_queue(index, [&](SplitVirtqueue& q) { return device_.process(index, q); });
+}
+
+bool VirtioPciLegacy::serve_queue(unsigned index,
+                                  const std::function<bool(SplitVirtqueue&)>& serve) {
   if (index >= queues_.size() || !(status_ & kStatusDriverOk) || (status_ & kStatusNeedsReset)) {
-    return;
+    return false;
   }
   SplitVirtqueue& q = queues_[index];
+  if (!q.enabled()) return false;
   try {
-    if (device_.process(index, q) && !q.interrupt_suppressed()) {
+    if (serve(q) && !q.interrupt_suppressed()) {
       ++interrupts_;
       set_isr(isr_ | kIsrQueue);
     }
@@ -79,7 +86,9 @@ void VirtioPciLegacy::notify(unsigned index) {
                  "vmbt: %s: the guest broke queue %u (%s); the device stops until the guest "
                  "resets it\n",
                  name_.c_str(), index, e.what());
+    return false;
   }
+  return true;
 }
 
 uint32_t VirtioPciLegacy::read_register(unsigned offset, unsigned size) {

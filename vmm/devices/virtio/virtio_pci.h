@@ -32,7 +32,7 @@ class Stats;
 /// I/O); used buffers set ISR bit 0 and raise INTA# (level) unless the driver suppressed
 /// interrupts. Writing status 0 resets the device. A driver error (VirtqueueError) sets
 /// DEVICE_NEEDS_RESET, stops the device until reset and is reported once on stderr.
-class VirtioPciLegacy final : public PciFunction, public IoDevice {
+class VirtioPciLegacy final : public PciFunction, public IoDevice, public VirtioQueueAccess {
  public:
   static constexpr uint16_t kVendor = 0x1AF4;
 
@@ -42,6 +42,9 @@ class VirtioPciLegacy final : public PciFunction, public IoDevice {
 
   uint32_t io_read(uint16_t port, unsigned size) override;
   void io_write(uint16_t port, unsigned size, uint32_t value) override;
+
+  /// VirtioQueueAccess: a device's own use of a queue (a received frame), outside a notify.
+  bool serve_queue(unsigned index, const std::function<bool(SplitVirtqueue&)>& serve) override;
 
   uint8_t status() const { return status_; }
   /// Adds the transport's and the device's counters under "virtio.NAME.".
