@@ -21,6 +21,10 @@ CodeCache::CodeCache(size_t bytes) : bytes_(bytes) {
                             std::strerror(errno)));
   }
   base_ = static_cast<uint8_t*>(p);
+  // Translated code in 2 MiB pages where the host allows (transparent huge pages in "madvise"
+  // mode: Debian's default): fewer instruction-TLB misses across blocks spread over the cache
+  // (bench/bt_loops recursive_call 1.55 -> 1.47x native). Refused or unsupported: 4 KiB pages.
+  madvise(p, bytes, MADV_HUGEPAGE);
   code_start_ = cursor_ = base_ + kStubBytes;
   end_ = base_ + bytes;
 }
