@@ -31,12 +31,26 @@ struct SegmentReg {
   /// (Multiboot v1 §3.2; Intel SDM Vol. 2B SYSENTER, SYSEXIT).
   static SegmentReg flat(uint16_t selector, uint8_t type, uint8_t dpl = 0) {
     SegmentReg s;
-    s.selector = selector;
-    s.limit = 0xffffffffu;
-    s.type = type;
-    s.dpl = dpl;
-    s.s = s.present = s.db = s.g = true;
+    s.set_flat(selector, type, dpl);
     return s;
+  }
+  /// Makes this register flat(selector, type, dpl) in place. Where it matters (SYSENTER and
+  /// SYSEXIT on every system call), prefer it to assigning flat(): that builds the value on the
+  /// stack with narrow stores and copies it with wide loads, which cannot be forwarded from them
+  /// (a stall of tens of cycles each, measured in bench micro's syscall_sysenter).
+  void set_flat(uint16_t sel, uint8_t descriptor_type, uint8_t privilege = 0) {
+    selector = sel;
+    base = 0;
+    limit = 0xffffffffu;
+    type = descriptor_type;
+    dpl = privilege;
+    s = present = db = g = true;
+    avl = unusable = false;
+  }
+  /// Whether this register is flat(sel, descriptor_type, privilege), field by field.
+  bool is_flat(uint16_t sel, uint8_t descriptor_type, uint8_t privilege) const {
+    return selector == sel && base == 0 && limit == 0xffffffffu && type == descriptor_type &&
+           dpl == privilege && s && present && db && g && !avl && !unusable;
   }
 };
 

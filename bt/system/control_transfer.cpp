@@ -372,14 +372,39 @@ StepResult SystemEmulator::software_interrupt(VcpuState& s, const Insn& in) {
   return deliver_event(s, ev);
 }
 
+namespace {
+
+/// The flat CS and SS that SYSENTER (CPL 0) or SYSEXIT (CPL 3) loads, from IA32_SYSENTER_CS
+/// (Intel SDM Vol. 2B SYSENTER, SYSEXIT): CS = SYSENTER_CS & FFFCH and SS = CS + 8 at CPL 0;
+/// CS = (SYSENTER_CS + 16) | 3 and SS = (SYSENTER_CS + 24) | 3 at CPL 3.
+struct SystemCallSegments {
+  uint16_t cs, ss;
+  uint8_t cpl;
+};
+SystemCallSegments system_call_segments(const VcpuState& s, bool enter) {
+  if (enter) {
+    const auto cs = static_cast<uint16_t>(s.sysenter_cs & 0xfffc);
+    return {cs, static_cast<uint16_t>(cs + 8), 0};
+  }
+  return {static_cast<uint16_t>((s.sysenter_cs + 16) | 3),
+          static_cast<uint16_t>((s.sysenter_cs + 24) | 3), 3};
+}
+
+/// Loads them in place (SegmentReg::set_flat: no temporary copied in, whose narrow stores the
+/// wide loads of the copy could not forward from).
+void load_system_call_segments(VcpuState& s, const SystemCallSegments& to) {
+  s.seg[kCs].set_flat(to.cs, 11, to.cpl);  // execute/read code, accessed
+  s.seg[kSs].set_flat(to.ss, 3, to.cpl);   // read/write data, accessed
+}
+
+}  // namespace
+
 // SYSENTER (Intel SDM Vol. 2B): #GP(0) if IA32_SYSENTER_CS[15:2] = 0; VM, IF, RF cleared; flat
-// CPL0 CS = SYSENTER_CS & FFFCH and SS = CS + 8; ESP/EIP from the MSRs.
+// CPL0 CS and SS (system_call_segments); ESP/EIP from the MSRs.
 StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
   if ((s.sysenter_cs & 0xfffc) == 0) sys::gp(0);
   s.eflags &= ~(eflags::kVm | eflags::kIf | eflags::kRf);
-  const uint16_t cs = static_cast<uint16_t>(s.sysenter_cs & 0xfffc);
-  s.seg[kCs] = SegmentReg::flat(cs, 11, 0);
-  s.seg[kSs] = SegmentReg::flat(static_cast<uint16_t>(cs + 8), 3, 0);
+  load_system_call_segments(s, system_call_segments(s, true));
   s.gpr[kEsp] = s.sysenter_esp;
   s.eip = s.sysenter_eip;
   return {};
@@ -392,14 +417,19 @@ bool SystemEmulator::fast_system_call(VcpuState& s, const Insn& in) {
     return false;
   }
   interrupt_shadow = false;
-  const std::array<SegmentReg, 6> before = s.seg;  // (nothing here can fault: no rollback copy)
+  // Which of CS and SS change, decided before they are written (comparing the registers just
+  // written would wait on those stores; nothing here can fault, so nothing to roll back).
+  const SystemCallSegments to = system_call_segments(s, enter);
+  const bool cs_changes = !s.seg[kCs].is_flat(to.cs, 11, to.cpl);
+  const bool ss_changes = !s.seg[kSs].is_flat(to.ss, 3, to.cpl);
   if (enter) {
     sysenter(s, in);
   } else {
     sysexit(s, in);
   }
   s.eflags &= ~eflags::kRf;
-  notify_segments(before, s);
+  if (cs_changes) hooks_.on_segment_loaded(s, kCs);
+  if (ss_changes) hooks_.on_segment_loaded(s, kSs);
   return true;
 }
 
@@ -585,8 +615,7 @@ bool SystemEmulator::fast_iret(VcpuState& s, const Insn& in) {
 // CS = SYSENTER_CS + 16 | 3, SS = SYSENTER_CS + 24 | 3; EIP = EDX, ESP = ECX.
 StepResult SystemEmulator::sysexit(VcpuState& s, const Insn& /*in*/) {
   if ((s.sysenter_cs & 0xfffc) == 0 || sys::cpl(s) != 0) sys::gp(0);
-  s.seg[kCs] = SegmentReg::flat(static_cast<uint16_t>((s.sysenter_cs + 16) | 3), 11, 3);
-  s.seg[kSs] = SegmentReg::flat(static_cast<uint16_t>((s.sysenter_cs + 24) | 3), 3, 3);
+  load_system_call_segments(s, system_call_segments(s, false));
   s.gpr[kEsp] = s.gpr[kEcx];
   s.eip = s.gpr[kEdx];
   return {};

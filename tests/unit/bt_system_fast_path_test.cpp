@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "bt/system/decoded_insn.h"
 #include "bt/system/testing/guest_image.h"
 
 namespace vmbt::bt::testing {
@@ -176,6 +177,54 @@ TEST_F(FastPathTest, DeliveryAndIretMatchTheGeneralPath) {
   EXPECT_GT(fast_taken, total / 5) << fast_taken << " of " << total;
   std::printf("%d of %d situations took a fast path\n", fast_taken, total);
   RecordProperty("situations", total);
+}
+
+TEST_F(FastPathTest, SysenterAndSysexitAgreeWithTheGeneralPath) {
+  // BtEngine's SYSENTER/SYSEXIT fast path (SystemEmulator::fast_system_call) against the general
+  // path executing the same instruction: CPL 0 and 3, IA32_SYSENTER_CS giving the segments
+  // already loaded or others (or 0: the fast path declines), TF/VM set (it declines). Where it
+  // runs, the state and the segments reported loaded must be the general path's.
+  std::mt19937 rng(4242);
+  int taken = 0;
+  for (int n = 0; n < 2000; ++n) {
+    const bool enter = rng() % 2;
+    if (rng() % 2) {
+      enter_cpl3();
+    } else {
+      enter_cpl0();
+    }
+    static constexpr uint16_t kMsrCs[] = {kKernelCs, kKernelCs | 3, 0x60, 0x0, 0x3};
+    s.sysenter_cs = kMsrCs[rng() % 5];
+    s.sysenter_esp = 0x9000 + 4 * (rng() % 64);
+    s.sysenter_eip = 0x5000 + (rng() % 256);
+    s.gpr[kEcx] = 0x7000 + (rng() % 256);
+    s.gpr[kEdx] = 0x6000 + (rng() % 256);
+    s.eflags = eflags::kFixed1 | ((rng() % 2) ? eflags::kIf : 0) | ((rng() % 4) ? 0 : eflags::kRf);
+    if (rng() % 20 == 0) s.eflags |= eflags::kTf;
+    code({0x0f, static_cast<uint8_t>(enter ? 0x34 : 0x35)});
+    const VcpuState start = s;
+    const std::vector<uint8_t> start_memory = mem.bytes;
+    emu.set_fast_paths(false);
+    hooks.segments_loaded.clear();
+    const StepResult general = step();
+    const VcpuState after_general = s;
+    const std::vector<unsigned> general_segments = hooks.segments_loaded;
+    s = start;
+    mem.bytes = start_memory;
+    hooks.segments_loaded.clear();
+    sys::Insn insn{};
+    insn.zi.mnemonic = enter ? ZYDIS_MNEMONIC_SYSENTER : ZYDIS_MNEMONIC_SYSEXIT;
+    insn.eip = s.eip;
+    insn.next_eip = s.eip + 2;
+    if (!emu.fast_system_call(s, insn)) continue;  // declined: the general path runs instead
+    ++taken;
+    SCOPED_TRACE(::testing::Message() << "case " << n << " enter " << enter << " msr cs "
+                                      << start.sysenter_cs << " cpl " << start.cpl());
+    ASSERT_EQ(general.kind, StepKind::kDone);
+    ASSERT_EQ(register_difference(s, after_general), "");
+    EXPECT_EQ(hooks.segments_loaded, general_segments);
+  }
+  EXPECT_GT(taken, 500);
 }
 
 }  // namespace
