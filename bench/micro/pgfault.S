@@ -6,9 +6,7 @@
 #include "bench.inc"
 
 .macro BENCH_OP
-  andl $~1, TEST_PTE
-  invlpg TEST_PAGE
-  mov TEST_PAGE, %eax
+  CLEAR_PTE_BITS_AND_READ 1
 .endm
 .macro BENCH_BASE
 .endm

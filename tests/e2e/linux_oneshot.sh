@@ -19,6 +19,8 @@
 # Exit status: 0 pass, 1 fail, 77 skipped (no root to fetch packages, or Debian's archive is not
 # reachable, or no usable /dev/kvm for the kvm engine).
 set -u
+# shellcheck source=tests/e2e/oneshot_guest_lib.sh
+source "$(dirname "$0")/oneshot_guest_lib.sh"
 vmbt=$1
 engine=$2
 src=$3
@@ -34,15 +36,7 @@ if [[ $engine == kvm ]] && ! [[ -r /dev/kvm && -w /dev/kvm ]]; then
 fi
 
 commands='uname -m; grep -m1 "model name" /proc/cpuinfo; echo sum=$((6*7)); cat /proc/interrupts; echo clocksources: $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource); dmesg | grep -c -E "ACPI (BIOS )?(Error|Warning)" | sed "s/^/acpi-problems=/"'
-img=$("$src/scripts/get-debian-guest" --oneshot "$commands" 2>"${TMPDIR:-/tmp}/vmbt-get-guest.log")
-rc=$?
-if [[ $rc -eq 3 || $rc -eq 4 ]]; then
-  echo "SKIP linux.$engine.$name: scripts/get-debian-guest could not fetch the guest (exit $rc):"
-  tail -3 "${TMPDIR:-/tmp}/vmbt-get-guest.log"
-  exit 77
-fi
-[[ $rc -eq 0 && -f $img ]] || { cat "${TMPDIR:-/tmp}/vmbt-get-guest.log"; fail "get-debian-guest failed"; }
-kernel=$src/guest-cache/vmlinuz-686
+oneshot_guest "linux.$engine.$name" "$src" "$commands"
 
 out=$(mktemp)
 err=$(mktemp)

@@ -8,6 +8,8 @@
 # its own write back; with readonly=on the guest's write must fail with an I/O error and the file
 # stay as it was; an ext2 file system made and written in one boot holds the file in the next. Exit status: 0 pass, 1 fail, 77 skipped (no guest: Debian's archive unreachable).
 set -u
+# shellcheck source=tests/e2e/oneshot_guest_lib.sh
+source "$(dirname "$0")/oneshot_guest_lib.sh"
 vmbt=$1
 src=$2
 fail() { echo "FAIL linux.bt.virtio_blk: $*"; exit 1; }
@@ -28,14 +30,7 @@ else
 fi
 echo 3 >/proc/sys/vm/drop_caches
 echo "readback=$(dd if=/dev/vda bs=512 skip=100 count=1 2>/dev/null | head -c 15)"'
-img=$("$src/scripts/get-debian-guest" --oneshot "$commands" 2>"${TMPDIR:-/tmp}/vmbt-get-guest.log")
-rc=$?
-if [[ $rc -eq 3 || $rc -eq 4 ]]; then
-  echo "SKIP linux.bt.virtio_blk: scripts/get-debian-guest could not fetch the guest (exit $rc)"
-  exit 77
-fi
-[[ $rc -eq 0 && -f $img ]] || { cat "${TMPDIR:-/tmp}/vmbt-get-guest.log"; fail "get-debian-guest failed"; }
-kernel=$src/guest-cache/vmlinuz-686
+oneshot_guest "linux.bt.virtio_blk" "$src" "$commands"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

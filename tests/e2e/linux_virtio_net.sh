@@ -12,6 +12,8 @@
 #                 read the token it passed the guest on the kernel command line.
 # Exit status: 0 pass, 1 fail, 77 skipped (no python3, or no guest: Debian's archive unreachable).
 set -u
+# shellcheck source=tests/e2e/oneshot_guest_lib.sh
+source "$(dirname "$0")/oneshot_guest_lib.sh"
 vmbt=$1
 src=$2
 mode=$3
@@ -33,14 +35,7 @@ if [ "$(arg mode)" = hostfwd ]; then
   timeout 60 nc -l -p 7777 -e echo "token=$(arg token)"
   echo "nc-ended=$?"
 fi'
-img=$("$src/scripts/get-debian-guest" --oneshot "$commands" 2>"${TMPDIR:-/tmp}/vmbt-get-guest.log")
-rc=$?
-if [[ $rc -eq 3 || $rc -eq 4 ]]; then
-  echo "SKIP $name: scripts/get-debian-guest could not fetch the guest (exit $rc)"
-  exit 77
-fi
-[[ $rc -eq 0 && -f $img ]] || { cat "${TMPDIR:-/tmp}/vmbt-get-guest.log"; fail "get-debian-guest failed"; }
-kernel=$src/guest-cache/vmlinuz-686
+oneshot_guest "$name" "$src" "$commands"
 
 work=$(mktemp -d)
 pids=()

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tests/unit/fake_irq_sink.h"
+#include "tests/unit/virtio_driver_ring.h"
 #include "vmm/devices/net_backend.h"
 #include "vmm/devices/virtio/virtio_net.h"
 #include "vmm/devices/virtio/virtio_pci.h"
@@ -17,7 +18,7 @@
 namespace vmbt {
 namespace {
 
-constexpr uint16_t kNext = 1, kWrite = 2;
+constexpr uint16_t kNext = testing::kDescNext, kWrite = testing::kDescWrite;
 constexpr uint16_t kBar = 0xc000;
 constexpr unsigned kIrq = 6;
 constexpr uint64_t kRam = 4u << 20;
@@ -37,50 +38,7 @@ class FakeBackend final : public NetBackend {
   std::vector<std::vector<uint8_t>> sent;
 };
 
-/// One split virtqueue in the legacy layout (§2.7, "Legacy Interfaces: A Note on Virtqueue
-/// Layout") at page `pfn`, as the driver keeps it.
-class Ring {
- public:
-  Ring(GuestMemory& mem, uint32_t pfn, uint16_t size) : mem_(mem), pfn_(pfn), size_(size) {
-    desc_ = uint64_t{pfn} << 12;
-    avail_ = desc_ + 16ull * size;
-    used_ = (avail_ + 6 + 2ull * size + 4095) & ~4095ull;
-  }
-  void desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0) {
-    uint8_t d[16];
-    std::memcpy(d, &addr, 8);
-    std::memcpy(d + 8, &len, 4);
-    std::memcpy(d + 12, &flags, 2);
-    std::memcpy(d + 14, &next, 2);
-    mem_.write(desc_ + 16ull * i, d, 16);
-  }
-  void offer(uint16_t head) {
-    uint16_t idx = 0;
-    mem_.read(avail_ + 2, &idx, 2);
-    mem_.write(avail_ + 4 + 2ull * (idx % size_), &head, 2);
-    ++idx;
-    mem_.write(avail_ + 2, &idx, 2);
-  }
-  void set_avail_flags(uint16_t flags) { mem_.write(avail_, &flags, 2); }
-  uint16_t used_idx() const {
-    uint16_t v = 0;
-    mem_.read(used_ + 2, &v, 2);
-    return v;
-  }
-  /// Used-ring entry n: (id, len) (§2.7.8).
-  std::pair<uint32_t, uint32_t> used(uint16_t n) const {
-    uint32_t e[2];
-    mem_.read(used_ + 4 + 8ull * (n % size_), e, 8);
-    return {e[0], e[1]};
-  }
-  uint32_t pfn() const { return pfn_; }
-
- private:
-  GuestMemory& mem_;
-  uint32_t pfn_;
-  uint16_t size_;
-  uint64_t desc_, avail_, used_;
-};
+using Ring = testing::DriverRing;
 
 class VirtioNetTest : public ::testing::Test {
  protected:

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/virtio_driver_ring.h"
 #include "vmm/devices/virtio/virtio_blk.h"
 #include "vmm/devices/virtio/virtqueue.h"
 #include "vmm/machine/disk_image.h"
@@ -18,61 +19,17 @@
 namespace vmbt {
 namespace {
 
-constexpr uint16_t kNext = 1, kWrite = 2, kIndirect = 4;
-
-/// A legacy-layout queue of `size` at page 0x10 (0x10000), driven as a driver would.
-class Driver {
- public:
-  Driver(GuestMemory& mem, uint16_t size) : mem_(mem), size_(size) {
-    desc_ = 0x10000;
-    avail_ = desc_ + 16ull * size;
-    used_ = (avail_ + 6 + 2ull * size + 4095) & ~4095ull;
-  }
-  void put_desc(uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-                uint16_t next) {
-    uint8_t d[16];
-    std::memcpy(d, &addr, 8);
-    std::memcpy(d + 8, &len, 4);
-    std::memcpy(d + 12, &flags, 2);
-    std::memcpy(d + 14, &next, 2);
-    mem_.write(table + 16ull * i, d, 16);
-  }
-  void desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0) {
-    put_desc(desc_, i, addr, len, flags, next);
-  }
-  /// Makes chain `head` available.
-  void offer(uint16_t head) {
-    uint16_t idx = 0;
-    mem_.read(avail_ + 2, &idx, 2);
-    mem_.write(avail_ + 4 + 2ull * (idx % size_), &head, 2);
-    ++idx;
-    mem_.write(avail_ + 2, &idx, 2);
-  }
-  void set_avail_idx(uint16_t idx) { mem_.write(avail_ + 2, &idx, 2); }
-  uint16_t used_idx() const {
-    uint16_t v = 0;
-    mem_.read(used_ + 2, &v, 2);
-    return v;
-  }
-  std::pair<uint32_t, uint32_t> used(uint16_t n) const {
-    uint32_t e[2];
-    mem_.read(used_ + 4 + 8ull * (n % size_), e, 8);
-    return {e[0], e[1]};
-  }
-  static constexpr uint32_t kPfn = 0x10;
-
- private:
-  GuestMemory& mem_;
-  uint16_t size_;
-  uint64_t desc_, avail_, used_;
-};
+constexpr uint16_t kNext = testing::kDescNext, kWrite = testing::kDescWrite,
+                   kIndirect = testing::kDescIndirect;
+/// The queue's guest page (0x10000).
+constexpr uint32_t kPfn = 0x10;
 
 class VirtqueueTest : public ::testing::Test {
  protected:
-  VirtqueueTest() : mem(4u << 20), q(mem), drv(mem, 8) { q.set_legacy(Driver::kPfn, 8); }
+  VirtqueueTest() : mem(4u << 20), q(mem), drv(mem, kPfn, 8) { q.set_legacy(kPfn, 8); }
   GuestMemory mem;
   SplitVirtqueue q;
-  Driver drv;
+  testing::DriverRing drv;
 };
 
 TEST_F(VirtqueueTest, ChainsInAvailableOrderReadableBeforeWritable) {
@@ -114,8 +71,8 @@ TEST_F(VirtqueueTest, IndirectTableAndRingWrapAround) {
   // The 16-bit indices wrap too.
   GuestMemory mem2(4u << 20);
   SplitVirtqueue q2(mem2);
-  Driver d2(mem2, 8);
-  q2.set_legacy(Driver::kPfn, 8);
+  testing::DriverRing d2(mem2, kPfn, 8);
+  q2.set_legacy(kPfn, 8);
   d2.desc(1, 0x20000, 4, 0);
   for (int i = 0; i < 65540; ++i) {
     d2.offer(1);
@@ -129,7 +86,7 @@ TEST_F(VirtqueueTest, BadGuestInputBreaksTheQueueNeverTheHost) {
   auto expect_error = [&](const char* what) {
     EXPECT_THROW(q.pop(), VirtqueueError) << what;
     EXPECT_THROW(q.pop(), VirtqueueError) << what << " (stays broken)";
-    q.set_legacy(Driver::kPfn, 8);  // the guest resets the queue
+    q.set_legacy(kPfn, 8);  // the guest resets the queue
   };
   // A buffer outside RAM.
   drv.desc(0, (4u << 20) - 8, 16, 0);
@@ -178,7 +135,7 @@ TEST_F(VirtqueueTest, BadGuestInputBreaksTheQueueNeverTheHost) {
 /// A 64-sector image whose sector n holds the byte n everywhere.
 class VirtioBlkTest : public ::testing::Test {
  protected:
-  VirtioBlkTest() : mem(4u << 20), q(mem), drv(mem, 8) {
+  VirtioBlkTest() : mem(4u << 20), q(mem), drv(mem, kPfn, 8) {
     char name[] = "/tmp/vmbt-blk-test-XXXXXX";
     const int fd = mkstemp(name);
     path = name;
@@ -186,7 +143,7 @@ class VirtioBlkTest : public ::testing::Test {
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i / 512);
     EXPECT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
     close(fd);
-    q.set_legacy(Driver::kPfn, 8);
+    q.set_legacy(kPfn, 8);
   }
   ~VirtioBlkTest() override { unlink(path.c_str()); }
   /// A request: header at 0x20000, data at 0x21000 (`len`, `data_flags`), status at 0x22000.
@@ -212,7 +169,7 @@ class VirtioBlkTest : public ::testing::Test {
   std::string path;
   GuestMemory mem;
   SplitVirtqueue q;
-  Driver drv;
+  testing::DriverRing drv;
 };
 
 TEST_F(VirtioBlkTest, ReadWriteFlushAndTheirErrors) {
@@ -285,7 +242,7 @@ TEST_F(VirtioBlkTest, RequestsWithoutHeaderOrStatusAreDriverErrors) {
   drv.desc(1, 0x22000, 1, kWrite);
   drv.offer(0);
   EXPECT_THROW(blk.process(0, q), VirtqueueError);
-  q.set_legacy(Driver::kPfn, 8);
+  q.set_legacy(kPfn, 8);
   drv.set_avail_idx(0);
   drv.desc(0, 0x20000, 16, 0);  // no writable byte for the status
   drv.offer(0);
