@@ -894,12 +894,23 @@ LegacyOutcome BtEngine::run_masked_store(const ZydisDecodedInstruction& insn,
   if (!(in_direct_call_ && ctx_->fpu_live)) {
     return execute_masked_store(s_, insn, ops, ctx_->guest_fx, linear_memory_);
   }
-  alignas(16) std::array<uint8_t, 512> fx{};
-  asm volatile("fxsave %0" : "=m"(fx));
-  std::memcpy(fx.data() + 160, ctx_->guest_xmm.data(), ctx_->guest_xmm.size());
-  const LegacyOutcome out = execute_masked_store(s_, insn, ops, fx, linear_memory_);
-  std::memcpy(fx.data() + 24, &ctx_->monitor_mxcsr, 4);  // the monitor keeps its own MXCSR
-  asm volatile("fxrstor %0" : : "m"(fx));                // MASKMOVQ's TOP and tags
+  // The units as they are (the monitor's XMM and MXCSR, the guest's x87/MMX), and the guest's
+  // whole view for the instruction.
+  alignas(16) std::array<uint8_t, 512> units{};
+  asm volatile("fxsave %0" : "=m"(units));
+  alignas(16) std::array<uint8_t, 512> guest = units;
+  std::memcpy(guest.data() + 160, ctx_->guest_xmm.data(), ctx_->guest_xmm.size());
+  const LegacyOutcome out = execute_masked_store(s_, insn, ops, guest, linear_memory_);
+  // Back into the units: only the x87/MMX part changed (MASKMOVQ's TOP and tags, the registers
+  // turned with TOP); the XMM registers and MXCSR get back exactly what they held, so the
+  // compiler's own use of them across this is undisturbed.
+  std::memcpy(units.data(), guest.data(), 4);                 // FCW, FSW
+  units[4] = guest[4];                                        // abridged FTW
+  std::memcpy(units.data() + 32, guest.data() + 32, 8 * 16);  // ST0-7 / MM0-7
+  asm volatile("fxrstor %0"
+               :
+               : "m"(units)
+               : "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)");
   return out;
 }
 

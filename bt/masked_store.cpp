@@ -45,6 +45,17 @@ LegacyOutcome execute_masked_store(VcpuState& s, const ZydisDecodedInstruction& 
   }
   const bool mmx = insn.mnemonic == ZYDIS_MNEMONIC_MASKMOVQ;
   const unsigned size = mmx ? 8 : 16;
+  if (mmx) {
+    // An MMX instruction with an unmasked x87 exception pending (FSW.ES): #MF first, nothing
+    // changed (Intel SDM Vol. 2B MASKMOVQ, "Protected Mode Exceptions").
+    uint16_t fsw = 0;
+    std::memcpy(&fsw, fx.data() + kFswOffset, 2);
+    if (fsw & 0x80) {
+      out.result = LegacyResult::kFault;
+      out.fault = GuestFault{16, false, 0};
+      return out;
+    }
+  }
   std::array<uint8_t, 16> data{}, mask{};
   std::memcpy(data.data(), register_bytes(fx, ops[0].reg.value), size);
   std::memcpy(mask.data(), register_bytes(fx, ops[1].reg.value), size);
@@ -77,6 +88,12 @@ LegacyOutcome execute_masked_store(VcpuState& s, const ZydisDecodedInstruction& 
     last = i;
   }
   const bool user = s.cpl() == 3;
+  if (mmx && user && (s.cr0 & cr0::kAm) && (s.eflags & eflags::kAc) &&
+      ((s.seg[seg].base + offset) & 7) != 0) {
+    out.result = LegacyResult::kFault;  // #AC(0): an unaligned 8-byte store at CPL 3
+    out.fault = GuestFault{17, true, 0};
+    return out;
+  }
   if (first < size) {
     // One write of the span from the first selected byte to the last (a faulting write stores
     // nothing), the bytes between that are not selected keeping what memory holds.

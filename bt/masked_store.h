@@ -21,9 +21,12 @@ bool is_masked_store(ZydisMnemonic m);
 /// `fx` holds the guest's x87/MMX/SSE registers as an FXSAVE image (Intel SDM Vol. 1 §10.5.1:
 /// MMn is physical register n, stored at ST((n - TOP) mod 8)); MASKMOVQ, an MMX instruction,
 /// leaves TOP = 0 and every register tagged valid in it (Vol. 1 §9.5.1).
-/// Faults: #GP(0)/#SS(0) when the operand's 8 or 16 bytes are outside the segment or it is not
-/// writable; #PF (a write's error code) when a page a selected byte lies on is not writable, with
-/// nothing stored. Memory is read and written through `mem` with the CPL's rights.
+/// Faults, in this order, nothing stored: #MF for MASKMOVQ with an unmasked x87 exception
+/// pending; #GP(0)/#SS(0) when the operand's 8 or 16 bytes are outside the segment or it is not
+/// writable; #AC(0) for an unaligned MASKMOVQ at CPL 3 with CR0.AM and EFLAGS.AC; #PF (a write's
+/// error code) when a page a selected byte lies on is not writable. Memory is read and written
+/// through `mem` with the CPL's rights (a device page reads all-ones there and takes no write,
+/// unlike the inline form's MMIO path).
 LegacyOutcome execute_masked_store(VcpuState& s, const ZydisDecodedInstruction& insn,
                                    const ZydisDecodedOperand* ops, std::span<uint8_t, 512> fx,
                                    LinearMemory& mem);

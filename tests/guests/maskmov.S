@@ -86,6 +86,31 @@ GUEST_ENTRY
   mov $0x18, %ax
   mov %ax, %fs
 
+  /* An unmasked x87 exception pending (FSW.ES, here a zero divide with ZM clear): MASKMOVQ, an
+   * MMX instruction, raises #MF before it stores (CR0.NE=1: native #MF delivery; Intel SDM
+   * Vol. 2B MASKMOVQ; QEMU TCG does not check this either). */
+  mov %cr0, %eax
+  or $0x20, %eax                     /* NE */
+  mov %eax, %cr0
+  fninit
+  fnstcw fcw_saved
+  movw $0x037b, fcw_zm_clear         /* the default 0x037f with ZM (bit 2) cleared */
+  fldcw fcw_zm_clear
+  fldz
+  fld1
+  fdiv %st(1), %st                   /* ST0 = 1 / 0: ZE, pending (ES set) */
+  mov $(buffer - 0x1000), %edi
+  EXC_ARM 4f
+3:
+  .byte 0x64
+  maskmovq %mm1, %mm0
+4:
+  EXC_CHECK "maskmovq with x87 exception pending", 16, NOERR, 3b
+  fnclex
+  fninit
+  movq data8, %mm0                   /* fninit emptied the MMX registers' tags, not their values */
+  movq mask8, %mm1
+
   /* 0x67: DS:DI; EDI's upper half is not part of the address (buffer16: conventional memory
    * below 64 KiB, where no loader puts anything). */
   movl $0, buffer16
@@ -136,6 +161,8 @@ mask16:
   .byte 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80
 
 .data
+fcw_saved: .word 0
+fcw_zm_clear: .word 0
 .balign 8
 gdt:
   GDT_FLAT_ENTRIES
