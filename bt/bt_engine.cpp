@@ -576,16 +576,23 @@ uint64_t BtEngine::table_write_begin(CalloutSite& site) {
   const uint64_t flushes = cache_.flushes();
   ctx_->eip = site.insn.eip;
   store_context();
-  // Nothing is done yet: leaving re-runs the instruction from the dispatcher, which then takes
-  // the ordinary path (a host fault, the store run alone).
+  // Nothing is done yet: leaving re-runs the instruction from the dispatcher. A store this
+  // shape cannot make (across a page boundary, or not into RAM: MMIO, unassigned) runs there as
+  // a one-instruction block, which has the ordinary shape (a host fault, the store run alone);
+  // re-entering this block would come straight back here, for ever.
   const uint32_t linear = ctx_->table_linear;
   const unsigned size = site.access_size;
-  if (ctx_->kick_pending || (linear & 0xfff) + size > 0x1000) return leave_direct_call();
+  if (ctx_->kick_pending) return leave_direct_call();
+  if ((linear & 0xfff) + size > 0x1000) {
+    single_step_eip_ = s_.eip;
+    return leave_direct_call();
+  }
   uint64_t phys = 0;
   try {
     if (!linear_memory_.translate(linear, true, s_.cpl() == 3, &phys) ||
         !memory_.contains(phys, size)) {
-      return leave_direct_call();  // not RAM: MMIO or unassigned, handled by the fault path
+      single_step_eip_ = s_.eip;
+      return leave_direct_call();
     }
   } catch (const GuestFault& f) {
     bool done = false;  // #PF: CR2 is set; the store never happened

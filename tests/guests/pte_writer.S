@@ -10,7 +10,8 @@
  *   - A and D cleared by AND: the next read sets A only, the next write sets D (§4.8);
  *   - a change of the AVL bits only (XOR, bit 9) keeps the translation (§4.3: ignored bits);
  *   - XCHG and LOCK CMPXCHG forms switch frames too;
- *   - P cleared: a read faults with error code 0.
+ *   - P cleared: a read faults with error code 0;
+ *   - the same store instruction then storing across a page boundary: the store lands.
  * Each form runs ROUNDS times, well past the first store that teaches bt the instruction.
  * One line per check; exit 0 when all passed. */
 #include "guest.inc"
@@ -199,6 +200,25 @@ pte_ro_write:
   mov mismatches, %eax
   CHECK_EQ $0, "xchg and lock cmpxchg: every round reads the frame just mapped"
 
+  /* One store instruction taught to write page tables (ROUNDS stores into the PTE), then
+   * storing 4 bytes across a page boundary (at 0xffe of a page of data): every store lands, two
+   * bytes in each page, as any store's do (bt once spun in the monitor on that store). */
+  xor %ecx, %ecx
+1:
+  mov pte_addr, %edi
+  mov (%edi), %edx
+  cmp $ROUNDS, %ecx
+  jb 2f
+  mov $(cross_page + 0xffe), %edi
+  lea 0x11223344(%ecx), %edx
+2:
+  mov %edx, (%edi)                  /* a PTE, then across the boundary */
+  inc %ecx
+  cmp $(2 * ROUNDS), %ecx
+  jb 1b
+  mov (cross_page + 0xffe), %eax
+  CHECK_EQ $(0x11223344 + 2 * ROUNDS - 1), "a page-table writer's store across a page boundary"
+
   /* P cleared by the MOV form: a read faults, not present. */
   mov pte_addr, %edi
   movl $0, (%edi)
@@ -217,3 +237,5 @@ kernel_pd: .long 0
 pte_addr: .long 0
 mismatches: .long 0
 frames: .skip 4 * NFRAMES
+  .p2align 12
+cross_page: .skip 8192
