@@ -16,9 +16,9 @@ namespace vmbt::bt {
 CodeCache::CodeCache(size_t bytes) : bytes_(bytes) {
   // Translated code in 2 MiB pages where the host allows (transparent huge pages in "madvise"
   // mode: Debian's default): fewer instruction-TLB misses across blocks spread over the cache
-  // (bench/bt_loops recursive_call 1.52-1.58x native before, 1.42-1.57x since: a small gain). So the cache starts on a 2 MiB
-  // boundary (mapped with that much slack, then trimmed), stubs and first blocks included.
-  // Refused or unsupported: 4 KiB pages.
+  // (bench/bt_loops recursive_call 1.52-1.58x native before, 1.42-1.57x since: a small gain). So
+  // the cache starts on a 2 MiB boundary (mapped with that much slack, then trimmed), stubs and
+  // first blocks included. Refused or unsupported: 4 KiB pages.
   constexpr size_t kHugePage = 2u << 20;
   void* p = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE | PROT_EXEC,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
