@@ -744,7 +744,17 @@ void ShadowMmu::resume_tracing() {
     remap_all(page);
   }
   if (scratch_space_) {
-    apply(*scratch_space_, scratch_page_);  // back to the read-only all-ones page
+    Space& space = *scratch_space_;
+    uint32_t& e = space.shadow[scratch_page_];
+    if (e & entry::kMapped) {
+      apply(space, scratch_page_);  // back to the read-only all-ones page, or the device's
+    } else {
+      // The entry went while the access was pending (a page-table change, a DMA into the
+      // table): nothing may stay mapped there, the scratch page least of all.
+      if (e & entry::kInSup) space.sup.unmap_pages(scratch_page_, 1, 0);
+      if (e & entry::kInUser) space.user.unmap_pages(scratch_page_, 1, 0);
+      e = 0;
+    }
     std::memset(unassigned_host_ + LinearWindow::kPage, 0xff, LinearWindow::kPage);
     scratch_space_ = nullptr;
   }
