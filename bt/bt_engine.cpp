@@ -388,9 +388,7 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
   ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
 
   bool done = false;
-  in_direct_call_ = true;
   Exit e = run_callout(&site.insn.zi, site.insn.ops, &site.insn, done);
-  in_direct_call_ = false;
   if (done) {
     direct_exit_ = std::move(e);
     direct_exit_pending_ = true;
@@ -863,7 +861,8 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
     }
   }
   if (decoded && is_masked_store(insn.mnemonic)) {
-    const LegacyOutcome m = run_masked_store(insn, ops);
+    // Only a direct call has its instruction predecoded.
+    const LegacyOutcome m = run_masked_store(insn, ops, predecoded != nullptr);
     if (m.result == LegacyResult::kDone) return Exit();
     if (m.result == LegacyResult::kFault) return raise_exception(m.fault, done);
   }
@@ -894,11 +893,11 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
 }
 
 LegacyOutcome BtEngine::run_masked_store(const ZydisDecodedInstruction& insn,
-                                         const ZydisDecodedOperand* ops) {
+                                         const ZydisDecodedOperand* ops, bool in_direct_call) {
   // The guest's vector registers are in guest_fx, except during a direct call from code that
   // uses them: then x87/MMX are in the units and XMM0-7 in the context's copy (the stub saved
   // them, and loads them back from there on the way out).
-  if (!(in_direct_call_ && ctx_->fpu_live)) {
+  if (!(in_direct_call && ctx_->fpu_live)) {
     return execute_masked_store(s_, insn, ops, ctx_->guest_fx, linear_memory_);
   }
   // The units as they are (the monitor's XMM and MXCSR, the guest's x87/MMX), and the guest's

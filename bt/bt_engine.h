@@ -128,9 +128,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   Exit run_callout(const ZydisDecodedInstruction* insn, const ZydisDecodedOperand* ops,
                    const sys::Insn* predecoded, bool& done);
   /// MASKMOVQ/MASKMOVDQU forms translated code leaves to the monitor (execute_masked_store), on
-  /// the guest's vector registers wherever they are at the moment.
+  /// the guest's vector registers wherever they are at the moment (`in_direct_call`: called
+  /// from direct_call(), whose stub keeps them in the units and the context's XMM copy).
   LegacyOutcome run_masked_store(const ZydisDecodedInstruction& insn,
-                                 const ZydisDecodedOperand* ops);
+                                 const ZydisDecodedOperand* ops, bool in_direct_call);
   /// Stubs::direct_call's callee (BtContext::direct_call): runs `site` in place and says where
   /// translated code goes on (docs/bt.md, "Callouts as direct calls").
   static uint64_t direct_call_entry(BtContext* ctx, void* site);
@@ -276,7 +277,6 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// A direct call translated the first block that uses the FPU: the guest's FPU state goes into
   /// the host units at the next enter() (it cannot while the monitor runs inside the call).
   bool fpu_activate_pending_ = false;
-  bool in_direct_call_ = false;  ///< run_callout called from a direct call (direct_call())
   /// Linear EIPs of instructions that stored into traced page tables: translated as
   /// monitor-assisted stores from then on (adaptive translation, as VMware's monitor did).
   std::unordered_set<uint32_t> table_writers_;

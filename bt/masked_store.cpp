@@ -17,14 +17,11 @@ constexpr size_t kFtwOffset = 4;    ///< abridged tag word: bit n set = physical
 constexpr size_t kStOffset = 32;    ///< ST(i)/MM at 32 + 16 * i
 constexpr size_t kXmmOffset = 160;  ///< XMM0-7 at 160 + 16 * i
 
-/// The 8 or 16 bytes of MMX or XMM register `r` in the image.
-const uint8_t* register_bytes(std::span<uint8_t, 512> fx, ZydisRegister r) {
+/// The 8 or 16 bytes of MMX or XMM register `r` in the image, whose x87 TOP is `top`.
+const uint8_t* register_bytes(std::span<uint8_t, 512> fx, unsigned top, ZydisRegister r) {
   if (r >= ZYDIS_REGISTER_XMM0 && r <= ZYDIS_REGISTER_XMM7) {
     return fx.data() + kXmmOffset + 16 * (r - ZYDIS_REGISTER_XMM0);
   }
-  uint16_t fsw = 0;
-  std::memcpy(&fsw, fx.data() + kFswOffset, 2);
-  const unsigned top = (fsw >> 11) & 7;
   const unsigned physical = r - ZYDIS_REGISTER_MM0;
   return fx.data() + kStOffset + 16 * ((physical - top) & 7);
 }
@@ -45,24 +42,20 @@ LegacyOutcome execute_masked_store(VcpuState& s, const ZydisDecodedInstruction& 
   }
   const bool mmx = insn.mnemonic == ZYDIS_MNEMONIC_MASKMOVQ;
   const unsigned size = mmx ? 8 : 16;
-  if (mmx) {
+  uint16_t fsw = 0;
+  std::memcpy(&fsw, fx.data() + kFswOffset, 2);
+  const unsigned top = (fsw >> 11) & 7;
+  if (mmx && (fsw & 0x80)) {
     // An MMX instruction with an unmasked x87 exception pending (FSW.ES): #MF first, nothing
     // changed (Intel SDM Vol. 2B MASKMOVQ, "Protected Mode Exceptions").
-    uint16_t fsw = 0;
-    std::memcpy(&fsw, fx.data() + kFswOffset, 2);
-    if (fsw & 0x80) {
-      out.result = LegacyResult::kFault;
-      out.fault = GuestFault{16, false, 0};
-      return out;
-    }
+    out.result = LegacyResult::kFault;
+    out.fault = GuestFault{16, false, 0};
+    return out;
   }
   std::array<uint8_t, 16> data{}, mask{};
-  std::memcpy(data.data(), register_bytes(fx, ops[0].reg.value), size);
-  std::memcpy(mask.data(), register_bytes(fx, ops[1].reg.value), size);
+  std::memcpy(data.data(), register_bytes(fx, top, ops[0].reg.value), size);
+  std::memcpy(mask.data(), register_bytes(fx, top, ops[1].reg.value), size);
   if (mmx) {  // the x87 unit is in MMX state from here on, whatever the store does
-    uint16_t fsw = 0;
-    std::memcpy(&fsw, fx.data() + kFswOffset, 2);
-    const unsigned top = (fsw >> 11) & 7;
     // The image stores registers by stack position: with TOP = 0, ST(i) is physical register i,
     // so the fields turn with it.
     std::array<uint8_t, 128> st{};
