@@ -13,7 +13,7 @@ bool GuestLinearMemory::translate(uint32_t linear, bool write, bool user, uint64
   uint32_t pa = 0, error_code = 0;
   if (!mmu_.translate(linear, Access{write, user, false}, &pa, &error_code)) {
     state_.cr2 = linear;
-    throw GuestFault{14, true, error_code};
+    throw GuestFault{exc::kPf, true, error_code};
   }
   *phys = pa;
   return ram_.contains(pa, 1);

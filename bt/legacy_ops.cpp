@@ -244,7 +244,7 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
           if (insn.operand_count_visible > 0 && ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
             release += static_cast<uint32_t>(ops[0].imm.value.u & 0xffff);
           }
-          if (target > s.seg[kCs].limit) throw GuestFault{13, true, 0};
+          if (target > s.seg[kCs].limit) throw GuestFault{exc::kGp, true, 0};
           s.gpr[kEsp] += release;
         } else {
           const ZydisDecodedOperand& t = ops[0];
@@ -255,7 +255,7 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
           } else {
             target = m.read(operand_segment(t), effective_offset(s, t, insn.address_width), 2);
           }
-          if (target > s.seg[kCs].limit) throw GuestFault{13, true, 0};
+          if (target > s.seg[kCs].limit) throw GuestFault{exc::kGp, true, 0};
           m.write(kSs, s.gpr[kEsp] - 2, next & 0xffff, 2);
           s.gpr[kEsp] -= 2;
         }

@@ -99,7 +99,7 @@ LegacyOutcome execute_masked_store(VcpuState& s, const ZydisDecodedInstruction& 
       } catch (GuestFault f) {
         // Where a read faults a write does too, with W set in the #PF error code (Intel SDM
         // Vol. 3A §4.7): the store's own fault.
-        if (f.vector == 14) f.error_code |= 2;
+        if (f.vector == exc::kPf) f.error_code |= 2;
         throw f;
       }
       for (unsigned i = first; i <= last; ++i) {

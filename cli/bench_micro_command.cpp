@@ -152,7 +152,7 @@ MicroResult measure(const MicroBenchmark& b, const std::string& engine, const Be
   spec.guest.engine = parse_engine_kind(engine);
   spec.guest.kernel = guest_dir + "/" + b.name + ".elf";
   spec.guest.append = fmt::format("iters={}", iterations);
-  spec.guest.memory = "64M";
+  spec.guest.ram_bytes = 64ull << 20;
   spec.guest.timeout_seconds = args.timeout_seconds;
   spec.capture_serial = true;
   spec.fatal_dump = nullptr;  // the table's note says why a run failed

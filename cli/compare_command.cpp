@@ -35,7 +35,7 @@ Comparison compare_engines(const CompareArgs& args) {
   Comparison c;
   c.kernel = args.guest.kernel;
   c.append = args.guest.append;
-  c.memory = args.guest.memory;
+  c.memory = format_memory_size(args.guest.ram_bytes);
   c.bt = run_on(EngineKind::kBt, args);
   c.kvm = run_on(EngineKind::kKvm, args);
   if (args.live) c.live = run_on(EngineKind::kBt, args, true);

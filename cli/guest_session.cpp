@@ -6,7 +6,6 @@
 #include <memory>
 
 #include "bt/bt_engine.h"
-#include "cli/size_arg.h"
 #include "hw/x86/kvm_engine.h"
 #include "hw/x86/kvm_probe.h"
 #include "vmm/boot/kernel_loader.h"
@@ -60,22 +59,11 @@ EngineChoice choose_engine(const KvmProbeResult& kvm) {
 
 GuestRun run_guest_once(const GuestRunSpec& spec) {
   const GuestConfig& guest = spec.guest;
-  MachineConfig config;
-  config.ram_bytes = parse_memory_size(guest.memory);
-  if (config.ram_bytes < GuestMemory::kMinBytes || config.ram_bytes > GuestMemory::kMaxBytes) {
-    throw Error(
-        fmt::format("--memory {} is out of range: vmbt guests have 2M to 3G of RAM", guest.memory));
-  }
-  config.trace_io = guest.trace_io ? stderr : nullptr;
-  for (const std::string& spec : guest.drives) config.drives.push_back(parse_drive(spec));
-  config.snapshot = guest.snapshot;
-  config.net = parse_net(guest.net);
   BufferConsole buffer;
   std::unique_ptr<TerminalConsole> terminal;
   if (!spec.capture_serial) terminal = std::make_unique<TerminalConsole>();
   PromptWatch prompt(spec.capture_serial ? static_cast<CharBackend&>(buffer) : *terminal);
-  config.console = &prompt;
-  Machine machine(config);
+  Machine machine(guest, prompt);
   BootImage image =
       load_kernel(machine.memory(), machine.memory_map(), guest.kernel, guest.append, guest.initrd);
   EngineKind kind = guest.engine;
@@ -118,7 +106,7 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
     switching->switch_after_instructions(static_cast<uint64_t>(guest.switch_after_instructions));
   }
   if (spec.configure) spec.configure(*engine);
-  if (spec.sandbox) enter_sandbox(spec.gdb != nullptr, config.net.user);
+  if (spec.sandbox) enter_sandbox(spec.gdb != nullptr, guest.net.user);
 
   GuestRun run;
   run.stats.set_text("engine", std::string(engine->name()));

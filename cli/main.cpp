@@ -24,21 +24,30 @@ void add_guest_options(CLI::App* cmd, vmbt::GuestConfig& guest) {
   cmd->add_option("--initrd", guest.initrd,
                   "initial ramdisk (a bzImage's initrd, or Multiboot module 0)");
   cmd->add_option("--append", guest.append, "kernel command line");
-  cmd->add_option("--memory,-m", guest.memory, "guest RAM, 2M to 3G (K/M/G suffixes)")
-      ->capture_default_str();
+  // Flags with a spelling of their own are parsed as they are read (vmm/guest_config.h): a bad one
+  // is a vmbt::Error before anything runs.
+  cmd->add_option_function<std::string>(
+         "--memory,-m",
+         [&guest](const std::string& text) { guest.ram_bytes = vmbt::parse_ram_size(text); },
+         "guest RAM, 2M to 3G (K/M/G suffixes)")
+      ->default_str(vmbt::format_memory_size(guest.ram_bytes));
   cmd->add_option("--timeout", guest.timeout_seconds, "end the run after SECONDS (0: never)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--drive", guest.drives,
-                  "a raw disk image as a virtio-blk disk (/dev/vda, vdb, ...): "
-                  "[file=]PATH[,format=raw][,readonly=on]; repeatable, up to 4")
+  cmd->add_option_function<std::vector<std::string>>(
+         "--drive",
+         [&guest](const std::vector<std::string>& specs) {
+           for (const std::string& spec : specs) guest.drives.push_back(vmbt::parse_drive(spec));
+         },
+         "a raw disk image as a virtio-blk disk (/dev/vda, vdb, ...): "
+         "[file=]PATH[,format=raw][,readonly=on]; repeatable, up to 4")
       ->allow_extra_args(false);
   cmd->add_flag("--snapshot", guest.snapshot,
                 "write the drives' changes to a temporary overlay, dropped at exit");
-  cmd->add_option("--net", guest.net,
-                  "a virtio-net NIC on user-mode networking (libslirp; the guest is 10.0.2.15, "
-                  "the host 10.0.2.2): user[,hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT]..., or "
-                  "none")
-      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--net", [&guest](const std::string& spec) { guest.net = vmbt::parse_net(spec); },
+         "a virtio-net NIC on user-mode networking (libslirp; the guest is 10.0.2.15, the host "
+         "10.0.2.2): user[,hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT]..., or none")
+      ->default_str("none");
 }
 
 }  // namespace
@@ -146,8 +155,12 @@ int main(int argc, char** argv) {
   CLI::App* probe_cmd = app.add_subcommand("probe", "report what this host's KVM can do");
   probe_cmd->add_flag("--json", probe_json, "print JSON instead of text");
 
-  CLI11_PARSE(app, argc, argv);
   try {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
     if (*run_cmd) {
       run.guest.engine = vmbt::parse_engine_kind(run_engine);
       return vmbt::run_command(run);

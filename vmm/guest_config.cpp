@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <optional>
 
@@ -29,6 +30,56 @@ EngineKind parse_engine_kind(const std::string& name) {
   if (name == "kvm") return EngineKind::kKvm;
   if (name == "auto") return EngineKind::kAuto;
   throw Error(fmt::format("unknown engine '{}': choose auto, bt or kvm", name));
+}
+
+uint64_t parse_memory_size(const std::string& text) {
+  auto bad = [&] {
+    return Error(
+        fmt::format("invalid memory size '{}': use a number with K, M or G (e.g. 256M)", text));
+  };
+  size_t i = 0;
+  uint64_t n = 0;
+  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
+    if (n > (UINT64_MAX - 9) / 10) throw bad();
+    n = n * 10 + static_cast<uint64_t>(text[i] - '0');
+  }
+  if (i == 0) throw bad();
+  unsigned shift = 20;  // bare number: MiB
+  if (i < text.size()) {
+    switch (std::toupper(static_cast<unsigned char>(text[i]))) {
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+      default:
+        throw bad();
+    }
+    ++i;
+    if (i < text.size() && std::toupper(static_cast<unsigned char>(text[i])) == 'I') ++i;
+    if (i < text.size() && std::toupper(static_cast<unsigned char>(text[i])) == 'B') ++i;
+    if (i != text.size()) throw bad();
+  }
+  if (n > (UINT64_MAX >> shift)) throw bad();
+  return n << shift;
+}
+
+uint64_t parse_ram_size(const std::string& text) {
+  const uint64_t bytes = parse_memory_size(text);
+  if (bytes < GuestMemory::kMinBytes || bytes > GuestMemory::kMaxBytes) {
+    throw Error(fmt::format("--memory {} is out of range: vmbt guests have 2M to 3G of RAM", text));
+  }
+  return bytes;
+}
+
+std::string format_memory_size(uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return fmt::format("{}G", bytes >> 30);
+  if (bytes % (1ull << 20) == 0) return fmt::format("{}M", bytes >> 20);
+  return fmt::format("{}K", bytes >> 10);  // (--memory's spellings are whole KiB)
 }
 
 namespace {

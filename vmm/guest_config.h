@@ -16,22 +16,48 @@ const char* engine_name(EngineKind kind);
 /// Parses `--engine`'s spelling; throws vmbt::Error naming the choices for anything else.
 EngineKind parse_engine_kind(const std::string& name);
 
+/// A host forward of user networking (`--net user,hostfwd=...`, QEMU's spelling): connections
+/// (TCP) or datagrams (UDP) to host_addr:host_port on the host go to guest_addr:guest_port.
+struct HostForward {
+  bool udp = false;
+  uint32_t host_addr = 0x7f000001;   ///< IPv4, host byte order (default 127.0.0.1)
+  uint16_t host_port = 0;            ///< 1-65535
+  uint32_t guest_addr = 0x0a00020f;  ///< IPv4, host byte order (default 10.0.2.15, the DHCP lease)
+  uint16_t guest_port = 0;           ///< 1-65535
+};
+
+/// The guest's network (`--net`, parse_net): none, or user-mode networking (libslirp) with host
+/// forwards.
+struct NetConfig {
+  bool user = false;
+  std::vector<HostForward> forwards;
+};
+
+/// A disk the machine attaches as a virtio-blk device (`--drive`, parse_drive).
+struct DriveConfig {
+  std::string path;
+  bool read_only = false;
+};
+
 /// A guest: what `vmbt run`, `compare`, `trace` and `bench micro` fill in from their flags (in
-/// QEMU's spelling), and what the builder (cli/guest_session.h, run_guest_once) turns into a
-/// machine and an engine. Devices and drives join it as they arrive.
+/// QEMU's spelling, parsed as each flag is read), and what the builder (cli/guest_session.h,
+/// run_guest_once) turns into a machine (vmm/machine/machine.h) and an engine. The one
+/// description of a guest: the CLI, the tests and the benchmarks all build from it.
 struct GuestConfig {
   EngineKind engine = EngineKind::kBt;
-  std::string kernel;           ///< Multiboot ELF32 or Linux bzImage (required)
-  std::string initrd;           ///< a bzImage's initrd, or Multiboot module 0 (optional)
-  std::string append;           ///< kernel command line (empty: the loader's default)
-  std::string memory = "256M";  ///< guest RAM, 2M to 3G with K/M/G suffixes (as QEMU's -m)
-  double timeout_seconds = 0;   ///< end the run after this long; 0: never
-  bool trace_io = false;        ///< log every port and MMIO access to stderr
-  /// `--drive` specifications, in order (parse_drive): virtio-blk disks /dev/vda, /dev/vdb, ...
-  std::vector<std::string> drives;
+  std::string kernel;  ///< Multiboot ELF32 or Linux bzImage (required)
+  std::string initrd;  ///< a bzImage's initrd, or Multiboot module 0 (optional)
+  std::string append;  ///< kernel command line (empty: the loader's default)
+  /// Guest RAM in bytes, GuestMemory::kMinBytes (2 MiB) to kMaxBytes (3 GiB): `--memory`
+  /// (parse_ram_size, as QEMU's -m).
+  uint64_t ram_bytes = 256ull << 20;
+  double timeout_seconds = 0;  ///< end the run after this long; 0: never
+  bool trace_io = false;       ///< log every port and MMIO access to stderr
+  /// virtio-blk disks in order (/dev/vda, /dev/vdb, ...): `--drive` (parse_drive), at most 4.
+  std::vector<DriveConfig> drives;
   bool snapshot = false;  ///< `--snapshot`: drive writes go to a temporary overlay
-  /// `--net` specification (parse_net): "none", or "user[,hostfwd=...]..." for a virtio-net NIC.
-  std::string net = "none";
+  /// `--net` (parse_net): a virtio-net NIC on user-mode networking with host forwards, or none.
+  NetConfig net;
   /// Engine switching (README "Switching engines"): the other engine stands by and takes the
   /// running guest after `switch_after_seconds` (< 0: never by time), then every
   /// `switch_every_seconds` (0: once), or on Ctrl-A s when `switchable`.
@@ -42,13 +68,22 @@ struct GuestConfig {
   double switch_every_seconds = 0;
 };
 
-struct DriveConfig;
+/// Parses "N", "NK", "NM", "NG" (binary units, case-insensitive, an optional "iB" or "B" after
+/// the unit; a bare number is MiB, as QEMU's -m) into bytes. Throws vmbt::Error for anything else
+/// or on overflow.
+uint64_t parse_memory_size(const std::string& text);
+/// Parses `--memory`: parse_memory_size, within the RAM a guest may have (2 MiB to 3 GiB);
+/// throws vmbt::Error saying so otherwise.
+uint64_t parse_ram_size(const std::string& text);
+/// `bytes` (whole KiB) in `--memory`'s spelling: "256M", "3G", "1536K" (the largest unit that
+/// divides it).
+std::string format_memory_size(uint64_t bytes);
+
 /// Parses a `--drive` specification in QEMU's spelling: `[file=]PATH[,format=raw][,if=virtio]
 /// [,readonly=on|off]` (a comma in PATH is written ",,"). Throws vmbt::Error saying what is wrong
 /// (another format or interface, an unknown option, no path).
 DriveConfig parse_drive(const std::string& spec);
 
-struct NetConfig;
 /// Parses a `--net` specification in QEMU's spelling: `none`, or `user` followed by any number of
 /// `,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT` (QEMU's -netdev user hostfwd;
 /// an empty HOSTADDR is 127.0.0.1, where QEMU binds every address; an empty GUESTADDR is

@@ -25,10 +25,9 @@ constexpr uint32_t kMsrs[] = {0x1B,  0xFE,  0x179, 0x1A0, 0x200, 0x201, 0x20F,  
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vmbt::BufferConsole console;
-  vmbt::MachineConfig config;
+  vmbt::GuestConfig config;
   config.ram_bytes = 4u << 20;
-  config.console = &console;
-  vmbt::Machine machine(config);
+  vmbt::Machine machine(config, console);
   uint64_t now_ns = 0;
   for (size_t at = 0; at + 8 <= size && at < 8 * 4096; at += 8) {
     const uint8_t* r = data + at;

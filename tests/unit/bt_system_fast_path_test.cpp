@@ -11,7 +11,7 @@
 #include <string>
 
 #include "bt/system/decoded_insn.h"
-#include "bt/system/testing/guest_image.h"
+#include "tests/unit/system_guest_image.h"
 
 namespace vmbt::bt::testing {
 namespace {

@@ -1,5 +1,5 @@
 // CLI, STI, PUSHF, POPF in protected mode: Intel SDM Vol. 2A CLI, Vol. 2B STI, PUSHF, POPF.
-#include "bt/system/testing/guest_image.h"
+#include "tests/unit/system_guest_image.h"
 
 namespace vmbt::bt::testing {
 namespace {

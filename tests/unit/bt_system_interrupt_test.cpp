@@ -1,6 +1,6 @@
 // INT n / INT3 / INTO / INT1, exception and interrupt delivery, double and triple faults, IRET
 // (Intel SDM Vol. 2A INT n, IRET; Vol. 3A §6.10-6.15, Table 6-5).
-#include "bt/system/testing/guest_image.h"
+#include "tests/unit/system_guest_image.h"
 
 namespace vmbt::bt::testing {
 namespace {

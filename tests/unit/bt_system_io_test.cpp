@@ -1,6 +1,6 @@
 // IN, OUT, INS, OUTS and the protected-mode I/O permission checks (Intel SDM Vol. 1 §19.5;
 // Vol. 2A IN, INS; Vol. 2B OUT, OUTS).
-#include "bt/system/testing/guest_image.h"
+#include "tests/unit/system_guest_image.h"
 
 namespace vmbt::bt::testing {
 namespace {

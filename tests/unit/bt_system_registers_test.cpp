@@ -1,6 +1,6 @@
 // System registers and tables, MSRs, CPUID, HLT, #UD and instruction fetch (Intel SDM Vol. 2
 // LGDT ... WRMSR; Vol. 3A §2.5, §5.3, §17.2).
-#include "bt/system/testing/guest_image.h"
+#include "tests/unit/system_guest_image.h"
 #include "vmm/cpu_model.h"
 
 namespace vmbt::bt::testing {

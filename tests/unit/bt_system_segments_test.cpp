@@ -1,6 +1,6 @@
 // Segment-register loads and descriptor-visibility instructions (Intel SDM Vol. 2 MOV, POP, PUSH,
 // LDS/LES/LFS/LGS/LSS, LAR, LSL, VERR/VERW, ARPL; Vol. 3A §3.4, §5.5-5.10).
-#include "bt/system/testing/guest_image.h"
+#include "tests/unit/system_guest_image.h"
 
 namespace vmbt::bt::testing {
 namespace {

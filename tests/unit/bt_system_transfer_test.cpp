@@ -1,6 +1,6 @@
 // Far JMP/CALL/RET, call gates, SYSENTER/SYSEXIT (Intel SDM Vol. 2A CALL, JMP; Vol. 2B RET,
 // SYSENTER, SYSEXIT; Vol. 3A §5.8).
-#include "bt/system/testing/guest_image.h"
+#include "tests/unit/system_guest_image.h"
 
 namespace vmbt::bt::testing {
 namespace {

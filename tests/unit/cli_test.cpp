@@ -7,10 +7,10 @@
 #include <fstream>
 #include <string>
 
-#include "cli/size_arg.h"
 #include "vmm/devices/net_backend.h"
 #include "vmm/error.h"
 #include "vmm/guest_config.h"
+#include "vmm/machine/guest_memory.h"
 
 namespace vmbt {
 namespace {
@@ -45,6 +45,23 @@ TEST(MemorySizeArg, AcceptsQemuStyleSuffixes) {
 TEST(MemorySizeArg, RejectsGarbageAndOverflow) {
   for (const char* bad : {"", "M", "12X", "-5M", "1.5G", "99999999999999999999G", "5Gx"}) {
     EXPECT_THROW(parse_memory_size(bad), Error) << bad;
+  }
+}
+
+TEST(MemorySizeArg, RamSizeIsWithinWhatAGuestMayHave) {
+  EXPECT_EQ(parse_ram_size("2M"), GuestMemory::kMinBytes);
+  EXPECT_EQ(parse_ram_size("3G"), GuestMemory::kMaxBytes);
+  for (const char* bad : {"1M", "2047K", "4G", "3073M"}) {
+    EXPECT_THROW(parse_ram_size(bad), Error) << bad;
+  }
+}
+
+TEST(MemorySizeArg, FormatReadsBackAsTheSameSize) {
+  EXPECT_EQ(format_memory_size(256ull << 20), "256M");
+  EXPECT_EQ(format_memory_size(3ull << 30), "3G");
+  EXPECT_EQ(format_memory_size(1536ull << 10), "1536K");
+  for (uint64_t bytes : {2ull << 20, 1ull << 30, 3ull << 30, 3000ull << 10, 64ull << 20}) {
+    EXPECT_EQ(parse_memory_size(format_memory_size(bytes)), bytes) << bytes;
   }
 }
 

@@ -136,10 +136,9 @@ TEST(EngineSwitch, StateSurvivesBtToKvmToBt) {
   const KvmProbeResult host = probe_kvm();
   const bool pvm = host.pvm && !host.vmx && !host.svm;
   BufferConsole console;
-  MachineConfig config;
+  GuestConfig config;
   config.ram_bytes = 16u << 20;
-  config.console = &console;
-  Machine machine(config);
+  Machine machine(config, console);
   bt::BtEngine bt(machine.memory(), machine.interrupts());
   std::unique_ptr<KvmEngine> kvm;
   try {

@@ -178,11 +178,10 @@ TEST(Port92Test, FastResetAndA20) {
 
 TEST(MachineResetTest, ResetsEndTheRunWithStatusZero) {
   BufferConsole console;
-  MachineConfig cfg;
+  GuestConfig cfg;
   cfg.ram_bytes = 4 << 20;
-  cfg.console = &console;
   {
-    Machine m(cfg);
+    Machine m(cfg, console);
     EXPECT_FALSE(m.exit_requested());
     EXPECT_EQ(m.io().read(0x64, 1) & 0x02, 0u);  // Linux's kb_wait: input buffer empty
     m.io().write(0x64, 1, 0xfe);
@@ -191,14 +190,14 @@ TEST(MachineResetTest, ResetsEndTheRunWithStatusZero) {
     EXPECT_EQ(m.exit_request_reason(), "guest reset (i8042 pulse)");
   }
   {
-    Machine m(cfg);
+    Machine m(cfg, console);
     m.io().write(0x92, 1, 0x01);
     ASSERT_TRUE(m.exit_requested());
     EXPECT_EQ(*m.exit_requested(), 0);
     EXPECT_NE(m.exit_request_reason().find("0x92"), std::string::npos);
   }
   {
-    Machine m(cfg);
+    Machine m(cfg, console);
     m.io().write(0xf4, 1, 3);
     EXPECT_EQ(*m.exit_requested(), 7);
     EXPECT_NE(m.exit_request_reason().find("isa-debug-exit"), std::string::npos);

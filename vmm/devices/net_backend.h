@@ -8,22 +8,6 @@
 
 namespace vmbt {
 
-/// A host forward of user networking (`--net user,hostfwd=...`, QEMU's spelling): connections
-/// (TCP) or datagrams (UDP) to host_addr:host_port on the host go to guest_addr:guest_port.
-struct HostForward {
-  bool udp = false;
-  uint32_t host_addr = 0x7f000001;   ///< IPv4, host byte order (default 127.0.0.1)
-  uint16_t host_port = 0;            ///< 1-65535
-  uint32_t guest_addr = 0x0a00020f;  ///< IPv4, host byte order (default 10.0.2.15, the DHCP lease)
-  uint16_t guest_port = 0;           ///< 1-65535
-};
-
-/// The guest's network (`--net`): none, or user-mode networking (libslirp) with host forwards.
-struct NetConfig {
-  bool user = false;
-  std::vector<HostForward> forwards;
-};
-
 /// The host side of a guest's network interface: Ethernet frames (destination MAC first, no
 /// preamble, no FCS) in both directions. Single-threaded: everything happens in the run loop's
 /// thread, from Machine::poll and Machine::wait_until.

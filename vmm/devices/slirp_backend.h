@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vmm/devices/net_backend.h"
+#include "vmm/guest_config.h"
 
 struct pollfd;
 

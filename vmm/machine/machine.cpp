@@ -52,11 +52,11 @@ struct Machine::Drive {
   std::unique_ptr<VirtioPciLegacy> pci;
 };
 
-Machine::Machine(const MachineConfig& config)
+Machine::Machine(const GuestConfig& config, CharBackend& console)
     : memory_(config.ram_bytes), map_(MemoryMap::pc_layout(config.ram_bytes)) {
-  if (!config.console) throw Error("internal: machine needs a console backend");
-  io_.set_trace(config.trace_io);
-  mmio_.set_trace(config.trace_io);
+  FILE* const trace = config.trace_io ? stderr : nullptr;
+  io_.set_trace(trace);
+  mmio_.set_trace(trace);
 
   pic_ = std::make_unique<Pic8259Pair>();
   pic_->register_ports(io_);
@@ -71,7 +71,7 @@ Machine::Machine(const MachineConfig& config)
   lapic_->set_eoi_listener([this](uint8_t vector) { ioapic_->eoi(vector); });
   isa_irqs_ = std::make_unique<IsaIrqRouter>(*pic_, *ioapic_);
   msrs_ = std::make_unique<MsrModel>(*lapic_);
-  com1_ = std::make_unique<Uart16550>(kCom1Base, *isa_irqs_, kCom1Irq, *config.console);
+  com1_ = std::make_unique<Uart16550>(kCom1Base, *isa_irqs_, kCom1Irq, console);
   com1_->register_ports(io_);
   pit_ = std::make_unique<Pit8254>(*isa_irqs_);
   pit_->register_ports(io_);

@@ -10,6 +10,7 @@
 
 #include "vmm/devices/net_backend.h"
 #include "vmm/engine.h"
+#include "vmm/guest_config.h"
 #include "vmm/machine/guest_memory.h"
 #include "vmm/machine/io_bus.h"
 #include "vmm/machine/irq.h"
@@ -39,21 +40,6 @@ class VirtioBlk;
 class VirtioPciLegacy;
 class VirtioNet;
 
-/// A disk the machine attaches as a virtio-blk device (`--drive`).
-struct DriveConfig {
-  std::string path;
-  bool read_only = false;
-};
-
-struct MachineConfig {
-  uint64_t ram_bytes = 256ull << 20;
-  std::vector<DriveConfig> drives;  ///< virtio-blk devices, in order (/dev/vda, /dev/vdb, ...)
-  bool snapshot = false;            ///< writes to the drives go to a temporary overlay
-  NetConfig net;                    ///< `--net`: a virtio-net NIC with user networking, or none
-  CharBackend* console = nullptr;   ///< serial console backend (COM1); required
-  FILE* trace_io = nullptr;         ///< log every port/MMIO access here when set
-};
-
 /// A PC: RAM, the vCPU's local APIC at 0xFEE00000 (xAPIC, LINT0 virtual wire to the 8259s), an
 /// I/O APIC at 0xFEC00000 seeing every ISA IRQ (IRQ0 on pin 2), COM1 16550A at 0x3f8/IRQ4, 8259A
 /// pair, 8254 PIT with port 0x61, MC146818 RTC,
@@ -65,7 +51,10 @@ struct MachineConfig {
 /// so a guest sees the same devices whichever engine runs it.
 class Machine {
  public:
-  explicit Machine(const MachineConfig& config);
+  /// The machine `guest` describes (its RAM, drives, network and I/O tracing to stderr; the
+  /// kernel and the engine are the builder's), with COM1 on `console`. Throws vmbt::Error for a
+  /// drive image that cannot be opened or more drives than there are slots.
+  Machine(const GuestConfig& guest, CharBackend& console);
   ~Machine();
 
   GuestMemory& memory() { return memory_; }
