@@ -1,5 +1,7 @@
 #include "vmm/boot/acpi_tables.h"
 
+#include "vmm/boot/aml.h"
+
 #include <cstring>
 
 #include "vmm/error.h"
@@ -20,19 +22,26 @@ void put(GuestMemory& memory, uint32_t gpa, const std::vector<uint8_t>& bytes) {
   }
 }
 
-/// AML for `Name (_S5, Package (4) {0, 0, 0, 0})` (ACPI 6.5 §20.2.5.1 NameOp, §20.2.5.4
-/// DefPackage): NameOp, NameSeg, PackageOp, PkgLength 6, NumElements 4, four ZeroOps.
-const std::vector<uint8_t> kS5Aml = {0x08, '_', 'S', '5', '_', 0x12, 0x06, 0x04, 0, 0, 0, 0};
-/// AML for the PCI root bridge, so that an ACPI OS scans bus 0 (Linux looks for root bridges in
-/// the namespace only): `Scope (\_SB) { Device (PCI0) { Name (_HID, EisaId ("PNP0A03"))
-/// Name (_UID, 0) } }` (§20.2.5.1 ScopeOp, §20.2.5.2 DeviceOp, DWordConst, ZeroOp; PkgLengths
-/// 29 and 21 count themselves). No _CRS: the OS uses its default windows; no _PRT: a PCI
-/// function's interrupt is the ISA IRQ in its Interrupt Line register, level, active-low.
-const std::vector<uint8_t> kPciRootAml = {0x10, 0x1D, '\\', '_', 'S', 'B',  '_',  // Scope (\_SB)
-                                          0x5B, 0x82, 0x15, 'P', 'C', 'I',  '0',  // Device (PCI0)
-                                          0x08, '_',  'H',  'I', 'D', 0x0C, 0x41,
-                                          0xD0, 0x0A, 0x03,  // Name (_HID, EisaId ("PNP0A03"))
-                                          0x08, '_',  'U',  'I', 'D', 0x00};  // Name (_UID, Zero)
+/// The DSDT's AML (ACPI 6.5 §5.2.11.1): \_S5 and the PCI root bridge with its resources and
+/// interrupt routing (see write_acpi_tables).
+aml::Bytes dsdt_aml(const AcpiPlatform& p) {
+  using namespace aml;
+  // Name (_S5, Package (4) {0, 0, 0, 0}): SLP_TYPa/b 0 (§7.4.2), two reserved.
+  const Bytes s5 = name("_S5", package({integer(0), integer(0), integer(0), integer(0)}));
+  const Bytes crs = resource::word_bus_number(0, 0xff) + resource::io(0xcf8, 8) +
+                    resource::word_io(0, 0xcf7) + resource::word_io(0xd00, 0xffff) +
+                    resource::dword_memory(0xa0000, 0xbffff) +
+                    resource::dword_memory(p.pci_memory_base, 0xfebfffff) + resource::end_tag();
+  std::vector<Bytes> routes;
+  for (const PciInterruptRoute& r : p.pci_routes) {
+    // {Address (device << 16 | 0xFFFF: any function), Pin (0: INTA#), Source, Source Index}.
+    routes.push_back(package(
+        {integer((uint32_t{r.device} << 16) | 0xffff), integer(0), integer(0), integer(r.irq)}));
+  }
+  const Bytes pci0 = device("PCI0", name("_HID", eisa_id("PNP0A03")) + name("_UID", integer(0)) +
+                                        name("_CRS", buffer(crs)) + name("_PRT", package(routes)));
+  return s5 + scope("\\_SB", pci0);
+}
 }  // namespace
 
 uint8_t acpi_checksum(const uint8_t* bytes, size_t length) {
@@ -87,8 +96,7 @@ AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
   put(memory, kFacs, facs);
 
   AcpiTable dsdt("DSDT", 1);
-  dsdt.add_bytes(kS5Aml);
-  dsdt.add_bytes(kPciRootAml);
+  dsdt.add_bytes(dsdt_aml(p));
   put(memory, kDsdt, dsdt.finish());
 
   AcpiTable fadt("FACP", 1);

@@ -9,6 +9,13 @@ namespace vmbt {
 
 class GuestMemory;
 
+/// A PCI function's INTA# on bus 0 and the interrupt it is wired to: ISA IRQ `irq`, which is
+/// also its GSI (I/O APIC pin) on this machine.
+struct PciInterruptRoute {
+  uint8_t device = 0;  ///< PCI device number on bus 0
+  uint8_t irq = 0;
+};
+
 /// What the tables describe (the machine's devices and where they are).
 struct AcpiPlatform {
   uint32_t local_apic_base = 0xFEE00000;  ///< MADT local APIC address
@@ -18,6 +25,10 @@ struct AcpiPlatform {
   uint8_t sci_irq = 9;         ///< ISA IRQ of the SCI (level, active high, as on PIIX4)
   uint32_t hpet_base = 0;      ///< HPET event timer block, or 0 for no HPET table
   uint32_t hpet_block_id = 0;  ///< the HPET's capabilities register, low 32 bits
+  /// The PCI root bridge's 32-bit memory window for BARs: [pci_memory_base, 0xFEBFFFFF] (from the
+  /// end of low RAM to below the I/O APIC, as QEMU's pc machine).
+  uint32_t pci_memory_base = 0xC0000000;
+  std::vector<PciInterruptRoute> pci_routes;  ///< the _PRT's entries
 };
 
 /// Where the tables went (guest-physical addresses), for tests and `--stats`.
@@ -38,9 +49,11 @@ struct AcpiLayout {
 ///   overrides ISA IRQ0 -> GSI 2 and the SCI's IRQ -> itself level-triggered active-high, and
 ///   local APIC NMI on LINT1 for all processors.
 /// - HPET description table (IA-PC HPET spec 1.0a §3.2.4) when `hpet_base` is set.
-/// - DSDT (§5.2.11.1): AML for \_S5 = Package {0, 0, 0, 0} (SLP_TYP 0 is soft-off on this PM
-///   block, as on QEMU's PIIX4) and the PCI root bridge \_SB.PCI0 (PNP0A03, no _CRS or _PRT:
-///   functions report their ISA IRQ in the Interrupt Line register).
+/// - DSDT (§5.2.11.1), AML made by vmm/boot/aml.h: \_S5 = Package {0, 0, 0, 0} (SLP_TYP 0 is
+///   soft-off on this PM block, as on QEMU's PIIX4) and the PCI root bridge \_SB.PCI0 (PNP0A03,
+///   §6.1.5) with _CRS (§6.2.2: bus numbers 0-255, the configuration ports 0xCF8-0xCFF, the I/O
+///   ports around them, the VGA hole and the 32-bit memory window, as QEMU's pc machine) and
+///   _PRT (§6.2.13: each function's INTA# to its GSI directly, Source 0: level, active low).
 /// Every table's checksum makes its bytes sum to 0 (§5.2.6); the RSDP's covers its 20 bytes.
 AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& platform);
 

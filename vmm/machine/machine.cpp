@@ -93,15 +93,7 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
   acpi_pm_->register_ports(io_);
   hpet_ = std::make_unique<Hpet>(*isa_irqs_, *ioapic_, host_now_ns);
   mmio_.add(Hpet::kBase, Hpet::kWindow, hpet_.get(), "hpet");
-  // The tables firmware would leave in the BIOS area (there is no firmware: the machine is it).
   AcpiPlatform acpi;
-  acpi.local_apic_base = LocalApic::kDefaultBase;
-  acpi.ioapic_base = IoApic::kBase;
-  acpi.pm_base = AcpiPm::kBase;
-  acpi.hpet_base = Hpet::kBase;
-  acpi.hpet_block_id = Hpet::kCapabilitiesLow;
-  write_acpi_tables(memory_, acpi);
-
   if (config.drives.size() > std::size(kDriveIrqs)) {
     throw Error(fmt::format("{} drives: vmbt attaches at most {}", config.drives.size(),
                             std::size(kDriveIrqs)));
@@ -117,6 +109,7 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
     d->pci->attach_io(io_);
     d->pci->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * i));
     drives_.push_back(std::move(d));
+    acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + i), kDriveIrqs[i]});
   }
   if (config.net.user) {
     const auto n = static_cast<unsigned>(drives_.size());
@@ -127,7 +120,17 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
     pci_host_->attach(kFirstDriveSlot + n, *net_pci_);
     net_pci_->attach_io(io_);
     net_pci_->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * n));
+    acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + n), kNetIrq});
   }
+
+  // The tables firmware would leave in the BIOS area (there is no firmware: the machine is it).
+  acpi.local_apic_base = LocalApic::kDefaultBase;
+  acpi.ioapic_base = IoApic::kBase;
+  acpi.pm_base = AcpiPm::kBase;
+  acpi.hpet_base = Hpet::kBase;
+  acpi.hpet_block_id = Hpet::kCapabilitiesLow;
+  acpi.pci_memory_base = static_cast<uint32_t>((config.ram_bytes + 0xfffff) & ~uint64_t{0xfffff});
+  write_acpi_tables(memory_, acpi);
 
   polled_ = {pit_.get(), com1_.get(), lapic_.get(), hpet_.get()};
 }
