@@ -139,6 +139,7 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
                    "--switchable to move the guest between bt and kvm\r\n");
       }
     }
+    if (options.console && options.console->take_nmi_request()) machine.raise_nmi_line();
     if (host_now_ns() >= end_by) return finish(124, "timed out", true);
     return false;
   };

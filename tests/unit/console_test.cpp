@@ -41,6 +41,14 @@ TEST(EscapeDecoderTest, CtrlASSwitchesEngines) {
   EXPECT_NE(std::string(EscapeDecoder::help_text()).find("C-a s"), std::string::npos);
 }
 
+TEST(EscapeDecoderTest, CtrlANRaisesAnNmi) {
+  EscapeDecoder d;
+  EXPECT_EQ(d.feed(0x01).action, Action::kNone);
+  EXPECT_EQ(d.feed('n').action, Action::kNmi);
+  EXPECT_EQ(d.feed('n').action, Action::kForward);  // a plain 'n' is the guest's
+  EXPECT_NE(std::string(EscapeDecoder::help_text()).find("C-a n"), std::string::npos);
+}
+
 TEST(EscapeDecoderTest, XWithoutEscapeIsJustX) {
   EscapeDecoder d;
   const auto r = d.feed('x');

@@ -115,6 +115,43 @@ TEST_F(LocalApicTest, SelfIpiPriorityTprAndEoi) {
   EXPECT_EQ(rd(LocalApic::kIsr + 0x20), 1u << 1);  // ISR bits 64-95: 0x41
 }
 
+TEST_F(LocalApicTest, Lint1DeliversAsItsLvtEntrySays) {
+  // §11.5.1: LINT1 resets masked (NMI mode): an edge does nothing; the APIC is software-disabled.
+  apic.raise_lint1();
+  EXPECT_FALSE(apic.nmi_pending());
+  enable();
+  apic.raise_lint1();
+  EXPECT_FALSE(apic.nmi_pending());  // still masked
+  wr(LocalApic::kLvtLint1, 0x400);   // NMI, unmasked (what Linux programs on the BSP)
+  apic.raise_lint1();
+  EXPECT_TRUE(apic.nmi_pending());
+  EXPECT_FALSE(apic.interrupt_pending());
+  apic.acknowledge_nmi();
+  // Fixed mode: the entry's vector, edge-triggered (TMR clear).
+  wr(LocalApic::kLvtLint1, 0x66);
+  apic.raise_lint1();
+  EXPECT_FALSE(apic.nmi_pending());
+  EXPECT_TRUE(apic.irr(0x66));
+  EXPECT_FALSE(apic.tmr(0x66));
+  EXPECT_EQ(take_all(), std::vector<int>{0x66});
+  // SMI, INIT and ExtINT modes: nothing is wired to them here.
+  for (uint32_t mode : {2u, 5u, 7u}) {
+    wr(LocalApic::kLvtLint1, mode << 8);
+    apic.raise_lint1();
+    EXPECT_FALSE(apic.nmi_pending()) << mode;
+    EXPECT_FALSE(apic.interrupt_pending()) << mode;
+  }
+  // Software-disabling the APIC masks LINT1 (§11.4.7.2).
+  wr(LocalApic::kLvtLint1, 0x400);
+  wr(LocalApic::kSpiv, 0xFF);
+  apic.raise_lint1();
+  EXPECT_FALSE(apic.nmi_pending());
+  // Hardware-disabled (IA32_APIC_BASE.EN = 0): LINT1 is the processor's NMI pin (§11.4.3).
+  ASSERT_TRUE(apic.write_base_msr(apic.base_msr() & ~uint64_t{LocalApic::kBaseMsrEnable}));
+  apic.raise_lint1();
+  EXPECT_TRUE(apic.nmi_pending());
+}
+
 TEST_F(LocalApicTest, NmiMessagesLatchOneNmi) {
   enable();
   EXPECT_FALSE(apic.nmi_pending());

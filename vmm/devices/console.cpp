@@ -23,6 +23,8 @@ EscapeDecoder::Result EscapeDecoder::feed(uint8_t byte) {
         return {Action::kQuit, 0};
       case 's':
         return {Action::kSwitch, 0};
+      case 'n':
+        return {Action::kNmi, 0};
       case 'h':
       case '?':
         return {Action::kHelp, 0};
@@ -42,6 +44,7 @@ std::string_view EscapeDecoder::help_text() {
          "C-a h    print this help\r\n"
          "C-a x    exit vmbt\r\n"
          "C-a s    move the guest to the other engine (bt <-> kvm; run with --switchable)\r\n"
+         "C-a n    raise an NMI (the platform's NMI line, LINT1)\r\n"
          "C-a C-a  sends C-a to the guest\r\n";
 }
 
@@ -191,6 +194,9 @@ size_t TerminalConsole::read(uint8_t* buf, size_t max) {
         return out;  // the rest of the input is not for the guest
       case EscapeDecoder::Action::kSwitch:
         switch_.store(true, std::memory_order_relaxed);
+        break;
+      case EscapeDecoder::Action::kNmi:
+        nmi_.store(true, std::memory_order_relaxed);
         break;
       case EscapeDecoder::Action::kNone:
         break;

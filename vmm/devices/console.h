@@ -14,6 +14,7 @@ namespace vmbt {
 /// character backend multiplexer"), without any terminal: feed it input bytes one at a time.
 ///   Ctrl-A x        quit
 ///   Ctrl-A s        move the guest to the other engine (vmbt's own; with --switchable)
+///   Ctrl-A n        raise the platform's NMI line (LINT1; QEMU's `nmi` monitor command)
 ///   Ctrl-A h or ?   print the list of escapes
 ///   Ctrl-A Ctrl-A   send one Ctrl-A (0x01) to the guest
 ///   Ctrl-A other    swallowed (c, b, t ... are QEMU monitor/other features vmbt lacks)
@@ -27,6 +28,7 @@ class EscapeDecoder {
     kQuit,     ///< Ctrl-A x
     kHelp,     ///< Ctrl-A h / Ctrl-A ?
     kSwitch,   ///< Ctrl-A s
+    kNmi,      ///< Ctrl-A n
   };
   struct Result {
     Action action = Action::kNone;
@@ -79,6 +81,8 @@ class TerminalConsole : public CharBackend {
   bool quit_requested() const { return quit_.load(std::memory_order_relaxed); }
   /// True once for each Ctrl-A s typed since the last call.
   bool take_switch_request() { return switch_.exchange(false, std::memory_order_relaxed); }
+  /// True once for each Ctrl-A n typed since the last call.
+  bool take_nmi_request() { return nmi_.exchange(false, std::memory_order_relaxed); }
   /// True when input is a terminal in raw mode (escapes active).
   bool is_tty() const { return tty_; }
   /// True once input reached end of file.
@@ -95,6 +99,7 @@ class TerminalConsole : public CharBackend {
   bool eof_ = false;
   std::atomic<bool> quit_{false};
   std::atomic<bool> switch_{false};
+  std::atomic<bool> nmi_{false};
   EscapeDecoder escapes_;
 };
 

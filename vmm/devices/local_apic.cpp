@@ -118,6 +118,25 @@ void LocalApic::accept_fixed(uint8_t vector, bool level_triggered) {
   accept(vector, level_triggered);
 }
 
+void LocalApic::raise_lint1() {
+  if (!hardware_enabled()) {
+    nmi_pending_ = true;
+    return;
+  }
+  const uint32_t lvt = lvt_[kLint1];
+  if (lvt & kLvtMasked) return;
+  switch (lvt & kIcrDeliveryMode) {
+    case kModeNmi:
+      nmi_pending_ = true;
+      break;
+    case kModeFixed:
+      accept(static_cast<uint8_t>(lvt & 0xFF), false);
+      break;
+    default:
+      break;
+  }
+}
+
 bool LocalApic::matches_destination(uint8_t dest, bool logical) const {
   if (!hardware_enabled()) return false;
   if (!logical) return dest == 0xFF || dest == (id_ >> 24);

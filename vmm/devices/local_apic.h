@@ -90,6 +90,12 @@ class LocalApic : public MmioDevice, public InterruptSource, public PolledDevice
   void accept_nmi() {
     if (hardware_enabled()) nmi_pending_ = true;
   }
+  /// An edge on the LINT1 pin, where a PC wires its NMI line (the chipset's IOCHK/SERR# NMI;
+  /// QEMU's `nmi` monitor command arrives here too). Delivered as LVT LINT1 says (Intel SDM Vol.
+  /// 3A §11.5.1): masked (also while the APIC is software-disabled) nothing; NMI mode an NMI;
+  /// fixed mode its vector, edge-triggered; other modes (SMI, INIT, ExtINT) nothing, as none is
+  /// wired here. With the APIC hardware-disabled LINT1 is the processor's NMI pin (§11.4.3).
+  void raise_lint1();
 
   /// An interrupt from the IOAPIC (or another APIC-bus source): fixed or lowest-priority delivery
   /// of `vector`, edge or level. Destination matching is the caller's (matches_destination).

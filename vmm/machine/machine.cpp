@@ -141,6 +141,10 @@ InterruptSource& Machine::interrupts() {
   return *lapic_;
 }
 
+void Machine::raise_nmi_line() {
+  lapic_->raise_lint1();
+}
+
 void Machine::handle_io(IoAccess& a) {
   for (uint32_t i = 0; i < a.count; ++i) {
     uint8_t* d = a.data + static_cast<size_t>(i) * a.size;

@@ -68,6 +68,10 @@ class Machine {
   LocalApic& local_apic() { return *lapic_; }
   IoApic& ioapic() { return *ioapic_; }
 
+  /// The platform's NMI line, as a PC's chipset raises it (or QEMU's `nmi` monitor command):
+  /// an edge on the local APIC's LINT1 (LocalApic::raise_lint1). The console's Ctrl-A n.
+  void raise_nmi_line();
+
   /// Performs a port-I/O exit on the bus (every element of a string I/O).
   void handle_io(IoAccess& access);
   /// Performs an MMIO exit on the bus.
