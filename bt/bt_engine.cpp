@@ -1049,7 +1049,10 @@ Exit BtEngine::handle_fault(bool& done) {
           // checked when it runs alone again: re-checking would step it back here forever.
           if (from->key_flags & tb_flags::kSegUnchecked) single_step_unchecked_ = true;
         }
-        if (m.watched) watched_access_ = watched_access_at(m.linear, f.write);
+        if (m.watched) {
+          watched_access_ = watched_access_at(m.linear, f.write);
+          if (guest_data_breakpoints_) start_rep_iteration();
+        }
         if (m.table_write && !m.code_write && !callout_observer_) {
           // Adaptive translation: from now on this instruction stores into page tables through
           // the monitor, without a fault; its block is translated again with that shape.
@@ -1274,6 +1277,19 @@ Exit BtEngine::run() {
     if (resume_flag && ctx_->exit_kind == ExitKind::kFault && first_not_run) {
       s_.eflags |= eflags::kRf;
     }
+    bool rep_goes_on = false;  // a single iteration ran and the REP instruction is not over
+    if (rep_iteration_) {
+      const RepIteration it = *rep_iteration_;
+      rep_iteration_.reset();
+      if (ctx_->exit_kind == ExitKind::kFault && first_not_run) {
+        s_.gpr[kEcx] += it.count - 1;  // the iteration did not complete: the count as it was
+      } else {
+        s_.gpr[kEcx] = it.count - 1;
+        const bool zf = s_.eflags & eflags::kZf;
+        rep_goes_on = !(it.repe && !zf) && !(it.repne && zf);
+        if (rep_goes_on) s_.eip = it.eip;
+      }
+    }
     if (single) {
       if (code_write) cache_.discard(tb);  // its page was not write-protected
       bool mmio_write = false;
@@ -1404,6 +1420,8 @@ Exit BtEngine::run() {
     if (single_step_trap || db_hits) {
       if (single_step_trap) s_.dr[6] |= dr::kBs;  // DR6.BS: single-step
       if (db_hits) s_.dr[6] = dr::dr6_with_hits(s_.dr[6], db_hits);
+      // A trap between iterations of a REP string instruction pushes RF=1 (§17.3.1.1).
+      if (db_hits && rep_goes_on) s_.eflags |= eflags::kRf;
       e = raise_exception(exc::kDb, done);
       if (done) return e;
     }
@@ -1499,6 +1517,24 @@ void BtEngine::watch_frames() {
     pages->erase(std::unique(pages->begin(), pages->end()), pages->end());
   }
   mmu_.set_watched_pages(write_pages, access_pages);
+}
+
+void BtEngine::start_rep_iteration() {
+  uint8_t bytes[16] = {};
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  if (!decode_at_eip(bytes, insn, ops) || insn.meta.category != ZYDIS_CATEGORY_STRINGOP ||
+      insn.address_width != 32 || s_.gpr[kEcx] <= 1 ||
+      !(insn.attributes &
+        (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))) {
+    return;
+  }
+  rep_iteration_ =
+      RepIteration{s_.gpr[kEcx], s_.eip, (insn.attributes & ZYDIS_ATTRIB_HAS_REPE) != 0,
+                   (insn.attributes & ZYDIS_ATTRIB_HAS_REPNE) != 0};
+  s_.gpr[kEcx] = 1;
+  // One element at the faulting address.
+  watched_access_->size = std::max<uint32_t>(1, insn.operand_width / 8);
 }
 
 BtEngine::WatchedAccess BtEngine::watched_access_at(uint32_t linear, bool write) {

@@ -270,6 +270,17 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   std::vector<uint32_t> guest_exec_breakpoints_;
   bool guest_data_breakpoints_ = false;
   bool guest_breakpoints_changed_ = false;  ///< a MOV DR changed them: update once it is over
+  /// A REP string instruction that touched a watched frame while the guest has a data
+  /// breakpoint runs one iteration alone (ECX made 1), so that a hit is reported at that
+  /// iteration's boundary (Intel SDM Vol. 3B §17.3.1.2): its count, EIP and termination.
+  struct RepIteration {
+    uint32_t count = 0, eip = 0;
+    bool repe = false, repne = false;  ///< CMPS/SCAS also end on ZF
+  };
+  std::optional<RepIteration> rep_iteration_;
+  /// Makes the instruction at EIP, about to run alone for watched_access_, a single iteration
+  /// when it is a REP string instruction with more than one to go.
+  void start_rep_iteration();
   /// What the translator was given: the debugger's breakpoints and the guest's, merged.
   std::vector<uint32_t> translator_breakpoints_;
   std::vector<DataAccess> data_log_;
