@@ -10,6 +10,8 @@
  *    breakpoints ignore reads; read/write ones fire on reads; LENn 1, 2 and 4 bytes cover
  *    exactly their (aligned) range, and any access overlapping it fires; two breakpoints on one
  *    address set both B bits;
+ *  - REP STOSB: a data breakpoint traps after the iteration that hit it, EIP at the REP
+ *    instruction, ECX counting what is left, RF=1 in the frame (§17.3.1.1);
  *  - DR7.GD: MOV DR raises #DB (a fault, at the MOV) with DR6.BD, GD cleared for the handler
  *    (§17.2.4);
  *  - a data breakpoint triggered by MOV SS (at CPL 0) or POP SS (at CPL 3, so the #DB frame goes
@@ -29,7 +31,8 @@
  *  - "two breakpoints on one address" dr6: QEMU reports only the first watchpoint it matched
  *    (B0), where both conditions were met (§17.2.3);
  *  - "dr7.gd": QEMU does not implement general detect (no #DB, GD stays set);
- *  - "fault frame has rf set": QEMU 7.2 pushes RF=0 in the frame of a fault.
+ *  - "fault frame has rf set", "rep stosb: rf set in the frame": QEMU 7.2 pushes RF=0 in
+ *    the frame of a fault and of a trap between REP iterations.
  * kvm-pvm runs no paged guest (`#! paged`). */
 #include "guest.inc"
 
@@ -100,6 +103,7 @@ GUEST_ENTRY
   call test_execute
   call test_data
   call test_lengths
+  call test_rep
   call test_gd
   call test_mov_ss
   call test_linear
@@ -250,6 +254,26 @@ l4b_after:
   DB_CHECK "4-byte breakpoint, word store across its start", 1, l4b_after, 1
   ret
 
+test_rep:
+  /* REP STOSB over a 1-byte write breakpoint at rep_buf + 5: a trap after that iteration, EIP
+   * at the REP instruction, ECX = 10 to go, RF=1 in the frame (§17.3.1.1); IRET goes on. */
+  SET_BP 3, rep_buf + 5, BP(3, 1, 0)
+  mov $rep_buf, %edi
+  mov $16, %ecx
+  mov $0xaa, %al
+rep_insn:
+  rep stosb
+  CLEAR_DR7
+  mov %ecx, %eax
+  CHECK_EQ $0, "rep stosb: completed after the trap"
+  mov db_ecx, %eax
+  CHECK_EQ $10, "rep stosb: ecx at the trap"
+  mov db_eflags, %eax
+  and $RF, %eax
+  CHECK_EQ $RF, "rep stosb: rf set in the frame"
+  DB_CHECK "rep stosb: data breakpoint at the iteration", 1, rep_insn, 8
+  ret
+
 test_gd:
   /* DR7.GD: the next MOV DR faults with DR6.BD, the handler runs with GD clear. */
   mov $0x2000, %eax
@@ -364,6 +388,7 @@ db_handler:
   mov %eax, db_dr6
   xor %edx, %edx
   mov %edx, %dr6
+  mov %ecx, db_ecx
   mov 8(%esp), %eax
   mov %eax, db_eip
   movzwl 12(%esp), %eax
@@ -404,6 +429,7 @@ db_eip: .long 0
 db_cs: .long 0
 db_eflags: .long 0
 db_dr6: .long 0
+db_ecx: .long 0
   .p2align 12
 bp_page:                      /* the data breakpoints' frame: nothing else in it */
   .skip 0x10
@@ -420,6 +446,8 @@ var_d: .long 0
   .long 0
   .skip 8
 ss_sel: .word 0
+  .p2align 4
+rep_buf: .skip 16
   .p2align 12
 gdt:
   GDT_STANDARD_ENTRIES
