@@ -33,6 +33,25 @@ namespace {
 /// Guest EFLAGS bits that live in the host RFLAGS while translated code runs.
 constexpr uint32_t kHostFlagBits = eflags::kArith | eflags::kDf;
 
+/// The monitor's accesses for an instruction it executes, logged for the guest's data
+/// breakpoints (all of a legacy instruction's accesses are its own: Intel SDM Vol. 3B §17.2.5).
+class LoggingMemory final : public LinearMemory {
+ public:
+  LoggingMemory(LinearMemory& memory, std::vector<DataAccess>& log) : memory_(memory), log_(log) {}
+  void read(uint32_t linear, void* dst, unsigned size, bool user) override {
+    memory_.read(linear, dst, size, user);
+    log_.push_back({linear, size, false});
+  }
+  void write(uint32_t linear, const void* src, unsigned size, bool user) override {
+    memory_.write(linear, src, size, user);
+    log_.push_back({linear, size, true});
+  }
+
+ private:
+  LinearMemory& memory_;
+  std::vector<DataAccess>& log_;
+};
+
 }  // namespace
 
 BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
@@ -107,6 +126,7 @@ void BtEngine::set_state(const VcpuState& state) {
     std::memcpy(ctx_->guest_fx.data(), &init_fcw, 2);
     std::memcpy(ctx_->guest_fx.data() + 24, &mxcsr, 4);
   }
+  update_guest_breakpoints();
 }
 
 VcpuState BtEngine::state() {
@@ -163,7 +183,8 @@ void BtEngine::on_paging_changed(const VcpuState& s) {
   if (mode != paging_mode_bits_) tables_.clear_global();
   paging_mode_bits_ = mode;
   mmu_.set_mode(s);
-  if (!debug_.watchpoints.empty()) watch_frames();  // the watched ranges may map elsewhere now
+  // The watched ranges may map elsewhere now.
+  if (!debug_.watchpoints.empty() || guest_data_breakpoints_) watch_frames();
 }
 
 void BtEngine::on_invlpg(uint32_t linear) {
@@ -171,6 +192,52 @@ void BtEngine::on_invlpg(uint32_t linear) {
   // INVLPG invalidates a global translation too (Intel SDM Vol. 3A §4.10.4.1): blocks reached
   // through it by the indirect tables are looked up again.
   tables_.forget_page_everywhere(mmu_.space_id(), linear >> 12);
+  // A page-table change the guest made known: a watched range may map another frame now.
+  if (!debug_.watchpoints.empty() || guest_data_breakpoints_) watch_frames();
+}
+
+void BtEngine::on_debug_registers_changed(const VcpuState& s) {
+  // Applied once the instruction is over (direct_call, handle_callout): dropping translations
+  // now would free the decoded instruction the emulator still runs on.
+  s_.dr = s.dr;  // (the emulator runs on s_ itself; a copy keeps this independent of that)
+  guest_breakpoints_changed_ = true;
+}
+
+void BtEngine::update_guest_breakpoints() {
+  guest_breakpoints_changed_ = false;
+  // Intel SDM Vol. 3B §17.2.4: only enabled breakpoints (Ln or Gn) raise #DB. I/O breakpoints
+  // (R/W 10 with CR4.DE=1) are not implemented: they never match (docs/bt.md).
+  std::vector<uint32_t> exec;
+  for (unsigned n = 0; n < 4; ++n) {
+    const dr::Breakpoint b = dr::breakpoint(s_.dr, n);
+    if (b.enabled && b.kind == dr::Kind::kExecute) exec.push_back(s_.dr[n]);
+  }
+  std::sort(exec.begin(), exec.end());
+  exec.erase(std::unique(exec.begin(), exec.end()), exec.end());
+  const bool data = dr::any_enabled(s_.dr, true);
+  const bool had_data = guest_data_breakpoints_;
+  guest_exec_breakpoints_ = std::move(exec);
+  guest_data_breakpoints_ = data;
+  system_.set_data_access_log(data ? &data_log_ : nullptr);
+  if (data != had_data) {
+    // Blocks with direct calls (kDirectCalls in key_flags) or without them run on chained to
+    // each other: all go, as for a new callout observer.
+    drop_translations();
+  }
+  apply_breakpoints();
+  if (data || had_data) watch_frames();
+}
+
+void BtEngine::apply_breakpoints() {
+  std::vector<uint32_t> all = debug_.breakpoints;
+  all.insert(all.end(), guest_exec_breakpoints_.begin(), guest_exec_breakpoints_.end());
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  if (all == translator_breakpoints_) return;
+  // Blocks translated before were made for the old set (chained, in tables): all go.
+  translator_.set_breakpoints(all);
+  translator_breakpoints_ = std::move(all);
+  drop_translations();
 }
 
 unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) {
@@ -205,7 +272,9 @@ uint32_t BtEngine::key_flags() const {
   bool cpl0 = s_.cpl() == 0 && (s_.cr0 & cr0::kPe);  // (real mode has CPL 0 too)
   if (!callout_observer_) {
     if (cpl0) f |= tb_flags::kCpl0;
-    f |= tb_flags::kDirectCalls;
+    // A guest data breakpoint: sensitive instructions go through handle_callout, which checks
+    // their accesses (direct calls would go on in translated code).
+    if (!guest_data_breakpoints_) f |= tb_flags::kDirectCalls;
     if (tsc_offset_ == 0 && (cpl0 || !(s_.cr4 & cr4::kTsd))) f |= tb_flags::kHostTsc;
   }
   return f;
@@ -389,6 +458,9 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
 
   bool done = false;
   Exit e = run_callout(&site.insn.zi, site.insn.ops, &site.insn, done);
+  // (A change of the guest's breakpoints may drop every translation, `site` with them: the
+  // flush count below leaves before `site` is used again.)
+  if (guest_breakpoints_changed_) update_guest_breakpoints();
   if (done) {
     direct_exit_ = std::move(e);
     direct_exit_pending_ = true;
@@ -555,6 +627,13 @@ bool BtEngine::dispatcher_has_work() const {
 
 uint64_t BtEngine::transfer_to(uint32_t flags, CalloutSite* site) {
   if (dispatcher_has_work()) return leave_direct_call();
+  if (s_.eflags & eflags::kRf) {
+    // IRET (or a task switch) loaded RF (Intel SDM Vol. 3B §17.3.1.1): it is cleared as the
+    // next instruction starts; the dispatcher runs that one alone past a guest instruction
+    // breakpoint.
+    if (!guest_exec_breakpoints_.empty()) return leave_direct_call();
+    s_.eflags &= ~eflags::kRf;
+  }
   const uint32_t fpu_active = ctx_->fpu_active;
   TranslationBlock* to = transfer_target(flags, site);
   if (ctx_->fpu_active != fpu_active) {
@@ -809,7 +888,21 @@ Exit BtEngine::handle_callout(bool& done) {
     ev.mnemonic = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
     callout_observer_(ev);
   }
-  return run_callout(decoded ? &insn : nullptr, ops, nullptr, done);
+  if (!guest_data_breakpoints_) {
+    Exit e = run_callout(decoded ? &insn : nullptr, ops, nullptr, done);
+    if (guest_breakpoints_changed_) update_guest_breakpoints();
+    return e;
+  }
+  // The guest's data breakpoints: the accesses the instruction made through its operands, once
+  // it completed (a fault empties the log), are traps run() delivers after it.
+  data_log_.clear();
+  Exit e = run_callout(decoded ? &insn : nullptr, ops, nullptr, done);
+  if (guest_breakpoints_changed_) update_guest_breakpoints();
+  uint32_t hits = 0;
+  for (const DataAccess& a : data_log_) hits |= dr::data_hits(s_.dr, a.linear, a.size, a.write);
+  data_log_.clear();
+  if (dr::fires(s_.dr[7], hits)) callout_hits_ |= hits;
+  return e;
 }
 
 Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
@@ -822,8 +915,12 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
   const ZydisDecodedInstruction& insn = decoded ? *decoded_insn : kNoInstruction;
   // A direct call's instruction is known: only the legacy group goes to execute_legacy.
   if (decoded && (!predecoded || is_legacy_instruction(insn.mnemonic))) {
-    LegacyOutcome legacy = execute_legacy(s_, insn, ops, linear_memory_);
+    LoggingMemory logged(linear_memory_, data_log_);
+    LegacyOutcome legacy = execute_legacy(
+        s_, insn, ops,
+        guest_data_breakpoints_ ? static_cast<LinearMemory&>(logged) : linear_memory_);
     if (legacy.result == LegacyResult::kDone) return Exit();
+    data_log_.clear();  // not done: nothing the guest's data breakpoints see
     if (legacy.result == LegacyResult::kFault) {
       return raise_exception(legacy.fault, done);
     }
@@ -952,7 +1049,10 @@ Exit BtEngine::handle_fault(bool& done) {
           // checked when it runs alone again: re-checking would step it back here forever.
           if (from->key_flags & tb_flags::kSegUnchecked) single_step_unchecked_ = true;
         }
-        if (m.watched) watched_access_ = watched_access_at(m.linear, f.write);
+        if (m.watched) {
+          watched_access_ = watched_access_at(m.linear, f.write);
+          if (guest_data_breakpoints_) start_rep_iteration();
+        }
         if (m.table_write && !m.code_write && !callout_observer_) {
           // Adaptive translation: from now on this instruction stores into page tables through
           // the monitor, without a fault; its block is translated again with that shape.
@@ -1124,18 +1224,39 @@ Exit BtEngine::run() {
     const uint32_t debug_eip = s_.eip, debug_cs = s_.seg[kCs].selector;
     bool single = single_step_eip_ == s_.eip || shadow_step;
     single_step_eip_ = UINT32_MAX;
+    // EFLAGS.RF (Intel SDM Vol. 3B §17.3.1.1): cleared as the next instruction starts, which it
+    // lets past an instruction breakpoint of the guest's (run alone, breakpoints ignored); the
+    // debugger's own breakpoint there still stops first. A retry (a host fault the guest never
+    // saw) sets it again below.
+    const bool resume_flag = s_.eflags & eflags::kRf;
+    bool rf_step = false;
+    if (resume_flag) {
+      const uint32_t linear = s_.seg[kCs].base + s_.eip;
+      rf_step = guest_breakpoint_at(linear);
+      if (rf_step && !debug_one &&
+          std::binary_search(debug_.breakpoints.begin(), debug_.breakpoints.end(), linear)) {
+        Exit e(ExitReason::kDebug);
+        e.debug = DebugStop::kBreakpoint;
+        return e;
+      }
+      s_.eflags &= ~eflags::kRf;
+      single |= rf_step;
+    }
+    const uint32_t held_hits = held_hits_;
     const bool code_write = single && single_step_code_write_;
     const uint32_t unchecked = single && single_step_unchecked_ ? tb_flags::kSegUnchecked : 0;
     single_step_code_write_ = single_step_unchecked_ = false;  // one instruction each
     if (code_write) {
       // The store writes a page with translated code (maybe its own): a one-off block, not
       // write-protected, discarded after it ran.
-      tb = translator_.translate(s_.eip, flags | tb_flags::kSingleInstruction | unchecked,
+      tb = translator_.translate(s_.eip,
+                                 flags | tb_flags::kSingleInstruction | unchecked |
+                                     (debug_one || rf_step ? tb_flags::kNoBreakpoints : 0),
                                  s_.seg[kCs].base);
     } else if (single || debug_one) {
       // Kept: page-table stores and checked-segment instructions recur.
       tb = lookup(s_.eip, flags | tb_flags::kSingleInstruction | unchecked |
-                              (debug_one ? tb_flags::kNoBreakpoints : 0));
+                              (debug_one || rf_step ? tb_flags::kNoBreakpoints : 0));
     } else {
       tb = lookup(s_.eip, flags);
     }
@@ -1148,6 +1269,27 @@ Exit BtEngine::run() {
     ++dispatches_;
     recent_blocks_[recent_next_++ % recent_blocks_.size()] = tb->eip;
     enter(tb);
+    // The first instruction did not run: a host fault (retried, or the guest's fault, whose
+    // frame has RF=1 anyway) or a callout still to run.
+    const bool first_not_run =
+        (ctx_->exit_kind == ExitKind::kFault || ctx_->exit_kind == ExitKind::kCallout) &&
+        s_.eip == debug_eip && s_.seg[kCs].selector == debug_cs;
+    if (resume_flag && ctx_->exit_kind == ExitKind::kFault && first_not_run) {
+      s_.eflags |= eflags::kRf;
+    }
+    bool rep_goes_on = false;  // a single iteration ran and the REP instruction is not over
+    if (rep_iteration_) {
+      const RepIteration it = *rep_iteration_;
+      rep_iteration_.reset();
+      if (ctx_->exit_kind == ExitKind::kFault && first_not_run) {
+        s_.gpr[kEcx] += it.count - 1;  // the iteration did not complete: the count as it was
+      } else {
+        s_.gpr[kEcx] = it.count - 1;
+        const bool zf = s_.eflags & eflags::kZf;
+        rep_goes_on = !(it.repe && !zf) && !(it.repne && zf);
+        if (rep_goes_on) s_.eip = it.eip;
+      }
+    }
     if (single) {
       if (code_write) cache_.discard(tb);  // its page was not write-protected
       bool mmio_write = false;
@@ -1163,9 +1305,11 @@ Exit BtEngine::run() {
         return mmio_exit(true);
       }
     }
+    uint32_t db_hits = 0;  // B0-B3 of the guest's data breakpoints the instruction triggered
     if (single && watched_access_) {
       // The access to a watched frame ran (unless it faulted): a debugger's data breakpoint
-      // reports it after the instruction, with the watched byte's address.
+      // reports it after the instruction, with the watched byte's address; the guest's are a
+      // #DB trap after it (Intel SDM Vol. 3B §17.2.5), below.
       const WatchedAccess access = *watched_access_;
       watched_access_.reset();
       if (ctx_->exit_kind != ExitKind::kFault) {
@@ -1175,6 +1319,10 @@ Exit BtEngine::run() {
           e.debug_watch = hit->first;
           e.debug_address = hit->second;
           return e;
+        }
+        if (guest_data_breakpoints_) {
+          const uint32_t hits = dr::data_hits(s_.dr, access.linear, access.size, access.write);
+          if (dr::fires(s_.dr[7], hits)) db_hits = hits;
         }
       }
     }
@@ -1226,10 +1374,21 @@ Exit BtEngine::run() {
       case ExitKind::kFault:
         e = handle_fault(done);
         break;
-      case ExitKind::kDebugStop:
-        e = Exit(ExitReason::kDebug);
-        e.debug = DebugStop::kBreakpoint;
-        return e;
+      case ExitKind::kDebugStop: {
+        const uint32_t linear = s_.seg[kCs].base + s_.eip;
+        if (std::binary_search(debug_.breakpoints.begin(), debug_.breakpoints.end(), linear)) {
+          e = Exit(ExitReason::kDebug);  // the debugger's breakpoint: it comes first
+          e.debug = DebugStop::kBreakpoint;
+          return e;
+        }
+        // The guest's instruction breakpoint: a fault, before the instruction runs (Intel SDM
+        // Vol. 3B §17.3.1.1), the frame's RF as EFLAGS.RF is (0: with RF set the dispatcher
+        // runs the instruction instead).
+        if (s_.eflags & eflags::kRf) break;
+        s_.dr[6] = dr::dr6_with_hits(s_.dr[6], dr::execute_hits(s_.dr, linear));
+        e = raise_exception(exc::kDb, done);
+        break;
+      }
     }
     if (done) return e;
     if (debug_.single_step && !(ctx_->exit_kind == ExitKind::kFault && s_.eip == debug_eip &&
@@ -1240,9 +1399,29 @@ Exit BtEngine::run() {
       e.debug = DebugStop::kStep;
       return e;
     }
-    if (trap_flag &&
-        (ctx_->exit_kind == ExitKind::kBranch || ctx_->exit_kind == ExitKind::kIndirect)) {
-      s_.dr[6] |= 1u << 14;  // DR6.BS: single-step
+    db_hits |= std::exchange(callout_hits_, 0);
+    if (held_hits) {
+      // The instruction after a MOV SS / POP SS ran: the data breakpoint it held is reported
+      // now (Intel SDM Vol. 3A §6.8.3), with this instruction's own; unless it is to run again.
+      if (first_not_run && ctx_->exit_kind == ExitKind::kFault) {
+        single_step_eip_ = s_.eip;
+      } else {
+        db_hits |= std::exchange(held_hits_, 0);
+      }
+    }
+    if (db_hits && system_.interrupt_shadow) {
+      // A MOV SS / POP SS triggered it: held until after the next instruction, which runs alone.
+      held_hits_ |= db_hits;
+      db_hits = 0;
+      single_step_eip_ = s_.eip;
+    }
+    const bool single_step_trap = trap_flag && (ctx_->exit_kind == ExitKind::kBranch ||
+                                                ctx_->exit_kind == ExitKind::kIndirect);
+    if (single_step_trap || db_hits) {
+      if (single_step_trap) s_.dr[6] |= dr::kBs;  // DR6.BS: single-step
+      if (db_hits) s_.dr[6] = dr::dr6_with_hits(s_.dr[6], db_hits);
+      // A trap between iterations of a REP string instruction pushes RF=1 (§17.3.1.1).
+      if (db_hits && rep_goes_on) s_.eflags |= eflags::kRf;
       e = raise_exception(exc::kDb, done);
       if (done) return e;
     }
@@ -1301,12 +1480,9 @@ void BtEngine::set_callout_observer(std::function<void(const CalloutEvent&)> obs
 }
 
 std::string BtEngine::set_debug(const DebugSettings& settings) {
-  if (settings.breakpoints != debug_.breakpoints) {
-    // Blocks translated before were made for the old set (chained, in tables): all go.
-    translator_.set_breakpoints(settings.breakpoints);
-    drop_translations();
-  }
+  const bool changed = settings.breakpoints != debug_.breakpoints;
   debug_ = settings;
+  if (changed) apply_breakpoints();
   debug_resume_ = true;
   watch_frames();
   return {};
@@ -1317,7 +1493,16 @@ void BtEngine::watch_frames() {
   // inaccessible (read and access watchpoints) in the shadow page tables. A page not mapped now
   // is watched once a page-table switch maps it (on_paging_changed).
   std::vector<uint32_t> write_pages, access_pages;
-  for (const DebugSettings::Watch& w : debug_.watchpoints) {
+  std::vector<DebugSettings::Watch> watches = debug_.watchpoints;
+  for (unsigned n = 0; n < 4 && guest_data_breakpoints_; ++n) {
+    // The guest's data breakpoints (Intel SDM Vol. 3B §17.2.5): linear ranges, as a debugger's.
+    const dr::Breakpoint b = dr::breakpoint(s_.dr, n);
+    if (!b.enabled || (b.kind != dr::Kind::kWrite && b.kind != dr::Kind::kReadWrite)) continue;
+    watches.push_back({b.linear, b.length,
+                       b.kind == dr::Kind::kWrite ? DebugSettings::Watch::Kind::kWrite
+                                                  : DebugSettings::Watch::Kind::kAccess});
+  }
+  for (const DebugSettings::Watch& w : watches) {
     if (w.length == 0) continue;
     for (uint64_t page = w.linear >> 12; page <= (uint64_t{w.linear} + w.length - 1) >> 12;
          ++page) {
@@ -1332,6 +1517,24 @@ void BtEngine::watch_frames() {
     pages->erase(std::unique(pages->begin(), pages->end()), pages->end());
   }
   mmu_.set_watched_pages(write_pages, access_pages);
+}
+
+void BtEngine::start_rep_iteration() {
+  uint8_t bytes[16] = {};
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  if (!decode_at_eip(bytes, insn, ops) || insn.meta.category != ZYDIS_CATEGORY_STRINGOP ||
+      insn.address_width != 32 || s_.gpr[kEcx] <= 1 ||
+      !(insn.attributes &
+        (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))) {
+    return;
+  }
+  rep_iteration_ =
+      RepIteration{s_.gpr[kEcx], s_.eip, (insn.attributes & ZYDIS_ATTRIB_HAS_REPE) != 0,
+                   (insn.attributes & ZYDIS_ATTRIB_HAS_REPNE) != 0};
+  s_.gpr[kEcx] = 1;
+  // One element at the faulting address.
+  watched_access_->size = std::max<uint32_t>(1, insn.operand_width / 8);
 }
 
 BtEngine::WatchedAccess BtEngine::watched_access_at(uint32_t linear, bool write) {
@@ -1349,7 +1552,10 @@ BtEngine::WatchedAccess BtEngine::watched_access_at(uint32_t linear, bool write)
     access.write |= (ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
     access.size = std::max<uint32_t>(access.size, ops[i].size / 8);
   }
-  if (string) access.size = 0x1000 - (linear & 0xfff);
+  if (string &&
+      (insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))) {
+    access.size = 0x1000 - (linear & 0xfff);
+  }
   return access;
 }
 

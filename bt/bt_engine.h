@@ -1,6 +1,7 @@
 // The binary-translation engine: runs IA-32 guests on any x86-64 host, no VT-x/AMD-V needed.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -15,6 +16,7 @@
 
 #include "bt/bt_context.h"
 #include "bt/code_cache.h"
+#include "bt/debug_registers.h"
 #include "bt/guest_linear_memory.h"
 #include "bt/indirect_tables.h"
 #include "bt/legacy_ops.h"
@@ -102,6 +104,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void write_tsc(uint64_t value) override;
   void on_paging_changed(const VcpuState& s) override;
   void on_invlpg(uint32_t linear) override;
+  void on_debug_registers_changed(const VcpuState& s) override;
   // CodeFetcher
   unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) override;
   bool writes_page_tables(uint32_t eip) const override { return table_writers_.count(eip) != 0; }
@@ -259,6 +262,44 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// frame, accesses: its memory operand (a string instruction: to the end of the page, as it
   /// may repeat).
   WatchedAccess watched_access_at(uint32_t linear, bool write);
+  /// The guest's own breakpoints (DR0-DR3 as DR7 enables them; Intel SDM Vol. 3B §17.2,
+  /// docs/bt.md "The guest's debug registers"): the linear addresses of its enabled instruction
+  /// breakpoints (sorted), which the translator treats as a debugger's, and whether a data
+  /// breakpoint is enabled (its frames are watched as a debugger's watchpoints are, and
+  /// sensitive instructions are callouts, whose explicit accesses are logged in data_log_).
+  std::vector<uint32_t> guest_exec_breakpoints_;
+  bool guest_data_breakpoints_ = false;
+  bool guest_breakpoints_changed_ = false;  ///< a MOV DR changed them: update once it is over
+  /// A REP string instruction that touched a watched frame while the guest has a data
+  /// breakpoint runs one iteration alone (ECX made 1), so that a hit is reported at that
+  /// iteration's boundary (Intel SDM Vol. 3B §17.3.1.2): its count, EIP and termination.
+  struct RepIteration {
+    uint32_t count = 0, eip = 0;
+    bool repe = false, repne = false;  ///< CMPS/SCAS also end on ZF
+  };
+  std::optional<RepIteration> rep_iteration_;
+  /// Makes the instruction at EIP, about to run alone for watched_access_, a single iteration
+  /// when it is a REP string instruction with more than one to go.
+  void start_rep_iteration();
+  /// What the translator was given: the debugger's breakpoints and the guest's, merged.
+  std::vector<uint32_t> translator_breakpoints_;
+  std::vector<DataAccess> data_log_;
+  /// B0-B3 of the data breakpoints the last callout triggered (delivered by run()).
+  uint32_t callout_hits_ = 0;
+  /// B0-B3 of data breakpoints a MOV SS / POP SS holds until the next instruction has run
+  /// (Intel SDM Vol. 3A §6.8.3).
+  uint32_t held_hits_ = 0;
+  /// Re-reads the guest's breakpoints from s_.dr (DR writes, set_state).
+  void update_guest_breakpoints();
+  /// Gives the translator the debugger's and the guest's instruction breakpoints; a change drops
+  /// every translation.
+  void apply_breakpoints();
+  /// Whether the guest has an enabled instruction breakpoint at `linear`.
+  bool guest_breakpoint_at(uint32_t linear) const {
+    return !guest_exec_breakpoints_.empty() &&
+           std::binary_search(guest_exec_breakpoints_.begin(), guest_exec_breakpoints_.end(),
+                              linear);
+  }
   bool single_step_code_write_ = false;
   bool single_step_unchecked_ = false;
   bool io_pending_ = false;

@@ -188,13 +188,16 @@ uint32_t SystemEmulator::data_linear(const VcpuState& s, unsigned seg, uint32_t 
 uint32_t SystemEmulator::mem_read(const VcpuState& s, unsigned seg, uint32_t offset,
                                   unsigned size) {
   const uint32_t lin = data_linear(s, seg, offset, size, false);
-  return sys::read_u(mem_, lin, size, sys::cpl(s) == 3);
+  const uint32_t v = sys::read_u(mem_, lin, size, sys::cpl(s) == 3);
+  log_data_access(lin, size, false);
+  return v;
 }
 
 void SystemEmulator::mem_write(const VcpuState& s, unsigned seg, uint32_t offset, uint32_t value,
                                unsigned size) {
   const uint32_t lin = data_linear(s, seg, offset, size, true);
   sys::write_u(mem_, lin, value, size, sys::cpl(s) == 3);
+  log_data_access(lin, size, true);
 }
 
 uint32_t SystemEmulator::read_operand(const VcpuState& s, const Insn& in, unsigned i,
@@ -291,6 +294,7 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
     roll_back(s, before);
     interrupt_shadow = false;
     pending_ = PendingIo{};
+    if (data_log_) data_log_->clear();
     sys::Event ev;
     ev.vector = f.vector;
     ev.error_code = f.error_code;

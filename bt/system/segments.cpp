@@ -82,6 +82,7 @@ StepResult SystemEmulator::push_sreg(VcpuState& s, const Insn& in) {
   const uint32_t mask = sp.mask();
   sp.esp = (sp.esp & ~mask) | ((sp.esp - in.osize) & mask);
   sys::write_u(mem_, sp.ss.base + (sp.esp & mask), sel, 2, sp.user);
+  log_data_access(sp.ss.base + (sp.esp & mask), 2, true);
   sys::commit_esp(s, sp);
   s.eip = in.next_eip;
   return {};
@@ -93,7 +94,9 @@ StepResult SystemEmulator::pop_sreg(VcpuState& s, const Insn& in) {
   const int seg = sys::sreg_index(in.ops[0].reg.value);
   if (seg == kCs) sys::ud();
   sys::StackPtr sp = sys::current_stack(s);
+  const uint32_t top = sp.ss.base + (sp.esp & sp.mask());
   const uint16_t sel = static_cast<uint16_t>(sys::pop(mem_, sp, in.osize));
+  log_data_access(top, in.osize, false);
   load_data_segment(s, static_cast<unsigned>(seg), sel);
   sys::commit_esp(s, sp);
   if (seg == kSs) {

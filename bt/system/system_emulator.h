@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bt/system/guest_access.h"
 #include "vmm/cpu_model.h"
@@ -73,6 +74,18 @@ class SystemHooks {
   /// A segment register's selector or hidden part changed (the translator keys TBs on flat
   /// segments). Called once per changed register when an entry point returns.
   virtual void on_segment_loaded(const VcpuState&, unsigned /*seg*/) {}
+  /// MOV to DR0-DR3 or DR7 (DR5 with CR4.DE=0) wrote a breakpoint register: the engine
+  /// re-reads the guest's breakpoints (Intel SDM Vol. 3B §17.2).
+  virtual void on_debug_registers_changed(const VcpuState&) {}
+};
+
+/// A data access an emulated instruction made through its own operands (not a descriptor read,
+/// a stack frame of an event, nor any other implicit access): what the guest's data breakpoints
+/// are checked against (Intel SDM Vol. 3B §17.2.5).
+struct DataAccess {
+  uint32_t linear = 0;
+  uint32_t size = 0;
+  bool write = false;
 };
 
 /// Emulates privileged/sensitive instructions and delivers events for one vCPU.
@@ -149,6 +162,11 @@ class SystemEmulator {
   /// MOV SS / POP SS. Every entry point clears it first; the engine clears it after the next
   /// instruction or block it runs itself.
   bool interrupt_shadow = false;
+
+  /// While set, the explicit memory accesses of each instruction the emulator executes go to
+  /// `log` (cleared when an instruction faults: a faulting instruction triggers no data
+  /// breakpoint); the engine empties it. nullptr (the default) records nothing.
+  void set_data_access_log(std::vector<DataAccess>* log) { data_log_ = log; }
 
   /// Bytes of the buffer IoRequest::data points into: the most one string I/O step moves (a
   /// page of its memory operand).
@@ -280,6 +298,10 @@ class SystemEmulator {
   bool event_delivered_ = false;       ///< the current instruction delivered an exception/interrupt
   bool suppress_single_step_ = false;  ///< MOV SS/POP SS: no single-step trap after it
   bool keep_rf_ = false;               ///< IRET loaded RF: do not clear it after the instruction
+  std::vector<DataAccess>* data_log_ = nullptr;  ///< set_data_access_log
+  void log_data_access(uint32_t linear, uint32_t size, bool write) {
+    if (data_log_) data_log_->push_back({linear, size, write});
+  }
 };
 
 }  // namespace vmbt::bt

@@ -217,6 +217,7 @@ StepResult SystemEmulator::mov_dr(VcpuState& s, const Insn& in) {
     } else {
       s.dr[n] = v;
     }
+    if (n != 6) hooks_.on_debug_registers_changed(s);
   }
   s.eip = in.next_eip;
   return {};
