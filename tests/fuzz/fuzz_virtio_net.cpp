@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   NullBackend backend;
   NullIrq irq;
   vmbt::VirtioNet net(mem, backend);
-  vmbt::VirtioPciLegacy pci(mem, net, irq, 6, 0x020000, "net0");
+  vmbt::VirtioPci pci(mem, net, irq, 6, 0x020000, "net0");
   pci.assign_io_bar(0, kBar);
   // The legacy driver's set-up (virtio 1.2 §3.1.2): status, features, both queues, DRIVER_OK.
   pci.io_write(kBar + 0x12, 1, 1 | 2);

@@ -93,7 +93,7 @@ class VirtioNetTest : public ::testing::Test {
   FakeBackend backend;
   testing::FakeIrqSink irq;
   VirtioNet net;
-  VirtioPciLegacy pci;
+  VirtioPci pci;
   Ring rx, tx;
 };
 
