@@ -13,9 +13,6 @@
 // frame (net); [1] size selector (1, 2, 4, 8: MMIO only); [2..3] offset; [4..7] value. The BAR
 // target adds its offset to wherever BAR4 is now; the RAM target writes 4 bytes at 0x10000 +
 // 4 * offset.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -23,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/devices/net_backend.h"
+#include "tests/fuzz/fuzz_virtio_support.h"
 #include "vmm/devices/pci_host.h"
 #include "vmm/devices/virtio/virtio_blk.h"
 #include "vmm/devices/virtio/virtio_net.h"
@@ -31,31 +28,11 @@
 #include "vmm/machine/disk_image.h"
 #include "vmm/machine/guest_memory.h"
 #include "vmm/machine/io_bus.h"
-#include "vmm/machine/irq.h"
 
 namespace {
-const std::string& image_path() {
-  static const std::string path = [] {
-    const int fd = memfd_create("vmbt-fuzz-disk", 0);
-    if (fd < 0 || ftruncate(fd, 64 * 512) != 0) __builtin_trap();
-    return "/proc/self/fd/" + std::to_string(fd);
-  }();
-  return path;
-}
-class NullBackend final : public vmbt::NetBackend {
- public:
-  void send(const uint8_t* frame, size_t len) override {
-    for (size_t i = 0; i < len; ++i) sum += frame[i];
-  }
-  void poll(uint64_t) override {}
-  void wait_until(uint64_t) override {}
-  void inject(const std::vector<uint8_t>& frame) { deliver(frame.data(), frame.size()); }
-  unsigned sum = 0;
-};
-class NullIrq final : public vmbt::IrqSink {
- public:
-  void set_irq(unsigned, bool) override {}
-};
+using vmbt::fuzzing::image_path;
+using vmbt::fuzzing::NullBackend;
+using vmbt::fuzzing::NullIrq;
 constexpr unsigned kSlot = 3;
 constexpr uint16_t kIoBar = 0xc000;
 constexpr uint32_t kMemBar = 0xfe000000;

@@ -13,6 +13,7 @@
 
 #include "tests/unit/fake_irq_sink.h"
 #include "tests/unit/virtio_driver_ring.h"
+#include "tests/unit/virtio_test_support.h"
 #include "vmm/devices/buffer_console.h"
 #include "vmm/devices/net_backend.h"
 #include "vmm/devices/pci_host.h"
@@ -48,21 +49,7 @@ struct Cap {
   uint32_t offset = 0, length = 0, extra = 0;
 };
 
-/// A temporary 64-sector image; sector n holds the byte n everywhere.
-class TempImage {
- public:
-  TempImage() {
-    char name[] = "/tmp/vmbt-modern-test-XXXXXX";
-    const int fd = mkstemp(name);
-    path = name;
-    std::vector<uint8_t> data(64 * 512);
-    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i / 512);
-    EXPECT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-    close(fd);
-  }
-  ~TempImage() { unlink(path.c_str()); }
-  std::string path;
-};
+using TempImage = testing::TempDiskImage;
 
 /// The device behind PCI 00:03.0 on the machine's buses, and a driver's view of it.
 class ModernDriver {
@@ -172,11 +159,7 @@ class ModernDriver {
   uint32_t device_cfg(unsigned off, unsigned size) {
     return static_cast<uint32_t>(mmio.read(kBarBase + caps[kCapDevice].offset + off, size));
   }
-  uint64_t stat(const std::string& name) {
-    Stats s;
-    pci.collect_stats(s);
-    return s.get("virtio.dev0." + name);
-  }
+  uint64_t stat(const std::string& name) { return testing::transport_stat(pci, "dev0", name); }
 
   IoBus io;
   MmioBus mmio;
@@ -499,16 +482,9 @@ TEST_F(VirtioModernBlkTest, TheLegacyInterfaceStillWorksOnTheSameDevice) {
   EXPECT_EQ(drv.cfg_read(0x08, 1), 0u);
 }
 
-/// virtio-net through the modern interface: the 12-byte header (§5.1.6) with VERSION_1.
-class CountingBackend final : public NetBackend {
- public:
-  void send(const uint8_t* frame, size_t len) override { sent.emplace_back(frame, frame + len); }
-  void poll(uint64_t) override {}
-  void wait_until(uint64_t) override {}
-  void inject(const std::vector<uint8_t>& frame) { deliver(frame.data(), frame.size()); }
-  std::vector<std::vector<uint8_t>> sent;
-};
+using CountingBackend = testing::FakeNetBackend;
 
+/// virtio-net through the modern interface: the 12-byte header (§5.1.6) with VERSION_1.
 TEST(VirtioModernNetTest, VersionOneUsesTheTwelveByteHeaderBothWays) {
   GuestMemory mem(4u << 20);
   CountingBackend backend;
