@@ -6,8 +6,10 @@
 # sha256 of the file; a sector the guest writes with fsync (VIRTIO_BLK_T_FLUSH) must be in the
 # file after the run; with --snapshot the file must stay byte-identical while the guest still reads
 # its own write back; with readonly=on the guest's write must fail with an I/O error and the file
-# stay as it was; an ext2 file system made and written in one boot holds the file in the next; the
-# disk's interrupt reaches Linux through the DSDT's _PRT (GSI 11, level). Exit status: 0 pass, 1 fail, 77 skipped (no guest: Debian's archive unreachable).
+# stay as it was; an ext2 file system made and written in one boot holds the file in the next;
+# Linux drives the disk through the modern virtio-pci interface (VIRTIO_F_VERSION_1 negotiated)
+# and its interrupt reaches Linux through the DSDT's _PRT (GSI 11, level). Exit status: 0 pass,
+# 1 fail, 77 skipped (no guest: Debian's archive unreachable).
 set -u
 # shellcheck source=tests/e2e/oneshot_guest_lib.sh
 source "$(dirname "$0")/oneshot_guest_lib.sh"
@@ -25,6 +27,8 @@ if [ "$mode" = mount ]; then
 fi
 echo "pci-problems=$(dmesg | grep -c -E "can.t derive routing|no compatible bridge window|Firmware Bug")"
 echo "vda-irq=$(grep virtio0 /proc/interrupts | grep -o "IO-APIC *[0-9]*-fasteoi" | tr -s " ")"
+# VIRTIO_F_VERSION_1 (bit 32 of the negotiated features): the modern virtio-pci interface.
+echo "virtio-version1=$(cut -c33 /sys/bus/virtio/devices/virtio0/features)"
 echo "disk-sha256=$(dd if=/dev/vda bs=64k 2>/dev/null | sha256sum | cut -d" " -f1)"
 if echo VMBT-MARK-$mode | dd of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null; then
   echo write-ok
@@ -58,6 +62,7 @@ before=$(sha256sum "$disk" | cut -d' ' -f1)
 run rw --drive "$disk"
 [[ $status -eq 0 ]] || { show; fail "read-write run ended with status $status"; }
 want "disk-sha256=$before" "the guest's /dev/vda differs from the image"
+want "virtio-version1=1" "Linux did not take the modern virtio-pci interface (VIRTIO_F_VERSION_1)"
 want "write-ok" "read-write"
 want "readback=VMBT-MARK-rw" "read-write"
 [[ $(dd if="$disk" bs=512 skip=100 count=1 2>/dev/null | head -c 12) == VMBT-MARK-rw ]] ||

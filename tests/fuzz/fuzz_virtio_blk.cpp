@@ -6,31 +6,19 @@
 // Input: [0..1] the available index to publish; then up to 8 KiB copied to the queue's page
 // (0x10000: 256 descriptors, then the available ring), the rest to 0x20000 (buffers, headers,
 // indirect tables; the descriptors may point anywhere, inside RAM or not).
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
+#include "tests/fuzz/fuzz_virtio_support.h"
 #include "vmm/devices/virtio/virtio_blk.h"
 #include "vmm/devices/virtio/virtqueue.h"
 #include "vmm/machine/disk_image.h"
 #include "vmm/machine/guest_memory.h"
 
-namespace {
-/// A 64-sector image in a memfd, made once.
-const std::string& image_path() {
-  static const std::string path = [] {
-    const int fd = memfd_create("vmbt-fuzz-disk", 0);
-    if (fd < 0 || ftruncate(fd, 64 * 512) != 0) __builtin_trap();
-    return "/proc/self/fd/" + std::to_string(fd);
-  }();
-  return path;
-}
-}  // namespace
+using vmbt::fuzzing::image_path;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;

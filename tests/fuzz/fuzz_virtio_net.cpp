@@ -15,28 +15,14 @@
 #include <cstring>
 #include <vector>
 
-#include "vmm/devices/net_backend.h"
+#include "tests/fuzz/fuzz_virtio_support.h"
 #include "vmm/devices/virtio/virtio_net.h"
 #include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/machine/guest_memory.h"
-#include "vmm/machine/irq.h"
 
 namespace {
-class NullBackend final : public vmbt::NetBackend {
- public:
-  void send(const uint8_t* frame, size_t len) override {
-    // Touch every byte: the sanitizers check the device handed over what it said.
-    for (size_t i = 0; i < len; ++i) sum += frame[i];
-  }
-  void poll(uint64_t) override {}
-  void wait_until(uint64_t) override {}
-  void inject(const std::vector<uint8_t>& frame) { deliver(frame.data(), frame.size()); }
-  unsigned sum = 0;
-};
-class NullIrq final : public vmbt::IrqSink {
- public:
-  void set_irq(unsigned, bool) override {}
-};
+using vmbt::fuzzing::NullBackend;
+using vmbt::fuzzing::NullIrq;
 constexpr uint16_t kBar = 0xc000;
 constexpr size_t kRingBytes =
     16 * vmbt::VirtioNet::kQueueSize + 6 + 2 * vmbt::VirtioNet::kQueueSize;
@@ -65,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   NullBackend backend;
   NullIrq irq;
   vmbt::VirtioNet net(mem, backend);
-  vmbt::VirtioPciLegacy pci(mem, net, irq, 6, 0x020000, "net0");
+  vmbt::VirtioPci pci(mem, net, irq, 6, 0x020000, "net0");
   pci.assign_io_bar(0, kBar);
   // The legacy driver's set-up (virtio 1.2 §3.1.2): status, features, both queues, DRIVER_OK.
   pci.io_write(kBar + 0x12, 1, 1 | 2);

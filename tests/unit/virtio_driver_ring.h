@@ -12,8 +12,9 @@ namespace vmbt::testing {
 /// Descriptor flags (virtio 1.2 §2.7.5).
 inline constexpr uint16_t kDescNext = 1, kDescWrite = 2, kDescIndirect = 4;
 
-/// One split virtqueue of `size` entries in the legacy layout (virtio 1.2 §2.7, "Legacy
-/// Interfaces: A Note on Virtqueue Layout") at guest page `pfn`, written as a driver writes it.
+/// One split virtqueue of `size` entries, written as a driver writes it: in the legacy layout
+/// (virtio 1.2 §2.7, "Legacy Interfaces: A Note on Virtqueue Layout") at guest page `pfn`, or
+/// with its three parts placed separately as the modern interface allows (§2.7, §4.1.4.3).
 class DriverRing {
  public:
   DriverRing(GuestMemory& mem, uint32_t pfn, uint16_t size) : mem_(mem), pfn_(pfn), size_(size) {
@@ -21,6 +22,9 @@ class DriverRing {
     avail_ = desc_ + 16ull * size;
     used_ = (avail_ + 6 + 2ull * size + 4095) & ~4095ull;
   }
+  /// The modern placement: descriptor table, driver (available) and device (used) areas.
+  DriverRing(GuestMemory& mem, uint64_t desc, uint64_t avail, uint64_t used, uint16_t size)
+      : mem_(mem), pfn_(0), size_(size), desc_(desc), avail_(avail), used_(used) {}
   /// Descriptor `i` of the table at guest address `table` (the ring's, or an indirect one).
   void put_desc(uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
                 uint16_t next) {
@@ -57,6 +61,9 @@ class DriverRing {
     return {e[0], e[1]};
   }
   uint32_t pfn() const { return pfn_; }
+  uint64_t desc_addr() const { return desc_; }
+  uint64_t avail_addr() const { return avail_; }
+  uint64_t used_addr() const { return used_; }
 
  private:
   GuestMemory& mem_;

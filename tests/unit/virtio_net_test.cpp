@@ -9,6 +9,7 @@
 
 #include "tests/unit/fake_irq_sink.h"
 #include "tests/unit/virtio_driver_ring.h"
+#include "tests/unit/virtio_test_support.h"
 #include "vmm/devices/net_backend.h"
 #include "vmm/devices/virtio/virtio_net.h"
 #include "vmm/devices/virtio/virtio_pci.h"
@@ -28,16 +29,7 @@ constexpr uint16_t kHostFeatures = 0x00, kGuestFeatures = 0x04, kQueuePfn = 0x08
                    kConfig = 0x14;
 constexpr uint8_t kAcknowledge = 1, kDriver = 2, kDriverOk = 4, kNeedsReset = 64;
 
-/// A backend that records what the device sends and injects frames for the guest.
-class FakeBackend final : public NetBackend {
- public:
-  void send(const uint8_t* frame, size_t len) override { sent.emplace_back(frame, frame + len); }
-  void poll(uint64_t) override {}
-  void wait_until(uint64_t) override {}
-  void inject(const std::vector<uint8_t>& frame) { deliver(frame.data(), frame.size()); }
-  std::vector<std::vector<uint8_t>> sent;
-};
-
+using FakeBackend = testing::FakeNetBackend;
 using Ring = testing::DriverRing;
 
 class VirtioNetTest : public ::testing::Test {
@@ -83,17 +75,13 @@ class VirtioNetTest : public ::testing::Test {
     for (size_t i = 0; i < n; ++i) f[i] = static_cast<uint8_t>(seed + i * 7);
     return f;
   }
-  uint64_t stat(const std::string& name) {
-    Stats s;
-    pci.collect_stats(s);
-    return s.get("virtio.net0." + name);
-  }
+  uint64_t stat(const std::string& name) { return testing::transport_stat(pci, "net0", name); }
 
   GuestMemory mem;
   FakeBackend backend;
   testing::FakeIrqSink irq;
   VirtioNet net;
-  VirtioPciLegacy pci;
+  VirtioPci pci;
   Ring rx, tx;
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/unit/virtio_driver_ring.h"
+#include "tests/unit/virtio_test_support.h"
 #include "vmm/devices/virtio/virtio_blk.h"
 #include "vmm/devices/virtio/virtqueue.h"
 #include "vmm/machine/disk_image.h"
@@ -135,17 +136,9 @@ TEST_F(VirtqueueTest, BadGuestInputBreaksTheQueueNeverTheHost) {
 /// A 64-sector image whose sector n holds the byte n everywhere.
 class VirtioBlkTest : public ::testing::Test {
  protected:
-  VirtioBlkTest() : mem(4u << 20), q(mem), drv(mem, kPfn, 8) {
-    char name[] = "/tmp/vmbt-blk-test-XXXXXX";
-    const int fd = mkstemp(name);
-    path = name;
-    std::vector<uint8_t> data(64 * 512);
-    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i / 512);
-    EXPECT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-    close(fd);
+  VirtioBlkTest() : path(image_file.path), mem(4u << 20), q(mem), drv(mem, kPfn, 8) {
     q.set_legacy(kPfn, 8);
   }
-  ~VirtioBlkTest() override { unlink(path.c_str()); }
   /// A request: header at 0x20000, data at 0x21000 (`len`, `data_flags`), status at 0x22000.
   uint8_t request(VirtioBlk& blk, uint32_t type, uint64_t sector, uint32_t len, bool write_data) {
     uint8_t header[16] = {};
@@ -166,6 +159,7 @@ class VirtioBlkTest : public ::testing::Test {
     mem.read(0x22000, &status, 1);
     return status;
   }
+  testing::TempDiskImage image_file;
   std::string path;
   GuestMemory mem;
   SplitVirtqueue q;

@@ -50,7 +50,7 @@ uint32_t PciHost::io_read(uint16_t port, unsigned size) {
   if (port < kConfigData) {
     return port == kConfigAddress && size == 4 ? address_ : ones;
   }
-  const PciFunction* f = selected();
+  PciFunction* f = selected();
   if (!f) return ones;  // disabled, or no such function: master abort
   return f->config_read((address_ & 0xfc) + (port - kConfigData), size);
 }

@@ -96,6 +96,11 @@ void MmioBus::add(uint64_t base, uint64_t length, MmioDevice* device, std::strin
   ranges_.push_back({base, length, device, std::move(name)});
 }
 
+void MmioBus::add_movable(uint64_t length, MmioDevice* device, std::string name) {
+  if (length == 0) throw Error("an MMIO window of no bytes");
+  ranges_.push_back({0, length, device, std::move(name), false});
+}
+
 void MmioBus::relocate(const MmioDevice* device, uint64_t base, bool visible) {
   for (auto& r : ranges_) {
     if (r.device == device) {

@@ -81,6 +81,9 @@ class IoBus {
 class MmioBus {
  public:
   void add(uint64_t base, uint64_t length, MmioDevice* device, std::string name);
+  /// Adds a window that moves (a PCI memory BAR): hidden until relocate() shows it. It may
+  /// overlap other windows: those added before it take precedence.
+  void add_movable(uint64_t length, MmioDevice* device, std::string name);
   /// Moves `device`'s window (added before) to `base`, or hides it (`visible` false). A moved
   /// window may overlap another; windows added earlier take precedence (the local APIC's page
   /// hides what lies under it, as the processor's own APIC intercepts accesses to its page).

@@ -38,6 +38,9 @@ constexpr unsigned kCom1Irq = 4;
 /// 0xC000 (SeaBIOS's first PCI I/O address), an ISA interrupt line each (QEMU's PCI lines).
 constexpr unsigned kFirstDriveSlot = 3;
 constexpr uint16_t kFirstPciIo = 0xc000, kPciIoStride = 0x100;
+/// The modern virtio interface's memory BARs (VirtioPci::kModernBarSize each), from 0xFE000000
+/// (where SeaBIOS puts QEMU's virtio BARs; above any RAM, below the I/O APIC).
+constexpr uint32_t kFirstPciMemory = 0xfe000000;
 constexpr uint8_t kDriveIrqs[] = {11, 10, 5, 7};
 /// The NIC: the PCI slot after the last drive, the I/O BAR after theirs, and an ISA line of its
 /// own (6: no floppy controller here; the drives' lines are taken, and a level-triggered line is
@@ -49,7 +52,7 @@ constexpr uint8_t kNetIrq = 6;
 struct Machine::Drive {
   std::unique_ptr<DiskImage> image;
   std::unique_ptr<VirtioBlk> blk;
-  std::unique_ptr<VirtioPciLegacy> pci;
+  std::unique_ptr<VirtioPci> pci;
 };
 
 Machine::Machine(const GuestConfig& config, CharBackend& console)
@@ -103,11 +106,15 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
     d->image = std::make_unique<DiskImage>(config.drives[i].path, config.drives[i].read_only,
                                            config.snapshot);
     d->blk = std::make_unique<VirtioBlk>(memory_, *d->image, static_cast<unsigned>(i));
-    d->pci = std::make_unique<VirtioPciLegacy>(memory_, *d->blk, *isa_irqs_, kDriveIrqs[i],
-                                               0x010000, fmt::format("blk{}", i));
+    d->pci = std::make_unique<VirtioPci>(memory_, *d->blk, *isa_irqs_, kDriveIrqs[i], 0x010000,
+                                         fmt::format("blk{}", i));
     pci_host_->attach(kFirstDriveSlot + static_cast<unsigned>(i), *d->pci);
     d->pci->attach_io(io_);
     d->pci->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * i));
+    d->pci->attach_mmio(mmio_);
+    d->pci->assign_memory_bar(
+        VirtioPci::kModernBar,
+        kFirstPciMemory + VirtioPci::kModernBarSize * static_cast<uint32_t>(i));
     drives_.push_back(std::move(d));
     acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + i), kDriveIrqs[i]});
   }
@@ -115,11 +122,13 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
     const auto n = static_cast<unsigned>(drives_.size());
     net_backend_ = std::make_unique<SlirpBackend>(config.net.forwards);
     net_ = std::make_unique<VirtioNet>(memory_, *net_backend_);
-    net_pci_ =
-        std::make_unique<VirtioPciLegacy>(memory_, *net_, *isa_irqs_, kNetIrq, 0x020000, "net0");
+    net_pci_ = std::make_unique<VirtioPci>(memory_, *net_, *isa_irqs_, kNetIrq, 0x020000, "net0");
     pci_host_->attach(kFirstDriveSlot + n, *net_pci_);
     net_pci_->attach_io(io_);
     net_pci_->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * n));
+    net_pci_->attach_mmio(mmio_);
+    net_pci_->assign_memory_bar(VirtioPci::kModernBar,
+                                kFirstPciMemory + VirtioPci::kModernBarSize * n);
     acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + n), kNetIrq});
   }
 

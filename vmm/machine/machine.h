@@ -37,7 +37,7 @@ class AcpiPm;
 class Hpet;
 class DiskImage;
 class VirtioBlk;
-class VirtioPciLegacy;
+class VirtioPci;
 class VirtioNet;
 
 /// A PC: RAM, the vCPU's local APIC at 0xFEE00000 (xAPIC, LINT0 virtual wire to the 8259s), an
@@ -46,7 +46,8 @@ class VirtioNet;
 /// isa-debug-exit at 0xf4, POST port 0x80, fw_cfg at 0x510, 8042 keyboard controller at 0x60/0x64
 /// (IRQ1/12, nothing attached), System Control Port A at 0x92, PCI configuration mechanism #1 at
 /// 0xcf8-0xcff with an i440FX host bridge, an HPET at 0xFED00000, ACPI fixed hardware at 0x600
-/// (PM1 blocks, PM timer), virtio-blk drives at 00:03.0 and on, a virtio-net NIC after them (IRQ 6)
+/// (PM1 blocks, PM timer), virtio-blk drives at 00:03.0 and on, a virtio-net NIC after them (IRQ 6;
+/// transitional virtio-pci: legacy I/O BARs from 0xC000, modern memory BARs from 0xFE000000)
 /// and the ACPI tables at 0xE0000 that describe it all. Both engines' exits are answered here,
 /// so a guest sees the same devices whichever engine runs it.
 class Machine {
@@ -117,7 +118,7 @@ class Machine {
   std::vector<std::unique_ptr<Drive>> drives_;
   std::unique_ptr<NetBackend> net_backend_;
   std::unique_ptr<VirtioNet> net_;
-  std::unique_ptr<VirtioPciLegacy> net_pci_;
+  std::unique_ptr<VirtioPci> net_pci_;
   std::vector<PolledDevice*> polled_;
 };
 

@@ -24,8 +24,9 @@ class VirtioQueueAccess {
   virtual bool serve_queue(unsigned index, const std::function<bool(SplitVirtqueue&)>& serve) = 0;
 };
 
-/// A virtio device type (block, network...) behind a transport (vmm/devices/virtio/virtio_pci.h):
-/// its feature bits, queues, configuration space and request processing.
+/// A virtio device type (block, network...) behind a transport (vmm/devices/virtio/virtio_pci.h,
+/// legacy and modern interfaces alike, virtio 1.2 §4.1): its feature bits, queues, configuration
+/// space and request processing.
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
@@ -35,7 +36,8 @@ class VirtioDevice {
   /// VIRTIO_RING_F_INDIRECT_DESC) together.
   virtual uint64_t features() const = 0;
   virtual unsigned queue_count() const = 0;
-  /// Every queue's size (the legacy interface fixes it; a power of two).
+  /// Every queue's maximum size (a power of two): the legacy interface fixes it, the modern one
+  /// offers it as queue_size and lets the driver choose a smaller power of two (§4.1.4.3.2).
   virtual uint16_t queue_size() const = 0;
   /// The device-specific configuration space (§5.x.4): its size and bytes, little-endian.
   virtual unsigned config_size() const = 0;
@@ -46,6 +48,12 @@ class VirtioDevice {
   /// The transport, for a device that uses its queues between notifies (the transport calls this
   /// once, and outlives no device use: it is the device's owner's job to keep both alive).
   virtual void attach_transport(VirtioQueueAccess& /*transport*/) {}
+  /// The features the driver accepted (§2.2; a subset of features() and, through the modern
+  /// interface, VIRTIO_F_VERSION_1, bit 32): the legacy interface passes each write of its guest
+  /// features register, the modern one the set it accepted with FEATURES_OK (§3.1.1). A device
+  /// whose buffers' layout depends on them (virtio-net's header) follows them; reset() goes back
+  /// to none.
+  virtual void set_driver_features(uint64_t /*features*/) {}
   /// The driver reset the device (status 0).
   virtual void reset() {}
   /// Adds the device's counters to `stats` under `prefix`.

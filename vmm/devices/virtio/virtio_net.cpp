@@ -19,6 +19,10 @@ VirtioNet::~VirtioNet() {
   backend_.set_receiver(nullptr);
 }
 
+void VirtioNet::set_driver_features(uint64_t features) {
+  header_bytes_ = (features & kFeatureVersion1) ? kHeaderBytesVersion1 : kHeaderBytes;
+}
+
 bool VirtioNet::process(unsigned index, SplitVirtqueue& queue) {
   // A notify of the receiveq only says buffers were added: they are used as frames arrive.
   return index == kTransmitQ && transmit(queue);
@@ -30,14 +34,14 @@ bool VirtioNet::transmit(SplitVirtqueue& queue) {
   for (unsigned n = 0; n < queue.size(); ++n) {
     std::optional<DescriptorChain> chain = queue.pop();
     if (!chain) break;
-    if (chain->readable < kHeaderBytes) {
-      throw VirtqueueError("a transmitted packet without its 10-byte virtio_net_hdr");
+    if (chain->readable < header_bytes_) {
+      throw VirtqueueError("a transmitted packet without its virtio_net_hdr");
     }
-    const uint64_t len = chain->readable - kHeaderBytes;
+    const uint64_t len = chain->readable - header_bytes_;
     if (len > kMaxFrame) {
       ++tx_dropped_too_big_;
     } else {
-      chain->read(memory_, kHeaderBytes, frame_.data(), len);
+      chain->read(memory_, header_bytes_, frame_.data(), len);
       ++tx_packets_;
       tx_bytes_ += len;
       // (The backend may answer at once, e.g. an ARP reply: receive() runs inside this call.)
@@ -58,17 +62,19 @@ void VirtioNet::receive(const uint8_t* frame, size_t len) {
   auto fill = [&](SplitVirtqueue& queue) {
     std::optional<DescriptorChain> chain = queue.pop();
     if (!chain) return false;
-    if (chain->writable < kHeaderBytes + len) {
+    if (chain->writable < header_bytes_ + len) {
       // Too small: given back empty (no partial frames), the frame dropped.
       ++rx_dropped_too_big_;
       queue.push(chain->head, 0);
       placed = true;
       return true;
     }
-    const uint8_t header[kHeaderBytes] = {};  // flags 0, VIRTIO_NET_HDR_GSO_NONE, no offsets
-    chain->write(memory_, 0, header, kHeaderBytes);
-    chain->write(memory_, kHeaderBytes, frame, len);
-    queue.push(chain->head, static_cast<uint32_t>(kHeaderBytes + len));
+    // flags 0, VIRTIO_NET_HDR_GSO_NONE, no offsets; num_buffers 1 (§5.1.6.4.2) in the 12-byte
+    // header.
+    const uint8_t header[kHeaderBytesVersion1] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    chain->write(memory_, 0, header, header_bytes_);
+    chain->write(memory_, header_bytes_, frame, len);
+    queue.push(chain->head, static_cast<uint32_t>(header_bytes_ + len));
     ++rx_packets_;
     rx_bytes_ += len;
     placed = true;

@@ -19,9 +19,10 @@ class NetBackend;
 /// else (no checksum offload, no GSO, no MRG_RXBUF, no control queue); configuration (§5.1.4):
 /// mac (kMac, QEMU's default 52:54:00:12:34:56) and status VIRTIO_NET_S_LINK_UP.
 ///
-/// Every packet in either direction is the 10-byte legacy struct virtio_net_hdr (§5.1.6; the
-/// 12-byte form needs VIRTIO_NET_F_MRG_RXBUF or VIRTIO_F_VERSION_1, neither offered) followed by
-/// one Ethernet frame of at most kMaxFrame bytes.
+/// Every packet in either direction is a struct virtio_net_hdr (§5.1.6) followed by one Ethernet
+/// frame of at most kMaxFrame bytes: the 10-byte legacy header when the driver came through the
+/// legacy interface, the 12-byte one (num_buffers last) when it accepted VIRTIO_F_VERSION_1
+/// through the modern interface (§5.1.6: "Legacy Interface: Device Operation").
 ///
 /// Transmit (§5.1.6.2): on a notify of the transmitq, each chain's readable part is gathered, the
 /// header dropped and the frame sent to the backend; the chain is used with length 0. A chain
@@ -29,8 +30,9 @@ class NetBackend;
 /// in first element"); a larger frame is dropped and counted.
 ///
 /// Receive (§5.1.6.3, §5.1.6.4): a frame from the backend goes at once into the next available
-/// receiveq chain: a zeroed header (flags 0, gso_type VIRTIO_NET_HDR_GSO_NONE) and the frame,
-/// used length 10 + frame length, then an interrupt. Nothing is queued in the host: with no
+/// receiveq chain: a zeroed header (flags 0, gso_type VIRTIO_NET_HDR_GSO_NONE; num_buffers 1 in
+/// the 12-byte header, §5.1.6.4.2) and the frame, used length header + frame length, then an
+/// interrupt. Nothing is queued in the host: with no
 /// buffer available (or the driver not ready) the frame is dropped and counted, and a chain too
 /// small for it is given back unwritten (used length 0, which Linux drops as a short packet).
 class VirtioNet final : public VirtioDevice {
@@ -39,6 +41,9 @@ class VirtioNet final : public VirtioDevice {
   static constexpr unsigned kReceiveQ = 0, kTransmitQ = 1;
   /// The legacy header without MRG_RXBUF (§5.1.6, "Legacy Interface: Device Operation").
   static constexpr uint32_t kHeaderBytes = 10;
+  /// The header with VIRTIO_F_VERSION_1 (§5.1.6: num_buffers is always there).
+  static constexpr uint32_t kHeaderBytesVersion1 = 12;
+  static constexpr uint64_t kFeatureVersion1 = 1ull << 32;
   /// The largest frame moved either way (a 64 KiB IP packet in an Ethernet frame with a VLAN tag,
   /// QEMU's NET_BUFSIZE less its header); larger ones are dropped.
   static constexpr uint32_t kMaxFrame = 65562;
@@ -62,6 +67,12 @@ class VirtioNet final : public VirtioDevice {
   uint8_t config_byte(unsigned offset) const override { return config_[offset]; }
   bool process(unsigned index, SplitVirtqueue& queue) override;
   void attach_transport(VirtioQueueAccess& transport) override { transport_ = &transport; }
+  /// VIRTIO_F_VERSION_1 accepted: the 12-byte header (§5.1.6).
+  void set_driver_features(uint64_t features) override;
+  /// Back to the legacy header.
+  void reset() override { header_bytes_ = kHeaderBytes; }
+  /// The header in use: kHeaderBytes or kHeaderBytesVersion1.
+  uint32_t header_bytes() const { return header_bytes_; }
   void collect_stats(Stats& stats, const std::string& prefix) const override;
 
   /// A frame for the guest (the backend's receiver): into the receiveq now, or dropped.
@@ -74,6 +85,7 @@ class VirtioNet final : public VirtioDevice {
   GuestMemory& memory_;
   NetBackend& backend_;
   VirtioQueueAccess* transport_ = nullptr;
+  uint32_t header_bytes_ = kHeaderBytes;
   std::array<uint8_t, 8> config_{};
   std::vector<uint8_t> frame_;  ///< one transmitted frame, kMaxFrame bytes
   uint64_t tx_packets_ = 0, tx_bytes_ = 0, tx_dropped_too_big_ = 0;

@@ -54,14 +54,26 @@ uint64_t DescriptorChain::write(GuestMemory& mem, uint64_t offset, const void* s
 void SplitVirtqueue::set_legacy(uint32_t pfn, uint16_t size) {
   reset();
   if (pfn == 0 || size == 0) return;
+  const uint64_t desc = uint64_t{pfn} << 12;
+  const uint64_t avail = desc + 16ull * size;
+  const uint64_t avail_end = avail + 6 + 2ull * size;
+  set_rings(size, desc, avail, (avail_end + kAlign - 1) & ~uint64_t{kAlign - 1});
   pfn_ = pfn;
+}
+
+void SplitVirtqueue::set_rings(uint16_t size, uint64_t desc, uint64_t avail, uint64_t used) {
+  reset();
+  if (size == 0) return;
   size_ = size;
-  desc_ = uint64_t{pfn} << 12;
-  avail_ = desc_ + 16ull * size;
-  const uint64_t avail_end = avail_ + 6 + 2ull * size;
-  used_ = (avail_end + kAlign - 1) & ~uint64_t{kAlign - 1};
-  const uint64_t used_end = used_ + 6 + 8ull * size;
-  if (!mem_.contains(desc_, used_end - desc_)) {
+  desc_ = desc;
+  avail_ = avail;
+  used_ = used;
+  // Every part in RAM (§2.7: descriptor table 16 bytes an entry; available ring flags, idx,
+  // ring[size], used_event; used ring flags, idx, ring[size] of 8 bytes, avail_event), aligned.
+  const bool fits = mem_.contains(desc, 16ull * size) && mem_.contains(avail, 6 + 2ull * size) &&
+                    mem_.contains(used, 6 + 8ull * size);
+  const bool aligned = desc % 16 == 0 && avail % 2 == 0 && used % 4 == 0;
+  if (!fits || !aligned || (size & (size - 1)) != 0 || size > 32768) {
     broken_ = true;  // reported at the first pop()
   }
 }
@@ -109,7 +121,8 @@ void SplitVirtqueue::add_segment(DescriptorChain& chain, const Descriptor& d) co
 std::optional<DescriptorChain> SplitVirtqueue::pop() {
   if (!enabled()) return std::nullopt;
   try {
-    if (broken_) throw VirtqueueError("the queue's rings lie outside guest RAM");
+    if (broken_)
+      throw VirtqueueError("the queue's rings lie outside guest RAM (or are misaligned)");
     const uint16_t avail_idx = read16(avail_ + 2);
     const uint16_t pending = static_cast<uint16_t>(avail_idx - last_avail_);
     if (pending == 0) return std::nullopt;

@@ -39,9 +39,12 @@ struct DescriptorChain {
   uint64_t write(GuestMemory& mem, uint64_t offset, const void* src, uint64_t len) const;
 };
 
-/// A split virtqueue in the legacy layout (§2.7, "Legacy Interfaces: A Note on Virtqueue
-/// Layout"): at the guest-physical page the driver gives, the descriptor table (16 bytes a
-/// descriptor), the available ring right after it, the used ring at the next 4096-byte boundary.
+/// A split virtqueue (§2.7) over guest RAM, placed either in the legacy layout (§2.7, "Legacy
+/// Interfaces: A Note on Virtqueue Layout": at the guest-physical page the driver gives, the
+/// descriptor table (16 bytes a descriptor), the available ring right after it, the used ring at
+/// the next 4096-byte boundary) or, through the modern interface, as three parts the driver
+/// places separately (§2.7, §4.1.4.3: queue_desc, queue_driver, queue_device). Either way the
+/// same code walks it.
 ///
 /// pop() takes chains in available-ring order and checks every guest value: the available index
 /// may run at most `size` ahead of the device, head and next indices are below `size`, a chain
@@ -59,9 +62,20 @@ class SplitVirtqueue {
   /// Sets the queue's place (legacy QueueAddress: the page frame number) and size (a power of
   /// two, the device's choice in the legacy interface); pfn 0 disables the queue.
   void set_legacy(uint32_t pfn, uint16_t size);
+  /// Places the queue's three parts separately (the modern interface, virtio 1.2 §2.7 and
+  /// §4.1.4.3): `size` entries (a power of two, at most 32768: §2.7), the descriptor table at
+  /// `desc` (16-byte aligned, §2.7 table "Virtqueue Part Alignment"), the driver (available)
+  /// area at `avail` (2-byte aligned) and the device (used) area at `used` (4-byte aligned). The
+  /// queue is enabled; a bad size, a misaligned part or one outside guest RAM (any address at or
+  /// above 4 GiB is: RAM ends below) leaves it broken, reported by the first pop() as for a bad
+  /// legacy page.
+  void set_rings(uint16_t size, uint64_t desc, uint64_t avail, uint64_t used);
   bool enabled() const { return size_ != 0; }
   uint16_t size() const { return size_; }
+  /// The legacy page frame number (0 when placed by set_rings or disabled).
   uint32_t pfn() const { return pfn_; }
+  /// True when the placement was refused (set_rings/set_legacy) or the driver broke the queue.
+  bool broken() const { return broken_; }
   /// The next available chain, or nullopt when the driver has made none available.
   std::optional<DescriptorChain> pop();
   /// Puts chain `head` in the used ring with `written` bytes written to it (§2.7.8).
