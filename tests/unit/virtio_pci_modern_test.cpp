@@ -537,11 +537,10 @@ TEST(VirtioModernNetTest, VersionOneUsesTheTwelveByteHeaderBothWays) {
 TEST(VirtioModernMachineTest, TheMachinePutsTheModernBarOnItsMmioBus) {
   TempImage tmp;
   BufferConsole console;
-  MachineConfig config;
+  GuestConfig config;
   config.ram_bytes = 16u << 20;
-  config.console = &console;
   config.drives.push_back({tmp.path, true});
-  Machine machine(config);
+  Machine machine(config, console);
   // 00:03.0's BAR4 as the machine assigned it, memory decoding on.
   machine.io().write(0xcf8, 4, 0x80000000u | (3u << 11) | 0x20);
   const uint32_t bar = machine.io().read(0xcfc, 4);
