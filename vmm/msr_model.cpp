@@ -63,6 +63,9 @@ std::optional<uint64_t> MsrModel::read(uint32_t index, uint64_t /*guest_tsc*/) c
   }
   if (const int slot = fixed_slot(index); slot >= 0) return fixed_[static_cast<size_t>(slot)];
   switch (index) {
+    case kPlatformId:  // platform 0
+    case kBiosSignId:  // no microcode update loaded
+      return 0;
     case kApicBase:
       return apic_.base_msr();
     case kMtrrCap:
@@ -100,6 +103,8 @@ bool MsrModel::write(uint32_t index, uint64_t value, uint64_t guest_tsc) {
     return true;
   }
   switch (index) {
+    case kBiosSignId:  // a microcode update's trigger: accepted, nothing loads
+      return true;
     case kApicBase:
       return apic_.write_base_msr(value);
     case kMiscEnable:
@@ -123,7 +128,7 @@ bool MsrModel::write(uint32_t index, uint64_t value, uint64_t guest_tsc) {
       apic_.write_tsc_deadline(value, guest_tsc);
       return true;
     default:
-      return false;  // IA32_MTRRCAP is read-only; every other MSR is absent
+      return false;  // IA32_PLATFORM_ID and IA32_MTRRCAP are read-only; every other is absent
   }
 }
 

@@ -17,9 +17,9 @@ class LocalApic;
 /// | MSR | index | kept by | behaviour |
 /// |---|---|---|---|
 /// | IA32_TIME_STAMP_COUNTER | 0x10 | engine | read/write the guest TSC |
-/// | IA32_PLATFORM_ID | 0x17 | engine | reads 0 (platform 0), writes #GP |
+/// | IA32_PLATFORM_ID | 0x17 | here | reads 0 (platform 0), writes #GP |
 /// | IA32_APIC_BASE | 0x1B | here, local APIC | base, BSP, EN; EXTD and reserved bits #GP |
-/// | IA32_BIOS_SIGN_ID | 0x8B | engine | reads 0 (no microcode update), writes ignored |
+/// | IA32_BIOS_SIGN_ID | 0x8B | here | reads 0 (no microcode update), writes ignored |
 /// | IA32_MTRRCAP | 0xFE | here | 0x508: 8 variable ranges, fixed ranges, WC; writes #GP |
 /// | IA32_SYSENTER_CS/ESP/EIP | 0x174-0x176 | engine | read/write (low 32 bits kept) |
 /// | IA32_MISC_ENABLE | 0x1A0 | here | kMiscEnableWritable read back; other bits fixed, #GP if
@@ -58,7 +58,8 @@ class MsrModel {
   /// WRMSR: false for #GP(0) (nothing changes then).
   bool write(uint32_t index, uint64_t value, uint64_t guest_tsc);
 
-  static constexpr uint32_t kApicBase = 0x1B, kMtrrCap = 0xFE, kMcgCap = 0x179, kMiscEnable = 0x1A0,
+  static constexpr uint32_t kPlatformId = 0x17, kBiosSignId = 0x8B, kApicBase = 0x1B,
+                            kMtrrCap = 0xFE, kMcgCap = 0x179, kMiscEnable = 0x1A0,
                             kMtrrPhysBase0 = 0x200, kMtrrFix64K = 0x250, kMtrrFix16K80000 = 0x258,
                             kMtrrFix16KA0000 = 0x259, kMtrrFix4KC0000 = 0x268, kPat = 0x277,
                             kMtrrDefType = 0x2FF, kTscDeadline = 0x6E0, kEfer = 0xC0000080;

@@ -10,8 +10,8 @@ using sys::Insn;
 
 namespace {
 // The MSRs the engine keeps itself (the rest are the platform's: vmm/msr_model.h has the table).
-constexpr uint32_t kMsrTsc = 0x10, kMsrPlatformId = 0x17, kMsrBiosSignId = 0x8b,
-                   kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175, kMsrSysenterEip = 0x176;
+constexpr uint32_t kMsrTsc = 0x10, kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175,
+                   kMsrSysenterEip = 0x176;
 }  // namespace
 
 // CPUID: the leaves of the vmbt CPU model, as the platform presents them.
@@ -41,8 +41,8 @@ StepResult SystemEmulator::rdpmc(VcpuState& /*s*/, const Insn& /*in*/) {
   sys::gp(0);
 }
 
-// RDMSR: CPL0; IA32_TIME_STAMP_COUNTER, IA32_SYSENTER_CS/ESP/EIP, IA32_BIOS_SIGN_ID (reads 0: no
-// microcode update loaded), IA32_PLATFORM_ID; the platform's MSRs; any other MSR -> #GP(0).
+// RDMSR: CPL0; IA32_TIME_STAMP_COUNTER and IA32_SYSENTER_CS/ESP/EIP (the engine's); the platform's
+// MSRs (vmm/msr_model.h); any other MSR -> #GP(0).
 StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
   if (sys::cpl(s) != 0) sys::gp(0);
   uint64_t v;
@@ -59,10 +59,6 @@ StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
     case kMsrSysenterEip:
       v = s.sysenter_eip;
       break;
-    case kMsrBiosSignId:
-    case kMsrPlatformId:  // no microcode update, platform 0
-      v = 0;
-      break;
     default: {
       const std::optional<uint64_t> platform = hooks_.read_platform_msr(s.gpr[kEcx]);
       if (!platform) sys::gp(0);
@@ -76,9 +72,8 @@ StepResult SystemEmulator::rdmsr(VcpuState& s, const Insn& in) {
   return {};
 }
 
-// WRMSR: CPL0; the same MSRs (SYSENTER MSRs keep the low 32 bits; a write to IA32_BIOS_SIGN_ID is
-// accepted and ignored; IA32_PLATFORM_ID is read-only); the platform's, which may refuse a value
-// with #GP(0); others -> #GP(0).
+// WRMSR: CPL0; the same MSRs (SYSENTER MSRs keep the low 32 bits); the platform's, which may refuse
+// a value with #GP(0); others -> #GP(0).
 StepResult SystemEmulator::wrmsr(VcpuState& s, const Insn& in) {
   if (sys::cpl(s) != 0) sys::gp(0);
   const uint64_t v = (uint64_t{s.gpr[kEdx]} << 32) | s.gpr[kEax];
@@ -95,8 +90,6 @@ StepResult SystemEmulator::wrmsr(VcpuState& s, const Insn& in) {
       break;
     case kMsrSysenterEip:
       s.sysenter_eip = s.gpr[kEax];
-      break;
-    case kMsrBiosSignId:
       break;
     default:
       if (!hooks_.write_platform_msr(s.gpr[kEcx], v)) sys::gp(0);

@@ -15,6 +15,7 @@
 #include "vmm/error.h"
 #include "vmm/machine/guest_memory.h"
 #include "vmm/machine/irq.h"
+#include "vmm/msr_model.h"
 
 namespace vmbt {
 
@@ -87,6 +88,10 @@ const char* exit_reason_name(uint32_t r) {
       return "io";
     case KVM_EXIT_MMIO:
       return "mmio";
+    case KVM_EXIT_X86_RDMSR:
+      return "rdmsr";
+    case KVM_EXIT_X86_WRMSR:
+      return "wrmsr";
     case KVM_EXIT_HLT:
       return "hlt";
     case KVM_EXIT_SHUTDOWN:
@@ -425,6 +430,55 @@ bool KvmEngine::debug_access(uint32_t linear, uint8_t* data, size_t size, bool w
                              });
 }
 
+void KvmEngine::set_platform_msrs(MsrModel* msrs) {
+  msrs_ = msrs;
+  if (!msrs || msr_routing_) return;
+  if (kvm_.check_extension(KVM_CAP_X86_USER_SPACE_MSR) <= 0 ||
+      kvm_.check_extension(KVM_CAP_X86_MSR_FILTER) <= 0) {
+    return;  // KVM answers the guest's MSRs itself, as before these features
+  }
+  kvm_enable_cap cap{};
+  cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
+  // Denied by the filter below, or unknown to KVM: to user space.
+  cap.args[0] = KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN;
+  if (ioctl(vm_fd_, KVM_ENABLE_CAP, &cap) < 0) return;
+  // Default deny: every MSR leaves KVM except the ones VcpuState keeps, which KVM holds while the
+  // guest runs here (set_state/state move them): TSC, and SYSENTER_CS/ESP/EIP.
+  static uint8_t allow_one = 0x1, allow_three = 0x7;
+  kvm_msr_filter filter{};
+  filter.flags = KVM_MSR_FILTER_DEFAULT_DENY;
+  filter.ranges[0] = {KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, 1, kMsrTsc, &allow_one};
+  filter.ranges[1] = {KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, 3, kMsrSysenterCs, &allow_three};
+  msr_routing_ = ioctl(vm_fd_, KVM_X86_SET_MSR_FILTER, &filter) == 0;
+}
+
+void KvmEngine::answer_msr_exit() {
+  ++msr_exits_;
+  const uint32_t index = run_->msr.index;
+  const bool read = run_->exit_reason == KVM_EXIT_X86_RDMSR;
+  // IA32_TSC_DEADLINE exists only where CPUID.1:ECX[24] says so (SDM Vol. 4 Table 2-2), and this
+  // engine withholds that bit (the constructor says why): #GP here, as on such a CPU.
+  if (!msrs_ || index == MsrModel::kTscDeadline) {
+    run_->msr.error = 1;
+    return;
+  }
+  if (read) {
+    const std::optional<uint64_t> v = msrs_->read(index, 0);
+    run_->msr.error = v ? 0 : 1;
+    if (v) run_->msr.data = *v;
+    return;
+  }
+  const bool ok = msrs_->write(index, run_->msr.data, 0);
+  run_->msr.error = ok ? 0 : 1;
+  if (ok && index == MsrModel::kApicBase) {
+    // KVM's own copy decides CPUID.1:EDX.APIC (which follows IA32_APIC_BASE.EN, SDM Vol. 3A
+    // §11.4.3); a host-initiated write passes the filter. Best effort: kvm-pvm keeps no MSRs.
+    MsrList base({MsrModel::kApicBase});
+    base.entry(0).data = run_->msr.data;
+    ioctl(vcpu_fd_, KVM_SET_MSRS, base.get());
+  }
+}
+
 void KvmEngine::kick(const void*) {
   // Async-signal-safe: the next (or current, via the signal's EINTR) KVM_RUN returns at once.
   __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
@@ -483,6 +537,10 @@ Exit KvmEngine::run() {
         exit.mmio.data = run_->mmio.data;  // KVM completes a read from here at the next KVM_RUN
         return exit;
       }
+      case KVM_EXIT_X86_RDMSR:
+      case KVM_EXIT_X86_WRMSR:
+        answer_msr_exit();
+        continue;  // KVM completes the instruction (or raises #GP) at the next KVM_RUN
       case KVM_EXIT_HLT:
         exit.reason = ExitReason::kHalt;
         return exit;
@@ -609,6 +667,9 @@ void KvmEngine::collect_stats(Stats& stats) {
   for (const auto& [name, n] : exit_counts_) stats.add("kvm.exit_reasons." + name, n);
   stats.add("interrupts_injected", interrupts_injected_);
   stats.add("nmis_injected", nmis_injected_);
+  stats.add("kvm.platform_msr_exits", msr_exits_);
+  stats.set_text("kvm.msrs", msr_routing_ ? "platform model (KVM_X86_SET_MSR_FILTER)"
+                                          : "KVM's own (no MSR filter on this host)");
   stats.set_text("kvm.cpuid", cpuid_model_set_
                                   ? "vmbt CPU model"
                                   : "host KVM refused KVM_SET_CPUID2 (not the vmbt model)");

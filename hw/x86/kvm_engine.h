@@ -43,12 +43,21 @@ class KvmEngine final : public Engine {
   /// An event injected but not yet delivered, or an interrupt shadow (KVM_GET_VCPU_EVENTS).
   std::string hand_over_blocker() override;
   bool nmis_blocked() override;
+  /// The guest's RDMSR/WRMSR of every MSR but those VcpuState keeps (TSC, SYSENTER_CS/ESP/EIP)
+  /// leave KVM for user space, where `msrs` answers them as on bt (KVM API doc §4.126
+  /// KVM_X86_SET_MSR_FILTER, §7.21 KVM_CAP_X86_USER_SPACE_MSR): the platform MSRs are the
+  /// same on both engines and stay with the guest across a switch. Without those KVM features,
+  /// KVM keeps answering them itself (msr_routing() false).
+  void set_platform_msrs(MsrModel* msrs) override;
+  bool msr_routing() const { return msr_routing_; }
   /// kvm-pvm (no VT-x/AMD-V) runs no paged guest.
   std::string cannot_run(const VcpuState& state) override;
   void set_tsc(uint64_t tsc) override;
 
  private:
   void inject_pending_interrupt();
+  /// Answers a KVM_EXIT_X86_RDMSR or _WRMSR from the platform's MSRs (run_->msr; error = #GP).
+  void answer_msr_exit();
   Exit shutdown_exit();
   bool shutdown_was_paging_refusal();
   Exit internal_error_exit();
@@ -71,6 +80,9 @@ class KvmEngine final : public Engine {
   uint64_t interrupts_injected_ = 0;
   uint64_t nmis_injected_ = 0;
   bool cpuid_model_set_ = false;
+  MsrModel* msrs_ = nullptr;
+  bool msr_routing_ = false;
+  uint64_t msr_exits_ = 0;
 
  public:
   /// Whether KVM accepted the vmbt CPU model (KVM_SET_CPUID2); kvm-pvm refuses it.

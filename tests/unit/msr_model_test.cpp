@@ -33,6 +33,12 @@ TEST_F(MsrModelTest, AbsentMsrsRaiseGp) {
   EXPECT_FALSE(msrs.write(MsrModel::kMtrrCap, 0x508, 0));
   EXPECT_EQ(msrs.read(MsrModel::kMcgCap, 0), 0u);
   EXPECT_FALSE(msrs.write(MsrModel::kMcgCap, 0, 0));
+  // IA32_PLATFORM_ID reads platform 0 and is read-only; IA32_BIOS_SIGN_ID reads 0 (no microcode
+  // update loaded) and takes writes (the update trigger), which load nothing.
+  EXPECT_EQ(msrs.read(MsrModel::kPlatformId, 0), 0u);
+  EXPECT_FALSE(msrs.write(MsrModel::kPlatformId, 0, 0));
+  EXPECT_TRUE(msrs.write(MsrModel::kBiosSignId, 0x1234, 0));
+  EXPECT_EQ(msrs.read(MsrModel::kBiosSignId, 0), 0u);
 }
 
 TEST_F(MsrModelTest, MiscEnableWritableBitsReadBackOthersAreFixed) {
