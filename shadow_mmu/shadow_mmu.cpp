@@ -81,6 +81,34 @@ class RamPhys final : public PhysAccess {
   GuestMemory& ram_;
 };
 
+/// Guest-physical memory as a space that is not current saw it when its shadows were derived:
+/// its page-directory entries are the remembered ones (`derived`), never the page at its CR3,
+/// and nothing is written. That address space may be gone, its directory freed and reused for
+/// anything, a file's page cache say; a walk through it that set an Accessed bit there set
+/// bit 5 of a word of whatever the page held now (seen as Debian guests' libkmod and ld.so
+/// corrupted in the page cache, one boot in about fifteen under load).
+class DerivedDirectoryPhys final : public PhysAccess {
+ public:
+  DerivedDirectoryPhys(PhysAccess& ram, uint32_t directory_page,
+                       const std::array<uint32_t, 1024>& derived)
+      : ram_(ram), directory_page_(directory_page), derived_(derived) {}
+  bool read32(uint32_t pa, uint32_t* v) override {
+    if ((pa >> 12) == directory_page_) {
+      *v = derived_[(pa & 0xfff) >> 2];
+      return true;
+    }
+    return ram_.read32(pa, v);
+  }
+  /// The walks made through it are reads of entries with A set already (prefetch,
+  /// downgrade_entries): nothing to write, and nothing may be.
+  bool write32(uint32_t, uint32_t) override { return true; }
+
+ private:
+  PhysAccess& ram_;
+  uint32_t directory_page_;
+  const std::array<uint32_t, 1024>& derived_;
+};
+
 }  // namespace
 
 struct ShadowMmu::Space {
@@ -570,6 +598,14 @@ void ShadowMmu::add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t ph
   maps.push_back({&space, space.generation, lin_page});
 }
 
+WalkResult ShadowMmu::walk_in(Space& space, uint32_t linear, const Access& access) {
+  if (&space == current_) return walk(*phys_, mode_, linear, access);
+  PagingMode mode = mode_;
+  mode.cr3 = space.cr3_base;
+  DerivedDirectoryPhys derived(*phys_, space.cr3_base >> 12, space.derived_pde);
+  return walk(derived, mode, linear, access);
+}
+
 void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w) {
   // Trace the structures this translation came from. A table used for a translation is no
   // longer being flooded with writes.
@@ -577,10 +613,14 @@ void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w)
   if (pd_page == flood_page_ || (!w.large && (w.pte_addr >> 12) == flood_page_)) {
     flood_page_ = UINT32_MAX;
   }
-  uint32_t pde = 0;
-  phys_->read32(w.pde_addr, &pde);
-  space.set_derived(lin_page >> 10, pde);
-  protect(pd_page, protect::kPageTable);
+  // Only the current space's directory is the guest's (CR3) and traced; another space's walk
+  // came from its derived entries (walk_in), which stay as they are.
+  if (&space == current_) {
+    uint32_t pde = 0;
+    phys_->read32(w.pde_addr, &pde);
+    space.set_derived(lin_page >> 10, pde);
+    protect(pd_page, protect::kPageTable);
+  }
   if (!w.large) {
     uint32_t pt_page = w.pte_addr >> 12;
     uint32_t pde_index = lin_page >> 10;
@@ -862,10 +902,8 @@ bool ShadowMmu::downgrade_entries(uint32_t pt_page, uint32_t index) {
     const uint32_t lin_page = (m.lin_page << 10) | index;
     const uint32_t e = space.shadow[lin_page];
     if (!(e & entry::kMapped)) continue;
-    PagingMode mode = mode_;
-    mode.cr3 = space.cr3_base;
     // Rights as a walk now finds them (the entry has A set: the walk changes nothing).
-    const WalkResult w = walk(*phys_, mode, lin_page << 12, Access{false, false, false});
+    const WalkResult w = walk_in(space, lin_page << 12, Access{false, false, false});
     if (!w.ok || w.large || (w.pte_addr >> 12) != pt_page ||
         (w.page_base >> 12) != (e & entry::kPhysMask)) {
       return false;  // not what it seemed: drop it
@@ -978,10 +1016,7 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint
     if ((!awaited && !fresh) || (space.shadow[lin_page] & entry::kMapped)) continue;
     const uint32_t window =
         awaited ? awaited_.window : ((pte & kUser) ? entry::kInUser : entry::kInSup);
-    PagingMode mode = mode_;
-    mode.cr3 = space.cr3_base;
-    WalkResult w =
-        walk(*phys_, mode, lin_page << 12, Access{false, window == entry::kInUser, false});
+    WalkResult w = walk_in(space, lin_page << 12, Access{false, window == entry::kInUser, false});
     if (!w.ok || w.large || (w.pte_addr >> 12) != pt_page ||
         backing_of(w.page_base) != Backing::kRam) {
       continue;

@@ -218,6 +218,10 @@ class ShadowMmu {
   /// A hidden fault in a 4 MiB page of the supervisor view (a kernel's direct map): maps all of
   /// it with one host call when none of it is mapped yet; false when it cannot (then one page).
   bool fill_large(Space& space, uint32_t lin_page, const WalkResult& w);
+  /// Walks `linear` in `space`: the current one through the guest's tables as the CPU does;
+  /// any other through the page-directory entries its shadows were derived from, writing
+  /// nothing (its directory may be gone and its page reused: DerivedDirectoryPhys).
+  WalkResult walk_in(Space& space, uint32_t linear, const Access& access);
   void trace_walk(Space& space, uint32_t lin_page, const WalkResult& w);
   void protect(uint32_t phys_page, uint8_t reason);
   void unprotect(uint32_t phys_page, uint8_t reason);

@@ -423,6 +423,50 @@ TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
   EXPECT_GT(mmu_.stats().ranges_kept, 50u);
 }
 
+TEST_F(ShadowMmuTest, AnAddressSpaceThatIsGoneIsNotWalkedThroughItsOldDirectory) {
+  // Address spaces A and B share a kernel page table (Linux copies its kernel entries into every
+  // page directory); A alone uses another (a table private to it). Both derive shadows from them.
+  // Then B is current, A's process is gone, and its directory page is a page table now, mapping
+  // a shared library's page-cache frame, whose words have bit 0 set (here every one). When B's
+  // kernel takes write access away from the shared PTE (set_memory_ro: a downgrade kept in every
+  // space) or installs a PTE in A's private table (prefetched into the only space using it), the
+  // MMU must not walk A's old directory: such a walk took the library page for a page table and
+  // set bit 5 (Accessed) of one of its words (Debian's libkmod and ld.so, in the page cache).
+  constexpr uint32_t kPdA = 0x2000, kPdB = 0x3000, kSharedPt = 0x20000, kPrivatePt = 0x21000;
+  constexpr uint32_t kLibrary = 0x22000;
+  constexpr uint32_t kShared = 990, kPrivate = 226;
+  constexpr uint32_t kSharedLinear = (kShared << 22) | 0x5000;
+  constexpr uint32_t kPrivateLinear = (kPrivate << 22) | 0x6000;
+  constexpr uint32_t kFrame = kFrames + 0x7000, kNewFrame = kFrames + 0x8000;
+  ram_.write32(kPdA + kShared * 4, kSharedPt | 0x27);  // P, R/W, U/S, A
+  ram_.write32(kPdB + kShared * 4, kSharedPt | 0x27);
+  ram_.write32(kPdA + kPrivate * 4, kPrivatePt | 0x27);
+  ram_.write32(kSharedPt + 5 * 4, kFrame | 0x63);  // P, R/W, A, D (supervisor)
+  ram_.write32(kPrivatePt + 6 * 4, kFrame | 0x63);
+  set_paging(true, false, kPdA);
+  ASSERT_TRUE(access(kSharedLinear, false, false, 0).ok);
+  ASSERT_TRUE(access(kPrivateLinear, false, false, 0).ok);
+  set_paging(true, false, kPdB);
+  ASSERT_TRUE(access(kSharedLinear, false, false, 0).ok);
+  // The library's page, and A's old directory reused as a page table mapping it everywhere
+  // (written as a device's DMA and a kernel's stores the MMU no longer traces would be).
+  std::vector<uint32_t> library(1024), table(1024, kLibrary | 0x25);       // P, U/S, A
+  for (uint32_t i = 0; i < 1024; ++i) library[i] = 0x7066765f + (i << 8);  // bit 0 set, 5 clear
+  ASSERT_TRUE(ram_.write(kLibrary, library.data(), 4096));
+  mmu_.note_phys_write(kLibrary, 4096);
+  ASSERT_TRUE(ram_.write(kPdA, table.data(), 4096));
+  mmu_.note_phys_write(kPdA, 4096);
+  table_store(kSharedPt + 5 * 4, kFrame | 0x61, false);      // R/W cleared: a downgrade
+  table_store(kPrivatePt + 7 * 4, kNewFrame | 0x23, false);  // a new present, accessed PTE
+  for (uint32_t i = 0; i < 1024; ++i) {
+    ASSERT_EQ(ram_.read32(kLibrary + i * 4), library[i]) << "word " << i << " of the library";
+    ASSERT_EQ(ram_.read32(kPdA + i * 4), table[i]) << "word " << i << " of A's old directory";
+  }
+  // B's translation has the new rights: readable, a supervisor write faults (CR0.WP=1).
+  check_access(kSharedLinear, false, false, 0);
+  check_access(kSharedLinear, true, false, 0x1234);
+}
+
 TEST_F(ShadowMmuTest, WatchedFramesFaultAsTheirKindSays) {
   // A debugger's watchpoints (set_watched_pages): stores into a write-watched frame, and every
   // access to an access-watched one, fault with `watched` through every linear page that maps
