@@ -230,9 +230,15 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   }
   next.tr = sys::segment_from(tss_sel, tss);
   next.cr0 |= cr0::kTs;
+  // L0-L3 enable the old task's breakpoints only: cleared at every task switch, G0-G3 kept
+  // (Intel SDM Vol. 3B §17.2.4).
+  constexpr uint32_t kDr7LocalEnables = 0x55;
+  const bool local_breakpoints = next.dr[7] & kDr7LocalEnables;
+  next.dr[7] &= ~kDr7LocalEnables;
   const bool new_space = next.cr3 != s.cr3;
   static_cast<VcpuRegisters&>(s) = next;
   if (new_space) hooks_.on_paging_changed(s);
+  if (local_breakpoints) hooks_.on_debug_registers_changed(s);
   if (push_error) {
     stack.esp = s.gpr[kEsp];
     try {

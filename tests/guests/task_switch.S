@@ -92,6 +92,13 @@ GUEST_ENTRY
 1:
   EXC_CHECK "task gate dpl below rpl", 13, GATE_DPL0, ANY
 
+  /* A local and a global data breakpoint on a word nothing touches: the task switch clears L0
+   * and keeps G1 (SDM Vol. 3B §17.2.4; task A reads DR7). */
+  mov $dr_idle, %eax
+  mov %eax, %dr0
+  mov %eax, %dr1
+  mov $0x00110009, %eax          /* L0, G1; R/W0 = R/W1 = 01 (writes), one byte */
+  mov %eax, %dr7
   /* CALL to TSS_A: nested. The far pointer's offset is ignored. */
   mov $0x11111111, %ebx
   mov $0x22222222, %esi
@@ -111,6 +118,11 @@ GUEST_ENTRY
   CHECK_EQ $TSS_BUSY_TYPE, "caller's tss stays busy"
   mov a_saw_ts, %eax
   CHECK_EQ $8, "cr0.ts set by the task switch"
+  mov a_saw_dr7, %eax
+  and $0xff, %eax
+  CHECK_EQ $0x08, "task switch clears dr7 l0-l3 keeps g0-g3"
+  xor %eax, %eax
+  mov %eax, %dr7
   GDT_TYPE TSS_A
   CHECK_EQ $9, "returned-from tss available again"
   str %ax
@@ -201,6 +213,8 @@ task_a:
   mov %cr0, %eax
   and $8, %eax
   mov %eax, a_saw_ts
+  mov %dr7, %eax
+  mov %eax, a_saw_dr7
   mov $0x99999999, %ebx
   mov $0x88888888, %esi
   iret                           /* NT=1: back to the caller */
@@ -271,6 +285,8 @@ a_saw_link: .long -1
 a_saw_tr: .long -1
 a_saw_main_type: .long -1
 a_saw_ts: .long -1
+a_saw_dr7: .long -1
+dr_idle: .long 0
 a_jmp_nt: .long -1
 a_jmp_main_type: .long -1
 de_count: .long 0
