@@ -80,6 +80,25 @@ class FakeRam64 : public PhysAccess {
   int writes = 0;
 };
 
+/// 64 KiB of guest RAM behind only the 4-byte interface (as ShadowMmu's PhysAccess is today):
+/// PAE walks go through PhysAccess's default read64 / write64_low.
+class Ram32 : public PhysAccess {
+ public:
+  bool read32(uint32_t pa, uint32_t* v) override {
+    if (pa / 4 >= w.size()) return false;
+    *v = w[pa / 4];
+    return true;
+  }
+  bool write32(uint32_t pa, uint32_t v) override {
+    written.push_back(pa);
+    if (pa / 4 >= w.size()) return false;
+    w[pa / 4] = v;
+    return true;
+  }
+  std::vector<uint32_t> w = std::vector<uint32_t>(0x4000);
+  std::vector<uint32_t> written;  ///< addresses of the write32 calls
+};
+
 std::string hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
@@ -537,20 +556,7 @@ TEST(PageWalkerPaeNx, IdOnlyForFetchesWithNxe) {
 TEST(PageWalkerPaeNx, ThirtyTwoBitPagingHasNoNx) {
   // §4.1.1 / §4.7: NXE affects only PAE (and 4-level) paging; 32-bit paging never sets I/D and
   // has no XD bit (its entries are 4 bytes).
-  class Ram32 : public PhysAccess {
-   public:
-    std::vector<uint32_t> w = std::vector<uint32_t>(0x4000);
-    bool read32(uint32_t pa, uint32_t* v) override {
-      if (pa / 4 >= w.size()) return false;
-      *v = w[pa / 4];
-      return true;
-    }
-    bool write32(uint32_t pa, uint32_t v) override {
-      if (pa / 4 >= w.size()) return false;
-      w[pa / 4] = v;
-      return true;
-    }
-  } ram;
+  Ram32 ram;
   PagingMode mode;
   mode.cr3 = 0x1000;
   mode.nxe = true;
@@ -691,23 +697,7 @@ TEST(PageWalkerPaeHigh, FramesAndTablesAboveFourGiB) {
 TEST(PageWalkerPaeDefaultAccess, FourByteInterfaceServesPaeBelowFourGiB) {
   // A PhysAccess with only read32/write32 (the ShadowMmu's today): read64 reads the two halves,
   // write64_low writes the low one, and nothing lies at or above 4 GiB.
-  class Ram32 : public PhysAccess {
-   public:
-    std::vector<uint32_t> w = std::vector<uint32_t>(0x4000);
-    int writes = 0;
-    bool read32(uint32_t pa, uint32_t* v) override {
-      if (pa / 4 >= w.size()) return false;
-      *v = w[pa / 4];
-      return true;
-    }
-    bool write32(uint32_t pa, uint32_t v) override {
-      ++writes;
-      EXPECT_EQ(pa & 7u, 0u) << "only the low dword of an entry is written";
-      if (pa / 4 >= w.size()) return false;
-      w[pa / 4] = v;
-      return true;
-    }
-  } ram;
+  Ram32 ram;
   ram.w[kPdeAddr / 4] = kPt | P | RW | US;
   ram.w[kPteAddr / 4] = kFrame | P | RW | US;
   ram.w[kPteAddr / 4 + 1] = 0x80000003u;  // XD, frame bits 33:32
@@ -716,7 +706,8 @@ TEST(PageWalkerPaeDefaultAccess, FourByteInterfaceServesPaeBelowFourGiB) {
   ASSERT_TRUE(r.ok);
   EXPECT_TRUE(r.nx);
   EXPECT_EQ(r.phys, 0x300005123u);
-  EXPECT_EQ(ram.writes, 2);
+  EXPECT_EQ(ram.written, (std::vector<uint32_t>{kPdeAddr, kPteAddr}))
+      << "only the low dword of each entry is written";
   EXPECT_EQ(ram.w[kPteAddr / 4 + 1], 0x80000003u);
   EXPECT_EQ(ram.w[kPteAddr / 4], kFrame | P | RW | US | A | D);
   // A page directory at 4 GiB or above is outside this RAM: not present.
