@@ -370,7 +370,7 @@ TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
       code_writes_.clear();
       check_access(linear, true, user, rng());
       if (allowed && code_pages.erase(w.phys >> 12)) {
-        EXPECT_EQ(code_writes_, std::vector<uint32_t>{w.phys >> 12})
+        EXPECT_EQ(code_writes_, std::vector<uint32_t>{static_cast<uint32_t>(w.phys >> 12)})
             << std::hex << "a write to a page with translated code at " << linear;
         ++code_writes_seen;
       } else {
