@@ -12,6 +12,10 @@
 #   pipe       dd bs=64 count=20000 | dd bs=64: every write wakes the reader (context switches)
 #   pagetouch  dd bs=64M count=1 of=/dev/null: 64 MiB of fresh anonymous memory touched (page
 #              faults, page-table writes)
+#   python     Debian's i386 CPython 3.11 (python3.11-minimal) counting to 3,000,000 in a while
+#              loop (an interpreter: indirect branches, calls, returns); in a second boot whose
+#              initramfs holds CPython (scripts/get-debian-guest --python), after a first
+#              `python3 -S -c pass` (its start waits for the guest kernel's random pool)
 # The guest is Debian 12's own i386 kernel and busybox (scripts/get-debian-guest); "native" is the
 # same static i386 busybox binary run directly on this host (it runs 32-bit programs).
 # Workload times inside the guest come from busybox `time` (the guest's clock follows the host's:
@@ -39,6 +43,12 @@ time sh -c '$fe' 2>&1 | sed 's/^/BENCH-forkexec /';
 time sh -c '$pp' 2>&1 | sed 's/^/BENCH-pipe /';
 time sh -c '$pt' 2>&1 | sed 's/^/BENCH-pagetouch /'"
 img=$("$src/scripts/get-debian-guest" --oneshot "$script") || { echo "linux.sh: no guest" >&2; exit 2; }
+py='i = 0
+while i < 3000000: i += 1'
+py_script="python3 -S -c pass; time python3 -S -c '$py' 2>&1 | sed 's/^/BENCH-python /'"
+py_img=$("$src/scripts/get-debian-guest" --python --oneshot "$py_script") ||
+  { echo "linux.sh: no CPython guest" >&2; exit 2; }
+py_tree=$src/guest-cache/python-i386
 kernel=$src/guest-cache/vmlinuz-686
 busybox=$src/guest-cache/busybox-i386
 
@@ -51,6 +61,8 @@ run_guest() {  # engine-label command... -> prints the console to stdout
 }
 
 bt_out=$(run_guest "$vmbt" run --engine bt --kernel "$kernel" --initrd "$img" --memory 256M --timeout 600 </dev/null)
+bt_out+=$'\n'$(run_guest "$vmbt" run --engine bt --kernel "$kernel" --initrd "$py_img" --memory 256M --timeout 600 </dev/null)
+workloads+=" python"
 declare -A bt qemu native
 bt[boot]=$(parse_boot <<<"$bt_out")
 for w in $workloads; do bt[$w]=$(parse_time $w <<<"$bt_out"); done
@@ -58,6 +70,8 @@ for w in $workloads; do bt[$w]=$(parse_time $w <<<"$bt_out"); done
 if command -v qemu-system-i386 >/dev/null; then
   q_out=$(run_guest timeout 900 qemu-system-i386 -nographic -no-reboot -m 256M -kernel "$kernel" \
     -initrd "$img" -append "console=ttyS0")
+  q_out+=$'\n'$(run_guest timeout 900 qemu-system-i386 -nographic -no-reboot -m 256M -kernel "$kernel" \
+    -initrd "$py_img" -append "console=ttyS0")
   qemu[boot]=$(parse_boot <<<"$q_out")
   for w in $workloads; do qemu[$w]=$(parse_time $w <<<"$q_out"); done
   qemu_note="QEMU TCG: $(qemu-system-i386 --version | head -1)"
@@ -75,6 +89,9 @@ if "$busybox" true 2>/dev/null; then
   native[forkexec]=$(PATH=$(dirname "$busybox"):$PATH nt "$fe")
   native[pipe]=$(PATH=$(dirname "$busybox"):$PATH nt "$pp")
   native[pagetouch]=$(PATH=$(dirname "$busybox"):$PATH nt "$pt")
+  # The guest's CPython and libraries, through their own dynamic loader.
+  native[python]=$(nt "PYTHONHOME=$py_tree/usr $py_tree/lib/ld-linux.so.2 --library-path \
+$py_tree/lib/i386-linux-gnu:$py_tree/usr/lib/i386-linux-gnu $py_tree/usr/bin/python3.11 -S -c '$py'")
   native_note=""
 else
   native_note="native: this host's kernel does not run 32-bit programs (IA-32 emulation off): no native column"
