@@ -8,11 +8,13 @@
 namespace vmbt::bt::dr {
 
 /// DR6 bits the engine sets (Intel SDM Vol. 3B §17.2.3).
-constexpr uint32_t kB0to3 = 0xf;        ///< B0-B3: breakpoint condition detected
-constexpr uint32_t kBd = 1u << 13;      ///< BD: a MOV DR with DR7.GD set
-constexpr uint32_t kBs = 1u << 14;      ///< BS: single-step (EFLAGS.TF)
-constexpr uint32_t kDr7Gd = 1u << 13;   ///< DR7.GD: general detect enable
-constexpr uint32_t kDr7Enables = 0xff;  ///< L0, G0 ... L3, G3
+constexpr uint32_t kB0to3 = 0xf;             ///< B0-B3: breakpoint condition detected
+constexpr uint32_t kBd = 1u << 13;           ///< BD: a MOV DR with DR7.GD set
+constexpr uint32_t kBs = 1u << 14;           ///< BS: single-step (EFLAGS.TF)
+constexpr uint32_t kBt = 1u << 15;           ///< BT: a task switch into a TSS with the T flag
+constexpr uint32_t kDr7Gd = 1u << 13;        ///< DR7.GD: general detect enable
+constexpr uint32_t kDr7Enables = 0xff;       ///< L0, G0 ... L3, G3
+constexpr uint32_t kDr7LocalEnables = 0x55;  ///< L0-L3: cleared by a task switch (§17.2.4)
 
 /// R/Wn of DR7 (Intel SDM Vol. 3B §17.2.4).
 enum class Kind : uint8_t {

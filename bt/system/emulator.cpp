@@ -1,6 +1,7 @@
 // SystemEmulator: instruction fetch and decode, dispatch, operand access, entry points.
 #include <fmt/format.h>
 
+#include "bt/debug_registers.h"
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
 
@@ -228,7 +229,7 @@ void SystemEmulator::write_operand(VcpuState& s, const Insn& in, unsigned i, uin
 
 StepResult SystemEmulator::single_step_trap(VcpuState& s) {
   // Single-step trap after the instruction: #DB with DR6.BS (Intel SDM Vol. 3A §17.3.1.4).
-  s.dr[6] |= 1u << 14;
+  s.dr[6] |= dr::kBs;
   sys::Event ev;
   ev.vector = sys::vec::kDb;
   ev.return_eip = s.eip;
@@ -262,6 +263,7 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
   event_delivered_ = false;
   suppress_single_step_ = false;
   keep_rf_ = false;
+  task_trap_pending_ = false;
   pending_ = PendingIo{};
   if (!(s.cr0 & cr0::kPe)) {
     return {
@@ -284,7 +286,19 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
     r = decoded ? dispatch(s, *decoded) : fetch_and_dispatch(s);
     if (r.kind == StepKind::kDone && !event_delivered_) {
       if (!keep_rf_) s.eflags &= ~eflags::kRf;
-      if (tf && !suppress_single_step_) r = single_step_trap(s);
+      if (task_trap_pending_) {
+        // A task switch into a TSS with T set: #DB with BT before the new task's first
+        // instruction (Intel SDM Vol. 3B §17.3.1.5), one exception with BS if TF was set too.
+        task_trap_pending_ = false;
+        s.dr[6] |= dr::kBt;
+        if (tf && !suppress_single_step_) s.dr[6] |= dr::kBs;
+        sys::Event ev;
+        ev.vector = sys::vec::kDb;
+        ev.return_eip = s.eip;
+        r = deliver_event(s, ev);
+      } else if (tf && !suppress_single_step_) {
+        r = single_step_trap(s);
+      }
     } else if (r.kind == StepKind::kHalt) {
       s.eflags &= ~eflags::kRf;
     } else if (r.kind == StepKind::kIo) {

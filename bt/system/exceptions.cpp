@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "bt/debug_registers.h"
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
 
@@ -87,7 +88,16 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
     GuestFault f{};
     try {
       deliver_once(s, ev);
-      return {};
+      if (!task_trap_pending_) return {};
+      // The event went through a task gate into a TSS with T set: #DB with DR6.BT before the
+      // new task's first instruction (Intel SDM Vol. 3B §17.3.1.5), delivered in that task.
+      task_trap_pending_ = false;
+      s.dr[6] |= dr::kBt;
+      before = s;
+      ev = Event{};
+      ev.vector = sys::vec::kDb;
+      ev.return_eip = s.eip;
+      continue;
     } catch (const sys::FaultInNewTask& in_new_task) {
       // A task gate's switch completed and the fault came after (the error code's push on the
       // new task's stack): it is delivered in the new task (Intel SDM Vol. 3A §8.3), no rollback.

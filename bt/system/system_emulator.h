@@ -298,6 +298,9 @@ class SystemEmulator {
   bool event_delivered_ = false;       ///< the current instruction delivered an exception/interrupt
   bool suppress_single_step_ = false;  ///< MOV SS/POP SS: no single-step trap after it
   bool keep_rf_ = false;               ///< IRET loaded RF: do not clear it after the instruction
+  /// A task switch entered a task whose TSS has the T flag: a #DB trap with DR6.BT is due before
+  /// its first instruction (Intel SDM Vol. 3B §17.3.1.5), taken once the switch is complete.
+  bool task_trap_pending_ = false;
   std::vector<DataAccess>* data_log_ = nullptr;  ///< set_data_access_log
   void log_data_access(uint32_t linear, uint32_t size, bool write) {
     if (data_log_) data_log_->push_back({linear, size, write});

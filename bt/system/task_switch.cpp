@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "bt/debug_registers.h"
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
 
@@ -22,6 +23,7 @@ enum TssField : uint32_t {
   kGprs = 0x28,   // EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI
   kSregs = 0x48,  // ES, CS, SS, DS, FS, GS (the order of SegIndex)
   kLdt = 0x60,
+  kTrap = 0x64,      // T (debug trap) flag, bit 0
   kMinLimit = 0x67,  // a 32-bit TSS is at least 104 bytes
 };
 
@@ -232,13 +234,13 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   next.cr0 |= cr0::kTs;
   // L0-L3 enable the old task's breakpoints only: cleared at every task switch, G0-G3 kept
   // (Intel SDM Vol. 3B §17.2.4).
-  constexpr uint32_t kDr7LocalEnables = 0x55;
-  const bool local_breakpoints = next.dr[7] & kDr7LocalEnables;
-  next.dr[7] &= ~kDr7LocalEnables;
+  const bool local_breakpoints = next.dr[7] & dr::kDr7LocalEnables;
+  next.dr[7] &= ~dr::kDr7LocalEnables;
   const bool new_space = next.cr3 != s.cr3;
   static_cast<VcpuRegisters&>(s) = next;
   if (new_space) hooks_.on_paging_changed(s);
   if (local_breakpoints) hooks_.on_debug_registers_changed(s);
+  task_trap_pending_ = field16(kTrap) & 1;
   if (push_error) {
     stack.esp = s.gpr[kEsp];
     try {
