@@ -7,9 +7,7 @@
  * error code on the new task's stack) and #DF (Linux's double-fault task: #NP met while
  * delivering #NP); the checks: busy TSS #GP, not-present TSS #NP, a TSS
  * below 104 bytes #TS, a task gate's DPL below CPL-or-RPL #GP; DR7's L0-L3 cleared by a switch
- * (Vol. 3B §17.2.4); a TSS's T flag: #DB with DR6.BT before the new task's first instruction
- * (Vol. 3A §8.2.1, Vol. 3B §17.3.1.5). QEMU TCG ignores the T flag (its task switch reads it and
- * leaves a note that it is not implemented): its output differs there, the SDM is the oracle.
+ * (Vol. 3B §17.2.4). The TSS's T flag is task_trap.S's.
  */
 #include "guest.inc"
 
@@ -23,7 +21,6 @@
 #define GATE_DPL0 0x50   /* task gate, DPL 0, used with RPL 3 */
 #define DATA_ABSENT 0x58 /* data segment, not present */
 #define TSS_DF 0x60      /* #DF handler task */
-#define TSS_T 0x68       /* a task whose TSS has the T flag */
 #define TSS_AVAIL 0x89   /* access byte: present, DPL 0, 32-bit available TSS */
 #define TSS_BUSY_TYPE 0xb
 
@@ -32,7 +29,7 @@ EXCEPTION_SUPPORT
 
 /* A 32-bit TSS (SDM Figure 8-2) whose task starts at `entry` on `stack`, CPL 0, flat segments,
  * EFLAGS 0x2, no LDT, I/O map beyond the limit. */
-.macro TSS name, entry, stack, trap=0
+.macro TSS name, entry, stack
   .p2align 4
 \name:
   .long 0                               /* 0x00 previous task link */
@@ -43,7 +40,7 @@ EXCEPTION_SUPPORT
   .long 0, 0, 0, 0, \stack, 0, 0, 0     /* EAX ECX EDX EBX ESP EBP ESI EDI */
   .long DATA_SEL, CODE_SEL, DATA_SEL, DATA_SEL, DATA_SEL, DATA_SEL  /* ES CS SS DS FS GS */
   .long 0                               /* 0x60 LDT */
-  .word \trap, 104                      /* 0x64 T, I/O map base */
+  .word 0, 104                          /* 0x64 T, I/O map base */
 .endm
 
 /* EAX = the type nibble of GDT descriptor `sel`. */
@@ -74,9 +71,6 @@ GUEST_ENTRY
   call set_desc_base
   mov $tss_df, %eax
   lea gdt + TSS_DF, %edi
-  call set_desc_base
-  mov $tss_t, %eax
-  lea gdt + TSS_T, %edi
   call set_desc_base
   mov $TSS_MAIN, %ax
   ltr %ax
@@ -153,31 +147,6 @@ GUEST_ENTRY
   CHECK_EQ $TSS_BUSY_TYPE, "main busy again"
   clts
 
-  /* CALL to a task whose TSS has T set: #DB (a trap) before its first instruction, DR6.BT. */
-  mov $1, %eax
-  mov $t_db_handler, %ebx
-  mov $GATE_INTR32, %ecx
-  mov $CODE_SEL, %edx
-  call exc_set_gate
-  xor %eax, %eax
-  mov %eax, %dr6
-  lcall $TSS_T, $0
-  mov t_db_count, %eax
-  CHECK_EQ $1, "tss t flag raises one #db"
-  mov t_db_dr6, %eax
-  and $0x8000, %eax
-  CHECK_EQ $0x8000, "tss t flag sets dr6.bt"
-  mov t_db_eip, %eax
-  CHECK_EQ $task_t, "tss t flag #db before the new task's first instruction"
-  mov t_ran, %eax
-  CHECK_EQ $1, "tss t flag task runs after the handler"
-  mov $1, %eax                   /* the recording #DB stub again */
-  mov exc_stub_table + 4, %ebx
-  mov $GATE_INTR32, %ecx
-  mov $CODE_SEL, %edx
-  call exc_set_gate
-  clts
-
   /* IDT task gates: #DE (vector 0) and #GP (vector 13). */
   mov $0, %eax
   mov $0, %ebx
@@ -227,24 +196,6 @@ df_resume:
   mov df_error, %eax
   CHECK_EQ $0, "#df error code 0 on the handler task's stack"
   CHECKS_DONE "task_switch"
-
-/* The T-flag task: its first instruction runs after the #DB handler returns to it. */
-task_t:
-  movl $1, t_ran
-  iret                           /* NT=1: back to the caller */
-
-/* #DB handler for the T-flag check (runs in the new task): DR6 and the trap frame's EIP. */
-t_db_handler:
-  push %eax
-  incl t_db_count
-  mov %dr6, %eax
-  mov %eax, t_db_dr6
-  mov 4(%esp), %eax
-  mov %eax, t_db_eip
-  xor %eax, %eax
-  mov %eax, %dr6
-  pop %eax
-  iret
 
 /* Task A. Entered first by CALL, then by JMP (it resumes after its IRET). */
 task_a:
@@ -322,7 +273,6 @@ gdt:
   .word 0, TSS_A, 0x8500, 0      /* 0x50 task gate, DPL 0 */
   .quad 0x00cf13000000ffff       /* 0x58 data, not present */
   SEG_DESC 0, 0x67, TSS_AVAIL, 0 /* 0x60 TSS_DF */
-  SEG_DESC 0, 0x67, TSS_AVAIL, 0 /* 0x68 TSS_T */
   GDT_END
 
   TSS tss_main, 0, 0
@@ -330,7 +280,6 @@ gdt:
   TSS tss_de, task_de, stack_de_top
   TSS tss_gp, task_gp, stack_gp_top
   TSS tss_df, task_df, stack_df_top
-  TSS tss_t, task_t, stack_t_top, 1
 
 a_saw_nt: .long -1
 a_saw_link: .long -1
@@ -339,10 +288,6 @@ a_saw_main_type: .long -1
 a_saw_ts: .long -1
 a_saw_dr7: .long -1
 dr_idle: .long 0
-t_db_count: .long 0
-t_db_dr6: .long 0
-t_db_eip: .long -1
-t_ran: .long 0
 a_jmp_nt: .long -1
 a_jmp_main_type: .long -1
 de_count: .long 0
@@ -363,5 +308,3 @@ stack_de_top:
 stack_gp_top:
   .skip 1024
 stack_df_top:
-  .skip 1024
-stack_t_top:
