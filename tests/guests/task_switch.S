@@ -27,22 +27,6 @@
 MULTIBOOT_HEADER
 EXCEPTION_SUPPORT
 
-/* A 32-bit TSS (SDM Figure 8-2) whose task starts at `entry` on `stack`, CPL 0, flat segments,
- * EFLAGS 0x2, no LDT, I/O map beyond the limit. */
-.macro TSS name, entry, stack
-  .p2align 4
-\name:
-  .long 0                               /* 0x00 previous task link */
-  .long 0, 0, 0, 0, 0, 0                /* ESP0-2, SS0-2 */
-  .long 0                               /* 0x1c CR3 */
-  .long \entry                          /* 0x20 EIP */
-  .long 0x2                             /* 0x24 EFLAGS */
-  .long 0, 0, 0, 0, \stack, 0, 0, 0     /* EAX ECX EDX EBX ESP EBP ESI EDI */
-  .long DATA_SEL, CODE_SEL, DATA_SEL, DATA_SEL, DATA_SEL, DATA_SEL  /* ES CS SS DS FS GS */
-  .long 0                               /* 0x60 LDT */
-  .word 0, 104                          /* 0x64 T, I/O map base */
-.endm
-
 /* EAX = the type nibble of GDT descriptor `sel`. */
 .macro GDT_TYPE sel
   movzbl gdt + \sel + 5, %eax
@@ -275,11 +259,11 @@ gdt:
   SEG_DESC 0, 0x67, TSS_AVAIL, 0 /* 0x60 TSS_DF */
   GDT_END
 
-  TSS tss_main, 0, 0
-  TSS tss_a, task_a, stack_a_top
-  TSS tss_de, task_de, stack_de_top
-  TSS tss_gp, task_gp, stack_gp_top
-  TSS tss_df, task_df, stack_df_top
+  TASK_TSS tss_main, 0, 0
+  TASK_TSS tss_a, task_a, stack_a_top
+  TASK_TSS tss_de, task_de, stack_de_top
+  TASK_TSS tss_gp, task_gp, stack_gp_top
+  TASK_TSS tss_df, task_df, stack_df_top
 
 a_saw_nt: .long -1
 a_saw_link: .long -1

@@ -17,22 +17,6 @@
 MULTIBOOT_HEADER
 EXCEPTION_SUPPORT
 
-/* A 32-bit TSS (SDM Figure 8-2) whose task starts at `entry` on `stack`, CPL 0, flat segments,
- * EFLAGS 0x2, no LDT, T = `trap`. */
-.macro TSS name, entry, stack, trap
-  .p2align 4
-\name:
-  .long 0                               /* 0x00 previous task link */
-  .long 0, 0, 0, 0, 0, 0                /* ESP0-2, SS0-2 */
-  .long 0                               /* 0x1c CR3 */
-  .long \entry                          /* 0x20 EIP */
-  .long 0x2                             /* 0x24 EFLAGS */
-  .long 0, 0, 0, 0, \stack, 0, 0, 0     /* EAX ECX EDX EBX ESP EBP ESI EDI */
-  .long DATA_SEL, CODE_SEL, DATA_SEL, DATA_SEL, DATA_SEL, DATA_SEL  /* ES CS SS DS FS GS */
-  .long 0                               /* 0x60 LDT */
-  .word \trap, 104                      /* 0x64 T, I/O map base */
-.endm
-
 /* Checks what the last switch into task T recorded, then clears the record. */
 .macro T_CHECKS how
   mov db_count, %eax
@@ -114,8 +98,8 @@ gdt:
   SEG_DESC 0, 0x67, TSS_AVAIL, 0 /* 0x20 TSS_T */
   GDT_END
 
-  TSS tss_main, 0, 0, 0
-  TSS tss_t, task_t, stack_t_top, 1
+  TASK_TSS tss_main, 0, 0, 0
+  TASK_TSS tss_t, task_t, stack_t_top, 1
 
 db_count: .long 0
 db_dr6: .long 0
