@@ -888,20 +888,18 @@ Exit BtEngine::handle_callout(bool& done) {
     ev.mnemonic = decoded ? ZydisMnemonicGetString(insn.mnemonic) : "(invalid)";
     callout_observer_(ev);
   }
-  if (!guest_data_breakpoints_) {
-    Exit e = run_callout(decoded ? &insn : nullptr, ops, nullptr, done);
-    if (guest_breakpoints_changed_) update_guest_breakpoints();
-    return e;
-  }
-  // The guest's data breakpoints: the accesses the instruction made through its operands, once
-  // it completed (a fault empties the log), are traps run() delivers after it.
-  data_log_.clear();
+  // With the guest's data breakpoints, the accesses the instruction made through its operands,
+  // once it completed (a fault empties the log), are traps run() delivers after it.
+  const bool logging = guest_data_breakpoints_;
+  if (logging) data_log_.clear();
   Exit e = run_callout(decoded ? &insn : nullptr, ops, nullptr, done);
   if (guest_breakpoints_changed_) update_guest_breakpoints();
-  uint32_t hits = 0;
-  for (const DataAccess& a : data_log_) hits |= dr::data_hits(s_.dr, a.linear, a.size, a.write);
-  data_log_.clear();
-  if (dr::fires(s_.dr[7], hits)) callout_hits_ |= hits;
+  if (logging) {
+    uint32_t hits = 0;
+    for (const DataAccess& a : data_log_) hits |= dr::data_hits(s_.dr, a.linear, a.size, a.write);
+    data_log_.clear();
+    if (dr::fires(s_.dr[7], hits)) callout_hits_ |= hits;
+  }
   return e;
 }
 
@@ -1524,9 +1522,7 @@ void BtEngine::start_rep_iteration() {
   ZydisDecodedInstruction insn;
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
   if (!decode_at_eip(bytes, insn, ops) || insn.meta.category != ZYDIS_CATEGORY_STRINGOP ||
-      insn.address_width != 32 || s_.gpr[kEcx] <= 1 ||
-      !(insn.attributes &
-        (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))) {
+      insn.address_width != 32 || s_.gpr[kEcx] <= 1 || !has_rep_prefix(insn)) {
     return;
   }
   rep_iteration_ =
@@ -1552,10 +1548,7 @@ BtEngine::WatchedAccess BtEngine::watched_access_at(uint32_t linear, bool write)
     access.write |= (ops[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
     access.size = std::max<uint32_t>(access.size, ops[i].size / 8);
   }
-  if (string &&
-      (insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))) {
-    access.size = 0x1000 - (linear & 0xfff);
-  }
+  if (string && has_rep_prefix(insn)) access.size = 0x1000 - (linear & 0xfff);
   return access;
 }
 

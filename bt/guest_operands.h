@@ -9,6 +9,11 @@
 
 namespace vmbt::bt {
 
+/// Whether the instruction has a REP, REPE or REPNE prefix (a string instruction repeats on ECX).
+inline bool has_rep_prefix(const ZydisDecodedInstruction& insn) {
+  return insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE);
+}
+
 /// Index (Gpr) of the 32-bit register enclosing a general-purpose register (AL..EDI), or -1.
 inline int gpr_index(ZydisRegister r) {
   if (r == ZYDIS_REGISTER_NONE) return -1;

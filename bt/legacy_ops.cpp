@@ -125,8 +125,7 @@ bool string_op(VcpuState& s, const ZydisDecodedInstruction& insn, const ZydisDec
       src_seg = operand_segment(ops[i]);
     }
   }
-  const bool rep =
-      insn.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE);
+  const bool rep = has_rep_prefix(insn);
   const bool repne = insn.attributes & ZYDIS_ATTRIB_HAS_REPNE;
   const int32_t step =
       (s.eflags & eflags::kDf) ? -static_cast<int32_t>(size) : static_cast<int32_t>(size);

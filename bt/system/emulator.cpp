@@ -1,6 +1,8 @@
 // SystemEmulator: instruction fetch and decode, dispatch, operand access, entry points.
 #include <fmt/format.h>
 
+#include <utility>
+
 #include "bt/debug_registers.h"
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
@@ -227,9 +229,9 @@ void SystemEmulator::write_operand(VcpuState& s, const Insn& in, unsigned i, uin
   }
 }
 
-StepResult SystemEmulator::single_step_trap(VcpuState& s) {
-  // Single-step trap after the instruction: #DB with DR6.BS (Intel SDM Vol. 3A §17.3.1.4).
-  s.dr[6] |= dr::kBs;
+StepResult SystemEmulator::debug_trap(VcpuState& s, uint32_t dr6_bits) {
+  // One #DB after the instruction for every debug condition it met (Intel SDM Vol. 3B §17.2.3).
+  s.dr[6] |= dr6_bits;
   sys::Event ev;
   ev.vector = sys::vec::kDb;
   ev.return_eip = s.eip;
@@ -286,19 +288,11 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
     r = decoded ? dispatch(s, *decoded) : fetch_and_dispatch(s);
     if (r.kind == StepKind::kDone && !event_delivered_) {
       if (!keep_rf_) s.eflags &= ~eflags::kRf;
-      if (task_trap_pending_) {
-        // A task switch into a TSS with T set: #DB with BT before the new task's first
-        // instruction (Intel SDM Vol. 3B §17.3.1.5), one exception with BS if TF was set too.
-        task_trap_pending_ = false;
-        s.dr[6] |= dr::kBt;
-        if (tf && !suppress_single_step_) s.dr[6] |= dr::kBs;
-        sys::Event ev;
-        ev.vector = sys::vec::kDb;
-        ev.return_eip = s.eip;
-        r = deliver_event(s, ev);
-      } else if (tf && !suppress_single_step_) {
-        r = single_step_trap(s);
-      }
+      // Single-step (BS, Intel SDM Vol. 3B §17.3.1.4), and a task switch into a TSS with T set
+      // (BT, before the new task's first instruction, §17.3.1.5): one #DB for both.
+      const uint32_t dr6_bits = (tf && !suppress_single_step_ ? dr::kBs : 0) |
+                                (std::exchange(task_trap_pending_, false) ? dr::kBt : 0);
+      if (dr6_bits) r = debug_trap(s, dr6_bits);
     } else if (r.kind == StepKind::kHalt) {
       s.eflags &= ~eflags::kRf;
     } else if (r.kind == StepKind::kIo) {

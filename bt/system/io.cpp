@@ -2,6 +2,7 @@
 // INS; Vol. 2B OUT, OUTS).
 #include <algorithm>
 
+#include "bt/debug_registers.h"
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
 
@@ -185,7 +186,7 @@ StepResult SystemEmulator::finish_io(VcpuState& s, const IoRequest& io) {
       // An event between iterations of a REP string instruction pushes RF=1 (Vol. 3A §17.3.1.1).
       s.eflags |= eflags::kRf;
     }
-    if (p.single_step) r = single_step_trap(s);
+    if (p.single_step) r = debug_trap(s, dr::kBs);
   } catch (const GuestFault& f) {
     sys::restore_state(s, before);
     sys::Event ev;

@@ -213,7 +213,8 @@ class SystemEmulator {
                        bool write);
   uint32_t read_operand(const VcpuState& s, const sys::Insn& in, unsigned i, unsigned size);
   void write_operand(VcpuState& s, const sys::Insn& in, unsigned i, uint32_t value, unsigned size);
-  StepResult single_step_trap(VcpuState& s);
+  /// A #DB trap after the instruction (EIP already past it) with `dr6_bits` set in DR6.
+  StepResult debug_trap(VcpuState& s, uint32_t dr6_bits);
 
   // flags.cpp (SDM Vol. 2: CLI, STI, PUSHF, POPF).
   StepResult cli(VcpuState& s, const sys::Insn& in);
