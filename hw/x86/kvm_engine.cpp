@@ -453,7 +453,6 @@ void KvmEngine::set_platform_msrs(MsrModel* msrs) {
 }
 
 void KvmEngine::answer_msr_exit() {
-  ++msr_exits_;
   const uint32_t index = run_->msr.index;
   const bool read = run_->exit_reason == KVM_EXIT_X86_RDMSR;
   // IA32_TSC_DEADLINE exists only where CPUID.1:ECX[24] says so (SDM Vol. 4 Table 2-2), and this
@@ -667,7 +666,6 @@ void KvmEngine::collect_stats(Stats& stats) {
   for (const auto& [name, n] : exit_counts_) stats.add("kvm.exit_reasons." + name, n);
   stats.add("interrupts_injected", interrupts_injected_);
   stats.add("nmis_injected", nmis_injected_);
-  stats.add("kvm.platform_msr_exits", msr_exits_);
   stats.set_text("kvm.msrs", msr_routing_ ? "platform model (KVM_X86_SET_MSR_FILTER)"
                                           : "KVM's own (no MSR filter on this host)");
   stats.set_text("kvm.cpuid", cpuid_model_set_

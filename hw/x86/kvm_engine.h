@@ -47,9 +47,8 @@ class KvmEngine final : public Engine {
   /// leave KVM for user space, where `msrs` answers them as on bt (KVM API doc §4.126
   /// KVM_X86_SET_MSR_FILTER, §7.21 KVM_CAP_X86_USER_SPACE_MSR): the platform MSRs are the
   /// same on both engines and stay with the guest across a switch. Without those KVM features,
-  /// KVM keeps answering them itself (msr_routing() false).
+  /// KVM keeps answering them itself (`--stats`: kvm.msrs).
   void set_platform_msrs(MsrModel* msrs) override;
-  bool msr_routing() const { return msr_routing_; }
   /// kvm-pvm (no VT-x/AMD-V) runs no paged guest.
   std::string cannot_run(const VcpuState& state) override;
   void set_tsc(uint64_t tsc) override;
@@ -82,7 +81,6 @@ class KvmEngine final : public Engine {
   bool cpuid_model_set_ = false;
   MsrModel* msrs_ = nullptr;
   bool msr_routing_ = false;
-  uint64_t msr_exits_ = 0;
 
  public:
   /// Whether KVM accepted the vmbt CPU model (KVM_SET_CPUID2); kvm-pvm refuses it.
