@@ -63,18 +63,15 @@ AcpiTable::AcpiTable(const char signature[4], uint8_t revision) {
 }
 
 void AcpiTable::add16(uint16_t v) {
-  add8(static_cast<uint8_t>(v));
-  add8(static_cast<uint8_t>(v >> 8));
+  aml::append_le(bytes_, v, 2);
 }
 
 void AcpiTable::add32(uint32_t v) {
-  add16(static_cast<uint16_t>(v));
-  add16(static_cast<uint16_t>(v >> 16));
+  aml::append_le(bytes_, v, 4);
 }
 
 void AcpiTable::add64(uint64_t v) {
-  add32(static_cast<uint32_t>(v));
-  add32(static_cast<uint32_t>(v >> 32));
+  aml::append_le(bytes_, v, 8);
 }
 
 std::vector<uint8_t> AcpiTable::finish() {

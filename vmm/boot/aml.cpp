@@ -10,16 +10,16 @@ namespace vmbt::aml {
 
 namespace {
 
-void put_le(Bytes& out, uint64_t v, unsigned bytes) {
-  for (unsigned i = 0; i < bytes; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-
 /// `op` [ext] PkgLength body: the shape of every package-like term.
 Bytes with_pkg_length(const Bytes& op, const Bytes& body) {
   return op + pkg_length(body.size()) + body;
 }
 
 }  // namespace
+
+void append_le(Bytes& out, uint64_t v, unsigned bytes) {
+  for (unsigned i = 0; i < bytes; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
 
 Bytes operator+(Bytes a, const Bytes& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -33,7 +33,7 @@ Bytes pkg_length(size_t content_length) {
     const size_t total = content_length + 1 + follow;
     if (total < (size_t{1} << (4 + 8 * follow))) {
       Bytes out{static_cast<uint8_t>((follow << 6) | (total & 0xf))};
-      put_le(out, total >> 4, follow);
+      append_le(out, total >> 4, follow);
       return out;
     }
   }
@@ -46,16 +46,16 @@ Bytes integer(uint64_t v) {
   Bytes out;
   if (v <= 0xff) {
     out.push_back(0x0A);
-    put_le(out, v, 1);
+    append_le(out, v, 1);
   } else if (v <= 0xffff) {
     out.push_back(0x0B);
-    put_le(out, v, 2);
+    append_le(out, v, 2);
   } else if (v <= 0xffffffff) {
     out.push_back(0x0C);
-    put_le(out, v, 4);
+    append_le(out, v, 4);
   } else {
     out.push_back(0x0E);
-    put_le(out, v, 8);
+    append_le(out, v, 8);
   }
   return out;
 }
@@ -147,11 +147,11 @@ Bytes address_space(unsigned width, uint8_t type, uint8_t type_flags, uint32_t m
   const uint8_t tag = width == 2 ? 0x88 : 0x87;
   const auto length = static_cast<uint8_t>(3 + 5 * width);  // bytes after the length field
   Bytes out{tag, length, 0x00, type, kProducerFixed, type_flags};
-  put_le(out, 0, width);  // granularity
-  put_le(out, min, width);
-  put_le(out, max, width);
-  put_le(out, 0, width);  // translation offset
-  put_le(out, uint64_t{max} - min + 1, width);
+  append_le(out, 0, width);  // granularity
+  append_le(out, min, width);
+  append_le(out, max, width);
+  append_le(out, 0, width);  // translation offset
+  append_le(out, uint64_t{max} - min + 1, width);
   return out;
 }
 
@@ -171,8 +171,8 @@ Bytes dword_memory(uint32_t min, uint32_t max) {
 
 Bytes io(uint16_t base, uint8_t length) {
   Bytes out{0x47, 0x01};  // _DEC = 1: 16-bit decode
-  put_le(out, base, 2);
-  put_le(out, base, 2);
+  append_le(out, base, 2);
+  append_le(out, base, 2);
   out.push_back(1);  // alignment
   out.push_back(length);
   return out;

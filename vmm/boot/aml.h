@@ -14,6 +14,10 @@ using Bytes = std::vector<uint8_t>;
 /// `a` followed by `b`.
 Bytes operator+(Bytes a, const Bytes& b);
 
+/// Appends the low `bytes` bytes of `v` to `out`, least significant first (ACPI's byte order,
+/// ACPI 6.5 §5.2: every multi-byte field is little-endian).
+void append_le(Bytes& out, uint64_t v, unsigned bytes);
+
 /// PkgLength for a package whose content after the PkgLength is `content_length` bytes (ACPI 6.5
 /// §20.2.4): the encoded length counts itself; 1 byte up to 63 in all, otherwise a lead byte
 /// (bits 7:6 = the number of bytes that follow, bits 3:0 the low nibble) and 1-3 more bytes,
