@@ -35,8 +35,7 @@ class VirtioBlk final : public VirtioDevice {
   static constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8;
   static constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupported = 2;
   static constexpr uint64_t kFeatureSegMax = 1ull << 2, kFeatureRo = 1ull << 5,
-                            kFeatureBlkSize = 1ull << 6, kFeatureFlush = 1ull << 9,
-                            kFeatureIndirect = 1ull << 28;
+                            kFeatureBlkSize = 1ull << 6, kFeatureFlush = 1ull << 9;
 
   /// `id`: the drive's number (GET_ID says "vmbt-ID").
   VirtioBlk(GuestMemory& memory, DiskImage& image, unsigned id);

@@ -29,6 +29,10 @@ class VirtioQueueAccess {
 /// space and request processing.
 class VirtioDevice {
  public:
+  /// Feature bits of every device type, defined with the transports and queues (virtio 1.2 §6):
+  /// VIRTIO_F_INDIRECT_DESC (§2.7.5.3) and VIRTIO_F_VERSION_1, which only a driver of the modern
+  /// interface can accept.
+  static constexpr uint64_t kFeatureIndirect = 1ull << 28, kFeatureVersion1 = 1ull << 32;
   virtual ~VirtioDevice() = default;
   /// The virtio device ID (§5: 1 network, 2 block).
   virtual uint16_t device_id() const = 0;

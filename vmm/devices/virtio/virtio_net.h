@@ -43,12 +43,10 @@ class VirtioNet final : public VirtioDevice {
   static constexpr uint32_t kHeaderBytes = 10;
   /// The header with VIRTIO_F_VERSION_1 (§5.1.6: num_buffers is always there).
   static constexpr uint32_t kHeaderBytesVersion1 = 12;
-  static constexpr uint64_t kFeatureVersion1 = 1ull << 32;
   /// The largest frame moved either way (a 64 KiB IP packet in an Ethernet frame with a VLAN tag,
   /// QEMU's NET_BUFSIZE less its header); larger ones are dropped.
   static constexpr uint32_t kMaxFrame = 65562;
-  static constexpr uint64_t kFeatureMac = 1ull << 5, kFeatureStatus = 1ull << 16,
-                            kFeatureIndirect = 1ull << 28;
+  static constexpr uint64_t kFeatureMac = 1ull << 5, kFeatureStatus = 1ull << 16;
   static constexpr uint16_t kStatusLinkUp = 1;  ///< VIRTIO_NET_S_LINK_UP (§5.1.4)
   static constexpr std::array<uint8_t, 6> kMac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 

@@ -164,8 +164,8 @@ void VirtioPci::set_status(uint8_t value) {
   if ((value & kStatusFeaturesOk) && !(status_ & kStatusFeaturesOk)) {
     // §2.2.1, §3.1.1 step 5: nothing the device did not offer, and (§6.1) VERSION_1, which only
     // a driver of the modern interface can have accepted. Refused: FEATURES_OK stays clear.
-    const uint64_t offered = device_.features() | kFeatureVersion1;
-    if ((driver_features_ & ~offered) != 0 || !(driver_features_ & kFeatureVersion1)) {
+    if ((driver_features_ & ~modern_features()) != 0 ||
+        !(driver_features_ & VirtioDevice::kFeatureVersion1)) {
       value &= static_cast<uint8_t>(~kStatusFeaturesOk);
     } else {
       device_.set_driver_features(driver_features_);
@@ -287,7 +287,7 @@ uint32_t VirtioPci::read_common(unsigned offset, unsigned size) {
   }
   const bool have_queue = queue_select_ < queues_.size();
   const QueueConfig* qc = have_queue ? &queue_config_[queue_select_] : nullptr;
-  const uint64_t offered = device_.features() | kFeatureVersion1;
+  const uint64_t offered = modern_features();
   switch (offset) {
     case kDeviceFeatureSelect:
       return device_feature_select_;

@@ -69,7 +69,6 @@ class VirtioPci final : public PciFunction,
   static constexpr uint32_t kCommonOffset = 0x0000, kIsrOffset = 0x1000, kDeviceOffset = 0x2000,
                             kNotifyOffset = 0x3000, kRegionSize = 0x1000;
   static constexpr uint32_t kNotifyOffMultiplier = 4;
-  static constexpr uint64_t kFeatureVersion1 = 1ull << 32;  ///< VIRTIO_F_VERSION_1 (§6)
   /// Device status bits (§2.1).
   static constexpr uint8_t kStatusAcknowledge = 1, kStatusDriver = 2, kStatusDriverOk = 4,
                            kStatusFeaturesOk = 8, kStatusNeedsReset = 64, kStatusFailed = 128;
@@ -115,6 +114,8 @@ class VirtioPci final : public PciFunction,
   void write_register(unsigned offset, unsigned size, uint32_t value);
   uint32_t read_common(unsigned offset, unsigned size);
   void write_common(unsigned offset, unsigned size, uint32_t value);
+  /// What the modern interface offers: the device's features and VIRTIO_F_VERSION_1 (§6.1).
+  uint64_t modern_features() const { return device_.features() | VirtioDevice::kFeatureVersion1; }
   /// The PCI_CFG window's BAR access, when its fields name a valid one: the offset in the BAR.
   bool pci_cfg_target(uint32_t* offset, unsigned* length) const;
   void set_status(uint8_t value);
