@@ -108,28 +108,14 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
     d->blk = std::make_unique<VirtioBlk>(memory_, *d->image, static_cast<unsigned>(i));
     d->pci = std::make_unique<VirtioPci>(memory_, *d->blk, *isa_irqs_, kDriveIrqs[i], 0x010000,
                                          fmt::format("blk{}", i));
-    pci_host_->attach(kFirstDriveSlot + static_cast<unsigned>(i), *d->pci);
-    d->pci->attach_io(io_);
-    d->pci->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * i));
-    d->pci->attach_mmio(mmio_);
-    d->pci->assign_memory_bar(
-        VirtioPci::kModernBar,
-        kFirstPciMemory + VirtioPci::kModernBarSize * static_cast<uint32_t>(i));
+    place_virtio(static_cast<unsigned>(i), *d->pci, kDriveIrqs[i], acpi);
     drives_.push_back(std::move(d));
-    acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + i), kDriveIrqs[i]});
   }
   if (config.net.user) {
-    const auto n = static_cast<unsigned>(drives_.size());
     net_backend_ = std::make_unique<SlirpBackend>(config.net.forwards);
     net_ = std::make_unique<VirtioNet>(memory_, *net_backend_);
     net_pci_ = std::make_unique<VirtioPci>(memory_, *net_, *isa_irqs_, kNetIrq, 0x020000, "net0");
-    pci_host_->attach(kFirstDriveSlot + n, *net_pci_);
-    net_pci_->attach_io(io_);
-    net_pci_->assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * n));
-    net_pci_->attach_mmio(mmio_);
-    net_pci_->assign_memory_bar(VirtioPci::kModernBar,
-                                kFirstPciMemory + VirtioPci::kModernBarSize * n);
-    acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + n), kNetIrq});
+    place_virtio(static_cast<unsigned>(drives_.size()), *net_pci_, kNetIrq, acpi);
   }
 
   // The tables firmware would leave in the BIOS area (there is no firmware: the machine is it).
@@ -142,6 +128,15 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
   write_acpi_tables(memory_, acpi);
 
   polled_ = {pit_.get(), com1_.get(), lapic_.get(), hpet_.get()};
+}
+
+void Machine::place_virtio(unsigned n, VirtioPci& pci, uint8_t irq, AcpiPlatform& acpi) {
+  pci_host_->attach(kFirstDriveSlot + n, pci);
+  pci.attach_io(io_);
+  pci.assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * n));
+  pci.attach_mmio(mmio_);
+  pci.assign_memory_bar(VirtioPci::kModernBar, kFirstPciMemory + VirtioPci::kModernBarSize * n);
+  acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + n), irq});
 }
 
 Machine::~Machine() = default;

@@ -38,6 +38,7 @@ class Hpet;
 class DiskImage;
 class VirtioBlk;
 class VirtioPci;
+struct AcpiPlatform;
 class VirtioNet;
 
 /// A PC: RAM, the vCPU's local APIC at 0xFEE00000 (xAPIC, LINT0 virtual wire to the 8259s), an
@@ -115,6 +116,10 @@ class Machine {
   std::unique_ptr<AcpiPm> acpi_pm_;
   std::unique_ptr<Hpet> hpet_;
   struct Drive;
+  /// Puts virtio function `pci` in the `n`-th virtio slot (PCI device number 3 + n) with its
+  /// BARs where firmware would assign them (the n-th I/O and memory windows), and adds its
+  /// INTA# route, ISA IRQ `irq`, to the ACPI tables' description.
+  void place_virtio(unsigned n, VirtioPci& pci, uint8_t irq, AcpiPlatform& acpi);
   std::vector<std::unique_ptr<Drive>> drives_;
   std::unique_ptr<NetBackend> net_backend_;
   std::unique_ptr<VirtioNet> net_;
