@@ -18,6 +18,7 @@
 #include "bt/fpu_class.h"
 #include "bt/guest_operands.h"
 #include "bt/host_fault_handler.h"
+#include "bt/insn_policy.h"
 #include "bt/legacy_ops.h"
 #include "bt/masked_store.h"
 #include "bt/segment_checks.h"
@@ -973,10 +974,7 @@ Exit BtEngine::run_callout(const ZydisDecodedInstruction* decoded_insn,
     single_step_unchecked_ = true;
     return Exit();
   }
-  if (r.kind == StepKind::kUnsupported && decoded &&
-      (insn.meta.isa_ext != ZYDIS_ISA_EXT_BASE && insn.meta.isa_ext != ZYDIS_ISA_EXT_X87 &&
-       insn.meta.isa_ext != ZYDIS_ISA_EXT_MMX && insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE &&
-       insn.meta.isa_ext != ZYDIS_ISA_EXT_SSE2)) {
+  if (r.kind == StepKind::kUnsupported && decoded && !policy::model_executes(insn)) {
     return raise_exception(exc::kUd, done);  // not in the vmbt CPU model: #UD
   }
   if (r.kind == StepKind::kUnsupported && r.message.empty()) {

@@ -7,22 +7,12 @@
 #include <cstring>
 
 #include "bt/code_cache.h"
+#include "bt/host_registers.h"
 #include "vmm/error.h"
 
 namespace vmbt::bt {
 
 namespace x86 = asmjit::x86;
-
-namespace {
-
-x86::Mem ctx_field(size_t offset, unsigned size) {
-  return x86::Mem(x86::r14, static_cast<int32_t>(offset), size);
-}
-
-const x86::Gp kGuestGpr32[8] = {x86::eax, x86::ecx, x86::edx, x86::ebx,
-                                x86::esp, x86::ebp, x86::esi, x86::edi};
-
-}  // namespace
 
 Stubs Stubs::generate(CodeCache& cache) {
   using asmjit::CodeHolder;

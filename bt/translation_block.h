@@ -43,7 +43,7 @@ struct CalloutSite {
     kDivideError,      ///< `insn` (DIV/IDIV) found a zero divisor: the monitor raises #DE
   } kind = Kind::kInstruction;
   /// A kInstruction the monitor can run on the context alone, without the system emulator, in
-  /// the common case (the policy in bt/translator.cpp chooses it; otherwise the emulator runs it).
+  /// the common case (policy::choose_fast_path, bt/insn_policy.h; otherwise the emulator runs it).
   enum class FastPath : uint8_t {
     kNone,
     kCpuid,   ///< CPUID: the CPU model's leaf; never faults in protected mode

@@ -1,6 +1,6 @@
 #include "cli/sensitive_kinds.h"
 
-#include <set>
+#include <Zydis/Zydis.h>
 
 namespace vmbt {
 
@@ -14,65 +14,48 @@ bool starts_with(const std::string& s, const char* prefix) {
   return s.rfind(prefix, 0) == 0;
 }
 
-}  // namespace
-
-const char* class_name(SensitiveClass c) {
-  switch (c) {
-    case SensitiveClass::kSensitiveUnprivileged:
-      return "sensitive, unprivileged";
-    case SensitiveClass::kIoplSensitive:
-      return "IOPL-sensitive";
-    case SensitiveClass::kPrivileged:
-      return "privileged";
-    case SensitiveClass::kVirtualized:
-      return "virtualized (CPUID/TSC/SYSENTER)";
-    case SensitiveClass::kEmulated:
-      return "emulated (not sensitive)";
-  }
-  return "?";
-}
-
-CalloutKind classify_instruction(const DecodedInstruction& d) {
-  using C = SensitiveClass;
-  if (!d.valid) return {"(invalid)", C::kEmulated};
+/// The name: Capstone's mnemonic without its repeat or lock prefix, refined for the forms whose
+/// mnemonic hides what they touch.
+std::string kind_name(const DecodedInstruction& d) {
+  if (!d.valid) return "(invalid)";
   std::string m = d.mnemonic;
   for (const char* prefix : {"lock ", "rep ", "repe ", "repne ", "repz ", "repnz "}) {
     if (starts_with(m, prefix)) m = m.substr(std::string(prefix).size());
   }
   const std::string r0 = d.registers.size() > 0 ? d.registers[0] : "";
   const std::string r1 = d.registers.size() > 1 ? d.registers[1] : "";
-
   if (m == "mov") {
-    if (starts_with(r0, "cr")) return {"mov to " + r0, C::kPrivileged};
-    if (starts_with(r1, "cr")) return {"mov from " + r1, C::kPrivileged};
-    if (starts_with(r0, "dr")) return {"mov to " + r0, C::kPrivileged};
-    if (starts_with(r1, "dr")) return {"mov from " + r1, C::kPrivileged};
-    if (is_sreg(r0)) return {"mov to sreg", C::kSensitiveUnprivileged};
-    if (is_sreg(r1)) return {"mov from sreg", C::kSensitiveUnprivileged};
-    return {"mov", C::kEmulated};
+    for (const char* special : {"cr", "dr"}) {
+      if (starts_with(r0, special)) return "mov to " + r0;
+      if (starts_with(r1, special)) return "mov from " + r1;
+    }
+    if (is_sreg(r0)) return "mov to sreg";
+    if (is_sreg(r1)) return "mov from sreg";
+    return "mov";
   }
-  if ((m == "push" || m == "pop") && is_sreg(r0)) return {m + " sreg", C::kSensitiveUnprivileged};
-  if (m == "ljmp") return {"jmp far", C::kSensitiveUnprivileged};
-  if (m == "lcall") return {"call far", C::kSensitiveUnprivileged};
-  if (m == "retf") return {"ret far", C::kSensitiveUnprivileged};
-  if (m == "pushfd" || m == "pushf") return {"pushf", C::kSensitiveUnprivileged};
-  if (m == "popfd" || m == "popf") return {"popf", C::kSensitiveUnprivileged};
-  if (m == "iretd" || m == "iret") return {"iret", C::kSensitiveUnprivileged};
+  if ((m == "push" || m == "pop") && is_sreg(r0)) return m + " sreg";
+  if (m == "ljmp") return "jmp far";
+  if (m == "lcall") return "call far";
+  if (m == "retf") return "ret far";
+  if (m == "pushfd" || m == "pushf") return "pushf";
+  if (m == "popfd" || m == "popf") return "popf";
+  if (m == "iretd" || m == "iret") return "iret";
+  return d.mnemonic;
+}
 
-  static const std::set<std::string> sensitive = {"sgdt", "sidt", "sldt", "smsw", "str",  "lar",
-                                                  "lsl",  "verr", "verw", "int",  "int3", "into",
-                                                  "int1", "lds",  "les",  "lfs",  "lgs",  "lss"};
-  static const std::set<std::string> iopl = {"cli",  "sti",  "in",    "out",   "insb",
-                                             "insw", "insd", "outsb", "outsw", "outsd"};
-  static const std::set<std::string> privileged = {"hlt",   "lgdt",  "lidt",  "lldt",   "ltr",
-                                                   "lmsw",  "clts",  "invd",  "wbinvd", "invlpg",
-                                                   "rdmsr", "wrmsr", "rdpmc", "sysexit"};
-  static const std::set<std::string> virtualized = {"cpuid", "rdtsc", "rdtscp", "sysenter"};
-  if (sensitive.count(m)) return {d.mnemonic, C::kSensitiveUnprivileged};
-  if (iopl.count(m)) return {d.mnemonic, C::kIoplSensitive};
-  if (privileged.count(m)) return {d.mnemonic, C::kPrivileged};
-  if (virtualized.count(m)) return {d.mnemonic, C::kVirtualized};
-  return {d.mnemonic, C::kEmulated};
+}  // namespace
+
+CalloutKind classify_instruction(const DecodedInstruction& d, const uint8_t* bytes, size_t size) {
+  CalloutKind k{kind_name(d), SensitiveClass::kEmulated};
+  ZydisDecoder decoder;
+  ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+  ZydisDecodedInstruction insn;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  if (ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, size, &insn, ops))) {
+    const SensitiveClass cls = bt::policy::sensitivity(insn, ops);
+    if (cls != SensitiveClass::kNone) k.cls = cls;
+  }
+  return k;
 }
 
 }  // namespace vmbt

@@ -31,7 +31,7 @@ TraceRecorder::TraceRecorder(SymbolTable symbols, FILE* log, uint64_t every)
 
 void TraceRecorder::record(const TracedInstruction& insn) {
   DecodedInstruction d = disassembler_.decode(insn.bytes, insn.length, insn.eip);
-  CalloutKind kind = classify_instruction(d);
+  CalloutKind kind = classify_instruction(d, insn.bytes, insn.length);
   auto& k = by_kind_[kind.kind];
   k.cls = kind.cls;
   ++k.count;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "bt/debug_registers.h"
+#include "bt/insn_policy.h"
 #include "bt/system/internal.h"
 #include "bt/system/system_emulator.h"
 
@@ -19,95 +20,12 @@ bool same_segment(const SegmentReg& a, const SegmentReg& b) {
          a.avl == b.avl && a.unusable == b.unusable;
 }
 
-/// Instruction-set extensions the vmbt CPU model does not advertise (CpuModel: a P6 with MMX, SSE,
-/// SSE2, CLFSH): executing them raises #UD (Intel SDM Vol. 2A §2.x "Exceptions" of each).
-/// Extensions whose encodings older processors execute as something else (LZCNT as BSR, TZCNT as
-/// BSF, ENDBR as NOP, hint NOPs) are not listed: they are left to the translator.
-bool isa_not_advertised(ZydisISAExt ext) {
-  switch (ext) {
-    case ZYDIS_ISA_EXT_ADOX_ADCX:
-    case ZYDIS_ISA_EXT_AES:
-    case ZYDIS_ISA_EXT_AMD3DNOW:
-    case ZYDIS_ISA_EXT_AMD_INVLPGB:
-    case ZYDIS_ISA_EXT_AMX_BF16:
-    case ZYDIS_ISA_EXT_AMX_INT8:
-    case ZYDIS_ISA_EXT_AMX_TILE:
-    case ZYDIS_ISA_EXT_AVX:
-    case ZYDIS_ISA_EXT_AVX2:
-    case ZYDIS_ISA_EXT_AVX2GATHER:
-    case ZYDIS_ISA_EXT_AVX512EVEX:
-    case ZYDIS_ISA_EXT_AVX512VEX:
-    case ZYDIS_ISA_EXT_AVXAES:
-    case ZYDIS_ISA_EXT_AVX_VNNI:
-    case ZYDIS_ISA_EXT_BMI2:
-    case ZYDIS_ISA_EXT_CLZERO:
-    case ZYDIS_ISA_EXT_ENQCMD:
-    case ZYDIS_ISA_EXT_F16C:
-    case ZYDIS_ISA_EXT_FMA:
-    case ZYDIS_ISA_EXT_FMA4:
-    case ZYDIS_ISA_EXT_GFNI:
-    case ZYDIS_ISA_EXT_HRESET:
-    case ZYDIS_ISA_EXT_INVPCID:
-    case ZYDIS_ISA_EXT_KEYLOCKER:
-    case ZYDIS_ISA_EXT_KEYLOCKER_WIDE:
-    case ZYDIS_ISA_EXT_KNC:
-    case ZYDIS_ISA_EXT_KNCE:
-    case ZYDIS_ISA_EXT_KNCV:
-    case ZYDIS_ISA_EXT_MCOMMIT:
-    case ZYDIS_ISA_EXT_MONITOR:
-    case ZYDIS_ISA_EXT_MONITORX:
-    case ZYDIS_ISA_EXT_MOVBE:
-    case ZYDIS_ISA_EXT_MOVDIR:
-    case ZYDIS_ISA_EXT_PADLOCK:
-    case ZYDIS_ISA_EXT_PCLMULQDQ:
-    case ZYDIS_ISA_EXT_PCONFIG:
-    case ZYDIS_ISA_EXT_PKU:
-    case ZYDIS_ISA_EXT_PT:
-    case ZYDIS_ISA_EXT_RDPID:
-    case ZYDIS_ISA_EXT_RDPRU:
-    case ZYDIS_ISA_EXT_RDRAND:
-    case ZYDIS_ISA_EXT_RDSEED:
-    case ZYDIS_ISA_EXT_RDTSCP:
-    case ZYDIS_ISA_EXT_RDWRFSGS:
-    case ZYDIS_ISA_EXT_RTM:
-    case ZYDIS_ISA_EXT_SERIALIZE:
-    case ZYDIS_ISA_EXT_SGX:
-    case ZYDIS_ISA_EXT_SGX_ENCLV:
-    case ZYDIS_ISA_EXT_SHA:
-    case ZYDIS_ISA_EXT_SMAP:
-    case ZYDIS_ISA_EXT_SMX:
-    case ZYDIS_ISA_EXT_SNP:
-    case ZYDIS_ISA_EXT_SSE3:
-    case ZYDIS_ISA_EXT_SSE4:
-    case ZYDIS_ISA_EXT_SSE4A:
-    case ZYDIS_ISA_EXT_SSSE3:
-    case ZYDIS_ISA_EXT_SVM:
-    case ZYDIS_ISA_EXT_TBM:
-    case ZYDIS_ISA_EXT_TDX:
-    case ZYDIS_ISA_EXT_TSX_LDTRK:
-    case ZYDIS_ISA_EXT_UINTR:
-    case ZYDIS_ISA_EXT_VAES:
-    case ZYDIS_ISA_EXT_VMFUNC:
-    case ZYDIS_ISA_EXT_VPCLMULQDQ:
-    case ZYDIS_ISA_EXT_VTX:
-    case ZYDIS_ISA_EXT_WAITPKG:
-    case ZYDIS_ISA_EXT_XOP:
-    case ZYDIS_ISA_EXT_XSAVE:
-    case ZYDIS_ISA_EXT_XSAVEC:
-    case ZYDIS_ISA_EXT_XSAVEOPT:
-    case ZYDIS_ISA_EXT_XSAVES:
-      return true;
-    default:
-      return false;
-  }
-}
-
 /// The checks and sizes that follow a successful decode: false for encodings outside the vmbt CPU
 /// model (VEX/EVEX/XOP/3DNow! and unadvertised extensions raise #UD); operand and address size,
 /// and the next EIP (16-bit code wraps it at 64 KiB).
 bool complete_decode(Insn& in, bool code32) {
   if (in.zi.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) return false;
-  if (isa_not_advertised(in.zi.meta.isa_ext)) return false;
+  if (!policy::model_executes(in.zi)) return false;
   const bool opsize_prefix = in.zi.attributes & ZYDIS_ATTRIB_HAS_OPERANDSIZE;
   if (in.zi.operand_width == 16) {
     in.osize = 2;
@@ -163,14 +81,12 @@ void SystemEmulator::fetch_decode(const VcpuState& s, Insn& in) {
   if (!complete_decode(in, code32)) sys::ud();
 }
 
-bool SystemEmulator::predecode(const uint8_t* bytes, unsigned length, uint32_t eip, bool code32,
-                               sys::Insn& in) {
-  ZydisDecoder dec;
-  ZydisDecoderInit(&dec, code32 ? ZYDIS_MACHINE_MODE_LEGACY_32 : ZYDIS_MACHINE_MODE_LEGACY_16,
-                   code32 ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16);
-  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, bytes, length, &in.zi, in.ops))) return false;
-  in.eip = eip;
-  return complete_decode(in, code32);
+bool SystemEmulator::predecoded(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* ops,
+                                uint32_t eip, bool code32, sys::Insn& out) {
+  out.zi = insn;
+  std::copy(ops, ops + ZYDIS_MAX_OPERAND_COUNT, out.ops);
+  out.eip = eip;
+  return complete_decode(out, code32);
 }
 
 uint32_t SystemEmulator::data_linear(const VcpuState& s, unsigned seg, uint32_t offset,

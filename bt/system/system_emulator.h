@@ -3,6 +3,8 @@
 // and interrupts through the guest IDT (Intel SDM Vol. 2, Vol. 3A ch. 3, 5, 6, 7).
 #pragma once
 
+#include <Zydis/Zydis.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -101,15 +103,17 @@ class SystemEmulator {
   /// advanced. Instructions that are not system instructions -> kUnsupported (state unchanged).
   StepResult execute(VcpuState& s);
 
-  /// The same for an instruction decoded beforehand (predecode) at `s.eip` whose bytes are known
-  /// to be unchanged (a callout site in translated code, whose page is write-protected): no
+  /// The same for an instruction decoded beforehand (predecoded) at `s.eip` whose bytes are
+  /// known to be unchanged (a callout site in translated code, whose page is write-protected): no
   /// fetch, no second decode.
   StepResult execute(VcpuState& s, const sys::Insn& decoded);
 
-  /// Decodes `length` bytes at `eip` as execute() would; false where execute() would raise #UD or
-  /// #GP while decoding (the caller then leaves the instruction to execute()).
-  static bool predecode(const uint8_t* bytes, unsigned length, uint32_t eip, bool code32,
-                        sys::Insn& out);
+  /// Completes `out` from the translator's decoding of the instruction at `eip` (Zydis, in the
+  /// mode `code32` says): copies it and fills in the sizes and next EIP as execute() would. False
+  /// where execute() would raise #UD while decoding (an encoding or ISA extension outside the
+  /// CPU model: policy::model_executes); the caller then leaves the instruction to execute().
+  static bool predecoded(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* ops,
+                         uint32_t eip, bool code32, sys::Insn& out);
 
   /// Completes the I/O step returned by the last execute(): IN writes AL/AX/EAX; INS stores `data`
   /// to ES:EDI and updates EDI/ECX; OUTS updates ESI/ECX. Advances EIP when the (REP) instruction

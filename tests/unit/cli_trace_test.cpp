@@ -30,7 +30,7 @@ CalloutKind kind_of(std::initializer_list<uint8_t> bytes) {
   X86Disassembler d;
   std::vector<uint8_t> b(bytes);
   b.resize(16);
-  return classify_instruction(d.decode(b.data(), b.size(), 0x1000));
+  return classify_instruction(d.decode(b.data(), b.size(), 0x1000), b.data(), b.size());
 }
 
 TEST(SensitiveKinds, NamesWhatTheMnemonicHides) {
