@@ -267,6 +267,9 @@ uint32_t BtEngine::key_flags() const {
   if (s_.cr0 & (cr0::kTs | cr0::kEm)) f |= tb_flags::kFpuTrap;
   if (!(s_.cr4 & cr4::kOsfxsr)) f |= tb_flags::kSseOff;
   f |= restricted_segments(s_) << tb_flags::kRestrictedShift;
+  f |= restricted_segments_16(s_) << tb_flags::kRestricted16Shift;
+  if (!s_.seg[kCs].db) f |= tb_flags::kCode16;
+  if (!s_.seg[kSs].db) f |= tb_flags::kStack16;
   if (mmu_.paging()) f |= tb_flags::kPaging;
   // Inline CLI/STI/PUSHF/INVLPG (CPL0) and host RDTSC skip the monitor; a callout observer
   // (vmbt trace) wants to see every sensitive instruction, so it gets callouts for them all.
@@ -618,12 +621,11 @@ TranslationBlock* BtEngine::transfer_target(uint32_t flags, CalloutSite* site) {
 
 bool BtEngine::dispatcher_has_work() const {
   // A kick, an interrupt or NMI the guest can take now (or the one-instruction shadow before
-  // it), TF, or a mode translated code does not run in.
+  // it), TF, a mode translated code does not run in (VM86), or a new code segment base.
   return ctx_->kick_pending || system_.interrupt_shadow ||
          ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) ||
          (!system_.nmi_blocked && interrupts_.nmi_pending()) || (s_.eflags & eflags::kTf) ||
-         !(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db ||
-         s_.seg[kCs].base != table_cs_base_;
+         (s_.eflags & eflags::kVm) || s_.seg[kCs].base != table_cs_base_;
 }
 
 uint64_t BtEngine::transfer_to(uint32_t flags, CalloutSite* site) {
@@ -840,8 +842,11 @@ bool BtEngine::decode_at_eip(uint8_t (&bytes)[16], ZydisDecodedInstruction& insn
   } catch (const GuestFault&) {
     // The bytes past the page may be unmapped; the emulator fetches exactly and faults itself.
   }
+  // The code segment's default size (CS.D) picks the decoding, as the CPU's does.
+  const bool code32 = s_.seg[kCs].db;
   ZydisDecoder decoder;
-  ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+  ZydisDecoderInit(&decoder, code32 ? ZYDIS_MACHINE_MODE_LEGACY_32 : ZYDIS_MACHINE_MODE_LEGACY_16,
+                   code32 ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16);
   return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, sizeof bytes, &insn, ops));
 }
 
@@ -1197,12 +1202,9 @@ Exit BtEngine::run() {
           finish_step(system_.deliver_interrupt(s_, interrupts_.acknowledge_interrupt()), done);
       if (done) return e;
     }
-    if (!(s_.cr0 & cr0::kPe) || (s_.eflags & eflags::kVm) || !s_.seg[kCs].db) {
+    if (s_.eflags & eflags::kVm) {
       return Exit(ExitReason::kInternalError,
-                  fmt::format("bt runs 32-bit protected-mode code only; the guest is in {} at {}",
-                              !(s_.cr0 & cr0::kPe)        ? "real mode"
-                              : (s_.eflags & eflags::kVm) ? "virtual-8086 mode"
-                                                          : "16-bit protected mode",
+                  fmt::format("bt does not run virtual-8086 mode yet; the guest entered it at {}",
                               describe_eip()));
     }
     const uint32_t flags = dispatch_flags();

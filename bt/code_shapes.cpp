@@ -37,19 +37,29 @@ bool is_high_byte(ZydisRegister r) {
          r == ZYDIS_REGISTER_BH;
 }
 
+/// The prefixes of `in` for its host encoding: segment overrides and the address-size prefix
+/// dropped (the host instruction addresses through the window, or has no memory operand), the
+/// operand-size prefix toggled where 16-bit code needs it (GuestInsn::flip_operand_size), the
+/// rest (LOCK, REP/REPNE, mandatory 66/F2/F3) kept in their order.
+void copy_prefixes(const GuestInsn& in, std::vector<uint8_t>& out) {
+  if (in.flip_operand_size && !in.has_prefix(0x66)) out.push_back(0x66);
+  for (unsigned i = 0; i < in.d.raw.prefix_count; ++i) {
+    const uint8_t b = in.bytes[i];
+    if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65 || b == 0x67) {
+      continue;
+    }
+    if (b == 0x66 && in.flip_operand_size) continue;
+    out.push_back(b);
+  }
+}
+
 /// Copies a register-only instruction, fixing the encodings that differ in 64-bit mode.
 void emit_ident(BlockEmitter& e, const GuestInsn& in) {
   std::vector<uint8_t> out;
   unsigned p = in.d.raw.prefix_count;
-  for (unsigned i = 0; i < p; ++i) {
-    uint8_t b = in.bytes[i];
-    // Segment and address-size prefixes do nothing to a register-only instruction in 32-bit code
-    // but FS/GS would pick host bases here: drop them all.
-    if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65 || b == 0x67) {
-      continue;
-    }
-    out.push_back(b);
-  }
+  // Segment and address-size prefixes do nothing to a register-only instruction in 32-bit code
+  // but FS/GS would pick host bases here: drop them all.
+  copy_prefixes(in, out);
   uint8_t op = in.bytes[p];
   if (op >= 0x40 && op <= 0x4f) {
     // INC/DEC r32 (0x40-0x4F are REX prefixes in 64-bit mode): FF /0 or FF /1, mod=11.
@@ -83,13 +93,7 @@ void emit_rewritten_mem(BlockEmitter& e, const GuestInsn& in, bool address_compu
 
   std::vector<uint8_t> out;
   unsigned p = in.d.raw.prefix_count;
-  for (unsigned i = 0; i < p; ++i) {
-    uint8_t b = in.bytes[i];
-    if (b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65 || b == 0x67) {
-      continue;
-    }
-    out.push_back(b);
-  }
+  copy_prefixes(in, out);
   // REX.X (index r8) + REX.B (base r15); W=0 keeps the operand size, R=0 the guest register,
   // except for a high-byte operand, which becomes R9B (R=1, reg=1).
   out.push_back(high >= 0 ? 0x47 : 0x43);
@@ -416,7 +420,152 @@ void push_imm32(BlockEmitter& e, uint32_t value) {
   a.mov(x86::esp, x86::r8d);
 }
 
+/// A flat 32-bit stack (SS base 0, ESP): the stack shapes below address it as [r15 + rsp].
+bool flat_stack32(const BlockEmitter& e) {
+  return (e.key_flags() & tb_flags::kFlatStack) && !(e.key_flags() & tb_flags::kStack16);
+}
+
+/// Any other stack (an SS base, or SP on a 16-bit stack, Intel SDM Vol. 3A §3.4.5.1): the
+/// stack offset is computed in r11d, its linear address in r8d (r10 holds the SS base meanwhile),
+/// and ESP or SP is written from r11 only once the access is done, so a fault in it leaves the
+/// stack pointer as it was.
+class SegmentedStack {
+ public:
+  explicit SegmentedStack(BlockEmitter& e)
+      : e_(e), a_(e.a()), sp16_(e.key_flags() & tb_flags::kStack16) {}
+
+  /// r11d = the offset `w` bytes below the top (a push's slot); r8d = its linear address.
+  void slot_below(unsigned w) {
+    a_.lea(x86::r11d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
+    finish_slot();
+  }
+  /// r11d = the offset of the top (a pop's slot); r8d = its linear address.
+  void slot_top() {
+    a_.mov(x86::r11d, x86::esp);
+    finish_slot();
+  }
+  /// r11d = the offset of the stack frame EBP or BP points at (LEAVE); r8d = its linear address.
+  void slot_at_frame() {
+    a_.mov(x86::r11d, x86::ebp);
+    finish_slot();
+  }
+  /// r11d += `bytes` (past popped values).
+  void advance(int32_t bytes) { a_.lea(x86::r11d, x86::ptr(x86::r11, bytes)); }
+  /// ESP (or SP, the upper half of ESP kept) = r11.
+  void commit() {
+    if (sp16_) {
+      a_.mov(x86::sp, x86::r11w);
+    } else {
+      a_.mov(x86::esp, x86::r11d);
+    }
+  }
+
+ private:
+  void finish_slot() {
+    if (sp16_) a_.movzx(x86::r11d, x86::r11w);
+    if (e_.key_flags() & tb_flags::kFlatStack) {
+      a_.mov(x86::r8d, x86::r11d);
+    } else {
+      a_.mov(x86::r10d, ctx_field(offsetof(BtContext, seg_base) + 4 * kSs, 4));
+      a_.lea(x86::r8d, x86::ptr(x86::r11, x86::r10));
+    }
+  }
+
+  BlockEmitter& e_;
+  x86::Assembler& a_;
+  bool sp16_;
+};
+
+/// The 16- or 32-bit register `r` (Gpr index) for an operand of `w` bytes.
+x86::Gp guest_reg(int r, unsigned w) {
+  return w == 2 ? kGuestGpr16[r] : kGuestGpr32[r];
+}
+
+/// Pushes the return address `value` (`w` bytes: IP or EIP) on the guest stack.
+void push_return_address(BlockEmitter& e, uint32_t value, unsigned w) {
+  if (flat_stack32(e) && w == 4) {
+    push_imm32(e, value);
+    return;
+  }
+  SegmentedStack stack(e);
+  stack.slot_below(w);
+  e.a().mov(BlockEmitter::window(w), w == 2 ? value & 0xffff : value);
+  stack.commit();
+}
+
+/// PUSH, POP and LEAVE on a stack that is not flat and 32-bit (SegmentedStack).
+void translate_segmented_stack(BlockEmitter& e, const GuestInsn& in) {
+  x86::Assembler& a = e.a();
+  SegmentedStack stack(e);
+  const unsigned w = in.d.operand_width / 8;  // 2 or 4 bytes
+  const ZydisDecodedOperand& op = in.ops[0];
+  switch (in.d.mnemonic) {
+    case ZYDIS_MNEMONIC_PUSH:
+      if (op.type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
+        stack.slot_below(w);
+        a.mov(BlockEmitter::window(w),
+              static_cast<uint32_t>(op.imm.value.u) & (w == 2 ? 0xffffu : 0xffffffffu));
+      } else if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        // PUSH SP/ESP pushes the value before the push (Intel SDM Vol. 2B PUSH).
+        stack.slot_below(w);
+        a.mov(BlockEmitter::window(w), guest_reg(gpr_index(op.reg.value), w));
+      } else {
+        e.address(op, in.d.address_width);  // the source first: it may be relative to ESP
+        a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
+        stack.slot_below(w);
+        a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d));
+      }
+      stack.commit();
+      return;
+    case ZYDIS_MNEMONIC_POP:
+      stack.slot_top();
+      if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        const int r = gpr_index(op.reg.value);
+        if (r == 4) {  // POP SP/ESP: the stack pointer gets the popped value
+          a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
+          if (w == 2) {
+            a.mov(x86::sp, x86::r9w);
+          } else {
+            a.mov(x86::esp, x86::r9d);
+          }
+          return;
+        }
+        a.mov(guest_reg(r, w), BlockEmitter::window(w));
+        stack.advance(static_cast<int32_t>(w));
+        stack.commit();
+        return;
+      }
+      // POP m: the address is computed with ESP already incremented.
+      a.mov(w == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d), BlockEmitter::window(w));
+      stack.advance(static_cast<int32_t>(w));
+      e.address(op, in.d.address_width, gpr_index(op.mem.base) == 4 ? static_cast<int32_t>(w) : 0);
+      a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d));
+      stack.commit();
+      return;
+    case ZYDIS_MNEMONIC_LEAVE:
+      // ESP (SP) = EBP (BP); EBP (BP) = the popped value, read first: a fault changes nothing.
+      stack.slot_at_frame();
+      a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
+      stack.advance(static_cast<int32_t>(w));
+      stack.commit();
+      if (w == 2) {
+        a.mov(x86::bp, x86::r9w);
+      } else {
+        a.mov(x86::ebp, x86::r9d);
+      }
+      return;
+    default:
+      throw Error(fmt::format("bt: no stack shape for the instruction at EIP {:#x}", in.eip));
+  }
+}
+
+/// PUSH, POP and LEAVE: on a flat 32-bit stack through [r15 + rsp], ESP updated last; on any
+/// other stack (and LEAVE with a 16-bit operand size), translate_segmented_stack.
 void translate_stack(BlockEmitter& e, const GuestInsn& in) {
+  if (!flat_stack32(e) || (in.d.mnemonic == ZYDIS_MNEMONIC_LEAVE && in.d.operand_width == 16)) {
+    translate_segmented_stack(e, in);
+    return;
+  }
   x86::Assembler& a = e.a();
   unsigned w = in.d.operand_width / 8;  // 2 or 4 bytes
   const ZydisDecodedOperand& op = in.ops[0];
@@ -492,9 +641,10 @@ void translate_stack(BlockEmitter& e, const GuestInsn& in) {
 void translate_string(BlockEmitter& e, const GuestInsn& in, bool reads_si, bool writes_di) {
   // Only flat segments get here (the caller routes segment bases to the monitor).
   std::vector<uint8_t> out;
+  if (in.flip_operand_size && !in.has_prefix(0x66)) out.push_back(0x66);
   for (unsigned i = 0; i < in.d.raw.prefix_count; ++i) {
     uint8_t b = in.bytes[i];
-    if (b == 0xf2 || b == 0xf3 || b == 0x66) out.push_back(b);
+    if (b == 0xf2 || b == 0xf3 || (b == 0x66 && !in.flip_operand_size)) out.push_back(b);
   }
   out.push_back(in.primary_opcode());
   emit_with_biased_pointers(e, in, reads_si, writes_di, out);
@@ -515,29 +665,45 @@ void translate_jump(BlockEmitter& e, const GuestInsn& in) {
   }
 }
 
-/// Near CALL (32-bit operand size): the return address pushed, then the jump's exit.
+/// Near CALL: the return address (IP or EIP, by the operand size) pushed, then the jump's exit
+/// (an immediate target wraps at 64 KiB with a 16-bit operand size).
 void translate_call(BlockEmitter& e, const GuestInsn& in) {
+  const unsigned w = in.d.operand_width / 8;
   if (in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
     uint64_t target = 0;
     ZydisCalcAbsoluteAddress(&in.d, &in.ops[0], in.eip, &target);
-    push_imm32(e, in.next);
+    if (w == 2) target &= 0xffff;
+    push_return_address(e, in.next, w);
     e.direct_exit(static_cast<uint32_t>(target));
   } else {
     load_branch_target(e, in);  // before the push: the operand may be relative to ESP
-    push_imm32(e, in.next);
+    push_return_address(e, in.next, w);
     e.indirect_exit();
   }
 }
 
-/// Near RET [imm16] (32-bit operand size): the return address into r9d, ESP past it and the
-/// immediate, then the indirect-branch table.
+/// Near RET [imm16]: the return address (IP or EIP, by the operand size) into r9d, the stack
+/// pointer past it and the immediate, then the indirect-branch table.
 void translate_return(BlockEmitter& e, const GuestInsn& in) {
-  int32_t pop = 4;
+  const unsigned w = in.d.operand_width / 8;
+  int32_t pop = static_cast<int32_t>(w);
   if (in.d.operand_count_visible > 0 && in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
     pop += static_cast<int32_t>(in.ops[0].imm.value.u & 0xffff);
   }
-  e.a().mov(x86::r9d, BlockEmitter::stack(4));
-  e.a().lea(x86::esp, x86::ptr(x86::rsp, pop));
+  if (flat_stack32(e) && w == 4) {
+    e.a().mov(x86::r9d, BlockEmitter::stack(4));
+    e.a().lea(x86::esp, x86::ptr(x86::rsp, pop));
+  } else {
+    SegmentedStack stack(e);
+    stack.slot_top();
+    if (w == 2) {
+      e.a().movzx(x86::r9d, BlockEmitter::window(2));
+    } else {
+      e.a().mov(x86::r9d, BlockEmitter::window(4));
+    }
+    stack.advance(pop);
+    stack.commit();
+  }
   e.indirect_exit();
 }
 
@@ -649,7 +815,8 @@ void translate_memory(BlockEmitter& e, const GuestInsn& in) {
 /// chosen (CPUID first tries the context's table of answers inline).
 void translate_monitor_call(BlockEmitter& e, const GuestInsn& in) {
   CalloutSite& site = e.new_site(CalloutSite::Kind::kInstruction, in);
-  if (!SystemEmulator::predecoded(in.d, in.ops, in.eip, true, site.insn)) {
+  const bool code32 = !(e.key_flags() & tb_flags::kCode16);
+  if (!SystemEmulator::predecoded(in.d, in.ops, in.eip, code32, site.insn)) {
     throw Error(
         fmt::format("bt: internal: the system emulator cannot take the instruction at "
                     "EIP {:#x} the policy gave it",

@@ -14,6 +14,10 @@ struct GuestInsn {
   uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH] = {};
   ZydisDecodedInstruction d{};
   ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT]{};
+  /// 16-bit code: the operand-size prefix (66h) toggles for the host, whose default operand
+  /// size is 32 bits (an instruction whose operand size 66h chooses: present means 32 bits in
+  /// 16-bit code and 16 bits on the host, absent the reverse).
+  bool flip_operand_size = false;
 
   /// The explicit memory operand (not LEA's address generation), or nullptr.
   const ZydisDecodedOperand* mem() const {

@@ -141,18 +141,34 @@ bool inline_maskmov(const GuestInsn& in, uint32_t key_flags) {
   return true;
 }
 
+/// A flat 32-bit stack: SS base 0, ESP (not SP) as the stack pointer.
+bool flat_stack32(uint32_t key_flags) {
+  return (key_flags & tb_flags::kFlatStack) && !(key_flags & tb_flags::kStack16);
+}
+
 /// PUSH Sreg with a 32-bit operand size on a flat stack that needs no checks.
 bool inline_push_sreg(const GuestInsn& in, uint32_t key_flags) {
   return in.d.mnemonic == ZYDIS_MNEMONIC_PUSH && in.d.operand_width == 32 &&
          in.ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
          ZydisRegisterGetClass(in.ops[0].reg.value) == ZYDIS_REGCLASS_SEGMENT &&
-         (key_flags & tb_flags::kFlatStack) && !restricted_segment(key_flags, kSs);
+         flat_stack32(key_flags) && !restricted_segment(key_flags, kSs);
+}
+
+/// Whether `in` accesses memory through a segment that needs checks in this mode: the
+/// restricted segments for 32-bit offsets, and for offsets that wrap at 64 KiB (16-bit
+/// addressing, a 16-bit stack) only those that are not plain 64 KiB-or-more data segments.
+bool uses_restricted_segment(const GuestInsn& in, uint32_t key_flags) {
+  if (key_flags & tb_flags::kSegUnchecked) return false;
+  uint32_t wrapped = 0, full = 0;
+  segments_used_by_width(in.d, in.ops, key_flags & tb_flags::kStack16, &wrapped, &full);
+  return (full & (key_flags >> tb_flags::kRestrictedShift) & 0x3f) ||
+         (wrapped & (key_flags >> tb_flags::kRestricted16Shift) & 0x3f);
 }
 
 /// CLI/STI/PUSHFD/POPFD at CPL 0 on a flat, unchecked stack, outside single-instruction blocks:
 /// they cannot fault there (Intel SDM Vol. 2), so they run inline on the virtual IF.
 bool inline_cpl0_flags(const ZydisDecodedInstruction& d, uint32_t key_flags) {
-  return (key_flags & tb_flags::kCpl0) && (key_flags & tb_flags::kFlatStack) &&
+  return (key_flags & tb_flags::kCpl0) && flat_stack32(key_flags) &&
          (d.mnemonic == ZYDIS_MNEMONIC_CLI || d.mnemonic == ZYDIS_MNEMONIC_STI ||
           d.mnemonic == ZYDIS_MNEMONIC_PUSHFD || d.mnemonic == ZYDIS_MNEMONIC_POPFD) &&
          !(key_flags & tb_flags::kSingleInstruction) && !restricted_segment(key_flags, kSs);
@@ -328,19 +344,14 @@ Shape decide(const GuestInsn& in, uint32_t key_flags, const CodeFetcher& fetcher
 
   // The monitor's: sensitive instructions, those the CPU model does not execute or that fault
   // in this mode, ordinary instructions through a segment that needs checks (segment_checks.h),
-  // and the stack, string and CX-counting forms the translator does not emit (a segmented
-  // stack, 16-bit addressing). The monitor runs the sensitive and faulting ones in place, with
+  // and the string and CX-counting forms with 16-bit addressing, which the translator does not
+  // emit. The monitor runs the sensitive and faulting ones in place, with
   // a direct call, where the instruction decodes for the system emulator; the rest leave the
   // block, for the dispatcher to run alone.
-  const bool restricted = !(key_flags & tb_flags::kSegUnchecked) &&
-                          (segments_used(d, in.ops) & (key_flags >> tb_flags::kRestrictedShift));
+  const bool restricted = uses_restricted_segment(in, key_flags);
   const bool sensitive = sensitivity(d, in.ops) != Sensitivity::kNone;
   const bool unsupported = !in_cpu_model(d.meta.isa_ext) || fpu_traps;
-  const bool stack_op = d.meta.category == ZYDIS_CATEGORY_CALL ||
-                        d.meta.category == ZYDIS_CATEGORY_RET ||
-                        d.mnemonic == ZYDIS_MNEMONIC_PUSH || d.mnemonic == ZYDIS_MNEMONIC_POP ||
-                        d.mnemonic == ZYDIS_MNEMONIC_LEAVE;
-  if (restricted || sensitive || unsupported || (stack_op && !(key_flags & tb_flags::kFlatStack)) ||
+  if (restricted || sensitive || unsupported ||
       (d.address_width == 16 &&
        (d.meta.category == ZYDIS_CATEGORY_STRINGOP || counts_with_cx(d)))) {
     const bool in_place = direct_calls && (sensitive || (!restricted && unsupported));
@@ -353,17 +364,17 @@ Shape decide(const GuestInsn& in, uint32_t key_flags, const CodeFetcher& fetcher
     case ZYDIS_CATEGORY_UNCOND_BR:
       return Shape::kJump;
     case ZYDIS_CATEGORY_CALL:
-      return d.operand_width == 16 ? Shape::kMonitorExit : Shape::kCall;
+      return Shape::kCall;
     case ZYDIS_CATEGORY_RET:
-      return d.operand_width == 16 ? Shape::kMonitorExit : Shape::kReturn;
+      return Shape::kReturn;
     case ZYDIS_CATEGORY_COND_BR:
       return Shape::kCondBranch;
     default:
       break;
   }
-  if (d.mnemonic == ZYDIS_MNEMONIC_PUSH || d.mnemonic == ZYDIS_MNEMONIC_POP) return Shape::kStack;
-  if (d.mnemonic == ZYDIS_MNEMONIC_LEAVE) {
-    return d.operand_width == 16 ? Shape::kMonitorExit : Shape::kStack;
+  if (d.mnemonic == ZYDIS_MNEMONIC_PUSH || d.mnemonic == ZYDIS_MNEMONIC_POP ||
+      d.mnemonic == ZYDIS_MNEMONIC_LEAVE) {
+    return Shape::kStack;
   }
   if (d.meta.category == ZYDIS_CATEGORY_STRINGOP) {
     // Segment bases around string instructions: the monitor handles them.

@@ -9,6 +9,15 @@ namespace vmbt::bt {
 
 namespace {
 
+/// EIP past an instruction of `length` bytes: IP wraps at 64 KiB in 16-bit code (CS.D = 0).
+void advance_eip(VcpuState& s, unsigned length) {
+  s.eip = s.seg[kCs].db ? s.eip + length : (s.eip + length) & 0xffff;
+}
+
+}  // namespace
+
+namespace {
+
 /// Guest memory through a segment, with the CPL's rights.
 class Access {
  public:
@@ -132,7 +141,7 @@ bool string_op(VcpuState& s, const ZydisDecodedInstruction& insn, const ZydisDec
   const uint32_t mask = size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
   for (unsigned n = 0; n < kBatch; ++n) {
     if (rep && reg_bits(s, kEcx, abits) == 0) {
-      s.eip += insn.length;
+      advance_eip(s, insn.length);
       return true;
     }
     uint32_t si = reg_bits(s, kEsi, abits), di = reg_bits(s, kEdi, abits);
@@ -158,12 +167,12 @@ bool string_op(VcpuState& s, const ZydisDecodedInstruction& insn, const ZydisDec
     if (op == 'M' || op == 'L' || op == 'C') set_reg_bits(s, kEsi, abits, si + step);
     if (op != 'L') set_reg_bits(s, kEdi, abits, di + step);
     if (!rep) {
-      s.eip += insn.length;
+      advance_eip(s, insn.length);
       return true;
     }
     set_reg_bits(s, kEcx, abits, reg_bits(s, kEcx, abits) - 1);
     if ((op == 'C' || op == 'A') && ((s.eflags & eflags::kZf) != 0) == repne) {
-      s.eip += insn.length;  // REPE stops on ZF=0, REPNE on ZF=1
+      advance_eip(s, insn.length);  // REPE stops on ZF=0, REPNE on ZF=1
       return true;
     }
   }
@@ -194,11 +203,29 @@ bool is_legacy_instruction(ZydisMnemonic m) {
   }
 }
 
+namespace {
+
+/// The stack pointer's width (Intel SDM Vol. 3A §3.4.5.1, SS.B): SP on a 16-bit stack, ESP on a
+/// 32-bit one. Offsets wrap to it; a new value replaces only those bits.
+uint32_t stack_mask(const VcpuState& s) {
+  return s.seg[kSs].db ? 0xffffffffu : 0xffffu;
+}
+uint32_t stack_offset(const VcpuState& s, uint32_t value) {
+  return value & stack_mask(s);
+}
+void set_stack_pointer(VcpuState& s, uint32_t value) {
+  const uint32_t mask = stack_mask(s);
+  s.gpr[kEsp] = (s.gpr[kEsp] & ~mask) | (value & mask);
+}
+
+}  // namespace
+
 LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
                              const ZydisDecodedOperand* ops, LinearMemory& mem) {
   LegacyOutcome out;
   Access m(s, mem);
-  const uint32_t next = s.eip + insn.length;
+  // IP wraps at 64 KiB in 16-bit code (CS.D = 0).
+  const uint32_t next = s.seg[kCs].db ? s.eip + insn.length : (s.eip + insn.length) & 0xffff;
   const bool cf = s.eflags & eflags::kCf;
   const bool af = s.eflags & eflags::kAf;
   try {
@@ -238,13 +265,13 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
         if (insn.operand_width != 16 || insn.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR) return out;
         uint32_t target = 0;
         if (insn.mnemonic == ZYDIS_MNEMONIC_RET) {
-          target = m.read(kSs, s.gpr[kEsp], 2);
+          target = m.read(kSs, stack_offset(s, s.gpr[kEsp]), 2);
           uint32_t release = 2;
           if (insn.operand_count_visible > 0 && ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
             release += static_cast<uint32_t>(ops[0].imm.value.u & 0xffff);
           }
           if (target > s.seg[kCs].limit) throw GuestFault{exc::kGp, true, 0};
-          s.gpr[kEsp] += release;
+          set_stack_pointer(s, s.gpr[kEsp] + release);
         } else {
           const ZydisDecodedOperand& t = ops[0];
           if (t.type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
@@ -255,18 +282,18 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
             target = m.read(operand_segment(t), effective_offset(s, t, insn.address_width), 2);
           }
           if (target > s.seg[kCs].limit) throw GuestFault{exc::kGp, true, 0};
-          m.write(kSs, s.gpr[kEsp] - 2, next & 0xffff, 2);
-          s.gpr[kEsp] -= 2;
+          m.write(kSs, stack_offset(s, s.gpr[kEsp] - 2), next & 0xffff, 2);
+          set_stack_pointer(s, s.gpr[kEsp] - 2);
         }
         s.eip = target;
         out.result = LegacyResult::kDone;
         return out;
       }
       case ZYDIS_MNEMONIC_LEAVE: {
-        // ESP = EBP, then pop (E)BP at the operand size; the stack is 32-bit (SS.B=1).
+        // ESP = EBP (SP = BP on a 16-bit stack), then pop (E)BP at the operand size.
         unsigned w = insn.operand_width / 8;
-        uint32_t v = m.read(kSs, s.gpr[kEbp], w);
-        s.gpr[kEsp] = s.gpr[kEbp] + w;
+        uint32_t v = m.read(kSs, stack_offset(s, s.gpr[kEbp]), w);
+        set_stack_pointer(s, stack_offset(s, s.gpr[kEbp]) + w);
         s.gpr[kEbp] = w == 4 ? v : ((s.gpr[kEbp] & 0xffff0000u) | v);
         break;
       }
@@ -276,9 +303,9 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
         uint32_t esp = s.gpr[kEsp];
         for (unsigned i = 0; i < 8; ++i) {  // EAX ECX EDX EBX (original) ESP EBP ESI EDI
           esp -= w;
-          m.write(kSs, esp, i == kEsp ? s.gpr[kEsp] : s.gpr[i], w);
+          m.write(kSs, stack_offset(s, esp), i == kEsp ? s.gpr[kEsp] : s.gpr[i], w);
         }
-        s.gpr[kEsp] = esp;
+        set_stack_pointer(s, esp);
         break;
       }
       case ZYDIS_MNEMONIC_POPAD:
@@ -287,14 +314,14 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
         uint32_t esp = s.gpr[kEsp];
         uint32_t v[8];
         for (int i = 7; i >= 0; --i) {  // EDI ESI EBP (skip) EBX EDX ECX EAX
-          v[i] = m.read(kSs, esp, w);
+          v[i] = m.read(kSs, stack_offset(s, esp), w);
           esp += w;
         }
         for (unsigned i = 0; i < 8; ++i) {
           if (i == kEsp) continue;
           s.gpr[i] = w == 4 ? v[i] : ((s.gpr[i] & 0xffff0000u) | v[i]);
         }
-        s.gpr[kEsp] = esp;
+        set_stack_pointer(s, esp);
         break;
       }
       case ZYDIS_MNEMONIC_XLAT: {
@@ -309,25 +336,25 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
         break;
       }
       case ZYDIS_MNEMONIC_ENTER: {
-        // Intel SDM Vol. 2A, ENTER, with a 32-bit stack (SS.B=1) and either operand size.
+        // Intel SDM Vol. 2A, ENTER, either operand size, on a 16- or 32-bit stack (SS.B).
         unsigned w = insn.operand_width / 8;
         uint32_t size = static_cast<uint32_t>(ops[0].imm.value.u & 0xffff);
         unsigned level = static_cast<unsigned>(ops[1].imm.value.u) % 32;
         uint32_t esp = s.gpr[kEsp] - w;
-        m.write(kSs, esp, s.gpr[kEbp], w);
-        uint32_t frame = esp;
+        m.write(kSs, stack_offset(s, esp), s.gpr[kEbp], w);
+        uint32_t frame = stack_offset(s, esp);
         uint32_t ebp = s.gpr[kEbp];
         if (level > 0) {
           for (unsigned i = 1; i < level; ++i) {
             ebp -= w;
             esp -= w;
-            m.write(kSs, esp, m.read(kSs, ebp, w), w);
+            m.write(kSs, stack_offset(s, esp), m.read(kSs, stack_offset(s, ebp), w), w);
           }
           esp -= w;
-          m.write(kSs, esp, frame, w);
+          m.write(kSs, stack_offset(s, esp), frame, w);
         }
         s.gpr[kEbp] = w == 4 ? frame : ((s.gpr[kEbp] & 0xffff0000u) | (frame & 0xffff));
-        s.gpr[kEsp] = esp - size;
+        set_stack_pointer(s, esp - size);
         break;
       }
       case ZYDIS_MNEMONIC_BOUND: {

@@ -24,7 +24,7 @@ struct LegacyOutcome {
 /// translator leaves to the monitor (LEAVE, LOOPcc/JCXZ with a 16-bit address size, near CALL
 /// and RET with a 16-bit operand size), with the semantics of
 /// their Intel SDM Vol. 2 pages, including the flags those pages define. Memory goes through
-/// `mem` at the segment bases of `s`. Flat 32-bit stack (SS.B=1) assumed, as the translator is.
+/// `mem` at the segment bases of `s`; the stack is SS:ESP, or SS:SP where SS.B = 0.
 /// Whether `m` is one of the instructions above that the translator always hands to the monitor
 /// (it sends the 16-bit-address string and loop forms only when it cannot run them itself).
 bool is_legacy_instruction(ZydisMnemonic m);

@@ -17,6 +17,39 @@ uint32_t restricted_segments(const VcpuState& s) {
   return mask;
 }
 
+uint32_t restricted_segments_16(const VcpuState& s) {
+  uint32_t mask = 1u << kCs;
+  for (unsigned i : {kEs, kSs, kDs, kFs, kGs}) {
+    const SegmentReg& seg = s.seg[i];
+    const bool plain = !seg.unusable && seg.present && seg.s && !(seg.type & 8) && (seg.type & 2) &&
+                       !(seg.type & 4) && seg.limit >= 0xffffu;
+    if (!plain) mask |= 1u << i;
+  }
+  return mask;
+}
+
+namespace {
+
+bool is_stack_operand(const ZydisDecodedOperand& o) {
+  return o.visibility == ZYDIS_OPERAND_VISIBILITY_HIDDEN &&
+         (o.mem.base == ZYDIS_REGISTER_ESP || o.mem.base == ZYDIS_REGISTER_SP);
+}
+
+}  // namespace
+
+void segments_used_by_width(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* ops,
+                            bool stack16, uint32_t* wrapped, uint32_t* full) {
+  *wrapped = *full = 0;
+  for (unsigned i = 0; i < insn.operand_count; ++i) {
+    const ZydisDecodedOperand& o = ops[i];
+    if (o.type != ZYDIS_OPERAND_TYPE_MEMORY || o.mem.type != ZYDIS_MEMOP_TYPE_MEM) continue;
+    const int seg = segment_index(o.mem.segment);
+    if (seg < 0) continue;
+    const bool wraps = is_stack_operand(o) ? stack16 : insn.address_width == 16;
+    *(wraps ? wrapped : full) |= 1u << seg;
+  }
+}
+
 uint32_t segments_used(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* ops) {
   uint32_t mask = 0;
   for (unsigned i = 0; i < insn.operand_count; ++i) {
@@ -56,8 +89,7 @@ std::optional<GuestFault> check_instruction(const VcpuState& s, const ZydisDecod
     unsigned size = o.size / 8;
     if (size == 0) size = 1;
     bool write = o.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
-    bool stack = o.visibility == ZYDIS_OPERAND_VISIBILITY_HIDDEN &&
-                 (o.mem.base == ZYDIS_REGISTER_ESP || o.mem.base == ZYDIS_REGISTER_SP);
+    bool stack = is_stack_operand(o);
     if (stack && write) offset -= size;  // PUSH/CALL store below ESP
     if (auto f = check_access(s, static_cast<unsigned>(seg), offset, size,
                               write || (o.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE))) {

@@ -77,6 +77,29 @@ void strip_rep_prefix(GuestInsn& in, const ZydisDecoder& decoder) {
   in = out;
 }
 
+/// Whether the operand-size prefix chooses this 16-bit-code instruction's operand size between
+/// 16 and 32 bits (so the host, whose default is 32, needs it toggled): decoded again with 66h
+/// toggled, its operand width is the other one. Byte, MMX/SSE and fixed-size instructions keep
+/// their width (or change it otherwise, as MMX to SSE), and keep their prefixes.
+bool operand_size_prefix_chooses(const GuestInsn& in, const ZydisDecoder& decoder16) {
+  if (in.d.operand_width != 16 && in.d.operand_width != 32) return false;
+  uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH + 1] = {};
+  unsigned n = 0;
+  if (!in.has_prefix(0x66)) bytes[n++] = 0x66;
+  for (unsigned i = 0; i < in.d.length; ++i) {
+    if (i < in.d.raw.prefix_count && in.bytes[i] == 0x66) continue;
+    bytes[n++] = in.bytes[i];
+  }
+  // The other operand size may take a longer immediate: the bytes after the instruction.
+  for (unsigned i = in.d.length; i < sizeof in.bytes && n < sizeof bytes; ++i) {
+    bytes[n++] = in.bytes[i];
+  }
+  ZydisDecodedInstruction other;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder16, bytes, n, &other, ops))) return false;
+  return other.operand_width == 16 + 32 - in.d.operand_width;
+}
+
 /// Counts an instruction of `shape` in the translator's statistics.
 void count(TranslatorStats& stats, policy::Shape shape, const GuestInsn& in) {
   using policy::Shape;
@@ -129,13 +152,15 @@ struct Translator::Impl {
   CodeFetcher& fetcher;
   BtContext& ctx;
   TranslatorStats& stats;
-  ZydisDecoder decoder{};
+  ZydisDecoder decoder{};             ///< 32-bit code
+  ZydisDecoder decoder16{};           ///< 16-bit code (tb_flags::kCode16)
   std::vector<uint32_t> breakpoints;  ///< sorted linear addresses (Translator::set_breakpoints)
   BlockPlan plan;                     ///< the block being translated (kept for its capacity)
 
   Impl(CodeCache& c, const Stubs& s, CodeFetcher& f, BtContext& x, TranslatorStats& st)
       : cache(c), stubs(s), fetcher(f), ctx(x), stats(st) {
     ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+    ZydisDecoderInit(&decoder16, ZYDIS_MACHINE_MODE_LEGACY_16, ZYDIS_STACK_WIDTH_16);
   }
 
   bool breakpoint_at(uint32_t linear, uint32_t key_flags) const {
@@ -153,6 +178,8 @@ struct Translator::Impl {
 /// (the dispatcher raises the fetch's #PF, or #UD where no RAM is).
 bool Translator::Impl::decode(uint32_t eip, uint32_t key_flags, uint32_t cs_base) {
   plan.clear();
+  const bool code16 = key_flags & tb_flags::kCode16;
+  const ZydisDecoder& dec = code16 ? decoder16 : decoder;
   uint32_t pc = eip;
   for (;;) {
     PlannedInsn& p = plan.insns.emplace_back();
@@ -171,7 +198,7 @@ bool Translator::Impl::decode(uint32_t eip, uint32_t key_flags, uint32_t cs_base
       if (plan.instructions == 0) return false;
       return stop(BlockPlan::Tail::kFallThrough);  // the next page is not mapped: fault there
     }
-    const ZyanStatus st = ZydisDecoderDecodeFull(&decoder, in.bytes, got, &in.d, in.ops);
+    const ZyanStatus st = ZydisDecoderDecodeFull(&dec, in.bytes, got, &in.d, in.ops);
     if (!ZYAN_SUCCESS(st) && got < sizeof in.bytes && plan.instructions > 0) {
       return stop(BlockPlan::Tail::kFallThrough);  // may continue on an unmapped page
     }
@@ -202,12 +229,14 @@ bool Translator::Impl::decode(uint32_t eip, uint32_t key_flags, uint32_t cs_base
     ++plan.instructions;
     if (!ZYAN_SUCCESS(st)) return stop(BlockPlan::Tail::kUndecodable);
     in.next = pc + in.d.length;
+    if (code16) in.next &= 0xffff;  // IP wraps at 64 KiB
     if (in.d.mnemonic == ZYDIS_MNEMONIC_TZCNT || in.d.mnemonic == ZYDIS_MNEMONIC_LZCNT) {
       // Without BMI1/LZCNT (the vmbt model has neither) F3 0F BC/BD is BSF/BSR with an
       // ignored REP prefix, which compilers emit on purpose ("rep bsf"). The host has
       // BMI1, so the prefix is dropped before the instruction is re-encoded.
-      strip_rep_prefix(in, decoder);
+      strip_rep_prefix(in, dec);
     }
+    if (code16) in.flip_operand_size = operand_size_prefix_chooses(in, decoder16);
     p.shape = policy::decide(in, key_flags, fetcher, lin);
     if (policy::ends_block(p.shape, in.d)) return true;
     pc = in.next;

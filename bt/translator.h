@@ -38,9 +38,16 @@ constexpr uint32_t kDirectCalls = 1u << 15;
 /// Breakpoints are ignored: the one instruction a debugger resumes or steps at (always with
 /// kSingleInstruction, so never in a table or chained).
 constexpr uint32_t kNoBreakpoints = 1u << 16;
+/// CS.D = 0: 16-bit default operand and address size (real mode, 16-bit code segments).
+constexpr uint32_t kCode16 = 1u << 17;
+/// SS.B = 0: the stack pointer is SP, wrapping at 64 KiB (Intel SDM Vol. 3A §3.4.5.1).
+constexpr uint32_t kStack16 = 1u << 18;
 /// Bits 8-13: segment registers (SegIndex) that need limit/type checks (segment_checks.h);
 /// instructions using them leave translated code for the monitor.
 constexpr unsigned kRestrictedShift = 8;
+/// Bits 19-24: the same for offsets that wrap at 64 KiB (16-bit addressing, a 16-bit stack): a
+/// readable and writable data segment of 64 KiB or more needs no limit check there.
+constexpr unsigned kRestricted16Shift = 19;
 }  // namespace tb_flags
 
 /// Reads guest code for the translator.

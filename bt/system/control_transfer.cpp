@@ -99,7 +99,11 @@ StepResult SystemEmulator::far_jmp_call(VcpuState& s, const Insn& in) {
   } else {
     sys::ud();
   }
-  far_transfer(s, in, call, sel, offset);
+  if (!(s.cr0 & cr0::kPe)) {
+    far_transfer_real_mode(s, in, call, sel, offset);
+  } else {
+    far_transfer(s, in, call, sel, offset);
+  }
   return {};
 }
 
@@ -234,6 +238,7 @@ void SystemEmulator::call_gate(VcpuState& s, const Insn& in, bool call, uint16_t
 // RET far [imm16] in protected mode (Intel SDM Vol. 2B RET): same level, or outer level with
 // SS:ESP popped and ES/DS/FS/GS nulled when not visible at the new CPL.
 StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
+  if (!(s.cr0 & cr0::kPe)) return far_ret_real_mode(s, in);
   const unsigned c = sys::cpl(s);
   const unsigned os = in.osize;
   const uint32_t imm = in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE
@@ -279,6 +284,7 @@ StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
 // with a 32-bit operand size).
 StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   nmi_blocked = false;  // IRET ends NMI blocking (Intel SDM Vol. 3A §6.7.1)
+  if (!(s.cr0 & cr0::kPe)) return iret_real_mode(s, in);
   if (fast_iret_core(s, in)) {
     keep_rf_ = true;  // RF as popped
     return {};
@@ -399,10 +405,11 @@ void load_system_call_segments(VcpuState& s, const SystemCallSegments& to) {
 
 }  // namespace
 
-// SYSENTER (Intel SDM Vol. 2B): #GP(0) if IA32_SYSENTER_CS[15:2] = 0; VM, IF, RF cleared; flat
+// SYSENTER (Intel SDM Vol. 2B): #GP(0) in real mode or if IA32_SYSENTER_CS[15:2] = 0; VM, IF,
+// RF cleared; flat
 // CPL0 CS and SS (system_call_segments); ESP/EIP from the MSRs.
 StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
-  if ((s.sysenter_cs & 0xfffc) == 0) sys::gp(0);
+  if (!(s.cr0 & cr0::kPe) || (s.sysenter_cs & 0xfffc) == 0) sys::gp(0);
   s.eflags &= ~(eflags::kVm | eflags::kIf | eflags::kRf);
   load_system_call_segments(s, system_call_segments(s, true));
   s.gpr[kEsp] = s.sysenter_esp;
@@ -611,10 +618,11 @@ bool SystemEmulator::fast_iret(VcpuState& s, const Insn& in) {
   return true;
 }
 
-// SYSEXIT (Intel SDM Vol. 2B): #GP(0) if IA32_SYSENTER_CS[15:2] = 0 or CPL != 0; flat CPL3
+// SYSEXIT (Intel SDM Vol. 2B): #GP(0) in real mode, if IA32_SYSENTER_CS[15:2] = 0 or CPL != 0;
+// flat CPL3
 // CS = SYSENTER_CS + 16 | 3, SS = SYSENTER_CS + 24 | 3; EIP = EDX, ESP = ECX.
 StepResult SystemEmulator::sysexit(VcpuState& s, const Insn& /*in*/) {
-  if ((s.sysenter_cs & 0xfffc) == 0 || sys::cpl(s) != 0) sys::gp(0);
+  if (!(s.cr0 & cr0::kPe) || (s.sysenter_cs & 0xfffc) == 0 || sys::cpl(s) != 0) sys::gp(0);
   load_system_call_segments(s, system_call_segments(s, false));
   s.gpr[kEsp] = s.gpr[kEcx];
   s.eip = s.gpr[kEdx];

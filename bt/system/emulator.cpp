@@ -183,13 +183,6 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
   keep_rf_ = false;
   task_trap_pending_ = false;
   pending_ = PendingIo{};
-  if (!(s.cr0 & cr0::kPe)) {
-    return {
-        StepKind::kUnsupported,
-        {},
-        fmt::format("real mode is not supported by the bt system emulator (CS:IP={:04x}:{:04x})",
-                    s.seg[kCs].selector, s.eip)};
-  }
   if (s.eflags & eflags::kVm) {
     return {StepKind::kUnsupported,
             {},
@@ -267,7 +260,31 @@ StepResult SystemEmulator::deliver_nmi(VcpuState& s) {
   return r;
 }
 
+namespace {
+
+/// Instructions not recognized in real-address mode (Intel SDM Vol. 2: "Real-Address Mode
+/// Exceptions: #UD The ... instruction is not recognized in real-address mode").
+bool undefined_in_real_mode(ZydisMnemonic m) {
+  switch (m) {
+    case ZYDIS_MNEMONIC_LAR:
+    case ZYDIS_MNEMONIC_LSL:
+    case ZYDIS_MNEMONIC_VERR:
+    case ZYDIS_MNEMONIC_VERW:
+    case ZYDIS_MNEMONIC_SLDT:
+    case ZYDIS_MNEMONIC_STR:
+    case ZYDIS_MNEMONIC_LLDT:
+    case ZYDIS_MNEMONIC_LTR:
+    case ZYDIS_MNEMONIC_ARPL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 StepResult SystemEmulator::dispatch(VcpuState& s, const Insn& in) {
+  if (!(s.cr0 & cr0::kPe) && undefined_in_real_mode(in.mnemonic())) sys::ud();
   switch (in.mnemonic()) {
     case ZYDIS_MNEMONIC_CLI:
       return cli(s, in);

@@ -62,12 +62,12 @@ std::string describe(const Event& ev) {
 StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
   event_delivered_ = true;
   interrupt_shadow = false;
-  if (!(s.cr0 & cr0::kPe) || (s.eflags & eflags::kVm)) {
+  if ((s.cr0 & cr0::kPe) && (s.eflags & eflags::kVm)) {
     return {StepKind::kUnsupported,
             {},
-            fmt::format("event delivery in {} mode is not supported ({} at CS:EIP={:04x}:{:08x})",
-                        (s.cr0 & cr0::kPe) ? "virtual-8086" : "real", describe(ev),
-                        s.seg[kCs].selector, s.eip)};
+            fmt::format("event delivery in virtual-8086 mode is not supported ({} at "
+                        "CS:EIP={:04x}:{:08x})",
+                        describe(ev), s.seg[kCs].selector, s.eip)};
   }
   if (fast_deliver(s, ev)) return {};
   VcpuRegisters before = s;
@@ -144,6 +144,10 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
 // Vol. 3A §6.12.1): gate checks, stack switch through the TSS for a more privileged handler,
 // the frame (SS, ESP,) EFLAGS, CS, EIP (, error code), then TF/NT/RF/VM (and IF) cleared.
 void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
+  if (!(s.cr0 & cr0::kPe)) {
+    deliver_real_mode(s, ev);
+    return;
+  }
   const uint32_t ext = ev.ext() ? 1 : 0;
   const unsigned old_cpl = sys::cpl(s);
   const uint32_t idt_code = ev.vector * 8u + 2 + ext;

@@ -26,6 +26,10 @@ void set_zf(VcpuState& s, bool zf) {
 //       present -> #NP(sel).
 // The Accessed bit is set in the descriptor; the hidden part is loaded (limit scaled by G).
 void SystemEmulator::load_data_segment(VcpuState& s, unsigned seg, uint16_t sel) {
+  if (!(s.cr0 & cr0::kPe)) {
+    load_real_mode_segment(s, seg, sel);
+    return;
+  }
   const unsigned c = sys::cpl(s);
   const unsigned rpl = sel & 3;
   uint32_t addr = 0;

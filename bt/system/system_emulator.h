@@ -266,6 +266,14 @@ class SystemEmulator {
   void roll_back(VcpuState& s, const VcpuRegisters& before);
   static void null_outer_data_segments(VcpuState& s);
 
+  // real_mode.cpp (SDM Vol. 3A ch. 20; the REAL-ADDRESS-MODE parts of the Vol. 2 pseudocode).
+  void load_real_mode_segment(VcpuState& s, unsigned seg, uint16_t selector);
+  void far_transfer_real_mode(VcpuState& s, const sys::Insn& in, bool call, uint16_t selector,
+                              uint32_t offset);
+  StepResult far_ret_real_mode(VcpuState& s, const sys::Insn& in);
+  StepResult iret_real_mode(VcpuState& s, const sys::Insn& in);
+  void deliver_real_mode(VcpuState& s, const sys::Event& ev);
+
   // exceptions.cpp (SDM Vol. 3A §6.4-6.15).
   StepResult deliver_event(VcpuState& s, sys::Event ev);
   void deliver_once(VcpuState& s, const sys::Event& ev);

@@ -461,12 +461,5 @@ TEST_F(SysInterruptTest, IretToVirtual8086ModeIsUnsupported) {
   EXPECT_EQ(s.eip, kCode);
 }
 
-TEST_F(SysInterruptTest, DeliveryInRealModeIsUnsupported) {
-  s.cr0 = cr0::kEt;
-  StepResult r = emu.deliver_interrupt(s, 0x08);
-  EXPECT_EQ(r.kind, StepKind::kUnsupported);
-  EXPECT_EQ(s.eip, kCode);
-}
-
 }  // namespace
 }  // namespace vmbt::bt::testing

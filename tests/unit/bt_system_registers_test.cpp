@@ -513,13 +513,6 @@ TEST_F(SysRegistersTest, NonSystemInstructionIsUnsupportedAndLeavesTheState) {
   EXPECT_EQ(s.eip, kCode);
 }
 
-TEST_F(SysRegistersTest, RealModeIsUnsupported) {
-  s.cr0 = cr0::kEt;
-  StepResult r = step();
-  EXPECT_EQ(r.kind, StepKind::kUnsupported);
-  EXPECT_NE(r.message.find("real mode"), std::string::npos);
-}
-
 TEST_F(SysRegistersTest, InstructionRunningPastTheCsLimitRaisesGp0) {
   enter_cpl0();
   s.seg[kCs].limit = kCode;  // only the first byte of a two-byte instruction is inside

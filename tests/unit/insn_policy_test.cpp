@@ -154,11 +154,12 @@ TEST(InsnPolicy, ShapesOfOrdinaryInstructions) {
   EXPECT_EQ(shape_of({0x74, 0x02}, kUser), Shape::kCondBranch);       // JZ
   EXPECT_EQ(shape_of({0xf7, 0xf1}, kUser), Shape::kDivide);           // DIV ecx
   EXPECT_EQ(shape_of({0xf3, 0x0f, 0x1e, 0xfb}, kUser), Shape::kNop);  // ENDBR32
-  // A stack or string instruction over a segment base, and 16-bit forms the translator does not
-  // emit, leave the block for the dispatcher.
-  EXPECT_EQ(shape_of({0x50}, kUser & ~tb_flags::kFlatStack), Shape::kMonitorExit);
+  // Stack instructions over an SS base and with 16-bit operands have shapes of their own; a
+  // string instruction over a segment base and the 16-bit-address forms the translator does
+  // not emit leave the block for the dispatcher.
+  EXPECT_EQ(shape_of({0x50}, kUser & ~tb_flags::kFlatStack), Shape::kStack);
+  EXPECT_EQ(shape_of({0x66, 0xe8, 0, 0}, kUser), Shape::kCall);  // CALL rel16
   EXPECT_EQ(shape_of({0xf3, 0xa5}, kUser & ~tb_flags::kFlatData), Shape::kMonitorExit);
-  EXPECT_EQ(shape_of({0x66, 0xe8, 0, 0}, kUser), Shape::kMonitorExit);  // CALL rel16
   EXPECT_EQ(shape_of({0x67, 0xe2, 0xfe}, kUser), Shape::kMonitorExit);  // LOOP with CX
   // An ordinary instruction through a segment that needs checks (here DS).
   const uint32_t ds_checked = kUser | (1u << (tb_flags::kRestrictedShift + kDs));

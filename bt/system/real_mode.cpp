@@ -1,0 +1,108 @@
+// Real-address mode (CR0.PE = 0): segment loads, far transfers, IRET and interrupt delivery
+// through the interrupt vector table (Intel SDM Vol. 3A §20.1, and the REAL-ADDRESS-MODE parts of
+// the Vol. 2 pseudocode of MOV, JMP, CALL, RET, IRET and INT n).
+#include "bt/system/internal.h"
+#include "bt/system/system_emulator.h"
+
+namespace vmbt::bt {
+
+using sys::Insn;
+
+// A segment load in real mode sets the selector and base = selector * 16 (Intel SDM Vol. 3A
+// §20.1.1); the limit and attributes stay as they were, so a 4 GiB limit loaded in protected
+// mode is kept ("big real" mode, as on the CPU and QEMU). A register left unusable or not a
+// writable data segment by protected mode (a null selector, a code segment) becomes the plain
+// 64 KiB read/write data segment of real mode: the CPU does not check it in real mode either.
+void SystemEmulator::load_real_mode_segment(VcpuState& s, unsigned seg, uint16_t sel) {
+  SegmentReg& r = s.seg[seg];
+  r.selector = sel;
+  r.base = uint32_t{sel} << 4;
+  if (seg == kCs) return;
+  const bool writable_data = !r.unusable && r.present && r.s && !(r.type & 8) && (r.type & 2);
+  if (!writable_data) {
+    r.unusable = false;
+    r.present = true;
+    r.s = true;
+    r.type = 3;  // read/write, accessed
+    r.dpl = 0;
+    r.db = false;
+    r.g = false;
+    r.limit = 0xffff;
+  }
+}
+
+// Far JMP/CALL in real mode: CS:EIP from the operand, the return CS and IP (EIP with a 32-bit
+// operand size) pushed by CALL; EIP is the offset's low 16 bits with a 16-bit operand size.
+void SystemEmulator::far_transfer_real_mode(VcpuState& s, const Insn& in, bool call, uint16_t sel,
+                                            uint32_t offset) {
+  if (call) {
+    sys::StackPtr sp = sys::current_stack(s);
+    sys::check_push_room(sp, 2 * in.osize, sys::vec::kSs, 0);
+    sys::push(mem_, sp, s.seg[kCs].selector, in.osize);
+    sys::push(mem_, sp, in.next_eip, in.osize);
+    sys::commit_esp(s, sp);
+  }
+  load_real_mode_segment(s, kCs, sel);
+  s.eip = in.osize == 2 ? offset & 0xffff : offset;
+}
+
+// Far RET [imm16] in real mode: IP (or EIP), then CS, popped; the stack pointer passes the
+// immediate.
+StepResult SystemEmulator::far_ret_real_mode(VcpuState& s, const Insn& in) {
+  const unsigned os = in.osize;
+  const uint32_t imm = in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE
+                           ? static_cast<uint32_t>(in.ops[0].imm.value.u & 0xffff)
+                           : 0;
+  sys::StackPtr sp = sys::current_stack(s);
+  sys::check_pop_room(sp, 2 * os, sys::vec::kSs, 0);
+  const uint32_t new_eip = sys::peek(mem_, sp, 0, os);
+  const auto cs_sel = static_cast<uint16_t>(sys::peek(mem_, sp, os, 2));
+  const uint32_t mask = sp.mask();
+  sp.esp = (sp.esp & ~mask) | ((sp.esp + 2 * os + imm) & mask);
+  sys::commit_esp(s, sp);
+  load_real_mode_segment(s, kCs, cs_sel);
+  s.eip = os == 2 ? new_eip & 0xffff : new_eip;
+  return {};
+}
+
+// IRET in real mode (Intel SDM Vol. 2A IRET, REAL-ADDRESS-MODE): IP, CS and FLAGS popped; with a
+// 16-bit operand size FLAGS[15:0] is loaded, with a 32-bit one EFLAGS = (popped AND 257FD5H) OR
+// (EFLAGS AND 1A0000H): VM, VIF and VIP kept.
+StepResult SystemEmulator::iret_real_mode(VcpuState& s, const Insn& in) {
+  const unsigned os = in.osize;
+  sys::StackPtr sp = sys::current_stack(s);
+  sys::check_pop_room(sp, 3 * os, sys::vec::kSs, 0);
+  uint32_t popped[3];  // EIP, CS, EFLAGS
+  sys::peek_frame(mem_, sp, 0, popped, 3, os);
+  const uint32_t mask = sp.mask();
+  sp.esp = (sp.esp & ~mask) | ((sp.esp + 3 * os) & mask);
+  sys::commit_esp(s, sp);
+  load_real_mode_segment(s, kCs, static_cast<uint16_t>(popped[1]));
+  s.eip = os == 2 ? popped[0] & 0xffff : popped[0];
+  uint32_t f = os == 2 ? (s.eflags & ~0xffffu) | (popped[2] & 0xffffu)
+                       : (popped[2] & 0x257fd5u) | (s.eflags & 0x1a0000u);
+  f &= ~((1u << 3) | (1u << 5) | (1u << 15));  // reserved: always 0 (Intel SDM Vol. 1 §3.4.3)
+  s.eflags = f | eflags::kFixed1;
+  keep_rf_ = os == 4;
+  return {};
+}
+
+// Interrupts and exceptions in real mode (Intel SDM Vol. 3A §20.1.4, Vol. 2A INT n
+// REAL-ADDRESS-MODE): the vector's 4-byte entry in the interrupt vector table at IDTR.base
+// (#GP when it lies past IDTR.limit), FLAGS, CS and IP pushed (no error code), IF, TF, AC and RF
+// cleared, CS:IP from the entry.
+void SystemEmulator::deliver_real_mode(VcpuState& s, const sys::Event& ev) {
+  const uint32_t entry = ev.vector * 4u;
+  if (entry + 3 > s.idtr.limit) sys::gp(ev.vector * 8u + 2);
+  const uint32_t vector = sys::read_u(mem_, s.idtr.base + entry, 4, false);
+  sys::StackPtr sp = sys::current_stack(s);
+  sys::check_push_room(sp, 6, sys::vec::kSs, 0);
+  const uint32_t frame[3] = {s.eflags & 0xffffu, s.seg[kCs].selector, ev.return_eip & 0xffffu};
+  sys::push_frame(mem_, sp, frame, 3, 2);
+  sys::commit_esp(s, sp);
+  s.eflags &= ~(eflags::kIf | eflags::kTf | eflags::kAc | eflags::kRf);
+  load_real_mode_segment(s, kCs, static_cast<uint16_t>(vector >> 16));
+  s.eip = vector & 0xffff;
+}
+
+}  // namespace vmbt::bt
