@@ -117,6 +117,11 @@ void BtEngine::forget_indirect(uint32_t space_id, uint32_t first_page, uint32_t 
 
 void BtEngine::set_state(const VcpuState& state) {
   s_ = state;
+  // PAE paging with no PDPTE registers given (a state from the kvm engine, which keeps them in
+  // KVM): loaded from the PDPT at CR3, as a VM entry loads them (Intel SDM Vol. 3C §26.3.2.4).
+  if ((s_.cr0 & cr0::kPg) && (s_.cr4 & cr4::kPae) && s_.pdpte == std::array<uint64_t, 4>{}) {
+    mmu_.load_pdptes(s_.cr3, &s_.pdpte);
+  }
   mmu_.set_mode(s_);
   std::memcpy(ctx_->guest_fx.data(), s_.fxsave.data(), 512);
   uint16_t fcw;
@@ -180,12 +185,18 @@ void BtEngine::on_paging_changed(const VcpuState& s) {
   // CR0.PG and CR4.PSE/PGE change what every translation means: blocks found through the
   // global tables must be looked up again. (CR3 loads keep global translations; CR0.WP only
   // changes supervisor write rights, which no block depends on.)
-  uint32_t mode = (s.cr0 & cr0::kPg) | (s.cr4 & (cr4::kPse | cr4::kPge));
+  // (PAE and EFER.NXE too: other walks, and pages that were executable may no longer be.)
+  uint32_t mode = (s.cr0 & cr0::kPg) | (s.cr4 & (cr4::kPse | cr4::kPge | cr4::kPae)) |
+                  ((s.efer & efer::kNxe) ? 1u : 0u);
   if (mode != paging_mode_bits_) tables_.clear_global();
   paging_mode_bits_ = mode;
   mmu_.set_mode(s);
   // The watched ranges may map elsewhere now.
   if (!debug_.watchpoints.empty() || guest_data_breakpoints_) watch_frames();
+}
+
+bool BtEngine::load_pdptes(uint32_t cr3, std::array<uint64_t, 4>* pdpte) {
+  return mmu_.load_pdptes(cr3, pdpte);
 }
 
 void BtEngine::on_invlpg(uint32_t linear) {
@@ -244,7 +255,8 @@ void BtEngine::apply_breakpoints() {
 unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) {
   // Instruction fetch with the CPL's rights; stops at the end of the page (the translator asks
   // again for the next one) and where no RAM is.
-  uint32_t pa = 0, error_code = 0;
+  uint64_t pa = 0;
+  uint32_t error_code = 0;
   if (!mmu_.translate(eip, fetch_access(), &pa, &error_code)) {
     return 0;
   }
@@ -252,7 +264,7 @@ unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phy
   unsigned n = std::min<unsigned>(len, 0x1000 - (eip & 0xfff));
   n = static_cast<unsigned>(std::min<uint64_t>(n, memory_.size() - pa));
   std::memcpy(dst, memory_.host_base() + pa, n);
-  *phys_page = pa >> 12;
+  *phys_page = static_cast<uint32_t>(pa >> 12);
   if (n < len) {  // the rest of the instruction bytes from the next page, if mapped
     uint32_t next_page = 0;
     n += fetch(eip + n, dst + n, len - n, &next_page);
@@ -309,12 +321,14 @@ void BtEngine::forget_block(TranslationBlock* tb) {
 TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
   const uint32_t cs_base = s_.seg[kCs].base;
   const uint32_t linear = cs_base + eip;
-  uint32_t pa = 0, error_code = 0;
+  uint64_t pa = 0;
+  uint32_t error_code = 0;
   bool global = false;
   if (!mmu_.translate(linear, fetch_access(), &pa, &error_code, &global)) return nullptr;
-  TranslationBlock* tb = cache_.find(eip, flags, pa >> 12, cs_base);
+  if (!memory_.contains(pa, 1)) return nullptr;  // no RAM (PAE: at or above 4 GiB): #UD
+  TranslationBlock* tb = cache_.find(eip, flags, static_cast<uint32_t>(pa >> 12), cs_base);
   if (tb && tb->page_count == 2) {  // the second page must map to the same code too
-    uint32_t pa2 = 0;
+    uint64_t pa2 = 0;
     if (!mmu_.translate((linear | 0xfff) + 1, fetch_access(), &pa2, &error_code) ||
         (pa2 >> 12) != tb->pages[1]) {
       cache_.discard(tb);
@@ -329,7 +343,8 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
   // Only blocks of the mode the CPU is in go into its table (callers pass the current mode;
   // never one-off shapes).
   if (!(flags & (tb_flags::kSingleInstruction | tb_flags::kSegUnchecked))) {
-    remember_page(tb, flags, linear >> 12, pa >> 12, global && tb->page_count == 1 && cs_base == 0);
+    remember_page(tb, flags, linear >> 12, static_cast<uint32_t>(pa >> 12),
+                  global && tb->page_count == 1 && cs_base == 0);
   }
   return tb;
 }
@@ -604,7 +619,8 @@ TranslationBlock* BtEngine::transfer_target(uint32_t flags, CalloutSite* site) {
     if (t.flushes == cache_.flushes() && t.eip == s_.eip && t.flags == flags &&
         t.cs_base == cs_base && t.space == mmu_.space_id() && t.tb->valid &&
         t.tb->page_count == 1) {
-      uint32_t pa = 0, error_code = 0;
+      uint64_t pa = 0;
+      uint32_t error_code = 0;
       if (mmu_.translate(cs_base + s_.eip, fetch_access(), &pa, &error_code) &&
           (pa >> 12) == t.phys_page) {
         return t.tb;  // the same frame still: the block found there before
@@ -1086,7 +1102,8 @@ Exit BtEngine::handle_fault(bool& done) {
 }
 
 Exit BtEngine::deliver_fetch_fault(bool& done) {
-  uint32_t pa = 0, error_code = 0;
+  uint64_t pa = 0;
+  uint32_t error_code = 0;
   uint32_t eip = s_.seg[kCs].base + s_.eip;
   // The first instruction byte, or the rest of the instruction on the next page.
   for (uint32_t probe : {eip, (eip | 0xfff) + 1}) {

@@ -103,6 +103,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   uint64_t read_tsc() override;
   void write_tsc(uint64_t value) override;
   void on_paging_changed(const VcpuState& s) override;
+  bool load_pdptes(uint32_t cr3, std::array<uint64_t, 4>* pdpte) override;
   void on_invlpg(uint32_t linear) override;
   void on_debug_registers_changed(const VcpuState& s) override;
   // CodeFetcher

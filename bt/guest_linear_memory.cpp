@@ -10,7 +10,8 @@
 namespace vmbt::bt {
 
 bool GuestLinearMemory::translate(uint32_t linear, bool write, bool user, uint64_t* phys) {
-  uint32_t pa = 0, error_code = 0;
+  uint64_t pa = 0;
+  uint32_t error_code = 0;
   if (!mmu_.translate(linear, Access{write, user, false}, &pa, &error_code)) {
     state_.cr2 = linear;
     throw GuestFault{exc::kPf, true, error_code};

@@ -60,16 +60,20 @@ constexpr bool is_revoked(uint32_t e) {
 }
 
 /// Whether a paging-structure entry's change from `before` to `after` can make a shadow mapping
-/// derived from it wrong: a new frame, P, R/W, U/S or PS, or A/D cleared (the shadow would no
-/// longer see the next access or write). AVL bits, PWT/PCD, G and A/D being set need nothing
-/// (Intel SDM Vol. 3A §4.10.4.2-4.10.4.3: a TLB may keep such a translation until INVLPG).
-bool change_matters(uint32_t before, uint32_t after) {
-  constexpr uint32_t kFrameAndRights = 0xfffff000u | 0x1 | 0x2 | 0x4 | 0x80;  // P RW US PS
-  constexpr uint32_t kAccessedDirty = 0x20 | 0x40;
+/// derived from it wrong: a new frame, P, R/W, U/S or PS, XD or a reserved bit (PAE entries:
+/// bits 63:12), or A/D cleared (the shadow would no longer see the next access or write). AVL
+/// bits 11:9, PWT/PCD, G and A/D being set need nothing (Intel SDM Vol. 3A §4.10.4.2-4.10.4.3: a
+/// TLB may keep such a translation until INVLPG). 32-bit entries are zero-extended.
+bool change_matters(uint64_t before, uint64_t after) {
+  constexpr uint64_t kIgnored = 0xe00 | 0x100 | 0x18;  // AVL, G, PCD, PWT
+  constexpr uint64_t kAccessedDirty = 0x20 | 0x40;
   if (!(before & 1) && !(after & 1)) return false;  // not present either way: nothing derived
-  if ((before ^ after) & kFrameAndRights) return true;
+  if ((before ^ after) & ~(kIgnored | kAccessedDirty)) return true;
   return (before & ~after & kAccessedDirty) != 0;
 }
+
+/// Bits 35:12 of an entry (MAXPHYADDR 36; below 4 GiB for 32-bit paging): the frame it names.
+constexpr uint64_t kEntryFrame = pae::kFrame4K;
 
 class RamPhys final : public PhysAccess {
  public:
@@ -82,22 +86,45 @@ class RamPhys final : public PhysAccess {
 };
 
 /// Guest-physical memory as a space that is not current saw it when its shadows were derived:
-/// its page-directory entries are the remembered ones (`derived`), never the page at its CR3,
-/// and nothing is written. That address space may be gone, its directory freed and reused for
-/// anything, a file's page cache say; a walk through it that set an Accessed bit there set
-/// bit 5 of a word of whatever the page held now (seen as Debian guests' libkmod and ld.so
-/// corrupted in the page cache, one boot in about fifteen under load).
+/// its page-directory entries are the remembered ones (`derived`), never the page at its CR3
+/// (or, with PAE paging, the pages its PDPTEs named), and nothing is written. That address space
+/// may be gone, its directory freed and reused for anything, a file's page cache say; a walk
+/// through it that set an Accessed bit there set bit 5 of a word of whatever the page held now
+/// (seen as Debian guests' libkmod and ld.so corrupted in the page cache, one boot in about fifteen
+/// under load).
 class DerivedDirectoryPhys final : public PhysAccess {
  public:
+  /// 32-bit paging: the directory at `directory_page`.
   DerivedDirectoryPhys(PhysAccess& ram, uint32_t directory_page,
-                       const std::array<uint32_t, 1024>& derived)
-      : ram_(ram), directory_page_(directory_page), derived_(derived) {}
+                       const std::array<uint64_t, 2048>& derived)
+      : ram_(ram), derived_(derived) {
+    pages_[0] = directory_page;
+  }
+  /// PAE paging: the directories the PDPTEs `pdpte` name (entries 512 * i on for PDPTE i).
+  DerivedDirectoryPhys(PhysAccess& ram, const std::array<uint64_t, 4>& pdpte,
+                       const std::array<uint64_t, 2048>& derived)
+      : ram_(ram), derived_(derived), pae_(true) {
+    for (unsigned i = 0; i < 4; ++i) {
+      if ((pdpte[i] & 1) && (pdpte[i] & kEntryFrame) < (uint64_t{1} << 32)) {
+        pages_[i] = static_cast<uint32_t>((pdpte[i] & kEntryFrame) >> 12);
+      }
+    }
+  }
   bool read32(uint32_t pa, uint32_t* v) override {
-    if ((pa >> 12) == directory_page_) {
-      *v = derived_[(pa & 0xfff) >> 2];
+    if (!pae_ && (pa >> 12) == pages_[0]) {
+      *v = static_cast<uint32_t>(derived_[(pa & 0xfff) >> 2]);
       return true;
     }
     return ram_.read32(pa, v);
+  }
+  bool read64(uint64_t pa, uint64_t* v) override {
+    for (unsigned i = 0; pae_ && i < 4; ++i) {
+      if ((pa >> 12) == pages_[i]) {
+        *v = derived_[512 * i + ((pa & 0xfff) >> 3)];
+        return true;
+      }
+    }
+    return ram_.read64(pa, v);
   }
   /// The walks made through it are reads of entries with A set already (prefetch,
   /// downgrade_entries): nothing to write, and nothing may be.
@@ -105,8 +132,9 @@ class DerivedDirectoryPhys final : public PhysAccess {
 
  private:
   PhysAccess& ram_;
-  uint32_t directory_page_;
-  const std::array<uint32_t, 1024>& derived_;
+  const std::array<uint64_t, 2048>& derived_;
+  std::array<uint32_t, 4> pages_{UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX};
+  bool pae_ = false;
 };
 
 }  // namespace
@@ -136,10 +164,17 @@ struct ShadowMmu::Space {
   }
   ~Space() { munmap(shadow, kPages * sizeof(uint32_t)); }
   /// Per page-directory entry: its value when the shadows of its 4 MiB range were derived from
-  /// it (P=0: nothing derived). resync_directory compares the directory with it.
-  std::array<uint32_t, 1024> derived_pde{};
-  std::array<uint64_t, 16> derived_mask{};  ///< which derived_pde entries are present
-  void set_derived(uint32_t index, uint32_t pde) {
+  /// it (P=0: nothing derived). resync_directory compares the directory with it. PAE paging:
+  /// entry i is PDE i % 512 of the directory PDPTE i / 512 names, a 2 MiB range.
+  std::array<uint64_t, 2048> derived_pde{};
+  std::array<uint64_t, 32> derived_mask{};  ///< which derived_pde entries are present
+  /// PAE paging: the PDPTE registers when the space was last current (walk_in's, since its
+  /// shadows derive from the directories they name).
+  std::array<uint64_t, 4> pdpte{};
+  /// Per linear page, whether it is execute-disabled (PAE, NXE: WalkResult::nx), for the
+  /// monitor's fetch translations; empty until a page is (then kPages bits).
+  std::vector<uint64_t> nx;
+  void set_derived(uint32_t index, uint64_t pde) {
     derived_pde[index] = pde;
     if (pde & 1) {
       derived_mask[index >> 6] |= uint64_t{1} << (index & 63);
@@ -158,6 +193,7 @@ struct ShadowMmu::Space {
     madvise(shadow, kPages * sizeof(uint32_t), MADV_DONTNEED);
     derived_pde.fill(0);
     derived_mask.fill(0);
+    std::fill(nx.begin(), nx.end(), 0);
     protection_todo.clear();
     protection_overflow = false;
     unassigned_pages.clear();
@@ -293,19 +329,30 @@ void ShadowMmu::resync_directory(Space& space) {
   // shadows meanwhile (translated code runs on the current space's windows only). When it is
   // current again, each range whose entry changed in a way that matters since its shadows were
   // derived (derived_pde) is dropped, as a MOV CR3 flushes a TLB (Intel SDM Vol. 3A §4.10.4.1).
-  const uint32_t pd = space.cr3_base >> 12;
-  const uint32_t* now =
-      pd < protection_.size()
-          ? reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{pd} << 12))
-          : nullptr;
+  // With PAE paging the entries are those of the directories the PDPTE registers name now
+  // (loaded at this MOV CR3, §4.4.1): a PDPTE that changed leads to other entries, or none.
+  std::array<DirectoryPage, 4> dirs{};
+  const unsigned ndirs = current_directories(dirs);
+  auto now = [&](uint32_t i) -> uint64_t {
+    for (unsigned d = 0; d < ndirs; ++d) {
+      const uint32_t n = table_entries();
+      if (i >= dirs[d].first && i < dirs[d].first + n)
+        return ram_entry(dirs[d].page, i - dirs[d].first);
+    }
+    return 0;  // no directory there (a PDPTE not present)
+  };
   unsigned kept = 0;
+  uint32_t kept_slots = 0;  // which directories (bit d of dirs) kept an entry
   // Only the entries shadows derive from (derived_mask): a process has a few dozen.
   uint32_t run_first = 0, run_count = 0;
   for (uint32_t w = 0; w < space.derived_mask.size(); ++w) {
     for (uint64_t bits = space.derived_mask[w]; bits; bits &= bits - 1) {
       const uint32_t i = w * 64 + static_cast<uint32_t>(std::countr_zero(bits));
-      if (!change_matters(space.derived_pde[i], now ? now[i] : 0)) {
+      if (!change_matters(space.derived_pde[i], now(i))) {
         ++kept;
+        for (unsigned d = 0; d < ndirs; ++d) {
+          if (i >= dirs[d].first && i < dirs[d].first + table_entries()) kept_slots |= 1u << d;
+        }
         continue;
       }
       if (run_count && i == run_first + run_count) {
@@ -320,18 +367,22 @@ void ShadowMmu::resync_directory(Space& space) {
   if (run_count) drop_directory_range(space, run_first, run_count);
   if (space.recycled) stats_.ranges_kept += kept;
   space.recycled = false;
-  if (kept) protect(pd, protect::kPageTable);
+  space.pdpte = mode_.pdpte;
+  for (unsigned d = 0; d < ndirs; ++d) {
+    if (kept_slots & (1u << d)) protect(dirs[d].page, protect::kPageTable);
+  }
 }
 
 void ShadowMmu::drop_directory_range(Space& space, uint32_t first, uint32_t count) {
-  on_mappings_dropped_(space.cr3_base, first << 10, count << 10, false);
-  unmap_span(space, first << 10, count << 10);
+  const uint32_t shift = dir_shift();
+  on_mappings_dropped_(space.cr3_base, first << shift, count << shift, false);
+  unmap_span(space, first << shift, count << shift);
   for (uint32_t i = first; i < first + count; ++i) {
-    const uint32_t pde = space.derived_pde[i];
+    const uint64_t pde = space.derived_pde[i];
     space.set_derived(i, 0);
-    if (!(pde & 1) || (mode_.pse && (pde & 0x80))) continue;
+    if (!(pde & 1) || is_large(pde) || (pde & kEntryFrame) >= (uint64_t{1} << 32)) continue;
     // The page table below it: this space no longer derives anything from it.
-    auto it = pt_users_.find(pde >> 12);
+    auto it = pt_users_.find(static_cast<uint32_t>((pde & kEntryFrame) >> 12));
     if (it == pt_users_.end()) continue;
     std::erase_if(it->second,
                   [&](const Mapping& m) { return m.space == &space && m.lin_page == i; });
@@ -340,24 +391,88 @@ void ShadowMmu::drop_directory_range(Space& space, uint32_t first, uint32_t coun
   ++stats_.ranges_dropped;
 }
 
+uint64_t ShadowMmu::entry_of(const uint8_t* table, uint32_t index) const {
+  if (mode_.pae) {
+    uint64_t v;
+    std::memcpy(&v, table + uint64_t{index} * 8, 8);
+    return v;
+  }
+  uint32_t v;
+  std::memcpy(&v, table + uint64_t{index} * 4, 4);
+  return v;
+}
+
+uint64_t ShadowMmu::ram_entry(uint32_t page, uint32_t index) const {
+  if (page >= protection_.size()) return 0;
+  return entry_of(ram_.host_base() + (uint64_t{page} << 12), index);
+}
+
+bool ShadowMmu::is_large(uint64_t pde) const {
+  return (pde & pte::kPageSize) && (mode_.pae || mode_.pse);
+}
+
+unsigned ShadowMmu::current_directories(std::array<DirectoryPage, 4>& out) const {
+  if (!paging_) return 0;
+  if (!mode_.pae) {
+    out[0] = {current_->cr3_base >> 12, 0};
+    return 1;
+  }
+  unsigned n = 0;
+  for (uint32_t i = 0; i < 4; ++i) {
+    const uint64_t pdpte = mode_.pdpte[i];
+    if (!(pdpte & 1) || (pdpte & kEntryFrame) >= (uint64_t{1} << 32)) continue;
+    out[n++] = {static_cast<uint32_t>((pdpte & kEntryFrame) >> 12), 512 * i};
+  }
+  return n;
+}
+
+void ShadowMmu::set_nx(Space& space, uint32_t lin_page, uint32_t count, bool nx) {
+  if (space.nx.empty()) {
+    if (!nx) return;
+    space.nx.assign(kPages / 64, 0);
+  }
+  for (uint32_t p = lin_page; p < lin_page + count; ++p) {
+    if (nx) {
+      space.nx[p >> 6] |= uint64_t{1} << (p & 63);
+    } else {
+      space.nx[p >> 6] &= ~(uint64_t{1} << (p & 63));
+    }
+  }
+}
+
+bool ShadowMmu::load_pdptes(uint32_t cr3, std::array<uint64_t, 4>* pdpte) {
+  return vmbt::load_pdptes(*phys_, cr3, pdpte);
+}
+
 bool ShadowMmu::is_current_directory(uint32_t page) const {
-  return paging_ && (current_->cr3_base >> 12) == page;
+  std::array<DirectoryPage, 4> dirs{};
+  const unsigned n = current_directories(dirs);
+  for (unsigned d = 0; d < n; ++d) {
+    if (dirs[d].page == page) return true;
+  }
+  return false;
 }
 
 void ShadowMmu::set_mode(const VcpuState& s) {
   flush_prefetches();
   bool paging = (s.cr0 & cr0::kPg) && (s.cr0 & cr0::kPe);
   PagingMode m;
-  m.cr3 = s.cr3 & 0xfffff000u;
+  m.pae = s.cr4 & cr4::kPae;
+  // PAE paging: the space is the PDPT's (CR3 bits 31:5, Table 4-7; Linux packs several 32-byte
+  // PDPTs in a page), walked through the PDPTE registers; IA32_EFER.NXE matters only there.
+  m.cr3 = m.pae ? (s.cr3 & pae::kPdptBase) : (s.cr3 & 0xfffff000u);
+  m.pdpte = m.pae ? s.pdpte : std::array<uint64_t, 4>{};
+  m.nxe = m.pae && (s.efer & efer::kNxe);
   m.pse = s.cr4 & cr4::kPse;
   m.wp = s.cr0 & cr0::kWp;
   m.pge = s.cr4 & cr4::kPge;
-  // A PSE change alters what every existing shadow means: all of them go. PGE only changes TLB
-  // retention, which shadows kept coherent by tracing do not depend on. CR0.WP only changes
-  // whether supervisor writes honour R/W=0 (Intel SDM Vol. 3A §4.6): clearing it needs nothing
-  // (a supervisor write to such a page faults once and is remapped writable); setting it takes
-  // back the pages made writable meanwhile.
-  if (paging_ && paging && m.pse != mode_.pse) {
+  // A PSE, PAE or NXE change alters what every existing shadow means (another walk, other
+  // reserved bits): all of them go, also while paging is off (the spaces keep their shadows
+  // then). PGE only changes TLB retention, which shadows kept coherent by tracing do not
+  // depend on. CR0.WP only changes whether supervisor writes honour R/W=0 (Intel SDM Vol. 3A
+  // §4.6): clearing it needs nothing (a supervisor write to such a page faults once and is
+  // remapped writable); setting it takes back the pages made writable meanwhile.
+  if (m.pse != mode_.pse || m.pae != mode_.pae || m.nxe != mode_.nxe) {
     flush_all();
   } else if (m.wp && !mode_.wp) {
     mode_.wp = true;
@@ -372,6 +487,9 @@ void ShadowMmu::set_mode(const VcpuState& s) {
     ++stats_.space_switches;
     if (paging) resync_directory(*current_);
     apply_deferred_protections(*current_);
+  } else if (paging && m.pae && m.pdpte != current_->pdpte) {
+    // The same PDPT loaded again with other contents (§4.4.1: the registers change only now).
+    resync_directory(*current_);
   }
 }
 
@@ -487,6 +605,7 @@ bool ShadowMmu::host_writable(uint32_t e, bool user) const {
 }
 
 ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
+  if (page_base >> 32) return Backing::kUnassigned;  // PAE: nothing at or above 4 GiB here
   if (ram_.contains(page_base, LinearWindow::kPage)) return Backing::kRam;
   if (is_mmio_ && is_mmio_(page_base)) return Backing::kMmio;
   return Backing::kUnassigned;
@@ -495,7 +614,7 @@ ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
 void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing,
                      uint32_t window, bool prefetching) {
   bool unassigned = backing == Backing::kUnassigned;
-  uint32_t phys = unassigned ? 0 : w.page_base >> 12;
+  uint32_t phys = unassigned ? 0 : static_cast<uint32_t>(w.page_base >> 12);
   uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0) |
                (backing == Backing::kMmio ? entry::kMmio : 0) | window;
   uint32_t old = space.shadow[lin_page];
@@ -526,6 +645,7 @@ void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backi
   if (w.user_write_ok) e |= entry::kUserWrite;
   if (w.dirty) e |= entry::kDirty;
   space.shadow[lin_page] = e;
+  set_nx(space, lin_page, 1, w.nx);
   apply(space, lin_page, prefetching, mapped);
   if (unassigned) {
     ++stats_.unassigned_fills;
@@ -602,6 +722,11 @@ WalkResult ShadowMmu::walk_in(Space& space, uint32_t linear, const Access& acces
   if (&space == current_) return walk(*phys_, mode_, linear, access);
   PagingMode mode = mode_;
   mode.cr3 = space.cr3_base;
+  if (mode.pae) {
+    mode.pdpte = space.pdpte;
+    DerivedDirectoryPhys derived(*phys_, space.pdpte, space.derived_pde);
+    return walk(derived, mode, linear, access);
+  }
   DerivedDirectoryPhys derived(*phys_, space.cr3_base >> 12, space.derived_pde);
   return walk(derived, mode, linear, access);
 }
@@ -609,21 +734,22 @@ WalkResult ShadowMmu::walk_in(Space& space, uint32_t linear, const Access& acces
 void ShadowMmu::trace_walk(Space& space, uint32_t lin_page, const WalkResult& w) {
   // Trace the structures this translation came from. A table used for a translation is no
   // longer being flooded with writes.
-  uint32_t pd_page = w.pde_addr >> 12;
+  // (A walk that succeeded read its entries from RAM, below 4 GiB.)
+  const uint32_t pd_page = static_cast<uint32_t>(w.pde_addr >> 12);
   if (pd_page == flood_page_ || (!w.large && (w.pte_addr >> 12) == flood_page_)) {
     flood_page_ = UINT32_MAX;
   }
-  // Only the current space's directory is the guest's (CR3) and traced; another space's walk
-  // came from its derived entries (walk_in), which stay as they are.
+  // Only the current space's directory is the guest's (CR3, or the PDPTE registers) and traced;
+  // another space's walk came from its derived entries (walk_in), which stay as they are.
   if (&space == current_) {
-    uint32_t pde = 0;
-    phys_->read32(w.pde_addr, &pde);
-    space.set_derived(lin_page >> 10, pde);
+    space.set_derived(
+        lin_page >> dir_shift(),
+        ram_entry(pd_page, static_cast<uint32_t>(w.pde_addr & 0xfff) / entry_bytes()));
     protect(pd_page, protect::kPageTable);
   }
   if (!w.large) {
-    uint32_t pt_page = w.pte_addr >> 12;
-    uint32_t pde_index = lin_page >> 10;
+    const uint32_t pt_page = static_cast<uint32_t>(w.pte_addr >> 12);
+    const uint32_t pde_index = lin_page >> dir_shift();
     auto& pt = pt_users_[pt_page];
     if (std::none_of(pt.begin(), pt.end(), [&](const Mapping& m) {
           return m.space == &space && m.generation == space.generation && m.lin_page == pde_index;
@@ -803,24 +929,26 @@ void ShadowMmu::resume_tracing() {
   if (page == UINT32_MAX) return;
   // Drop what derived from the entries the store changed (compared with the snapshot taken
   // before it), then trace the page again.
-  const uint32_t* now =
-      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{page} << 12));
-  for (uint32_t i = 0; i < 1024;) {
-    if (!change_matters(suspended_copy_[i], now[i])) {
+  const uint8_t* now = ram_.host_base() + (uint64_t{page} << 12);
+  const uint8_t* was = suspended_copy_.data();
+  const uint32_t entries = table_entries();
+  for (uint32_t i = 0; i < entries;) {
+    if (!change_matters(entry_of(was, i), entry_of(now, i))) {
       ++i;
       continue;
     }
     uint32_t j = i;
-    while (j < 1024 && change_matters(suspended_copy_[j], now[j])) ++j;
+    while (j < entries && change_matters(entry_of(was, j), entry_of(now, j))) ++j;
     drop_entries(page, i, j - i);
     i = j;
   }
   // What the store installed is mapped now (a few entries: one store writes at most 8 bytes).
   bool installed = false;
-  for (uint32_t i = 0, prefetches = 0; i < 1024; ++i) {
-    if (!change_matters(suspended_copy_[i], now[i])) continue;
-    installed |= (now[i] & 1) != 0;
-    if (prefetches++ < 4) prefetch(page, i, suspended_copy_[i], now[i]);
+  for (uint32_t i = 0, prefetches = 0; i < entries; ++i) {
+    const uint64_t before = entry_of(was, i), after = entry_of(now, i);
+    if (!change_matters(before, after)) continue;
+    installed |= (after & 1) != 0;
+    if (prefetches++ < 4) prefetch(page, i, before, after);
   }
   if (installed && is_current_directory(page) && count_flood_write(page)) return;
   if (shadows_derive_from(page)) protect(page, protect::kPageTable);
@@ -863,32 +991,36 @@ void ShadowMmu::drop_entries(uint32_t phys_page, uint32_t first, uint32_t count)
   if (auto it = pt_users_.find(phys_page); it != pt_users_.end()) {
     for (const Mapping& m : it->second) {
       if (m.generation != m.space->generation) continue;
-      unmap_range(*m.space, (m.lin_page << 10) + first, count);  // one page per PTE
+      unmap_range(*m.space, (m.lin_page << dir_shift()) + first, count);  // one page per PTE
       ++stats_.ranges_dropped;
     }
   }
-  // 4 MiB per PDE, in the current space only: the others compare their directories when they
-  // are current again (resync_directory).
-  if (is_current_directory(phys_page)) drop_directory_range(*current_, first, count);
+  // 4 MiB (PAE: 2 MiB) per PDE, in the current space only: the others compare their
+  // directories when they are current again (resync_directory). A PAE directory may be named
+  // by more than one PDPTE.
+  std::array<DirectoryPage, 4> dirs{};
+  const unsigned n = current_directories(dirs);
+  for (unsigned d = 0; d < n; ++d) {
+    if (dirs[d].page == phys_page) drop_directory_range(*current_, dirs[d].first + first, count);
+  }
 }
 
-void ShadowMmu::drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before,
+void ShadowMmu::drop_changed(uint32_t phys_page, uint32_t first, const uint64_t* before,
                              uint32_t count) {
-  const uint32_t* now =
-      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{phys_page} << 12));
   for (uint32_t i = 0; i < count; ++i) {
-    if (!change_matters(before[i], now[first + i])) continue;
-    if (is_downgrade(before[i], now[first + i]) && downgrade_entries(phys_page, first + i))
-      continue;
+    const uint64_t now = ram_entry(phys_page, first + i);
+    if (!change_matters(before[i], now)) continue;
+    if (is_downgrade(before[i], now) && downgrade_entries(phys_page, first + i)) continue;
     drop_entries(phys_page, first + i, 1);
   }
 }
 
-bool ShadowMmu::is_downgrade(uint32_t before, uint32_t after) {
-  // The same page, present either way, with the same U/S and PS and A still set: only R/W or D
-  // went (fork's copy-on-write protection, a write-back clearing D). The mapping can stay, with
-  // the new rights, instead of going and faulting back in.
-  constexpr uint32_t kSame = 0xfffff000u | 0x1 | 0x4 | 0x80 | 0x20;
+bool ShadowMmu::is_downgrade(uint64_t before, uint64_t after) {
+  // The same page, present either way, with the same U/S, PS and XD, reserved bits clear and A
+  // still set: only R/W or D went (fork's copy-on-write protection, a write-back clearing D).
+  // The mapping can stay, with the new rights, instead of going and faulting back in. (An XD
+  // change is not one: translated code from the page must be looked up again.)
+  constexpr uint64_t kSame = ~uint64_t{0xfff} | 0x1 | 0x4 | 0x80 | 0x20;
   return (before & 1) && ((before ^ after) & kSame) == 0;
 }
 
@@ -899,7 +1031,7 @@ bool ShadowMmu::downgrade_entries(uint32_t pt_page, uint32_t index) {
   for (const Mapping& m : users) {
     Space& space = *m.space;
     if (m.generation != space.generation) continue;
-    const uint32_t lin_page = (m.lin_page << 10) | index;
+    const uint32_t lin_page = (m.lin_page << dir_shift()) | index;
     const uint32_t e = space.shadow[lin_page];
     if (!(e & entry::kMapped)) continue;
     // Rights as a walk now finds them (the entry has A set: the walk changes nothing).
@@ -925,14 +1057,17 @@ void ShadowMmu::begin_table_write(uint32_t phys_addr, unsigned len) {
   if (!(protection_[page] & protect::kPageTable) || release_stale_tracing(page)) return;
   ++stats_.table_writes;
   if (!is_current_directory(page) && count_flood_write(page)) return;
-  const uint32_t first = (phys_addr & 0xfff) / 4;
-  const uint32_t last = std::min<uint32_t>(((phys_addr & 0xfff) + len - 1) / 4, 1023);
+  // Entries of 4 bytes, or 8 with PAE paging (a 32-bit store changes one half of one: Linux's
+  // set_pte writes the high dword, then the low one).
+  const uint32_t first = (phys_addr & 0xfff) / entry_bytes();
+  const uint32_t last =
+      std::min<uint32_t>(((phys_addr & 0xfff) + len - 1) / entry_bytes(), table_entries() - 1);
   table_write_.page = page;
   table_write_.first = first;
   table_write_.count = std::min<uint32_t>(last - first + 1, table_write_.before.size());
-  std::memcpy(table_write_.before.data(),
-              ram_.host_base() + (uint64_t{page} << 12) + uint64_t{first} * 4,
-              table_write_.count * 4);
+  for (uint32_t i = 0; i < table_write_.count; ++i) {
+    table_write_.before[i] = ram_entry(page, first + i);
+  }
 }
 
 void ShadowMmu::end_table_write() {
@@ -940,14 +1075,13 @@ void ShadowMmu::end_table_write() {
   const uint32_t page = table_write_.page;
   table_write_.page = UINT32_MAX;
   drop_changed(page, table_write_.first, table_write_.before.data(), table_write_.count);
-  const uint32_t* now =
-      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{page} << 12));
   bool installed = false;
   for (uint32_t i = 0; i < table_write_.count; ++i) {
     const uint32_t index = table_write_.first + i;
-    if (change_matters(table_write_.before[i], now[index])) {
-      prefetch(page, index, table_write_.before[i], now[index]);
-      installed |= (now[index] & 1) != 0;
+    const uint64_t now = ram_entry(page, index);
+    if (change_matters(table_write_.before[i], now)) {
+      prefetch(page, index, table_write_.before[i], now);
+      installed |= (now & 1) != 0;
     }
   }
   if (installed && is_current_directory(page)) count_flood_write(page);
@@ -975,7 +1109,7 @@ bool ShadowMmu::count_flood_write(uint32_t page) {
   if (flood_count_ < kFloodWrites) return false;
   // Written again and again without being used (zapped or filled by fork/exit/exec): no longer
   // shadowed until a fill walks through it again (KVM's write-flood heuristic).
-  drop_entries(page, 0, 1024);
+  drop_entries(page, 0, table_entries());
   pt_users_.erase(page);
   unprotect(page, protect::kPageTable);
   flood_page_ = UINT32_MAX;
@@ -983,7 +1117,7 @@ bool ShadowMmu::count_flood_write(uint32_t page) {
   return true;
 }
 
-void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint32_t pte) {
+void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint64_t before, uint64_t pte) {
   // A guest PTE write that installs a translation (KVM's shadow MMU updates the shadow entry on
   // it, mmu_pte_write_new_pte): the page is mapped now, so the access that follows (the retried
   // access of the last true fault, a fault-around neighbour, a copied-on-write page) takes no
@@ -991,7 +1125,7 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint
   // bit behind its back. Only new frames, except for the awaited page: a permission change to a
   // page already mapped (fork's write protection) waits for a use. The window: the awaited
   // fault's, else the user view for U=1 entries and the supervisor view for U=0 ones.
-  constexpr uint32_t kPresent = 0x1, kAccessed = 0x20, kUser = 0x4, kFrame = 0xfffff000u;
+  constexpr uint64_t kPresent = 0x1, kAccessed = 0x20, kUser = 0x4, kFrame = kEntryFrame;
   if (!paging_ || (pte & (kPresent | kAccessed)) != (kPresent | kAccessed)) return;
   const bool fresh = !(before & kPresent) || (before & kFrame) != (pte & kFrame);
   const bool awaiting = awaited_.space == current_ && awaited_.generation == current_->generation;
@@ -1011,7 +1145,7 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint
     // space are not mapped in all of them ahead of use.
     Space& space = *m.space;
     if (m.generation != space.generation || (&space != current_ && live != 1)) continue;
-    const uint32_t lin_page = (m.lin_page << 10) | index;
+    const uint32_t lin_page = (m.lin_page << dir_shift()) | index;
     const bool awaited = awaiting && &space == current_ && lin_page == awaited_.lin_page;
     if ((!awaited && !fresh) || (space.shadow[lin_page] & entry::kMapped)) continue;
     const uint32_t window =
@@ -1093,8 +1227,9 @@ void ShadowMmu::note_phys_write(uint32_t phys_addr, uint32_t len) {
     unprotect(phys_page, protect::kCode);
   }
   if (protection_[phys_page] & protect::kPageTable) {
-    uint32_t first = (phys_addr & 0xfff) / 4;
-    uint32_t last = std::min<uint32_t>(((phys_addr & 0xfff) + len - 1) / 4, 1023);
+    uint32_t first = (phys_addr & 0xfff) / entry_bytes();
+    uint32_t last =
+        std::min<uint32_t>(((phys_addr & 0xfff) + len - 1) / entry_bytes(), table_entries() - 1);
     drop_entries(phys_page, first, last - first + 1);
   }
 }
@@ -1128,14 +1263,14 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
 }
 
 bool ShadowMmu::fill_large(Space& space, uint32_t lin_page, const WalkResult& w) {
-  constexpr uint32_t kPages = 1024;
-  const uint32_t first = lin_page & ~(kPages - 1);
-  const uint32_t phys_first = (w.page_base >> 12) & ~(kPages - 1);
-  if (space.cr3_base == kIdentityCr3 ||
-      !ram_.contains(uint64_t{phys_first} << 12, uint64_t{kPages} << 12)) {
+  const uint32_t pages = 1u << dir_shift();  // 4 MiB, or 2 MiB with PAE paging
+  const uint32_t first = lin_page & ~(pages - 1);
+  const uint32_t phys_first = static_cast<uint32_t>(w.page_base >> 12) & ~(pages - 1);
+  if (space.cr3_base == kIdentityCr3 || (w.page_base >> 32) ||
+      !ram_.contains(uint64_t{phys_first} << 12, uint64_t{pages} << 12)) {
     return false;
   }
-  for (uint32_t i = 0; i < kPages; ++i) {
+  for (uint32_t i = 0; i < pages; ++i) {
     if (space.shadow[first + i] & entry::kMapped) return false;  // partly mapped: page by page
   }
   uint32_t bits = entry::kMapped | entry::kInSup;
@@ -1145,7 +1280,7 @@ bool ShadowMmu::fill_large(Space& space, uint32_t lin_page, const WalkResult& w)
   if (w.user_write_ok) bits |= entry::kUserWrite;
   if (w.dirty) bits |= entry::kDirty;
   try {
-    map_run(space, first, phys_first, kPages, bits);
+    map_run(space, first, phys_first, pages, bits, w.nx);
   } catch (const Error&) {
     return false;
   }
@@ -1155,9 +1290,10 @@ bool ShadowMmu::fill_large(Space& space, uint32_t lin_page, const WalkResult& w)
 }
 
 void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, uint32_t count,
-                        uint32_t bits) {
+                        uint32_t bits, bool nx) {
   flush_prefetches();
   for (uint32_t i = 0; i < count; ++i) space.shadow[lin_first + i] = (phys_first + i) | bits;
+  set_nx(space, lin_first, count, nx);
   const bool writable = (bits & entry::kSupWrite) && (bits & entry::kDirty);
   try {
     // One host call per stretch of the same protection: pages with translated code or traced
@@ -1186,19 +1322,23 @@ void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, u
 }
 
 void ShadowMmu::prefill_globals(Space& space, uint32_t lin_page, const WalkResult& w) {
-  constexpr uint32_t kP = 0x1, kRw = 0x2, kUs = 0x4, kA = 0x20, kD = 0x40, kG = 0x100;
+  constexpr uint64_t kP = 0x1, kRw = 0x2, kUs = 0x4, kA = 0x20, kD = 0x40, kG = 0x100;
   if (!mode_.pge || space.cr3_base == kIdentityCr3 || w.large ||
-      !ram_.contains(w.pte_addr & ~0xfffu, LinearWindow::kPage)) {
+      !ram_.contains(w.pte_addr & ~uint64_t{0xfff}, LinearWindow::kPage)) {
     return;
   }
-  const uint32_t pt_page = w.pte_addr >> 12;
-  const uint32_t* pt =
-      reinterpret_cast<const uint32_t*>(ram_.host_base() + (uint64_t{pt_page} << 12));
-  uint32_t pde = 0;
-  if (!phys_->read32(w.pde_addr, &pde)) return;
-  const uint32_t first = lin_page & ~1023u;
-  // Rights as the walker combines them (Intel SDM Vol. 3A §4.6, 32-bit paging).
-  auto bits_of = [&](uint32_t pte) {
+  const uint32_t pt_page = static_cast<uint32_t>(w.pte_addr >> 12);
+  const uint8_t* pt = ram_.host_base() + (uint64_t{pt_page} << 12);
+  uint64_t pde = 0;
+  if (!ram_.contains(w.pde_addr, entry_bytes())) return;
+  pde = ram_entry(static_cast<uint32_t>(w.pde_addr >> 12),
+                  static_cast<uint32_t>(w.pde_addr & 0xfff) / entry_bytes());
+  const uint32_t entries = table_entries();
+  const uint32_t first = lin_page & ~(entries - 1);
+  // Reserved bits in a PTE (PAE: bits 62:36, and XD without NXE) make its walk fault: skipped.
+  const uint64_t reserved = mode_.pae ? (pae::kRsvdHigh | (mode_.nxe ? 0 : pae::kXd)) : 0;
+  // Rights as the walker combines them (Intel SDM Vol. 3A §4.6; XD in either entry, §4.6.1).
+  auto bits_of = [&](uint64_t pte) {
     uint32_t b = entry::kMapped | entry::kInSup;
     const bool rw = (pde & kRw) && (pte & kRw), us = (pde & kUs) && (pte & kUs);
     if (rw || !mode_.wp) b |= entry::kSupWrite;
@@ -1208,25 +1348,30 @@ void ShadowMmu::prefill_globals(Space& space, uint32_t lin_page, const WalkResul
     if (pte & kD) b |= entry::kDirty;
     return b;
   };
+  const bool pde_nx = mode_.nxe && (pde & pae::kXd);
   uint32_t run_lin = 0, run_phys = 0, run_count = 0, run_bits = 0;
+  bool run_nx = false;
   auto flush = [&] {
     if (run_count == 0) return;
-    map_run(space, run_lin, run_phys, run_count, run_bits);
+    map_run(space, run_lin, run_phys, run_count, run_bits, run_nx);
     stats_.global_prefills += run_count;
     run_count = 0;
   };
-  for (uint32_t i = 0; i < 1024; ++i) {
-    const uint32_t pte = pt[i];
-    const uint32_t lin = first + i, phys = pte >> 12;
-    const bool take = (pte & (kP | kA | kG)) == (kP | kA | kG) &&
-                      !(space.shadow[lin] & entry::kMapped) &&
-                      ram_.contains(uint64_t{phys} << 12, LinearWindow::kPage);
+  for (uint32_t i = 0; i < entries; ++i) {
+    const uint64_t pte = entry_of(pt, i);
+    const uint32_t lin = first + i;
+    const uint64_t frame = pte & kEntryFrame;
+    const bool take = (pte & (kP | kA | kG)) == (kP | kA | kG) && !(pte & reserved) &&
+                      !(space.shadow[lin] & entry::kMapped) && frame < (uint64_t{1} << 32) &&
+                      ram_.contains(frame, LinearWindow::kPage);
     if (!take) {
       flush();
       continue;
     }
+    const uint32_t phys = static_cast<uint32_t>(frame >> 12);
     const uint32_t b = bits_of(pte);
-    if (run_count && phys == run_phys + run_count && b == run_bits) {
+    const bool nx = pde_nx || (mode_.nxe && (pte & pae::kXd));
+    if (run_count && phys == run_phys + run_count && b == run_bits && nx == run_nx) {
       ++run_count;
       continue;
     }
@@ -1234,6 +1379,7 @@ void ShadowMmu::prefill_globals(Space& space, uint32_t lin_page, const WalkResul
     run_lin = lin;
     run_phys = phys;
     run_bits = b;
+    run_nx = nx;
     run_count = 1;
   }
   flush();
@@ -1389,7 +1535,7 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   return f;
 }
 
-bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
+bool ShadowMmu::translate(uint32_t linear, const Access& access, uint64_t* phys,
                           uint32_t* error_code, bool* global) {
   if (global) *global = false;
   if (!paging_) {
@@ -1399,15 +1545,19 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
   // A page the shadow maps already: its entry is what a walk would find (tracing drops it when
   // the guest's tables change), with A set and, for a writable entry, D set: no walk needed.
   // (The monitor's own accesses: exception frames, descriptor tables, emulated instructions.)
-  if (!global) {
-    const uint32_t e = current_->shadow[linear >> 12];
+  // A fetch from an execute-disabled page walks, and faults there (Intel SDM Vol. 3A §4.6.1).
+  const uint32_t lin_page = linear >> 12;
+  const bool nx = access.fetch && !current_->nx.empty() &&
+                  ((current_->nx[lin_page >> 6] >> (lin_page & 63)) & 1);
+  if (!global && !nx) {
+    const uint32_t e = current_->shadow[lin_page];
     if ((e & entry::kMapped) && !(e & (entry::kUnassigned | entry::kMmio))) {
       const bool allowed =
           access.user ? ((e & entry::kUser) &&
                          (!access.write || ((e & entry::kUserWrite) && (e & entry::kDirty))))
                       : (!access.write || ((e & entry::kSupWrite) && (e & entry::kDirty)));
       if (allowed) {
-        *phys = ((e & entry::kPhysMask) << 12) | (linear & 0xfff);
+        *phys = (uint64_t{e & entry::kPhysMask} << 12) | (linear & 0xfff);
         ++stats_.shadow_translations;
         return true;
       }
@@ -1426,8 +1576,8 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint32_t* phys,
 std::optional<uint32_t> ShadowMmu::probe_physical(uint32_t linear) {
   if (!paging_) return linear;
   const WalkResult w = probe(*phys_, mode_, linear);
-  if (!w.ok) return std::nullopt;
-  return w.phys;
+  if (!w.ok || (w.phys >> 32)) return std::nullopt;
+  return static_cast<uint32_t>(w.phys);
 }
 
 void ShadowMmu::invlpg(uint32_t) {

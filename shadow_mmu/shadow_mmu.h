@@ -80,10 +80,20 @@ class ShadowMmu {
             DropHook on_mappings_dropped);
   ~ShadowMmu();
 
-  /// Adopts the paging state of `s` (CR0.PG/WP, CR3, CR4.PSE/PGE); call after any change.
+  /// Adopts the paging state of `s` (CR0.PG/WP, CR3, CR4.PSE/PGE/PAE, IA32_EFER.NXE and the PDPTE
+  /// registers of PAE paging, Intel SDM Vol. 3A §4.1, §4.4.1); call after any change. A change of
+  /// CR4.PSE, CR4.PAE or EFER.NXE changes what every shadow means: all spaces are reset. With PAE
+  /// paging a space is keyed by CR3 bits 31:5 (the PDPT), and PDPTE registers that differ from
+  /// those its shadows derive from (a MOV CR3 that reloaded a rewritten PDPT) drop the ranges
+  /// whose page-directory entries now differ.
   void set_mode(const VcpuState& s);
+  /// Loads the PDPTE registers for CR3 value `cr3` from guest RAM as MOV CR3 and the other load
+  /// events of Intel SDM Vol. 3A §4.4.1 do (page_walker.h load_pdptes); false for the #GP (a
+  /// present PDPTE with a reserved bit, a PDPT outside RAM), leaving `*pdpte` alone.
+  bool load_pdptes(uint32_t cr3, std::array<uint64_t, 4>* pdpte);
   bool paging() const { return paging_; }
-  /// Identifies the current address space: its CR3 page-directory base, or kIdentitySpace.
+  /// Identifies the current address space: its CR3 page-directory base (32-bit paging) or PDPT
+  /// base (PAE paging, CR3 bits 31:5), or kIdentitySpace.
   uint32_t space_id() const;
   static constexpr uint32_t kIdentitySpace = UINT32_MAX;
   /// Base of the window translated code uses at privilege level `cpl`.
@@ -113,12 +123,14 @@ class ShadowMmu {
   /// (`global`: the translation is global, G=1 with CR4.PGE: the same in every address space,
   /// which the architecture lets a TLB assume, Intel SDM Vol. 3A §4.10.2.4.)
   /// Translates for the monitor's own access (emulated instructions, instruction fetch), with
-  /// the rights of `access`, setting A/D bits; false with the #PF error code on failure.
-  bool translate(uint32_t linear, const Access& access, uint32_t* phys, uint32_t* error_code,
+  /// the rights of `access` (a fetch from an execute-disabled page faults, §4.6.1), setting A/D
+  /// bits; false with the #PF error code on failure. `*phys` may lie at or above 4 GiB with PAE
+  /// paging: no RAM is there for this machine (reads all ones, fetches #UD).
+  bool translate(uint32_t linear, const Access& access, uint64_t* phys, uint32_t* error_code,
                  bool* global = nullptr);
   /// The guest-physical address `linear` maps to in the guest's tables as they are, without
   /// rights checks or accessed/dirty updates (a debugger's view, page_walker.h probe());
-  /// nullopt when not present. With paging off, `linear` itself.
+  /// nullopt when not present or at or above 4 GiB (PAE). With paging off, `linear` itself.
   std::optional<uint32_t> probe_physical(uint32_t linear);
   /// Tells the MMU the monitor is about to write `len` bytes at guest-physical `phys_addr` (within
   /// one page): translated code there is dropped, and so is every mapping derived from the
@@ -172,7 +184,8 @@ class ShadowMmu {
   /// A space becomes current: drops the ranges whose page-directory entry changed since their
   /// shadows were derived, and traces its directory.
   void resync_directory(Space& space);
-  /// Drops page-directory entries [first, first + count) of `space`: their 4 MiB ranges.
+  /// Drops page-directory entries [first, first + count) of `space`: their 4 MiB ranges (2 MiB
+  /// with PAE paging, where entry i is PDE i % 512 under PDPTE i / 512).
   void drop_directory_range(Space& space, uint32_t first, uint32_t count);
   enum class Backing { kRam, kUnassigned, kMmio };
   /// Records and maps a translation; `window` is the window bit (first copy) that needs it now.
@@ -291,26 +304,47 @@ class ShadowMmu {
   bool count_flood_write(uint32_t page);
   uint32_t flood_page_ = UINT32_MAX;
   unsigned flood_count_ = 0;
-  std::array<uint32_t, 1024> suspended_copy_{};  ///< its entries before the store
+  std::array<uint8_t, 4096> suspended_copy_{};  ///< its entries before the store
   /// The monitor-performed table write between begin_table_write and end_table_write.
   struct TableWrite {
     uint32_t page = UINT32_MAX;     ///< guest-physical page, or UINT32_MAX when none is open
     uint32_t first = 0, count = 0;  ///< entries covered
-    std::array<uint32_t, 3> before{};
+    std::array<uint64_t, 3> before{};
   } table_write_;
   /// Unmaps what derived from the entries of `phys_page` that changed from `before` (first..)
   /// in a way that matters to a translation.
-  void drop_changed(uint32_t phys_page, uint32_t first, const uint32_t* before, uint32_t count);
+  void drop_changed(uint32_t phys_page, uint32_t first, const uint64_t* before, uint32_t count);
   /// Whether a PTE change from `before` to `after` only takes rights away (R/W, D) from the same
-  /// present page.
-  static bool is_downgrade(uint32_t before, uint32_t after);
+  /// present page (XD unchanged).
+  static bool is_downgrade(uint64_t before, uint64_t after);
   /// Entry `index` of page table `pt_page` was downgraded: every mapping derived from it stays,
   /// with the rights a walk now gives (false when one could not be, to drop them all instead).
   bool downgrade_entries(uint32_t pt_page, uint32_t index);
   /// Entry `index` of page table `pt_page` changed from `before` to `pte`: maps, in the current
   /// space, the page it now maps when that is a new present, accessed translation or the page
   /// of the last true fault (awaited_).
-  void prefetch(uint32_t pt_page, uint32_t index, uint32_t before, uint32_t pte);
+  void prefetch(uint32_t pt_page, uint32_t index, uint64_t before, uint64_t pte);
+  /// Geometry of the paging mode the shadows follow (mode_.pae; a change resets every space):
+  /// log2 of the 4 KiB pages one page-directory entry maps (10: 4 MiB; PAE 9: 2 MiB), the
+  /// entries in a paging-structure page (1024 of 4 bytes; PAE 512 of 8 bytes, §4.4.2).
+  uint32_t dir_shift() const { return mode_.pae ? 9 : 10; }
+  uint32_t table_entries() const { return mode_.pae ? 512 : 1024; }
+  uint32_t entry_bytes() const { return mode_.pae ? 8 : 4; }
+  /// Entry `index` of the paging-structure page at `table` (a host copy or guest RAM).
+  uint64_t entry_of(const uint8_t* table, uint32_t index) const;
+  /// Entry `index` of guest-physical page `page` (in RAM).
+  uint64_t ram_entry(uint32_t page, uint32_t index) const;
+  /// Whether directory entry `pde` maps a large page (PS with CR4.PSE, or PS with PAE paging).
+  bool is_large(uint64_t pde) const;
+  /// The page-directory pages of the current space, with the directory index (Space::derived_pde)
+  /// of each one's entry 0: the page at CR3 (32-bit paging) or the one of each present PDPTE
+  /// register (PAE paging). Returns how many.
+  struct DirectoryPage {
+    uint32_t page, first;
+  };
+  unsigned current_directories(std::array<DirectoryPage, 4>& out) const;
+  /// Records whether `lin_page` of `space` is execute-disabled (WalkResult::nx).
+  void set_nx(Space& space, uint32_t lin_page, uint32_t count, bool nx);
   /// The last true fault's page, which the guest's handler is expected to map.
   struct Awaited {
     Space* space = nullptr;
@@ -342,14 +376,14 @@ class ShadowMmu {
   std::unordered_map<uint32_t, std::vector<Run>> run_rmap_;
   /// Maps [lin_first, +count) to [phys_first, +count) in `space`'s supervisor window (shadow
   /// entries get `bits`), keeps protected pages read-only and records the run.
-  void map_run(Space& space, uint32_t lin_first, uint32_t phys_first, uint32_t count,
-               uint32_t bits);
+  void map_run(Space& space, uint32_t lin_first, uint32_t phys_first, uint32_t count, uint32_t bits,
+               bool nx);
   /// A hidden fault on a global 4 KiB page of the supervisor view: maps every other present,
   /// accessed, global page of the same page table that is not mapped yet (a kernel's text and
   /// data, the same in every address space, Intel SDM Vol. 3A §4.10.2.4), in runs of
   /// consecutive frames, so a new address space does not fault on each of them.
   void prefill_globals(Space& space, uint32_t lin_page, const WalkResult& w);
-  /// Page-table page -> (space, generation, PDE index) whose 4 MiB range it maps.
+  /// Page-table page -> (space, generation, PDE index) whose 4 MiB (PAE: 2 MiB) range it maps.
   std::unordered_map<uint32_t, std::vector<Mapping>> pt_users_;
   ShadowMmuStats stats_;
 };

@@ -35,6 +35,7 @@ struct CpuModel {
                                            | (1u << 3)    // PSE: 4 MiB pages
                                            | (1u << 4)    // TSC
                                            | (1u << 5)    // MSR
+                                           | (1u << 6)    // PAE: PAE paging, NX
                                            | (1u << 8)    // CX8
                                            | (1u << 9)    // APIC: on-chip xAPIC
                                            | (1u << 11)   // SEP: SYSENTER/SYSEXIT
@@ -54,9 +55,8 @@ struct CpuModel {
   /// CPUID.1:EDX.APIC: cleared while IA32_APIC_BASE.EN is 0 (Intel SDM Vol. 3A §11.4.3).
   static constexpr uint32_t kApicFeature = 1u << 9;
   /// CPUID.80000001H:EDX feature bits: only NX (execute-disable). It makes IA32_EFER exist (SDM
-  /// Vol. 4 Table 2-2) with its NXE bit; execute-disable itself applies only to PAE paging (SDM
-  /// Vol. 3A §4.1.1), which the model does not have, so NXE changes nothing a guest can see.
-  /// Cleared while IA32_MISC_ENABLE.XD_DISABLE (bit 34) is set.
+  /// Vol. 4 Table 2-2) with its NXE bit, which turns on the XD bit of PAE paging entries (SDM
+  /// Vol. 3A §4.1.3, §4.4.2). Cleared while IA32_MISC_ENABLE.XD_DISABLE (bit 34) is set.
   static constexpr uint32_t kExtFeaturesEdx = 1u << 20;  // NX
 
   /// All leaves: 0, 1, 2 (no cache descriptors), 0x80000000, 0x80000001 (NX), 0x80000002-4

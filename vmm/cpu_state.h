@@ -103,6 +103,10 @@ namespace cr4 {
 constexpr uint32_t kVme = 1u << 0, kPvi = 1u << 1, kTsd = 1u << 2, kDe = 1u << 3, kPse = 1u << 4,
                    kPae = 1u << 5, kPge = 1u << 7, kOsfxsr = 1u << 9, kOsxmmexcpt = 1u << 10;
 }
+/// IA32_EFER bits (Intel SDM Vol. 3A §2.2.1, Vol. 4 Table 2-2).
+namespace efer {
+constexpr uint64_t kSce = 1u << 0, kNxe = 1u << 11;
+}
 
 /// The architectural registers except the x87/MMX/SSE image: what the system-instruction
 /// emulator can change, so a rollback copy of it costs a third of the whole state.
@@ -114,7 +118,11 @@ struct VcpuRegisters {
   SegmentReg ldtr, tr;
   TableReg gdtr, idtr;
   uint32_t cr0 = cr0::kEt, cr2 = 0, cr3 = 0, cr4 = 0;
-  uint64_t efer = 0;
+  uint64_t efer = 0;  ///< IA32_EFER as the engine's MMU sees it (NXE: execute-disable, §4.1.3)
+  /// The PDPTE registers of PAE paging (Intel SDM Vol. 3A §4.4.1), loaded from the PDPT at CR3
+  /// by MOV CR3, and by MOV CR0/CR4 where those turn on or modify PAE paging; meaningful only
+  /// while CR0.PG=1 and CR4.PAE=1.
+  std::array<uint64_t, 4> pdpte{};
   std::array<uint32_t, 8> dr{};  ///< DR0-DR7 (DR4/5 alias DR6/7)
   uint32_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
   uint64_t tsc = 0;

@@ -12,6 +12,8 @@ namespace {
 // The MSRs the engine keeps itself (the rest are the platform's: vmm/msr_model.h has the table).
 constexpr uint32_t kMsrTsc = 0x10, kMsrSysenterCs = 0x174, kMsrSysenterEsp = 0x175,
                    kMsrSysenterEip = 0x176;
+/// IA32_EFER: kept by the platform (vmm/msr_model.h); the engine keeps a copy in VcpuState.
+constexpr uint32_t kMsrEfer = 0xC0000080;
 }  // namespace
 
 // CPUID: the leaves of the vmbt CPU model, as the platform presents them.
@@ -93,6 +95,13 @@ StepResult SystemEmulator::wrmsr(VcpuState& s, const Insn& in) {
       break;
     default:
       if (!hooks_.write_platform_msr(s.gpr[kEcx], v)) sys::gp(0);
+      if (s.gpr[kEcx] == kMsrEfer) {
+        // IA32_EFER.NXE turns the XD bit of PAE entries on (Intel SDM Vol. 3A §4.1.3, §4.4.2):
+        // the engine's MMU follows the value the platform accepted.
+        const uint64_t was = s.efer;
+        s.efer = v;
+        if ((was ^ v) & efer::kNxe) hooks_.on_paging_changed(s);
+      }
       break;
   }
   s.eip = in.next_eip;

@@ -69,8 +69,13 @@ class SystemHooks {
   virtual CpuidEntry cpuid(uint32_t function, uint32_t index) {
     return CpuModel::query(function, index);
   }
-  /// CR0.PG/WP/PE, CR3, CR4.PSE/PGE/PAE written: the MMU must flush or switch.
+  /// CR0.PG/WP/PE, CR3, CR4.PSE/PGE/PAE, the PDPTE registers or IA32_EFER.NXE written: the MMU
+  /// must flush or switch.
   virtual void on_paging_changed(const VcpuState&) {}
+  /// Reads the four PDPTEs of PAE paging from the page-directory-pointer table at `cr3` bits
+  /// 31:5 into `*pdpte` (Intel SDM Vol. 3A §4.4.1); false where loading them is a #GP(0): a
+  /// present PDPTE with a reserved bit set, or a PDPT outside RAM. (No MMU: always false.)
+  virtual bool load_pdptes(uint32_t /*cr3*/, std::array<uint64_t, 4>* /*pdpte*/) { return false; }
   /// INVLPG executed at CPL0 for this linear address.
   virtual void on_invlpg(uint32_t /*linear*/) {}
   /// A segment register's selector or hidden part changed (the translator keys TBs on flat

@@ -143,7 +143,10 @@ StepResult SystemEmulator::lmsw(VcpuState& s, const Insn& in) {
 
 // MOV to/from CR0, CR2, CR3, CR4 (Intel SDM Vol. 2B MOV—Move to/from Control Registers): CPL0;
 // CR0: reserved bits ignored, PG without PE or NW without CD -> #GP(0); CR4: unsupported bits ->
-// #GP(0). Paging-relevant writes are reported to the MMU.
+// #GP(0). Where PAE paging is in use after the write, the PDPTE registers are loaded from the
+// PDPT at CR3 by MOV CR3, and by MOV CR0 / MOV CR4 that modify CR0.CD/NW/PG or CR4.PAE/PGE/PSE
+// (Intel SDM Vol. 3A §4.4.1); a present PDPTE with a reserved bit is a #GP(0) and the register
+// keeps its old value. Paging-relevant writes are reported to the MMU.
 StepResult SystemEmulator::mov_cr(VcpuState& s, const Insn& in) {
   require_cpl0(s);
   const bool to_cr = ZydisRegisterGetClass(in.ops[0].reg.value) == ZYDIS_REGCLASS_CONTROL;
@@ -158,12 +161,21 @@ StepResult SystemEmulator::mov_cr(VcpuState& s, const Insn& in) {
   }
   const uint32_t v = sys::read_reg(s, in.ops[1].reg.value);
   bool paging_changed = false;
+  // PAE paging in use after the write (CR0.PG=1, CR4.PAE=1; no IA-32e mode): the PDPTEs at `cr3`
+  // are loaded into `pdpte`, or the instruction faults before changing anything.
+  std::array<uint64_t, 4> pdpte = s.pdpte;
+  auto load_pdptes = [&](uint32_t cr3) {
+    if (!hooks_.load_pdptes(cr3, &pdpte)) sys::gp(0);
+  };
   switch (n) {
     case 0: {
       const uint32_t nv = (v & kCr0Bits) | cr0::kEt;
       if ((nv & cr0::kPg) && !(nv & cr0::kPe)) sys::gp(0);
       if ((nv & cr0::kNw) && !(nv & cr0::kCd)) sys::gp(0);
-      paging_changed = ((s.cr0 ^ nv) & (cr0::kPg | cr0::kWp | cr0::kPe)) != 0;
+      const bool pdpte_load = (nv & cr0::kPg) && (s.cr4 & cr4::kPae) &&
+                              ((s.cr0 ^ nv) & (cr0::kPg | cr0::kCd | cr0::kNw));
+      if (pdpte_load) load_pdptes(s.cr3);
+      paging_changed = pdpte_load || ((s.cr0 ^ nv) & (cr0::kPg | cr0::kWp | cr0::kPe)) != 0;
       s.cr0 = nv;
       break;
     }
@@ -171,15 +183,21 @@ StepResult SystemEmulator::mov_cr(VcpuState& s, const Insn& in) {
       s.cr2 = v;
       break;
     case 3:
+      if ((s.cr0 & cr0::kPg) && (s.cr4 & cr4::kPae)) load_pdptes(v);
       s.cr3 = v;
       paging_changed = true;  // flushes non-global TLB entries even if unchanged
       break;
-    default:
+    default: {
       if (v & ~cr4_allowed()) sys::gp(0);
+      const uint32_t pdpte_bits = cr4::kPae | cr4::kPge | cr4::kPse;
+      const bool pdpte_load = (s.cr0 & cr0::kPg) && (v & cr4::kPae) && ((s.cr4 ^ v) & pdpte_bits);
+      if (pdpte_load) load_pdptes(s.cr3);
       paging_changed = ((s.cr4 ^ v) & (cr4::kPse | cr4::kPge | cr4::kPae)) != 0;
       s.cr4 = v;
       break;
+    }
   }
+  s.pdpte = pdpte;
   s.eip = in.next_eip;
   if (paging_changed) hooks_.on_paging_changed(s);
   return {};

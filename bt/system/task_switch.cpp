@@ -237,6 +237,12 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   const bool local_breakpoints = next.dr[7] & dr::kDr7LocalEnables;
   next.dr[7] &= ~dr::kDr7LocalEnables;
   const bool new_space = next.cr3 != s.cr3;
+  // A task switch that loads CR3 under PAE paging loads the PDPTE registers too (Intel SDM
+  // Vol. 3A §4.4.1, as MOV CR3); an invalid PDPT leaves them as they were (the SDM's checks of
+  // Table 8-1 do not name it).
+  if (new_space && (next.cr0 & cr0::kPg) && (next.cr4 & cr4::kPae)) {
+    hooks_.load_pdptes(next.cr3, &next.pdpte);
+  }
   static_cast<VcpuRegisters&>(s) = next;
   if (new_space) hooks_.on_paging_changed(s);
   if (local_breakpoints) hooks_.on_debug_registers_changed(s);

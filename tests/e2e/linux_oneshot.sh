@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# tests/e2e/linux_oneshot.sh VMBT ENGINE SOURCE_DIR [MEMORY]
+# tests/e2e/linux_oneshot.sh VMBT ENGINE SOURCE_DIR [MEMORY] [pae]
+#
+# With `pae` the kernel is Debian's linux-image-686-pae (get-debian-guest --pae): PAE paging with
+# NX (issue 12); the test is then linux.ENGINE.pae, and the console must also show the -686-pae
+# release, the pae and nx CPU flags and the kernel's "NX (Execute Disable) protection: active".
 #
 # MEMORY (default 256M) is the guest RAM; from 1G up the kernel must use HIGHMEM (the console
 # shows "Initializing HighMem"), which also exercises its text_poke through a temporary mm
@@ -25,8 +29,10 @@ vmbt=$1
 engine=$2
 src=$3
 memory=${4:-256M}
+flavour=${5:-}
 name=oneshot
 [[ $memory == 256M ]] || name=mem$memory
+[[ $flavour == pae ]] && name=pae
 
 fail() { echo "FAIL linux.$engine.$name: $*"; exit 1; }
 
@@ -36,7 +42,9 @@ if [[ $engine == kvm ]] && ! [[ -r /dev/kvm && -w /dev/kvm ]]; then
 fi
 
 commands='uname -m; grep -m1 "model name" /proc/cpuinfo; echo sum=$((6*7)); cat /proc/interrupts; echo clocksources: $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource); dmesg | grep -c -E "ACPI (BIOS )?(Error|Warning)" | sed "s/^/acpi-problems=/"'
-oneshot_guest "linux.$engine.$name" "$src" "$commands"
+[[ $flavour == pae ]] &&
+  commands+='; echo release=$(uname -r); grep -m1 "^flags" /proc/cpuinfo; dmesg | grep -m1 "NX (Execute Disable)"'
+oneshot_guest "linux.$engine.$name" "$src" "$commands" "$flavour"
 
 out=$(mktemp)
 err=$(mktemp)
@@ -60,6 +68,8 @@ wants=("^i686" "model name.*: vmbt virtual CPU \(IA-32, binary translation\)" "^
   "^VMBT-ONESHOT-DONE" "^ *LOC: +[1-9][0-9]* " "^ *0: +[1-9][0-9]* +IO-APIC +2-edge +timer"
   "^clocksources: .*hpet" "^clocksources: .*acpi_pm" "^acpi-problems=0")
 [[ $memory == *G ]] && wants+=("Initializing HighMem")
+[[ $flavour == pae ]] && wants+=("^release=.*-686-pae$" "^flags.* pae( |$)" "^flags.* nx( |$)"
+  "NX \(Execute Disable\) protection: active")
 for want in "${wants[@]}"; do
   grep -Eq "$want" <(tr -d '\r' <"$out") || { show; fail "no line matching '$want' on the console"; }
 done

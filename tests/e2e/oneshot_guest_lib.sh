@@ -1,12 +1,15 @@
 # tests/e2e/oneshot_guest_lib.sh: sourced by the Linux end-to-end tests.
 #
-# oneshot_guest TEST SRC COMMANDS: builds (or finds cached) Debian's kernel and a one-shot busybox
-# initramfs whose /init runs COMMANDS and powers off (scripts/get-debian-guest --oneshot), and
-# sets `img` (the initramfs) and `kernel`. Exits 77 with a SKIP line when Debian's archive cannot
-# be reached or root is needed (get-debian-guest's exit 3 or 4), 1 with its log on other failures.
+# oneshot_guest TEST SRC COMMANDS [pae]: builds (or finds cached) Debian's kernel and a one-shot
+# busybox initramfs whose /init runs COMMANDS and powers off (scripts/get-debian-guest --oneshot),
+# and sets `img` (the initramfs) and `kernel` (with `pae`: Debian's 686-pae kernel, --pae). Exits
+# 77 with a SKIP line when Debian's archive cannot be reached or root is needed (get-debian-guest's
+# exit 3 or 4), 1 with its log on other failures.
 oneshot_guest() {
-  local test=$1 src=$2 commands=$3 log=${TMPDIR:-/tmp}/vmbt-get-guest.log rc
-  img=$("$src/scripts/get-debian-guest" --oneshot "$commands" 2>"$log")
+  local test=$1 src=$2 commands=$3 flavour=${4:-} log=${TMPDIR:-/tmp}/vmbt-get-guest.log rc
+  local args=(--oneshot "$commands")
+  [[ $flavour == pae ]] && args+=(--pae)
+  img=$("$src/scripts/get-debian-guest" "${args[@]}" 2>"$log")
   rc=$?
   if [[ $rc -eq 3 || $rc -eq 4 ]]; then
     echo "SKIP $test: scripts/get-debian-guest could not fetch the guest (exit $rc):"
@@ -19,4 +22,6 @@ oneshot_guest() {
     exit 1
   fi
   kernel=$src/guest-cache/vmlinuz-686
+  [[ $flavour == pae ]] && kernel=$src/guest-cache/vmlinuz-686-pae
+  return 0
 }

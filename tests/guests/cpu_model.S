@@ -2,10 +2,11 @@
  * the time-stamp counter being the guest's own. One line per check: "ok <what>" or "FAIL <what>
  * got 0x.. want 0x..". Exits with 0 when every check passed (status 1).
  *
- *  - CPUID.01H:EDX.PAE (bit 6) is 0 in the model, so CR4.PAE is reserved: MOV CR4 with PAE = 1
- *    raises #GP(0) (Intel SDM Vol. 2B MOV CR: "#GP(0) if an attempt is made to write a 1 to any
- *    reserved bit in CR4"; Vol. 3A §4.1.4: CR4.PAE may be set only if CPUID.01H:EDX.PAE = 1),
- *    and CR4 stays unchanged.
+ *  - CPUID.01H:EDX.PAE (bit 6) is 1 in the model, so MOV CR4 with PAE = 1 (paging off) is
+ *    accepted and reads back (Vol. 3A §4.1.4: CR4.PAE may be set if CPUID.01H:EDX.PAE = 1), while
+ *    CR4.VMXE (bit 13), whose CPUID feature (CPUID.01H:ECX.VMX) the model does not advertise, is
+ *    reserved: MOV CR4 setting it raises #GP(0) (Intel SDM Vol. 2B MOV CR: "#GP(0) if an attempt
+ *    is made to write a 1 to any reserved bit in CR4") and CR4 stays unchanged.
  *  - WRMSR of IA32_TIME_STAMP_COUNTER (MSR 0x10) sets the TSC: the next RDTSC reads the written
  *    value plus the ticks since (Vol. 3B §18.17 "Time-Stamp Counter").
  * kvm-pvm refuses KVM_SET_CPUID2, so the guest does not get the vmbt CPU model there. */
@@ -23,15 +24,19 @@ GUEST_ENTRY
   cpuid
   mov %edx, %eax
   and $0x40, %eax
-  CHECK_EQ $0, "cpuid 1 edx.pae is 0"
+  CHECK_EQ $0x40, "cpuid 1 edx.pae is 1"
+  mov $0x00000020, %eax             /* PAE, with paging off */
+  mov %eax, %cr4
+  mov %cr4, %eax
+  CHECK_EQ $0x20, "cr4.pae reads back"
   xor %eax, %eax
   mov %eax, %cr4
-  mov $0x00000020, %eax             /* PAE */
+  mov $0x00002000, %eax             /* VMXE: no VMX in the model */
   EXC_ARM 1f
 0:
   mov %eax, %cr4
 1:
-  EXC_CHECK "#GP mov cr4.pae without pae", 13, 0, 0b
+  EXC_CHECK "#GP mov cr4.vmxe without vmx", 13, 0, 0b
   mov %cr4, %eax
   CHECK_EQ $0, "cr4 unchanged after #GP"
 

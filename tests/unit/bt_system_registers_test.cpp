@@ -223,7 +223,7 @@ TEST_F(SysRegistersTest, MovCr3AlwaysNotifiesTheMmu) {
 }
 
 TEST_F(SysRegistersTest, MovCr4RefusesFeaturesTheModelDoesNotAdvertise) {
-  for (uint32_t bit : {cr4::kPae, cr4::kVme, cr4::kPvi, cr4::kDe, 1u << 13 /*VMXE*/}) {
+  for (uint32_t bit : {cr4::kVme, cr4::kPvi, cr4::kDe, 1u << 13 /*VMXE*/}) {
     SetUp();
     enter_cpl0();
     s.gpr[kEax] = bit;
@@ -234,12 +234,56 @@ TEST_F(SysRegistersTest, MovCr4RefusesFeaturesTheModelDoesNotAdvertise) {
   }
   SetUp();
   enter_cpl0();
-  s.gpr[kEax] = cr4::kPse | cr4::kPge | cr4::kTsd | cr4::kOsfxsr | cr4::kOsxmmexcpt;
+  s.gpr[kEax] = cr4::kPse | cr4::kPge | cr4::kTsd | cr4::kOsfxsr | cr4::kOsxmmexcpt | cr4::kPae;
   code({0x0f, 0x22, 0xe0});
   step();
   EXPECT_EQ(s.eip, kCode + 3);
-  EXPECT_EQ(s.cr4, cr4::kPse | cr4::kPge | cr4::kTsd | cr4::kOsfxsr | cr4::kOsxmmexcpt);
+  EXPECT_EQ(s.cr4, cr4::kPse | cr4::kPge | cr4::kTsd | cr4::kOsfxsr | cr4::kOsxmmexcpt | cr4::kPae);
   EXPECT_EQ(hooks.paging_changes, 1);
+  EXPECT_TRUE(hooks.pdpte_loads.empty()) << "paging is off: no PDPTE load";
+}
+
+TEST_F(SysRegistersTest, PaePdptesLoadAtTheirLoadEventsOrRaiseGp) {
+  // Intel SDM Vol. 3A §4.4.1: with PAE paging in use after the instruction, MOV CR3 loads the
+  // PDPTEs, and so do MOV CR0 / MOV CR4 that modify CR0.PG/CD/NW or CR4.PAE/PGE/PSE; a PDPT
+  // whose load fails (a reserved bit) is a #GP(0) that changes neither the register nor the
+  // PDPTEs. Other CR4 bits load nothing.
+  const std::array<uint64_t, 4> a{0x1001, 0x2001, 0, 0}, b{0x3001, 0, 0, 0x4001};
+  hooks.pdpts[0x5000] = a;
+  hooks.pdpts[0x6020] = b;
+  enter_cpl0();
+  s.cr4 = cr4::kPae;
+  s.cr3 = 0x5000;
+  s.gpr[kEax] = s.cr0 | cr0::kPg;
+  code({0x0f, 0x22, 0xc0});  // mov cr0, eax: paging on
+  step();
+  EXPECT_EQ(s.pdpte, a);
+  s.eip = kCode;
+  s.gpr[kEax] = 0x6020;
+  code({0x0f, 0x22, 0xd8});  // mov cr3, eax: 32-byte aligned PDPT
+  step();
+  EXPECT_EQ(s.cr3, 0x6020u);
+  EXPECT_EQ(s.pdpte, b);
+  s.eip = kCode;
+  s.gpr[kEax] = 0x7000;  // refused
+  step();
+  EXPECT_EQ(s.eip, handler(13));
+  EXPECT_EQ(s.cr3, 0x6020u);
+  EXPECT_EQ(s.pdpte, b);
+  const int paging_changes = hooks.paging_changes;
+  const size_t loads = hooks.pdpte_loads.size();
+  s.eip = kCode;
+  s.gpr[kEax] = s.cr4 | cr4::kTsd;
+  code({0x0f, 0x22, 0xe0});  // mov cr4, eax: TSD loads nothing
+  step();
+  EXPECT_EQ(hooks.pdpte_loads.size(), loads);
+  s.eip = kCode;
+  s.gpr[kEax] = s.cr4 | cr4::kPge;
+  hooks.pdpts[0x6020] = a;  // the PDPT rewritten: PGE is a load event
+  step();
+  EXPECT_EQ(hooks.pdpte_loads.size(), loads + 1);
+  EXPECT_EQ(s.pdpte, a);
+  EXPECT_GT(hooks.paging_changes, paging_changes);
 }
 
 TEST_F(SysRegistersTest, MovFromCr2) {

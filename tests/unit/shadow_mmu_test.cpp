@@ -80,6 +80,42 @@ class ShadowMmuTest : public ::testing::Test {
     mode_ = PagingMode{cr3, pse, wp, false};
   }
 
+  /// PAE paging (Intel SDM Vol. 3A §4.4) with the PDPT at `cr3`: the PDPTE registers are loaded
+  /// from RAM as MOV CR3 loads them (`load`), or kept as they were (a MOV CR3 never happened).
+  void set_pae_paging(bool wp, bool nxe, uint32_t cr3, bool load = true) {
+    state_.cr0 = cr0::kPe | cr0::kPg | (wp ? cr0::kWp : 0);
+    state_.cr3 = cr3;
+    state_.cr4 = cr4::kPae;
+    state_.efer = nxe ? efer::kNxe : 0;
+    if (load) {
+      ASSERT_TRUE(mmu_.load_pdptes(cr3, &state_.pdpte));
+    }
+    mmu_.set_mode(state_);
+    mode_ = PagingMode{};
+    mode_.cr3 = cr3;
+    mode_.wp = wp;
+    mode_.pae = true;
+    mode_.nxe = nxe;
+    mode_.pdpte = state_.pdpte;
+  }
+
+  /// The monitor's fetch translation (the translator's code fetch) checked against the walker.
+  void check_fetch(uint32_t linear, bool user) {
+    const WalkResult want = probe(phys_, mode_, linear);
+    const WalkResult walked_copy = want;
+    uint64_t pa = 0;
+    uint32_t error_code = 0;
+    const bool allowed = want.ok && (!user || want.user_ok) && !want.nx;
+    const bool got = mmu_.translate(linear, Access{false, user, true}, &pa, &error_code);
+    ASSERT_EQ(got, allowed) << std::hex << "fetch at " << linear << " user " << user;
+    if (allowed) {
+      EXPECT_EQ(pa, walked_copy.phys) << std::hex << "fetch at " << linear;
+    } else {
+      const WalkResult fault = walk(phys_, mode_, linear, Access{false, user, true});
+      EXPECT_EQ(error_code, fault.error_code) << std::hex << "fetch at " << linear;
+    }
+  }
+
   /// A page-table or page-directory store by the guest's kernel: through the supervisor window
   /// (a traced page faults) or as the monitor makes it for an adaptively translated writer.
   void table_store(uint32_t addr, uint32_t value, bool through_window) {
@@ -509,6 +545,214 @@ TEST_F(ShadowMmuTest, WatchedFramesFaultAsTheirKindSays) {
   mmu_.set_watched_pages({}, {});
   EXPECT_EQ(watched(0x1008, true, 0x88888888).first, 0);
   EXPECT_EQ(watched(0x2008, false, 0), std::pair(0, 0x66666666u));
+}
+
+TEST_F(ShadowMmuTest, PaeTablesAccessesFetchesAndSplitPteWritesAgreeWithTheWalker) {
+  // PAE paging (Intel SDM Vol. 3A §4.4): a PDPT with two directories, 4 KiB and 2 MiB pages,
+  // random rights, XD and A/D bits, sometimes a reserved bit (40, or 63 without NXE); PTEs
+  // rewritten as Linux does for PAE, high dword then low dword, each a separate 32-bit store
+  // (through the window, a tracing fault, or the monitor's store of an adaptively translated
+  // writer), and now and then by one 8-byte store. Every access and every fetch translation must
+  // be what the walker says: the same bytes, or the same #PF error code (I/D for fetches with
+  // NXE); no translation derived from an entry may survive its change (XD included).
+  constexpr uint32_t kPdpt = 0x1000, kPd0 = 0x2000, kPd1 = 0x3000, kPaePt = 0x20000;
+  std::mt19937 rng(2024);
+  int pte_updates = 0, fetch_faults = 0, fetch_ok = 0;
+  auto random_pte = [&](uint64_t frame) {
+    uint64_t e = frame | (rng() & 0x6) | (rng() % 4 == 0 ? 0 : 1) |
+                 (rng() % 2 ? pte::kAccessed : 0) | (rng() % 2 ? pte::kDirty : 0);
+    if (rng() % 3 == 0) e |= pae::kXd;
+    if (rng() % 16 == 0) e |= uint64_t{1} << 40;  // reserved (MAXPHYADDR 36)
+    return e;
+  };
+  auto write64 = [&](uint32_t addr, uint64_t v) {
+    ram_.write32(addr, static_cast<uint32_t>(v));
+    ram_.write32(addr + 4, static_cast<uint32_t>(v >> 32));
+  };
+  for (int round = 0; round < 4; ++round) {
+    const bool wp = round & 1, nxe = round & 2;
+    std::vector<uint8_t> zero(0x1000, 0);
+    for (uint32_t page : {kPdpt, kPd0, kPd1}) ram_.write(page, zero.data(), zero.size());
+    write64(kPdpt, kPd0 | 1);
+    write64(kPdpt + 8, kPd1 | 1);
+    // The first 2 MiB identity-mapped (supervisor) through a page table, for the kernel's stores.
+    write64(kPd0, kPtBase | 0x3);
+    for (uint32_t i = 0; i < 512; ++i) write64(kPtBase + 8 * i, (uint64_t{i} << 12) | 0x3);
+    // PD1 entries 0-7 (linear 1 GiB + 2 MiB * i): page tables or 2 MiB pages (XD random).
+    for (uint32_t i = 0; i < 8; ++i) {
+      uint64_t bits = (rng() & 0x6) | (rng() % 6 == 0 ? 0 : 1) | (rng() % 4 == 0 ? pae::kXd : 0);
+      if (rng() % 3 == 0) {
+        write64(kPd1 + 8 * i, (uint64_t{2 + i % 2} << 21) | bits | pte::kPageSize);  // 4/6 MiB
+      } else {
+        const uint32_t pt = kPaePt + i * 0x1000;
+        write64(kPd1 + 8 * i, pt | bits);
+        for (uint32_t j = 0; j < 512; ++j) {
+          write64(pt + 8 * j, random_pte(kFrames + ((rng() % 2048) << 12)));
+        }
+      }
+    }
+    mmu_.flush_all();
+    set_pae_paging(wp, nxe, kPdpt);
+    if (HasFatalFailure()) return;
+    for (int n = 0; n < 2000; ++n) {
+      const uint32_t pde = rng() % 8;
+      uint32_t linear = 0x40000000u | (pde << 21) | ((rng() % 512) << 12) | ((rng() % 1024) * 4);
+      const bool write = rng() % 2, user = rng() % 2;
+      uint64_t pde_value = 0;
+      phys_.read64(kPd1 + 8 * pde, &pde_value);
+      if (rng() % 8 == 0 && !(pde_value & pte::kPageSize)) {
+        const uint32_t index = rng() % 512;
+        const uint32_t page = 0x40000000u | (pde << 21) | (index << 12);
+        access(page, false, false, 0);  // shadow the old translation, if there is one
+        check_fetch(page, user);
+        const uint32_t pte_addr = kPaePt + pde * 0x1000 + 8 * index;
+        const uint64_t old = [&] {
+          uint64_t v = 0;
+          phys_.read64(pte_addr, &v);
+          return v;
+        }();
+        // Often the same frame with XD, R/W or U/S toggled; else a new entry.
+        uint64_t now = rng() % 2 ? random_pte(kFrames + ((rng() % 2048) << 12))
+                                 : old ^ (rng() % 3 == 0 ? pae::kXd : uint64_t{rng() & 0x6});
+        const unsigned how = rng() % 3;
+        if (how == 2) {  // one 8-byte store (set_pte_atomic's CMPXCHG8B) by the monitor
+          mmu_.begin_table_write(pte_addr, 8);
+          write64(pte_addr, now);
+          mmu_.end_table_write();
+        } else {
+          for (uint32_t half : {4u, 0u}) {  // high dword, then low dword
+            const uint32_t v = static_cast<uint32_t>(now >> (half * 8));
+            if (how == 0) {
+              ASSERT_TRUE(access(pte_addr + half, true, false, v).ok);  // through the window
+            } else {
+              mmu_.begin_table_write(pte_addr + half, 4);
+              ram_.write32(pte_addr + half, v);
+              mmu_.end_table_write();
+            }
+          }
+        }
+        uint64_t check = 0;
+        phys_.read64(pte_addr, &check);
+        ASSERT_EQ(check, now);
+        linear = page | ((rng() % 1024) * 4);
+        check_fetch(linear, user);
+        if (HasFatalFailure()) return;
+        ++pte_updates;
+      }
+      if (rng() % 4 == 0) {
+        uint64_t pa = 0;
+        uint32_t error_code = 0;
+        const bool ok = mmu_.translate(linear, Access{false, user, true}, &pa, &error_code);
+        ++(ok ? fetch_ok : fetch_faults);
+        check_fetch(linear, user);
+      }
+      check_access(linear, write, user, rng());
+      if (HasFatalFailure()) return;
+    }
+  }
+  EXPECT_GT(pte_updates, 600);
+  EXPECT_GT(fetch_faults, 100);
+  EXPECT_GT(fetch_ok, 100);
+}
+
+TEST_F(ShadowMmuTest, PaeDirectoryPointersAreRegistersLoadedAtMovCr3) {
+  // The PDPTEs are loaded at MOV CR3 (Intel SDM Vol. 3A §4.4.1), not read by each walk: a PDPT
+  // rewritten in memory changes nothing until they are loaded again, even across space
+  // switches that find the same space; two PDPTs in one page are two address spaces; a 32-bit
+  // directory and a PDPT at the same address (paging off in between) never share shadows.
+  constexpr uint32_t kPdpt = 0x1000, kPdA = 0x2000, kPdB = 0x3000, kPtA = 0x20000;
+  constexpr uint32_t kPtB = 0x21000, kFrameA = kFrames, kFrameB = kFrames + 0x1000;
+  auto write64 = [&](uint32_t addr, uint64_t v) {
+    ram_.write32(addr, static_cast<uint32_t>(v));
+    ram_.write32(addr + 4, static_cast<uint32_t>(v >> 32));
+  };
+  ram_.write32(kFrameA, 0xaaaa0001);
+  ram_.write32(kFrameB, 0xbbbb0002);
+  write64(kPdA, kPtA | 0x7);
+  write64(kPtA, kFrameA | 0x7);
+  write64(kPdB, kPtB | 0x7);
+  write64(kPtB, kFrameB | 0x7);
+  write64(kPdpt, kPdA | 1);         // the first PDPT: 0 -> A
+  write64(kPdpt + 0x20, kPdB | 1);  // the second, in the same page: 0 -> B
+  set_pae_paging(true, false, kPdpt);
+  EXPECT_EQ(access(0, false, false, 0).value, 0xaaaa0001u);
+  // The PDPT rewritten (a plain store: the PDPT is no paging structure the MMU traces).
+  write64(kPdpt, kPdB | 1);
+  set_pae_paging(true, false, kPdpt, /*load=*/false);  // e.g. a CR4.PGE toggle: no load event
+  EXPECT_EQ(access(0, false, false, 0).value, 0xaaaa0001u) << "the PDPTE register changed";
+  set_pae_paging(true, false, kPdpt);  // MOV CR3
+  EXPECT_EQ(access(0, false, false, 0).value, 0xbbbb0002u) << "MOV CR3 did not reload";
+  write64(kPdpt, kPdA | 1);
+  set_pae_paging(true, false, kPdpt);
+  EXPECT_EQ(access(0, false, false, 0).value, 0xaaaa0001u);
+  set_pae_paging(true, false, kPdpt + 0x20);
+  EXPECT_EQ(access(0, false, false, 0).value, 0xbbbb0002u) << "the second PDPT of the page";
+  set_pae_paging(true, false, kPdpt);
+  EXPECT_EQ(access(0, false, false, 0).value, 0xaaaa0001u) << "the first PDPT again";
+  // A present PDPTE with a reserved bit is refused (the #GP) and the registers stay.
+  std::array<uint64_t, 4> regs = state_.pdpte;
+  write64(kPdpt + 0x28, kPdB | 1 | 0x2);
+  EXPECT_FALSE(mmu_.load_pdptes(kPdpt + 0x20, &regs));
+  EXPECT_EQ(regs, state_.pdpte);
+  // Paging off, the page at kPdpt becomes a 32-bit page directory, 32-bit paging on with the
+  // same CR3: the walk is the 32-bit one (PDE 0 -> kPtB's first entry, read as 4 bytes).
+  state_.cr0 = cr0::kPe;
+  state_.cr4 = cr4::kPae;
+  mmu_.set_mode(state_);
+  std::vector<uint8_t> zero(0x1000, 0);
+  ram_.write(kPdpt, zero.data(), zero.size());
+  mmu_.note_phys_write(kPdpt, 0x1000);
+  ram_.write32(kPdpt, kPtB | 0x7);
+  mmu_.note_phys_write(kPdpt, 4);
+  set_paging(true, false, kPdpt);
+  EXPECT_EQ(access(0, false, false, 0).value, 0xbbbb0002u) << "32-bit paging after PAE";
+  check_access(0x1000, false, false, 0);  // PTE 1 of kPtB is kFrameB's high dword: 0, absent
+}
+
+TEST_F(ShadowMmuTest, PaeExecuteDisableFollowsNxeAndXdChanges) {
+  // XD (Intel SDM Vol. 3A §4.6.1): with IA32_EFER.NXE=1 a fetch from a page with XD in the PTE
+  // or the PDE faults with P=1 I/D=1, though data accesses work and the page is shadowed; with
+  // NXE=0 the same entry has a reserved bit (P=1 RSVD=1). Setting XD in a PTE whose page was
+  // fetched from before must take effect at once (the shadows are coherent, change_matters).
+  constexpr uint32_t kPdpt = 0x1000, kPd = 0x2000, kPt = 0x20000, kFrame = kFrames;
+  auto write64 = [&](uint32_t addr, uint64_t v) {
+    ram_.write32(addr, static_cast<uint32_t>(v));
+    ram_.write32(addr + 4, static_cast<uint32_t>(v >> 32));
+  };
+  write64(kPdpt, kPd | 1);
+  write64(kPd, kPt | 0x7);
+  write64(kPt, kFrame | 0x27);  // P R/W U/S A
+  set_pae_paging(true, true, kPdpt);
+  uint64_t pa = 0;
+  uint32_t error_code = 0;
+  ASSERT_TRUE(mmu_.translate(0x10, Access{false, false, true}, &pa, &error_code));
+  EXPECT_EQ(pa, kFrame + 0x10);
+  ASSERT_TRUE(access(0x10, false, false, 0).ok);  // shadowed now
+  mmu_.begin_table_write(kPt + 4, 4);
+  ram_.write32(kPt + 4, 0x80000000u);  // XD
+  mmu_.end_table_write();
+  EXPECT_FALSE(mmu_.translate(0x10, Access{false, false, true}, &pa, &error_code));
+  EXPECT_EQ(error_code, pfec::kPresent | pfec::kFetch);
+  EXPECT_TRUE(access(0x10, false, false, 0).ok) << "data reads of an XD page";
+  EXPECT_FALSE(mmu_.translate(0x10, Access{false, true, true}, &pa, &error_code));
+  EXPECT_EQ(error_code, pfec::kPresent | pfec::kFetch | pfec::kUser);
+  // NXE off: bit 63 is reserved; every access faults with RSVD (and no I/D).
+  set_pae_paging(true, false, kPdpt);
+  EXPECT_EQ(access(0x10, false, false, 0).error_code, pfec::kPresent | pfec::kRsvd);
+  EXPECT_FALSE(mmu_.translate(0x10, Access{false, false, true}, &pa, &error_code));
+  EXPECT_EQ(error_code, pfec::kPresent | pfec::kRsvd);
+  // NXE on, XD moved from the PTE to the PDE (written through the window, as a kernel would).
+  set_pae_paging(true, true, kPdpt);
+  ram_.write32(kPt + 4, 0);
+  mmu_.note_phys_write(kPt + 4, 4);
+  ASSERT_TRUE(mmu_.translate(0x10, Access{false, false, true}, &pa, &error_code));
+  ram_.write32(kPd + 4, 0x80000000u);
+  mmu_.note_phys_write(kPd + 4, 4);
+  EXPECT_FALSE(mmu_.translate(0x10, Access{false, false, true}, &pa, &error_code));
+  EXPECT_EQ(error_code, pfec::kPresent | pfec::kFetch);
+  // A not-present page: I/D alone.
+  EXPECT_FALSE(mmu_.translate(0x5000, Access{false, false, true}, &pa, &error_code));
+  EXPECT_EQ(error_code, pfec::kFetch);
 }
 
 }  // namespace

@@ -80,6 +80,13 @@ class FakeHooks : public SystemHooks {
   uint64_t read_tsc() override { return tsc; }
   void write_tsc(uint64_t v) override { written_tsc.push_back(v); }
   void on_paging_changed(const VcpuState&) override { ++paging_changes; }
+  bool load_pdptes(uint32_t cr3, std::array<uint64_t, 4>* pdpte) override {
+    pdpte_loads.push_back(cr3);
+    auto it = pdpts.find(cr3);
+    if (it == pdpts.end()) return false;
+    *pdpte = it->second;
+    return true;
+  }
   void on_invlpg(uint32_t linear) override { invlpg.push_back(linear); }
   void on_segment_loaded(const VcpuState&, unsigned seg) override {
     segments_loaded.push_back(seg);
@@ -101,6 +108,9 @@ class FakeHooks : public SystemHooks {
   std::map<uint32_t, uint64_t> platform_msrs;
   std::vector<uint64_t> written_tsc;
   int paging_changes = 0;
+  /// PAE: the PDPTs that load (CR3 -> PDPTEs; any other CR3 is a #GP), and the loads asked for.
+  std::map<uint32_t, std::array<uint64_t, 4>> pdpts;
+  std::vector<uint32_t> pdpte_loads;
   std::vector<uint32_t> invlpg;
   std::vector<unsigned> segments_loaded;
 };
