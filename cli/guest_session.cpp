@@ -8,7 +8,9 @@
 #include "bt/bt_engine.h"
 #include "hw/x86/kvm_engine.h"
 #include "hw/x86/kvm_probe.h"
+#include "vmm/boot/boot_state.h"
 #include "vmm/boot/kernel_loader.h"
+#include "vmm/cpu_model.h"
 #include "vmm/devices/buffer_console.h"
 #include "vmm/devices/console.h"
 #include "vmm/devices/prompt_watch.h"
@@ -64,11 +66,21 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   if (!spec.capture_serial) terminal = std::make_unique<TerminalConsole>();
   PromptWatch prompt(spec.capture_serial ? static_cast<CharBackend&>(buffer) : *terminal);
   Machine machine(guest, prompt);
-  BootImage image =
-      load_kernel(machine.memory(), machine.memory_map(), guest.kernel, guest.append, guest.initrd);
+  BootImage image;
+  if (machine.firmware_boot()) {
+    // The CPU at RESET, in the BIOS (SDM Vol. 3A §9.1.1): EDX holds the CPUID signature.
+    image.entry = reset_state(CpuModel::query(1, 0).eax);
+  } else {
+    image = load_kernel(machine.memory(), machine.memory_map(), guest.kernel, guest.append,
+                        guest.initrd);
+  }
   EngineKind kind = guest.engine;
   if (kind == EngineKind::kAuto) {
-    const EngineChoice choice = choose_engine(probe_kvm());
+    const KvmProbeResult kvm = probe_kvm();
+    EngineChoice choice = choose_engine(kvm);
+    if (machine.firmware_boot() && kvm.available && choice.kind == EngineKind::kBt) {
+      choice = {EngineKind::kKvm, "a firmware boot starts in real mode, which bt does not run yet"};
+    }
     kind = choice.kind;
     if (spec.announce_engine) {
       fmt::print(stderr, "vmbt: engine {}: {}\n", engine_name(kind), choice.why);
@@ -100,6 +112,16 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
     }
     switching = both.get();
     engine = std::move(both);
+  }
+  if (machine.firmware_boot()) {
+    if (std::string why = engine->set_memory_windows(machine.memory_windows()); !why.empty()) {
+      throw EngineUnavailable(fmt::format(
+          "a firmware boot (no --kernel) cannot run on the {} engine: {}{}", engine->name(), why,
+          kind == EngineKind::kBt ? "; bt runs no 16-bit code yet either: use --engine kvm" : ""));
+    }
+    machine.set_on_memory_windows_change([&engine](const std::vector<MemoryWindow>& windows) {
+      if (std::string why = engine->set_memory_windows(windows); !why.empty()) throw Error(why);
+    });
   }
   engine->set_state(image.entry);
   if (switching && guest.switch_after_instructions >= 0) {

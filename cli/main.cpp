@@ -19,8 +19,13 @@ namespace {
 
 /// The guest flags `run`, `compare` and `trace` share (vmm/guest_config.h).
 void add_guest_options(CLI::App* cmd, vmbt::GuestConfig& guest) {
-  cmd->add_option("--kernel,-k", guest.kernel, "kernel image (Multiboot ELF32 or Linux bzImage)")
-      ->required();
+  cmd->add_option("--kernel,-k", guest.kernel,
+                  "kernel image (Multiboot ELF32 or Linux bzImage); without it the BIOS boots "
+                  "the machine (--bios)");
+  cmd->add_option("--bios", guest.bios,
+                  "BIOS ROM image of a boot without --kernel (QEMU's -bios; Debian package "
+                  "'seabios')")
+      ->capture_default_str();
   cmd->add_option("--initrd", guest.initrd,
                   "initial ramdisk (a bzImage's initrd, or Multiboot module 0)");
   cmd->add_option("--append", guest.append, "kernel command line");

@@ -20,6 +20,19 @@ class InterruptSource;
 class MsrModel;
 struct CpuModel;
 
+/// A guest-physical range an engine maps to something other than guest RAM at the same address:
+/// the firmware ROM below 4 GiB, and the BIOS area as the chipset's PAM registers set it
+/// (vmm/machine/firmware_memory.h). Outside every window, RAM is mapped as it is; inside one the
+/// window decides. An access the engine cannot make directly (a write to a read-only window,
+/// any access to a window without host memory) is an MMIO exit, which the machine answers.
+struct MemoryWindow {
+  uint64_t gpa = 0;         ///< first byte (4 KiB aligned)
+  uint64_t size = 0;        ///< bytes (a multiple of 4 KiB)
+  uint8_t* host = nullptr;  ///< the host memory it maps (page aligned); nullptr: none, all MMIO
+  bool read_only = false;   ///< writes are MMIO exits
+  bool operator==(const MemoryWindow&) const = default;
+};
+
 /// Why Engine::run() returned.
 enum class ExitReason {
   kIo,             ///< port I/O: the run loop performs `io` on the I/O bus
@@ -163,6 +176,12 @@ class Engine {
   /// Drops everything derived from guest memory (translated code, shadow page tables): another
   /// engine ran the guest meanwhile and changed memory without this one seeing it.
   virtual void forget_guest_memory() {}
+  /// Maps `windows` (sorted by address, not overlapping) over guest RAM, replacing the previous
+  /// set; the machine calls it whenever they change (a PAM write), between run()s. Returns an
+  /// empty string, or why this engine cannot (the default: it maps guest RAM only).
+  virtual std::string set_memory_windows(const std::vector<MemoryWindow>& /*windows*/) {
+    return "it maps guest RAM only (no firmware ROM, no PAM-shadowed BIOS area)";
+  }
   /// Sets the guest's time-stamp counter (IA32_TIME_STAMP_COUNTER, Intel SDM Vol. 3B §18.17).
   virtual void set_tsc(uint64_t /*tsc*/) {}
 };

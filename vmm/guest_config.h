@@ -43,9 +43,16 @@ struct DriveConfig {
 /// QEMU's spelling, parsed as each flag is read), and what the builder (cli/guest_session.h,
 /// run_guest_once) turns into a machine (vmm/machine/machine.h) and an engine. The one
 /// description of a guest: the CLI, the tests and the benchmarks all build from it.
+/// Debian's SeaBIOS (package `seabios`): the default `--bios`.
+inline constexpr char kDefaultBios[] = "/usr/share/seabios/bios-256k.bin";
+
 struct GuestConfig {
   EngineKind engine = EngineKind::kBt;
-  std::string kernel;  ///< Multiboot ELF32 or Linux bzImage (required)
+  /// Multiboot ELF32 or Linux bzImage; empty: a firmware boot (the CPU starts at its reset
+  /// state in `bios`, as a PC does).
+  std::string kernel;
+  /// The BIOS ROM image of a firmware boot (`--bios`, QEMU's -bios).
+  std::string bios = kDefaultBios;
   std::string initrd;  ///< a bzImage's initrd, or Multiboot module 0 (optional)
   std::string append;  ///< kernel command line (empty: the loader's default)
   /// Guest RAM in bytes, GuestMemory::kMinBytes (2 MiB) to kMaxBytes (3 GiB): `--memory`
@@ -66,6 +73,9 @@ struct GuestConfig {
   /// Switch once after this many guest instructions (single-stepped to there); < 0: not used.
   int64_t switch_after_instructions = -1;
   double switch_every_seconds = 0;
+
+  /// No kernel: the firmware boots the machine.
+  bool firmware_boot() const { return kernel.empty(); }
 };
 
 /// Parses "N", "NK", "NM", "NG" (binary units, case-insensitive, an optional "iB" or "B" after

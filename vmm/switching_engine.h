@@ -43,6 +43,12 @@ class SwitchingEngine final : public Engine {
     return engines_[1]->enable_perf_map() || first;
   }
   std::string set_debug(const DebugSettings& settings) override;
+  /// Both engines map the windows (each may take the guest); the first refusal is the answer.
+  std::string set_memory_windows(const std::vector<MemoryWindow>& windows) override {
+    std::string why = engines_[0]->set_memory_windows(windows);
+    std::string other = engines_[1]->set_memory_windows(windows);
+    return why.empty() ? other : why;
+  }
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override {
     return current()->debug_access(linear, data, size, write);
   }

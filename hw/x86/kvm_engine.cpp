@@ -135,7 +135,7 @@ KvmEngine::KvmEngine(GuestMemory& memory, InterruptSource& interrupts)
   region.guest_phys_addr = 0;
   region.memory_size = memory.size();
   region.userspace_addr = reinterpret_cast<uint64_t>(memory.host_base());
-  check(ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
+  set_slots({region});
 
   vcpu_fd_ = ioctl(vm_fd_, KVM_CREATE_VCPU, 0);
   check(vcpu_fd_, "KVM_CREATE_VCPU");
@@ -384,6 +384,57 @@ std::string KvmEngine::hand_over_blocker() {
 bool KvmEngine::nmis_blocked() {
   kvm_vcpu_events events{};
   return ioctl(vcpu_fd_, KVM_GET_VCPU_EVENTS, &events) == 0 && events.nmi.masked;
+}
+
+void KvmEngine::set_slots(const std::vector<kvm_userspace_memory_region>& regions) {
+  // A slot's address, size and flags cannot change in place: delete every slot first (size 0),
+  // then register the new set. Only between KVM_RUNs.
+  for (uint32_t slot = 0; slot < slots_in_use_; ++slot) {
+    kvm_userspace_memory_region gone{};
+    gone.slot = slot;
+    check(ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &gone), "KVM_SET_USER_MEMORY_REGION");
+  }
+  slots_in_use_ = 0;
+  for (kvm_userspace_memory_region r : regions) {
+    r.slot = slots_in_use_;
+    check(ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &r), "KVM_SET_USER_MEMORY_REGION");
+    ++slots_in_use_;
+  }
+}
+
+std::string KvmEngine::set_memory_windows(const std::vector<MemoryWindow>& windows) {
+  const bool read_only = std::any_of(windows.begin(), windows.end(),
+                                     [](const MemoryWindow& w) { return w.read_only; });
+  if (read_only && kvm_.check_extension(KVM_CAP_READONLY_MEM) <= 0) {
+    return "this host's KVM has no read-only memory slots (KVM_CAP_READONLY_MEM), which the "
+           "BIOS ROM needs";
+  }
+  std::vector<kvm_userspace_memory_region> regions;
+  auto add = [&](uint64_t gpa, uint64_t size, uint8_t* host, bool ro) {
+    if (size == 0) return;
+    kvm_userspace_memory_region r{};
+    r.flags = ro ? KVM_MEM_READONLY : 0;
+    r.guest_phys_addr = gpa;
+    r.memory_size = size;
+    r.userspace_addr = reinterpret_cast<uint64_t>(host);
+    regions.push_back(r);
+  };
+  // RAM around the windows (sorted, disjoint), then the windows that have host memory.
+  uint64_t ram_from = 0;
+  const uint64_t ram_end = memory_.size();
+  for (const MemoryWindow& w : windows) {
+    if (w.gpa < ram_from || (w.gpa | w.size) & 0xfff) {
+      throw Error("internal: memory windows must be sorted, disjoint and page aligned");
+    }
+    if (ram_from < ram_end) {
+      add(ram_from, std::min(w.gpa, ram_end) - ram_from, memory_.host_base() + ram_from, false);
+    }
+    ram_from = std::max(ram_from, w.gpa + w.size);
+    if (w.host) add(w.gpa, w.size, w.host, w.read_only);
+  }
+  if (ram_from < ram_end) add(ram_from, ram_end - ram_from, memory_.host_base() + ram_from, false);
+  set_slots(regions);
+  return {};
 }
 
 std::string KvmEngine::cannot_run(const VcpuState& state) {

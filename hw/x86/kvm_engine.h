@@ -52,6 +52,11 @@ class KvmEngine final : public Engine {
   /// kvm-pvm (no VT-x/AMD-V) runs no paged guest.
   std::string cannot_run(const VcpuState& state) override;
   void set_tsc(uint64_t tsc) override;
+  /// Re-registers the memory slots: RAM outside the windows, and each window with host memory as
+  /// a slot of its own, read-only ones with KVM_MEM_READONLY (KVM API doc §4.35: writes to them,
+  /// and any access to a window without a slot, exit as KVM_EXIT_MMIO). Refused where the host's
+  /// KVM has no read-only slots (KVM_CAP_READONLY_MEM).
+  std::string set_memory_windows(const std::vector<MemoryWindow>& windows) override;
 
  private:
   void inject_pending_interrupt();
@@ -71,6 +76,10 @@ class KvmEngine final : public Engine {
   /// (debug register, watchpoint) of the watchpoints set_debug() placed.
   std::vector<std::pair<size_t, DebugSettings::Watch>> watch_registers_;
   InterruptSource& interrupts_;
+  /// Registers `count` memory slots from `regions` (slot numbers 0 up), deleting the ones in
+  /// use beyond them.
+  void set_slots(const std::vector<kvm_userspace_memory_region>& regions);
+  uint32_t slots_in_use_ = 0;
   int vm_fd_ = -1;
   int vcpu_fd_ = -1;
   kvm_run* run_ = nullptr;

@@ -39,7 +39,9 @@ TEST(AmlTest, PkgLengthCountsItselfAndGrowsAtTheSpecsBounds) {
                                 : content + 3 < (1u << 20) ? 3
                                                            : 4;
     EXPECT_EQ(b.size(), expect_bytes) << content;
-    if (b.size() > 1) EXPECT_EQ(b[0] & 0x30, 0) << content;  // bits 5:4 of a lead byte are 0
+    if (b.size() > 1) {
+      EXPECT_EQ(b[0] & 0x30, 0) << content;  // bits 5:4 of a lead byte are 0
+    }
   }
   EXPECT_THROW(aml::pkg_length(size_t{1} << 28), Error);
 }

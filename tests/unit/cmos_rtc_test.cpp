@@ -153,6 +153,24 @@ TEST_F(RtcSmallTest, MemorySizeBytes32MiB) {
   EXPECT_EQ(reg(0x2e) << 8 | reg(0x2f), sum);
 }
 
+TEST_F(RtcSmallTest, BiosBytesAsQemuSetsThem) {
+  // Above 4 GiB (0x5b-0x5d, 64 KiB units): none; no diskettes or ATA disks; equipment byte:
+  // math coprocessor; boot order: hard disk first; one CPU (0x5f = count - 1).
+  EXPECT_EQ(reg(0x5b) | reg(0x5c) | reg(0x5d), 0);
+  EXPECT_EQ(reg(0x10), 0);
+  EXPECT_EQ(reg(0x12), 0);
+  EXPECT_EQ(reg(0x14), 0x02);
+  EXPECT_EQ(reg(0x3d) & 0x0f, 2);
+  EXPECT_EQ(reg(0x38) >> 4, 0);
+  EXPECT_EQ(reg(0x5f), 0);
+}
+
+TEST(RtcLargeTest, MemoryAbove16MiBIn64KiBUnits) {
+  CmosRtc rtc(3072 * kMiB, [] { return time_t{0}; });
+  EXPECT_EQ(rtc.cmos_byte(0x34) | rtc.cmos_byte(0x35) << 8, (3072 - 16) * 16);
+  EXPECT_EQ(rtc.cmos_byte(0x30) | rtc.cmos_byte(0x31) << 8, 65535);  // capped
+}
+
 TEST(RtcDefaultClockTest, FollowsHostTime) {
   CmosRtc rtc(8 * kMiB);
   const time_t before = time(nullptr);

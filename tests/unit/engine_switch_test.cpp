@@ -138,6 +138,7 @@ TEST(EngineSwitch, StateSurvivesBtToKvmToBt) {
   BufferConsole console;
   GuestConfig config;
   config.ram_bytes = 16u << 20;
+  config.kernel = "unused.elf";  // a machine for a kernel (not loaded here), not for firmware
   Machine machine(config, console);
   bt::BtEngine bt(machine.memory(), machine.interrupts());
   std::unique_ptr<KvmEngine> kvm;

@@ -76,5 +76,33 @@ TEST_F(FwCfgTest, AddFileListsItInTheDirectory) {
   EXPECT_EQ(read_item(key, 4), (std::vector<uint8_t>{1, 2, 3, 0}));
 }
 
+TEST_F(FwCfgTest, DirectoryIsSortedByNameWithBigEndianFields) {
+  // docs/specs/fw_cfg.rst "File Directory": u32 count, then {u32 size, u16 select, u16
+  // reserved, char name[56]}, all big-endian; QEMU lists the files sorted by name.
+  const uint16_t z = fw.add_file("etc/zzz", std::vector<uint8_t>(0x1234));
+  const uint16_t a = fw.add_file("bootorder", {'x'});
+  const uint16_t m = fw.add_file("etc/e820", std::vector<uint8_t>(20));
+  const auto dir = read_item(0x0019, 4 + 3 * 64);
+  EXPECT_EQ(std::vector<uint8_t>(dir.begin(), dir.begin() + 4), (std::vector<uint8_t>{0, 0, 0, 3}));
+  const char* names[] = {"bootorder", "etc/e820", "etc/zzz"};
+  const uint16_t keys[] = {a, m, z};
+  const uint32_t sizes[] = {1, 20, 0x1234};
+  for (int i = 0; i < 3; ++i) {
+    const uint8_t* e = &dir[4 + 64 * i];
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(e + 8)), names[i]);
+    EXPECT_EQ(uint32_t{e[0]} << 24 | e[1] << 16 | e[2] << 8 | e[3], sizes[i]);
+    EXPECT_EQ(e[4] << 8 | e[5], keys[i]);
+    EXPECT_EQ(e[6] | e[7], 0);
+  }
+  EXPECT_EQ(read_item(a, 2), (std::vector<uint8_t>{'x', 0}));
+}
+
+TEST_F(FwCfgTest, FileNamesAreCheckedAndUnique) {
+  fw.add_file("etc/one", {1});
+  EXPECT_THROW(fw.add_file("etc/one", {2}), std::exception);
+  EXPECT_THROW(fw.add_file(std::string(56, 'n'), {2}), std::exception);
+  EXPECT_THROW(fw.add_file("", {2}), std::exception);
+}
+
 }  // namespace
 }  // namespace vmbt

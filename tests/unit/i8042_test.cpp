@@ -180,6 +180,7 @@ TEST(MachineResetTest, ResetsEndTheRunWithStatusZero) {
   BufferConsole console;
   GuestConfig cfg;
   cfg.ram_bytes = 4 << 20;
+  cfg.kernel = "unused.elf";  // a machine for a kernel (not loaded here), not for firmware
   {
     Machine m(cfg, console);
     EXPECT_FALSE(m.exit_requested());

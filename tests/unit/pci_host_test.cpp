@@ -98,8 +98,10 @@ TEST_F(PciHostTest, WritableFieldsKeepTheirWritableBits) {
   EXPECT_EQ(config_read(addr(0, 0, 0, 0x04), 2, 2), 0x0280u);  // status unchanged
   config_write(addr(0, 0, 0, 0x0c), 1, 1, 0x40);               // latency timer
   EXPECT_EQ(config_read(addr(0, 0, 0, 0x0c), 1, 1), 0x40u);
-  config_write(addr(0, 0, 0, 0x58), 1, 1, 0x33);  // a chipset register (PAM) is stored
-  EXPECT_EQ(config_read(addr(0, 0, 0, 0x58), 0, 4), 0x3300u);
+  config_write(addr(0, 0, 0, 0x58), 1, 1, 0x33);  // PAM0: bits 3:0 reserved (82441FX §3.2.18)
+  EXPECT_EQ(config_read(addr(0, 0, 0, 0x58), 0, 4), 0x3000u);
+  config_write(addr(0, 0, 0, 0x70), 0, 1, 0x5a);  // another chipset register is stored
+  EXPECT_EQ(config_read(addr(0, 0, 0, 0x70), 0, 1), 0x5au);
 }
 
 }  // namespace

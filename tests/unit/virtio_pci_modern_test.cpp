@@ -539,6 +539,7 @@ TEST(VirtioModernMachineTest, TheMachinePutsTheModernBarOnItsMmioBus) {
   BufferConsole console;
   GuestConfig config;
   config.ram_bytes = 16u << 20;
+  config.kernel = "unused.elf";  // a machine for a kernel (not loaded here), not for firmware
   config.drives.push_back({tmp.path, true});
   Machine machine(config, console);
   // 00:03.0's BAR4 as the machine assigned it, memory decoding on.

@@ -1,7 +1,9 @@
 #include "vmm/boot/acpi_tables.h"
 
 #include "vmm/boot/aml.h"
+#include "vmm/boot/bios_linker.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "vmm/error.h"
@@ -10,16 +12,22 @@
 namespace vmbt {
 
 namespace {
-// Where the tables go in the BIOS area (each below 0xF0000; the RSDP first, 16-byte aligned).
-constexpr uint32_t kRsdp = 0xE0000, kFacs = 0xE0040, kRsdt = 0xE0080, kFadt = 0xE0100,
-                   kMadt = 0xE0200, kHpet = 0xE0300, kDsdt = 0xE0400, kEnd = 0xE1000;
+// Where each table goes, as offsets from the start of the tables (64-byte aligned, the FACS
+// first, as its alignment asks). Written for an OS without firmware, they start at 0xE0040, just
+// after the RSDP at 0xE0000, and end below 0xE1000.
+constexpr uint32_t kFacs = 0x000, kRsdt = 0x040, kFadt = 0x0c0, kMadt = 0x1c0, kHpet = 0x2c0,
+                   kDsdt = 0x3c0, kEnd = 0xfc0;
+constexpr uint32_t kBiosRsdp = 0xE0000, kBiosTables = 0xE0040;
 constexpr char kOemId[7] = "VMBT  ";
 constexpr char kOemTableId[9] = "VMBTPC  ";
 
-void put(GuestMemory& memory, uint32_t gpa, const std::vector<uint8_t>& bytes) {
-  if (gpa + bytes.size() > kEnd || !memory.write(gpa, bytes.data(), bytes.size())) {
-    throw Error("internal error: the ACPI tables do not fit the BIOS area (or RAM is too small)");
+/// Puts `bytes` at offset `at` of `image`, checking that the tables fit their space.
+void put(std::vector<uint8_t>& image, uint32_t at, const std::vector<uint8_t>& bytes) {
+  if (at + bytes.size() > kEnd) {
+    throw Error("internal error: the ACPI tables do not fit the BIOS area");
   }
+  if (image.size() < at + bytes.size()) image.resize(at + bytes.size(), 0);
+  std::copy(bytes.begin(), bytes.end(), image.begin() + at);
 }
 
 /// The DSDT's AML (ACPI 6.5 §5.2.11.1): \_S5 and the PCI root bridge with its resources and
@@ -82,23 +90,37 @@ std::vector<uint8_t> AcpiTable::finish() {
   return bytes_;
 }
 
-AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
-  AcpiLayout layout{kRsdp, kRsdt, kFadt, kFacs, kMadt, kDsdt, p.hpet_base ? kHpet : 0};
+AcpiImage build_acpi_image(const AcpiPlatform& p, uint32_t base) {
+  AcpiImage image;
+  image.layout = {0,
+                  base + kRsdt,
+                  base + kFadt,
+                  base + kFacs,
+                  base + kMadt,
+                  base + kDsdt,
+                  p.hpet_base ? base + kHpet : 0};
+  std::vector<uint8_t>& out = image.tables;
+  // A table at `at` with its checksum byte at 9 (ACPI 6.5 §5.2.6).
+  auto put_table = [&](uint32_t at, const std::vector<uint8_t>& bytes) {
+    put(out, at, bytes);
+    image.checksums.push_back({at, static_cast<uint32_t>(bytes.size()), at + 9});
+  };
 
   // FACS: no header checksum; signature, length, hardware signature, waking vector, global lock,
   // flags, then reserved bytes to 64.
   std::vector<uint8_t> facs(64, 0);
   std::memcpy(facs.data(), "FACS", 4);
   facs[4] = 64;
-  put(memory, kFacs, facs);
+  put(out, kFacs, facs);
 
   AcpiTable dsdt("DSDT", 1);
   dsdt.add_bytes(dsdt_aml(p));
-  put(memory, kDsdt, dsdt.finish());
+  put_table(kDsdt, dsdt.finish());
 
   AcpiTable fadt("FACP", 1);
-  fadt.add32(kFacs);          // 36 FIRMWARE_CTRL
-  fadt.add32(kDsdt);          // 40 DSDT
+  fadt.add32(base + kFacs);  // 36 FIRMWARE_CTRL
+  fadt.add32(base + kDsdt);  // 40 DSDT
+  image.table_pointers.insert(image.table_pointers.end(), {kFadt + 36, kFadt + 40});
   fadt.add8(1);               // 44 INT_MODEL (ACPI 1.0): multiple APIC
   fadt.add8(0);               // 45 reserved (Preferred_PM_Profile from 2.0)
   fadt.add16(p.sci_irq);      // 46 SCI_INT
@@ -136,7 +158,7 @@ AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
   fadt.add8(0);               // 111 reserved
   // 112 Flags: WBINVD (0), PROC_C1 (2), PWR_BUTTON (4) and SLP_BUTTON (5) not fixed hardware.
   fadt.add32((1u << 0) | (1u << 2) | (1u << 4) | (1u << 5));
-  put(memory, kFadt, fadt.finish());
+  put_table(kFadt, fadt.finish());
 
   AcpiTable madt("APIC", 1);
   madt.add32(p.local_apic_base);
@@ -158,11 +180,12 @@ AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
   madt.add16(0x000D);
   // Local APIC NMI (§5.2.12.7): all processors, conforming, LINT1.
   madt.add_bytes({4, 6, 0xFF, 0, 0, 1});
-  put(memory, kMadt, madt.finish());
+  put_table(kMadt, madt.finish());
 
   AcpiTable rsdt("RSDT", 1);
-  rsdt.add32(kFadt);
-  rsdt.add32(kMadt);
+  rsdt.add32(base + kFadt);
+  rsdt.add32(base + kMadt);
+  image.table_pointers.insert(image.table_pointers.end(), {kRsdt + 36, kRsdt + 40});
   if (p.hpet_base) {
     // IA-PC HPET spec 1.0a Table 3: event timer block ID (the capabilities register's low 32
     // bits), base address as a GAS (system memory), HPET number, minimum tick, attributes.
@@ -173,19 +196,52 @@ AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
     hpet.add8(0);      // HPET number
     hpet.add16(0x80);  // minimum clock tick in periodic mode
     hpet.add8(0);      // page protection: none
-    put(memory, kHpet, hpet.finish());
-    rsdt.add32(kHpet);
+    put_table(kHpet, hpet.finish());
+    rsdt.add32(base + kHpet);
+    image.table_pointers.push_back(kRsdt + 44);
   }
-  put(memory, kRsdt, rsdt.finish());
+  put_table(kRsdt, rsdt.finish());
 
   // RSDP (ACPI 1.0, 20 bytes): signature, checksum, OEM ID, revision 0, RSDT address.
-  std::vector<uint8_t> rsdp(20, 0);
+  std::vector<uint8_t>& rsdp = image.rsdp;
+  rsdp.assign(20, 0);
   std::memcpy(rsdp.data(), "RSD PTR ", 8);
   std::memcpy(&rsdp[9], kOemId, 6);
-  std::memcpy(&rsdp[16], &kRsdt, 4);
+  const uint32_t rsdt_address = base + kRsdt;
+  std::memcpy(&rsdp[16], &rsdt_address, 4);
   rsdp[8] = acpi_checksum(rsdp.data(), 20);
-  put(memory, kRsdp, rsdp);
-  return layout;
+  return image;
+}
+
+AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& p) {
+  AcpiImage image = build_acpi_image(p, kBiosTables);
+  if (!memory.write(kBiosRsdp, image.rsdp.data(), image.rsdp.size()) ||
+      !memory.write(kBiosTables, image.tables.data(), image.tables.size())) {
+    throw Error("internal error: the ACPI tables do not fit the BIOS area (or RAM is too small)");
+  }
+  image.layout.rsdp = kBiosRsdp;
+  return image.layout;
+}
+
+AcpiFirmwareFiles acpi_firmware_files(const AcpiPlatform& platform) {
+  AcpiImage image = build_acpi_image(platform, 0);
+  AcpiFirmwareFiles files;
+  BiosLinkerLoader loader;
+  loader.allocate(kAcpiRsdpFile, 16, BiosLinkerLoader::Zone::kFseg);
+  loader.allocate(kAcpiTablesFile, 64, BiosLinkerLoader::Zone::kHigh);
+  for (uint32_t at : image.table_pointers)
+    loader.add_pointer(kAcpiTablesFile, kAcpiTablesFile, at, 4);
+  for (const AcpiImage::Checksum& c : image.checksums) {
+    image.tables[c.field] = 0;  // the loader computes it (QEMU leaves it 0 too)
+    loader.add_checksum(kAcpiTablesFile, c.field, c.start, c.length);
+  }
+  loader.add_pointer(kAcpiRsdpFile, kAcpiTablesFile, 16, 4);
+  image.rsdp[8] = 0;
+  loader.add_checksum(kAcpiRsdpFile, 8, 0, 20);
+  files.tables = std::move(image.tables);
+  files.rsdp = std::move(image.rsdp);
+  files.table_loader = loader.bytes();
+  return files;
 }
 
 }  // namespace vmbt

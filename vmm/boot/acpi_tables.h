@@ -55,7 +55,43 @@ struct AcpiLayout {
 ///   ports around them, the VGA hole and the 32-bit memory window, as QEMU's pc machine) and
 ///   _PRT (§6.2.13: each function's INTA# to its GSI directly, Source 0: level, active low).
 /// Every table's checksum makes its bytes sum to 0 (§5.2.6); the RSDP's covers its 20 bytes.
+/// (The tables of build_acpi_image at 0xE0040, the RSDP at 0xE0000: for a boot without
+/// firmware, where the machine leaves what firmware would.)
 AcpiLayout write_acpi_tables(GuestMemory& memory, const AcpiPlatform& platform);
+
+/// The tables above laid out for guest-physical address `base` (FACS first, 64-byte aligned;
+/// the RSDP apart), with what a loader must know to move them.
+struct AcpiImage {
+  std::vector<uint8_t> tables;  ///< FACS, RSDT, FADT, MADT, [HPET,] DSDT
+  std::vector<uint8_t> rsdp;    ///< the 20-byte RSDP, pointing at the RSDT in `tables`
+  AcpiLayout layout;            ///< where each table is (rsdp: 0, it has no place yet)
+  /// Offsets in `tables` of the 4-byte fields that hold the address of another table in
+  /// `tables` (base + its offset): FADT's FIRMWARE_CTRL and DSDT, RSDT's entries.
+  std::vector<uint32_t> table_pointers;
+  /// A table's checksum: the byte at `field` makes [start, start + length) sum to 0.
+  struct Checksum {
+    uint32_t start, length, field;
+  };
+  std::vector<Checksum> checksums;  ///< every table in `tables` but the FACS
+};
+AcpiImage build_acpi_image(const AcpiPlatform& platform, uint32_t base);
+
+/// fw_cfg file names of QEMU's ACPI tables (hw/i386/acpi-build.c), which SeaBIOS places with
+/// the table loader (src/fw/romfile_loader.c).
+inline constexpr char kAcpiTablesFile[] = "etc/acpi/tables";
+inline constexpr char kAcpiRsdpFile[] = "etc/acpi/rsdp";
+inline constexpr char kTableLoaderFile[] = "etc/table-loader";
+
+/// The tables as firmware takes them over fw_cfg, as QEMU serves them: `tables` and `rsdp` laid
+/// out from address 0 with their checksum bytes 0, and `table_loader`, the BIOS linker/loader
+/// script (vmm/boot/bios_linker.h) that allocates the RSDP in the F segment (16-byte aligned, so
+/// an OS's scan of 0xE0000-0xFFFFF finds it) and the tables in high memory (64-byte aligned),
+/// adds the tables' address to every pointer (RSDP -> RSDT, RSDT -> FADT/MADT/HPET, FADT ->
+/// FACS/DSDT), then computes every checksum.
+struct AcpiFirmwareFiles {
+  std::vector<uint8_t> tables, rsdp, table_loader;
+};
+AcpiFirmwareFiles acpi_firmware_files(const AcpiPlatform& platform);
 
 /// An ACPI system description table under construction: the 36-byte header (§5.2.6, OEM "VMBT")
 /// then the body appended with the add* calls. finish() fills length and checksum.

@@ -36,6 +36,16 @@ CmosRtc::CmosRtc(uint64_t ram_bytes, std::function<time_t()> clock) : clock_(std
   const uint64_t above16 =
       ram_bytes > 16 * kMiB ? std::min<uint64_t>((ram_bytes - 16 * kMiB) / (64 * kKiB), 65535) : 0;
   put16(ram_, 0x34, above16);
+  // Memory above 4 GiB in 64 KiB units, 24 bits (QEMU's pc_cmos_init; SeaBIOS src/fw/paravirt.c
+  // reads it with 0x34/0x35 where fw_cfg has no etc/e820).
+  const uint64_t above4g = ram_bytes > (4096 * kMiB) ? (ram_bytes - 4096 * kMiB) / (64 * kKiB) : 0;
+  for (unsigned i = 0; i < 3; ++i) ram_[0x5b + i] = static_cast<uint8_t>(above4g >> (8 * i));
+  ram_[0x10] = 0x00;  // diskette drive types: none
+  ram_[0x12] = 0x00;  // fixed disk types: none (the disks are virtio-blk, not ATA)
+  ram_[0x14] = 0x02;  // equipment byte: no diskette drives, math coprocessor, EGA/VGA (bits 5:4 0)
+  ram_[0x3d] = 0x02;  // boot devices 1 and 2 (low nibble first): hard disk, then none
+  ram_[0x38] = 0x00;  // boot device 3 (bits 7:4): none; bit 0 clear: check the floppy signature
+  ram_[0x5f] = 0x00;  // CPUs - 1 (QEMU's byte; SeaBIOS's CMOS_BIOS_SMP_COUNT)
 
   unsigned sum = 0;
   for (unsigned i = 0x10; i <= 0x2d; ++i) sum += ram_[i];

@@ -30,8 +30,14 @@ namespace vmbt {
 /// - Register C: flags, cleared by a read (never set: see below). Register D: VRT = 1 (0x80).
 /// - BIOS memory bytes from `ram_bytes`: 0x15/0x16 base memory in KiB (640, or less if RAM is
 ///   smaller), 0x17/0x18 and 0x30/0x31 extended memory above 1 MiB in KiB (capped at 65535),
-///   0x34/0x35 memory above 16 MiB in 64 KiB units (capped at 65535), and the standard checksum
-///   of 0x10-0x2d at 0x2e (high byte) / 0x2f.
+///   0x34/0x35 memory above 16 MiB in 64 KiB units (capped at 65535), 0x5b-0x5d memory above
+///   4 GiB in 64 KiB units (QEMU's bytes; 0 here), and the standard checksum of 0x10-0x2d at 0x2e
+///   (high byte) / 0x2f.
+/// - BIOS configuration bytes as QEMU's pc machine sets them and SeaBIOS reads them: 0x10
+///   diskette types (none), 0x12 fixed disk types (none), 0x14 equipment byte (0x02: math
+///   coprocessor, no diskettes, EGA/VGA), the boot order in 0x3d (devices 1 and 2, a nibble
+///   each: 2 = hard disk first) and 0x38 bits 7:4 (device 3: none; bit 0 clear: floppy signature
+///   checked), and 0x5f the CPU count - 1 (0).
 ///
 /// Not implemented: the periodic, alarm and update-ended interrupts (IRQ8) and their register C
 /// flags; the square-wave output; daylight-saving (B.DSE is stored but has no effect).

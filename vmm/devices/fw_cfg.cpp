@@ -1,18 +1,13 @@
 // fw_cfg legacy interface (QEMU docs/specs/fw_cfg.rst).
 #include "vmm/devices/fw_cfg.h"
 
+#include <algorithm>
+
 #include "vmm/error.h"
 
 namespace vmbt {
 
 namespace {
-constexpr uint16_t kSignature = 0x0000;
-constexpr uint16_t kId = 0x0001;
-constexpr uint16_t kRamSize = 0x0003;
-constexpr uint16_t kNbCpus = 0x0005;
-constexpr uint16_t kMaxCpus = 0x000f;
-constexpr uint16_t kFileDir = 0x0019;
-constexpr uint16_t kFileFirst = 0x0020;
 constexpr uint16_t kWriteChannel = 0x4000;
 constexpr size_t kFileNameSize = 56;
 
@@ -45,7 +40,13 @@ void FwCfg::set_item(uint16_t key, std::vector<uint8_t> data) {
 }
 
 uint16_t FwCfg::add_file(const std::string& name, std::vector<uint8_t> data) {
-  if (name.size() >= kFileNameSize) throw Error("fw_cfg file name too long: " + name);
+  if (name.empty() || name.size() >= kFileNameSize) {
+    throw Error("internal: a fw_cfg file name is 1 to 55 bytes: " + name);
+  }
+  for (const auto& f : files_) {
+    if (f.first == name) throw Error("internal: fw_cfg file added twice: " + name);
+  }
+  if (files_.size() >= kMaxFiles) throw Error("internal: too many fw_cfg files");
   const uint16_t key = static_cast<uint16_t>(kFileFirst + files_.size());
   items_[key] = std::move(data);
   files_.emplace_back(name, key);
@@ -54,9 +55,12 @@ uint16_t FwCfg::add_file(const std::string& name, std::vector<uint8_t> data) {
 }
 
 void FwCfg::rebuild_directory() {
+  // Sorted by name, as QEMU lists them (hw/nvram/fw_cfg.c): a firmware may search it in order.
+  auto sorted = files_;
+  std::sort(sorted.begin(), sorted.end());
   std::vector<uint8_t> dir;
-  put_be(dir, files_.size(), 4);
-  for (const auto& [name, key] : files_) {
+  put_be(dir, sorted.size(), 4);
+  for (const auto& [name, key] : sorted) {
     put_be(dir, items_[key].size(), 4);
     put_be(dir, key, 2);
     put_be(dir, 0, 2);

@@ -20,12 +20,21 @@ namespace vmbt {
 /// Items: 0x0000 signature "QEMU"; 0x0001 ID = 1 (u32 LE: traditional interface, no DMA);
 /// 0x0003 RAM size (u64 LE, bytes); 0x0005 CPU count (u16 LE); 0x000f max CPU count (u16 LE,
 /// = CPU count); 0x0019 file directory (u32 BE count, then 64-byte entries: u32 BE size, u16 BE
-/// selector, u16 reserved, 56-byte NUL-terminated name), initially with no files. add_file()
-/// adds files at selectors from 0x0020 on.
+/// selector, u16 reserved, 56-byte NUL-terminated name), sorted by name as QEMU sorts it,
+/// initially with no files. add_file() adds files at selectors from 0x0020 on (in the order
+/// added); set_item() sets any other key (the machine's firmware keys: kNoGraphic, ...).
 class FwCfg : public IoDevice {
  public:
   static constexpr uint16_t kSelectorPort = 0x510;
   static constexpr uint16_t kDataPort = 0x511;
+  // Keys (QEMU docs/specs/fw_cfg.rst, "Selector Register"; include/standard-headers/linux/
+  // qemu_fw_cfg.h for the numbers).
+  static constexpr uint16_t kSignature = 0x0000, kId = 0x0001, kRamSize = 0x0003,
+                            kNoGraphic = 0x0004, kNbCpus = 0x0005, kBootMenu = 0x000e,
+                            kMaxCpus = 0x000f, kFileDir = 0x0019, kFileFirst = 0x0020;
+  /// x86 key (bit 15, FW_CFG_ARCH_LOCAL): IRQ0 reaches I/O APIC pin 2 (u32 LE, 1 = yes).
+  static constexpr uint16_t kIrq0Override = 0x8002;
+  static constexpr size_t kMaxFiles = 0x1000;  ///< selectors 0x0020-0x101f
 
   FwCfg(uint64_t ram_bytes, uint16_t cpus);
 
@@ -37,7 +46,8 @@ class FwCfg : public IoDevice {
 
   /// Sets item `key` (selector without bit 14) to `data`.
   void set_item(uint16_t key, std::vector<uint8_t> data);
-  /// Adds a named file (name up to 55 bytes) and lists it in the directory; returns its selector.
+  /// Adds a named file (name 1 to 55 bytes, not added before: vmbt::Error otherwise) and lists
+  /// it in the directory; returns its selector.
   uint16_t add_file(const std::string& name, std::vector<uint8_t> data);
 
  private:

@@ -117,6 +117,7 @@ void PciFunction::config_write(unsigned reg, unsigned size, uint32_t value) {
   if ((reg <= kCommand + 1 && end > kCommand) || (reg < kBar0 + 24 && end > kBar0)) {
     update_io_windows();
   }
+  config_written(reg, size);
 }
 
 void PciFunction::attach_io(IoBus& bus) {

@@ -75,6 +75,10 @@ class PciFunction {
   virtual uint32_t config_window_read(unsigned reg, unsigned size);
   /// A write of `size` bytes at `reg` in the config window (default: ignored).
   virtual void config_window_write(unsigned reg, unsigned size, uint32_t value);
+  /// Called after a configuration write outside the config window stored its writable bits
+  /// at [reg, reg + size) (a chipset register with side effects: the i440FX's PAM). Default:
+  /// nothing.
+  virtual void config_written(unsigned /*reg*/, unsigned /*size*/) {}
 
   std::array<uint8_t, 256> config_{};
   std::array<uint8_t, 256> wmask_{};  ///< writable bits of each byte

@@ -2,6 +2,7 @@
 // host bridge (Intel 82441FX PMC datasheet, "PCI configuration registers").
 #include "vmm/devices/pci_host.h"
 
+#include "vmm/devices/i440fx.h"
 #include "vmm/error.h"
 
 namespace vmbt {
@@ -10,16 +11,6 @@ namespace {
 /// CONFIG_ADDRESS bits that exist: enable, bus, device, function, register (§3.2.2.3.2).
 constexpr uint32_t kAddressMask = 0x80fffffcu;
 
-/// The Intel 82441FX host bridge at 00:00.0.
-class I440fxHostBridge final : public PciFunction {
- public:
-  I440fxHostBridge() : PciFunction(PciHost::kVendorIntel, PciHost::kDevice440fx, 0x02, 0x060000) {
-    put16(0x04, 0x0006);  // command: memory space, bus master
-    put16(0x06, 0x0280);  // status: fast back-to-back capable, DEVSEL medium
-    wmask_[0x05] = 0x01;  // SERR# enable (no interrupt-disable bit: the bridge has no INTx)
-    for (unsigned i = 0x40; i < 0x100; ++i) wmask_[i] = 0xff;
-  }
-};
 }  // namespace
 
 PciHost::PciHost() : host_bridge_(std::make_unique<I440fxHostBridge>()) {

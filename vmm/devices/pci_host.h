@@ -22,18 +22,15 @@ namespace vmbt {
 ///   register + n onwards of the addressed function, while the enable bit is set. With the enable
 ///   bit clear, or for a function that does not exist, reads return all ones and writes are
 ///   ignored (§3.2.2.3.2: a master abort on a configuration read returns 0xffffffff).
-/// - The host bridge: vendor 0x8086, device 0x1237, revision 0x02, class 0x060000 (host bridge),
-///   header type 0x00 (single function), command 0x0006, status 0x0280, no BARs. Writable: the
-///   command register's I/O, memory, bus-master, parity and SERR bits, the latency timer, and the
-///   device-specific bytes 0x40-0xff (chipset registers, stored without effect). Writes to
-///   read-only fields are ignored.
+/// - The host bridge is vmm/devices/i440fx.h (with its PAM registers). Writes to read-only
+///   fields of any function are ignored.
+class I440fxHostBridge;
+
 class PciHost : public IoDevice {
  public:
   static constexpr uint16_t kConfigAddress = 0xcf8;
   static constexpr uint16_t kConfigData = 0xcfc;
   static constexpr uint32_t kEnable = 0x80000000u;
-  static constexpr uint16_t kVendorIntel = 0x8086;
-  static constexpr uint16_t kDevice440fx = 0x1237;
 
   PciHost();
   ~PciHost() override;
@@ -48,6 +45,8 @@ class PciHost : public IoDevice {
 
   /// CONFIG_ADDRESS as last written (reserved bits cleared).
   uint32_t config_address() const { return address_; }
+  /// The i440FX host bridge at 00:00.0.
+  I440fxHostBridge& host_bridge() { return *host_bridge_; }
   /// The host bridge's configuration space (256 bytes).
   uint32_t host_bridge_config(unsigned reg, unsigned size) const {
     return functions_[0]->config_read(reg, size);
@@ -58,7 +57,7 @@ class PciHost : public IoDevice {
   PciFunction* selected() const;
 
   uint32_t address_ = 0;
-  std::unique_ptr<PciFunction> host_bridge_;
+  std::unique_ptr<I440fxHostBridge> host_bridge_;
   std::array<PciFunction*, 32> functions_{};  ///< bus 0 by device number (function 0)
 };
 

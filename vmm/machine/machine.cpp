@@ -12,11 +12,13 @@
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/fw_cfg.h"
 #include "vmm/devices/hpet.h"
+#include "vmm/devices/i440fx.h"
 #include "vmm/devices/i8042.h"
 #include "vmm/devices/ioapic.h"
 #include "vmm/devices/local_apic.h"
 #include "vmm/devices/pci_host.h"
 #include "vmm/devices/pic8259.h"
+#include "vmm/devices/piix3.h"
 #include "vmm/devices/pit8254.h"
 #include "vmm/devices/port92.h"
 #include "vmm/devices/slirp_backend.h"
@@ -26,6 +28,7 @@
 #include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/error.h"
 #include "vmm/machine/disk_image.h"
+#include "vmm/machine/firmware_memory.h"
 #include "vmm/msr_model.h"
 #include "vmm/stats.h"
 
@@ -46,7 +49,28 @@ constexpr uint8_t kDriveIrqs[] = {11, 10, 5, 7};
 /// own (6: no floppy controller here; the drives' lines are taken, and a level-triggered line is
 /// not shared).
 constexpr uint8_t kNetIrq = 6;
+/// The PIIX3 at 00:01.0, as on QEMU's pc machine.
+constexpr unsigned kIsaBridgeSlot = 1;
+/// The ISA IRQs SeaBIOS routes PIRQA#-PIRQD# to (src/fw/pciinit.c, pci_irqs; the ELCR makes them
+/// level-triggered): what a firmware boot's _PRT says.
+constexpr uint8_t kFirmwarePirqIrqs[4] = {10, 10, 11, 11};
+/// PAM0-PAM6 as firmware leaves them for an OS when there is no firmware: RAM, read/write,
+/// everywhere in the BIOS area (which is what it is then).
+constexpr uint8_t kNoFirmwarePam[7] = {0x30, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33};
+
+void append_le(std::vector<uint8_t>& out, uint64_t value, unsigned bytes) {
+  for (unsigned i = 0; i < bytes; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
+}
 }  // namespace
+
+/// A PCI function's INTA# wired to a PIRQ line of the PIIX3 (whatever line number the function
+/// names: its own Interrupt Line register says where firmware routed it).
+struct Machine::PirqWire final : IrqSink {
+  PirqWire(Piix3IsaBridge& b, unsigned p) : bridge(b), pirq(p) {}
+  void set_irq(unsigned /*line*/, bool level) override { bridge.set_irq(pirq, level); }
+  Piix3IsaBridge& bridge;
+  unsigned pirq;
+};
 
 /// A virtio-blk drive: its image, the device and its PCI transport.
 struct Machine::Drive {
@@ -92,6 +116,18 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
   port92_->register_ports(io_);
   pci_host_ = std::make_unique<PciHost>();
   pci_host_->register_ports(io_);
+  piix3_ = std::make_unique<Piix3IsaBridge>(*isa_irqs_);
+  pci_host_->attach(kIsaBridgeSlot, *piix3_);
+  if (config.firmware_boot()) {
+    firmware_ = std::make_unique<FirmwareMemory>(memory_, FirmwareMemory::load_rom(config.bios),
+                                                 pci_host_->host_bridge());
+    firmware_->attach(mmio_);
+    pci_host_->host_bridge().set_on_pam_change([this] {
+      if (on_windows_change_) on_windows_change_(firmware_->windows());
+    });
+  } else {
+    pci_host_->host_bridge().preset_pam(kNoFirmwarePam);
+  }
   acpi_pm_ = std::make_unique<AcpiPm>(host_now_ns);
   acpi_pm_->register_ports(io_);
   hpet_ = std::make_unique<Hpet>(*isa_irqs_, *ioapic_, host_now_ns);
@@ -106,16 +142,20 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
     d->image = std::make_unique<DiskImage>(config.drives[i].path, config.drives[i].read_only,
                                            config.snapshot);
     d->blk = std::make_unique<VirtioBlk>(memory_, *d->image, static_cast<unsigned>(i));
-    d->pci = std::make_unique<VirtioPci>(memory_, *d->blk, *isa_irqs_, kDriveIrqs[i], 0x010000,
-                                         fmt::format("blk{}", i));
-    place_virtio(static_cast<unsigned>(i), *d->pci, kDriveIrqs[i], acpi);
+    uint8_t irq = kDriveIrqs[i];
+    IrqSink& sink = virtio_irq_sink(static_cast<unsigned>(i), &irq);
+    d->pci =
+        std::make_unique<VirtioPci>(memory_, *d->blk, sink, irq, 0x010000, fmt::format("blk{}", i));
+    place_virtio(static_cast<unsigned>(i), *d->pci, irq, acpi);
     drives_.push_back(std::move(d));
   }
   if (config.net.user) {
     net_backend_ = std::make_unique<SlirpBackend>(config.net.forwards);
     net_ = std::make_unique<VirtioNet>(memory_, *net_backend_);
-    net_pci_ = std::make_unique<VirtioPci>(memory_, *net_, *isa_irqs_, kNetIrq, 0x020000, "net0");
-    place_virtio(static_cast<unsigned>(drives_.size()), *net_pci_, kNetIrq, acpi);
+    uint8_t irq = kNetIrq;
+    IrqSink& sink = virtio_irq_sink(static_cast<unsigned>(drives_.size()), &irq);
+    net_pci_ = std::make_unique<VirtioPci>(memory_, *net_, sink, irq, 0x020000, "net0");
+    place_virtio(static_cast<unsigned>(drives_.size()), *net_pci_, irq, acpi);
   }
 
   // The tables firmware would leave in the BIOS area (there is no firmware: the machine is it).
@@ -125,18 +165,70 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
   acpi.hpet_base = Hpet::kBase;
   acpi.hpet_block_id = Hpet::kCapabilitiesLow;
   acpi.pci_memory_base = static_cast<uint32_t>((config.ram_bytes + 0xfffff) & ~uint64_t{0xfffff});
-  write_acpi_tables(memory_, acpi);
+  if (firmware_) {
+    add_firmware_config(config, acpi);
+  } else {
+    write_acpi_tables(memory_, acpi);
+  }
 
   polled_ = {pit_.get(), com1_.get(), lapic_.get(), hpet_.get()};
+}
+
+IrqSink& Machine::virtio_irq_sink(unsigned n, uint8_t* irq) {
+  if (!firmware_) return *isa_irqs_;
+  const unsigned pirq = Piix3IsaBridge::pirq_of(kFirstDriveSlot + n, 0);
+  *irq = kFirmwarePirqIrqs[pirq];
+  pirq_wires_.push_back(std::make_unique<PirqWire>(*piix3_, pirq));
+  return *pirq_wires_.back();
 }
 
 void Machine::place_virtio(unsigned n, VirtioPci& pci, uint8_t irq, AcpiPlatform& acpi) {
   pci_host_->attach(kFirstDriveSlot + n, pci);
   pci.attach_io(io_);
-  pci.assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * n));
   pci.attach_mmio(mmio_);
-  pci.assign_memory_bar(VirtioPci::kModernBar, kFirstPciMemory + VirtioPci::kModernBarSize * n);
+  if (!firmware_) {
+    pci.assign_io_bar(0, static_cast<uint16_t>(kFirstPciIo + kPciIoStride * n));
+    pci.assign_memory_bar(VirtioPci::kModernBar, kFirstPciMemory + VirtioPci::kModernBarSize * n);
+  }
   acpi.pci_routes.push_back({static_cast<uint8_t>(kFirstDriveSlot + n), irq});
+}
+
+void Machine::add_firmware_config(const GuestConfig& config, const AcpiPlatform& acpi) {
+  // QEMU docs/specs/fw_cfg.rst and what QEMU's pc machine adds (hw/i386/fw_cfg.c, pc.c).
+  fw_cfg_->set_item(FwCfg::kNoGraphic, {1, 0});  // no display: SeaBIOS's console is COM1
+  fw_cfg_->set_item(FwCfg::kBootMenu, {0, 0});
+  fw_cfg_->set_item(FwCfg::kIrq0Override, {1, 0, 0, 0});  // IRQ0 is I/O APIC pin 2
+  // etc/e820: struct e820_entry {u64 address, u64 length, u32 type} LE; QEMU lists RAM below
+  // 4 GiB as one entry and SeaBIOS carves the BIOS areas out of it.
+  std::vector<uint8_t> e820;
+  append_le(e820, 0, 8);
+  append_le(e820, config.ram_bytes, 8);
+  append_le(e820, 1, 4);  // E820_RAM
+  fw_cfg_->add_file("etc/e820", std::move(e820));
+  // bootorder: one OpenFirmware device path a line, first to boot first (SeaBIOS src/boot.c
+  // matches the drives' "/pci@i0cf8/*@SLOT" against them), QEMU's form for virtio-blk-pci.
+  std::string order;
+  for (size_t i = 0; i < drives_.size(); ++i) {
+    order += fmt::format("/pci@i0cf8/scsi@{:x}/disk@0,0\n", kFirstDriveSlot + i);
+  }
+  fw_cfg_->add_file("bootorder", std::vector<uint8_t>(order.begin(), order.end()));
+  // etc/boot-fail-wait: u32 LE milliseconds before a reboot when nothing boots; -1: never (the
+  // BIOS says "No bootable device." and waits), QEMU's default (-boot reboot-timeout).
+  std::vector<uint8_t> wait;
+  append_le(wait, 0xffffffffu, 4);
+  fw_cfg_->add_file("etc/boot-fail-wait", std::move(wait));
+  // etc/sercon-port: u16 LE, the port of SeaBIOS's serial console (src/sercon.c).
+  std::vector<uint8_t> sercon;
+  append_le(sercon, kCom1Base, 2);
+  fw_cfg_->add_file("etc/sercon-port", std::move(sercon));
+  AcpiFirmwareFiles files = acpi_firmware_files(acpi);
+  fw_cfg_->add_file(kAcpiTablesFile, std::move(files.tables));
+  fw_cfg_->add_file(kAcpiRsdpFile, std::move(files.rsdp));
+  fw_cfg_->add_file(kTableLoaderFile, std::move(files.table_loader));
+}
+
+std::vector<MemoryWindow> Machine::memory_windows() const {
+  return firmware_ ? firmware_->windows() : std::vector<MemoryWindow>{};
 }
 
 Machine::~Machine() = default;

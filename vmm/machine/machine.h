@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,8 @@ class VirtioBlk;
 class VirtioPci;
 struct AcpiPlatform;
 class VirtioNet;
+class Piix3IsaBridge;
+class FirmwareMemory;
 
 /// A PC: RAM, the vCPU's local APIC at 0xFEE00000 (xAPIC, LINT0 virtual wire to the 8259s), an
 /// I/O APIC at 0xFEC00000 seeing every ISA IRQ (IRQ0 on pin 2), COM1 16550A at 0x3f8/IRQ4, 8259A
@@ -51,11 +54,19 @@ class VirtioNet;
 /// transitional virtio-pci: legacy I/O BARs from 0xC000, modern memory BARs from 0xFE000000)
 /// and the ACPI tables at 0xE0000 that describe it all. Both engines' exits are answered here,
 /// so a guest sees the same devices whichever engine runs it.
+///
+/// A PIIX3 ISA bridge is at 00:01.0. Without a kernel (GuestConfig::firmware_boot) the machine
+/// is a PC at power-on for its BIOS (docs/platform.md "Firmware boot"): the ROM image below
+/// 4 GiB and in the PAM-controlled BIOS area (FirmwareMemory), the virtio functions' BARs
+/// unassigned and their INTA# on the PIIX3's PIRQ lines, fw_cfg with the files SeaBIOS reads
+/// (etc/e820, bootorder, etc/boot-fail-wait, etc/sercon-port, the ACPI tables through
+/// etc/table-loader); no tables are written into RAM.
 class Machine {
  public:
   /// The machine `guest` describes (its RAM, drives, network and I/O tracing to stderr; the
   /// kernel and the engine are the builder's), with COM1 on `console`. Throws vmbt::Error for a
-  /// drive image that cannot be opened or more drives than there are slots.
+  /// drive image that cannot be opened, more drives than there are slots, or (a firmware boot)
+  /// a BIOS image that cannot be read.
   Machine(const GuestConfig& guest, CharBackend& console);
   ~Machine();
 
@@ -73,6 +84,19 @@ class Machine {
   /// The platform's NMI line, as a PC's chipset raises it (or QEMU's `nmi` monitor command):
   /// an edge on the local APIC's LINT1 (LocalApic::raise_lint1). The console's Ctrl-A n.
   void raise_nmi_line();
+
+  /// A firmware boot: the BIOS ROM is mapped and the CPU starts at its reset state.
+  bool firmware_boot() const { return firmware_ != nullptr; }
+  /// The firmware's memory windows the engines map now (Engine::set_memory_windows): empty
+  /// without firmware.
+  std::vector<MemoryWindow> memory_windows() const;
+  /// Called with memory_windows() whenever they change (a guest's PAM write), from the run
+  /// loop's thread while the engine is stopped at an exit.
+  void set_on_memory_windows_change(std::function<void(const std::vector<MemoryWindow>&)> f) {
+    on_windows_change_ = std::move(f);
+  }
+  PciHost& pci() { return *pci_host_; }
+  Piix3IsaBridge& isa_bridge() { return *piix3_; }
 
   /// Performs a port-I/O exit on the bus (every element of a string I/O).
   void handle_io(IoAccess& access);
@@ -113,13 +137,25 @@ class Machine {
   std::unique_ptr<I8042> i8042_;
   std::unique_ptr<Port92> port92_;
   std::unique_ptr<PciHost> pci_host_;
+  std::unique_ptr<Piix3IsaBridge> piix3_;
+  std::unique_ptr<FirmwareMemory> firmware_;
+  std::function<void(const std::vector<MemoryWindow>&)> on_windows_change_;
+  /// Adds the fw_cfg items and files a firmware boot's BIOS reads.
+  void add_firmware_config(const GuestConfig& config, const AcpiPlatform& acpi);
   std::unique_ptr<AcpiPm> acpi_pm_;
   std::unique_ptr<Hpet> hpet_;
   struct Drive;
   /// Puts virtio function `pci` in the `n`-th virtio slot (PCI device number 3 + n) with its
   /// BARs where firmware would assign them (the n-th I/O and memory windows), and adds its
   /// INTA# route, ISA IRQ `irq`, to the ACPI tables' description.
+  /// For a firmware boot the BARs stay unassigned (the firmware assigns them) and INTA#
+  /// drives PIRQ (slot - 1) mod 4 through `wire`, the route SeaBIOS programs: ISA IRQ `irq`.
   void place_virtio(unsigned n, VirtioPci& pci, uint8_t irq, AcpiPlatform& acpi);
+  struct PirqWire;
+  /// The wire from the n-th virtio slot's INTA# to its PIRQ (firmware boots), and the ISA IRQ
+  /// SeaBIOS routes that PIRQ to.
+  IrqSink& virtio_irq_sink(unsigned n, uint8_t* irq);
+  std::vector<std::unique_ptr<PirqWire>> pirq_wires_;
   std::vector<std::unique_ptr<Drive>> drives_;
   std::unique_ptr<NetBackend> net_backend_;
   std::unique_ptr<VirtioNet> net_;
