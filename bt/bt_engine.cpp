@@ -254,20 +254,21 @@ void BtEngine::apply_breakpoints() {
 
 unsigned BtEngine::fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) {
   // Instruction fetch with the CPL's rights; stops at the end of the page (the translator asks
-  // again for the next one) and where no RAM is.
+  // again for the next one) and where no RAM or firmware ROM is.
   uint64_t pa = 0;
   uint32_t error_code = 0;
   if (!mmu_.translate(eip, fetch_access(), &pa, &error_code)) {
     return 0;
   }
-  if (!memory_.contains(pa, 1)) return 0;
-  unsigned n = std::min<unsigned>(len, 0x1000 - (eip & 0xfff));
-  n = static_cast<unsigned>(std::min<uint64_t>(n, memory_.size() - pa));
-  std::memcpy(dst, memory_.host_base() + pa, n);
+  unsigned avail = 0;
+  const uint8_t* code = mmu_.readable(pa, &avail);
+  if (!code) return 0;
+  const unsigned n = std::min(len, avail);
+  std::memcpy(dst, code, n);
   *phys_page = static_cast<uint32_t>(pa >> 12);
-  if (n < len) {  // the rest of the instruction bytes from the next page, if mapped
+  if (n < len && ((eip + n) & 0xfff) == 0) {  // the rest from the next page, if mapped
     uint32_t next_page = 0;
-    n += fetch(eip + n, dst + n, len - n, &next_page);
+    return n + fetch(eip + n, dst + n, len - n, &next_page);
   }
   return n;
 }
@@ -325,7 +326,8 @@ TranslationBlock* BtEngine::lookup(uint32_t eip, uint32_t flags) {
   uint32_t error_code = 0;
   bool global = false;
   if (!mmu_.translate(linear, fetch_access(), &pa, &error_code, &global)) return nullptr;
-  if (!memory_.contains(pa, 1)) return nullptr;  // no RAM (PAE: at or above 4 GiB): #UD
+  unsigned avail = 0;
+  if (!mmu_.readable(pa, &avail)) return nullptr;  // no RAM or ROM (or at/above 4 GiB): #UD
   TranslationBlock* tb = cache_.find(eip, flags, static_cast<uint32_t>(pa >> 12), cs_base);
   if (tb && tb->page_count == 2) {  // the second page must map to the same code too
     uint64_t pa2 = 0;
@@ -486,7 +488,7 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
     return leave_direct_call();
   }
   if (single_step_eip_ != UINT32_MAX || mmio_.stage != PendingMmio::kNone || io_pending_ ||
-      cache_.flushes() != flushes) {
+      cache_.flushes() != flushes || windows_pending_) {
     return leave_direct_call();
   }
   if (site.falls_through && s_.eip == site.insn.next_eip) {
@@ -539,9 +541,14 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
         const uint32_t keep = size == 4 ? 0 : ~((1u << (8 * size)) - 1);
         gpr[kEax] = (gpr[kEax] & keep) | v;
       }
-      if (!go_on) {  // the machine asked to stop (debug exit, reset): the run loop sees it
-        direct_exit_ = Exit(ExitReason::kKicked);
-        direct_exit_pending_ = true;
+      if (!go_on || windows_pending_) {
+        // The machine asked to stop (debug exit, reset): the run loop sees it. Or the access
+        // changed the firmware's memory windows (a PAM write), which only the dispatcher may
+        // apply (set_memory_windows): leave for it.
+        if (!go_on) {
+          direct_exit_ = Exit(ExitReason::kKicked);
+          direct_exit_pending_ = true;
+        }
         ctx_->eip = site.insn.next_eip;
         ctx_->exit_kind = ExitKind::kDirectCall;
         ++callouts_by_mnemonic_[site.insn.zi.mnemonic];
@@ -1158,6 +1165,7 @@ Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
   mmio_.gpa = fault.phys;
   mmio_.linear = fault.linear;
   mmio_.size = size;
+  mmio_.unchecked = running_unchecked_;
   mmio_.reads = mem->actions & ZYDIS_OPERAND_ACTION_MASK_READ;
   mmio_.writes = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
   mmio_data_.fill(0);
@@ -1169,6 +1177,7 @@ Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
   mmu_.map_scratch(mmio_.linear, true);
   mmio_.stage = PendingMmio::kStepping;
   single_step_eip_ = s_.eip;
+  single_step_unchecked_ = mmio_.unchecked;
   return Exit();
 }
 
@@ -1179,6 +1188,7 @@ Exit BtEngine::run() {
     std::memcpy(mmu_.scratch() + (mmio_.linear & 0xfff), mmio_data_.data(), mmio_.size);
     mmio_.stage = PendingMmio::kStepping;
     single_step_eip_ = s_.eip;
+    single_step_unchecked_ = mmio_.unchecked;
   }
   if (io_pending_) {
     io_pending_ = false;
@@ -1224,6 +1234,7 @@ Exit BtEngine::run() {
                   fmt::format("bt does not run virtual-8086 mode yet; the guest entered it at {}",
                               describe_eip()));
     }
+    if (windows_pending_) apply_memory_windows();
     const uint32_t flags = dispatch_flags();
     const bool trap_flag = flags & tb_flags::kSingleInstruction;
     if (s_.seg[kCs].base != table_cs_base_) {
@@ -1283,6 +1294,7 @@ Exit BtEngine::run() {
     }
     ++dispatches_;
     recent_blocks_[recent_next_++ % recent_blocks_.size()] = tb->eip;
+    running_unchecked_ = tb->key_flags & tb_flags::kSegUnchecked;
     enter(tb);
     // The first instruction did not run: a host fault (retried, or the guest's fault, whose
     // frame has RF=1 anyway) or a callout still to run.
@@ -1473,6 +1485,22 @@ std::string BtEngine::hand_over_blocker() {
     return "an instruction is half-done";
   }
   return {};
+}
+
+std::string BtEngine::set_memory_windows(const std::vector<MemoryWindow>& windows) {
+  // A PAM write may come from inside translated code (an OUT to the PCI configuration ports on
+  // the direct call's fast path), whose block must not be freed under it: the change waits for
+  // the dispatcher (apply_memory_windows), which the direct call leaves for at once.
+  pending_windows_ = windows;
+  windows_pending_ = true;
+  return {};
+}
+
+void BtEngine::apply_memory_windows() {
+  windows_pending_ = false;
+  mmu_.set_firmware_windows(std::move(pending_windows_));
+  pending_windows_.clear();
+  drop_translations();
 }
 
 void BtEngine::forget_guest_memory() {

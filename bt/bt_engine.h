@@ -82,6 +82,10 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
     forget_cpuid_answers();
   }
   void forget_guest_memory() override;
+  /// The firmware's ROM and PAM windows (a firmware boot): the shadow MMU maps RAM a window shows
+  /// read-only as such and leaves the rest to the MMIO path; code is fetched from the windows'
+  /// host memory. Every translation and shadow mapping goes: what an address holds changed.
+  std::string set_memory_windows(const std::vector<MemoryWindow>& windows) override;
   void set_tsc(uint64_t tsc) override { write_tsc(tsc); }
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
 
@@ -237,7 +241,16 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
     uint32_t linear = 0;
     unsigned size = 0;
     bool reads = false, writes = false;
+    /// The access came from an instruction the monitor had checked and run unchecked (a
+    /// restricted segment, tb_flags::kSegUnchecked): its MMIO step runs unchecked too.
+    bool unchecked = false;
   } mmio_;
+  /// Firmware windows set while the guest ran (set_memory_windows), applied by the dispatcher.
+  std::vector<MemoryWindow> pending_windows_;
+  bool windows_pending_ = false;
+  void apply_memory_windows();
+  /// The block entered last was translated unchecked (tb_flags::kSegUnchecked).
+  bool running_unchecked_ = false;
   std::array<uint8_t, 8> mmio_data_{};
   /// The instruction at this EIP runs alone in a one-instruction block (UINT32_MAX: none):
   /// unprotected, after a store into its own code page (SMC), or unchecked, its segment accesses

@@ -17,7 +17,7 @@ bool GuestLinearMemory::translate(uint32_t linear, bool write, bool user, uint64
     throw GuestFault{exc::kPf, true, error_code};
   }
   *phys = pa;
-  return ram_.contains(pa, 1);
+  return ram_.contains(pa, 1) && !mmu_.in_firmware_window(pa);
 }
 
 void GuestLinearMemory::read(uint32_t linear, void* dst, unsigned size, bool user) {
@@ -26,8 +26,12 @@ void GuestLinearMemory::read(uint32_t linear, void* dst, unsigned size, bool use
   while (size > 0) {
     unsigned chunk = std::min<unsigned>(size, 0x1000 - (linear & 0xfff));
     uint64_t pa = 0;
-    if (translate(linear, false, user, &pa)) {
-      ram_.read(pa, out, chunk);
+    translate(linear, false, user, &pa);
+    // RAM, or the ROM a firmware window shows there; all ones where nothing is.
+    unsigned avail = 0;
+    const uint8_t* bytes = mmu_.readable(pa, &avail);
+    if (bytes && avail >= chunk) {
+      std::memcpy(out, bytes, chunk);
     } else {
       std::memset(out, 0xff, chunk);
     }

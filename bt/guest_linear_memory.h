@@ -24,7 +24,9 @@ class GuestLinearMemory final : public LinearMemory {
   void write(uint32_t linear, const void* src, unsigned size, bool user) override;
 
   /// Translates `linear` for an access with these rights (setting A, and D for a write), into
-  /// `phys`; returns false if no RAM is there. Throws GuestFault #PF (CR2 set) if not allowed.
+  /// `phys`; returns false if no RAM is there, or a firmware window covers it (the monitor's
+  /// writes there are dropped: the ROM, or a PAM segment; reads see what the window shows).
+  /// Throws GuestFault #PF (CR2 set) if not allowed.
   bool translate(uint32_t linear, bool write, bool user, uint64_t* phys);
 
  private:

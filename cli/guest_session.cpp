@@ -77,10 +77,7 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   EngineKind kind = guest.engine;
   if (kind == EngineKind::kAuto) {
     const KvmProbeResult kvm = probe_kvm();
-    EngineChoice choice = choose_engine(kvm);
-    if (machine.firmware_boot() && kvm.available && choice.kind == EngineKind::kBt) {
-      choice = {EngineKind::kKvm, "a firmware boot starts in real mode, which bt does not run yet"};
-    }
+    const EngineChoice choice = choose_engine(kvm);
     kind = choice.kind;
     if (spec.announce_engine) {
       fmt::print(stderr, "vmbt: engine {}: {}\n", engine_name(kind), choice.why);
@@ -115,9 +112,10 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
   }
   if (machine.firmware_boot()) {
     if (std::string why = engine->set_memory_windows(machine.memory_windows()); !why.empty()) {
-      throw EngineUnavailable(fmt::format(
-          "a firmware boot (no --kernel) cannot run on the {} engine: {}{}", engine->name(), why,
-          kind == EngineKind::kBt ? "; bt runs no 16-bit code yet either: use --engine kvm" : ""));
+      throw EngineUnavailable(
+          fmt::format("a firmware boot (no --kernel) cannot run on the {} "
+                      "engine: {}",
+                      engine->name(), why));
     }
     machine.set_on_memory_windows_change([&engine](const std::vector<MemoryWindow>& windows) {
       if (std::string why = engine->set_memory_windows(windows); !why.empty()) throw Error(why);

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 
+#include "vmm/cpu_model.h"
+
 namespace vmbt {
 
 /// Bits of 32-bit paging entries (Intel SDM Vol. 3A §4.3, Tables 4-4, 4-5 and 4-6).
@@ -29,7 +31,7 @@ namespace pae {
 /// MAXPHYADDR, the physical-address width (§4.1.4). The CPU model has no CPUID leaf 80000008H,
 /// so a model that advertises PAE (CPUID.1:EDX[6]) reports 36 (§4.1.4: "36 if
 /// CPUID.01H:EDX.PAE [bit 6] = 1"). Entry bits 62:36 are reserved; a page may lie above 4 GiB.
-inline constexpr int kMaxPhyAddr = 36;
+inline constexpr int kMaxPhyAddr = CpuModel::kMaxPhyAddr;
 /// Bits MAXPHYADDR-1:0: the physical addresses an entry can hold.
 inline constexpr uint64_t kPhysMask = (uint64_t{1} << kMaxPhyAddr) - 1;
 inline constexpr uint64_t kFrame4K = kPhysMask & ~uint64_t{0xfff};     ///< M-1:12: table or page

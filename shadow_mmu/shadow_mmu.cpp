@@ -526,6 +526,45 @@ void ShadowMmu::flush_all() {
   for (auto& p : protection_) p &= ~protect::kPageTable;
 }
 
+void ShadowMmu::set_firmware_windows(std::vector<MemoryWindow> windows) {
+  firmware_windows_ = std::move(windows);
+  flush_all();
+}
+
+const MemoryWindow* ShadowMmu::firmware_window(uint64_t pa) const {
+  for (const MemoryWindow& w : firmware_windows_) {
+    if (pa >= w.gpa && pa - w.gpa < w.size) return &w;
+  }
+  return nullptr;
+}
+
+bool ShadowMmu::rom_file(uint32_t phys, int* fd, uint64_t* offset) const {
+  const uint64_t pa = uint64_t{phys} << 12;
+  const MemoryWindow* w = phys ? firmware_window(pa) : nullptr;
+  if (!w || w->fd < 0) return false;
+  *fd = w->fd;
+  *offset = w->fd_offset + (pa - w->gpa);
+  return true;
+}
+
+bool ShadowMmu::read_only_window_frame(uint32_t phys) const {
+  const uint64_t pa = uint64_t{phys} << 12;
+  const MemoryWindow* w = firmware_window(pa);
+  return w && w->host && w->host + (pa - w->gpa) == ram_.host_base() + pa;
+}
+
+const uint8_t* ShadowMmu::readable(uint64_t pa, unsigned* avail) const {
+  const unsigned in_page = static_cast<unsigned>(LinearWindow::kPage - (pa & 0xfff));
+  if (const MemoryWindow* w = firmware_window(pa)) {
+    if (!w->host) return nullptr;
+    *avail = static_cast<unsigned>(std::min<uint64_t>(in_page, w->gpa + w->size - pa));
+    return w->host + (pa - w->gpa);
+  }
+  if (!ram_.contains(pa, 1)) return nullptr;
+  *avail = static_cast<unsigned>(std::min<uint64_t>(in_page, ram_.size() - pa));
+  return ram_.host_base() + pa;
+}
+
 void ShadowMmu::unmap_windows(Space& space, uint32_t lin_page, uint32_t e) {
   if (pending_overlaps(space, lin_page, 1)) flush_prefetches();
   // Revoked in place (mprotect), not unmapped: cheaper, and the next fill maps over it.
@@ -553,8 +592,10 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
   uint64_t offset = uint64_t{e & entry::kPhysMask} << 12;
   bool sup_w = false, user_w = false;
   if (e & entry::kUnassigned) {
-    fd = unassigned_fd_;
-    offset = 0;
+    if (!rom_file(e & entry::kPhysMask, &fd, &offset)) {
+      fd = unassigned_fd_;
+      offset = 0;
+    }
   } else {
     sup_w = host_writable(e, false);
     user_w = host_writable(e, true);
@@ -601,11 +642,21 @@ bool ShadowMmu::host_writable(uint32_t e, bool user) const {
   const uint32_t phys = e & entry::kPhysMask;
   const uint8_t reasons = phys < protection_.size() ? protection_[phys] : 0;
   const bool locked = (phys == watch_suspended_ ? reasons & ~protect::kWatches : reasons) != 0;
-  return (e & (user ? entry::kUserWrite : entry::kSupWrite)) && (e & entry::kDirty) && !locked;
+  return (e & (user ? entry::kUserWrite : entry::kSupWrite)) && (e & entry::kDirty) && !locked &&
+         (firmware_windows_.empty() || !read_only_window_frame(phys));
 }
 
 ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
   if (page_base >> 32) return Backing::kUnassigned;  // PAE: nothing at or above 4 GiB here
+  if (!firmware_windows_.empty() && firmware_window(page_base)) {
+    // RAM seen read-only through a PAM segment maps (writes fault to the device); the ROM and
+    // anything else in a window is the device's.
+    if (read_only_window_frame(static_cast<uint32_t>(page_base >> 12))) return Backing::kRam;
+    int fd = -1;
+    uint64_t offset = 0;
+    return rom_file(static_cast<uint32_t>(page_base >> 12), &fd, &offset) ? Backing::kRom
+                                                                          : Backing::kMmio;
+  }
   if (ram_.contains(page_base, LinearWindow::kPage)) return Backing::kRam;
   if (is_mmio_ && is_mmio_(page_base)) return Backing::kMmio;
   return Backing::kUnassigned;
@@ -613,8 +664,9 @@ ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
 
 void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing,
                      uint32_t window, bool prefetching) {
-  bool unassigned = backing == Backing::kUnassigned;
-  uint32_t phys = unassigned ? 0 : static_cast<uint32_t>(w.page_base >> 12);
+  // A ROM page maps like an all-ones page, from its window's file: the frame stays in the entry.
+  bool unassigned = backing == Backing::kUnassigned || backing == Backing::kRom;
+  uint32_t phys = backing == Backing::kUnassigned ? 0 : static_cast<uint32_t>(w.page_base >> 12);
   uint32_t e = phys | entry::kMapped | (unassigned ? entry::kUnassigned : 0) |
                (backing == Backing::kMmio ? entry::kMmio : 0) | window;
   uint32_t old = space.shadow[lin_page];
@@ -1466,8 +1518,19 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
     return f;
   }
   // A write to a page mapped read-only: a guest protection fault, its D bit, a traced page table,
-  // translated code, or no RAM at all.
+  // translated code, no RAM at all, or RAM a firmware window shows read-only.
   uint32_t phys = e & entry::kPhysMask;
+  if (write && !firmware_windows_.empty() &&
+      ((e & entry::kUnassigned) ? phys != 0 : read_only_window_frame(phys))) {
+    // RAM a firmware window shows read-only, or its ROM: the device decides what a write does.
+    if (paging_) {
+      if (!guest_allows(linear, access, f)) return f;
+    }
+    ++stats_.mmio_faults;
+    f.kind = Fault::kMmio;
+    f.phys = (uint64_t{phys} << 12) | (linear & 0xfff);
+    return f;
+  }
   if (e & entry::kUnassigned) {
     if (paging_) {
       if (!guest_allows(linear, access, f)) return f;

@@ -13,6 +13,7 @@
 
 #include "shadow_mmu/linear_window.h"
 #include "shadow_mmu/page_walker.h"
+#include "vmm/engine.h"
 
 namespace vmbt {
 
@@ -169,6 +170,21 @@ class ShadowMmu {
   /// Forgets every shadow mapping of every space.
   void flush_all();
 
+  /// The firmware's memory windows over guest-physical memory (Engine::set_memory_windows: the
+  /// BIOS ROM and the PAM-switched BIOS area, sorted, page aligned, all read-only): replaces the
+  /// previous set and forgets every shadow mapping. A window page whose host memory is the RAM
+  /// at the same address is mapped read-only (its writes are kMmio faults, for the device that
+  /// decides whether they land); any other window page is MMIO: reads and writes are the
+  /// device's (vmm/machine/firmware_memory.h), and readable() gives its bytes for code fetch and
+  /// the monitor.
+  void set_firmware_windows(std::vector<MemoryWindow> windows);
+  /// Host bytes a read of guest-physical `pa` sees (RAM, or a firmware window's host memory),
+  /// with `*avail` set to how many follow in the same page and memory; nullptr where nothing is
+  /// (all ones).
+  const uint8_t* readable(uint64_t pa, unsigned* avail) const;
+  /// Whether `pa` lies in a firmware window (its writes are the device's, not RAM's).
+  bool in_firmware_window(uint64_t pa) const { return firmware_window(pa) != nullptr; }
+
   const ShadowMmuStats& stats() const { return stats_; }
   /// Adds the counters to `stats` under `prefix` ("bt.shadow.").
   void collect_stats(Stats& stats, const std::string& prefix) const;
@@ -187,7 +203,10 @@ class ShadowMmu {
   /// Drops page-directory entries [first, first + count) of `space`: their 4 MiB ranges (2 MiB
   /// with PAE paging, where entry i is PDE i % 512 under PDPTE i / 512).
   void drop_directory_range(Space& space, uint32_t first, uint32_t count);
-  enum class Backing { kRam, kUnassigned, kMmio };
+  /// What is behind a guest-physical page. kRom: a firmware window's read-only file (the BIOS
+  /// ROM), mapped like an all-ones page (entry::kUnassigned) but from the window's file, with the
+  /// frame kept in the entry to find it; its writes are the device's (kMmio faults).
+  enum class Backing { kRam, kUnassigned, kMmio, kRom };
   /// Records and maps a translation; `window` is the window bit (first copy) that needs it now.
   /// `prefetching`: the host mapping may be deferred into a run (defer_prefetch).
   void fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing, uint32_t window,
@@ -354,6 +373,13 @@ class ShadowMmu {
   /// bus where nothing decodes them: page 0 of this memfd is all ones (mapped read-only), page 1
   /// a scratch page a single-stepped store may write into (refilled with ones afterwards).
   std::function<bool(uint64_t)> is_mmio_;
+  /// The window containing `pa`, or nullptr (set_firmware_windows).
+  const MemoryWindow* firmware_window(uint64_t pa) const;
+  /// Whether RAM frame `phys` is mapped read-only by a firmware window.
+  bool read_only_window_frame(uint32_t phys) const;
+  /// The file and offset a kRom entry's frame `phys` maps (its firmware window's), or false.
+  bool rom_file(uint32_t phys, int* fd, uint64_t* offset) const;
+  std::vector<MemoryWindow> firmware_windows_;
   int unassigned_fd_ = -1;
   uint8_t* unassigned_host_ = nullptr;
   Space* scratch_space_ = nullptr;  ///< where the scratch page is mapped during a store

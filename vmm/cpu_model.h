@@ -29,6 +29,10 @@ struct CpuModel {
   static constexpr char kVendor[13] = "GenuineIntel";
   static constexpr char kBrand[49] = "vmbt virtual CPU (IA-32, binary translation)";
   static constexpr uint32_t kFamily = 6, kModel = 15, kStepping = 11;
+  /// MAXPHYADDR: 36 bits, what a CPU advertising PAE without CPUID leaf 80000008H has (Intel
+  /// SDM Vol. 3A §4.1.4). Paging entries and variable-range MTRRs may name frames up to it; the
+  /// local APIC's base stays below 4 GiB (IA32_APIC_BASE bits 32 and up #GP, as on QEMU).
+  static constexpr int kMaxPhyAddr = 36;
 
   /// CPUID.1:EDX feature bits advertised (Intel SDM Vol. 2A Table 3-11).
   static constexpr uint32_t kFeaturesEdx = (1u << 0)      // FPU

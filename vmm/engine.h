@@ -30,6 +30,10 @@ struct MemoryWindow {
   uint64_t size = 0;        ///< bytes (a multiple of 4 KiB)
   uint8_t* host = nullptr;  ///< the host memory it maps (page aligned); nullptr: none, all MMIO
   bool read_only = false;   ///< writes are MMIO exits
+  /// The file `host` maps (a memfd), and the offset of `host` in it, for an engine that maps
+  /// memory by file (bt's shadow MMU); -1 where `host` is guest RAM or nothing.
+  int fd = -1;
+  uint64_t fd_offset = 0;
   bool operator==(const MemoryWindow&) const = default;
 };
 

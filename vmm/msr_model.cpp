@@ -1,5 +1,7 @@
 #include "vmm/msr_model.h"
 
+#include "vmm/cpu_model.h"
+
 #include "vmm/devices/local_apic.h"
 
 namespace vmbt {
@@ -21,9 +23,11 @@ bool valid_types(uint64_t v, bool pat) {
 constexpr uint64_t bytes_of(uint8_t t) {
   return 0x0101010101010101ull * t;
 }
-// MAXPHYADDR is 32 (no PAE, no CPUID.80000008H): physical-address bits 32-63 are reserved.
-constexpr uint64_t kPhysBaseWritable = 0xFFFFF000ull | 0xFF;
-constexpr uint64_t kPhysMaskWritable = 0xFFFFF000ull | (1u << 11);
+// MAXPHYADDR (CpuModel::kMaxPhyAddr, 36: PAE without CPUID.80000008H, Intel SDM Vol. 3A
+// §4.1.4): physical-address bits from there to 63 of a variable-range MTRR are reserved.
+constexpr uint64_t kPhysPageBits = ((uint64_t{1} << CpuModel::kMaxPhyAddr) - 1) & ~0xFFFull;
+constexpr uint64_t kPhysBaseWritable = kPhysPageBits | 0xFF;
+constexpr uint64_t kPhysMaskWritable = kPhysPageBits | (1u << 11);
 constexpr uint64_t kDefTypeWritable = 0xFF | (1u << 10) | (1u << 11);
 }  // namespace
 

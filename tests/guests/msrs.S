@@ -67,7 +67,7 @@ GUEST_ENTRY
   CHECK_EQ $0x07070707, "pat reads back"
   WRMSR_GP 0x277, 0, 0x02, "pat reserved type 2"
   WRMSR_GP 0x2ff, 0, 0xc02, "mtrr def type reserved type 2"
-  WRMSR_GP 0x201, 1, 0x800, "mtrr physmask above maxphyaddr"
+  WRMSR_GP 0x201, 0x10, 0x800, "mtrr physmask above maxphyaddr"
   WRMSR_GP 0xfe, 0, 0x508, "mtrrcap is read-only"
 
   /* IA32_MISC_ENABLE: bits 0, 3, 16, 18, 22, 23, 34 read back; 7, 11, 12 are fixed. */

@@ -83,7 +83,8 @@ TEST_F(MsrModelTest, PatAndMtrrsCheckTheirMemoryTypes) {
   EXPECT_FALSE(msrs.write(MsrModel::kMtrrPhysBase0 + 4, 0x80000106, 0));  // bit 8 reserved
   EXPECT_FALSE(msrs.write(MsrModel::kMtrrPhysBase0 + 4, 0x80000003, 0));  // type 3
   EXPECT_FALSE(msrs.write(MsrModel::kMtrrPhysBase0 + 5, 0xF0000801, 0));  // bit 0 reserved
-  EXPECT_FALSE(msrs.write(MsrModel::kMtrrPhysBase0 + 5, 1ull << 32, 0));  // above MAXPHYADDR
+  EXPECT_FALSE(msrs.write(MsrModel::kMtrrPhysBase0 + 5, 1ull << 36, 0));  // above MAXPHYADDR
+  EXPECT_TRUE(msrs.write(MsrModel::kMtrrPhysBase0 + 5, (1ull << 35) | 0x800, 0));  // below it
   // MTRRdefType as firmware leaves it: enabled, fixed enabled, write-back.
   EXPECT_EQ(msrs.read(MsrModel::kMtrrDefType, 0), 0xC06u);
   EXPECT_FALSE(msrs.write(MsrModel::kMtrrDefType, 0xC02, 0));

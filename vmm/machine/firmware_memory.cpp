@@ -3,6 +3,7 @@
 #include "vmm/machine/firmware_memory.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -59,15 +60,24 @@ FirmwareMemory::FirmwareMemory(GuestMemory& ram, const std::vector<uint8_t>& rom
       rom_base_(static_cast<uint32_t>(k4GiB - rom_size_)),
       area_window_(*this, kBiosAreaBase),
       rom_window_(*this, rom_base_) {
-  void* p = mmap(nullptr, rom_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw Error("cannot allocate host memory for the BIOS ROM");
+  // In a memfd, so that an engine mapping guest memory by file (bt) can map the ROM too.
+  rom_fd_ = memfd_create("vmbt-bios-rom", MFD_CLOEXEC);
+  if (rom_fd_ < 0 || ftruncate(rom_fd_, rom_size_) != 0 ||
+      pwrite(rom_fd_, rom.data(), rom_size_, 0) != static_cast<ssize_t>(rom_size_)) {
+    if (rom_fd_ >= 0) close(rom_fd_);
+    throw Error("cannot allocate host memory for the BIOS ROM");
+  }
+  void* p = mmap(nullptr, rom_size_, PROT_READ, MAP_SHARED, rom_fd_, 0);  // nothing writes a ROM
+  if (p == MAP_FAILED) {
+    close(rom_fd_);
+    throw Error("cannot allocate host memory for the BIOS ROM");
+  }
   rom_ = static_cast<uint8_t*>(p);
-  std::memcpy(rom_, rom.data(), rom_size_);
-  mprotect(rom_, rom_size_, PROT_READ);  // nothing writes a ROM
 }
 
 FirmwareMemory::~FirmwareMemory() {
   if (rom_) munmap(rom_, rom_size_);
+  if (rom_fd_ >= 0) close(rom_fd_);
 }
 
 void FirmwareMemory::attach(MmioBus& bus) {
@@ -100,14 +110,16 @@ std::vector<MemoryWindow> FirmwareMemory::windows() const {
     MemoryWindow w{base, size, nullptr, true};
     if (a & I440fxHostBridge::kReadEnable) {
       w.host = ram_.host_base() + base;
-    } else {
-      w.host = const_cast<uint8_t*>(rom_alias(base));  // (mapped read-only: never written)
+    } else if (const uint8_t* alias = rom_alias(base)) {
+      w.host = const_cast<uint8_t*>(alias);  // (mapped read-only: never written)
+      w.fd = rom_fd_;
+      w.fd_offset = static_cast<uint64_t>(alias - rom_);
     }
     if (!out.empty()) {
       MemoryWindow& last = out.back();
-      const bool contiguous_host =
-          (last.host == nullptr && w.host == nullptr) ||
-          (last.host != nullptr && w.host != nullptr && last.host + last.size == w.host);
+      const bool contiguous_host = (last.host == nullptr && w.host == nullptr) ||
+                                   (last.host != nullptr && w.host != nullptr &&
+                                    last.host + last.size == w.host && last.fd == w.fd);
       if (last.gpa + last.size == w.gpa && contiguous_host) {
         last.size += w.size;
         continue;
@@ -115,7 +127,7 @@ std::vector<MemoryWindow> FirmwareMemory::windows() const {
     }
     out.push_back(w);
   }
-  out.push_back({rom_base_, rom_size_, rom_, true});
+  out.push_back({rom_base_, rom_size_, rom_, true, rom_fd_, 0});
   return out;
 }
 

@@ -84,7 +84,8 @@ class FirmwareMemory {
 
   GuestMemory& ram_;
   const I440fxHostBridge& pam_;
-  uint8_t* rom_ = nullptr;  ///< page-aligned host copy of the image, read-only
+  int rom_fd_ = -1;         ///< a memfd holding the image
+  uint8_t* rom_ = nullptr;  ///< rom_fd_ mapped read-only
   uint32_t rom_size_ = 0;
   uint32_t rom_base_ = 0;
   Window area_window_;
