@@ -309,6 +309,15 @@ StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   const uint32_t new_flags = popped[2];
   if (os == 4 && (new_flags & eflags::kVm) && c == 0) {
     iret_to_vm86(s, sp, popped);
+    if (s.eip > s.seg[kCs].limit) {
+      // The IRET is complete; the first fetch in virtual-8086 mode is past the 64 KiB CS limit:
+      // #GP(0) there, with the virtual-8086 frame (Intel SDM Vol. 3A §20.2.1, §5.3).
+      sys::Event ev;
+      ev.vector = sys::vec::kGp;
+      ev.return_eip = s.eip;
+      ev.fault = true;
+      return deliver_event(s, ev);
+    }
     return {};
   }
   uint32_t cs_addr = 0;

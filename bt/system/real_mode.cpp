@@ -53,6 +53,9 @@ void SystemEmulator::load_real_mode_segment(VcpuState& s, unsigned seg, uint16_t
 // operand size) pushed by CALL; EIP is the offset's low 16 bits with a 16-bit operand size.
 void SystemEmulator::far_transfer_real_mode(VcpuState& s, const Insn& in, bool call, uint16_t sel,
                                             uint32_t offset) {
+  // Virtual-8086 mode's CS limit is 0xFFFF: a 32-bit offset past it is #GP(0) (Intel SDM Vol. 2A
+  // CALL, JMP, "Virtual-8086 Mode Exceptions").
+  if (sys::vm86(s) && in.osize == 4 && offset > 0xffff) sys::gp(0);
   if (call) {
     sys::StackPtr sp = sys::current_stack(s);
     sys::check_push_room(sp, 2 * in.osize, sys::vec::kSs, 0);
@@ -75,6 +78,7 @@ StepResult SystemEmulator::far_ret_real_mode(VcpuState& s, const Insn& in) {
   sys::check_pop_room(sp, 2 * os, sys::vec::kSs, 0);
   const uint32_t new_eip = sys::peek(mem_, sp, 0, os);
   const auto cs_sel = static_cast<uint16_t>(sys::peek(mem_, sp, os, 2));
+  if (sys::vm86(s) && new_eip > 0xffff) sys::gp(0);  // past virtual-8086 mode's CS limit
   const uint32_t mask = sp.mask();
   sp.esp = (sp.esp & ~mask) | ((sp.esp + 2 * os + imm) & mask);
   sys::commit_esp(s, sp);

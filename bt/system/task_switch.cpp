@@ -132,6 +132,7 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   uint32_t desc_addr[6] = {};
   if (to_vm86) {
     for (unsigned i = 0; i < 6; ++i) load_real_mode_segment(next, i, sel[i]);
+    if (next.eip > 0xffff) sys::gp(ext);  // past the CS limit, as below for protected mode
   }
   // CS: a present code segment, DPL = RPL (non-conforming) or DPL <= RPL (conforming).
   if (!to_vm86) {

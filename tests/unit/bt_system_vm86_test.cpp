@@ -96,6 +96,20 @@ TEST_F(SysVm86Test, IretToVm86NeedsItsWholeFrameInsideTheStackLimit) {
   EXPECT_EQ(stack32(0), 0u);
 }
 
+TEST_F(SysVm86Test, IretToVm86PastTheCsLimitFaultsInVm86) {
+  enter_cpl0();
+  const uint32_t esp = kKernelStackTop - 0x100;
+  s.gpr[kEsp] = esp;
+  const uint32_t frame[9] = {0x10000,          kCodeSeg,  kFixed1 | kVm | kCf,
+                             0xabcd0000 | kSp, kStackSeg, 0x3000,
+                             0x2000,           0x4000,    0x5000};
+  for (unsigned i = 0; i < 9; ++i) mem.put32(esp + 4 * i, frame[i]);
+  code({0xcf});
+  ASSERT_EQ(step().kind, StepKind::kDone);
+  // The IRET completed; its first fetch (EIP 0x10000 > limit 0xFFFF) is a #GP(0) from VM86.
+  expect_vm86_frame(13, 0x10000, true, 0);
+}
+
 TEST_F(SysVm86Test, IretAboveCpl0IgnoresVm) {
   enter_cpl3();
   const uint32_t esp = kUserStackTop - 12;
@@ -286,6 +300,13 @@ TEST_F(SysVm86Test, FarCallAndRetLoadCsAsVm86) {
   EXPECT_EQ(s.seg[kCs].base, uint32_t{kCodeSeg} << 4);
   EXPECT_EQ(s.eip, 5u);
   EXPECT_TRUE(s.eflags & kVm);
+}
+
+TEST_F(SysVm86Test, AFarJumpPastTheCsLimitIsGp) {
+  enter_vm86();
+  code({0x66, 0xea, 0, 0, 1, 0, 0x00, 0x30});  // jmp far 3000:00010000
+  ASSERT_EQ(step().kind, StepKind::kDone);
+  expect_vm86_frame(13, 0, true, 0);
 }
 
 TEST_F(SysVm86Test, ProtectedModeInstructionsAreUndefinedOrPrivileged) {
