@@ -286,6 +286,9 @@ uint32_t BtEngine::key_flags() const {
   if (mmu_.paging()) f |= tb_flags::kPaging;
   // Inline CLI/STI/PUSHF/INVLPG (CPL0) and host RDTSC skip the monitor; a callout observer
   // (vmbt trace) wants to see every sensitive instruction, so it gets callouts for them all.
+  // Virtual-8086 mode is CPL 3 (VcpuRegisters::cpl), so never kCpl0: its blocks translate as
+  // real mode's, whose sensitive instructions all go to the monitor too, which tells the modes
+  // apart when it runs them (EFLAGS.VM); its accesses use the user window (CPL 3).
   bool cpl0 = s_.cpl() == 0 && (s_.cr0 & cr0::kPe);  // (real mode has CPL 0 too)
   if (!callout_observer_) {
     if (cpl0) f |= tb_flags::kCpl0;
@@ -521,9 +524,10 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
       break;
     }
     case CalloutSite::FastPath::kPortIo: {
-      // Intel SDM Vol. 1 §19.5: CPL <= IOPL needs no I/O permission bitmap.
+      // Intel SDM Vol. 1 §19.5: CPL <= IOPL needs no I/O permission bitmap, except in
+      // virtual-8086 mode, where the bitmap always decides (§19.5.2): the emulator checks it.
       const unsigned iopl = (ctx_->vflags & eflags::kIopl) >> 12;
-      if (!port_io_ || s_.cpl() > iopl) return 0;
+      if (!port_io_ || s_.cpl() > iopl || (ctx_->vflags & eflags::kVm)) return 0;
       const unsigned size = site.access_size;
       IoAccess a;
       a.port = static_cast<uint16_t>(site.io_port >= 0 ? site.io_port : gpr[kEdx] & 0xffff);
@@ -644,11 +648,11 @@ TranslationBlock* BtEngine::transfer_target(uint32_t flags, CalloutSite* site) {
 
 bool BtEngine::dispatcher_has_work() const {
   // A kick, an interrupt or NMI the guest can take now (or the one-instruction shadow before
-  // it), TF, a mode translated code does not run in (VM86), or a new code segment base.
+  // it), TF, or a new code segment base.
   return ctx_->kick_pending || system_.interrupt_shadow ||
          ((s_.eflags & eflags::kIf) && interrupts_.interrupt_pending()) ||
          (!system_.nmi_blocked && interrupts_.nmi_pending()) || (s_.eflags & eflags::kTf) ||
-         (s_.eflags & eflags::kVm) || s_.seg[kCs].base != table_cs_base_;
+         s_.seg[kCs].base != table_cs_base_;
 }
 
 uint64_t BtEngine::transfer_to(uint32_t flags, CalloutSite* site) {
@@ -1228,11 +1232,6 @@ Exit BtEngine::run() {
       Exit e =
           finish_step(system_.deliver_interrupt(s_, interrupts_.acknowledge_interrupt()), done);
       if (done) return e;
-    }
-    if (s_.eflags & eflags::kVm) {
-      return Exit(ExitReason::kInternalError,
-                  fmt::format("bt does not run virtual-8086 mode yet; the guest entered it at {}",
-                              describe_eip()));
     }
     if (windows_pending_) apply_memory_windows();
     const uint32_t flags = dispatch_flags();

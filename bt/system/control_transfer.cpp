@@ -99,7 +99,7 @@ StepResult SystemEmulator::far_jmp_call(VcpuState& s, const Insn& in) {
   } else {
     sys::ud();
   }
-  if (!(s.cr0 & cr0::kPe)) {
+  if (sys::segments_8086(s)) {  // real mode, virtual-8086 mode (Intel SDM Vol. 3A §20.2)
     far_transfer_real_mode(s, in, call, sel, offset);
   } else {
     far_transfer(s, in, call, sel, offset);
@@ -238,7 +238,7 @@ void SystemEmulator::call_gate(VcpuState& s, const Insn& in, bool call, uint16_t
 // RET far [imm16] in protected mode (Intel SDM Vol. 2B RET): same level, or outer level with
 // SS:ESP popped and ES/DS/FS/GS nulled when not visible at the new CPL.
 StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
-  if (!(s.cr0 & cr0::kPe)) return far_ret_real_mode(s, in);
+  if (sys::segments_8086(s)) return far_ret_real_mode(s, in);
   const unsigned c = sys::cpl(s);
   const unsigned os = in.osize;
   const uint32_t imm = in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE
@@ -278,13 +278,15 @@ StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
   return {};
 }
 
-// IRET/IRETD in protected mode (Intel SDM Vol. 2A IRET): NT=1 is a task return to the back link;
-// returns to virtual-8086 mode are refused; otherwise same-level or outer-level return with the
+// IRET/IRETD in protected mode (Intel SDM Vol. 2A IRET): in virtual-8086 mode IOPL-sensitive
+// (iret_from_vm86); NT=1 is a task return to the back link; at CPL 0 a popped EFLAGS with VM=1
+// returns to virtual-8086 mode (iret_to_vm86); otherwise same-level or outer-level return with the
 // EFLAGS update rules of the pseudocode (IF only if CPL <= IOPL, IOPL only at CPL0, RF/AC/ID only
 // with a 32-bit operand size).
 StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   nmi_blocked = false;  // IRET ends NMI blocking (Intel SDM Vol. 3A §6.7.1)
   if (!(s.cr0 & cr0::kPe)) return iret_real_mode(s, in);
+  if (s.eflags & eflags::kVm) return iret_from_vm86(s, in);  // before NT (Vol. 2A IRET)
   if (fast_iret_core(s, in)) {
     keep_rf_ = true;  // RF as popped
     return {};
@@ -306,10 +308,17 @@ StepResult SystemEmulator::iret(VcpuState& s, const Insn& in) {
   const uint16_t cs_sel = static_cast<uint16_t>(popped[1]);
   const uint32_t new_flags = popped[2];
   if (os == 4 && (new_flags & eflags::kVm) && c == 0) {
-    throw sys::Unsupported{
-        fmt::format("virtual-8086 mode is not supported: IRET to VM86 (popped EFLAGS={:#010x}) at "
-                    "CS:EIP={:04x}:{:08x}",
-                    new_flags, s.seg[kCs].selector, s.eip)};
+    iret_to_vm86(s, sp, popped);
+    if (s.eip > s.seg[kCs].limit) {
+      // The IRET is complete; the first fetch in virtual-8086 mode is past the 64 KiB CS limit:
+      // #GP(0) there, with the virtual-8086 frame (Intel SDM Vol. 3A §20.2.1, §5.3).
+      sys::Event ev;
+      ev.vector = sys::vec::kGp;
+      ev.return_eip = s.eip;
+      ev.fault = true;
+      return deliver_event(s, ev);
+    }
+    return {};
   }
   uint32_t cs_addr = 0;
   Descriptor cd = check_return_cs(mem_, s, cs_sel, &cs_addr);
@@ -358,6 +367,9 @@ StepResult SystemEmulator::software_interrupt(VcpuState& s, const Insn& in) {
   ev.return_eip = in.next_eip;
   switch (in.mnemonic()) {
     case ZYDIS_MNEMONIC_INT:
+      // IOPL-sensitive in virtual-8086 mode (no CR4.VME): #GP(0) to the monitor when IOPL < 3.
+      // INT3 (CC), INTO and INT1 are not (Intel SDM Vol. 2A INT n, Vol. 3A §20.2.7, §20.3.1).
+      if (sys::vm86(s) && sys::iopl(s) < 3) sys::gp(0);
       ev.vector = static_cast<uint8_t>(in.ops[0].imm.value.u);
       break;
     case ZYDIS_MNEMONIC_INT3:

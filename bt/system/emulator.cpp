@@ -183,13 +183,6 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
   keep_rf_ = false;
   task_trap_pending_ = false;
   pending_ = PendingIo{};
-  if (s.eflags & eflags::kVm) {
-    return {StepKind::kUnsupported,
-            {},
-            fmt::format("virtual-8086 mode is not supported by the bt system emulator "
-                        "(CS:IP={:04x}:{:04x})",
-                        s.seg[kCs].selector, s.eip)};
-  }
   const VcpuRegisters before = s;
   const bool tf = s.eflags & eflags::kTf;
   StepResult r;
@@ -262,8 +255,9 @@ StepResult SystemEmulator::deliver_nmi(VcpuState& s) {
 
 namespace {
 
-/// Instructions not recognized in real-address mode (Intel SDM Vol. 2: "Real-Address Mode
-/// Exceptions: #UD The ... instruction is not recognized in real-address mode").
+/// Instructions not recognized in real-address mode nor in virtual-8086 mode (Intel SDM Vol. 2:
+/// "Real-Address Mode Exceptions: #UD The ... instruction is not recognized in real-address
+/// mode", and the same under "Virtual-8086 Mode Exceptions").
 bool undefined_in_real_mode(ZydisMnemonic m) {
   switch (m) {
     case ZYDIS_MNEMONIC_LAR:
@@ -284,7 +278,7 @@ bool undefined_in_real_mode(ZydisMnemonic m) {
 }  // namespace
 
 StepResult SystemEmulator::dispatch(VcpuState& s, const Insn& in) {
-  if (!(s.cr0 & cr0::kPe) && undefined_in_real_mode(in.mnemonic())) sys::ud();
+  if (sys::segments_8086(s) && undefined_in_real_mode(in.mnemonic())) sys::ud();
   switch (in.mnemonic()) {
     case ZYDIS_MNEMONIC_CLI:
       return cli(s, in);

@@ -62,13 +62,6 @@ std::string describe(const Event& ev) {
 StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
   event_delivered_ = true;
   interrupt_shadow = false;
-  if ((s.cr0 & cr0::kPe) && (s.eflags & eflags::kVm)) {
-    return {StepKind::kUnsupported,
-            {},
-            fmt::format("event delivery in virtual-8086 mode is not supported ({} at "
-                        "CS:EIP={:04x}:{:08x})",
-                        describe(ev), s.seg[kCs].selector, s.eip)};
-  }
   if (fast_deliver(s, ev)) return {};
   VcpuRegisters before = s;
   // The events of a nested delivery, described only if it ends in a shutdown. The first is the
@@ -142,7 +135,9 @@ StepResult SystemEmulator::deliver_event(VcpuState& s, Event ev) {
 
 // Protected-mode delivery through an interrupt or trap gate (Intel SDM Vol. 2A INT n pseudocode,
 // Vol. 3A §6.12.1): gate checks, stack switch through the TSS for a more privileged handler,
-// the frame (SS, ESP,) EFLAGS, CS, EIP (, error code), then TF/NT/RF/VM (and IF) cleared.
+// the frame (SS, ESP,) EFLAGS, CS, EIP (, error code), then TF/NT/RF/VM (and IF) cleared. From
+// virtual-8086 mode (§20.3.1.1) the handler must be a DPL-0 non-conforming code segment; GS, FS,
+// DS and ES are pushed before SS and loaded with null selectors.
 void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
   if (!(s.cr0 & cr0::kPe)) {
     deliver_real_mode(s, ev);
@@ -186,9 +181,12 @@ void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
   const uint16_t old_cs = s.seg[kCs].selector;
   unsigned new_cpl;
 
+  const bool from_vm86 = sys::vm86(s);
   if (!cd.conforming() && cd.dpl() < old_cpl) {
-    // INTER-PRIVILEGE-LEVEL-INTERRUPT: new stack from the TSS.
+    // INTER-PRIVILEGE-LEVEL-INTERRUPT: new stack from the TSS. From virtual-8086 mode
+    // (INTERRUPT-FROM-VIRTUAL-8086-MODE) only to a DPL-0 handler, else #GP(selector).
     new_cpl = cd.dpl();
+    if (from_vm86 && new_cpl != 0) sys::gp(sys::sel_code(sel, ext));
     uint16_t new_ss;
     uint32_t new_esp;
     read_tss_stack(s, new_cpl, ext, &new_ss, &new_esp);
@@ -203,19 +201,31 @@ void SystemEmulator::deliver_once(VcpuState& s, const Event& ev) {
     sp.ss = sys::segment_from(new_ss, sd);
     sp.esp = new_esp;
     sp.user = new_cpl == 3;
-    sys::check_push_room(sp, (push_err ? 6 : 5) * psize, sys::vec::kSs, sys::sel_code(new_ss, ext));
+    // From virtual-8086 mode GS, FS, DS and ES go first (Intel SDM Vol. 3A §20.3.1.1, Figure
+    // 20-5), each in a slot of the gate's size.
+    const unsigned extra = from_vm86 ? 4 : 0;
+    const unsigned count = (push_err ? 6 : 5) + extra;
+    sys::check_push_room(sp, count * psize, sys::vec::kSs, sys::sel_code(new_ss, ext));
     if (new_eip > cd.limit()) sys::gp(ext);
     sys::set_accessed(mem_, ss_addr, sd);
     sys::set_accessed(mem_, cs_addr, cd);
     sp.ss = sys::segment_from(new_ss, sd);
-    const uint32_t frame[6] = {s.seg[kSs].selector, s.gpr[kEsp],  flags_image, old_cs,
-                               ev.return_eip,       ev.error_code};
-    sys::push_frame(mem_, sp, frame, push_err ? 6 : 5, psize);
+    const uint32_t frame[10] = {
+        s.seg[kGs].selector, s.seg[kFs].selector, s.seg[kDs].selector, s.seg[kEs].selector,
+        s.seg[kSs].selector, s.gpr[kEsp],         flags_image,         old_cs,
+        ev.return_eip,       ev.error_code};
+    sys::push_frame(mem_, sp, frame + 4 - extra, count, psize);
     s.seg[kSs] = sp.ss;
     s.gpr[kEsp] = new_esp;
     sys::commit_esp(s, sp);
+    if (from_vm86) {
+      // Null selectors, unusable in protected mode (Vol. 2A INT n: GS <- 0 ... ES <- 0).
+      for (unsigned seg : {kGs, kFs, kDs, kEs}) s.seg[seg] = sys::null_segment(0);
+    }
   } else {
-    // INTRA-PRIVILEGE-LEVEL-INTERRUPT: conforming handler or DPL == CPL.
+    // INTRA-PRIVILEGE-LEVEL-INTERRUPT: conforming handler or DPL == CPL; never from
+    // virtual-8086 mode (#GP(selector), Vol. 2A INT n).
+    if (from_vm86) sys::gp(sys::sel_code(sel, ext));
     new_cpl = old_cpl;
     sys::StackPtr sp = sys::current_stack(s);
     sys::check_push_room(sp, (push_err ? 4 : 3) * psize, sys::vec::kSs, ext);

@@ -14,7 +14,8 @@ constexpr uint32_t kWritable = eflags::kArith | eflags::kTf | eflags::kIf | efla
                                eflags::kAc | eflags::kVif | eflags::kVip | eflags::kId;
 }  // namespace
 
-// CLI: IF <- 0 if CPL <= IOPL, else #GP(0) (no VME/PVI: CR4.VME/PVI are never set).
+// CLI: IF <- 0 if CPL <= IOPL, else #GP(0) (no VME/PVI: CR4.VME/PVI are never set). CPL is 3 in
+// virtual-8086 mode, so there IOPL < 3 is #GP(0) to the monitor (Intel SDM Vol. 3A §20.2.7).
 StepResult SystemEmulator::cli(VcpuState& s, const Insn& in) {
   if (sys::cpl(s) > sys::iopl(s)) sys::gp(0);
   s.eflags &= ~eflags::kIf;
@@ -32,9 +33,12 @@ StepResult SystemEmulator::sti(VcpuState& s, const Insn& in) {
   return {};
 }
 
-// PUSHF/PUSHFD: the 32-bit image has VM and RF cleared (EFLAGS AND 00FCFFFFH); the 16-bit form
-// pushes FLAGS[15:0].
+// PUSHF/PUSHFD (Intel SDM Vol. 2B PUSHF): the 32-bit image has VM and RF cleared (EFLAGS AND
+// 00FCFFFFH); the 16-bit form pushes FLAGS[15:0].
 StepResult SystemEmulator::pushf(VcpuState& s, const Insn& in) {
+  // IOPL-sensitive in virtual-8086 mode (no CR4.VME): #GP(0) when IOPL < 3 (Intel SDM Vol. 2B
+  // PUSHF, Vol. 3A §20.2.7).
+  if (sys::vm86(s) && sys::iopl(s) < 3) sys::gp(0);
   sys::StackPtr sp = sys::current_stack(s);
   const uint32_t image = in.osize == 4 ? (s.eflags & 0x00fcffffu) : (s.eflags & 0xffffu);
   sys::push(mem_, sp, image, in.osize);
@@ -48,6 +52,9 @@ StepResult SystemEmulator::pushf(VcpuState& s, const Insn& in) {
 //   CPL > 0 and CPL <= IOPL: also IOPL unchanged.  CPL > IOPL: also IF unchanged (no fault).
 //   16-bit: only FLAGS[15:0] with the same IF/IOPL rules.
 StepResult SystemEmulator::popf(VcpuState& s, const Insn& in) {
+  // Virtual-8086 mode (Intel SDM Vol. 2B POPF, Vol. 3A §20.2.7): #GP(0) when IOPL < 3; with
+  // IOPL = 3 as CPL 3 = IOPL below (IF writable; IOPL, VM, VIP, VIF, RF unchanged).
+  if (sys::vm86(s) && sys::iopl(s) < 3) sys::gp(0);
   sys::StackPtr sp = sys::current_stack(s);
   const uint32_t value = sys::pop(mem_, sp, in.osize);
   const unsigned c = sys::cpl(s);

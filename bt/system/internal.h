@@ -75,6 +75,15 @@ inline unsigned cpl(const VcpuState& s) {
 inline unsigned iopl(const VcpuState& s) {
   return (s.eflags >> 12) & 3;
 }
+/// Virtual-8086 mode: CR0.PE = 1 and EFLAGS.VM = 1 (Intel SDM Vol. 3A §20.2.1).
+inline bool vm86(const VcpuState& s) {
+  return (s.cr0 & cr0::kPe) && (s.eflags & eflags::kVm);
+}
+/// Segment registers load as on the 8086 (base = selector * 16): real mode or virtual-8086 mode
+/// (Intel SDM Vol. 3A §20.1.1, §20.2.1).
+inline bool segments_8086(const VcpuState& s) {
+  return !(s.cr0 & cr0::kPe) || (s.eflags & eflags::kVm);
+}
 
 /// An 8-byte segment or gate descriptor (Intel SDM Vol. 3A §3.4.5, §5.8.3, §6.11).
 struct Descriptor {

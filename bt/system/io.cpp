@@ -10,12 +10,14 @@ namespace vmbt::bt {
 
 using sys::Insn;
 
-// Protected-mode I/O permission (Intel SDM Vol. 1 §19.5.1-19.5.2): allowed when CPL <= IOPL;
+// Protected-mode I/O permission (Intel SDM Vol. 1 §19.5.1-19.5.2): allowed when CPL <= IOPL
+// outside virtual-8086 mode;
 // otherwise TR must hold a 32-bit TSS with limit >= 103, and every bit for the accessed bytes in
 // the I/O permission bit map (base at TSS+66H) must be 0. The processor reads two bytes of the
 // map; if they are not both inside the TSS limit the access is refused. Violations: #GP(0).
 void SystemEmulator::check_io_permission(const VcpuState& s, uint16_t port, unsigned size) {
-  if (sys::cpl(s) <= sys::iopl(s)) return;
+  // In virtual-8086 mode the bitmap decides whatever IOPL is (§19.5.2, Vol. 3A §20.2.8.1).
+  if (!sys::vm86(s) && sys::cpl(s) <= sys::iopl(s)) return;
   const SegmentReg& tr = s.tr;
   if (tr.unusable || !(tr.type == sys::kTss32Avail || tr.type == sys::kTss32Busy) ||
       tr.limit < 103) {

@@ -26,7 +26,7 @@ void set_zf(VcpuState& s, bool zf) {
 //       present -> #NP(sel).
 // The Accessed bit is set in the descriptor; the hidden part is loaded (limit scaled by G).
 void SystemEmulator::load_data_segment(VcpuState& s, unsigned seg, uint16_t sel) {
-  if (!(s.cr0 & cr0::kPe)) {
+  if (sys::segments_8086(s)) {  // real mode, virtual-8086 mode (Intel SDM Vol. 3A §20.2.1)
     load_real_mode_segment(s, seg, sel);
     return;
   }

@@ -22,6 +22,7 @@ namespace vmbt::bt {
 namespace sys {
 struct Insn;
 struct Event;
+struct StackPtr;
 }  // namespace sys
 
 /// A port I/O access the engine must perform (IN/OUT/INS/OUTS). String I/O batches up to what fits:
@@ -130,7 +131,8 @@ class SystemEmulator {
   /// Delivers an exception raised by translated code. EIP must already be the faulting
   /// instruction's (faults) or the next one (traps). Whether an error code is pushed follows the
   /// SDM (Table 6-1: vectors 8, 10-14, 17); `error_code` is its value. Returns kShutdown on triple
-  /// fault, kUnsupported for a task gate or in real/virtual-8086 mode.
+  /// fault. In virtual-8086 mode events go to the protected-mode handler (Intel SDM Vol. 3A
+  /// §20.3.1.1).
   StepResult raise(VcpuState& s, uint8_t vector, bool has_error_code = false,
                    uint32_t error_code = 0);
 
@@ -263,7 +265,8 @@ class SystemEmulator {
   /// as Table 8-1 says; `event`, for kEvent, whose error code goes on the new task's stack. The
   /// caller has made the checks of its own path (gate or TSS privilege and presence). Throws
   /// GuestFault before changing anything but accessed bits; sys::FaultInNewTask for a fault on
-  /// the new task's stack; sys::Unsupported for 16-bit TSSs and virtual-8086 mode.
+  /// the new task's stack; sys::Unsupported for 16-bit TSSs. A TSS with EFLAGS.VM = 1 starts
+  /// a virtual-8086 task (Intel SDM Vol. 3A §20.2.5).
   void task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reason, uint32_t old_eip,
                    uint32_t old_eflags, const sys::Event* event = nullptr);
   /// Rolls `s` back to `before` after a fault (sys::restore_state), telling the MMU when the
@@ -278,6 +281,8 @@ class SystemEmulator {
   StepResult far_ret_real_mode(VcpuState& s, const sys::Insn& in);
   StepResult iret_real_mode(VcpuState& s, const sys::Insn& in);
   void deliver_real_mode(VcpuState& s, const sys::Event& ev);
+  StepResult iret_from_vm86(VcpuState& s, const sys::Insn& in);
+  void iret_to_vm86(VcpuState& s, const sys::StackPtr& sp, const uint32_t* popped);
 
   // exceptions.cpp (SDM Vol. 3A §6.4-6.15).
   StepResult deliver_event(VcpuState& s, sys::Event ev);

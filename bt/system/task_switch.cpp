@@ -109,12 +109,9 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   // and 22-31 clear).
   next.eflags = (field32(kEflags) & 0x003F7FD5u) | eflags::kFixed1;
   for (unsigned i = 0; i < 8; ++i) next.gpr[i] = field32(kGprs + 4 * i);
-  if (next.eflags & eflags::kVm) {
-    throw sys::Unsupported{
-        fmt::format("a task switch into virtual-8086 mode is not supported ({} to TSS {:#06x} at "
-                    "CS:EIP={:04x}:{:08x})",
-                    task_switch_name(reason), tss_sel, s.seg[kCs].selector, s.eip)};
-  }
+  // A TSS whose EFLAGS has VM = 1 starts a virtual-8086 task (Intel SDM Vol. 3A §20.2.5): its
+  // segment registers load as virtual-8086 mode loads them, unchecked, at CPL 3.
+  const bool to_vm86 = next.eflags & eflags::kVm;
   if (reason == TaskSwitch::kCall || reason == TaskSwitch::kEvent) next.eflags |= eflags::kNt;
 
   // The LDT, then the segment registers, checked as Table 8-1 says, with the new LDT.
@@ -130,11 +127,15 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   }
   uint16_t sel[6];
   for (unsigned i = 0; i < 6; ++i) sel[i] = field16(kSregs + 4 * i);
-  const unsigned new_cpl = sel[kCs] & 3u;
+  const unsigned new_cpl = to_vm86 ? 3 : sel[kCs] & 3u;
   Descriptor desc[6];
   uint32_t desc_addr[6] = {};
+  if (to_vm86) {
+    for (unsigned i = 0; i < 6; ++i) load_real_mode_segment(next, i, sel[i]);
+    if (next.eip > 0xffff) sys::gp(ext);  // past the CS limit, as below for protected mode
+  }
   // CS: a present code segment, DPL = RPL (non-conforming) or DPL <= RPL (conforming).
-  {
+  if (!to_vm86) {
     const uint32_t code = sys::sel_code(sel[kCs], ext);
     if (sys::is_null_selector(sel[kCs])) sys::fault(sys::vec::kTs, code);
     desc[kCs] = sys::fetch_descriptor(mem_, next, sel[kCs], sys::vec::kTs, ext, &desc_addr[kCs]);
@@ -146,7 +147,7 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
     if (next.eip > d.limit()) sys::gp(ext);
   }
   // SS: a present writable data segment with RPL = DPL = the new CPL; not present is #SS.
-  {
+  if (!to_vm86) {
     const uint32_t code = sys::sel_code(sel[kSs], ext);
     if (sys::is_null_selector(sel[kSs])) sys::fault(sys::vec::kTs, code);
     desc[kSs] = sys::fetch_descriptor(mem_, next, sel[kSs], sys::vec::kTs, ext, &desc_addr[kSs]);
@@ -158,7 +159,7 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   }
   // DS, ES, FS, GS: null, or readable with DPL >= max(CPL, RPL) unless conforming code.
   for (unsigned i : {kEs, kDs, kFs, kGs}) {
-    if (sys::is_null_selector(sel[i])) continue;
+    if (to_vm86 || sys::is_null_selector(sel[i])) continue;
     const uint32_t code = sys::sel_code(sel[i], ext);
     desc[i] = sys::fetch_descriptor(mem_, next, sel[i], sys::vec::kTs, ext, &desc_addr[i]);
     const Descriptor& d = desc[i];
@@ -172,7 +173,7 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
   const bool push_error = event && event->pushes_error_code();
   sys::StackPtr stack;
   if (push_error) {
-    stack.ss = sys::segment_from(sel[kSs], desc[kSs]);
+    stack.ss = to_vm86 ? next.seg[kSs] : sys::segment_from(sel[kSs], desc[kSs]);
     stack.esp = next.gpr[kEsp];
     stack.user = new_cpl == 3;
     sys::check_push_room(stack, 4, sys::vec::kSs, ext);  // #SS(EXT): INT n "TASK-GATE"
@@ -223,7 +224,7 @@ void SystemEmulator::task_switch(VcpuState& s, uint16_t tss_sel, TaskSwitch reas
     const uint16_t link = old_tr.selector;
     mem_.write(tss.base() + kLink, &link, 2, false);
   }
-  for (unsigned i = 0; i < 6; ++i) {
+  for (unsigned i = 0; i < 6 && !to_vm86; ++i) {
     if (i != kCs && i != kSs && sys::is_null_selector(sel[i])) {
       next.seg[i] = sys::null_segment(sel[i]);
       continue;

@@ -449,17 +449,5 @@ TEST_F(SysInterruptTest, IretWithNtToAnAvailableTssRaisesTs) {
   EXPECT_EQ(stack32(0), uint32_t{kTss2Sel});
 }
 
-TEST_F(SysInterruptTest, IretToVirtual8086ModeIsUnsupported) {
-  enter_cpl0();
-  const uint32_t esp = s.gpr[kEsp];
-  mem.put32(esp + 0, 0x1000);
-  mem.put32(esp + 4, 0x1000);
-  mem.put32(esp + 8, kFixed1 | kVm);
-  code({0xcf});
-  StepResult r = step();
-  EXPECT_EQ(r.kind, StepKind::kUnsupported);
-  EXPECT_EQ(s.eip, kCode);
-}
-
 }  // namespace
 }  // namespace vmbt::bt::testing
