@@ -54,6 +54,7 @@ const std::vector<MicroBenchmark>& micro_benchmarks() {
       {"rdtsc", kVmbt, "RDTSC", "", ""},
       {"pushf_popf", kVmbt, "PUSHF + POPF", "", ""},
       {"cli_sti", kVmbt, "CLI + STI", "", ""},
+      {"realmode_loop", kVmbt, "real mode: load [bx+si], add, inc, and (4 instructions)", "", ""},
       {"host_sigsegv", kHost, "SIGSEGV, handler mprotects, + re-protect", "",
        "(the floor of a shadow fill by host fault)", true},
       {"host_mprotect", kHost, "mprotect of one page", "", "", true},
