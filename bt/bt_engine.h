@@ -100,6 +100,45 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   void set_callout_observer(std::function<void(const CalloutEvent&)> observer);
 
  private:
+  /// Guest EFLAGS bits that live in the host RFLAGS while translated code runs.
+  static constexpr uint32_t kHostFlagBits = eflags::kArith | eflags::kDf;
+
+  // The dispatcher loop (run), in the phases of one trip through it.
+  /// What one trip decided before the block ran and found after it.
+  struct DispatchStep {
+    bool shadow_step = false;  ///< the STI / MOV SS shadow's one instruction, run alone
+    bool trap_flag = false;    ///< EFLAGS.TF: a single-step trap after the instruction
+    bool single = false;       ///< one instruction, alone
+    bool resume_flag = false;  ///< EFLAGS.RF was set as the instruction started
+    bool code_write = false;   ///< a store into its own code page: a one-off block
+    uint32_t start_eip = 0;    ///< where the block started
+    uint16_t start_cs = 0;     ///< ... and in which code segment
+    uint32_t held_hits = 0;    ///< data breakpoints a MOV SS held until this instruction
+    TranslationBlock* tb = nullptr;
+    bool first_not_run = false;  ///< the block's first instruction did not complete
+    bool rep_goes_on = false;    ///< a REP iteration ran and the instruction is not over
+    uint32_t db_hits = 0;        ///< B0-B3 of the guest's data breakpoints the access hit
+  };
+  /// An MMIO read's answer, or an I/O instruction's completion, left by the last exit.
+  std::optional<Exit> finish_last_exit();
+  /// A kick (BtEngine::kick): the exits it cut are linked again.
+  Exit take_kick();
+  /// An NMI or interrupt the guest takes now, or the one-instruction shadow before it.
+  std::optional<Exit> deliver_pending_event(DispatchStep& step);
+  /// The block to run: the mode's, or a one-instruction block (single-step, a store into its
+  /// own code, an unchecked segment access, the RF and shadow cases); step.tb = nullptr where
+  /// the code cannot be fetched.
+  std::optional<Exit> choose_block(DispatchStep& step);
+  /// What the block's exit leaves to finish: RF on a retry, REP iterations, the MMIO step's
+  /// store, watched accesses.
+  std::optional<Exit> after_block(DispatchStep& step);
+  /// How the block left: chaining, a callout, a direct call's exit, a host fault, a breakpoint.
+  std::optional<Exit> handle_exit();
+  /// Links exit `slot` of `from` to the block at EIP in the current mode where that is safe.
+  void chain(TranslationBlock* from, unsigned slot);
+  /// The traps after an instruction: the debugger's step, data breakpoints, EFLAGS.TF.
+  std::optional<Exit> traps_after(DispatchStep& step);
+
   // SystemHooks
   std::optional<uint64_t> read_platform_msr(uint32_t index) override;
   bool write_platform_msr(uint32_t index, uint64_t value) override;

@@ -209,6 +209,20 @@ void KvmEngine::set_state(const VcpuState& s) {
   sregs.cr4 = s.cr4;
   sregs.efer = s.efer;
   check(ioctl(vcpu_fd_, KVM_SET_SREGS, &sregs), "KVM_SET_SREGS");
+  // PAE paging's PDPTE registers (Intel SDM Vol. 3A §4.4.1), which a guest may have loaded from
+  // a PDPT it has rewritten since: handed over as they are (KVM_SET_SREGS2), as a VM entry loads
+  // them from the VMCS, not read again from memory. Best effort: without KVM_CAP_SREGS2, KVM
+  // reads the PDPT at CR3.
+  const bool pae_paging = (s.cr0 & cr0::kPg) && (s.cr4 & cr4::kPae);
+  if (pae_paging && s.pdpte != std::array<uint64_t, 4>{} &&
+      kvm_.check_extension(KVM_CAP_SREGS2) > 0) {
+    kvm_sregs2 sregs2{};
+    if (ioctl(vcpu_fd_, KVM_GET_SREGS2, &sregs2) == 0) {
+      for (int i = 0; i < 4; ++i) sregs2.pdptrs[i] = s.pdpte[i];
+      sregs2.flags |= KVM_SREGS2_FLAGS_PDPTRS_VALID;
+      ioctl(vcpu_fd_, KVM_SET_SREGS2, &sregs2);
+    }
+  }
 
   MsrList msrs({kMsrSysenterCs, kMsrSysenterEsp, kMsrSysenterEip, kMsrTsc});
   msrs.entry(0).data = s.sysenter_cs;
@@ -271,6 +285,16 @@ VcpuState KvmEngine::state() {
   s.cr3 = static_cast<uint32_t>(sregs.cr3);
   s.cr4 = static_cast<uint32_t>(sregs.cr4);
   s.efer = sregs.efer;
+  // The PDPTE registers KVM holds for PAE paging (KVM_GET_SREGS2), so that bt goes on with them
+  // rather than with what the PDPT in memory says now.
+  s.pdpte = {};
+  if ((s.cr0 & cr0::kPg) && (s.cr4 & cr4::kPae) && kvm_.check_extension(KVM_CAP_SREGS2) > 0) {
+    kvm_sregs2 sregs2{};
+    if (ioctl(vcpu_fd_, KVM_GET_SREGS2, &sregs2) == 0 &&
+        (sregs2.flags & KVM_SREGS2_FLAGS_PDPTRS_VALID)) {
+      for (int i = 0; i < 4; ++i) s.pdpte[i] = sregs2.pdptrs[i];
+    }
+  }
 
   MsrList msrs({kMsrSysenterCs, kMsrSysenterEsp, kMsrSysenterEip, kMsrTsc});
   if (ioctl(vcpu_fd_, KVM_GET_MSRS, msrs.get()) == 4) {
