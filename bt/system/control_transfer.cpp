@@ -241,13 +241,10 @@ StepResult SystemEmulator::far_ret(VcpuState& s, const Insn& in) {
   if (sys::segments_8086(s)) return far_ret_real_mode(s, in);
   const unsigned c = sys::cpl(s);
   const unsigned os = in.osize;
-  const uint32_t imm = in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE
-                           ? static_cast<uint32_t>(in.ops[0].imm.value.u & 0xffff)
-                           : 0;
-  sys::StackPtr sp = sys::current_stack(s);
-  sys::check_pop_room(sp, 2 * os, sys::vec::kSs, 0);
-  const uint32_t new_eip = sys::peek(mem_, sp, 0, os);
-  const uint16_t cs_sel = static_cast<uint16_t>(sys::peek(mem_, sp, os, 2));
+  sys::FarReturn ret = sys::peek_far_return(mem_, s, in);
+  sys::StackPtr& sp = ret.sp;
+  const uint32_t new_eip = ret.eip, imm = ret.imm;
+  const uint16_t cs_sel = ret.cs;
   uint32_t cs_addr = 0;
   Descriptor cd = check_return_cs(mem_, s, cs_sel, &cs_addr);
   const unsigned rpl = cs_sel & 3;

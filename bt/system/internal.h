@@ -159,6 +159,15 @@ struct StackPtr {
   uint32_t mask() const { return ss.db ? 0xffffffffu : 0xffffu; }
 };
 StackPtr current_stack(const VcpuState& s);
+/// What a far RET [imm16] pops, read without popping (Intel SDM Vol. 2B RET): the offset and CS
+/// at the top of the current stack (#SS(0) where they are outside it) and the immediate.
+struct FarReturn {
+  StackPtr sp;
+  uint32_t eip = 0;
+  uint16_t cs = 0;
+  uint32_t imm = 0;  ///< bytes of parameters to release
+};
+FarReturn peek_far_return(LinearMemory& m, const VcpuState& s, const Insn& in);
 /// Writes the stack pointer back into ESP (only SP for a 16-bit stack).
 void commit_esp(VcpuState& s, const StackPtr& sp);
 /// Raises vector(code) unless `bytes` can be pushed below the stack pointer.

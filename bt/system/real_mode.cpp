@@ -71,13 +71,10 @@ void SystemEmulator::far_transfer_real_mode(VcpuState& s, const Insn& in, bool c
 // immediate.
 StepResult SystemEmulator::far_ret_real_mode(VcpuState& s, const Insn& in) {
   const unsigned os = in.osize;
-  const uint32_t imm = in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE
-                           ? static_cast<uint32_t>(in.ops[0].imm.value.u & 0xffff)
-                           : 0;
-  sys::StackPtr sp = sys::current_stack(s);
-  sys::check_pop_room(sp, 2 * os, sys::vec::kSs, 0);
-  const uint32_t new_eip = sys::peek(mem_, sp, 0, os);
-  const auto cs_sel = static_cast<uint16_t>(sys::peek(mem_, sp, os, 2));
+  sys::FarReturn ret = sys::peek_far_return(mem_, s, in);
+  sys::StackPtr& sp = ret.sp;
+  const uint32_t new_eip = ret.eip, imm = ret.imm;
+  const uint16_t cs_sel = ret.cs;
   if (sys::vm86(s) && new_eip > 0xffff) sys::gp(0);  // past virtual-8086 mode's CS limit
   const uint32_t mask = sp.mask();
   sp.esp = (sp.esp & ~mask) | ((sp.esp + 2 * os + imm) & mask);

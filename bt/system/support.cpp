@@ -115,6 +115,18 @@ StackPtr current_stack(const VcpuState& s) {
   return sp;
 }
 
+FarReturn peek_far_return(LinearMemory& m, const VcpuState& s, const Insn& in) {
+  FarReturn r;
+  r.imm = in.ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE
+              ? static_cast<uint32_t>(in.ops[0].imm.value.u & 0xffff)
+              : 0;
+  r.sp = current_stack(s);
+  check_pop_room(r.sp, 2 * in.osize, vec::kSs, 0);
+  r.eip = peek(m, r.sp, 0, in.osize);
+  r.cs = static_cast<uint16_t>(peek(m, r.sp, in.osize, 2));
+  return r;
+}
+
 void commit_esp(VcpuState& s, const StackPtr& sp) {
   const uint32_t mask = sp.mask();
   s.gpr[kEsp] = (s.gpr[kEsp] & ~mask) | (sp.esp & mask);
