@@ -384,7 +384,7 @@ Exit BtEngine::run() {
     if (ctx_->kick_pending) return take_kick();
     DispatchStep step;
     if (std::optional<Exit> e = deliver_pending_event(step)) return std::move(*e);
-    if (windows_pending_) apply_memory_windows();
+    if (physical_change_pending_) apply_physical_changes();
     if (std::optional<Exit> e = choose_block(step)) return std::move(*e);
     if (!step.tb) {
       bool done = false;
@@ -708,17 +708,25 @@ std::string BtEngine::hand_over_blocker() {
 std::string BtEngine::set_memory_windows(const std::vector<MemoryWindow>& windows) {
   // A PAM write may come from inside translated code (an OUT to the PCI configuration ports on
   // the direct call's fast path), whose block must not be freed under it: the change waits for
-  // the dispatcher (apply_memory_windows), which the direct call leaves for at once.
-  pending_windows_ = windows;
-  windows_pending_ = true;
+  // the dispatcher (apply_physical_changes), which the direct call leaves for at once.
+  pending_physical_.windows = windows;
+  physical_change_pending_ = true;
   return {};
 }
 
-void BtEngine::apply_memory_windows() {
-  windows_pending_ = false;
-  mmu_.set_firmware_windows(std::move(pending_windows_));
-  pending_windows_.clear();
-  drop_translations();
+std::string BtEngine::set_a20(bool enabled) {
+  // As the windows: an OUT to port 0x92 on the fast path is inside a block.
+  pending_physical_.a20 = enabled;
+  physical_change_pending_ = true;
+  return {};
+}
+
+void BtEngine::apply_physical_changes() {
+  physical_change_pending_ = false;
+  if (pending_physical_.windows) mmu_.set_firmware_windows(std::move(*pending_physical_.windows));
+  if (pending_physical_.a20) mmu_.set_a20(*pending_physical_.a20);
+  pending_physical_ = {};
+  drop_translations();  // what an address holds changed
 }
 
 void BtEngine::forget_guest_memory() {

@@ -86,6 +86,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// read-only as such and leaves the rest to the MMIO path; code is fetched from the windows'
   /// host memory. Every translation and shadow mapping goes: what an address holds changed.
   std::string set_memory_windows(const std::vector<MemoryWindow>& windows) override;
+  /// The A20 gate: the shadow MMU masks physical address bit 20 with paging off while it is off
+  /// (applied by the dispatcher, as the windows are).
+  std::string set_a20(bool enabled) override;
   void set_tsc(uint64_t tsc) override { write_tsc(tsc); }
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override;
 
@@ -284,10 +287,14 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
     /// restricted segment, tb_flags::kSegUnchecked): its MMIO step runs unchecked too.
     bool unchecked = false;
   } mmio_;
-  /// Firmware windows set while the guest ran (set_memory_windows), applied by the dispatcher.
-  std::vector<MemoryWindow> pending_windows_;
-  bool windows_pending_ = false;
-  void apply_memory_windows();
+  /// Changes of what physical addresses hold, made while the guest ran (set_memory_windows,
+  /// set_a20), applied by the dispatcher.
+  struct PendingPhysical {
+    std::optional<std::vector<MemoryWindow>> windows;
+    std::optional<bool> a20;
+  } pending_physical_;
+  bool physical_change_pending_ = false;
+  void apply_physical_changes();
   /// The block entered last was translated unchecked (tb_flags::kSegUnchecked).
   bool running_unchecked_ = false;
   std::array<uint8_t, 8> mmio_data_{};

@@ -82,7 +82,7 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
     return leave_direct_call();
   }
   if (single_step_eip_ != UINT32_MAX || mmio_.stage != PendingMmio::kNone || io_pending_ ||
-      cache_.flushes() != flushes || windows_pending_) {
+      cache_.flushes() != flushes || physical_change_pending_) {
     return leave_direct_call();
   }
   if (site.falls_through && s_.eip == site.insn.next_eip) {
@@ -136,10 +136,10 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
         const uint32_t keep = size == 4 ? 0 : ~((1u << (8 * size)) - 1);
         gpr[kEax] = (gpr[kEax] & keep) | v;
       }
-      if (!go_on || windows_pending_) {
+      if (!go_on || physical_change_pending_) {
         // The machine asked to stop (debug exit, reset): the run loop sees it. Or the access
-        // changed the firmware's memory windows (a PAM write), which only the dispatcher may
-        // apply (set_memory_windows): leave for it.
+        // changed what physical addresses hold (a PAM write, the A20 gate), which only the
+        // dispatcher may apply (apply_physical_changes): leave for it.
         if (!go_on) {
           direct_exit_ = Exit(ExitReason::kKicked);
           direct_exit_pending_ = true;

@@ -121,6 +121,9 @@ GuestRun run_guest_once(const GuestRunSpec& spec) {
       if (std::string why = engine->set_memory_windows(windows); !why.empty()) throw Error(why);
     });
   }
+  // The A20 gate: where the engine cannot mask bit 20, addresses simply never wrap at 1 MiB (the
+  // guests vmbt runs leave A20 on), so a refusal is not an error.
+  machine.set_on_a20_change([&engine](bool enabled) { engine->set_a20(enabled); });
   engine->set_state(image.entry);
   if (switching && guest.switch_after_instructions >= 0) {
     switching->switch_after_instructions(static_cast<uint64_t>(guest.switch_after_instructions));

@@ -526,6 +526,13 @@ void ShadowMmu::flush_all() {
   for (auto& p : protection_) p &= ~protect::kPageTable;
 }
 
+void ShadowMmu::set_a20(bool enabled) {
+  const uint32_t mask = enabled ? ~0u : ~(1u << 20);
+  if (mask == a20_mask_) return;
+  a20_mask_ = mask;
+  flush_all();
+}
+
 void ShadowMmu::set_firmware_windows(std::vector<MemoryWindow> windows) {
   firmware_windows_ = std::move(windows);
   flush_all();
@@ -1292,7 +1299,7 @@ ShadowMmu::FillResult ShadowMmu::walk_into(Space& space, uint32_t linear, const 
   if (!paging_) {
     WalkResult w;
     w.ok = true;
-    w.page_base = lin_page << 12;
+    w.page_base = (lin_page << 12) & a20_mask_;
     w.sup_write_ok = w.writable = w.user_ok = w.user_write_ok = w.dirty = true;
     fill(space, lin_page, w, backing_of(w.page_base), window);
     return kFilled;
@@ -1602,7 +1609,7 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint64_t* phys,
                           uint32_t* error_code, bool* global) {
   if (global) *global = false;
   if (!paging_) {
-    *phys = linear;
+    *phys = linear & a20_mask_;
     return true;
   }
   // A page the shadow maps already: its entry is what a walk would find (tracing drops it when
@@ -1637,7 +1644,7 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint64_t* phys,
 }
 
 std::optional<uint32_t> ShadowMmu::probe_physical(uint32_t linear) {
-  if (!paging_) return linear;
+  if (!paging_) return linear & a20_mask_;
   const WalkResult w = probe(*phys_, mode_, linear);
   if (!w.ok || (w.phys >> 32)) return std::nullopt;
   return static_cast<uint32_t>(w.phys);

@@ -182,6 +182,11 @@ class ShadowMmu {
   /// with `*avail` set to how many follow in the same page and memory; nullptr where nothing is
   /// (all ones).
   const uint8_t* readable(uint64_t pa, unsigned* avail) const;
+  /// The A20 gate: while it is off, physical address bit 20 is 0 for every address translated
+  /// with paging off (real mode and unpaged protected mode wrap at 1 MiB, as on a PC); forgets
+  /// every shadow mapping when it changes. With paging on, A20 is not applied (no paged OS
+  /// runs with it off).
+  void set_a20(bool enabled);
   /// Whether `pa` lies in a firmware window (its writes are the device's, not RAM's).
   bool in_firmware_window(uint64_t pa) const { return firmware_window(pa) != nullptr; }
 
@@ -380,6 +385,7 @@ class ShadowMmu {
   /// The file and offset a kRom entry's frame `phys` maps (its firmware window's), or false.
   bool rom_file(uint32_t phys, int* fd, uint64_t* offset) const;
   std::vector<MemoryWindow> firmware_windows_;
+  uint32_t a20_mask_ = ~0u;  ///< ~(1 << 20) while the A20 gate is off (set_a20)
   int unassigned_fd_ = -1;
   uint8_t* unassigned_host_ = nullptr;
   Space* scratch_space_ = nullptr;  ///< where the scratch page is mapped during a store

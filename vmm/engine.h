@@ -186,6 +186,13 @@ class Engine {
   virtual std::string set_memory_windows(const std::vector<MemoryWindow>& /*windows*/) {
     return "it maps guest RAM only (no firmware ROM, no PAM-shadowed BIOS area)";
   }
+  /// The A20 gate (port 0x92 bit 1, the 8042's output port bit 1): while `enabled` is false
+  /// physical address bit 20 reads as 0, so addresses wrap at 1 MiB as on an 8086. Called
+  /// between run()s or from an I/O access inside run(). Returns why this engine cannot, or empty
+  /// (the default: it cannot, and addresses never wrap).
+  virtual std::string set_a20(bool /*enabled*/) {
+    return "this engine does not model the A20 gate: addresses do not wrap at 1 MiB";
+  }
   /// Sets the guest's time-stamp counter (IA32_TIME_STAMP_COUNTER, Intel SDM Vol. 3B §18.17).
   virtual void set_tsc(uint64_t /*tsc*/) {}
 };

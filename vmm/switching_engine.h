@@ -49,6 +49,11 @@ class SwitchingEngine final : public Engine {
     std::string other = engines_[1]->set_memory_windows(windows);
     return why.empty() ? other : why;
   }
+  std::string set_a20(bool enabled) override {
+    std::string why = engines_[0]->set_a20(enabled);
+    std::string other = engines_[1]->set_a20(enabled);
+    return why.empty() ? other : why;
+  }
   bool debug_access(uint32_t linear, uint8_t* data, size_t size, bool write) override {
     return current()->debug_access(linear, data, size, write);
   }

@@ -3,9 +3,9 @@
  * mode by clearing CR0.PE and a far jump (Intel SDM Vol. 3A §9.9.2), real mode itself (CS:IP with
  * base = selector * 16, 16-bit operand and address sizes, 66h/67h for 32-bit forms, the interrupt
  * vector table with INT n / IRET and a #DE, near and far CALL/RET, PUSH/POP on SS:SP, string
- * instructions and LOOP counting in CX), and the switch back to protected mode (§9.9.1). The
- * 16-bit code runs at 0x7000 (copied there: real-mode code must sit below 1 MiB) and leaves its
- * results in a table the 32-bit code checks afterwards. Expected values: Intel SDM Vol. 2 and
+ * instructions, LOOP counting in CX and the A20 gate at port 0x92), and the switch back to
+ * protected mode (§9.9.1). The 16-bit code runs at 0x7000 (copied there: real-mode code must sit
+ * below 1 MiB) and leaves its results in a table the 32-bit code checks afterwards. Expected values: Intel SDM Vol. 2 and
  * Vol. 3A ch. 20; QEMU TCG prints the same.
  */
 #include "guest.inc"
@@ -76,6 +76,14 @@ back_in_pm32:
   CHECK_EQ $0x555500ff, "real mode: movzx to a 16-bit register"
   mov R(18), %eax
   CHECK_EQ $0x1234ff80, "real mode: cbw (not cwde)"
+  mov R(19), %eax
+  CHECK_EQ $0x1111, "real mode: a20 off wraps ffff:f010 to 0xf000"
+  mov R(20), %eax
+  CHECK_EQ $0x1111, "real mode: a20 on, ffff:f010 is above 1 mib"
+  mov R(21), %eax
+  CHECK_EQ $0x2222, "real mode: a20 on, the store above 1 mib reads back"
+  mov 0x10f000, %eax
+  CHECK_EQ $0x2222, "protected mode: it is at 0x10f000"
   CHECKS_DONE "real_mode"
 
 .data
@@ -221,6 +229,28 @@ real_entry:
   mov $0x12340080, %eax
   cbw              /* AX = 0xff80; CWDE would change the upper half */
   mov %eax, RESULT(18)
+
+  /* The A20 gate (port 0x92 bit 1): off, FFFF:F010 (0x10F000) wraps to 0x0F000; on, it is
+   * memory above 1 MiB. */
+  xor %ax, %ax
+  mov %ax, %fs                   /* FS = 0: the low 64 KiB */
+  mov $0xffff, %ax
+  mov %ax, %es                   /* ES = FFFF: base 0xFFFF0 */
+  movw $0, %fs:0xf000
+  in $0x92, %al
+  and $0xfd, %al
+  out %al, $0x92                 /* A20 off */
+  movw $0x1111, %es:0xf010
+  mov %fs:0xf000, %ax
+  mov %ax, RESULT(19)            /* the store wrapped: 0x1111 */
+  in $0x92, %al
+  or $0x02, %al
+  out %al, $0x92                 /* A20 on */
+  movw $0x2222, %es:0xf010
+  mov %fs:0xf000, %ax
+  mov %ax, RESULT(20)            /* 0x1111 still: this store went above 1 MiB */
+  mov %es:0xf010, %ax
+  mov %ax, RESULT(21)            /* 0x2222 */
 
   /* Back to protected mode: PE = 1, then a 32-bit far jump (66h) to the 32-bit code. */
   lidt RM(ivt_desc)

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "tests/unit/fake_irq_sink.h"
 #include "vmm/devices/buffer_console.h"
 #include "vmm/devices/port92.h"
@@ -88,6 +90,21 @@ TEST_F(I8042Test, OutputPortReadWrite) {
   EXPECT_EQ(query(0xd0) & 0x03, 0x01);
 }
 
+TEST_F(I8042Test, A20ChangesAreReportedFromTheOutputPortAndItsCommands) {
+  // The output port's bit 1 is the A20 gate; 0xDD/0xDF disable/enable it (as QEMU's i8042).
+  std::vector<bool> seen;
+  kbc_.set_on_a20([&](bool on) { seen.push_back(on); });
+  command(0xd1);
+  write_data(0xdd);  // A20 off
+  command(0xd1);
+  write_data(0xdd);  // unchanged: not reported again
+  command(0xdf);     // on
+  command(0xdd);     // off
+  EXPECT_EQ(seen, (std::vector<bool>{false, true, false}));
+  EXPECT_FALSE(kbc_.output_port() & 0x02);
+  EXPECT_FALSE(kbc_.reset_requested());
+}
+
 TEST_F(I8042Test, PulseResetLineRequestsReset) {
   EXPECT_FALSE(kbc_.reset_requested());
   command(0xff);  // pulses nothing
@@ -167,13 +184,17 @@ TEST(Port92Test, FastResetAndA20) {
   p.register_ports(bus);
   EXPECT_EQ(bus.read(0x92, 1), 0x02u);  // A20 on
   EXPECT_TRUE(p.a20());
+  std::vector<bool> seen;
+  p.set_on_a20([&](bool on) { seen.push_back(on); });
   bus.write(0x92, 1, 0x00);
   EXPECT_FALSE(p.a20());
+  EXPECT_EQ(seen, std::vector<bool>{false});  // reported once, as it changed
   EXPECT_FALSE(p.reset_requested());
   bus.write(0x92, 1, 0x03);
   ASSERT_TRUE(p.reset_requested());
   EXPECT_EQ(*p.reset_requested(), 0);
   EXPECT_EQ(bus.read(0x92, 1), 0x02u);  // bit 0 reads 0
+  EXPECT_EQ(seen, (std::vector<bool>{false, true}));
 }
 
 TEST(MachineResetTest, ResetsEndTheRunWithStatusZero) {

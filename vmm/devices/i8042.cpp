@@ -54,8 +54,10 @@ uint32_t I8042::io_read(uint16_t port, unsigned size) {
 }
 
 void I8042::write_output_port(uint8_t value) {
+  const uint8_t changed = outport_ ^ value;
   outport_ = value;
-  if (!(value & 0x01) && !reset_) reset_ = 0;  // bit 0 low resets the CPU
+  if (!(value & 0x01) && !reset_) reset_ = 0;              // bit 0 low resets the CPU
+  if ((changed & 0x02) && on_a20_) on_a20_(value & 0x02);  // bit 1: the A20 gate
 }
 
 void I8042::io_write(uint16_t port, unsigned, uint32_t value) {
@@ -103,6 +105,12 @@ void I8042::command(uint8_t cmd) {
     return;
   }
   switch (cmd) {
+    case 0xdd:  // disable A20 (QEMU's KBD_CCMD_DISABLE_A20)
+      write_output_port(outport_ & ~0x02);
+      break;
+    case 0xdf:  // enable A20
+      write_output_port(outport_ | 0x02);
+      break;
     case 0xa7:
       ram_[0] |= kCtrAuxDisabled;
       break;

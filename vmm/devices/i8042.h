@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "vmm/machine/io_bus.h"
@@ -71,6 +72,8 @@ class I8042 : public IoDevice {
   uint8_t command_byte() const { return ram_[0]; }
   /// The output port (bit 0 reset line, 1 = running; bit 1 A20 gate).
   uint8_t output_port() const { return outport_; }
+  /// Called with the A20 gate's new state (output port bit 1) whenever a write changes it.
+  void set_on_a20(std::function<void(bool)> f) { on_a20_ = std::move(f); }
 
  private:
   enum class Source : uint8_t { kController, kKeyboard, kAux };
@@ -88,6 +91,7 @@ class I8042 : public IoDevice {
   bool obf_ = false;
   Source source_ = Source::kController;
   bool timeout_ = false;
+  std::function<void(bool)> on_a20_;
   bool last_was_command_ = true;
   bool sys_ = false;                ///< set by the self-test (0xaa)
   std::optional<uint8_t> pending_;  ///< a command waiting for its data byte on port 0x60

@@ -114,6 +114,11 @@ Machine::Machine(const GuestConfig& config, CharBackend& console)
   i8042_->register_ports(io_);
   port92_ = std::make_unique<Port92>();
   port92_->register_ports(io_);
+  auto a20 = [this](bool enabled) {
+    if (on_a20_change_) on_a20_change_(enabled);
+  };
+  i8042_->set_on_a20(a20);
+  port92_->set_on_a20(a20);
   pci_host_ = std::make_unique<PciHost>();
   pci_host_->register_ports(io_);
   piix3_ = std::make_unique<Piix3IsaBridge>(*isa_irqs_);

@@ -92,6 +92,9 @@ class Machine {
   std::vector<MemoryWindow> memory_windows() const;
   /// Called with memory_windows() whenever they change (a guest's PAM write), from the run
   /// loop's thread while the engine is stopped at an exit.
+  /// Called with the A20 gate's state whenever port 0x92 or the 8042's output port changes it
+  /// (the last write wins, as in QEMU: both drive the one A20 line).
+  void set_on_a20_change(std::function<void(bool)> f) { on_a20_change_ = std::move(f); }
   void set_on_memory_windows_change(std::function<void(const std::vector<MemoryWindow>&)> f) {
     on_windows_change_ = std::move(f);
   }
@@ -140,6 +143,7 @@ class Machine {
   std::unique_ptr<Piix3IsaBridge> piix3_;
   std::unique_ptr<FirmwareMemory> firmware_;
   std::function<void(const std::vector<MemoryWindow>&)> on_windows_change_;
+  std::function<void(bool)> on_a20_change_;
   /// Adds the fw_cfg items and files a firmware boot's BIOS reads.
   void add_firmware_config(const GuestConfig& config, const AcpiPlatform& acpi);
   std::unique_ptr<AcpiPm> acpi_pm_;
