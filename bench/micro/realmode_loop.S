@@ -49,23 +49,29 @@ pm16:
   mov %cr0, %eax
   and $0xfffffffe, %eax
   mov %eax, %cr0
-  addr32 ljmp *real_ptr
+  mov $real_ptr, %edi
+  ljmp *(%edi)
 real_entry:
   /* Real mode; DS, ES and SS keep their flat 4 GiB limits and base 0 from protected mode. */
   xor %bx, %bx
   xor %si, %si
-  addr32 mov $WARMUP_ITERS, %ebp
+  /* The harness's variables sit above 1 MiB: reached through EDI (32-bit addressing, 67h). */
+  mov $WARMUP_ITERS, %ebp
   call rm_timed_base
-  addr32 mov $WARMUP_ITERS, %ebp
+  mov $WARMUP_ITERS, %ebp
   call rm_timed_op
-  addr32 mov iters, %ebp
+  mov $iters, %edi
+  mov (%edi), %ebp
   call rm_timed_base
-  addr32 mov %eax, t_base
-  addr32 mov %edx, t_base + 4
-  addr32 mov iters, %ebp
+  mov $t_base, %edi
+  mov %eax, (%edi)
+  mov %edx, 4(%edi)
+  mov $iters, %edi
+  mov (%edi), %ebp
   call rm_timed_op
-  addr32 mov %eax, t_op
-  addr32 mov %edx, t_op + 4
+  mov $t_op, %edi
+  mov %eax, (%edi)
+  mov %edx, 4(%edi)
   /* Back to protected mode and the 32-bit runner. */
   mov %cr0, %eax
   or $1, %eax
@@ -76,8 +82,9 @@ real_entry:
 
 .macro RM_TIMED_LOOP body
   rdtsc
-  addr32 mov %eax, t_start
-  addr32 mov %edx, t_start + 4
+  mov $t_start, %edi
+  mov %eax, (%edi)
+  mov %edx, 4(%edi)
 7531:
   .rept 8
   \body
@@ -85,8 +92,9 @@ real_entry:
   dec %ebp
   jnz 7531b
   rdtsc
-  addr32 sub t_start, %eax
-  addr32 sbb t_start + 4, %edx
+  mov $t_start, %edi
+  sub (%edi), %eax
+  sbb 4(%edi), %edx
 .endm
 
 rm_timed_base:
