@@ -65,9 +65,17 @@ std::optional<GuestFault> check_access(const VcpuState& s, unsigned seg, uint32_
                                        unsigned size, bool write) {
   const SegmentReg& r = s.seg[seg];
   const GuestFault fault{static_cast<uint8_t>(seg == kSs ? 12 : 13), true, 0};
-  if (r.unusable || !r.present) return fault;
+  // Real-address and virtual-8086 mode have no descriptor types to check (Intel SDM Vol. 3A
+  // §20.1: no protection in real mode; §20.2: a virtual-8086 task's segments are 64 KiB
+  // read/write): a write through CS is allowed (GRUB's real-mode INT 13h glue stores the
+  // returned registers into its own code, `mov cs:[x], eax`), so is an access through a segment
+  // whose cache protected mode left; only the limit applies (QEMU's TCG checks neither).
+  const bool protection = (s.cr0 & cr0::kPe) && !(s.eflags & eflags::kVm);
   bool code = r.type & 8;
-  if (code ? (write || !(r.type & 2)) : (write && !(r.type & 2))) return fault;
+  if (protection) {
+    if (r.unusable || !r.present) return fault;
+    if (code ? (write || !(r.type & 2)) : (write && !(r.type & 2))) return fault;
+  }
   uint64_t last = uint64_t{offset} + size - 1;
   if (!code && (r.type & 4)) {  // expand-down: valid offsets are limit+1 .. 0xffff/0xffffffff
     uint64_t upper = r.db ? 0xffffffffu : 0xffffu;

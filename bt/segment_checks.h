@@ -39,6 +39,7 @@ void segments_used_by_width(const ZydisDecodedInstruction& insn, const ZydisDeco
 /// Checks one access of `size` bytes at `offset` through segment register `seg`: #SS(0) for SS,
 /// #GP(0) otherwise, when the segment is null, the type forbids it (a write to code or read-only
 /// data, a read of execute-only code), or any byte is outside the limit (expand-down included).
+/// In real-address and virtual-8086 mode only the limit is checked.
 std::optional<GuestFault> check_access(const VcpuState& s, unsigned seg, uint32_t offset,
                                        unsigned size, bool write);
 
