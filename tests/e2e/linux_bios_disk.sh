@@ -35,20 +35,10 @@ img=$("$src/scripts/get-debian-guest" --bios-disk --print-paths 2>/dev/null | he
 [[ -f $img ]] || fail "$img was not built"
 before=$(stat -c '%s %Y' "$img")
 
-work=$(mktemp -d)
-vm=
-cleanup() {
-  [[ -z $vm ]] || kill "$vm" 2>/dev/null
-  exec 3>&- 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-show() {
-  echo "--- console tail:"
-  tr -d '\r' <"$work/out" | tail -25
-  echo "--- stderr:"
-  tail -40 "$work/err"
-}
+# shellcheck source=tests/e2e/console_session_lib.sh
+source "$(dirname "$0")/console_session_lib.sh"
+console_session_start
+show() { console_show 25; }
 # The console's input is a FIFO held open here (fd 3), so vmbt reads what the test types.
 mkfifo "$work/in"
 : >"$work/out"

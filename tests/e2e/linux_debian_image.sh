@@ -45,21 +45,11 @@ if [[ ! -r $key ]]; then
 fi
 before=$(stat -c '%s %Y' "$img")
 
-work=$(mktemp -d)
-vm=
-cleanup() {
-  [[ -z $vm ]] || kill "$vm" 2>/dev/null
-  exec 3>&- 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tests/e2e/console_session_lib.sh
+source "$(dirname "$0")/console_session_lib.sh"
+console_session_start
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-show() {
-  echo "--- console tail:"
-  tr -d '\r' <"$work/out" | tail -25
-  echo "--- stderr:"
-  head -40 "$work/err"
-}
+show() { console_show 25; }
 # Boots $1 (an image) under bt with the forward on $port; more vmbt flags follow. The console's
 # input is a FIFO held open here (fd 3), so vmbt reads what the test types.
 boot() {

@@ -21,20 +21,15 @@ dmesg | grep -c "NMI received for unknown reason" | sed "s/^/nmi-logged=/"
 awk "/NMI:/ { print \"nmi-counted=\" \$2 }" /proc/interrupts'
 oneshot_guest "linux.bt.nmi" "$src" "$commands"
 
-work=$(mktemp -d)
-vm=
-cleanup() {
-  [[ -z $vm ]] || kill "$vm" 2>/dev/null
-  exec 3>&- 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=tests/e2e/console_session_lib.sh
+source "$(dirname "$0")/console_session_lib.sh"
+console_session_start
 mkfifo "$work/in"
 script -q -e -c "'$vmbt' run --engine bt --kernel '$kernel' --initrd '$img' --memory 256M --timeout 120" \
   /dev/null <"$work/in" >"$work/out" 2>&1 &
 vm=$!
 exec 3>"$work/in"
-show() { echo "--- console tail:"; tr -d '\r' <"$work/out" | tail -20; }
+show() { console_show 20; }
 for ((i = 0; i < 1200; i++)); do
   tr -d '\r' <"$work/out" | grep -q VMBT-NMI-READY && break
   kill -0 $vm 2>/dev/null || { show; fail "vmbt ended before the guest was ready"; }
