@@ -2,6 +2,7 @@
 // PIIX3, unassigned BARs, fw_cfg's files (QEMU docs/specs/fw_cfg.rst), and the reset state
 // (Intel SDM Vol. 3A §9.1.1); and that a --kernel boot's machine keeps its RAM everywhere.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -16,8 +17,10 @@
 namespace vmbt {
 namespace {
 
+/// A scratch file of `size` bytes of `fill`, named for this process: ctest runs the tests of a
+/// suite as parallel processes, and one rewriting a file another is reading left it empty.
 std::string write_file(const std::string& name, size_t size, char fill) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  const std::string path = ::testing::TempDir() + "/" + std::to_string(getpid()) + "-" + name;
   std::ofstream(path, std::ios::binary) << std::string(size, fill);
   return path;
 }
