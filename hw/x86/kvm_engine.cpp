@@ -464,7 +464,8 @@ std::string KvmEngine::set_memory_windows(const std::vector<MemoryWindow>& windo
 std::string KvmEngine::cannot_run(const VcpuState& state) {
   if (!kvm_pvm()) return {};
   // kvm-pvm (no VT-x/AMD-V), as measured: it refuses CR0.PG, and it keeps no MSRs, no debug
-  // registers and no MXCSR (KVM_SET_MSRS fails; KVM_GET_DEBUGREGS and KVM_GET_FPU read zeros).
+  // registers, no MXCSR and no x87/MMX/XMM registers (KVM_SET_MSRS fails; KVM_GET_DEBUGREGS and
+  // KVM_GET_FPU read zeros).
   if (state.cr0 & cr0::kPg) {
     return "this host's KVM is kvm-pvm (no VT-x/AMD-V) and refuses 32-bit paging, which the "
            "guest has on";
@@ -483,6 +484,15 @@ std::string KvmEngine::cannot_run(const VcpuState& state) {
         "this host's KVM is kvm-pvm, which keeps no MXCSR, and the guest's is "
         "{:#x} (not the power-up 0x1f80)",
         mxcsr);
+  }
+  // Nor the x87/MMX and XMM registers (KVM_GET_FPU reads them as zeros after a run): a guest
+  // holding values there would come back without them (found by guest.switch.maskmov, one run
+  // in ten under ASan). An x87/MMX register holds a value when its tag says so (the FXSAVE
+  // image's abridged tag byte, Intel SDM Vol. 1 §10.5.1); XMM registers have no tags.
+  const uint8_t* fx = state.fxsave.data();
+  if (fx[4] != 0 || std::any_of(fx + 160, fx + 160 + 8 * 16, [](uint8_t b) { return b != 0; })) {
+    return "this host's KVM is kvm-pvm, which keeps no x87, MMX or XMM registers, and the guest "
+           "holds values in them";
   }
   return {};
 }
