@@ -476,9 +476,14 @@ class SegmentedStack {
   bool sp16_;
 };
 
+/// Host register `r` at the width of a `w`-byte operand (2: its low 16 bits, else 32).
+x86::Gp sized(const x86::Gp& r, unsigned w) {
+  return w == 2 ? x86::Gp(r.r16()) : x86::Gp(r.r32());
+}
+
 /// The 16- or 32-bit register `r` (Gpr index) for an operand of `w` bytes.
 x86::Gp guest_reg(int r, unsigned w) {
-  return w == 2 ? kGuestGpr16[r] : kGuestGpr32[r];
+  return sized(kGuestGpr32[r], w);
 }
 
 /// Pushes the return address `value` (`w` bytes: IP or EIP) on the guest stack.
@@ -511,9 +516,9 @@ void translate_segmented_stack(BlockEmitter& e, const GuestInsn& in) {
         a.mov(BlockEmitter::window(w), guest_reg(gpr_index(op.reg.value), w));
       } else {
         e.address(op, in.d.address_width);  // the source first: it may be relative to ESP
-        a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
+        a.mov(sized(x86::r9, w), BlockEmitter::window(w));
         stack.slot_below(w);
-        a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d));
+        a.mov(BlockEmitter::window(w), sized(x86::r9, w));
       }
       stack.commit();
       return;
@@ -522,12 +527,8 @@ void translate_segmented_stack(BlockEmitter& e, const GuestInsn& in) {
       if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
         const int r = gpr_index(op.reg.value);
         if (r == 4) {  // POP SP/ESP: the stack pointer gets the popped value
-          a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
-          if (w == 2) {
-            a.mov(x86::sp, x86::r9w);
-          } else {
-            a.mov(x86::esp, x86::r9d);
-          }
+          a.mov(sized(x86::r9, w), BlockEmitter::window(w));
+          a.mov(sized(x86::esp, w), sized(x86::r9, w));
           return;
         }
         a.mov(guest_reg(r, w), BlockEmitter::window(w));
@@ -536,23 +537,19 @@ void translate_segmented_stack(BlockEmitter& e, const GuestInsn& in) {
         return;
       }
       // POP m: the address is computed with ESP already incremented.
-      a.mov(w == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d), BlockEmitter::window(w));
+      a.mov(sized(x86::r10, w), BlockEmitter::window(w));
       stack.advance(static_cast<int32_t>(w));
       e.address(op, in.d.address_width, gpr_index(op.mem.base) == 4 ? static_cast<int32_t>(w) : 0);
-      a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d));
+      a.mov(BlockEmitter::window(w), sized(x86::r10, w));
       stack.commit();
       return;
     case ZYDIS_MNEMONIC_LEAVE:
       // ESP (SP) = EBP (BP); EBP (BP) = the popped value, read first: a fault changes nothing.
       stack.slot_at_frame();
-      a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
+      a.mov(sized(x86::r9, w), BlockEmitter::window(w));
       stack.advance(static_cast<int32_t>(w));
       stack.commit();
-      if (w == 2) {
-        a.mov(x86::bp, x86::r9w);
-      } else {
-        a.mov(x86::ebp, x86::r9d);
-      }
+      a.mov(sized(x86::ebp, w), sized(x86::r9, w));
       return;
     default:
       throw Error(fmt::format("bt: no stack shape for the instruction at EIP {:#x}", in.eip));
@@ -574,25 +571,22 @@ void translate_stack(BlockEmitter& e, const GuestInsn& in) {
       // Read the source first (it may be memory relative to the old ESP), then store, then ESP.
       if (op.type == ZYDIS_OPERAND_TYPE_IMMEDIATE) {
         a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
-        if (w == 2) {
-          a.mov(BlockEmitter::window(2), static_cast<uint32_t>(op.imm.value.u & 0xffff));
-        } else {
-          a.mov(BlockEmitter::window(4), static_cast<uint32_t>(op.imm.value.u));
-        }
+        a.mov(BlockEmitter::window(w),
+              static_cast<uint32_t>(op.imm.value.u) & (w == 2 ? 0xffffu : 0xffffffffu));
         a.mov(x86::esp, x86::r8d);
         return;
       }
       if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
         int r = gpr_index(op.reg.value);
         a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
-        a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(kGuestGpr16[r]) : x86::Gp(kGuestGpr32[r]));
+        a.mov(BlockEmitter::window(w), guest_reg(r, w));
         a.mov(x86::esp, x86::r8d);
         return;
       }
       e.address(op, in.d.address_width);
-      a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::window(w));
+      a.mov(sized(x86::r9, w), BlockEmitter::window(w));
       a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(w)));
-      a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d));
+      a.mov(BlockEmitter::window(w), sized(x86::r9, w));
       a.mov(x86::esp, x86::r8d);
       return;
     }
@@ -600,26 +594,18 @@ void translate_stack(BlockEmitter& e, const GuestInsn& in) {
       if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
         int r = gpr_index(op.reg.value);
         if (r == 4) {  // POP ESP: ESP gets the popped value (Intel SDM Vol. 2B, POP)
-          if (w == 2) {
-            a.mov(x86::sp, BlockEmitter::stack(2));
-          } else {
-            a.mov(x86::esp, BlockEmitter::stack(4));
-          }
+          a.mov(sized(x86::esp, w), BlockEmitter::stack(w));
           return;
         }
-        if (w == 2) {
-          a.mov(kGuestGpr16[r], BlockEmitter::stack(2));
-        } else {
-          a.mov(kGuestGpr32[r], BlockEmitter::stack(4));
-        }
+        a.mov(guest_reg(r, w), BlockEmitter::stack(w));
         a.lea(x86::esp, x86::ptr(x86::rsp, static_cast<int32_t>(w)));
         return;
       }
       // POP m: the address is computed with ESP already incremented.
-      a.mov(w == 2 ? x86::Gp(x86::r9w) : x86::Gp(x86::r9d), BlockEmitter::stack(w));
+      a.mov(sized(x86::r9, w), BlockEmitter::stack(w));
       a.mov(x86::r10d, x86::r9d);
       e.address(op, in.d.address_width, gpr_index(op.mem.base) == 4 ? static_cast<int32_t>(w) : 0);
-      a.mov(BlockEmitter::window(w), w == 2 ? x86::Gp(x86::r10w) : x86::Gp(x86::r10d));
+      a.mov(BlockEmitter::window(w), sized(x86::r10, w));
       a.lea(x86::esp, x86::ptr(x86::rsp, static_cast<int32_t>(w)));
       return;
     }
