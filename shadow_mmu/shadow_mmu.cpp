@@ -554,10 +554,13 @@ bool ShadowMmu::rom_file(uint32_t phys, int* fd, uint64_t* offset) const {
   return true;
 }
 
+bool ShadowMmu::shows_ram(const MemoryWindow& w) const {
+  return w.host && w.host == ram_.host_base() + w.gpa;
+}
+
 bool ShadowMmu::read_only_window_frame(uint32_t phys) const {
-  const uint64_t pa = uint64_t{phys} << 12;
-  const MemoryWindow* w = firmware_window(pa);
-  return w && w->host && w->host + (pa - w->gpa) == ram_.host_base() + pa;
+  const MemoryWindow* w = firmware_window(uint64_t{phys} << 12);
+  return w && shows_ram(*w);
 }
 
 const uint8_t* ShadowMmu::readable(uint64_t pa, unsigned* avail) const {
@@ -655,14 +658,11 @@ bool ShadowMmu::host_writable(uint32_t e, bool user) const {
 
 ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
   if (page_base >> 32) return Backing::kUnassigned;  // PAE: nothing at or above 4 GiB here
-  if (!firmware_windows_.empty() && firmware_window(page_base)) {
-    // RAM seen read-only through a PAM segment maps (writes fault to the device); the ROM and
-    // anything else in a window is the device's.
-    if (read_only_window_frame(static_cast<uint32_t>(page_base >> 12))) return Backing::kRam;
-    int fd = -1;
-    uint64_t offset = 0;
-    return rom_file(static_cast<uint32_t>(page_base >> 12), &fd, &offset) ? Backing::kRom
-                                                                          : Backing::kMmio;
+  if (const MemoryWindow* w = firmware_windows_.empty() ? nullptr : firmware_window(page_base)) {
+    // RAM seen read-only through a PAM segment maps (writes fault to the device); the ROM maps
+    // from its file; anything else in a window is the device's.
+    if (shows_ram(*w)) return Backing::kRam;
+    return w->fd >= 0 ? Backing::kRom : Backing::kMmio;
   }
   if (ram_.contains(page_base, LinearWindow::kPage)) return Backing::kRam;
   if (is_mmio_ && is_mmio_(page_base)) return Backing::kMmio;

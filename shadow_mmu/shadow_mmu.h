@@ -380,6 +380,8 @@ class ShadowMmu {
   std::function<bool(uint64_t)> is_mmio_;
   /// The window containing `pa`, or nullptr (set_firmware_windows).
   const MemoryWindow* firmware_window(uint64_t pa) const;
+  /// Whether window `w` shows the guest RAM at its own addresses (a PAM segment read-only).
+  bool shows_ram(const MemoryWindow& w) const;
   /// Whether RAM frame `phys` is mapped read-only by a firmware window.
   bool read_only_window_frame(uint32_t phys) const;
   /// The file and offset a kRom entry's frame `phys` maps (its firmware window's), or false.
