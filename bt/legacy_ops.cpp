@@ -10,13 +10,12 @@ namespace vmbt::bt {
 namespace {
 
 /// EIP past an instruction of `length` bytes: IP wraps at 64 KiB in 16-bit code (CS.D = 0).
-void advance_eip(VcpuState& s, unsigned length) {
-  s.eip = s.seg[kCs].db ? s.eip + length : (s.eip + length) & 0xffff;
+uint32_t eip_after(const VcpuState& s, unsigned length) {
+  return s.seg[kCs].db ? s.eip + length : (s.eip + length) & 0xffff;
 }
-
-}  // namespace
-
-namespace {
+void advance_eip(VcpuState& s, unsigned length) {
+  s.eip = eip_after(s, length);
+}
 
 /// Guest memory through a segment, with the CPL's rights.
 class Access {
@@ -224,8 +223,7 @@ LegacyOutcome execute_legacy(VcpuState& s, const ZydisDecodedInstruction& insn,
                              const ZydisDecodedOperand* ops, LinearMemory& mem) {
   LegacyOutcome out;
   Access m(s, mem);
-  // IP wraps at 64 KiB in 16-bit code (CS.D = 0).
-  const uint32_t next = s.seg[kCs].db ? s.eip + insn.length : (s.eip + insn.length) & 0xffff;
+  const uint32_t next = eip_after(s, insn.length);
   const bool cf = s.eflags & eflags::kCf;
   const bool af = s.eflags & eflags::kAf;
   try {

@@ -4,28 +4,36 @@
 
 namespace vmbt::bt {
 
-bool segment_unrestricted(const SegmentReg& seg) {
+namespace {
+
+/// A present, writable, expand-up data segment whose limit is at least `min_limit`.
+bool plain_data_segment(const SegmentReg& seg, uint32_t min_limit) {
   return !seg.unusable && seg.present && seg.s && !(seg.type & 8) && (seg.type & 2) &&
-         !(seg.type & 4) && seg.limit == 0xffffffffu;
+         !(seg.type & 4) && seg.limit >= min_limit;
+}
+
+/// The SegIndex mask of CS (data accesses through CS are always checked: a code segment) and
+/// the data segment registers that are not plain data segments of at least `min_limit`.
+uint32_t segments_below(const VcpuState& s, uint32_t min_limit) {
+  uint32_t mask = 1u << kCs;
+  for (unsigned i : {kEs, kSs, kDs, kFs, kGs}) {
+    if (!plain_data_segment(s.seg[i], min_limit)) mask |= 1u << i;
+  }
+  return mask;
+}
+
+}  // namespace
+
+bool segment_unrestricted(const SegmentReg& seg) {
+  return plain_data_segment(seg, 0xffffffffu);
 }
 
 uint32_t restricted_segments(const VcpuState& s) {
-  uint32_t mask = 1u << kCs;  // data accesses through CS are always checked (code segment)
-  for (unsigned i : {kEs, kSs, kDs, kFs, kGs}) {
-    if (!segment_unrestricted(s.seg[i])) mask |= 1u << i;
-  }
-  return mask;
+  return segments_below(s, 0xffffffffu);
 }
 
 uint32_t restricted_segments_16(const VcpuState& s) {
-  uint32_t mask = 1u << kCs;
-  for (unsigned i : {kEs, kSs, kDs, kFs, kGs}) {
-    const SegmentReg& seg = s.seg[i];
-    const bool plain = !seg.unusable && seg.present && seg.s && !(seg.type & 8) && (seg.type & 2) &&
-                       !(seg.type & 4) && seg.limit >= 0xffffu;
-    if (!plain) mask |= 1u << i;
-  }
-  return mask;
+  return segments_below(s, 0xffffu);
 }
 
 namespace {
