@@ -394,7 +394,6 @@ Exit BtEngine::run() {
     }
     ++dispatches_;
     recent_blocks_[recent_next_++ % recent_blocks_.size()] = step.tb->eip;
-    running_unchecked_ = step.tb->key_flags & tb_flags::kSegUnchecked;
     enter(step.tb);
     if (std::optional<Exit> e = after_block(step)) return std::move(*e);
     if (std::optional<Exit> e = handle_exit()) return std::move(*e);

@@ -223,7 +223,12 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// A block no longer valid: its indirect-table entries and kick state go.
   void forget_block(TranslationBlock* tb);
   Exit deliver_fetch_fault(bool& done);
-  Exit start_mmio(const ShadowMmu::Fault& fault, bool& done);
+  /// Starts the MMIO access of `fault`; `unchecked`: the instruction ran unchecked (its MMIO
+  /// step does too).
+  Exit start_mmio(const ShadowMmu::Fault& fault, bool unchecked, bool& done);
+  /// Whether host fault `f` came from a block translated unchecked (tb_flags::kSegUnchecked):
+  /// an instruction the monitor had checked already.
+  bool faulted_unchecked(const HostFault& f);
   /// The exit that asks the run loop to perform the pending MMIO access (mmio_).
   Exit mmio_exit(bool write);
   /// Instruction fetch with the current CPL's rights.
@@ -295,8 +300,6 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   } pending_physical_;
   bool physical_change_pending_ = false;
   void apply_physical_changes();
-  /// The block entered last was translated unchecked (tb_flags::kSegUnchecked).
-  bool running_unchecked_ = false;
   std::array<uint8_t, 8> mmio_data_{};
   /// The instruction at this EIP runs alone in a one-instruction block (UINT32_MAX: none):
   /// unprotected, after a store into its own code page (SMC), or unchecked, its segment accesses

@@ -134,11 +134,9 @@ Exit BtEngine::handle_fault(bool& done) {
         // (and a traced page table would be traced again) before the store completes.
         single_step_eip_ = s_.eip;
         single_step_code_write_ = m.code_write;
-        if (TranslationBlock* from = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc))) {
-          // An instruction the monitor already checked (a segment that needs checks) stays
-          // checked when it runs alone again: re-checking would step it back here forever.
-          if (from->key_flags & tb_flags::kSegUnchecked) single_step_unchecked_ = true;
-        }
+        // An instruction the monitor already checked (a segment that needs checks) stays
+        // checked when it runs alone again: re-checking would step it back here forever.
+        if (faulted_unchecked(f)) single_step_unchecked_ = true;
         if (m.watched) {
           watched_access_ = watched_access_at(m.linear, f.write);
           if (guest_data_breakpoints_) start_rep_iteration();
@@ -154,7 +152,7 @@ Exit BtEngine::handle_fault(bool& done) {
         }
         return Exit();
       case ShadowMmu::Fault::kMmio:
-        return start_mmio(m, done);
+        return start_mmio(m, faulted_unchecked(f), done);
       case ShadowMmu::Fault::kPageFault:
         s_.cr2 = m.linear;
         return raise_exception(exc::kPf, m.error_code, done);
@@ -205,7 +203,12 @@ Access BtEngine::fetch_access() const {
   return Access{false, s_.cpl() == 3, true};
 }
 
-Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
+bool BtEngine::faulted_unchecked(const HostFault& f) {
+  const TranslationBlock* from = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc));
+  return from && (from->key_flags & tb_flags::kSegUnchecked);
+}
+
+Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool unchecked, bool& done) {
   // The access's size and direction come from the instruction's memory operand.
   uint8_t bytes[16] = {};
   ZydisDecodedInstruction insn;
@@ -231,7 +234,7 @@ Exit BtEngine::start_mmio(const ShadowMmu::Fault& fault, bool& done) {
   mmio_.gpa = fault.phys;
   mmio_.linear = fault.linear;
   mmio_.size = size;
-  mmio_.unchecked = running_unchecked_;
+  mmio_.unchecked = unchecked;
   mmio_.reads = mem->actions & ZYDIS_OPERAND_ACTION_MASK_READ;
   mmio_.writes = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
   mmio_data_.fill(0);
