@@ -225,6 +225,23 @@ Sensitivity sensitivity(const ZydisDecodedInstruction& insn, const ZydisDecodedO
   return S::kNone;
 }
 
+bool protected_mode_only(ZydisMnemonic m) {
+  switch (m) {
+    case ZYDIS_MNEMONIC_LAR:
+    case ZYDIS_MNEMONIC_LSL:
+    case ZYDIS_MNEMONIC_VERR:
+    case ZYDIS_MNEMONIC_VERW:
+    case ZYDIS_MNEMONIC_SLDT:
+    case ZYDIS_MNEMONIC_STR:
+    case ZYDIS_MNEMONIC_LLDT:
+    case ZYDIS_MNEMONIC_LTR:
+    case ZYDIS_MNEMONIC_ARPL:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool in_cpu_model(ZydisISAExt ext) {
   constexpr uint32_t edx = CpuModel::kFeaturesEdx;
   switch (ext) {

@@ -35,6 +35,12 @@ const char* sensitivity_name(Sensitivity s);
 /// and from segment, control and debug registers and for far transfers.
 Sensitivity sensitivity(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* ops);
 
+/// Instructions not recognized in real-address mode nor in virtual-8086 mode, #UD there (Intel
+/// SDM Vol. 2: "Real-Address Mode Exceptions: #UD The ... instruction is not recognized in
+/// real-address mode", and the same under "Virtual-8086 Mode Exceptions"): LAR, LSL, VERR,
+/// VERW, SLDT, STR, LLDT, LTR, ARPL.
+bool protected_mode_only(ZydisMnemonic m);
+
 /// Whether the vmbt CPU model (vmm/cpu_model.h, CPUID.1:EDX) has ISA extension `ext`: the base
 /// set, x87 (FPU), MMX, SSE, SSE2, CLFLUSH (CLFSH) and PAUSE (a hint NOP before SSE2).
 bool in_cpu_model(ZydisISAExt ext);

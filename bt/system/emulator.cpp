@@ -253,32 +253,8 @@ StepResult SystemEmulator::deliver_nmi(VcpuState& s) {
   return r;
 }
 
-namespace {
-
-/// Instructions not recognized in real-address mode nor in virtual-8086 mode (Intel SDM Vol. 2:
-/// "Real-Address Mode Exceptions: #UD The ... instruction is not recognized in real-address
-/// mode", and the same under "Virtual-8086 Mode Exceptions").
-bool undefined_in_real_mode(ZydisMnemonic m) {
-  switch (m) {
-    case ZYDIS_MNEMONIC_LAR:
-    case ZYDIS_MNEMONIC_LSL:
-    case ZYDIS_MNEMONIC_VERR:
-    case ZYDIS_MNEMONIC_VERW:
-    case ZYDIS_MNEMONIC_SLDT:
-    case ZYDIS_MNEMONIC_STR:
-    case ZYDIS_MNEMONIC_LLDT:
-    case ZYDIS_MNEMONIC_LTR:
-    case ZYDIS_MNEMONIC_ARPL:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
-
 StepResult SystemEmulator::dispatch(VcpuState& s, const Insn& in) {
-  if (sys::segments_8086(s) && undefined_in_real_mode(in.mnemonic())) sys::ud();
+  if (sys::segments_8086(s) && policy::protected_mode_only(in.mnemonic())) sys::ud();
   switch (in.mnemonic()) {
     case ZYDIS_MNEMONIC_CLI:
       return cli(s, in);
