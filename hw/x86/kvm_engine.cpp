@@ -123,6 +123,7 @@ KvmEngine::KvmEngine(GuestMemory& memory, InterruptSource& interrupts)
     : facts_(KvmHostFacts::read()), memory_(memory), interrupts_(interrupts) {
   vm_fd_ = ioctl(kvm_.fd(), KVM_CREATE_VM, 0);
   check(vm_fd_, "KVM_CREATE_VM");
+  sregs2_ = kvm_.check_extension(KVM_CAP_SREGS2) > 0;
   if (kvm_.check_extension(KVM_CAP_SET_TSS_ADDR) > 0) {
     check(ioctl(vm_fd_, KVM_SET_TSS_ADDR, kTssAddr), "KVM_SET_TSS_ADDR");
   }
@@ -214,8 +215,7 @@ void KvmEngine::set_state(const VcpuState& s) {
   // them from the VMCS, not read again from memory. Best effort: without KVM_CAP_SREGS2, KVM
   // reads the PDPT at CR3.
   const bool pae_paging = (s.cr0 & cr0::kPg) && (s.cr4 & cr4::kPae);
-  if (pae_paging && s.pdpte != std::array<uint64_t, 4>{} &&
-      kvm_.check_extension(KVM_CAP_SREGS2) > 0) {
+  if (pae_paging && s.pdpte != std::array<uint64_t, 4>{} && sregs2_) {
     kvm_sregs2 sregs2{};
     if (ioctl(vcpu_fd_, KVM_GET_SREGS2, &sregs2) == 0) {
       for (int i = 0; i < 4; ++i) sregs2.pdptrs[i] = s.pdpte[i];
@@ -288,7 +288,7 @@ VcpuState KvmEngine::state() {
   // The PDPTE registers KVM holds for PAE paging (KVM_GET_SREGS2), so that bt goes on with them
   // rather than with what the PDPT in memory says now.
   s.pdpte = {};
-  if ((s.cr0 & cr0::kPg) && (s.cr4 & cr4::kPae) && kvm_.check_extension(KVM_CAP_SREGS2) > 0) {
+  if ((s.cr0 & cr0::kPg) && (s.cr4 & cr4::kPae) && sregs2_) {
     kvm_sregs2 sregs2{};
     if (ioctl(vcpu_fd_, KVM_GET_SREGS2, &sregs2) == 0 &&
         (sregs2.flags & KVM_SREGS2_FLAGS_PDPTRS_VALID)) {

@@ -90,6 +90,8 @@ class KvmEngine final : public Engine {
   bool cpuid_model_set_ = false;
   MsrModel* msrs_ = nullptr;
   bool msr_routing_ = false;
+  /// KVM_GET/SET_SREGS2 are there (KVM_CAP_SREGS2): PAE's PDPTE registers cross a switch.
+  bool sregs2_ = false;
 
  public:
   /// Whether KVM accepted the vmbt CPU model (KVM_SET_CPUID2); kvm-pvm refuses it.
