@@ -384,7 +384,7 @@ Exit BtEngine::run() {
     if (ctx_->kick_pending) return take_kick();
     DispatchStep step;
     if (std::optional<Exit> e = deliver_pending_event(step)) return std::move(*e);
-    if (physical_change_pending_) apply_physical_changes();
+    if (physical_change_pending()) apply_physical_changes();
     if (std::optional<Exit> e = choose_block(step)) return std::move(*e);
     if (!step.tb) {
       bool done = false;
@@ -709,19 +709,16 @@ std::string BtEngine::set_memory_windows(const std::vector<MemoryWindow>& window
   // the direct call's fast path), whose block must not be freed under it: the change waits for
   // the dispatcher (apply_physical_changes), which the direct call leaves for at once.
   pending_physical_.windows = windows;
-  physical_change_pending_ = true;
   return {};
 }
 
 std::string BtEngine::set_a20(bool enabled) {
   // As the windows: an OUT to port 0x92 on the fast path is inside a block.
   pending_physical_.a20 = enabled;
-  physical_change_pending_ = true;
   return {};
 }
 
 void BtEngine::apply_physical_changes() {
-  physical_change_pending_ = false;
   if (pending_physical_.windows) mmu_.set_firmware_windows(std::move(*pending_physical_.windows));
   if (pending_physical_.a20) mmu_.set_a20(*pending_physical_.a20);
   pending_physical_ = {};

@@ -298,7 +298,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
     std::optional<std::vector<MemoryWindow>> windows;
     std::optional<bool> a20;
   } pending_physical_;
-  bool physical_change_pending_ = false;
+  bool physical_change_pending() const {
+    return pending_physical_.windows || pending_physical_.a20;
+  }
   void apply_physical_changes();
   std::array<uint8_t, 8> mmio_data_{};
   /// The instruction at this EIP runs alone in a one-instruction block (UINT32_MAX: none):

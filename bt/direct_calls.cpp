@@ -82,7 +82,7 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
     return leave_direct_call();
   }
   if (single_step_eip_ != UINT32_MAX || mmio_.stage != PendingMmio::kNone || io_pending_ ||
-      cache_.flushes() != flushes || physical_change_pending_) {
+      cache_.flushes() != flushes || physical_change_pending()) {
     return leave_direct_call();
   }
   if (site.falls_through && s_.eip == site.insn.next_eip) {
@@ -136,7 +136,7 @@ uint64_t BtEngine::fast_path(CalloutSite& site) {
         const uint32_t keep = size == 4 ? 0 : ~((1u << (8 * size)) - 1);
         gpr[kEax] = (gpr[kEax] & keep) | v;
       }
-      if (!go_on || physical_change_pending_) {
+      if (!go_on || physical_change_pending()) {
         // The machine asked to stop (debug exit, reset): the run loop sees it. Or the access
         // changed what physical addresses hold (a PAM write, the A20 gate), which only the
         // dispatcher may apply (apply_physical_changes): leave for it.
