@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -27,11 +28,28 @@ constexpr uint32_t kTssBase = 0x303000;
 constexpr uint32_t kRing0Stack = 0x310000;  ///< ESP0: exceptions from CPL 3 push their frame here
 constexpr uint16_t kCodeSel = 0x08, kDataSel = 0x10, kUserCodeSel = 0x1b, kUserDataSel = 0x23;
 constexpr uint16_t kTssSel = 0x28;
+/// Real mode (NativeCase::code16): the handler for vector v is a HLT at kRealHandlerSeg:16 * v;
+/// the snippet runs at FFFF:(kSnippetBase - 0xffff0), the data segments are the arena's.
+constexpr uint16_t kRealHandlerSeg = 0x2000;
+constexpr uint16_t kRealCodeSeg = 0xffff;
+constexpr uint16_t kRealDataSeg = NativeRunner::kDataBase >> 4;
+static_assert(NativeRunner::kDataBase % 16 == 0 && NativeRunner::kDataSize == 0x10000);
 
 std::atomic<bt::BtEngine*> g_engine{nullptr};
 
 void on_timeout(int, siginfo_t*, void* uc) {
   if (bt::BtEngine* e = g_engine.load()) e->kick(uc);
+}
+
+/// A real-mode segment register: base = selector * 16, 64 KiB, as a real-mode load leaves it.
+SegmentReg real_mode_segment(uint16_t selector, uint8_t type) {
+  SegmentReg s;
+  s.selector = selector;
+  s.base = uint32_t{selector} << 4;
+  s.limit = 0xffff;
+  s.type = type;
+  s.s = s.present = true;
+  return s;
 }
 
 SegmentReg flat(bool code) {
@@ -40,6 +58,53 @@ SegmentReg flat(bool code) {
 
 bool has_error_code(int vector) {
   return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17;
+}
+
+/// The real-mode exception frame at SS:SP (IP, CS, FLAGS; Intel SDM Vol. 3A §20.1.4): the
+/// faulting instruction's linear address, its FLAGS and SP.
+void read_real_mode_frame(const GuestMemory& ram, const VcpuState& out, BtResult* r) {
+  const uint32_t sp = out.gpr[kEsp] & 0xffff;
+  auto word = [&](uint32_t i) {  // the i-th word of the frame, SP wrapping at 64 KiB
+    uint16_t v = 0xffff;
+    ram.read(out.seg[kSs].base + ((sp + 2 * i) & 0xffff), &v, 2);
+    return uint32_t{v};
+  };
+  r->fault_eip = (word(1) << 4) + word(0);
+  r->out.eflags = (out.eflags & 0xffff0000u) | word(2);
+  r->out.gpr[kEsp] = (out.gpr[kEsp] & 0xffff0000u) | ((sp + 6) & 0xffff);
+  r->frame_offset = out.seg[kSs].base + sp - NativeRunner::kDataBase;
+  r->frame_size = 6;
+}
+
+/// The 32-bit exception frame at the handler's ESP (error code where the vector has one, EIP,
+/// CS, EFLAGS, and ESP/SS from CPL 3; Intel SDM Vol. 3A §6.12.1).
+void read_protected_mode_frame(const GuestMemory& ram, const VcpuState& out, BtResult* r) {
+  uint32_t sp = out.gpr[kEsp];
+  // The frame is where the handler's ESP says; a snippet that moved ESP out of RAM left it
+  // there (reads outside RAM give all ones, as the guest's own would).
+  auto frame32 = [&](uint32_t at) {
+    uint32_t v = 0xffffffff;
+    ram.read(at, &v, 4);
+    return v;
+  };
+  if (has_error_code(r->vector)) {
+    r->error_code = frame32(sp);
+    sp += 4;
+  }
+  r->fault_eip = frame32(sp);
+  r->out.eflags = frame32(sp + 8);  // the EFLAGS of the faulting context
+  // ESP before the frame: the one pushed with it from CPL 3, else just above it.
+  const bool from_user = (frame32(sp + 4) & 3) != 0;
+  r->out.gpr[kEsp] = from_user ? frame32(sp + 12) : sp + 12;
+  if (!from_user) {  // the frame (at most 16 bytes) just below that ESP, where in the arena
+    const int64_t top = int64_t{r->out.gpr[kEsp]} - NativeRunner::kDataBase;
+    const int64_t lo = std::max<int64_t>(top - 16, 0),
+                  hi = std::min<int64_t>(top, NativeRunner::kDataSize);
+    if (hi > lo) {
+      r->frame_offset = static_cast<uint32_t>(lo);
+      r->frame_size = static_cast<uint32_t>(hi - lo);
+    }
+  }
 }
 
 }  // namespace
@@ -111,17 +176,32 @@ BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigne
     ram.write32(kIdtBase + 8 * v + 4, hi);
   }
 
+  // IVT: vector v -> kRealHandlerSeg:16 * v, a HLT (real mode only; RAM there is unused else).
+  for (uint32_t v = 0; v < 32; ++v) {
+    ram.write(uint32_t{kRealHandlerSeg} * 16 + 16 * v, &hlt, 1);
+    ram.write32(4 * v, (uint32_t{kRealHandlerSeg} << 16) | (16 * v));
+  }
+
   NoInterrupts none;
   bt::BtEngine engine(ram, none);
-  VcpuState s = flat_protected_mode_state(NativeRunner::kSnippetBase);
-  s.seg[kCs] = user ? SegmentReg::flat(kUserCodeSel, 0xb, 3) : flat(true);
-  for (unsigned i : {kDs, kEs, kSs, kFs, kGs}) {
-    s.seg[i] = user ? SegmentReg::flat(kUserDataSel, 0x3, 3) : flat(false);
+  VcpuState s;
+  if (c.code16) {
+    s = reset_state(0);
+    s.seg[kCs] = real_mode_segment(kRealCodeSeg, 0xb);
+    s.eip = NativeRunner::kSnippetBase - s.seg[kCs].base;
+    for (unsigned i : {kDs, kEs, kSs, kFs, kGs}) s.seg[i] = real_mode_segment(kRealDataSeg, 0x3);
+    s.idtr = {0, 32 * 4 - 1};
+  } else {
+    s = flat_protected_mode_state(NativeRunner::kSnippetBase);
+    s.seg[kCs] = user ? SegmentReg::flat(kUserCodeSel, 0xb, 3) : flat(true);
+    for (unsigned i : {kDs, kEs, kSs, kFs, kGs}) {
+      s.seg[i] = user ? SegmentReg::flat(kUserDataSel, 0x3, 3) : flat(false);
+    }
+    s.tr.selector = kTssSel;
+    s.tr.base = kTssBase;
+    s.gdtr = {kGdtBase, sizeof gdt - 1};
+    s.idtr = {kIdtBase, 32 * 8 - 1};
   }
-  s.tr.selector = kTssSel;
-  s.tr.base = kTssBase;
-  s.gdtr = {kGdtBase, sizeof gdt - 1};
-  s.idtr = {kIdtBase, 32 * 8 - 1};
   for (unsigned i = 0; i < 8; ++i) s.gpr[i] = c.in.gpr[i];
   s.eflags = (c.in.eflags & flag::kCompared) | flag::kFixed1;
   // As an OS that uses SSE sets them up (Intel SDM Vol. 3A §13.1): native Linux processes run so.
@@ -170,27 +250,18 @@ BtResult BtSnippetRunner::run(const NativeCase& c, const uint8_t* arena, unsigne
   VcpuState out = engine.state();
   for (unsigned i = 0; i < 8; ++i) r.out.gpr[i] = out.gpr[i];
   r.out.eflags = out.eflags;
-  if (out.eip >= kHandlerBase + 1 && out.eip <= kHandlerBase + 16 * 31 + 1 &&
-      (out.eip - kHandlerBase - 1) % 16 == 0) {
+  const uint32_t handlers = c.code16 ? uint32_t{kRealHandlerSeg} * 16 : kHandlerBase;
+  const uint32_t linear_eip = out.seg[kCs].base + out.eip;
+  if (linear_eip >= handlers + 1 && linear_eip <= handlers + 16 * 31 + 1 &&
+      (linear_eip - handlers - 1) % 16 == 0) {
     r.faulted = true;
-    r.vector = static_cast<int>((out.eip - kHandlerBase - 1) / 16);
-    uint32_t sp = out.gpr[kEsp];
-    // The frame is where the handler's ESP says; a snippet that moved ESP out of RAM left it
-    // there (reads outside RAM give all ones, as the guest's own would).
-    auto frame32 = [&](uint32_t at) {
-      uint32_t v = 0xffffffff;
-      ram.read(at, &v, 4);
-      return v;
-    };
-    if (has_error_code(r.vector)) {
-      r.error_code = frame32(sp);
-      sp += 4;
+    r.vector = static_cast<int>((linear_eip - handlers - 1) / 16);
+    if (c.code16) {
+      read_real_mode_frame(ram, out, &r);
+    } else {
+      read_protected_mode_frame(ram, out, &r);
     }
-    r.fault_eip = frame32(sp);
-    r.out.eflags = frame32(sp + 8);  // the EFLAGS of the faulting context
-    // ESP before the frame: the one pushed with it from CPL 3, else just above it.
-    r.out.gpr[kEsp] = (frame32(sp + 4) & 3) ? frame32(sp + 12) : sp + 12;
-  } else if (!r.timed_out && r.engine_error.empty() && out.eip != end + 1) {
+  } else if (!r.timed_out && r.engine_error.empty() && linear_eip != end + 1) {
     r.engine_error = "the snippet ended at an unexpected EIP";
   }
   r.memory.resize(NativeRunner::kDataSize);

@@ -3,7 +3,9 @@
 // far returns, AMD APM Vol. 2 §1.2.4 for compatibility mode).
 #include "tests/difftest/native_runner.h"
 
+#include <asm/ldt.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -25,7 +27,9 @@
 // The trampoline and the trailer, assembled here and copied into the low code region (they are
 // never executed in place). Absolute addresses refer to the save area:
 //   +0x00 in GPRs[8]   +0x20 in EFLAGS   +0x24 snippet entry   +0x40 out GPRs[8]
-//   +0x60 out EFLAGS   +0x80 64-bit RSP  +0x88 DS  +0x8a ES  +0x8c SS   stack top at +0xff0
+//   +0x60 out EFLAGS   +0x80 64-bit RSP  +0x88 DS  +0x8a ES  +0x8c SS
+//   +0x90 far pointer (offset, selector) to a 16-bit snippet  +0x96 16-bit data selector
+//   stack top at +0xff0
 // enter64 (64-bit, SysV-callable): saves callee-saved registers on the 64-bit stack and RSP in
 // the save area (r8-r15 do not survive compatibility mode), loads DS/ES/SS=0x2b (SS also to
 // refresh a possibly stale SS cache after SYSRET on AMD), switches to the private low stack and
@@ -33,6 +37,11 @@
 // and jumps to the snippet. The trailer (copied right after the snippet) stores all GPRs with
 // absolute moves (no flags touched), switches to the private stack, stores EFLAGS with pushfd,
 // and far-returns to exit64 in CS=0x33, which restores RSP, DS, ES, clears DF and returns.
+// A 16-bit snippet is entered through to16 instead of directly: still in CS=0x23, it loads DS,
+// ES and SS with the 16-bit data selector and far-jumps to the snippet in the 16-bit code
+// segment (no GPR or flag touched: the selectors are read through CS, which is readable). Its
+// trailer (trailer16, 16-bit code) reloads DS and SS with the flat 0x2b it reads at CS:0xff0
+// (a word the runner keeps in the trampoline page) and then does what the 32-bit trailer does.
 asm(".pushsection .rodata.vmbt_difftest_tramp,\"a\"\n"
     ".equ VD_CODE, " VMBT_DT_STR(VMBT_DT_CODE_BASE) "\n"
     ".equ VD_SAVE, " VMBT_DT_STR(VMBT_DT_SAVE_BASE) "\n"
@@ -46,11 +55,16 @@ asm(".pushsection .rodata.vmbt_difftest_tramp,\"a\"\n"
   .equ VD_DS, VD_SAVE + 0x88
   .equ VD_ES, VD_SAVE + 0x8a
   .equ VD_SS, VD_SAVE + 0x8c
+  .equ VD_FAR16, VD_SAVE + 0x90
+  .equ VD_DATA16, VD_SAVE + 0x96
+  .equ VD_FLAT_AT_CS16, 0xff0
   .equ VD_STACK_TOP, VD_SAVE + 0xff0
   .globl vmbt_difftest_tramp_begin, vmbt_difftest_tramp_end
   .globl vmbt_difftest_trailer_begin, vmbt_difftest_trailer_end
+  .globl vmbt_difftest_trailer16_begin, vmbt_difftest_trailer16_end, vmbt_difftest_to16
   .hidden vmbt_difftest_tramp_begin, vmbt_difftest_tramp_end
   .hidden vmbt_difftest_trailer_begin, vmbt_difftest_trailer_end
+  .hidden vmbt_difftest_trailer16_begin, vmbt_difftest_trailer16_end, vmbt_difftest_to16
   .code64
 vmbt_difftest_tramp_begin:
   pushq %rbx
@@ -84,6 +98,11 @@ vmbt_difftest_entry32:
   movl VD_IN + 28, %edi
   movl VD_IN + 16, %esp
   jmp *VD_ENTRY
+vmbt_difftest_to16:
+  movw %cs:VD_DATA16, %ds
+  movw %cs:VD_DATA16, %es
+  movw %cs:VD_DATA16, %ss
+  ljmpl *%cs:VD_FAR16
   .code64
 vmbt_difftest_exit64:
   movq VD_RSP64, %rsp
@@ -115,6 +134,25 @@ vmbt_difftest_trailer_begin:
   pushl $(VD_CODE + (vmbt_difftest_exit64 - vmbt_difftest_tramp_begin))
   lret
 vmbt_difftest_trailer_end:
+  .code16
+vmbt_difftest_trailer16_begin:
+  movw %cs:VD_FLAT_AT_CS16, %ds
+  addr32 movl %eax, VD_OUT + 0
+  addr32 movl %ecx, VD_OUT + 4
+  addr32 movl %edx, VD_OUT + 8
+  addr32 movl %ebx, VD_OUT + 12
+  addr32 movl %esp, VD_OUT + 16
+  addr32 movl %ebp, VD_OUT + 20
+  addr32 movl %esi, VD_OUT + 24
+  addr32 movl %edi, VD_OUT + 28
+  movw %cs:VD_FLAT_AT_CS16, %ss
+  movl $VD_STACK_TOP, %esp
+  pushfl
+  addr32 popl VD_OUT_EFL
+  pushl $0x33
+  pushl $(VD_CODE + (vmbt_difftest_exit64 - vmbt_difftest_tramp_begin))
+  lretl
+vmbt_difftest_trailer16_end:
   .code64
   .popsection
 )");
@@ -122,6 +160,8 @@ vmbt_difftest_trailer_end:
 extern "C" {
 extern const uint8_t vmbt_difftest_tramp_begin[], vmbt_difftest_tramp_end[];
 extern const uint8_t vmbt_difftest_trailer_begin[], vmbt_difftest_trailer_end[];
+extern const uint8_t vmbt_difftest_trailer16_begin[], vmbt_difftest_trailer16_end[];
+extern const uint8_t vmbt_difftest_to16[];
 }
 
 namespace vmbt::difftest {
@@ -141,12 +181,28 @@ struct SaveArea {
   uint32_t out_eflags;
   uint32_t pad1[7];
   uint64_t rsp64;
-  uint16_t ds, es, ss;
+  uint16_t ds, es, ss, pad2;
+  uint32_t far16_offset;  ///< ljmp target: the snippet's offset in the 16-bit code segment
+  uint16_t far16_selector;
+  uint16_t data16_selector;
 };
 static_assert(offsetof(SaveArea, in_eflags) == 0x20 && offsetof(SaveArea, entry) == 0x24);
 static_assert(offsetof(SaveArea, out_gpr) == 0x40 && offsetof(SaveArea, out_eflags) == 0x60);
 static_assert(offsetof(SaveArea, rsp64) == 0x80 && offsetof(SaveArea, ds) == 0x88);
 static_assert(offsetof(SaveArea, es) == 0x8a && offsetof(SaveArea, ss) == 0x8c);
+static_assert(offsetof(SaveArea, far16_offset) == 0x90 &&
+              offsetof(SaveArea, far16_selector) == 0x94);
+static_assert(offsetof(SaveArea, data16_selector) == 0x96);
+
+/// Where the trailer of a 16-bit snippet finds the flat data selector (CS:0xff0, VD_FLAT_AT_CS16).
+constexpr uint32_t kFlatSelectorAtCs16 = 0xff0;
+/// Linux's flat 32-bit user data selector (__USER_DS, the one compatibility mode uses).
+constexpr uint16_t kUserDs = 0x2b;
+/// LDT entries of the 16-bit segments (selector = index * 8 | TI | RPL 3).
+constexpr unsigned kLdtCode16 = 0, kLdtData16 = 1;
+constexpr uint16_t ldt_selector(unsigned index) {
+  return static_cast<uint16_t>(index * 8 | 4 | 3);
+}
 
 constexpr int kSignals[] = {SIGSEGV, SIGFPE, SIGILL, SIGTRAP, SIGBUS, SIGALRM};
 constexpr size_t kAltStackSize = 256 * 1024;  // large: AVX-512 signal frames
@@ -158,6 +214,7 @@ struct ActiveRun {
   volatile sig_atomic_t in_code = 0;
   volatile int signo = 0;
   volatile uint64_t rip = 0, trapno = 0, err = 0, addr = 0, eflags = 0;
+  volatile uint16_t cs = 0;
   volatile uint64_t gpr[8] = {};
 };
 
@@ -174,8 +231,12 @@ void on_signal(int sig, siginfo_t* info, void* ctx) {
   const greg_t* g = uc->uc_mcontext.gregs;
   const uint64_t rip = static_cast<uint64_t>(g[REG_RIP]);
   ActiveRun* run = g_run;
-  const bool ours = run != nullptr && run->in_code && rip >= NativeRunner::kCodeBase &&
-                    rip < NativeRunner::kCodeBase + NativeRunner::kCodeSize;
+  const uint16_t cs = static_cast<uint16_t>(g[REG_CSGSFS] & 0xffff);
+  // In the 16-bit code segment the kernel reports IP, the offset from its base kCodeBase.
+  const bool in_code16 = cs == ldt_selector(kLdtCode16) && rip <= 0xffff;
+  const bool ours = run != nullptr && run->in_code &&
+                    (in_code16 || (rip >= NativeRunner::kCodeBase &&
+                                   rip < NativeRunner::kCodeBase + NativeRunner::kCodeSize));
   if (!ours) {
     if (sig == SIGALRM) return;  // our timer, firing just after the snippet ended
     // Not from the snippet: chain to the disposition the run replaced.
@@ -194,7 +255,8 @@ void on_signal(int sig, siginfo_t* info, void* ctx) {
     return;  // a fault re-executes and is delivered again
   }
   run->signo = sig;
-  run->rip = rip;
+  run->rip = in_code16 ? NativeRunner::kCodeBase + rip : rip;
+  run->cs = cs;
   run->trapno = static_cast<uint64_t>(g[REG_TRAPNO]);
   run->err = static_cast<uint64_t>(g[REG_ERR]);
   run->addr = reinterpret_cast<uint64_t>(info->si_addr);
@@ -215,6 +277,36 @@ void* map_fixed(uint32_t addr, size_t size, int prot, const char* what) {
                              std::to_string(addr) + " (in use, or below vm.mmap_min_addr)");
   }
   return p;
+}
+
+/// Writes one LDT entry of this process (modify_ldt(2), func 1): a byte-granular 16-bit segment
+/// (D/B = 0) of `limit` + 1 bytes at `base`, DPL 3, code (execute/read) or data (read/write).
+/// Returns errno, 0 on success.
+int write_ldt_entry(unsigned index, uint32_t base, uint32_t limit, bool code) {
+  user_desc d{};
+  d.entry_number = index;
+  d.base_addr = base;
+  d.limit = limit;
+  d.seg_32bit = 0;
+  d.contents = code ? MODIFY_LDT_CONTENTS_CODE : MODIFY_LDT_CONTENTS_DATA;
+  d.read_exec_only = 0;
+  d.limit_in_pages = 0;
+  d.seg_not_present = 0;
+  d.useable = 1;
+  return syscall(SYS_modify_ldt, 1, &d, sizeof d) == 0 ? 0 : errno;
+}
+
+/// The 16-bit segments a snippet with NativeCase::code16 runs in: code at kCodeBase and data at
+/// kDataBase, both 64 KiB (real mode's segments, Intel SDM Vol. 3A §20.1.1). Installed once per
+/// process; "" on success, else why not.
+const std::string& install_segments16() {
+  static const std::string why = [] {
+    int err = write_ldt_entry(kLdtCode16, NativeRunner::kCodeBase, 0xffff, true);
+    if (err == 0) err = write_ldt_entry(kLdtData16, NativeRunner::kDataBase, 0xffff, false);
+    return err == 0 ? std::string()
+                    : std::string("modify_ldt refused a 16-bit LDT segment: ") + strerror(err);
+  }();
+  return why;
 }
 
 void set_timer(timer_t timer, unsigned ms) {
@@ -262,10 +354,48 @@ bool NativeRunner::host_runs_32bit_code(std::string* why) {
   return verdict == 1;
 }
 
+bool NativeRunner::host_runs_16bit_code(std::string* why) {
+  if (!host_runs_32bit_code(why)) return false;
+  static const int verdict = [] {
+    // The child far-returns into a 16-bit LDT code segment at an INT3: SIGTRAP means it ran.
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+      void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+      if (page == MAP_FAILED) _exit(2);
+      *static_cast<uint8_t*>(page) = 0xcc;  // INT3
+      if (write_ldt_entry(kLdtCode16, static_cast<uint32_t>(reinterpret_cast<uintptr_t>(page)),
+                          0xfff, true) != 0) {
+        _exit(4);
+      }
+      signal(SIGTRAP, SIG_DFL);
+      signal(SIGSEGV, SIG_DFL);
+      const uint64_t sel = ldt_selector(kLdtCode16);
+      asm volatile("pushq %0\n\tpushq $0\n\tlretq" : : "r"(sel) : "memory");
+      _exit(3);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTRAP) return 1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 4) return 0;
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? 2 : -1;
+  }();
+  if (verdict != 1 && why) {
+    *why = verdict == 0 ? "this host's kernel refuses 16-bit LDT segments (modify_ldt), so the "
+                          "native oracle for 16-bit code is unavailable"
+           : verdict == 2
+               ? "this host's kernel does not run code in a 16-bit LDT segment (#GP), "
+                 "so the native oracle for 16-bit code is unavailable"
+               : "could not probe whether this host runs 16-bit code (fork or mmap failed)";
+  }
+  return verdict == 1;
+}
+
 NativeRunner::NativeRunner() {
   if (g_instance) throw std::runtime_error("NativeRunner: only one instance at a time");
   const size_t tramp_len = vmbt_difftest_tramp_end - vmbt_difftest_tramp_begin;
-  if (tramp_len > kSnippetBase - kCodeBase) throw std::logic_error("trampoline too large");
+  if (tramp_len > kFlatSelectorAtCs16) throw std::logic_error("trampoline too large");
   data_ = map_fixed(kDataBase, kDataSize, PROT_READ | PROT_WRITE, "data arena");
   try {
     guard_ = map_fixed(kGuardBase, kGuardSize, PROT_NONE, "arena guard page");
@@ -287,6 +417,7 @@ NativeRunner::NativeRunner() {
   auto* code = static_cast<uint8_t*>(code_);
   memset(code, kFillByte, kCodeSize);
   memcpy(code, vmbt_difftest_tramp_begin, tramp_len);
+  memcpy(code + kFlatSelectorAtCs16, &kUserDs, sizeof kUserDs);
 
   g_instance = true;
 }
@@ -322,17 +453,27 @@ void NativeRunner::arm_timer_for_this_thread() {
 
 NativeResult NativeRunner::run(const NativeCase& c) {
   if (c.code.size() > kMaxCodeBytes) throw std::length_error("NativeRunner: snippet too long");
+  if (c.code16 && !install_segments16().empty()) {
+    throw std::runtime_error("NativeRunner: " + install_segments16());
+  }
   auto* snippet = static_cast<uint8_t*>(code_) + (kSnippetBase - kCodeBase);
-  const size_t trailer_len = vmbt_difftest_trailer_end - vmbt_difftest_trailer_begin;
+  const uint8_t* trailer = c.code16 ? vmbt_difftest_trailer16_begin : vmbt_difftest_trailer_begin;
+  const size_t trailer_len = c.code16 ? vmbt_difftest_trailer16_end - vmbt_difftest_trailer16_begin
+                                      : vmbt_difftest_trailer_end - vmbt_difftest_trailer_begin;
   memset(snippet, kFillByte, last_code_len_);
   if (!c.code.empty()) memcpy(snippet, c.code.data(), c.code.size());
-  memcpy(snippet + c.code.size(), vmbt_difftest_trailer_begin, trailer_len);
+  memcpy(snippet + c.code.size(), trailer, trailer_len);
   last_code_len_ = c.code.size() + trailer_len;
 
   SaveArea* s = save_area();
   for (int i = 0; i < 8; ++i) s->in_gpr[i] = c.in.gpr[i];
   s->in_eflags = (c.in.eflags & flag::kCompared) | flag::kFixed1;
-  s->entry = kSnippetBase;
+  s->entry = c.code16
+                 ? kCodeBase + static_cast<uint32_t>(vmbt_difftest_to16 - vmbt_difftest_tramp_begin)
+                 : kSnippetBase;
+  s->far16_offset = kSnippetBase - kCodeBase;
+  s->far16_selector = ldt_selector(kLdtCode16);
+  s->data16_selector = ldt_selector(kLdtData16);
   for (uint32_t& r : s->out_gpr) r = 0xdeadbeef;
   s->out_eflags = 0;
 

@@ -38,6 +38,12 @@ struct CpuSnapshot {
 struct NativeCase {
   std::vector<uint8_t> code;
   CpuSnapshot in;
+  /// Run in 16-bit segments, real mode's as protected mode can have them (Intel SDM Vol. 3A
+  /// §20.1.1): CS a 16-bit (D = 0) code segment based at NativeRunner::kCodeBase, DS = ES = SS a
+  /// 16-bit (B = 0) data segment based at kDataBase, each with limit 0xffff, so every 16-bit
+  /// offset lands in the data arena and a larger one raises #GP (#SS for the stack). EIPs
+  /// (fault_eip, kSnippetBase) stay linear: kCodeBase + IP.
+  bool code16 = false;
 };
 
 /// Outcome of one native run.
@@ -90,6 +96,9 @@ class NativeRunner {
   /// process. Kernels built or booted without IA-32 emulation (ia32_emulation=0, some hypervisor
   /// guest kernels) refuse it with #GP; `why` then says so, for a test's skip message.
   static bool host_runs_32bit_code(std::string* why);
+  /// Whether this host also runs code in 16-bit LDT segments (modify_ldt(2)), which
+  /// NativeCase::code16 needs; probed once in a child process like host_runs_32bit_code.
+  static bool host_runs_16bit_code(std::string* why);
   ~NativeRunner();
   NativeRunner(const NativeRunner&) = delete;
   NativeRunner& operator=(const NativeRunner&) = delete;
@@ -99,8 +108,10 @@ class NativeRunner {
 
   /// Copies the snippet and a trailer to kSnippetBase, loads all 8 GPRs (ESP included) and the
   /// status flags + DF of `c.in.eflags` (other bits are ignored), runs it in CS=0x23 with
-  /// DS=ES=SS=0x2b, and captures the state after its last instruction (when execution reaches
-  /// the end of the code) or at the first fault. Falling off the end is the only normal exit.
+  /// DS=ES=SS=0x2b (or the 16-bit segments of NativeCase::code16), and captures the state after
+  /// its last instruction (when execution reaches the end of the code) or at the first fault.
+  /// Falling off the end is the only normal exit. Throws std::runtime_error for a code16 case on
+  /// a host that refuses 16-bit segments (see host_runs_16bit_code).
   NativeResult run(const NativeCase& c);
 
   /// Wall-clock limit for one run; a snippet still running then is stopped (SIGALRM).
@@ -120,6 +131,16 @@ class NativeRunner {
   size_t last_code_len_ = 0;
   unsigned timeout_ms_ = 2000;
 };
+
+/// Skips the current GoogleTest test, with the reason, on a host that cannot run 16-bit code
+/// natively (NativeCase::code16).
+#define VMBT_SKIP_WITHOUT_NATIVE_16BIT()                                     \
+  do {                                                                       \
+    std::string vmbt_why_;                                                   \
+    if (!::vmbt::difftest::NativeRunner::host_runs_16bit_code(&vmbt_why_)) { \
+      GTEST_SKIP() << vmbt_why_;                                             \
+    }                                                                        \
+  } while (0)
 
 /// Skips the current GoogleTest test, with the reason, on a host that cannot run 32-bit code
 /// natively: the native oracle does not exist there.

@@ -5,10 +5,12 @@
 #include <csignal>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tests/difftest/case_generator.h"
+#include "tests/difftest/code16_case.h"
 #include "tests/difftest/decode_check.h"
 #include "tests/difftest/native_runner.h"
 
@@ -252,6 +254,89 @@ TEST_F(NativeOracleTest, PushWritesTheArenaBelowEsp) {
   EXPECT_EQ(r.out.gpr[reg::kEsp], kStackTop - 8);
   EXPECT_EQ(arena32(r, kStackTop - 4), 0x11111111u);
   EXPECT_EQ(arena32(r, kStackTop - 8), 0xffffffffu);
+}
+
+/// 16-bit code (NativeCase::code16): the operand and address sizes flip (Intel SDM Vol. 1
+/// §3.6), the stack is SS:SP, and offsets beyond 0xffff are outside the segments.
+class NativeOracle16Test : public NativeOracleTest {
+ protected:
+  void SetUp() override {
+    VMBT_SKIP_WITHOUT_NATIVE_16BIT();
+    NativeOracleTest::SetUp();
+  }
+  static NativeCase make16(std::vector<uint8_t> code) {
+    NativeCase c = make(std::move(code));
+    c.code16 = true;
+    return c;
+  }
+};
+
+TEST_F(NativeOracle16Test, OperandSizeDefaultsTo16BitsAnd66hSelects32) {
+  // B8 iw: MOV AX, imm16 keeps EAX's top half; 66 B8 id: MOV EAX, imm32.
+  NativeResult r = run(make16({0xb8, 0x34, 0x12, 0x66, 0xb9, 0x78, 0x56, 0x34, 0x12}));
+  ASSERT_FALSE(r.faulted) << r.vector;
+  EXPECT_EQ(r.out.gpr[reg::kEax], 0x11111234u);
+  EXPECT_EQ(r.out.gpr[reg::kEcx], 0x12345678u);
+}
+
+TEST_F(NativeOracle16Test, AddressesAreDataSegmentOffsets) {
+  // MOV [BX+SI+2], AX with BX = 0x100, SI = 0x20: linear kDataBase + 0x122 (DS's base is the
+  // arena); 67 89 03: MOV [EBX], AX with a 32-bit address.
+  NativeCase c = make16({0xbb, 0x00, 0x01, 0xbe, 0x20, 0x00, 0x89, 0x40, 0x02,  //
+                         0x66, 0xbb, 0x00, 0x02, 0x00, 0x00, 0x67, 0x89, 0x03});
+  NativeResult r = run(c);
+  ASSERT_FALSE(r.faulted) << r.vector;
+  EXPECT_EQ(r.memory[0x122], 0x11);
+  EXPECT_EQ(r.memory[0x123], 0x11);
+  EXPECT_EQ(r.memory[0x200], 0x11);
+}
+
+TEST_F(NativeOracle16Test, OffsetsBeyondTheLimitRaiseGpAndSs) {
+  // 67 8B 03: MOV AX, [EBX] with EBX = 0x10000 is beyond DS's limit: #GP(0). 67 8B 03 with
+  // EBX = 0xffff reads 2 bytes of which one is beyond: #GP too. 67 8B 04 24: [ESP] = SS: #SS(0).
+  NativeCase c = make16({0x66, 0xbb, 0x00, 0x00, 0x01, 0x00, 0x67, 0x8b, 0x03});
+  NativeResult r = run(c);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_EQ(r.vector, 13);
+  EXPECT_EQ(r.fault_eip, NativeRunner::kSnippetBase + 6);
+  c = make16({0x66, 0xbb, 0xff, 0xff, 0x00, 0x00, 0x67, 0x8b, 0x03});
+  r = run(c);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_EQ(r.vector, 13);
+  c = make16({0x66, 0xbc, 0x00, 0x00, 0x01, 0x00, 0x67, 0x8b, 0x04, 0x24});
+  r = run(c);
+  ASSERT_TRUE(r.faulted);
+  EXPECT_EQ(r.vector, 12);
+}
+
+TEST_F(NativeOracle16Test, PushUsesSpAndWrapsInTheSegment) {
+  // With ESP = 0x12340000, PUSH AX stores at SS:0xfffe and leaves ESP = 0x1234fffe (SS.B = 0:
+  // only SP changes, Intel SDM Vol. 1 §6.2.3).
+  NativeCase c = make16({0x50});
+  c.in.gpr[reg::kEsp] = 0x12340000;
+  NativeResult r = run(c);
+  ASSERT_FALSE(r.faulted) << r.vector;
+  EXPECT_EQ(r.out.gpr[reg::kEsp], 0x1234fffeu);
+  EXPECT_EQ(r.memory[0xfffe], 0x11);
+  EXPECT_EQ(r.memory[0xffff], 0x11);
+}
+
+TEST_F(NativeOracle16Test, ReencodedCasesKeepTheirSizes) {
+  // 66 01 C8 (ADD AX, CX in 32-bit code) becomes 01 C8; 01 C8 (ADD EAX, ECX) becomes 66 01 C8;
+  // 67 8B 07 (MOV EAX, [BX]) becomes 66 8B 07; a JMP rel8 over them keeps its target.
+  GeneratedCase gc;
+  gc.c = make({0xeb, 0x05, 0x66, 0x01, 0xc8, 0x01, 0xc8, 0x67, 0x8b, 0x07});
+  gc.insns = {{0, 2, "jcc:jmp short"}, {2, 3, "alu:add"}, {5, 2, "alu:add"}, {7, 3, "mov:load"}};
+  std::string why;
+  const std::optional<GeneratedCase> g16 = to_code16(gc, &why);
+  ASSERT_TRUE(g16) << why;
+  const std::vector<uint8_t> want = {0x66, 0xeb, 0x05, 0x01, 0xc8, 0x66,
+                                     0x01, 0xc8, 0x66, 0x8b, 0x07};
+  EXPECT_EQ(g16->c.code, want);
+  EXPECT_TRUE(g16->c.code16);
+  EXPECT_EQ(g16->insns[1].offset, 3u);
+  EXPECT_EQ(g16->insns[3].offset, 8u);
+  EXPECT_EQ(g16->insns[3].length, 3u);
 }
 
 TEST(CaseGeneratorTest, IsDeterministic) {
