@@ -145,10 +145,8 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
   };
 
   // Port I/O, whether it arrives as an exit or from inside the engine (Engine::set_port_io):
-  // one path to the devices and one count per port ("io_ports.<port>", written at the end).
-  std::vector<uint64_t> port_accesses(0x10000);
+  // one path to the devices, which counts each port ("io_ports.<port>", written at the end).
   auto perform_io = [&](IoAccess& io) {
-    port_accesses[io.port] += io.count;
     machine.handle_io(io);
     return !machine.exit_requested();
   };
@@ -252,8 +250,9 @@ RunResult run_guest(Machine& machine, Engine& engine, Stats& stats, const RunLoo
   stats.set_value("run_seconds", result.seconds);
   stats.set("io_unclaimed_accesses", machine.io().unclaimed_accesses());
   machine.collect_stats(stats);
-  for (size_t port = 0; port < port_accesses.size(); ++port) {
-    if (port_accesses[port]) stats.add(fmt::format("io_ports.{:#06x}", port), port_accesses[port]);
+  for (unsigned port = 0; port < 0x10000; ++port) {
+    const uint64_t n = machine.io().accesses(static_cast<uint16_t>(port));
+    if (n) stats.add(fmt::format("io_ports.{:#06x}", port), n);
   }
   engine.collect_stats(stats);
   return result;

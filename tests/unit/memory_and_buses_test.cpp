@@ -82,7 +82,7 @@ TEST(IoBus, UnclaimedPortsReadAllOnesAndAreCounted) {
   EXPECT_EQ(bus.read(0x2e0, 4), 0xffffffffu);
   bus.write(0x2e0, 1, 0x55);
   EXPECT_EQ(bus.unclaimed_accesses(), 4u);
-  EXPECT_EQ(bus.accesses_by_port().at(0x2e0), 4u);
+  EXPECT_EQ(bus.accesses(0x2e0), 4u);
 }
 
 TEST(IoBus, DispatchesToTheClaimingDeviceWithAbsolutePortsAndMasksWidth) {
@@ -95,6 +95,37 @@ TEST(IoBus, DispatchesToTheClaimingDeviceWithAbsolutePortsAndMasksWidth) {
   EXPECT_EQ(dev.last_value, 0xffu);
   EXPECT_THROW(bus.add(0x3ff, 2, &dev, "overlap"), Error);
   EXPECT_THROW(bus.add(0xffff, 2, &dev, "past the end"), Error);
+}
+
+TEST(IoBus, MovableRangesAnswerWhereMovedAndNeverOverAFixedDevice) {
+  // PCI I/O BARs (PCI Local Bus 3.0 §6.2.5.1): hidden until placed; a fixed ISA device keeps its
+  // ports when a BAR is moved over them; of two BARs placed over each other the first added wins.
+  IoBus bus;
+  Recorder uart, bar0, bar1;
+  bus.add(0x3f8, 8, &uart, "uart");
+  bus.add_movable(0x20, &bar0, "bar0");
+  bus.add_movable(0x20, &bar1, "bar1");
+  EXPECT_EQ(bus.read(0xc000, 1), 0xffu);  // not placed yet: unclaimed
+  bus.relocate(&bar1, 0xc000, true);
+  bus.read(0xc004, 1);
+  EXPECT_EQ(bar1.last_port, 0xc004);
+  bus.relocate(&bar0, 0xc010, true);  // overlaps bar1's upper half: bar0 (added first) answers
+  bus.read(0xc014, 1);
+  EXPECT_EQ(bar0.last_port, 0xc014);
+  bus.read(0xc00f, 1);
+  EXPECT_EQ(bar1.last_port, 0xc00f);
+  bus.relocate(&bar0, 0x3f0, true);  // over the UART: the UART keeps 0x3f8-0x3ff
+  bus.read(0x3f9, 1);
+  EXPECT_EQ(uart.last_port, 0x3f9);
+  bus.read(0x3f1, 1);
+  EXPECT_EQ(bar0.last_port, 0x3f1);
+  bus.read(0xc014, 1);  // bar0 left: bar1 answers its own ports again
+  EXPECT_EQ(bar1.last_port, 0xc014);
+  bus.relocate(&bar1, 0xc000, false);  // hidden (I/O decoding off)
+  EXPECT_EQ(bus.read(0xc004, 1), 0xffu);
+  EXPECT_EQ(bus.unclaimed_accesses(), 2u);
+  bus.relocate(&bar1, 0xfff0, true);  // would pass port 0xffff: stays hidden
+  EXPECT_EQ(bus.read(0xfff0, 1), 0xffu);
 }
 
 class MmioRecorder : public MmioDevice {

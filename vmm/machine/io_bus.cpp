@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "vmm/error.h"
 
 namespace vmbt {
@@ -34,11 +36,13 @@ void IoBus::add(uint16_t base, unsigned count, IoDevice* device, std::string nam
     }
   }
   ranges_.push_back({base, count, device, std::move(name)});
+  map_ports();
 }
 
 void IoBus::add_movable(unsigned count, IoDevice* device, std::string name) {
   if (count == 0 || count > 0x10000) throw Error("I/O range out of the 64K port space");
   ranges_.push_back({0, count, device, std::move(name), false, true});
+  map_ports();
 }
 
 void IoBus::relocate(const IoDevice* device, uint16_t base, bool visible) {
@@ -47,20 +51,30 @@ void IoBus::relocate(const IoDevice* device, uint16_t base, bool visible) {
     r.base = base;
     r.visible = visible && base + r.count <= 0x10000;
   }
+  map_ports();
 }
 
-const IoBus::Range* IoBus::find(uint16_t port) const {
-  // Fixed ranges first: a BAR moved over a fixed device never hides it.
-  for (const bool movable : {false, true}) {
-    for (const auto& r : ranges_) {
-      if (r.movable == movable && r.visible && port >= r.base && port < r.base + r.count) return &r;
-    }
+void IoBus::map_ports() {
+  if (ranges_.size() >= 0xffff) throw Error("too many I/O ranges");
+  // Painted from the lowest precedence up: movable ranges, later ones first (an earlier BAR
+  // wins an overlap), then fixed ones (a BAR moved over a fixed device never hides it).
+  std::fill(owner_.begin(), owner_.end(), 0);
+  auto paint = [&](size_t i) {
+    const Range& r = ranges_[i];
+    if (!r.visible) return;
+    const unsigned end = std::min<unsigned>(r.base + r.count, 0x10000);
+    for (unsigned port = r.base; port < end; ++port) owner_[port] = static_cast<uint16_t>(i + 1);
+  };
+  for (size_t i = ranges_.size(); i-- > 0;) {
+    if (ranges_[i].movable) paint(i);
   }
-  return nullptr;
+  for (size_t i = 0; i < ranges_.size(); ++i) {
+    if (!ranges_[i].movable) paint(i);
+  }
 }
 
 uint32_t IoBus::read(uint16_t port, unsigned size) {
-  ++by_port_[port];
+  ++accesses_[port];
   const Range* r = find(port);
   uint32_t value = r ? r->device->io_read(port, size) & all_ones(size) : all_ones(size);
   if (!r) ++unclaimed_;
@@ -72,7 +86,7 @@ uint32_t IoBus::read(uint16_t port, unsigned size) {
 }
 
 void IoBus::write(uint16_t port, unsigned size, uint32_t value) {
-  ++by_port_[port];
+  ++accesses_[port];
   value &= all_ones(size);
   const Range* r = find(port);
   if (trace_) {

@@ -3,7 +3,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -57,8 +56,9 @@ class IoBus {
   void write(uint16_t port, unsigned size, uint32_t value);
 
   void set_trace(FILE* out) { trace_ = out; }
-  /// Accesses per port (reads and writes), and accesses to unclaimed ports.
-  const std::map<uint16_t, uint64_t>& accesses_by_port() const { return by_port_; }
+  /// Accesses to `port` (reads and writes; a string instruction's each element), and accesses
+  /// to unclaimed ports.
+  uint64_t accesses(uint16_t port) const { return accesses_[port]; }
   uint64_t unclaimed_accesses() const { return unclaimed_; }
 
  private:
@@ -70,9 +70,17 @@ class IoBus {
     bool visible = true;
     bool movable = false;
   };
-  const Range* find(uint16_t port) const;
+  const Range* find(uint16_t port) const {
+    const uint16_t i = owner_[port];
+    return i ? &ranges_[i - 1] : nullptr;
+  }
+  /// Recomputes owner_ after a range is added or moved.
+  void map_ports();
   std::vector<Range> ranges_;
-  std::map<uint16_t, uint64_t> by_port_;
+  /// Per port: 1 + the index in ranges_ of the range that answers it, 0 for none. A table, not
+  /// a search: IN/OUT from translated code reach the bus directly (bench micro io_device).
+  std::vector<uint16_t> owner_ = std::vector<uint16_t>(0x10000);
+  std::vector<uint64_t> accesses_ = std::vector<uint64_t>(0x10000);
   uint64_t unclaimed_ = 0;
   FILE* trace_ = nullptr;
 };
