@@ -21,6 +21,10 @@ bool GuestLinearMemory::translate(uint32_t linear, bool write, bool user, uint64
 }
 
 void GuestLinearMemory::read(uint32_t linear, void* dst, unsigned size, bool user) {
+  if (const uint8_t* bytes = mmu_.mapped_ram(linear, size, false, user)) {
+    std::memcpy(dst, bytes, size);  // no walk needed (the common case)
+    return;
+  }
   auto* out = static_cast<uint8_t*>(dst);
   // Translate every page first so a fault on the second page leaves nothing half-done.
   while (size > 0) {
@@ -42,6 +46,11 @@ void GuestLinearMemory::read(uint32_t linear, void* dst, unsigned size, bool use
 }
 
 void GuestLinearMemory::write(uint32_t linear, const void* src, unsigned size, bool user) {
+  if (uint8_t* bytes = mmu_.mapped_ram(linear, size, true, user)) {
+    mmu_.note_phys_write(static_cast<uint32_t>(bytes - ram_.host_base()), size);
+    std::memcpy(bytes, src, size);
+    return;
+  }
   const auto* in = static_cast<const uint8_t*>(src);
   uint64_t pas[2] = {};
   bool ram[2] = {};

@@ -1643,6 +1643,25 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint64_t* phys,
   return true;
 }
 
+uint8_t* ShadowMmu::mapped_ram(uint32_t linear, unsigned size, bool write, bool user) {
+  if ((linear & 0xfff) + size > 0x1000) return nullptr;
+  uint64_t pa = linear & a20_mask_;
+  if (paging_) {
+    const uint32_t e = current_->shadow[linear >> 12];
+    if (!(e & entry::kMapped) || (e & (entry::kUnassigned | entry::kMmio))) return nullptr;
+    const bool allowed =
+        user ? ((e & entry::kUser) && (!write || ((e & entry::kUserWrite) && (e & entry::kDirty))))
+             : (!write || ((e & entry::kSupWrite) && (e & entry::kDirty)));
+    if (!allowed) return nullptr;
+    pa = (uint64_t{e & entry::kPhysMask} << 12) | (linear & 0xfff);
+    ++stats_.shadow_translations;
+  }
+  if (!ram_.contains(pa, size) || (!firmware_windows_.empty() && firmware_window(pa))) {
+    return nullptr;
+  }
+  return ram_.host_base() + pa;
+}
+
 std::optional<uint32_t> ShadowMmu::probe_physical(uint32_t linear) {
   if (!paging_) return linear & a20_mask_;
   const WalkResult w = probe(*phys_, mode_, linear);

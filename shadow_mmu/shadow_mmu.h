@@ -121,6 +121,13 @@ class ShadowMmu {
   };
   Fault handle_host_fault(const void* host, bool write);
 
+  /// The monitor's RAM bytes at `linear` for a `size`-byte access within one page, when no
+  /// walk is needed to find them: paging off, or the current space's shadow maps the page already
+  /// with the rights of a `write`/`user` access (its entry is what a walk would find, A and D
+  /// set: translate() would give the same frame), and the bytes are plain RAM (no firmware
+  /// window, MMIO or unassigned address). nullptr otherwise: translate() then. One call for the
+  /// monitor's frequent small accesses (exception frames, descriptors, IRET's pops).
+  uint8_t* mapped_ram(uint32_t linear, unsigned size, bool write, bool user);
   /// (`global`: the translation is global, G=1 with CR4.PGE: the same in every address space,
   /// which the architecture lets a TLB assume, Intel SDM Vol. 3A §4.10.2.4.)
   /// Translates for the monitor's own access (emulated instructions, instruction fetch), with
