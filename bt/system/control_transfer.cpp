@@ -432,20 +432,13 @@ bool SystemEmulator::fast_system_call(VcpuState& s, const Insn& in) {
       (s.sysenter_cs & 0xfffc) == 0 || (!enter && sys::cpl(s) != 0)) {
     return false;
   }
-  interrupt_shadow = false;
-  // Which of CS and SS change, decided before they are written (comparing the registers just
-  // written would wait on those stores; nothing here can fault, so nothing to roll back).
-  const SystemCallSegments to = system_call_segments(s, enter);
-  const bool cs_changes = !s.seg[kCs].is_flat(to.cs, 11, to.cpl);
-  const bool ss_changes = !s.seg[kSs].is_flat(to.ss, 3, to.cpl);
+  interrupt_shadow = false;  // (nothing here can fault: nothing to roll back)
   if (enter) {
     sysenter(s, in);
   } else {
     sysexit(s, in);
   }
   s.eflags &= ~eflags::kRf;
-  if (cs_changes) hooks_.on_segment_loaded(s, kCs);
-  if (ss_changes) hooks_.on_segment_loaded(s, kSs);
   return true;
 }
 
@@ -556,10 +549,8 @@ bool SystemEmulator::fast_software_interrupt(VcpuState& s, const Insn& in) {
   } else {
     return false;
   }
-  const std::array<SegmentReg, 6> before = s.seg;
   if (!fast_deliver(s, ev)) return false;
   interrupt_shadow = false;
-  notify_segments(before, s);
   return true;
 }
 
@@ -619,11 +610,9 @@ bool SystemEmulator::fast_iret_core(VcpuState& s, const Insn& in) {
 }
 
 bool SystemEmulator::fast_iret(VcpuState& s, const Insn& in) {
-  const std::array<SegmentReg, 6> before = s.seg;
   if (!fast_iret_core(s, in)) return false;
   interrupt_shadow = false;
   nmi_blocked = false;
-  notify_segments(before, s);
   return true;
 }
 

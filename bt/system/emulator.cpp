@@ -14,12 +14,6 @@ using sys::Insn;
 
 namespace {
 
-bool same_segment(const SegmentReg& a, const SegmentReg& b) {
-  return a.selector == b.selector && a.base == b.base && a.limit == b.limit && a.type == b.type &&
-         a.dpl == b.dpl && a.s == b.s && a.present == b.present && a.db == b.db && a.g == b.g &&
-         a.avl == b.avl && a.unusable == b.unusable;
-}
-
 /// The checks and sizes that follow a successful decode: false for encodings outside the vmbt CPU
 /// model (VEX/EVEX/XOP/3DNow! and unadvertised extensions raise #UD); operand and address size,
 /// and the next EIP (16-bit code wraps it at 64 KiB).
@@ -154,12 +148,6 @@ StepResult SystemEmulator::debug_trap(VcpuState& s, uint32_t dr6_bits) {
   return deliver_event(s, ev);
 }
 
-void SystemEmulator::notify_segments(const std::array<SegmentReg, 6>& before, const VcpuState& s) {
-  for (unsigned i = 0; i < 6; ++i) {
-    if (!same_segment(before[i], s.seg[i])) hooks_.on_segment_loaded(s, i);
-  }
-}
-
 StepResult SystemEmulator::execute(VcpuState& s) {
   return run_instruction(s, nullptr);
 }
@@ -217,34 +205,27 @@ StepResult SystemEmulator::run_instruction(VcpuState& s, const sys::Insn* decode
     pending_ = PendingIo{};
     r = {StepKind::kUnsupported, {}, u.message};
   }
-  notify_segments(before.seg, s);
   return r;
 }
 
 StepResult SystemEmulator::raise(VcpuState& s, uint8_t vector, bool /*has_error_code*/,
                                  uint32_t error_code) {
   interrupt_shadow = false;
-  const std::array<SegmentReg, 6> before = s.seg;  // (deliver_event rolls back itself)
   sys::Event ev;
   ev.vector = vector;
   ev.error_code = error_code;
   ev.return_eip = s.eip;
   ev.fault = sys::exception_is_fault(vector);
-  StepResult r = deliver_event(s, ev);
-  notify_segments(before, s);
-  return r;
+  return deliver_event(s, ev);
 }
 
 StepResult SystemEmulator::deliver_interrupt(VcpuState& s, uint8_t vector) {
   interrupt_shadow = false;
-  const std::array<SegmentReg, 6> before = s.seg;  // (deliver_event rolls back itself)
   sys::Event ev;
   ev.vector = vector;
   ev.kind = sys::Event::Kind::kExternal;
   ev.return_eip = s.eip;
-  StepResult r = deliver_event(s, ev);
-  notify_segments(before, s);
-  return r;
+  return deliver_event(s, ev);
 }
 
 StepResult SystemEmulator::deliver_nmi(VcpuState& s) {

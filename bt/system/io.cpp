@@ -198,7 +198,6 @@ StepResult SystemEmulator::finish_io(VcpuState& s, const IoRequest& io) {
     ev.fault = sys::exception_is_fault(f.vector);
     r = deliver_event(s, ev);
   }
-  notify_segments(before.seg, s);
   return r;
 }
 

@@ -79,9 +79,6 @@ class SystemHooks {
   virtual bool load_pdptes(uint32_t /*cr3*/, std::array<uint64_t, 4>* /*pdpte*/) { return false; }
   /// INVLPG executed at CPL0 for this linear address.
   virtual void on_invlpg(uint32_t /*linear*/) {}
-  /// A segment register's selector or hidden part changed (the translator keys TBs on flat
-  /// segments). Called once per changed register when an entry point returns.
-  virtual void on_segment_loaded(const VcpuState&, unsigned /*seg*/) {}
   /// MOV to DR0-DR3 or DR7 (DR5 with CR4.DE=0) wrote a breakpoint register: the engine
   /// re-reads the guest's breakpoints (Intel SDM Vol. 3B §17.2).
   virtual void on_debug_registers_changed(const VcpuState&) {}
@@ -216,8 +213,6 @@ class SystemEmulator {
   StepResult run_instruction(VcpuState& s, const sys::Insn* decoded);
   StepResult dispatch(VcpuState& s, const sys::Insn& in);
   [[gnu::noinline]] StepResult fetch_and_dispatch(VcpuState& s);
-  /// Tells the engine about every segment register whose value changed since `before`.
-  void notify_segments(const std::array<SegmentReg, 6>& before, const VcpuState& s);
   uint32_t mem_read(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size);
   void mem_write(const VcpuState& s, unsigned seg, uint32_t offset, uint32_t value, unsigned size);
   uint32_t data_linear(const VcpuState& s, unsigned seg, uint32_t offset, unsigned size,

@@ -40,14 +40,6 @@ TEST_F(SysInterruptTest, Int80FromCpl3ThroughDpl3InterruptGateClearsIf) {
   EXPECT_EQ(stack32(2), kFixed1 | kIf);
 }
 
-TEST_F(SysInterruptTest, SegmentHookReportsCsAndSsAfterAPrivilegeChange) {
-  set_idt(0x80, gate_desc(kKernelCs, 0x50000, kIntGate32, 3));
-  enter_cpl3();
-  code({0xcd, 0x80});
-  step();
-  EXPECT_EQ(hooks.segments_loaded, (std::vector<unsigned>{kCs, kSs}));
-}
-
 TEST_F(SysInterruptTest, IntThroughDpl0GateFromCpl3RaisesGpWithIdtErrorCode) {
   enter_cpl3();
   code({0xcd, 0x80});

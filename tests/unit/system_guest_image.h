@@ -88,9 +88,6 @@ class FakeHooks : public SystemHooks {
     return true;
   }
   void on_invlpg(uint32_t linear) override { invlpg.push_back(linear); }
-  void on_segment_loaded(const VcpuState&, unsigned seg) override {
-    segments_loaded.push_back(seg);
-  }
   std::optional<uint64_t> read_platform_msr(uint32_t index) override {
     auto it = platform_msrs.find(index);
     if (it == platform_msrs.end()) return std::nullopt;
@@ -112,7 +109,6 @@ class FakeHooks : public SystemHooks {
   std::map<uint32_t, std::array<uint64_t, 4>> pdpts;
   std::vector<uint32_t> pdpte_loads;
   std::vector<uint32_t> invlpg;
-  std::vector<unsigned> segments_loaded;
 };
 
 /// An 8-byte segment descriptor (Intel SDM Vol. 3A Figure 3-8). `limit` is the raw 20-bit field.
