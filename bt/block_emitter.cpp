@@ -1,6 +1,7 @@
 #include "bt/block_emitter.h"
 
 #include <cstddef>
+#include <cstdint>
 
 #include "bt/guest_operands.h"
 #include "bt/host_registers.h"
@@ -42,6 +43,31 @@ void BlockEmitter::effective_address(const ZydisDecodedOperand& m, unsigned addr
     a_.lea(x86::r8d, guest_ea(base, index, scale_shift(m.mem.scale), disp32));
   }
   if (address_width == 16) a_.movzx(x86::r8d, x86::r8w);  // 16-bit addressing wraps at 64K
+}
+
+bool BlockEmitter::direct_window_address(const ZydisDecodedOperand& m, unsigned address_width,
+                                         DirectAddress* out) const {
+  // The alias below the window covers the top 512 MiB of the linear space (LinearWindow): from
+  // r15, a register (0 to 4 GiB - 1) plus a displacement down to -496 MiB, plus an access's
+  // size, stays inside the reservation. From r12 (r15 + 4 GiB), a displacement down to -2 GiB
+  // reaches 2 GiB to 8 GiB - 1 above r15: the window and its copy above.
+  constexpr int64_t kLowestFromWindow = -(int64_t{496} << 20);
+  if (address_width != 32 || m.mem.type != ZYDIS_MEMOP_TYPE_MEM) return false;
+  const int base = gpr_index(m.mem.base), index = gpr_index(m.mem.index);
+  if ((base >= 0 && index >= 0) || (index >= 0 && m.mem.scale != 1)) return false;
+  if (m.mem.base != ZYDIS_REGISTER_NONE && base < 0) return false;  // (EIP-relative: not here)
+  const int64_t d = m.mem.disp.has_displacement ? m.mem.disp.value : 0;
+  if (d < INT32_MIN || d > INT32_MAX) return false;
+  const int seg = operand_segment(m);
+  const bool zero_base = (seg == 1 && tb_.cs_base == 0) ||
+                         (seg == 2 && (key_flags_ & tb_flags::kFlatStack)) ||
+                         ((seg == 0 || seg == 3) && (key_flags_ & tb_flags::kFlatData));
+  if (!zero_base) return false;
+  out->reg = base >= 0 ? base : index;
+  out->disp = static_cast<int32_t>(d);
+  // An absolute address above 2 GiB is negative as a displacement: from r12 it is the address.
+  out->high = out->reg >= 0 ? d < kLowestFromWindow : d < 0;
+  return true;
 }
 
 void BlockEmitter::add_segment_base(int seg, const x86::Gp& reg) {

@@ -46,6 +46,22 @@ class BlockEmitter {
     add_segment_base(operand_segment(m), asmjit::x86::r8);
   }
 
+  /// How a memory operand addresses the window with no `lea` (direct_window_address).
+  struct DirectAddress {
+    int reg = -1;       ///< the guest register added, or -1 for an absolute address
+    bool high = false;  ///< relative to r12 (window + 4 GiB) rather than r15 (the window)
+    int32_t disp = 0;
+  };
+  /// Whether memory operand `m` can be addressed in the window directly, as [guest register +
+  /// r15 + disp] or [r15 + disp]: a 32-bit address of at most one register (a base, or an index
+  /// with scale 1) through a segment whose base is known to be zero in this block's mode. A
+  /// displacement below -496 MiB (as the host sign-extends it; a kernel's address above 2 GiB)
+  /// is taken from r12 = r15 + 4 GiB instead. The 64-bit sum then differs from the guest's
+  /// 32-bit one only by a multiple of 4 GiB, and stays in the window, its copy above it or the
+  /// alias below it (shadow_mmu/linear_window.h): the same page, never outside the reservation.
+  bool direct_window_address(const ZydisDecodedOperand& m, unsigned address_width,
+                             DirectAddress* out) const;
+
   /// Adds the base of segment `seg` to `reg` (32-bit wrap) unless it is known to be zero.
   void add_segment_base(int seg, const asmjit::x86::Gp& reg);
 

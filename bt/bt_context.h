@@ -45,6 +45,9 @@ struct alignas(64) BtContext {
   uint64_t host_rsp = 0;          ///< the monitor's stack pointer while translated code runs
   uint64_t window_base = 0;       ///< r15
   uint64_t window_neg = 0;        ///< r13
+  /// r12: window_base + 4 GiB, the base of the direct form of an address with a displacement
+  /// below -496 MiB or above 2 GiB (BlockEmitter::direct_window_address).
+  uint64_t window_high = 0;
   ExitKind exit_kind = ExitKind::kNone;
   uint32_t exit_slot = 0;  ///< which exit of `exit_tb` was taken (for chaining)
   TranslationBlock* exit_tb = nullptr;

@@ -332,6 +332,7 @@ void BtEngine::load_context(uint32_t flags) {
   uint8_t* window = mmu_.window_base(s_.cpl());
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
   ctx_->window_neg = 0 - ctx_->window_base;
+  ctx_->window_high = ctx_->window_base + LinearWindow::kSpan;
   select_tables(flags);
 }
 

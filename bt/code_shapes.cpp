@@ -72,10 +72,18 @@ void emit_ident(BlockEmitter& e, const GuestInsn& in) {
   e.a().embed(out.data(), out.size());
 }
 
-/// Re-encodes an instruction with one explicit memory operand to address [r15 + r8].
-void emit_rewritten_mem(BlockEmitter& e, const GuestInsn& in, bool address_computed = false) {
+/// Re-encodes an instruction with one explicit memory operand to address [r15 + r8] (r8 = the
+/// guest linear address, computed here unless `address_computed`), or, where the operand allows
+/// it (BlockEmitter::direct_window_address) and `direct` is set, [guest register + r15 + disp],
+/// [r15 + disp] or the same from r12:
+/// the access alone, no `lea` (r8 is not set then).
+void emit_rewritten_mem(BlockEmitter& e, const GuestInsn& in, bool address_computed = false,
+                        bool direct = false) {
   const ZydisDecodedOperand* m = in.mem();
-  if (!address_computed) e.address(*m, in.d.address_width);
+  BlockEmitter::DirectAddress da;
+  const bool direct_form =
+      !address_computed && direct && e.direct_window_address(*m, in.d.address_width, &da);
+  if (!direct_form && !address_computed) e.address(*m, in.d.address_width);
 
   // A high-byte register operand (AH..BH) cannot be encoded next to a REX prefix: the
   // instruction uses R9B instead, loaded from the byte (RORX leaves the flags alone) and, if the
@@ -94,17 +102,40 @@ void emit_rewritten_mem(BlockEmitter& e, const GuestInsn& in, bool address_compu
   std::vector<uint8_t> out;
   unsigned p = in.d.raw.prefix_count;
   copy_prefixes(in, out);
-  // REX.X (index r8) + REX.B (base r15); W=0 keeps the operand size, R=0 the guest register,
-  // except for a high-byte operand, which becomes R9B (R=1, reg=1).
-  out.push_back(high >= 0 ? 0x47 : 0x43);
+  // W=0 keeps the operand size, R=0 the guest register, except for a high-byte operand, which
+  // becomes R9B (R=1, reg=1). Then ModRM with rm=100 and a SIB byte.
+  uint8_t rex = high >= 0 ? 0x44 : 0x40, sib = 0x07;  // [r15 + r8]: X (index r8) + B (base r15)
+  uint8_t mod = 0;
+  if (direct_form) {
+    // [register + window + disp] (SIB index: r15 = 7 or r12 = 4, REX.X) or, absolute,
+    // [window + disp] (SIB base with REX.B, no index); mod 00 (no displacement; not with base
+    // 101, EBP, whose mod 00 means none), 01 (disp8) or 10 (disp32).
+    const uint8_t window = da.high ? 4 : 7;
+    if (da.reg >= 0) {
+      rex |= 0x02;
+      sib = static_cast<uint8_t>((window << 3) | da.reg);
+    } else {
+      rex |= 0x01;
+      sib = static_cast<uint8_t>((4 << 3) | window);
+    }
+    const bool none = da.disp == 0 && (sib & 7) != 5;
+    mod = none ? 0 : (da.disp >= -128 && da.disp <= 127) ? 1 : 2;
+  } else {
+    rex |= 0x03;
+  }
+  out.push_back(rex);
   unsigned modrm_at = in.d.raw.modrm.offset;
   size_t opcode_at = out.size();
   out.insert(out.end(), in.bytes + p, in.bytes + modrm_at);
   if (out[opcode_at] == 0x82) out[opcode_at] = 0x80;  // 0x82 is invalid in 64-bit mode
   uint8_t reg = (in.bytes[modrm_at] >> 3) & 7;
   if (high >= 0) reg = 1;
-  out.push_back(static_cast<uint8_t>((reg << 3) | 4));  // mod=00, rm=100: SIB follows
-  out.push_back(0x07);                                  // scale 1, index r8, base r15
+  out.push_back(static_cast<uint8_t>((mod << 6) | (reg << 3) | 4));
+  out.push_back(sib);
+  if (mod == 1) out.push_back(static_cast<uint8_t>(static_cast<int8_t>(da.disp)));
+  if (mod == 2) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(da.disp >> (8 * i)));
+  }
   unsigned tail = modrm_at + 1 + (in.d.raw.sib.offset ? 1 : 0) + in.d.raw.disp.size / 8;
   out.insert(out.end(), in.bytes + tail, in.bytes + in.d.length);
   e.a().embed(out.data(), out.size());
@@ -783,18 +814,23 @@ void translate_table_store(BlockEmitter& e, const GuestInsn& in) {
   e.direct_call(&end);
 }
 
+/// The x87 state images whose instruction and data pointers are patched to the guest's after
+/// the host wrote its own (patch_x87_pointers, which addresses the image through r8).
+bool patches_x87_pointers(ZydisMnemonic m) {
+  return m == ZYDIS_MNEMONIC_FNSTENV || m == ZYDIS_MNEMONIC_FNSAVE || m == ZYDIS_MNEMONIC_FXSAVE;
+}
+
 /// A memory operand through the window; x87 instructions also record FDP (and FNSTENV, FNSAVE
 /// and FXSAVE get the guest's FIP/FDP written into their image).
 void translate_memory(BlockEmitter& e, const GuestInsn& in) {
-  emit_rewritten_mem(e, in);
   const ZydisDecodedInstruction& d = in.d;
-  if (d.meta.isa_ext == ZYDIS_ISA_EXT_X87 && !x87_control(d.mnemonic)) {
+  const bool x87_data = d.meta.isa_ext == ZYDIS_ISA_EXT_X87 && !x87_control(d.mnemonic);
+  // (x87 data accesses record their address from r8: not the direct form.)
+  emit_rewritten_mem(e, in, false, !x87_data && !patches_x87_pointers(d.mnemonic));
+  if (x87_data) {
     e.a().mov(ctx_field(offsetof(BtContext, fpu_dp), 4), x86::r8d);
   }
-  if (d.mnemonic == ZYDIS_MNEMONIC_FNSTENV || d.mnemonic == ZYDIS_MNEMONIC_FNSAVE ||
-      d.mnemonic == ZYDIS_MNEMONIC_FXSAVE) {
-    patch_x87_pointers(e, in);
-  }
+  if (patches_x87_pointers(d.mnemonic)) patch_x87_pointers(e, in);
 }
 
 /// A direct call into the monitor with the instruction decoded once, here, and its fast path

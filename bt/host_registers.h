@@ -1,6 +1,7 @@
 // How translated code holds the guest (docs/bt.md "Register pinning and flags"): the guest's
 // eight 32-bit registers in the host registers of the same number, the context (BtContext) in
-// r14, the window base in r15 and its negation in r13; r8-r11 are scratch.
+// r14, the window base in r15, its negation in r13 and the base plus 4 GiB in r12; r8-r11 are
+// scratch.
 #pragma once
 
 #include <asmjit/x86.h>

@@ -44,6 +44,7 @@ Stubs Stubs::generate(CodeCache& cache) {
   a.bind(no_fpu_in);
   a.mov(x86::r15, ctx_field(offsetof(BtContext, window_base), 8));
   a.mov(x86::r13, ctx_field(offsetof(BtContext, window_neg), 8));
+  a.mov(x86::r12, ctx_field(offsetof(BtContext, window_high), 8));
   a.mov(x86::eax, ctx_field(offsetof(BtContext, host_flags), 4));
   a.push(x86::rax);
   a.popfq();
@@ -156,6 +157,7 @@ Stubs Stubs::generate(CodeCache& cache) {
   a.bind(no_xmm_load);
   a.mov(x86::r15, ctx_field(offsetof(BtContext, window_base), 8));
   a.mov(x86::r13, ctx_field(offsetof(BtContext, window_neg), 8));
+  a.mov(x86::r12, ctx_field(offsetof(BtContext, window_high), 8));
   a.mov(x86::eax, ctx_field(offsetof(BtContext, host_flags), 4));
   a.push(x86::rax);
   a.popfq();

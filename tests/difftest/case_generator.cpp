@@ -181,6 +181,7 @@ enum class Kind : uint8_t {
   kIdx,     ///< small index in [0, 0x200): any scale
   kBitOff,  ///< signed bit offset in [-0x800, 0x800] for BT* m, r
   kFixed,   ///< value must be kept (ECX in a loop body)
+  kFar,     ///< an arena pointer minus a large displacement: the base of that one operand only
 };
 
 /// Flag and register effects of one instruction.
@@ -526,7 +527,29 @@ MemOp CaseBuilder::mem32() {
       m.disp_size = 4;
     }
   };
-  const uint32_t form = r_.below(7);
+  const uint32_t form = r_.below(8);
+  if (form == 7) {
+    // [base + disp32] whose 64-bit sum is not the address (bt's direct window form): the 32-bit
+    // sum wraps past 2^32, or the displacement is below -496 MiB, as a kernel's address above
+    // 2 GiB is (Intel SDM Vol. 1 §3.7.5: the effective address is taken modulo 2^32).
+    for (const int g : {reg::kEbx, reg::kEsi, reg::kEdi, reg::kEbp, reg::kEdx, reg::kEax}) {
+      if (!claimable(static_cast<unsigned>(g))) continue;
+      const int32_t disp = r_.pick<int32_t>(
+          {-0x40000000, INT32_MIN, -0x1f000000 - 0x10, 0x40000000, 0x7ffff000, -0x7fff0000});
+      const uint32_t value = 0x4000 + r_.below(0x3400) - static_cast<uint32_t>(disp);
+      if (!(written_ & bit(static_cast<unsigned>(g)))) {
+        in_.gpr[g] = value;
+      } else {
+        emit_mov_imm(static_cast<unsigned>(g), value);
+      }
+      kind_[g] = Kind::kFar;
+      m.mod = 2;
+      m.rm = static_cast<uint8_t>(g);
+      m.disp = disp;
+      m.disp_size = 4;
+      return m;
+    }
+  }
   if (form == 1 || form == 2) {  // [base + disp], no SIB unless the base is ESP
     const int b = pointer_reg(true);
     if (b >= 0) {
