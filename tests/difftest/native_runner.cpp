@@ -323,73 +323,65 @@ void restore_data_segments(const SaveArea* s) {
 
 }  // namespace
 
-bool NativeRunner::host_runs_32bit_code(std::string* why) {
-  static const int verdict = [] {
-    // The child far-returns into CS 0x23 at an INT3: SIGTRAP means the 32-bit code ran.
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-      void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
-      if (page == MAP_FAILED) _exit(2);
-      *static_cast<uint8_t*>(page) = 0xcc;  // INT3
-      signal(SIGTRAP, SIG_DFL);
-      signal(SIGSEGV, SIG_DFL);
-      const uint64_t target = reinterpret_cast<uintptr_t>(page);
-      asm volatile("pushq $0x23\n\tpushq %0\n\tlretq" : : "r"(target) : "memory");
-      _exit(3);
+namespace {
+
+/// Outcome of probe_code_segment.
+enum Probe { kProbeFailed = -1, kProbeRefused = 0, kProbeRan = 1, kProbeNoLdt = 2 };
+
+/// In a child process, far-returns from 64-bit code to an INT3 in a compatibility-mode code
+/// segment: Linux's 0x23, or (`ldt16`) a 16-bit LDT segment based at the INT3. SIGTRAP means
+/// the code ran; SIGSEGV means the far return raised #GP.
+Probe probe_code_segment(bool ldt16) {
+  pid_t pid = fork();
+  if (pid < 0) return kProbeFailed;
+  if (pid == 0) {
+    void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    if (page == MAP_FAILED) _exit(2);
+    *static_cast<uint8_t*>(page) = 0xcc;  // INT3
+    const uint64_t at = reinterpret_cast<uintptr_t>(page);
+    if (ldt16 && write_ldt_entry(kLdtCode16, static_cast<uint32_t>(at), 0xfff, true) != 0) {
+      _exit(4);
     }
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) return -1;
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTRAP) return 1;
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? 0 : -1;
-  }();
-  if (verdict != 1 && why) {
-    *why = verdict == 0
+    signal(SIGTRAP, SIG_DFL);
+    signal(SIGSEGV, SIG_DFL);
+    const uint64_t selector = ldt16 ? ldt_selector(kLdtCode16) : 0x23, offset = ldt16 ? 0 : at;
+    asm volatile("pushq %0\n\tpushq %1\n\tlretq" : : "r"(selector), "r"(offset) : "memory");
+    _exit(3);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return kProbeFailed;
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTRAP) return kProbeRan;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 4) return kProbeNoLdt;
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? kProbeRefused : kProbeFailed;
+}
+
+}  // namespace
+
+bool NativeRunner::host_runs_32bit_code(std::string* why) {
+  static const Probe verdict = probe_code_segment(false);
+  if (verdict != kProbeRan && why) {
+    *why = verdict == kProbeRefused
                ? "this host's kernel does not run 32-bit code in a 64-bit process (a far return "
                  "into the compatibility-mode code segment 0x23 raised #GP: IA-32 emulation is "
                  "off), so the native-execution oracle is unavailable"
                : "could not probe whether this host runs 32-bit code (fork or mmap failed)";
   }
-  return verdict == 1;
+  return verdict == kProbeRan;
 }
 
 bool NativeRunner::host_runs_16bit_code(std::string* why) {
   if (!host_runs_32bit_code(why)) return false;
-  static const int verdict = [] {
-    // The child far-returns into a 16-bit LDT code segment at an INT3: SIGTRAP means it ran.
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-      void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
-      if (page == MAP_FAILED) _exit(2);
-      *static_cast<uint8_t*>(page) = 0xcc;  // INT3
-      if (write_ldt_entry(kLdtCode16, static_cast<uint32_t>(reinterpret_cast<uintptr_t>(page)),
-                          0xfff, true) != 0) {
-        _exit(4);
-      }
-      signal(SIGTRAP, SIG_DFL);
-      signal(SIGSEGV, SIG_DFL);
-      const uint64_t sel = ldt_selector(kLdtCode16);
-      asm volatile("pushq %0\n\tpushq $0\n\tlretq" : : "r"(sel) : "memory");
-      _exit(3);
-    }
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) return -1;
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTRAP) return 1;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 4) return 0;
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? 2 : -1;
-  }();
-  if (verdict != 1 && why) {
-    *why = verdict == 0 ? "this host's kernel refuses 16-bit LDT segments (modify_ldt), so the "
-                          "native oracle for 16-bit code is unavailable"
-           : verdict == 2
-               ? "this host's kernel does not run code in a 16-bit LDT segment (#GP), "
-                 "so the native oracle for 16-bit code is unavailable"
+  static const Probe verdict = probe_code_segment(true);
+  if (verdict != kProbeRan && why) {
+    *why = verdict == kProbeNoLdt ? "this host's kernel refuses 16-bit LDT segments (modify_ldt), "
+                                    "so the native oracle for 16-bit code is unavailable"
+           : verdict == kProbeRefused
+               ? "this host's kernel does not run code in a 16-bit LDT segment (#GP), so the "
+                 "native oracle for 16-bit code is unavailable"
                : "could not probe whether this host runs 16-bit code (fork or mmap failed)";
   }
-  return verdict == 1;
+  return verdict == kProbeRan;
 }
 
 NativeRunner::NativeRunner() {

@@ -132,24 +132,18 @@ class NativeRunner {
   unsigned timeout_ms_ = 2000;
 };
 
-/// Skips the current GoogleTest test, with the reason, on a host that cannot run 16-bit code
-/// natively (NativeCase::code16).
-#define VMBT_SKIP_WITHOUT_NATIVE_16BIT()                                     \
-  do {                                                                       \
-    std::string vmbt_why_;                                                   \
-    if (!::vmbt::difftest::NativeRunner::host_runs_16bit_code(&vmbt_why_)) { \
-      GTEST_SKIP() << vmbt_why_;                                             \
-    }                                                                        \
+/// Skips the current GoogleTest test, with the reason, where NativeRunner::`probe` (a
+/// host_runs_*_code) says this host cannot run such code natively: the oracle does not exist.
+#define VMBT_SKIP_UNLESS_HOST_RUNS(probe)                     \
+  do {                                                        \
+    std::string vmbt_why_;                                    \
+    if (!::vmbt::difftest::NativeRunner::probe(&vmbt_why_)) { \
+      GTEST_SKIP() << vmbt_why_;                              \
+    }                                                         \
   } while (0)
-
-/// Skips the current GoogleTest test, with the reason, on a host that cannot run 32-bit code
-/// natively: the native oracle does not exist there.
-#define VMBT_SKIP_WITHOUT_NATIVE_32BIT()                                     \
-  do {                                                                       \
-    std::string vmbt_why_;                                                   \
-    if (!::vmbt::difftest::NativeRunner::host_runs_32bit_code(&vmbt_why_)) { \
-      GTEST_SKIP() << vmbt_why_;                                             \
-    }                                                                        \
-  } while (0)
+/// 32-bit code (compatibility mode), what every differential test needs.
+#define VMBT_SKIP_WITHOUT_NATIVE_32BIT() VMBT_SKIP_UNLESS_HOST_RUNS(host_runs_32bit_code)
+/// 16-bit code (NativeCase::code16).
+#define VMBT_SKIP_WITHOUT_NATIVE_16BIT() VMBT_SKIP_UNLESS_HOST_RUNS(host_runs_16bit_code)
 
 }  // namespace vmbt::difftest
