@@ -41,7 +41,9 @@
 // ES and SS with the 16-bit data selector and far-jumps to the snippet in the 16-bit code
 // segment (no GPR or flag touched: the selectors are read through CS, which is readable). Its
 // trailer (trailer16, 16-bit code) reloads DS and SS with the flat 0x2b it reads at CS:0xff0
-// (a word the runner keeps in the trampoline page) and then does what the 32-bit trailer does.
+// (a word the runner keeps in the trampoline page) and then does what the 32-bit trailer does;
+// its stores to the save area (above 64 KiB) are spelled as bytes, 66h 67h and a 32-bit
+// absolute address, which GNU as and LLVM's assembler then both take.
 asm(".pushsection .rodata.vmbt_difftest_tramp,\"a\"\n"
     ".equ VD_CODE, " VMBT_DT_STR(VMBT_DT_CODE_BASE) "\n"
     ".equ VD_SAVE, " VMBT_DT_STR(VMBT_DT_SAVE_BASE) "\n"
@@ -137,18 +139,27 @@ vmbt_difftest_trailer_end:
   .code16
 vmbt_difftest_trailer16_begin:
   movw %cs:VD_FLAT_AT_CS16, %ds
-  addr32 movl %eax, VD_OUT + 0
-  addr32 movl %ecx, VD_OUT + 4
-  addr32 movl %edx, VD_OUT + 8
-  addr32 movl %ebx, VD_OUT + 12
-  addr32 movl %esp, VD_OUT + 16
-  addr32 movl %ebp, VD_OUT + 20
-  addr32 movl %esi, VD_OUT + 24
-  addr32 movl %edi, VD_OUT + 28
+  .byte 0x66, 0x67, 0x89, 0x05
+  .long VD_OUT + 0
+  .byte 0x66, 0x67, 0x89, 0x0d
+  .long VD_OUT + 4
+  .byte 0x66, 0x67, 0x89, 0x15
+  .long VD_OUT + 8
+  .byte 0x66, 0x67, 0x89, 0x1d
+  .long VD_OUT + 12
+  .byte 0x66, 0x67, 0x89, 0x25
+  .long VD_OUT + 16
+  .byte 0x66, 0x67, 0x89, 0x2d
+  .long VD_OUT + 20
+  .byte 0x66, 0x67, 0x89, 0x35
+  .long VD_OUT + 24
+  .byte 0x66, 0x67, 0x89, 0x3d
+  .long VD_OUT + 28
   movw %cs:VD_FLAT_AT_CS16, %ss
   movl $VD_STACK_TOP, %esp
   pushfl
-  addr32 popl VD_OUT_EFL
+  .byte 0x66, 0x67, 0x8f, 0x05
+  .long VD_OUT_EFL
   pushl $0x33
   pushl $(VD_CODE + (vmbt_difftest_exit64 - vmbt_difftest_tramp_begin))
   lretl
