@@ -70,6 +70,18 @@ bool BlockEmitter::direct_window_address(const ZydisDecodedOperand& m, unsigned 
   return true;
 }
 
+x86::Mem BlockEmitter::guest_memory(const ZydisDecodedOperand& m, unsigned address_width,
+                                    unsigned size) {
+  DirectAddress da;
+  if (direct_window_address(m, address_width, &da)) {
+    const x86::Gp& base = da.high ? x86::r12 : x86::r15;
+    if (da.reg < 0) return x86::ptr(base, da.disp, size);
+    return x86::ptr(kGuestGpr64[da.reg], base, 0, da.disp, size);
+  }
+  address(m, address_width);
+  return window(size);
+}
+
 void BlockEmitter::add_segment_base(int seg, const x86::Gp& reg) {
   if (seg == 1 && tb_.cs_base == 0) return;  // CS: the block's code segment base is known
   if (seg == 2 && (key_flags_ & tb_flags::kFlatStack)) return;

@@ -62,6 +62,12 @@ class BlockEmitter {
   bool direct_window_address(const ZydisDecodedOperand& m, unsigned address_width,
                              DirectAddress* out) const;
 
+  /// The host operand for a `size`-byte access to guest memory operand `m`: the direct form
+  /// where direct_window_address allows it, else [r15 + r8] after address() (r8 then holds the
+  /// guest linear address; with the direct form r8 is not set).
+  asmjit::x86::Mem guest_memory(const ZydisDecodedOperand& m, unsigned address_width,
+                                unsigned size);
+
   /// Adds the base of segment `seg` to `reg` (32-bit wrap) unless it is known to be zero.
   void add_segment_base(int seg, const asmjit::x86::Gp& reg);
 

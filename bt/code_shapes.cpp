@@ -433,13 +433,10 @@ void load_branch_target(BlockEmitter& e, const GuestInsn& in) {
     } else {
       e.a().mov(x86::r9d, kGuestGpr32[r]);
     }
+  } else if (width == 16) {
+    e.a().movzx(x86::r9d, e.guest_memory(op, in.d.address_width, 2));
   } else {
-    e.address(op, in.d.address_width);
-    if (width == 16) {
-      e.a().movzx(x86::r9d, BlockEmitter::window(2));
-    } else {
-      e.a().mov(x86::r9d, BlockEmitter::window(4));
-    }
+    e.a().mov(x86::r9d, e.guest_memory(op, in.d.address_width, 4));
   }
 }
 

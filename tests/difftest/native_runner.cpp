@@ -137,24 +137,21 @@ vmbt_difftest_trailer_begin:
   lret
 vmbt_difftest_trailer_end:
   .code16
+  # MOV [VD_OUT + offset], r32 from 16-bit code: 66h 67h 89 /r with a 32-bit absolute address.
+  .macro vd_store_out modrm, offset
+  .byte 0x66, 0x67, 0x89, \modrm
+  .long VD_OUT + \offset
+  .endm
 vmbt_difftest_trailer16_begin:
   movw %cs:VD_FLAT_AT_CS16, %ds
-  .byte 0x66, 0x67, 0x89, 0x05
-  .long VD_OUT + 0
-  .byte 0x66, 0x67, 0x89, 0x0d
-  .long VD_OUT + 4
-  .byte 0x66, 0x67, 0x89, 0x15
-  .long VD_OUT + 8
-  .byte 0x66, 0x67, 0x89, 0x1d
-  .long VD_OUT + 12
-  .byte 0x66, 0x67, 0x89, 0x25
-  .long VD_OUT + 16
-  .byte 0x66, 0x67, 0x89, 0x2d
-  .long VD_OUT + 20
-  .byte 0x66, 0x67, 0x89, 0x35
-  .long VD_OUT + 24
-  .byte 0x66, 0x67, 0x89, 0x3d
-  .long VD_OUT + 28
+  vd_store_out 0x05, 0  # eax
+  vd_store_out 0x0d, 4  # ecx
+  vd_store_out 0x15, 8  # edx
+  vd_store_out 0x1d, 12  # ebx
+  vd_store_out 0x25, 16  # esp
+  vd_store_out 0x2d, 20  # ebp
+  vd_store_out 0x35, 24  # esi
+  vd_store_out 0x3d, 28  # edi
   movw %cs:VD_FLAT_AT_CS16, %ss
   movl $VD_STACK_TOP, %esp
   pushfl

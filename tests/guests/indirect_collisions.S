@@ -60,6 +60,20 @@ GUEST_ENTRY
 returned:
   mov %ebx, %eax
   CHECK_EQ $2000, "returns and entries"
+  /* Targets read through [base + disp], an absolute [disp] and [base + disp] with a
+   * displacement below -496 MiB (the effective address wraps modulo 2^32, Intel SDM Vol. 1
+   * §3.7.5): bt reads these without an lea (docs/bt.md), the last from the window's copy. */
+  xor %ebx, %ebx
+  mov $order, %edi
+  call *4(%edi)                     /* f3: 8 */
+  call *order + 8                   /* f1: 2 */
+  lea order + 0x40000000, %edi
+  call *-0x40000000 + 12(%edi)      /* f2: 4 */
+  push $4f
+  jmp *-0x40000000(%edi)            /* f0: 1, returning to 4: */
+4:
+  mov %ebx, %eax
+  CHECK_EQ $15, "targets through one-register and far displacements"
   CHECKS_DONE "indirect_collisions"
 
 .section .rodata
