@@ -58,11 +58,7 @@ bool BlockEmitter::direct_window_address(const ZydisDecodedOperand& m, unsigned 
   if (m.mem.base != ZYDIS_REGISTER_NONE && base < 0) return false;  // (EIP-relative: not here)
   const int64_t d = m.mem.disp.has_displacement ? m.mem.disp.value : 0;
   if (d < INT32_MIN || d > INT32_MAX) return false;
-  const int seg = operand_segment(m);
-  const bool zero_base = (seg == 1 && tb_.cs_base == 0) ||
-                         (seg == 2 && (key_flags_ & tb_flags::kFlatStack)) ||
-                         ((seg == 0 || seg == 3) && (key_flags_ & tb_flags::kFlatData));
-  if (!zero_base) return false;
+  if (!segment_base_is_zero(operand_segment(m))) return false;
   out->reg = base >= 0 ? base : index;
   out->disp = static_cast<int32_t>(d);
   // An absolute address above 2 GiB is negative as a displacement: from r12 it is the address.
@@ -82,10 +78,14 @@ x86::Mem BlockEmitter::guest_memory(const ZydisDecodedOperand& m, unsigned addre
   return window(size);
 }
 
+bool BlockEmitter::segment_base_is_zero(int seg) const {
+  return (seg == 1 && tb_.cs_base == 0) ||  // CS: the block's code segment base is known
+         (seg == 2 && (key_flags_ & tb_flags::kFlatStack)) ||
+         ((seg == 0 || seg == 3) && (key_flags_ & tb_flags::kFlatData));
+}
+
 void BlockEmitter::add_segment_base(int seg, const x86::Gp& reg) {
-  if (seg == 1 && tb_.cs_base == 0) return;  // CS: the block's code segment base is known
-  if (seg == 2 && (key_flags_ & tb_flags::kFlatStack)) return;
-  if ((seg == 0 || seg == 3) && (key_flags_ & tb_flags::kFlatData)) return;
+  if (segment_base_is_zero(seg)) return;
   a_.mov(x86::r9d, ctx_field(offsetof(BtContext, seg_base) + 4 * seg, 4));
   a_.lea(reg.r32(), x86::ptr(reg.r64(), x86::r9));
 }

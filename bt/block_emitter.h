@@ -70,6 +70,9 @@ class BlockEmitter {
 
   /// Adds the base of segment `seg` to `reg` (32-bit wrap) unless it is known to be zero.
   void add_segment_base(int seg, const asmjit::x86::Gp& reg);
+  /// Whether segment `seg` (SegIndex) has base 0 in this block's mode: CS by the block's own
+  /// base, SS by tb_flags::kFlatStack, DS and ES by tb_flags::kFlatData.
+  bool segment_base_is_zero(int seg) const;
 
   /// [r15 + r8]: the window access for the address computed by address().
   static asmjit::x86::Mem window(unsigned size) {

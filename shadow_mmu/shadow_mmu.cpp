@@ -1619,20 +1619,7 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint64_t* phys,
   const uint32_t lin_page = linear >> 12;
   const bool nx = access.fetch && !current_->nx.empty() &&
                   ((current_->nx[lin_page >> 6] >> (lin_page & 63)) & 1);
-  if (!global && !nx) {
-    const uint32_t e = current_->shadow[lin_page];
-    if ((e & entry::kMapped) && !(e & (entry::kUnassigned | entry::kMmio))) {
-      const bool allowed =
-          access.user ? ((e & entry::kUser) &&
-                         (!access.write || ((e & entry::kUserWrite) && (e & entry::kDirty))))
-                      : (!access.write || ((e & entry::kSupWrite) && (e & entry::kDirty)));
-      if (allowed) {
-        *phys = (uint64_t{e & entry::kPhysMask} << 12) | (linear & 0xfff);
-        ++stats_.shadow_translations;
-        return true;
-      }
-    }
-  }
+  if (!global && !nx && shadowed_address(linear, access.write, access.user, phys)) return true;
   WalkResult w = walk(*phys_, mode_, linear, access);
   if (!w.ok) {
     *error_code = w.error_code;
@@ -1643,19 +1630,22 @@ bool ShadowMmu::translate(uint32_t linear, const Access& access, uint64_t* phys,
   return true;
 }
 
+bool ShadowMmu::shadowed_address(uint32_t linear, bool write, bool user, uint64_t* phys) {
+  const uint32_t e = current_->shadow[linear >> 12];
+  if (!(e & entry::kMapped) || (e & (entry::kUnassigned | entry::kMmio))) return false;
+  const bool allowed =
+      user ? ((e & entry::kUser) && (!write || ((e & entry::kUserWrite) && (e & entry::kDirty))))
+           : (!write || ((e & entry::kSupWrite) && (e & entry::kDirty)));
+  if (!allowed) return false;
+  *phys = (uint64_t{e & entry::kPhysMask} << 12) | (linear & 0xfff);
+  ++stats_.shadow_translations;
+  return true;
+}
+
 uint8_t* ShadowMmu::mapped_ram(uint32_t linear, unsigned size, bool write, bool user) {
   if ((linear & 0xfff) + size > 0x1000) return nullptr;
   uint64_t pa = linear & a20_mask_;
-  if (paging_) {
-    const uint32_t e = current_->shadow[linear >> 12];
-    if (!(e & entry::kMapped) || (e & (entry::kUnassigned | entry::kMmio))) return nullptr;
-    const bool allowed =
-        user ? ((e & entry::kUser) && (!write || ((e & entry::kUserWrite) && (e & entry::kDirty))))
-             : (!write || ((e & entry::kSupWrite) && (e & entry::kDirty)));
-    if (!allowed) return nullptr;
-    pa = (uint64_t{e & entry::kPhysMask} << 12) | (linear & 0xfff);
-    ++stats_.shadow_translations;
-  }
+  if (paging_ && !shadowed_address(linear, write, user, &pa)) return nullptr;
   if (!ram_.contains(pa, size) || (!firmware_windows_.empty() && firmware_window(pa))) {
     return nullptr;
   }

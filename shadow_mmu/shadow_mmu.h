@@ -330,6 +330,10 @@ class ShadowMmu {
   /// Whether the host may map a page with shadow entry `e` writable in the user view (`user`)
   /// or the supervisor view.
   bool host_writable(uint32_t e, bool user) const;
+  /// The frame the current space's shadow maps `linear` to, with the byte offset, when its
+  /// entry allows the access (`write`, `user`) as a walk would (A set; D set for a write): no
+  /// walk is needed then. False for no entry, an unassigned or MMIO page, or fewer rights.
+  bool shadowed_address(uint32_t linear, bool write, bool user, uint64_t* phys);
   /// Counts a store to traced table `page`; at kFloodWrites in a row it is no longer traced and
   /// what derived from it is dropped (then true).
   bool count_flood_write(uint32_t page);

@@ -39,31 +39,41 @@ std::string compare(const GeneratedCase& gc, const NativeResult& n, const BtResu
   return why;
 }
 
+/// What one batch saw: cases compared, those that ran natively to their end, those skipped for
+/// a native timeout, and those that differ.
+struct Tally {
+  size_t compared = 0, completed = 0, skipped = 0, failures = 0;
+};
+
+/// Runs `gc` natively and under bt (`arena`: kDataSize bytes of scratch for bt's initial data)
+/// and records in `t` how they compare (a failure per case that differs, the first 25 reported
+/// with their reason).
+void check_case(NativeRunner& native, BtSnippetRunner& bt, std::vector<uint8_t>& arena,
+                const GeneratedCase& gc, Tally& t) {
+  NativeResult n = run_case(native, gc);
+  if (n.timed_out) {
+    ++t.skipped;
+    return;
+  }
+  fill_arena(arena.data(), arena.size(), gc.memory_seed);
+  BtResult b = bt.run(gc.c, arena.data());
+  ++t.compared;
+  if (!n.faulted) ++t.completed;
+  const std::string why = compare(gc, n, b);
+  if (!why.empty() && ++t.failures <= 25) ADD_FAILURE() << gc.description << "\n  " << why;
+}
+
 void run_batch(uint64_t seed, size_t count) {
   VMBT_SKIP_WITHOUT_NATIVE_32BIT();
   NativeRunner native;
   BtSnippetRunner bt;
   std::vector<uint8_t> arena(NativeRunner::kDataSize);
-  std::vector<GeneratedCase> cases = generate_cases(seed, count);
-  size_t compared = 0, skipped = 0, failures = 0;
-  for (const GeneratedCase& gc : cases) {
-    NativeResult n = run_case(native, gc);
-    if (n.timed_out) {
-      ++skipped;
-      continue;
-    }
-    fill_arena(arena.data(), arena.size(), gc.memory_seed);
-    BtResult b = bt.run(gc.c, arena.data());
-    ++compared;
-    std::string why = compare(gc, n, b);
-    if (!why.empty()) {
-      if (++failures <= 25) ADD_FAILURE() << gc.description << "\n  " << why;
-    }
-  }
-  EXPECT_EQ(failures, 0u) << failures << " of " << compared << " cases differ";
-  EXPECT_GT(compared, count * 9 / 10) << "too many cases skipped (" << skipped << ")";
+  Tally t;
+  for (const GeneratedCase& gc : generate_cases(seed, count)) check_case(native, bt, arena, gc, t);
+  EXPECT_EQ(t.failures, 0u) << t.failures << " of " << t.compared << " cases differ";
+  EXPECT_GT(t.compared, count * 9 / 10) << "too many cases skipped (" << t.skipped << ")";
   std::printf("bt differential: %zu cases compared, %zu skipped (native timeout), %zu differ\n",
-              compared, skipped, failures);
+              t.compared, t.skipped, t.failures);
 }
 
 /// The same generated instructions as 16-bit code: natively in 16-bit segments of this process
@@ -75,7 +85,8 @@ void run_code16_batch(uint64_t seed, size_t count) {
   NativeRunner native;
   BtSnippetRunner bt;
   std::vector<uint8_t> arena(NativeRunner::kDataSize);
-  size_t encoded = 0, compared = 0, completed = 0, failures = 0;
+  Tally t;
+  size_t encoded = 0;
   std::string first_refusal;
   for (const GeneratedCase& gc32 : generate_cases(seed, count)) {
     std::string why;
@@ -85,24 +96,17 @@ void run_code16_batch(uint64_t seed, size_t count) {
       continue;
     }
     ++encoded;
-    NativeResult n = run_case(native, *gc);
-    if (n.timed_out) continue;
-    fill_arena(arena.data(), arena.size(), gc->memory_seed);
-    BtResult b = bt.run(gc->c, arena.data());
-    ++compared;
-    if (!n.faulted) ++completed;
-    why = compare(*gc, n, b);
-    if (!why.empty() && ++failures <= 25) ADD_FAILURE() << gc->description << "\n  " << why;
+    check_case(native, bt, arena, *gc, t);
   }
-  EXPECT_EQ(failures, 0u) << failures << " of " << compared << " cases differ";
+  EXPECT_EQ(t.failures, 0u) << t.failures << " of " << t.compared << " cases differ";
   EXPECT_GT(encoded, count * 9 / 10)
       << "too few cases re-encoded; first refusal: " << first_refusal;
-  EXPECT_GT(compared, encoded * 9 / 10) << "too many native timeouts";
-  EXPECT_GT(completed, compared / 2) << "too few cases ran to their end without a fault";
+  EXPECT_GT(t.compared, encoded * 9 / 10) << "too many native timeouts";
+  EXPECT_GT(t.completed, t.compared / 2) << "too few cases ran to their end without a fault";
   std::printf(
       "bt differential, real mode: %zu of %zu cases re-encoded, %zu compared (%zu ran "
       "to the end), %zu differ\n",
-      encoded, count, compared, completed, failures);
+      encoded, count, t.compared, t.completed, t.failures);
 }
 
 TEST(BtDifferential, GeneratedCasesMatchNativeExecution) {
