@@ -126,8 +126,23 @@ void BlockEmitter::indirect_exit() {
     return;
   }
   const auto lookup_start = static_cast<uint32_t>(a_.offset());
-  a_.movzx(x86::r10d, x86::r9w);
   a_.mov(x86::r11, ctx_field(offsetof(BtContext, indirect_table), 8));
+  probe_table(lookup_start);
+}
+
+void BlockEmitter::indirect_exit_to_mode(size_t tables_field) {
+  // The context's first table becomes the new mode's, or stays the kick table when a kick came
+  // first (kick_pending indexes the pair). A kick from here on lands in the lookup and leaves
+  // through Stubs::indirect_exit.
+  const auto lookup_start = static_cast<uint32_t>(a_.offset());
+  a_.mov(x86::r10d, ctx_field(offsetof(BtContext, kick_pending), 4));
+  a_.mov(x86::r11, x86::ptr(x86::r14, x86::r10, 3, static_cast<int32_t>(tables_field), 8));
+  a_.mov(ctx_field(offsetof(BtContext, indirect_table), 8), x86::r11);
+  probe_table(lookup_start);
+}
+
+void BlockEmitter::probe_table(uint32_t lookup_start) {
+  a_.movzx(x86::r10d, x86::r9w);
   a_.jmp(x86::ptr(x86::r11, x86::r10, 3, 0, 8));
   tb_.table_exits.push_back({lookup_start, static_cast<uint32_t>(a_.offset())});
 }

@@ -94,6 +94,12 @@ class BlockEmitter {
   /// context at a table whose every slot leaves for the dispatcher.
   void indirect_exit();
 
+  /// An indirect exit into another mode (an inline SYSENTER or SYSEXIT): the target EIP is in
+  /// r9d, the window registers and the rest of the context are the new mode's already, and the
+  /// context's field `tables_field` holds the new mode's first table and the kick table
+  /// (SystemCallSwitch::tables).
+  void indirect_exit_to_mode(size_t tables_field);
+
   /// With guest RCX in r10 and a value in ECX: falls through when the value is zero and jumps to
   /// `nonzero` otherwise, guest RCX back in place on both paths. JRCXZ tests without touching
   /// the flags, which hold the guest's; the moves cost nothing (register renaming), where the
@@ -130,6 +136,10 @@ class BlockEmitter {
   const Stubs& stubs_;
   uint32_t key_flags_;
   asmjit::Label exit_labels_[2];
+
+  /// The table lookup of an indirect exit, the table in r11 and the target in r9d: jumps to the
+  /// slot's block, recording the lookup (from `lookup_start`) for BtEngine::kick.
+  void probe_table(uint32_t lookup_start);
 };
 
 }  // namespace vmbt::bt

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vmm/cpu_state.h"
+
 namespace vmbt::bt {
 
 struct TranslationBlock;
@@ -37,6 +39,26 @@ constexpr size_t kIndirectTableBits = 16;  // indexed with a flag-free movzx of 
 constexpr size_t kIndirectTableSize = size_t{1} << kIndirectTableBits;
 /// Slots of a table: one more than the index reaches, the victim slot of the last.
 constexpr size_t kIndirectTableSlots = kIndirectTableSize + 1;
+
+/// What an inline SYSENTER or SYSEXIT loads (docs/bt.md, "System calls inline"), prepared by the
+/// monitor for the current state (BtEngine::prepare_system_calls) every time it points the
+/// context at the current mode's tables: translated code then switches mode without the monitor.
+struct SystemCallSwitch {
+  /// 0: translated code may perform the instruction inline; otherwise it calls the monitor (the
+  /// common case does not hold, or the target mode has no table yet).
+  uint32_t not_ready = 1;
+  uint32_t esp = 0;                     ///< SYSENTER: IA32_SYSENTER_ESP (SYSEXIT takes ECX)
+  uint32_t eip = 0;                     ///< SYSENTER: IA32_SYSENTER_EIP (SYSEXIT takes EDX)
+  std::array<uint16_t, 2> selectors{};  ///< CS and SS (the context's seg_sel copies)
+  uint64_t window_base = 0, window_neg = 0, window_high = 0;  ///< r15, r13, r12 at the new CPL
+  /// The new mode's first table, and the kick table: indexed by kick_pending, so a kick that
+  /// came before the switch is not undone by it (BtEngine::kick).
+  std::array<uint64_t*, 2> tables{};
+  uint64_t* second_table = nullptr;
+  uint64_t indirect_table_neg = 0, second_table_neg = 0;
+  /// CS and SS as the instruction loads them, copied into the monitor's state (state_cs).
+  std::array<SegmentReg, 2> segments{};
+};
 
 struct alignas(64) BtContext {
   std::array<uint32_t, 8> gpr{};  ///< guest GPRs at an exit / to load at entry
@@ -91,6 +113,12 @@ struct alignas(64) BtContext {
   /// as an offset from the window base (so the instruction's [r15 + r8] form reaches it).
   uint32_t table_linear = 0;
   uint64_t table_offset = 0;
+
+  /// SYSENTER (0) and SYSEXIT (1) inline, and the monitor's CS (its SS follows) that they load.
+  static constexpr size_t kSysenter = 0, kSysexit = 1;
+  std::array<SystemCallSwitch, 2> system_call{};
+  SegmentReg* state_cs = nullptr;
+  uint64_t inline_system_calls = 0;  ///< SYSENTERs and SYSEXITs performed inline (--stats)
 
   /// CPUID answered in translated code (docs/bt.md, "CPUID"): leaves the monitor answered
   /// before, by slot cpuid_slot(EAX). A slot matches when its tag plus EAX is zero (a flag-free

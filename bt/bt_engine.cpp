@@ -50,6 +50,7 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
               reinterpret_cast<uint64_t>(stubs_.indirect_exit)) {
   ctx_->direct_call = &BtEngine::direct_call_entry;
   ctx_->engine = this;
+  ctx_->state_cs = &s_.seg[kCs];
   forget_cpuid_answers();
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
   // A device's DMA into RAM bypasses the shadow mappings that protect translated code and traced
@@ -336,20 +337,68 @@ void BtEngine::load_context(uint32_t flags) {
   select_tables(flags);
 }
 
-void BtEngine::select_tables(uint32_t flags) {
+BtEngine::TablePair BtEngine::tables_for(uint32_t mode, unsigned cpl, bool create) {
   // A guest kernel's branches mostly reach its global pages, a process's its own: the table
   // that hits first most often is probed first.
-  const uint32_t mode = table_mode(flags);
-  uint64_t* space = tables_.slots(mmu_.space_id(), mode);
+  uint64_t* space =
+      create ? tables_.slots(mmu_.space_id(), mode) : tables_.find_slots(mmu_.space_id(), mode);
+  if (!space) return {};
   uint64_t* global = tables_.global_slots(mode);
-  const bool global_first = s_.cpl() != 3 && tables_.has_global(mode);
-  uint64_t* const first = global_first ? global : space;
-  ctx_->second_table = global_first ? space : global;
-  ctx_->indirect_table_neg = 0 - reinterpret_cast<uint64_t>(first);
-  ctx_->second_table_neg = 0 - reinterpret_cast<uint64_t>(ctx_->second_table);
+  const bool global_first = cpl != 3 && tables_.has_global(mode);
+  return global_first ? TablePair{global, space} : TablePair{space, global};
+}
+
+void BtEngine::select_tables(uint32_t flags) {
+  const TablePair t = tables_for(table_mode(flags), s_.cpl(), true);
+  ctx_->second_table = t.second;
+  ctx_->indirect_table_neg = 0 - reinterpret_cast<uint64_t>(t.first);
+  ctx_->second_table_neg = 0 - reinterpret_cast<uint64_t>(t.second);
   // A kick already waiting keeps the kick table (kick()): translated code leaves at its first
   // indirect exit.
-  ctx_->indirect_table = ctx_->kick_pending ? tables_.kick_slots() : first;
+  ctx_->indirect_table = ctx_->kick_pending ? tables_.kick_slots() : t.first;
+  prepare_system_calls(flags);
+}
+
+void BtEngine::prepare_system_calls(uint32_t flags) {
+  for (SystemCallSwitch& sw : ctx_->system_call) sw.not_ready = 1;
+  // The common case of SystemEmulator::fast_system_call, and what the inline code does not
+  // change: VM and RF stay clear, IF is the only flag SYSENTER clears, and without EFLAGS.AC
+  // (or CR0.AM) neither CPL needs the host's alignment check (load_context). The tables hold
+  // blocks of CS base 0, what both instructions load.
+  const bool common = (flags & tb_flags::kDirectCalls) && (s_.cr0 & cr0::kPe) &&
+                      !(s_.eflags & (eflags::kVm | eflags::kTf | eflags::kRf)) &&
+                      !((s_.cr0 & cr0::kAm) && (s_.eflags & eflags::kAc)) &&
+                      (s_.sysenter_cs & 0xfffc) != 0 && guest_exec_breakpoints_.empty() &&
+                      !system_.interrupt_shadow && table_cs_base_ == 0;
+  if (!common) return;
+  const SegmentReg cs = s_.seg[kCs], ss = s_.seg[kSs];
+  for (size_t which : {BtContext::kSysenter, BtContext::kSysexit}) {
+    // The mode after the instruction: the same state with its CS and SS (nothing else of what
+    // key_flags() reads changes), put back below.
+    SystemEmulator::load_system_call_segments(s_, which == BtContext::kSysenter);
+    const uint32_t to_flags = key_flags();
+    const unsigned to_cpl = s_.cpl();
+    const uint32_t mode = table_mode(to_flags);
+    SystemCallSwitch& sw = ctx_->system_call[which];
+    sw.segments = {s_.seg[kCs], s_.seg[kSs]};
+    s_.seg[kCs] = cs;
+    s_.seg[kSs] = ss;
+    if (!(to_flags & tb_flags::kDirectCalls)) continue;
+    const TablePair t = tables_for(mode, to_cpl, false);
+    if (!t.first) continue;  // the monitor's way first: it makes the table
+    sw.second_table = t.second;
+    sw.indirect_table_neg = 0 - reinterpret_cast<uint64_t>(t.first);
+    sw.second_table_neg = 0 - reinterpret_cast<uint64_t>(t.second);
+    sw.tables = {t.first, tables_.kick_slots()};
+    sw.selectors = {sw.segments[0].selector, sw.segments[1].selector};
+    sw.esp = s_.sysenter_esp;
+    sw.eip = s_.sysenter_eip;
+    const auto window = reinterpret_cast<uint64_t>(mmu_.window_base(to_cpl));
+    sw.window_base = window;
+    sw.window_neg = 0 - window;
+    sw.window_high = window + LinearWindow::kSpan;
+    sw.not_ready = 0;
+  }
 }
 
 void BtEngine::store_context() {
@@ -774,6 +823,7 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.direct_calls", direct_calls_);
   stats.set("bt.direct_transfers", direct_transfers_);
   stats.set("io_in_engine", io_in_engine_);
+  stats.set("bt.inline_system_calls", ctx_->inline_system_calls);
   for (const auto& [vector, n] : exceptions_by_vector_) {
     stats.set(fmt::format("exceptions_delivered.{}", vector), n);
   }

@@ -241,9 +241,23 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
                      bool global);
   /// The indirect-branch table mode for blocks translated with `flags` at the current CPL.
   uint32_t table_mode(uint32_t flags) const;
+  /// The current space's indirect-branch table for `mode` and the mode's global one, in the
+  /// order translated code at CPL `cpl` probes them; both null when the space has no table for
+  /// `mode` and not `create`.
+  struct TablePair {
+    uint64_t* first = nullptr;
+    uint64_t* second = nullptr;
+  };
+  TablePair tables_for(uint32_t mode, unsigned cpl, bool create);
   /// Points the context at the current space's indirect-branch tables for the mode of `flags`
   /// (the current key flags).
   void select_tables(uint32_t flags);
+  /// Prepares SYSENTER and SYSEXIT inline for the current state (BtContext::system_call): what
+  /// each loads, the window and tables of the mode it enters, where the common case holds
+  /// (protected mode, no VM, TF, RF or alignment checking, IA32_SYSENTER_CS usable, no guest
+  /// instruction breakpoint, direct calls on) and the target mode has its table already.
+  /// Called with the current tables (select_tables), so both stay right together.
+  void prepare_system_calls(uint32_t flags);
   /// Empties BtContext's CPUID table: an answer may have changed (an MSR write, the TSC
   /// deadline withheld). Translated code then asks the monitor again.
   void forget_cpuid_answers();

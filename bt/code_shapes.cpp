@@ -18,6 +18,8 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "bt/guest_operands.h"
@@ -420,6 +422,68 @@ void emit_inline_cpuid(BlockEmitter& e, asmjit::Label answered) {
   a.mov(x86::edx, x86::ptr(x86::r14, x86::r11, 3, answer + 12, 4));
   a.jmp(answered);
   a.bind(miss);
+}
+
+/// SYSENTER or SYSEXIT (`which`: BtContext::kSysenter or kSysexit) inline, in the common case
+/// the monitor prepared (BtContext::system_call, BtEngine::prepare_system_calls); else on to
+/// the direct call that follows. What the instruction loads (Intel SDM Vol. 2B SYSENTER,
+/// SYSEXIT): CS and SS (into the monitor's state and the context's copies), ESP and EIP (from
+/// the MSRs, or ECX and EDX), IF cleared by SYSENTER (VM and RF are clear already); then the
+/// window registers and tables of the CPL it enters, and the target's block through the new
+/// mode's table. Flag-free: moves, LEA and the JRCXZ test only. Nothing here can fault.
+void emit_inline_system_call(BlockEmitter& e, size_t which) {
+  static_assert(sizeof(SegmentReg) == 20 && std::is_trivially_copyable_v<SegmentReg>);
+  x86::Assembler& a = e.a();
+  const size_t sw = offsetof(BtContext, system_call) + which * sizeof(SystemCallSwitch);
+  auto field = [&](size_t member, unsigned size) { return ctx_field(sw + member, size); };
+  const bool enter = which == BtContext::kSysenter;
+  asmjit::Label slow = a.newLabel();
+  a.mov(x86::r10, x86::rcx);
+  a.mov(x86::ecx, field(offsetof(SystemCallSwitch, not_ready), 4));
+  e.unless_ecx_zero(slow);
+  // CS and SS, adjacent in VcpuState::seg (kCs, kSs): 40 bytes.
+  a.mov(x86::r8, ctx_field(offsetof(BtContext, state_cs), 8));
+  for (int32_t at = 0; at < 40; at += 8) {
+    a.mov(x86::r9, field(offsetof(SystemCallSwitch, segments) + at, 8));
+    a.mov(x86::qword_ptr(x86::r8, at), x86::r9);
+  }
+  a.mov(x86::r9d, field(offsetof(SystemCallSwitch, selectors), 4));
+  a.mov(ctx_field(offsetof(BtContext, seg_sel) + 2 * kCs, 4), x86::r9d);  // CS, SS
+  a.mov(ctx_field(offsetof(BtContext, seg_base) + 4 * kCs, 8), 0);        // CS, SS
+  if (enter) {
+    a.mov(ctx_field(offsetof(BtContext, vif), 1), 0);
+    a.mov(x86::esp, field(offsetof(SystemCallSwitch, esp), 4));
+    a.mov(x86::r9d, field(offsetof(SystemCallSwitch, eip), 4));
+  } else {
+    a.mov(x86::esp, x86::ecx);
+    a.mov(x86::r9d, x86::edx);
+  }
+  const std::pair<x86::Gp, size_t> windows[] = {
+      {x86::r15, offsetof(BtContext, window_base)},
+      {x86::r13, offsetof(BtContext, window_neg)},
+      {x86::r12, offsetof(BtContext, window_high)},
+  };
+  const size_t window_members[] = {offsetof(SystemCallSwitch, window_base),
+                                   offsetof(SystemCallSwitch, window_neg),
+                                   offsetof(SystemCallSwitch, window_high)};
+  for (size_t i = 0; i < 3; ++i) {
+    a.mov(windows[i].first, field(window_members[i], 8));
+    a.mov(ctx_field(windows[i].second, 8), windows[i].first);
+  }
+  const std::pair<size_t, size_t> tables[] = {
+      {offsetof(SystemCallSwitch, second_table), offsetof(BtContext, second_table)},
+      {offsetof(SystemCallSwitch, indirect_table_neg), offsetof(BtContext, indirect_table_neg)},
+      {offsetof(SystemCallSwitch, second_table_neg), offsetof(BtContext, second_table_neg)},
+  };
+  for (const auto& [from, to] : tables) {
+    a.mov(x86::r10, field(from, 8));
+    a.mov(ctx_field(to, 8), x86::r10);
+  }
+  a.mov(x86::r10, ctx_field(offsetof(BtContext, inline_system_calls), 8));
+  a.lea(x86::r10, x86::ptr(x86::r10, 1));
+  a.mov(ctx_field(offsetof(BtContext, inline_system_calls), 8), x86::r10);
+  e.indirect_exit_to_mode(sw + offsetof(SystemCallSwitch, tables));
+  a.bind(slow);
 }
 
 /// Loads a near branch target (register or memory operand) into r9d.
@@ -846,6 +910,14 @@ void translate_monitor_call(BlockEmitter& e, const GuestInsn& in) {
   asmjit::Label answered = e.a().newLabel();
   const bool inline_cpuid = site.fast == CalloutSite::FastPath::kCpuid;
   if (inline_cpuid) emit_inline_cpuid(e, answered);
+  if (site.fast == CalloutSite::FastPath::kSystemCall && code32) {
+    // SYSEXIT inline only where the block vouches for CPL 0 (at another CPL it raises #GP).
+    if (in.d.mnemonic == ZYDIS_MNEMONIC_SYSENTER) {
+      emit_inline_system_call(e, BtContext::kSysenter);
+    } else if (e.key_flags() & tb_flags::kCpl0) {
+      emit_inline_system_call(e, BtContext::kSysexit);
+    }
+  }
   e.direct_call(&site);
   if (inline_cpuid) e.a().bind(answered);
 }

@@ -117,12 +117,13 @@ IndirectTables::Table* IndirectTables::table_for(uint32_t space, uint32_t mode, 
     const uint64_t k = key(space, mode);
     Table* t = recall(recent_, k);
     if (!t) {
-      auto& slot = tables_[k];
-      if (!slot) {
-        if (tables_.size() > kMaxTables) evict_lru(tables_, k);
-        slot = take_empty();
+      auto it = tables_.find(k);
+      if (it == tables_.end()) {
+        if (!create) return nullptr;
+        if (tables_.size() >= kMaxTables) evict_lru(tables_, k);
+        it = tables_.emplace(k, take_empty()).first;
       }
-      t = slot.get();
+      t = it->second.get();
       note(recent_, k, t);
     }
     t->last_used = ++clock_;
@@ -145,6 +146,11 @@ IndirectTables::Table* IndirectTables::table_for(uint32_t space, uint32_t mode, 
 
 uint64_t* IndirectTables::slots(uint32_t space, uint32_t mode) {
   return table_for(space, mode, false, true)->slots.data();
+}
+
+uint64_t* IndirectTables::find_slots(uint32_t space, uint32_t mode) {
+  Table* t = table_for(space, mode, false, false);
+  return t ? t->slots.data() : nullptr;
 }
 
 uint64_t* IndirectTables::global_slots(uint32_t mode) {

@@ -46,6 +46,9 @@ class IndirectTables {
   /// The slots of the address-space table for (space, mode), created empty on first use.
   /// Valid until the next call that creates a table or forgets whole spaces.
   uint64_t* slots(uint32_t space, uint32_t mode);
+  /// The slots of the address-space table for (space, mode), or nullptr when it has none (none
+  /// is created). Valid as long as slots() says.
+  uint64_t* find_slots(uint32_t space, uint32_t mode);
   /// The slots of the mode's global table (all empty when it has none). Valid until the next
   /// remember().
   uint64_t* global_slots(uint32_t mode);

@@ -405,14 +405,15 @@ SystemCallSegments system_call_segments(const VcpuState& s, bool enter) {
           static_cast<uint16_t>((s.sysenter_cs + 24) | 3), 3};
 }
 
-/// Loads them in place (SegmentReg::set_flat: no temporary copied in, whose narrow stores the
-/// wide loads of the copy could not forward from).
-void load_system_call_segments(VcpuState& s, const SystemCallSegments& to) {
+}  // namespace
+
+void SystemEmulator::load_system_call_segments(VcpuState& s, bool enter) {
+  // In place (SegmentReg::set_flat: no temporary copied in, whose narrow stores the wide loads
+  // of the copy could not forward from).
+  const SystemCallSegments to = system_call_segments(s, enter);
   s.seg[kCs].set_flat(to.cs, 11, to.cpl);  // execute/read code, accessed
   s.seg[kSs].set_flat(to.ss, 3, to.cpl);   // read/write data, accessed
 }
-
-}  // namespace
 
 // SYSENTER (Intel SDM Vol. 2B): #GP(0) in real mode or if IA32_SYSENTER_CS[15:2] = 0; VM, IF,
 // RF cleared; flat
@@ -420,7 +421,7 @@ void load_system_call_segments(VcpuState& s, const SystemCallSegments& to) {
 StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
   if (!(s.cr0 & cr0::kPe) || (s.sysenter_cs & 0xfffc) == 0) sys::gp(0);
   s.eflags &= ~(eflags::kVm | eflags::kIf | eflags::kRf);
-  load_system_call_segments(s, system_call_segments(s, true));
+  load_system_call_segments(s, true);
   s.gpr[kEsp] = s.sysenter_esp;
   s.eip = s.sysenter_eip;
   return {};
@@ -621,7 +622,7 @@ bool SystemEmulator::fast_iret(VcpuState& s, const Insn& in) {
 // CS = SYSENTER_CS + 16 | 3, SS = SYSENTER_CS + 24 | 3; EIP = EDX, ESP = ECX.
 StepResult SystemEmulator::sysexit(VcpuState& s, const Insn& /*in*/) {
   if (!(s.cr0 & cr0::kPe) || (s.sysenter_cs & 0xfffc) == 0 || sys::cpl(s) != 0) sys::gp(0);
-  load_system_call_segments(s, system_call_segments(s, false));
+  load_system_call_segments(s, false);
   s.gpr[kEsp] = s.gpr[kEcx];
   s.eip = s.gpr[kEdx];
   return {};

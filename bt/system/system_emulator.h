@@ -138,6 +138,9 @@ class SystemEmulator {
   /// CPL 0. Then it performs the instruction as execute() would and returns true; otherwise it
   /// changes nothing and returns false (execute() then raises what Intel SDM Vol. 2B says).
   bool fast_system_call(VcpuState& s, const sys::Insn& in);
+  /// Loads CS and SS as SYSENTER (`enter`) or SYSEXIT does, from IA32_SYSENTER_CS (Intel SDM
+  /// Vol. 2B SYSENTER, SYSEXIT): flat, CPL 0 or 3. Nothing else changes, nothing is checked.
+  static void load_system_call_segments(VcpuState& s, bool enter);
 
   /// INT n (CD ib) or INT3 in the common case (fast_deliver()): delivers it as execute() would
   /// and returns true; otherwise changes nothing (CR2 included) and returns false.

@@ -36,12 +36,6 @@
  * kvm-pvm runs no paged guest (`#! paged`). */
 #include "guest.inc"
 
-#define PDE_P 0x001
-#define PDE_RW 0x002
-#define PDE_US 0x004
-#define PDE_PS 0x080
-#define CR4_PSE 0x10
-#define CR0_PG 0x80000000
 #define ALIAS 0x400000          /* linear page -> bp_page's frame */
 #define REMAP 0x401000          /* linear page -> frame_a, later frame_b */
 #define RF 0x10000
@@ -123,16 +117,7 @@ paging_on:
   mov $frame_a, %eax
   or $(PDE_US | PDE_RW | PDE_P), %eax
   mov %eax, page_table + 4              /* REMAP -> frame_a */
-  mov %cr4, %eax
-  or $CR4_PSE, %eax
-  mov %eax, %cr4
-  mov $page_directory, %eax
-  mov %eax, %cr3
-  mov %cr0, %eax
-  or $CR0_PG, %eax
-  mov %eax, %cr0
-  jmp 1f
-1:
+  PAGING_ON_PSE page_directory
   ret
 
 test_execute:

@@ -6,11 +6,6 @@
  * engine: vmbt must say so ("cannot run 32-bit paged guests"); see `#! paged` in run_guest.sh. */
 #include "guest.inc"
 
-#define PDE_P 0x001
-#define PDE_RW 0x002
-#define PDE_PS 0x080                /* 4 MiB page */
-#define CR4_PSE 0x10
-#define CR0_PG 0x80000000
 #define ALIAS_OFFSET 0x400000
 
 MULTIBOOT_HEADER
@@ -19,16 +14,7 @@ GUEST_ENTRY
   /* PDE 0: virtual 0-4 MiB -> physical 0; PDE 1: virtual 4-8 MiB -> physical 0 too. */
   movl $(0 | PDE_PS | PDE_RW | PDE_P), page_directory
   movl $(0 | PDE_PS | PDE_RW | PDE_P), page_directory + 4
-  mov %cr4, %eax
-  or $CR4_PSE, %eax
-  mov %eax, %cr4
-  mov $page_directory, %eax
-  mov %eax, %cr3
-  mov %cr0, %eax
-  or $CR0_PG, %eax
-  mov %eax, %cr0
-  jmp 1f                            /* paging is on from the next instruction */
-1:
+  PAGING_ON_PSE page_directory
   mov $msg_on, %esi
   call puts
 
