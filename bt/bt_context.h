@@ -73,7 +73,9 @@ struct alignas(64) BtContext {
   ExitKind exit_kind = ExitKind::kNone;
   uint32_t exit_slot = 0;  ///< which exit of `exit_tb` was taken (for chaining)
   TranslationBlock* exit_tb = nullptr;
-  volatile uint32_t kick_pending = 0;  ///< set from signal handlers; read by the dispatcher
+  /// Set (to 1) from signal handlers; read by the dispatcher. Only ever 0 or 1: an inline
+  /// SYSENTER/SYSEXIT indexes SystemCallSwitch::tables with it.
+  volatile uint32_t kick_pending = 0;
   uint32_t fpu_active = 0;             ///< guest x87/SSE state lives in `guest_fx` when 0
   std::array<uint32_t, 6> seg_base{};  ///< guest segment bases (ES CS SS DS FS GS)
   uint32_t fpu_ip = 0;                 ///< guest EIP of the last non-control x87 instruction (FIP)
