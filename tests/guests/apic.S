@@ -283,6 +283,13 @@ mov_ss_next:
   CHECK_EQ $0x686868, "pit irq0 through ioapic pin 2"
   mov $0x30, %al                 /* channel 0 mode 0, no count: the PIT stops */
   outb %al, $0x43
+  /* A tick raised before the stop may still be on its way (a loaded host runs the guest late):
+   * pin 2 masked, and an interrupt window for one already accepted, before the HPET's checks. */
+  movl $0x14, IOAPIC
+  movl $(0x68 | MASKED), IOAPIC + 0x10
+  sti
+  nop
+  cli
 
   /* HPET: capabilities, then timer 2 one-shot 1 ms ahead, routed to I/O APIC pin 20 (0x69). */
   mov HPET, %eax
@@ -294,9 +301,11 @@ mov_ss_next:
   movl $1, HPET + 0x10           /* ENABLE_CNF */
   movl $0, irq_log_len
   movl $((20 << 9) | (1 << 2)), HPET + 0x140
+  /* 100 ms ahead (14.318 MHz): a comparator already passed when written would never fire, and a
+   * loaded host may stop the guest for milliseconds between the read and the write. */
   mov HPET + 0xf0, %eax
   mov HPET + 0xf4, %edx
-  add $100000, %eax
+  add $1431818, %eax
   adc $0, %edx
   mov %eax, HPET + 0x148
   mov %edx, HPET + 0x14c
@@ -305,13 +314,16 @@ mov_ss_next:
   CHECK_EQ $0x69, "hpet one-shot through ioapic pin 20"
   movl $0, HPET + 0x140
 
-  /* Timer 0 periodic (2 ms) through the legacy replacement route: ISA IRQ0, pin 2 (0x68). */
+  /* Timer 0 periodic (14 ms, the first 100 ms ahead) through the legacy replacement route: ISA
+   * IRQ0, pin 2 (0x68, unmasked again). */
+  movl $0x14, IOAPIC
+  movl $0x68, IOAPIC + 0x10
   movl $0, irq_log_len
   movl $3, HPET + 0x10           /* ENABLE_CNF | LEG_RT_CNF */
   /* As Linux programs it: 32-bit mode, VAL_SET, the comparator, then the period. */
   movl $((1 << 2) | (1 << 3) | (1 << 6) | (1 << 8)), HPET + 0x100
   mov HPET + 0xf0, %eax
-  add $200000, %eax
+  add $1431818, %eax
   mov %eax, HPET + 0x108         /* VAL_SET: the comparator */
   movl $200000, HPET + 0x108     /* then the period */
   WAIT_IRQS 3
