@@ -362,14 +362,13 @@ void BtEngine::select_tables(uint32_t flags) {
 void BtEngine::prepare_system_calls(uint32_t flags) {
   for (SystemCallSwitch& sw : ctx_->system_call) sw.not_ready = 1;
   // The common case of SystemEmulator::fast_system_call, and what the inline code does not
-  // change: VM and RF stay clear, IF is the only flag SYSENTER clears, and without EFLAGS.AC
-  // (or CR0.AM) neither CPL needs the host's alignment check (load_context). The tables hold
+  // change: RF stays clear, IF is the only flag SYSENTER clears, and without EFLAGS.AC (or
+  // CR0.AM) neither CPL needs the host's alignment check (load_context). The tables hold
   // blocks of CS base 0, what both instructions load.
-  const bool common = (flags & tb_flags::kDirectCalls) && (s_.cr0 & cr0::kPe) &&
-                      !(s_.eflags & (eflags::kVm | eflags::kTf | eflags::kRf)) &&
-                      !((s_.cr0 & cr0::kAm) && (s_.eflags & eflags::kAc)) &&
-                      (s_.sysenter_cs & 0xfffc) != 0 && guest_exec_breakpoints_.empty() &&
-                      !system_.interrupt_shadow && table_cs_base_ == 0;
+  const bool common =
+      (flags & tb_flags::kDirectCalls) && SystemEmulator::system_call_common_case(s_) &&
+      !(s_.eflags & eflags::kRf) && !((s_.cr0 & cr0::kAm) && (s_.eflags & eflags::kAc)) &&
+      guest_exec_breakpoints_.empty() && !system_.interrupt_shadow && table_cs_base_ == 0;
   if (!common) return;
   const SegmentReg cs = s_.seg[kCs], ss = s_.seg[kSs];
   for (size_t which : {BtContext::kSysenter, BtContext::kSysexit}) {

@@ -458,26 +458,24 @@ void emit_inline_system_call(BlockEmitter& e, size_t which) {
     a.mov(x86::esp, x86::ecx);
     a.mov(x86::r9d, x86::edx);
   }
-  const std::pair<x86::Gp, size_t> windows[] = {
-      {x86::r15, offsetof(BtContext, window_base)},
-      {x86::r13, offsetof(BtContext, window_neg)},
-      {x86::r12, offsetof(BtContext, window_high)},
+  // The new CPL's window registers, and the miss stub's table fields, into the context.
+  struct Copy {
+    size_t from, to;  ///< SystemCallSwitch member, BtContext field (8 bytes each)
+    x86::Gp reg;      ///< loaded there too (r10: only a carrier)
   };
-  const size_t window_members[] = {offsetof(SystemCallSwitch, window_base),
-                                   offsetof(SystemCallSwitch, window_neg),
-                                   offsetof(SystemCallSwitch, window_high)};
-  for (size_t i = 0; i < 3; ++i) {
-    a.mov(windows[i].first, field(window_members[i], 8));
-    a.mov(ctx_field(windows[i].second, 8), windows[i].first);
-  }
-  const std::pair<size_t, size_t> tables[] = {
-      {offsetof(SystemCallSwitch, second_table), offsetof(BtContext, second_table)},
-      {offsetof(SystemCallSwitch, indirect_table_neg), offsetof(BtContext, indirect_table_neg)},
-      {offsetof(SystemCallSwitch, second_table_neg), offsetof(BtContext, second_table_neg)},
+  const Copy copies[] = {
+      {offsetof(SystemCallSwitch, window_base), offsetof(BtContext, window_base), x86::r15},
+      {offsetof(SystemCallSwitch, window_neg), offsetof(BtContext, window_neg), x86::r13},
+      {offsetof(SystemCallSwitch, window_high), offsetof(BtContext, window_high), x86::r12},
+      {offsetof(SystemCallSwitch, second_table), offsetof(BtContext, second_table), x86::r10},
+      {offsetof(SystemCallSwitch, indirect_table_neg), offsetof(BtContext, indirect_table_neg),
+       x86::r10},
+      {offsetof(SystemCallSwitch, second_table_neg), offsetof(BtContext, second_table_neg),
+       x86::r10},
   };
-  for (const auto& [from, to] : tables) {
-    a.mov(x86::r10, field(from, 8));
-    a.mov(ctx_field(to, 8), x86::r10);
+  for (const Copy& c : copies) {
+    a.mov(c.reg, field(c.from, 8));
+    a.mov(ctx_field(c.to, 8), c.reg);
   }
   a.mov(x86::r10, ctx_field(offsetof(BtContext, inline_system_calls), 8));
   a.lea(x86::r10, x86::ptr(x86::r10, 1));

@@ -111,37 +111,29 @@ void IndirectTables::note(std::array<Recent, 2>& recent, uint64_t key, Table* ta
   recent[0] = Recent{key, table};
 }
 
-IndirectTables::Table* IndirectTables::table_for(uint32_t space, uint32_t mode, bool global,
-                                                 bool create) {
-  if (!global) {
-    const uint64_t k = key(space, mode);
-    Table* t = recall(recent_, k);
-    if (!t) {
-      auto it = tables_.find(k);
-      if (it == tables_.end()) {
-        if (!create) return nullptr;
-        if (tables_.size() >= kMaxTables) evict_lru(tables_, k);
-        it = tables_.emplace(k, take_empty()).first;
-      }
-      t = it->second.get();
-      note(recent_, k, t);
-    }
-    t->last_used = ++clock_;
-    return t;
-  }
-  Table* t = recall(recent_global_, mode);
+template <typename Map>
+IndirectTables::Table* IndirectTables::find_or_make(Map& map, std::array<Recent, 2>& recent,
+                                                    typename Map::key_type key, size_t limit,
+                                                    bool create) {
+  Table* t = recall(recent, key);
   if (!t) {
-    auto it = global_.find(mode);
-    if (it == global_.end()) {
+    auto it = map.find(key);
+    if (it == map.end()) {
       if (!create) return nullptr;
-      if (global_.size() >= kMaxGlobalTables) evict_lru(global_, mode);
-      it = global_.emplace(mode, take_empty()).first;
+      if (map.size() >= limit) evict_lru(map, key);
+      it = map.emplace(key, take_empty()).first;
     }
     t = it->second.get();
-    note(recent_global_, mode, t);
+    note(recent, key, t);
   }
   t->last_used = ++clock_;
   return t;
+}
+
+IndirectTables::Table* IndirectTables::table_for(uint32_t space, uint32_t mode, bool global,
+                                                 bool create) {
+  return global ? find_or_make(global_, recent_global_, mode, kMaxGlobalTables, create)
+                : find_or_make(tables_, recent_, key(space, mode), kMaxTables, create);
 }
 
 uint64_t* IndirectTables::slots(uint32_t space, uint32_t mode) {

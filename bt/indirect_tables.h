@@ -148,6 +148,11 @@ class IndirectTables {
   /// `recent`'s table for `key`, or nullptr; a hit becomes the most recent.
   static Table* recall(std::array<Recent, 2>& recent, uint64_t key);
   static void note(std::array<Recent, 2>& recent, uint64_t key, Table* table);
+  /// `map`'s table for `key` (tried in `recent` first), made when `create` (evicting the least
+  /// recently used beyond `limit`), else null when absent; marked used.
+  template <typename Map>
+  Table* find_or_make(Map& map, std::array<Recent, 2>& recent, typename Map::key_type key,
+                      size_t limit, bool create);
   uint64_t clock_ = 0;
   uint64_t evictions_ = 0;
   uint64_t created_ = 0;

@@ -429,10 +429,7 @@ StepResult SystemEmulator::sysenter(VcpuState& s, const Insn& /*in*/) {
 
 bool SystemEmulator::fast_system_call(VcpuState& s, const Insn& in) {
   const bool enter = in.zi.mnemonic == ZYDIS_MNEMONIC_SYSENTER;
-  if (!(s.cr0 & cr0::kPe) || (s.eflags & (eflags::kVm | eflags::kTf)) ||
-      (s.sysenter_cs & 0xfffc) == 0 || (!enter && sys::cpl(s) != 0)) {
-    return false;
-  }
+  if (!system_call_common_case(s) || (!enter && sys::cpl(s) != 0)) return false;
   interrupt_shadow = false;  // (nothing here can fault: nothing to roll back)
   if (enter) {
     sysenter(s, in);

@@ -138,6 +138,13 @@ class SystemEmulator {
   /// CPL 0. Then it performs the instruction as execute() would and returns true; otherwise it
   /// changes nothing and returns false (execute() then raises what Intel SDM Vol. 2B says).
   bool fast_system_call(VcpuState& s, const sys::Insn& in);
+  /// Whether SYSENTER (or, at CPL 0, SYSEXIT) takes its common case in `s`: protected mode,
+  /// EFLAGS.TF and VM clear, IA32_SYSENTER_CS[15:2] != 0 (Intel SDM Vol. 2B SYSENTER, SYSEXIT:
+  /// no #GP, no trap after it). fast_system_call's test, and the inline one's.
+  static bool system_call_common_case(const VcpuState& s) {
+    return (s.cr0 & cr0::kPe) && !(s.eflags & (eflags::kVm | eflags::kTf)) &&
+           (s.sysenter_cs & 0xfffc) != 0;
+  }
   /// Loads CS and SS as SYSENTER (`enter`) or SYSEXIT does, from IA32_SYSENTER_CS (Intel SDM
   /// Vol. 2B SYSENTER, SYSEXIT): flat, CPL 0 or 3. Nothing else changes, nothing is checked.
   static void load_system_call_segments(VcpuState& s, bool enter);

@@ -11,12 +11,8 @@
 set -u
 vmbt=$1 engine=$2 elf=$3
 command -v gdb >/dev/null || { echo "SKIP: gdb is not installed (scripts/setup installs it)"; exit 77; }
-if [[ $engine == kvm && ! -e /dev/kvm ]]; then
-  echo "SKIP gdb.kvm: /dev/kvm does not exist on this host (no KVM)"
-  exit 77
-fi
-if [[ $engine == kvm && ( ! -r /dev/kvm || ! -w /dev/kvm ) ]]; then
-  echo "SKIP gdb.kvm: /dev/kvm is not readable and writable by $(id -un)"
+if [[ $engine == kvm ]] && ! [[ -r /dev/kvm && -w /dev/kvm ]]; then
+  echo "SKIP gdb.kvm: /dev/kvm is missing or not read-writable"
   exit 77
 fi
 # kvm-pvm (no VT-x/AMD-V) runs neither paging nor IRET: the guest's "flat" mode leaves both out,
