@@ -122,6 +122,22 @@ struct alignas(64) BtContext {
   SegmentReg* state_cs = nullptr;
   uint64_t inline_system_calls = 0;  ///< SYSENTERs and SYSEXITs performed inline (--stats)
 
+  /// Access probes (docs/bt.md "Access probes"): an instruction that kept taking page faults
+  /// checks its page's shadow entry first. `shadow_entries`: the current address space's
+  /// (ShadowMmu::shadow_entries, reloaded with the window base). Per access class
+  /// (probe_class), whether an entry's bits 20-27 (`probe_low`, indexed by them) and 29-31
+  /// (`probe_high`) let the access run: 0 yes, 1 no; both 0 means every
+  /// ShadowMmu::probe_required bit is set, and no prefetched page waits for its host mapping.
+  /// `probe_linear`: the address a probe calls the monitor for (CalloutSite::Kind::kAccessProbe).
+  const uint32_t* shadow_entries = nullptr;
+  const uint32_t* pending_prefetches = nullptr;  ///< ShadowMmu::pending_prefetches
+  uint32_t probe_linear = 0;
+  std::array<uint8_t, 4 * 256> probe_low{};
+  std::array<uint8_t, 4 * 8> probe_high{};
+  static constexpr size_t probe_class(bool write, bool user) {
+    return (user ? 2 : 0) + (write ? 1 : 0);
+  }
+
   /// CPUID answered in translated code (docs/bt.md, "CPUID"): leaves the monitor answered
   /// before, by slot cpuid_slot(EAX). A slot matches when its tag plus EAX is zero (a flag-free
   /// test); an empty slot's tag matches no EAX that maps to it. The engine empties the table

@@ -32,6 +32,23 @@
 
 namespace vmbt::bt {
 
+namespace {
+/// The access probes' lookup tables (BtContext::probe_low/probe_high): for each access class,
+/// whether an entry's bits 20-27 and 29-31 hold that class's ShadowMmu::probe_required bits.
+void fill_probe_tables(BtContext& ctx) {
+  for (const bool user : {false, true}) {
+    for (const bool write : {false, true}) {
+      const size_t cls = BtContext::probe_class(write, user);
+      const uint32_t need = ShadowMmu::probe_required(write, user);
+      const uint32_t low = need & 0x0ff00000u, high = need & 0xe0000000u;
+      if ((low | high) != need) throw Error("bt: access probe bits outside 20-27 and 29-31");
+      for (uint32_t i = 0; i < 256; ++i) ctx.probe_low[cls * 256 + i] = ((i << 20) & low) != low;
+      for (uint32_t i = 0; i < 8; ++i) ctx.probe_high[cls * 8 + i] = ((i << 29) & high) != high;
+    }
+  }
+}
+}  // namespace
+
 BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
                    std::function<bool(uint64_t)> is_mmio)
     : memory_(memory),
@@ -51,6 +68,9 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
   ctx_->direct_call = &BtEngine::direct_call_entry;
   ctx_->engine = this;
   ctx_->state_cs = &s_.seg[kCs];
+  ctx_->shadow_entries = mmu_.shadow_entries();
+  ctx_->pending_prefetches = mmu_.pending_prefetches();
+  fill_probe_tables(*ctx_);
   forget_cpuid_answers();
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));
   // A device's DMA into RAM bypasses the shadow mappings that protect translated code and traced
@@ -332,6 +352,7 @@ void BtEngine::load_context(uint32_t flags) {
   ctx_->exit_tb = nullptr;
   uint8_t* window = mmu_.window_base(s_.cpl());
   ctx_->window_base = reinterpret_cast<uint64_t>(window);
+  ctx_->shadow_entries = mmu_.shadow_entries();  // the space's, as its window
   ctx_->window_neg = 0 - ctx_->window_base;
   ctx_->window_high = ctx_->window_base + LinearWindow::kSpan;
   select_tables(flags);
@@ -835,6 +856,11 @@ void BtEngine::collect_stats(Stats& stats) {
   stats.set("bt.insns.callout", t.callouts);
   stats.set("bt.insns.direct_call", t.direct_calls);
   stats.set("bt.insns.table_writer", t.table_writers);
+  stats.set("bt.insns.probed", t.probed);
+  stats.set("bt.access_probes.calls", access_probe_calls_);
+  stats.set("bt.access_probes.fills", access_probe_fills_);
+  stats.set("bt.access_probes.page_faults", access_probe_page_faults_);
+  stats.set("bt.access_probes.instructions", probed_accesses_.size());
 }
 
 }  // namespace vmbt::bt

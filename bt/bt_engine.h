@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -155,6 +156,7 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   // CodeFetcher
   unsigned fetch(uint32_t eip, uint8_t* dst, unsigned len, uint32_t* phys_page) override;
   bool writes_page_tables(uint32_t eip) const override { return table_writers_.count(eip) != 0; }
+  bool probes_access(uint32_t eip) const override { return probed_accesses_.count(eip) != 0; }
 
   /// Drops every translated block and indirect-branch table entry (they were made for settings
   /// that changed: debugger breakpoints, callout observation).
@@ -202,6 +204,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// The two halves of a monitor-assisted page-table store (CalloutSite::Kind::kTableWrite*).
   uint64_t table_write_begin(CalloutSite& site);
   uint64_t table_write_end(CalloutSite& site);
+  /// An access probe found its page unmapped for the access (CalloutSite::Kind::kAccessProbe):
+  /// what the host fault would have done, without it (docs/bt.md "Access probes").
+  uint64_t access_probe(CalloutSite& site);
   /// Delivers the exception the system emulator raised (state in s_) and continues in the
   /// handler's block, as a direct call's control transfer does.
   /// `site`: the direct call that transfers, whose last target is tried before a lookup.
@@ -209,6 +214,15 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// The block at EIP for a transfer from `site`: its last target when still right, else lookup().
   TranslationBlock* transfer_target(uint32_t flags, CalloutSite* site);
   Exit handle_fault(bool& done);
+  /// The shadow MMU's answer `m` to host fault `f` (or to an access probe's access): a fill to
+  /// retry, the guest's #PF, a store run alone, an MMIO access.
+  Exit handle_shadow_fault(const ShadowMmu::Fault& m, const HostFault& f, bool& done);
+  /// A host signal translated code should never raise: the run ends with an internal error.
+  Exit unexpected_host_signal(const HostFault& f, bool& done);
+  /// Counts a page fault (true or hidden) of the instruction at the current EIP; the second
+  /// makes it an access probe (its block translated again), and a block holding a probed
+  /// instruction without its probe (translated before) goes when it faults there.
+  void note_faulting_access(const HostFault& f);
   /// Delivers exception `vector` (exc::) through the guest's IDT, with `error_code` when given,
   /// counted for --stats; `done` and the result as finish_step's.
   Exit raise_exception(uint8_t vector, bool& done);
@@ -400,6 +414,14 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   /// Linear EIPs of instructions that stored into traced page tables: translated as
   /// monitor-assisted stores from then on (adaptive translation, as VMware's monitor did).
   std::unordered_set<uint32_t> table_writers_;
+  /// Access probes (docs/bt.md "Access probes"): page faults taken so far by linear EIP, and
+  /// the EIPs whose accesses are probed from then on. Bounded: the counts start over past
+  /// kMaxFaultCounts EIPs, and at most kMaxProbedAccesses EIPs are probed.
+  static constexpr unsigned kProbeAfterFaults = 2;
+  static constexpr size_t kMaxFaultCounts = 1u << 16, kMaxProbedAccesses = 1u << 16;
+  std::unordered_map<uint32_t, uint8_t> access_faults_;
+  std::unordered_set<uint32_t> probed_accesses_;
+  uint64_t access_probe_calls_ = 0, access_probe_fills_ = 0, access_probe_page_faults_ = 0;
 
   // Statistics.
   std::vector<uint64_t> callouts_by_mnemonic_ = std::vector<uint64_t>(ZYDIS_MNEMONIC_MAX_VALUE + 1);

@@ -892,6 +892,51 @@ void translate_memory(BlockEmitter& e, const GuestInsn& in) {
   if (patches_x87_pointers(d.mnemonic)) patch_x87_pointers(e, in);
 }
 
+/// An access probe (adaptive translation, docs/bt.md "Access probes"): the instruction took page
+/// faults before, each a host signal. The shadow entry of the page of the linear address in r8d
+/// is read from the current space's entries and its bits looked up in the context's tables for
+/// this access class (a CPL 0 block's accesses use the supervisor window, others the user
+/// window), without touching the guest's flags; only an access the shadow does not map with its
+/// rights (or any access while prefetched pages wait for their host mapping) calls the monitor
+/// (CalloutSite::Kind::kAccessProbe), which maps them, fills the page or raises the guest's #PF
+/// as the host fault would have, without the signal. Clobbers r8-r11.
+void emit_access_probe(BlockEmitter& e, const GuestInsn& in, bool write) {
+  x86::Assembler& a = e.a();
+  const size_t cls = BtContext::probe_class(write, !(e.key_flags() & tb_flags::kCpl0));
+  asmjit::Label mapped = a.newLabel(), done = a.newLabel();
+  a.mov(ctx_field(offsetof(BtContext, probe_linear), 4), x86::r8d);
+  a.mov(x86::r9d, 12);
+  a.shrx(x86::r9d, x86::r8d, x86::r9d);  // the linear page (SHRX leaves the flags alone)
+  a.mov(x86::r10, ctx_field(offsetof(BtContext, shadow_entries), 8));
+  a.mov(x86::r10d, x86::dword_ptr(x86::r10, x86::r9, 2));
+  a.mov(x86::r9d, 20);
+  a.shrx(x86::r9d, x86::r10d, x86::r9d);
+  a.movzx(x86::r9d, x86::r9b);  // entry bits 20-27
+  a.mov(x86::r8d, 29);
+  a.shrx(x86::r10d, x86::r10d, x86::r8d);  // entry bits 29-31
+  a.movzx(x86::r9d,
+          x86::byte_ptr(x86::r14, x86::r9, 0,
+                        static_cast<int32_t>(offsetof(BtContext, probe_low) + cls * 256)));
+  a.movzx(x86::r10d,
+          x86::byte_ptr(x86::r14, x86::r10, 0,
+                        static_cast<int32_t>(offsetof(BtContext, probe_high) + cls * 8)));
+  a.mov(x86::r8, ctx_field(offsetof(BtContext, pending_prefetches), 8));
+  a.mov(x86::r8d, x86::dword_ptr(x86::r8));
+  a.lea(x86::r10d, x86::ptr(x86::r10, x86::r8));  // prefetched pages not mapped yet: the monitor
+  a.mov(x86::r11, x86::rcx);
+  a.lea(x86::ecx, x86::ptr(x86::r9, x86::r10));  // 0: both halves let the access run
+  a.jecxz(x86::rcx, mapped);
+  a.mov(x86::rcx, x86::r11);
+  CalloutSite& site = e.new_site(CalloutSite::Kind::kAccessProbe, in);
+  site.falls_through = true;
+  site.probe_write = write;
+  e.direct_call(&site);
+  a.jmp(done);
+  a.bind(mapped);
+  a.mov(x86::rcx, x86::r11);
+  a.bind(done);
+}
+
 /// A direct call into the monitor with the instruction decoded once, here, and its fast path
 /// chosen (CPUID first tries the context's table of answers inline).
 void translate_monitor_call(BlockEmitter& e, const GuestInsn& in) {
@@ -922,6 +967,35 @@ void translate_monitor_call(BlockEmitter& e, const GuestInsn& in) {
 
 }  // namespace
 
+void emit_access_probes(BlockEmitter& e, const GuestInsn& in, const policy::AccessProbes& probes) {
+  using A = policy::ProbedAccess::Address;
+  x86::Assembler& a = e.a();
+  asmjit::Label skip = a.newLabel();
+  if (probes.rep) a.jecxz(x86::rcx, skip);
+  for (unsigned i = 0; i < probes.count; ++i) {
+    const policy::ProbedAccess& p = probes.access[i];
+    switch (p.address) {
+      case A::kOperand:
+        e.address(*in.mem(), in.d.address_width);
+        break;
+      case A::kSource:
+        a.mov(x86::r8d, x86::esi);
+        break;
+      case A::kDestination:
+        a.mov(x86::r8d, x86::edi);
+        break;
+      case A::kPush:
+        a.lea(x86::r8d, x86::ptr(x86::rsp, -static_cast<int32_t>(in.d.operand_width / 8)));
+        break;
+      case A::kStackTop:
+        a.mov(x86::r8d, x86::esp);
+        break;
+    }
+    emit_access_probe(e, in, p.write);
+  }
+  a.bind(skip);
+}
+
 void emit_shape(BlockEmitter& e, const GuestInsn& in, policy::Shape shape) {
   using policy::Shape;
   switch (shape) {
@@ -946,9 +1020,9 @@ void emit_shape(BlockEmitter& e, const GuestInsn& in, policy::Shape shape) {
       const uint8_t op = in.primary_opcode();
       const bool reads_si =
           op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad;
-      const bool writes_di = op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xaa ||
-                             op == 0xab || op == 0xae || op == 0xaf;
-      translate_string(e, in, reads_si, writes_di);
+      const bool uses_di = op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xaa ||
+                           op == 0xab || op == 0xae || op == 0xaf;
+      translate_string(e, in, reads_si, uses_di);
       break;
     }
     case Shape::kJump:
@@ -978,6 +1052,7 @@ void emit_shape(BlockEmitter& e, const GuestInsn& in, policy::Shape shape) {
     case Shape::kTableStore:
       translate_table_store(e, in);
       break;
+
     case Shape::kMonitorCall:
       translate_monitor_call(e, in);
       return;  // the monitor keeps FIP for an instruction it runs

@@ -13,4 +13,9 @@ namespace vmbt::bt {
 /// take (an internal inconsistency with policy::decide, never guest input).
 void emit_shape(BlockEmitter& e, const GuestInsn& in, policy::Shape shape);
 
+/// The access probes `probes` of `in` (policy::access_probes), before the instruction's own
+/// code: each access's linear address into r8d, then its shadow entry checked inline, and the
+/// monitor called only for an access that would fault (docs/bt.md "Access probes").
+void emit_access_probes(BlockEmitter& e, const GuestInsn& in, const policy::AccessProbes& probes);
+
 }  // namespace vmbt::bt

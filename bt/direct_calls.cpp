@@ -46,6 +46,8 @@ uint64_t BtEngine::direct_call(CalloutSite& site) {
       return table_write_begin(site);
     case CalloutSite::Kind::kTableWriteEnd:
       return table_write_end(site);
+    case CalloutSite::Kind::kAccessProbe:
+      return access_probe(site);
     case CalloutSite::Kind::kDivideError: {
       // #DE without a host SIGFPE (Intel SDM Vol. 3A §6.15, vector 0: a fault, EIP at the DIV).
       ctx_->eip = site.insn.eip;
@@ -314,6 +316,46 @@ uint64_t BtEngine::table_write_end(CalloutSite& site) {
   store_context();
   mmu_.end_table_write();
   return resume_block(site, site.tb->key_flags, flushes, window, space);
+}
+
+uint64_t BtEngine::access_probe(CalloutSite& site) {
+  const uint32_t linear = ctx_->probe_linear;
+  const bool user = s_.cpl() == 3;
+  ++access_probe_calls_;
+  // Prefetched pages on their way into a window (one host call maps them all), or the window of
+  // another CPL than the block's (a CPL 1 or 2 block): when the shadow maps the page for the
+  // access after all, it runs as it is.
+  if (*mmu_.pending_prefetches()) mmu_.map_prefetched();
+  if (mmu_.probe_passes(linear, site.probe_write, user)) return ctx_->resume;
+  const uint64_t flushes = cache_.flushes();
+  uint8_t* const window = mmu_.window_base(s_.cpl());
+  const uint32_t space = mmu_.space_id();
+  ctx_->eip = site.insn.eip;
+  store_context();
+  // The host fault the access would take, as the shadow MMU sees one.
+  HostFault f;
+  f.signal = SIGSEGV;
+  f.code = SEGV_ACCERR;
+  f.address = window + linear;
+  f.write = site.probe_write;
+  f.host_pc = reinterpret_cast<uint64_t>(site.tb->host_start);
+  const ShadowMmu::Fault m = mmu_.handle_host_fault(f.address, f.write);
+  if (m.kind == ShadowMmu::Fault::kRetry) {  // filled: the access runs now
+    ++access_probe_fills_;
+    return resume_block(site, site.tb->key_flags, flushes, window, space);
+  }
+  bool done = false;
+  Exit e = handle_shadow_fault(m, f, done);
+  if (m.kind == ShadowMmu::Fault::kPageFault) {
+    ++access_probe_page_faults_;
+    return after_direct_exception(std::move(e), done);  // on in the guest's #PF handler
+  }
+  // A store run alone, an MMIO access: the dispatcher takes it from the instruction.
+  if (done) {
+    direct_exit_ = std::move(e);
+    direct_exit_pending_ = true;
+  }
+  return leave_direct_call();
 }
 
 uint64_t BtEngine::after_direct_exception(Exit e, bool done) {

@@ -125,51 +125,89 @@ Exit BtEngine::handle_fault(bool& done) {
     return raise_exception(exc::kAc, 0, done);  // #AC(0)
   }
   if (f.signal == SIGSEGV || f.signal == SIGBUS) {
-    ShadowMmu::Fault m = mmu_.handle_host_fault(f.address, f.write);
-    switch (m.kind) {
-      case ShadowMmu::Fault::kRetry:
-        return Exit();
-      case ShadowMmu::Fault::kSingleStep:
-        // Run the store alone: a block re-translated from a code page would protect it again
-        // (and a traced page table would be traced again) before the store completes.
-        single_step_eip_ = s_.eip;
-        single_step_code_write_ = m.code_write;
-        // An instruction the monitor already checked (a segment that needs checks) stays
-        // checked when it runs alone again: re-checking would step it back here forever.
-        if (faulted_unchecked(f)) single_step_unchecked_ = true;
-        if (m.watched) {
-          watched_access_ = watched_access_at(m.linear, f.write);
-          if (guest_data_breakpoints_) start_rep_iteration();
-        }
-        if (m.table_write && !m.code_write && !callout_observer_) {
-          // Adaptive translation: from now on this instruction stores into page tables through
-          // the monitor, without a fault; its block is translated again with that shape.
-          table_writers_.insert(s_.seg[kCs].base + s_.eip);
-          if (TranslationBlock* tb = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc))) {
-            cache_.discard(tb);
-            forget_block(tb);
-          }
-        }
-        return Exit();
-      case ShadowMmu::Fault::kMmio:
-        return start_mmio(m, faulted_unchecked(f), done);
-      case ShadowMmu::Fault::kPageFault:
-        s_.cr2 = m.linear;
-        return raise_exception(exc::kPf, m.error_code, done);
-      case ShadowMmu::Fault::kNotWindow:
-        if (f.code == SI_KERNEL) {
-          // A general-protection fault of the guest instruction itself (e.g. a misaligned
-          // MOVAPS): the guest's #GP(0) (Intel SDM Vol. 3A §6.15, vector 13).
-          return raise_exception(exc::kGp, 0, done);
-        }
-        break;
+    const ShadowMmu::Fault m = mmu_.handle_host_fault(f.address, f.write);
+    if (m.kind == ShadowMmu::Fault::kRetry || m.kind == ShadowMmu::Fault::kPageFault) {
+      note_faulting_access(f);
     }
+    return handle_shadow_fault(m, f, done);
   }
+  return unexpected_host_signal(f, done);
+}
+
+void BtEngine::note_faulting_access(const HostFault& f) {
+  if (callout_observer_) return;  // no direct calls then
+  const uint32_t eip = s_.seg[kCs].base + s_.eip;
+  TranslationBlock* tb = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc));
+  auto probes_here = [&] {  // whether `tb` was translated with the probe already
+    return std::any_of(tb->callout_sites.begin(), tb->callout_sites.end(), [&](const auto& site) {
+      return site->kind == CalloutSite::Kind::kAccessProbe && site->insn.eip == s_.eip;
+    });
+  };
+  if (!probed_accesses_.count(eip)) {
+    if (probed_accesses_.size() >= kMaxProbedAccesses) return;
+    if (access_faults_.size() >= kMaxFaultCounts) access_faults_.clear();
+    if (++access_faults_[eip] < kProbeAfterFaults) return;
+    access_faults_.erase(eip);
+    probed_accesses_.insert(eip);
+  } else if (!tb || probes_here()) {
+    return;  // a fault a probe lets through (the next page of a string, say)
+  }
+  // Translated again with the probe (another block holding the instruction, translated before it
+  // was probed, goes when it faults there).
+  if (tb) {
+    cache_.discard(tb);
+    forget_block(tb);
+  }
+}
+
+Exit BtEngine::unexpected_host_signal(const HostFault& f, bool& done) {
   done = true;
   return Exit(ExitReason::kInternalError,
               fmt::format("bt: unexpected host signal {} ({}) in translated code at {} (host PC "
                           "{:#x})",
                           f.signal, strsignal(f.signal), describe_eip(), f.host_pc));
+}
+
+Exit BtEngine::handle_shadow_fault(const ShadowMmu::Fault& m, const HostFault& f, bool& done) {
+  switch (m.kind) {
+    case ShadowMmu::Fault::kRetry:
+      return Exit();
+    case ShadowMmu::Fault::kSingleStep:
+      // Run the store alone: a block re-translated from a code page would protect it again
+      // (and a traced page table would be traced again) before the store completes.
+      single_step_eip_ = s_.eip;
+      single_step_code_write_ = m.code_write;
+      // An instruction the monitor already checked (a segment that needs checks) stays
+      // checked when it runs alone again: re-checking would step it back here forever.
+      if (faulted_unchecked(f)) single_step_unchecked_ = true;
+      if (m.watched) {
+        watched_access_ = watched_access_at(m.linear, f.write);
+        if (guest_data_breakpoints_) start_rep_iteration();
+      }
+      if (m.table_write && !m.code_write && !callout_observer_) {
+        // Adaptive translation: from now on this instruction stores into page tables through
+        // the monitor, without a fault; its block is translated again with that shape.
+        table_writers_.insert(s_.seg[kCs].base + s_.eip);
+        if (TranslationBlock* tb = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc))) {
+          cache_.discard(tb);
+          forget_block(tb);
+        }
+      }
+      return Exit();
+    case ShadowMmu::Fault::kMmio:
+      return start_mmio(m, faulted_unchecked(f), done);
+    case ShadowMmu::Fault::kPageFault:
+      s_.cr2 = m.linear;
+      return raise_exception(exc::kPf, m.error_code, done);
+    case ShadowMmu::Fault::kNotWindow:
+      if (f.code == SI_KERNEL) {
+        // A general-protection fault of the guest instruction itself (e.g. a misaligned
+        // MOVAPS): the guest's #GP(0) (Intel SDM Vol. 3A §6.15, vector 13).
+        return raise_exception(exc::kGp, 0, done);
+      }
+      break;
+  }
+  return unexpected_host_signal(f, done);
 }
 
 Exit BtEngine::deliver_fetch_fault(bool& done) {

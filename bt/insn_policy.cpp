@@ -183,6 +183,20 @@ bool table_store_candidate(const GuestInsn& in, bool fpu) {
          (mem->size == 8 || mem->size == 16 || mem->size == 32 || mem->size == 64);
 }
 
+/// An explicit ModRM memory operand an access probe may check (access_probes' rules).
+bool probe_candidate(const GuestInsn& in, bool fpu) {
+  const ZydisDecodedOperand* mem = in.mem();
+  const ZydisDecodedInstruction& d = in.d;
+  return mem && mem->mem.type == ZYDIS_MEMOP_TYPE_MEM && (d.attributes & ZYDIS_ATTRIB_HAS_MODRM) &&
+         (mem->actions & (ZYDIS_OPERAND_ACTION_MASK_READ | ZYDIS_OPERAND_ACTION_MASK_WRITE)) &&
+         !fpu && d.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY &&
+         d.meta.category != ZYDIS_CATEGORY_NOP && d.meta.category != ZYDIS_CATEGORY_PREFETCH &&
+         d.meta.category != ZYDIS_CATEGORY_PREFETCHWT1 &&
+         d.meta.category != ZYDIS_CATEGORY_WIDENOP && d.mnemonic != ZYDIS_MNEMONIC_NOP &&
+         d.mnemonic != ZYDIS_MNEMONIC_CLFLUSH && d.mnemonic != ZYDIS_MNEMONIC_CLFLUSHOPT &&
+         d.mnemonic != ZYDIS_MNEMONIC_CLWB;
+}
+
 }  // namespace
 
 const char* sensitivity_name(Sensitivity s) {
@@ -410,6 +424,65 @@ Shape decide(const GuestInsn& in, uint32_t key_flags, const CodeFetcher& fetcher
     return Shape::kTableStore;
   }
   return mem ? Shape::kMemory : Shape::kIdent;
+}
+
+AccessProbes access_probes(const GuestInsn& in, Shape shape, uint32_t key_flags,
+                           const CodeFetcher& fetcher, uint32_t linear) {
+  using A = ProbedAccess::Address;
+  AccessProbes p;
+  if (!(key_flags & tb_flags::kDirectCalls) || (key_flags & tb_flags::kSingleInstruction) ||
+      !(key_flags & tb_flags::kPaging)) {
+    return p;
+  }
+  const ZydisDecodedInstruction& d = in.d;
+  const bool flat_stack32 = (key_flags & tb_flags::kFlatStack) && !(key_flags & tb_flags::kStack16);
+  const bool target_in_memory = in.ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY;
+  auto add = [&](A address, bool write) { p.access[p.count++] = ProbedAccess{address, write}; };
+  switch (shape) {
+    case Shape::kMemory:
+      if (probe_candidate(in, fpu_class(d) != FpuClass::kNone)) {
+        add(A::kOperand, in.mem()->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE);
+      }
+      break;
+    case Shape::kMoffs:  // MOV AL/AX/EAX <-> moffs: A2/A3 store
+      add(A::kOperand, in.primary_opcode() >= 0xa2);
+      break;
+    case Shape::kString: {
+      const uint8_t op = in.primary_opcode();
+      if (op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad) {
+        add(A::kSource, false);  // MOVS, CMPS, LODS
+      }
+      if (op != 0xac && op != 0xad) {
+        add(A::kDestination, op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab);  // MOVS, STOS
+      }
+      p.rep = in.has_prefix(0xf3) || in.has_prefix(0xf2);
+      break;
+    }
+    case Shape::kStack:
+      if (!flat_stack32) break;
+      if (d.mnemonic == ZYDIS_MNEMONIC_PUSH) {
+        if (target_in_memory) add(A::kOperand, false);
+        add(A::kPush, true);
+      } else if (d.mnemonic == ZYDIS_MNEMONIC_POP && !target_in_memory) {
+        add(A::kStackTop, false);
+      }
+      break;
+    case Shape::kCall:
+      if (!flat_stack32 || d.operand_width != 32) break;
+      if (target_in_memory) add(A::kOperand, false);
+      add(A::kPush, true);
+      break;
+    case Shape::kJump:
+      if (target_in_memory) add(A::kOperand, false);
+      break;
+    case Shape::kReturn:
+      if (flat_stack32 && d.operand_width == 32) add(A::kStackTop, false);
+      break;
+    default:
+      break;
+  }
+  if (p.count && !fetcher.probes_access(linear)) p = AccessProbes{};
+  return p;
 }
 
 bool ends_block(Shape shape, const ZydisDecodedInstruction& insn) {

@@ -6,6 +6,7 @@
 
 #include <Zydis/Zydis.h>
 
+#include <array>
 #include <cstdint>
 
 #include "bt/guest_insn.h"
@@ -85,6 +86,37 @@ enum class Shape : uint8_t {
 /// The shape of instruction `in` in a block translated for mode `key_flags` (tb_flags).
 /// `fetcher.writes_page_tables(linear)` is asked only for a store that could take kTableStore.
 Shape decide(const GuestInsn& in, uint32_t key_flags, const CodeFetcher& fetcher, uint32_t linear);
+
+/// An access an access probe checks before an instruction runs (adaptive translation, docs/bt.md
+/// "Access probes"): where its linear address comes from, and whether it writes.
+struct ProbedAccess {
+  enum class Address : uint8_t {
+    kOperand,      ///< the explicit memory operand (ModRM or moffs), its segment base included
+    kSource,       ///< DS:ESI of a string instruction (flat)
+    kDestination,  ///< ES:EDI of a string instruction (flat)
+    kPush,         ///< ESP minus the operand size, on a flat 32-bit stack
+    kStackTop,     ///< ESP, on a flat 32-bit stack
+  } address = Address::kOperand;
+  bool write = false;
+};
+
+/// The access probes of one instruction, in the order the processor makes the accesses (Intel
+/// SDM Vol. 2: a CALL through memory reads its target before it pushes; MOVS reads DS:ESI before
+/// it writes ES:EDI). A string instruction's first element only; `rep`: none when a REP prefix
+/// finds ECX zero (no iteration, no access).
+struct AccessProbes {
+  std::array<ProbedAccess, 2> access{};
+  uint8_t count = 0;
+  bool rep = false;
+};
+
+/// The access probes of `in`, translated as `shape` for mode `key_flags`: none unless it kept
+/// taking page faults (`fetcher.probes_access(linear)`, asked only for an instruction that could
+/// be probed) and direct calls and paging are on. Only accesses the instruction makes whenever it
+/// runs are probed (not a hint such as PREFETCH or a ModRM NOP, whose page may be absent; not
+/// VEX/EVEX, whose masked forms may skip one; not x87, whose data pointer the probe would lose).
+AccessProbes access_probes(const GuestInsn& in, Shape shape, uint32_t key_flags,
+                           const CodeFetcher& fetcher, uint32_t linear);
 
 /// Whether a block ends after an instruction of this shape (a transfer, or the monitor taking
 /// over); kMonitorCall ends it when the instruction does not fall through.

@@ -41,6 +41,8 @@ struct CalloutSite {
                        ///< a RAM pointer for it in BtContext::table_offset
     kTableWriteEnd,    ///< after that store: the shadows derived from what it changed go
     kDivideError,      ///< `insn` (DIV/IDIV) found a zero divisor: the monitor raises #DE
+    kAccessProbe,      ///< `insn`'s access at BtContext::probe_linear found its page unmapped
+                       ///< for it (an access probe): the monitor fills it or raises #PF
   } kind = Kind::kInstruction;
   /// A kInstruction the monitor can run on the context alone, without the system emulator, in
   /// the common case (policy::choose_fast_path, bt/insn_policy.h; otherwise the emulator runs it).
@@ -57,6 +59,7 @@ struct CalloutSite {
   bool io_write = false;                  ///< kPortIo: OUT
   int32_t io_port = -1;                   ///< kPortIo: the immediate port, or -1 for DX
   uint8_t access_size = 0;                ///< bytes: kTableWriteBegin's store, kPortIo's access
+  bool probe_write = false;               ///< kAccessProbe: the access writes
   struct TranslationBlock* tb = nullptr;  ///< the block the call sits in
   /// The block goes on after the call when the instruction completes without a control transfer
   /// (CPUID, IN, POPF...); a transfer (INT n, IRET, SYSENTER...) ends the block.

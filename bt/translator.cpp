@@ -31,6 +31,7 @@ namespace {
 struct PlannedInsn {
   GuestInsn in;
   policy::Shape shape = policy::Shape::kIdent;
+  policy::AccessProbes probes;  ///< checked before it runs (adaptive: it kept faulting)
 };
 
 /// What the decode pass found: the block's instructions and what follows the last one.
@@ -135,6 +136,7 @@ void count(TranslatorStats& stats, policy::Shape shape, const GuestInsn& in) {
     case Shape::kTableStore:
       ++stats.table_writers;
       break;
+
     case Shape::kMonitorCall:
       ++stats.direct_calls;
       break;
@@ -238,6 +240,7 @@ bool Translator::Impl::decode(uint32_t eip, uint32_t key_flags, uint32_t cs_base
     }
     if (code16) in.flip_operand_size = operand_size_prefix_chooses(in, decoder16);
     p.shape = policy::decide(in, key_flags, fetcher, lin);
+    p.probes = policy::access_probes(in, p.shape, key_flags, fetcher, lin);
     if (policy::ends_block(p.shape, in.d)) return true;
     pc = in.next;
     if (plan.instructions >= TranslationBlock::kMaxInstructions ||
@@ -255,6 +258,10 @@ void Translator::Impl::emit(BlockEmitter& e, TranslationBlock& tb, uint32_t eip)
   for (const PlannedInsn& p : plan.insns) {
     e.begin_insn(p.in.eip);
     count(stats, p.shape, p.in);
+    if (p.probes.count) {
+      ++stats.probed;
+      emit_access_probes(e, p.in, p.probes);
+    }
     emit_shape(e, p.in, p.shape);
     if (fpu_class(p.in.d) != FpuClass::kNone) tb.uses_fpu = true;
   }

@@ -61,6 +61,9 @@ class CodeFetcher {
   /// Whether the instruction at linear `eip` has stored into traced page tables (it then gets
   /// the monitor-assisted store shape instead of faulting on every store: adaptive translation).
   virtual bool writes_page_tables(uint32_t /*eip*/) const { return false; }
+  /// Whether the instruction at linear `eip` kept taking page faults (true or hidden, each a host
+  /// signal): its accesses then get an access probe (adaptive translation, docs/bt.md).
+  virtual bool probes_access(uint32_t /*eip*/) const { return false; }
 };
 
 /// Counters the translator keeps.
@@ -73,6 +76,7 @@ struct TranslatorStats {
   uint64_t callouts = 0;       ///< instructions ending a block with a callout
   uint64_t direct_calls = 0;   ///< sensitive instructions translated into direct calls
   uint64_t table_writers = 0;  ///< page-table stores translated into monitor-assisted stores
+  uint64_t probed = 0;         ///< instructions translated with access probes
 };
 
 /// Translates one block at a time into the code cache. See docs/bt.md for the code shapes.

@@ -1652,6 +1652,24 @@ uint8_t* ShadowMmu::mapped_ram(uint32_t linear, unsigned size, bool write, bool 
   return ram_.host_base() + pa;
 }
 
+const uint32_t* ShadowMmu::shadow_entries() const {
+  return current_->shadow;
+}
+
+uint32_t ShadowMmu::probe_required(bool write, bool user) {
+  // Reads need the page in the window; writes also the guest's write right and D bit (the
+  // first write sets D through a fault, Intel SDM Vol. 3A §4.8).
+  uint32_t bits = entry::kMapped | (user ? entry::kInUser | entry::kUser : entry::kInSup);
+  if (write) bits |= entry::kDirty | (user ? entry::kUserWrite : entry::kSupWrite);
+  return bits;
+}
+
+bool ShadowMmu::probe_passes(uint32_t linear, bool write, bool user) const {
+  if (!paging_) return true;
+  const uint32_t need = probe_required(write, user);
+  return (current_->shadow[linear >> 12] & need) == need;
+}
+
 std::optional<uint32_t> ShadowMmu::probe_physical(uint32_t linear) {
   if (!paging_) return linear & a20_mask_;
   const WalkResult w = probe(*phys_, mode_, linear);

@@ -128,6 +128,26 @@ class ShadowMmu {
   /// window, MMIO or unassigned address). nullptr otherwise: translate() then. One call for the
   /// monitor's frequent small accesses (exception frames, descriptors, IRET's pops).
   uint8_t* mapped_ram(uint32_t linear, unsigned size, bool write, bool user);
+
+  /// Access probes (docs/bt.md "Access probes"): translated code reads the current address
+  /// space's shadow entries (one uint32_t per 4 KiB linear page, 2^20 of them; valid until the
+  /// current space changes: the engine reloads it with the window base) and lets an access run
+  /// when every bit of probe_required() is set in its page's entry: the page is then mapped in
+  /// that window with that access's rights (a host fault remains possible, for a traced page
+  /// table, translated code, a device page or a mapping still on its way: the host fault path
+  /// takes those as before). The bits lie in 20-27 and 29-31 only.
+  const uint32_t* shadow_entries() const;
+  static uint32_t probe_required(bool write, bool user);
+  /// Whether the current space's shadow entry for `linear` has every probe_required() bit for a
+  /// `write`/`user` access (always with paging off: no probe is translated then, and the host
+  /// fault path stays correct for any access let through).
+  bool probe_passes(uint32_t linear, bool write, bool user) const;
+  /// How many prefetched pages wait for their host mapping (filled shadow entries whose pages are
+  /// not mapped yet: one host call maps a run of them). Translated code's access probes read it
+  /// through this pointer (stable for the MMU's life) and call the monitor while it is not 0,
+  /// which maps them (map_prefetched) instead of taking the host fault.
+  const uint32_t* pending_prefetches() const { return &pending_.count; }
+  void map_prefetched() { flush_prefetches(); }
   /// (`global`: the translation is global, G=1 with CR4.PGE: the same in every address space,
   /// which the architecture lets a TLB assume, Intel SDM Vol. 3A §4.10.2.4.)
   /// Translates for the monitor's own access (emulated instructions, instruction fetch), with

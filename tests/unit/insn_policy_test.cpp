@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "bt/translator.h"
@@ -43,6 +44,28 @@ Shape shape_of(std::initializer_list<uint8_t> bytes, uint32_t flags, bool tables
   NoTables f;
   f.tables = tables;
   return policy::decide(decode(bytes), flags, f, 0x1000);
+}
+
+/// A fetcher that reports every instruction as one that kept faulting (access probes wanted).
+struct Faulting : NoTables {
+  bool probes_access(uint32_t) const override { return true; }
+};
+
+/// The access probes policy::access_probes gives `bytes` in mode `flags`, for an instruction that
+/// kept faulting: "operand:r source:r destination:w push:w top:r", with "rep " first for REP.
+std::string probes_of(std::initializer_list<uint8_t> bytes, uint32_t flags) {
+  Faulting f;
+  const GuestInsn in = decode(bytes);
+  const policy::AccessProbes p =
+      policy::access_probes(in, policy::decide(in, flags, f, 0x1000), flags, f, 0x1000);
+  static const char* const names[] = {"operand", "source", "destination", "push", "top"};
+  std::string out = p.rep ? "rep" : "";
+  for (unsigned i = 0; i < p.count; ++i) {
+    if (!out.empty()) out += ' ';
+    out += names[static_cast<unsigned>(p.access[i].address)];
+    out += p.access[i].write ? ":w" : ":r";
+  }
+  return out;
 }
 
 Sensitivity class_of(std::initializer_list<uint8_t> bytes) {
@@ -168,6 +191,40 @@ TEST(InsnPolicy, ShapesOfOrdinaryInstructions) {
   // A store the instruction made into traced page tables before: the adaptive shape.
   EXPECT_EQ(shape_of({0x89, 0x03}, kKernel, true), Shape::kTableStore);  // MOV [ebx], eax
   EXPECT_EQ(shape_of({0x8b, 0x03}, kKernel, true), Shape::kMemory);      // a load is not
+}
+
+TEST(InsnPolicy, AccessProbesFollowTheAccessesInTheirOrder) {
+  // Intel SDM Vol. 2: the accesses each instruction makes, in order; the probe checks them.
+  EXPECT_EQ(probes_of({0x8b, 0x03}, kUser), "operand:r");                   // MOV eax, [ebx]
+  EXPECT_EQ(probes_of({0x89, 0x03}, kUser), "operand:w");                   // MOV [ebx], eax
+  EXPECT_EQ(probes_of({0x01, 0x03}, kUser), "operand:w");                   // ADD [ebx], eax
+  EXPECT_EQ(probes_of({0xa1, 0, 0x10, 0, 0}, kUser), "operand:r");          // MOV eax, [moffs]
+  EXPECT_EQ(probes_of({0xa3, 0, 0x10, 0, 0}, kUser), "operand:w");          // MOV [moffs], eax
+  EXPECT_EQ(probes_of({0xf3, 0xa5}, kUser), "rep source:r destination:w");  // REP MOVSD
+  EXPECT_EQ(probes_of({0xab}, kUser), "destination:w");                     // STOSD
+  EXPECT_EQ(probes_of({0xf3, 0xa7}, kUser), "rep source:r destination:r");  // REPE CMPSD
+  EXPECT_EQ(probes_of({0xad}, kUser), "source:r");                          // LODSD
+  EXPECT_EQ(probes_of({0x50}, kUser), "push:w");                            // PUSH eax
+  EXPECT_EQ(probes_of({0xff, 0x33}, kUser), "operand:r push:w");            // PUSH [ebx]
+  EXPECT_EQ(probes_of({0x58}, kUser), "top:r");                             // POP eax
+  EXPECT_EQ(probes_of({0xff, 0x13}, kUser), "operand:r push:w");            // CALL [ebx]
+  EXPECT_EQ(probes_of({0xe8, 0, 0, 0, 0}, kUser), "push:w");                // CALL rel32
+  EXPECT_EQ(probes_of({0xff, 0x23}, kUser), "operand:r");                   // JMP [ebx]
+  EXPECT_EQ(probes_of({0xc3}, kUser), "top:r");                             // RET
+  // Accesses that may not happen are never probed: a hint, a ModRM NOP, LEA, x87 data.
+  EXPECT_EQ(probes_of({0x0f, 0x18, 0x0b}, kUser), "");  // PREFETCHT0 [ebx]
+  EXPECT_EQ(probes_of({0x0f, 0x1f, 0x03}, kUser), "");  // NOP [ebx]
+  EXPECT_EQ(probes_of({0x8d, 0x43, 0x04}, kUser), "");  // LEA eax, [ebx+4]
+  EXPECT_EQ(probes_of({0xd9, 0x03}, kUser), "");        // FLD dword [ebx]
+  // Nor without paging, direct calls, or a flat 32-bit stack for the stack's accesses.
+  EXPECT_EQ(probes_of({0x8b, 0x03}, kUser & ~tb_flags::kPaging), "");
+  EXPECT_EQ(probes_of({0x8b, 0x03}, kUser & ~tb_flags::kDirectCalls), "");
+  EXPECT_EQ(probes_of({0x8b, 0x03}, kUser | tb_flags::kSingleInstruction), "");
+  EXPECT_EQ(probes_of({0x50}, kUser & ~tb_flags::kFlatStack), "");
+  // An instruction that never kept faulting gets none.
+  NoTables quiet;
+  const GuestInsn load = decode({0x8b, 0x03});
+  EXPECT_EQ(policy::access_probes(load, Shape::kMemory, kUser, quiet, 0x1000).count, 0);
 }
 
 }  // namespace
