@@ -1,13 +1,27 @@
 #include "bt/block_emitter.h"
 
+#include <fmt/format.h>
+
 #include <cstddef>
 #include <cstdint>
 
 #include "bt/guest_operands.h"
 #include "bt/host_registers.h"
 #include "bt/translator.h"
+#include "vmm/error.h"
 
 namespace vmbt::bt {
+
+void ThrowingErrorHandler::handleError(asmjit::Error, const char* message, asmjit::BaseEmitter*) {
+  throw Error(fmt::format("internal: bt's assembler failed: {}", message));
+}
+
+void ThrowingErrorHandler::check(asmjit::Error err, const char* what) {
+  if (err != asmjit::kErrorOk) {
+    throw Error(fmt::format("internal: bt's assembler failed to {}: {}", what,
+                            asmjit::DebugUtils::errorAsString(err)));
+  }
+}
 
 namespace x86 = asmjit::x86;
 

@@ -17,6 +17,16 @@
 
 namespace vmbt::bt {
 
+/// Makes an assembler error (a label out of a short jump's reach, say) end translation with an
+/// internal error instead of leaving mis-encoded code (asmjit returns errors by default, which
+/// nothing would check at every emitted instruction).
+class ThrowingErrorHandler : public asmjit::ErrorHandler {
+ public:
+  void handleError(asmjit::Error err, const char* message, asmjit::BaseEmitter*) override;
+  /// Throws for `err` unless it is kErrorOk (for the CodeHolder calls, which return errors).
+  static void check(asmjit::Error err, const char* what);
+};
+
 /// Emits one block's host code into an assembler and records what the block needs afterwards
 /// (instruction map, exits, callout sites) in its TranslationBlock.
 class BlockEmitter {

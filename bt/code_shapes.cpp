@@ -971,7 +971,15 @@ void emit_access_probes(BlockEmitter& e, const GuestInsn& in, const policy::Acce
   using A = policy::ProbedAccess::Address;
   x86::Assembler& a = e.a();
   asmjit::Label skip = a.newLabel();
-  if (probes.rep) a.jecxz(x86::rcx, skip);
+  if (probes.rep) {
+    // JRCXZ reaches 127 bytes only, less than the probes: it jumps to a near JMP over them.
+    asmjit::Label zero = a.newLabel(), probe = a.newLabel();
+    a.jecxz(x86::rcx, zero);
+    a.jmp(probe);
+    a.bind(zero);
+    a.jmp(skip);
+    a.bind(probe);
+  }
   for (unsigned i = 0; i < probes.count; ++i) {
     const policy::ProbedAccess& p = probes.access[i];
     switch (p.address) {

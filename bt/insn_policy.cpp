@@ -449,10 +449,6 @@ AccessProbes access_probes(const GuestInsn& in, Shape shape, uint32_t key_flags,
       break;
     case Shape::kString: {
       const uint8_t op = in.primary_opcode();
-      // MOVS is not probed (yet): with its two probes, Debian's kernel failed to resolve module
-      // symbols (tests/e2e/linux_virtio_blk.sh), a fault not found before this change landed;
-      // its page faults take the host-fault path as before.
-      if (op == 0xa4 || op == 0xa5) break;
       if (op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad) {
         add(A::kSource, false);  // MOVS, CMPS, LODS
       }

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "bt/block_emitter.h"
 #include "bt/code_cache.h"
 #include "bt/host_registers.h"
 #include "vmm/error.h"
@@ -19,7 +20,9 @@ Stubs Stubs::generate(CodeCache& cache) {
   using asmjit::Environment;
   CodeHolder code;
   uint64_t base = reinterpret_cast<uint64_t>(cache.stub_area());
+  ThrowingErrorHandler errors;
   code.init(Environment::host(), base);
+  code.setErrorHandler(&errors);
   x86::Assembler a(&code);
 
   asmjit::Label enter = a.newLabel(), exit = a.newLabel(), tail = a.newLabel(), miss = a.newLabel(),
@@ -178,9 +181,9 @@ Stubs Stubs::generate(CodeCache& cache) {
   a.bind(no_xmm_leave);
   a.jmp(tail);
 
-  code.flatten();
-  code.resolveUnresolvedLinks();
-  code.relocateToBase(base);
+  ThrowingErrorHandler::check(code.flatten(), "lay out the stubs");
+  ThrowingErrorHandler::check(code.resolveUnresolvedLinks(), "resolve the stubs' jumps");
+  ThrowingErrorHandler::check(code.relocateToBase(base), "place the stubs");
   size_t size = code.codeSize();
   if (size > CodeCache::kStubBytes) throw Error("internal: bt stubs do not fit the stub area");
   code.copyFlattenedData(cache.stub_area(), CodeCache::kStubBytes);

@@ -296,9 +296,10 @@ void Translator::Impl::emit(BlockEmitter& e, TranslationBlock& tb, uint32_t eip)
 TranslationBlock* Translator::Impl::install(std::unique_ptr<TranslationBlock> tb,
                                             asmjit::CodeHolder& code, BlockEmitter& e,
                                             size_t entry_offset) {
-  code.flatten();
-  code.resolveUnresolvedLinks();
-  code.relocateToBase(reinterpret_cast<uint64_t>(cache.cursor()));
+  ThrowingErrorHandler::check(code.flatten(), "lay out a block");
+  ThrowingErrorHandler::check(code.resolveUnresolvedLinks(), "resolve a block's jumps");
+  ThrowingErrorHandler::check(code.relocateToBase(reinterpret_cast<uint64_t>(cache.cursor())),
+                              "place a block");
   const size_t size = code.codeSize();
   if (size + 64 > cache.remaining() || cache.over_budget()) return nullptr;
   code.copyFlattenedData(cache.cursor(), cache.remaining());
@@ -337,7 +338,9 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
     tb->key_flags = key_flags;
     tb->cs_base = cs_base;
     asmjit::CodeHolder code;
+    ThrowingErrorHandler errors;
     code.init(asmjit::Environment::host(), reinterpret_cast<uint64_t>(im.cache.cursor()));
+    code.setErrorHandler(&errors);
     x86::Assembler a(&code);
     BlockEmitter e(a, *tb, im.stubs, key_flags);
 

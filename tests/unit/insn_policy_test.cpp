@@ -195,13 +195,13 @@ TEST(InsnPolicy, ShapesOfOrdinaryInstructions) {
 
 TEST(InsnPolicy, AccessProbesFollowTheAccessesInTheirOrder) {
   // Intel SDM Vol. 2: the accesses each instruction makes, in order; the probe checks them.
-  EXPECT_EQ(probes_of({0x8b, 0x03}, kUser), "operand:r");           // MOV eax, [ebx]
-  EXPECT_EQ(probes_of({0x89, 0x03}, kUser), "operand:w");           // MOV [ebx], eax
-  EXPECT_EQ(probes_of({0x01, 0x03}, kUser), "operand:w");           // ADD [ebx], eax
-  EXPECT_EQ(probes_of({0xa1, 0, 0x10, 0, 0}, kUser), "operand:r");  // MOV eax, [moffs]
-  EXPECT_EQ(probes_of({0xa3, 0, 0x10, 0, 0}, kUser), "operand:w");  // MOV [moffs], eax
-  EXPECT_EQ(probes_of({0xf3, 0xa5}, kUser), "");         // REP MOVSD: not probed (insn_policy.cpp)
-  EXPECT_EQ(probes_of({0xab}, kUser), "destination:w");  // STOSD
+  EXPECT_EQ(probes_of({0x8b, 0x03}, kUser), "operand:r");                   // MOV eax, [ebx]
+  EXPECT_EQ(probes_of({0x89, 0x03}, kUser), "operand:w");                   // MOV [ebx], eax
+  EXPECT_EQ(probes_of({0x01, 0x03}, kUser), "operand:w");                   // ADD [ebx], eax
+  EXPECT_EQ(probes_of({0xa1, 0, 0x10, 0, 0}, kUser), "operand:r");          // MOV eax, [moffs]
+  EXPECT_EQ(probes_of({0xa3, 0, 0x10, 0, 0}, kUser), "operand:w");          // MOV [moffs], eax
+  EXPECT_EQ(probes_of({0xf3, 0xa5}, kUser), "rep source:r destination:w");  // REP MOVSD
+  EXPECT_EQ(probes_of({0xab}, kUser), "destination:w");                     // STOSD
   EXPECT_EQ(probes_of({0xf3, 0xa7}, kUser), "rep source:r destination:r");  // REPE CMPSD
   EXPECT_EQ(probes_of({0xad}, kUser), "source:r");                          // LODSD
   EXPECT_EQ(probes_of({0x50}, kUser), "push:w");                            // PUSH eax
