@@ -12,7 +12,7 @@
  *   call and jmp [m]       the target pointer's read faults (W/R = 0), before CALL's push
  *   rep movsd              from a page that is not present (CR2 = ESI, W/R = 0), into one
  *                          (CR2 = EDI, W/R = 1), after the source is read
- *   rep stosd, ECX = 0     no iteration, no access: no fault, however often it runs
+ *   rep stosd and movsd, ECX = 0   no iteration, no access: no fault, though they are probed
  *   store, CR0.WP = 1      into a present read-only page: P = 1, W/R = 1
  *   accessed bit cleared   a hidden fault for bt (A = 0 in the PTE): no #PF at all, and the load
  *                          sets A again
@@ -120,28 +120,47 @@ GUEST_ENTRY
   mov %edi, %eax
   CHECK_EQ $(TEST_PAGE + 0x510), "rep movsd into: edi"
 
-  /* ECX = 0: REP runs no iteration and makes no access, so a probe must raise nothing. The page
-   * stays away after the loop, and the last store below maps it through the hook again. */
+  /* ECX = 0: REP runs no iteration and makes no access, so a probe must raise nothing. The same
+   * REP STOSD and REP MOVSD (two probes, longer than a JRCXZ reaches) run with ECX = 4 in the
+   * first three rounds (a fault each: probed from the third) and ECX = 0 in the last three (no
+   * fault), the page taken away before every round. */
   movl $0, pg_pf_count
   movl $0, probe_round
 3:
   mov test_pte_ptr, %eax
   andl $~PTE_P, (%eax)
   invlpg TEST_PAGE
-  mov $TEST_PAGE + 0x600, %edi
   xor %ecx, %ecx
+  cmpl $3, probe_round
+  jae 5f
+  mov $4, %ecx
+5:
+  mov %ecx, %edx
+  mov $TEST_PAGE + 0x600, %edi
   mov $0xdeadbeef, %eax
   rep stosl
+  mov test_pte_ptr, %eax
+  andl $~PTE_P, (%eax)
+  invlpg TEST_PAGE
+  mov %edx, %ecx
+  mov $TEST_PAGE + 0x640, %esi
+  mov $copy_buf, %edi
+  rep movsl
   incl probe_round
   cmpl $ROUNDS, probe_round
   jb 3b
   mov pg_pf_count, %eax
-  CHECK_EQ $0, "rep stosd with ecx 0: no fault in any round"
+  CHECK_EQ $6, "rep stosd and movsd: a fault in each of the three rounds with ecx 4 only"
+  mov %esi, %eax
+  CHECK_EQ $(TEST_PAGE + 0x640), "rep movsd with ecx 0: esi"
   mov %edi, %eax
-  CHECK_EQ $(TEST_PAGE + 0x600), "rep stosd with ecx 0: edi"
-  movl $1, TEST_PAGE + 0x600
+  CHECK_EQ $copy_buf, "rep movsd with ecx 0: edi"
   mov pg_pf_count, %eax
-  CHECK_EQ $1, "rep stosd with ecx 0: the page was away all along"
+  movl $1, TEST_PAGE + 0x600
+  mov pg_pf_count, %ecx
+  sub %eax, %ecx
+  mov %ecx, %eax
+  CHECK_EQ $1, "rep movsd with ecx 0: the page was away all along"
 
   /* CR0.WP = 1: a supervisor store into a read-only page faults with P = 1. */
   mov %cr0, %eax
