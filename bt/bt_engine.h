@@ -420,7 +420,9 @@ class BtEngine final : public Engine, private SystemHooks, private CodeFetcher {
   static constexpr unsigned kProbeAfterFaults = 2;
   static constexpr size_t kMaxFaultCounts = 1u << 16, kMaxProbedAccesses = 1u << 16;
   std::unordered_map<uint32_t, uint8_t> access_faults_;
-  std::unordered_set<uint32_t> probed_accesses_;
+  /// (Linear EIP -> TranslatorStats::blocks when it was probed: blocks translated before then
+  /// lack its probe.)
+  std::unordered_map<uint32_t, uint64_t> probed_accesses_;
   uint64_t access_probe_calls_ = 0, access_probe_fills_ = 0, access_probe_page_faults_ = 0;
 
   // Statistics.

@@ -138,23 +138,19 @@ void BtEngine::note_faulting_access(const HostFault& f) {
   if (callout_observer_) return;  // no direct calls then
   const uint32_t eip = s_.seg[kCs].base + s_.eip;
   TranslationBlock* tb = cache_.find_by_host(reinterpret_cast<void*>(f.host_pc));
-  auto probes_here = [&] {  // whether `tb` was translated with the probe already
-    return std::any_of(tb->callout_sites.begin(), tb->callout_sites.end(), [&](const auto& site) {
-      return site->kind == CalloutSite::Kind::kAccessProbe && site->insn.eip == s_.eip;
-    });
-  };
-  if (!probed_accesses_.count(eip)) {
+  if (auto it = probed_accesses_.find(eip); it != probed_accesses_.end()) {
+    // Probed already: a block translated before then lacks the probe and goes (once: its next
+    // translation has it, or the policy gives this access none, a shape without probes). A
+    // later fault is one a probe lets through (the next page of a string, say).
+    if (!tb || tb->serial >= it->second) return;
+  } else {
     if (probed_accesses_.size() >= kMaxProbedAccesses) return;
     if (access_faults_.size() >= kMaxFaultCounts) access_faults_.clear();
     if (++access_faults_[eip] < kProbeAfterFaults) return;
     access_faults_.erase(eip);
-    probed_accesses_.insert(eip);
-  } else if (!tb || probes_here()) {
-    return;  // a fault a probe lets through (the next page of a string, say)
+    probed_accesses_.emplace(eip, translator_.stats().blocks);
   }
-  // Translated again with the probe (another block holding the instruction, translated before it
-  // was probed, goes when it faults there).
-  if (tb) {
+  if (tb) {  // translated again, with the probe
     cache_.discard(tb);
     forget_block(tb);
   }

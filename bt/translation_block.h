@@ -90,6 +90,8 @@ struct TranslationBlock {
   uint8_t* entry = nullptr;       ///< the normal entry (direct branches and the dispatcher)
   uint32_t host_size = 0;
   unsigned instructions = 0;
+  uint64_t serial =
+      0;  ///< the translator's count of blocks made before it (TranslatorStats::blocks)
   bool valid = true;
   bool uses_fpu = false;
   TbExit exits[2];

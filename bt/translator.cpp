@@ -334,6 +334,7 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
   if (!im.decode(eip, key_flags, cs_base)) return nullptr;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto tb = std::make_unique<TranslationBlock>();
+    tb->serial = im.stats.blocks;
     tb->eip = eip;
     tb->key_flags = key_flags;
     tb->cs_base = cs_base;
@@ -355,6 +356,7 @@ TranslationBlock* Translator::translate(uint32_t eip, uint32_t key_flags, uint32
     const size_t entry_offset = a.offset();
     im.emit(e, *tb, eip);
     if (TranslationBlock* installed = im.install(std::move(tb), code, e, entry_offset)) {
+      ++im.stats.blocks;
       return installed;
     }
     if (attempt > 0) throw Error("internal: a single block does not fit the translation cache");

@@ -77,6 +77,7 @@ struct TranslatorStats {
   uint64_t direct_calls = 0;   ///< sensitive instructions translated into direct calls
   uint64_t table_writers = 0;  ///< page-table stores translated into monitor-assisted stores
   uint64_t probed = 0;         ///< instructions translated with access probes
+  uint64_t blocks = 0;         ///< blocks made (each block's TranslationBlock::serial)
 };
 
 /// Translates one block at a time into the code cache. See docs/bt.md for the code shapes.
