@@ -29,6 +29,13 @@
 
 MULTIBOOT_HEADER
 
+/* PAGE_AWAY bits: clears `bits` in the test page's PTE and invalidates its translation. */
+.macro PAGE_AWAY bits
+  mov test_pte_ptr, %eax
+  andl $~(\bits), (%eax)
+  invlpg TEST_PAGE
+.endm
+
 /* PROBE_CASE name, setup, pte_clear, insn, cr2, err: `setup` runs before every round (after the
  * page is taken away: clear `pte_clear` in its PTE, INVLPG), then the instruction at a fixed
  * EIP; checks that every round faulted once with `cr2` and `err` at that instruction. */
@@ -36,9 +43,7 @@ MULTIBOOT_HEADER
   movl $0, probe_round
   movl $0, pg_pf_count
 1:
-  mov test_pte_ptr, %eax
-  andl $~(\pte_clear), (%eax)
-  invlpg TEST_PAGE
+  PAGE_AWAY \pte_clear
   \setup
 2:
   \insn
@@ -127,9 +132,7 @@ GUEST_ENTRY
   movl $0, pg_pf_count
   movl $0, probe_round
 3:
-  mov test_pte_ptr, %eax
-  andl $~PTE_P, (%eax)
-  invlpg TEST_PAGE
+  PAGE_AWAY PTE_P
   xor %ecx, %ecx
   cmpl $3, probe_round
   jae 5f
@@ -139,9 +142,7 @@ GUEST_ENTRY
   mov $TEST_PAGE + 0x600, %edi
   mov $0xdeadbeef, %eax
   rep stosl
-  mov test_pte_ptr, %eax
-  andl $~PTE_P, (%eax)
-  invlpg TEST_PAGE
+  PAGE_AWAY PTE_P
   mov %edx, %ecx
   mov $TEST_PAGE + 0x640, %esi
   mov $copy_buf, %edi
@@ -175,9 +176,7 @@ GUEST_ENTRY
   movl $0, pg_pf_count
   movl $0, probe_round
 4:
-  mov test_pte_ptr, %eax
-  andl $~PTE_A, (%eax)
-  invlpg TEST_PAGE
+  PAGE_AWAY PTE_A
   mov $TEST_PAGE + 0x124, %edi
   mov (%edi), %esi
   incl probe_round

@@ -5,7 +5,6 @@
 // direct calls) none.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <string>
 
 #include "cli_run_helper.h"
@@ -14,13 +13,7 @@ namespace vmbt {
 namespace {
 
 using testing_cli::run_vmbt;
-
-/// The value of counter `name` in `vmbt run --stats` output, or -1 when absent.
-long long stat_value(const std::string& out, const std::string& name) {
-  const size_t at = out.find("  " + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::strtoll(out.c_str() + at + name.size() + 3, nullptr, 10);
-}
+using testing_cli::stat_value;
 
 TEST(BtAccessProbe, RepeatedFaultsGoThroughTheProbes) {
   const auto r = run_vmbt("run --engine bt --stats --kernel " + std::string(VMBT_GUEST_DIR) +

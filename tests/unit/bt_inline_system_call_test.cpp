@@ -4,7 +4,6 @@
 // between them; here the same run must also have taken the inline path, not the monitor's.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <regex>
 #include <string>
 
@@ -14,13 +13,7 @@ namespace vmbt {
 namespace {
 
 using testing_cli::run_vmbt;
-
-/// The value of counter `name` in `vmbt run --stats` output, or -1 when absent.
-long long stat_value(const std::string& out, const std::string& name) {
-  const size_t at = out.find("  " + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::strtoll(out.c_str() + at + name.size() + 3, nullptr, 10);
-}
+using testing_cli::stat_value;
 
 TEST(BtInlineSystemCall, RoundTripsMatchTheSdmAndStayInTranslatedCode) {
   const auto r = run_vmbt("run --engine bt --stats --kernel " + std::string(VMBT_GUEST_DIR) +

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -29,6 +30,14 @@ inline VmbtResult run_vmbt(const std::string& args, bool with_stderr = true,
   int st = pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
+}
+
+/// The value of counter `name` in `vmbt run --stats` output (its "  NAME  VALUE" line), or -1
+/// when the output has no such line.
+inline long long stat_value(const std::string& out, const std::string& name) {
+  const size_t at = out.find("  " + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(out.c_str() + at + name.size() + 3, nullptr, 10);
 }
 
 /// The micro-benchmark guests: bench/micro next to the vmbt binary (the build tree's layout).
