@@ -183,7 +183,18 @@ bool table_store_candidate(const GuestInsn& in, bool fpu) {
          (mem->size == 8 || mem->size == 16 || mem->size == 32 || mem->size == 64);
 }
 
-/// An explicit ModRM memory operand an access probe may check (access_probes' rules).
+/// BT, BTS, BTR, BTC with a register bit offset address the bit string beyond their operand
+/// (Intel SDM Vol. 2A BT: the dword at EA + 4 * (offset DIV 32)): their access is not at the
+/// operand's address.
+bool bit_offset_beyond_operand(const GuestInsn& in) {
+  const ZydisMnemonic m = in.d.mnemonic;
+  return (m == ZYDIS_MNEMONIC_BT || m == ZYDIS_MNEMONIC_BTS || m == ZYDIS_MNEMONIC_BTR ||
+          m == ZYDIS_MNEMONIC_BTC) &&
+         in.ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER;
+}
+
+/// An explicit ModRM memory operand an access probe may check (access_probes' rules): not one
+/// whose access lies elsewhere (a BT-family bit string) or never happens (UD0/UD1 raise #UD).
 bool probe_candidate(const GuestInsn& in, bool fpu) {
   const ZydisDecodedOperand* mem = in.mem();
   const ZydisDecodedInstruction& d = in.d;
@@ -194,7 +205,8 @@ bool probe_candidate(const GuestInsn& in, bool fpu) {
          d.meta.category != ZYDIS_CATEGORY_PREFETCHWT1 &&
          d.meta.category != ZYDIS_CATEGORY_WIDENOP && d.mnemonic != ZYDIS_MNEMONIC_NOP &&
          d.mnemonic != ZYDIS_MNEMONIC_CLFLUSH && d.mnemonic != ZYDIS_MNEMONIC_CLFLUSHOPT &&
-         d.mnemonic != ZYDIS_MNEMONIC_CLWB;
+         d.mnemonic != ZYDIS_MNEMONIC_CLWB && !bit_offset_beyond_operand(in) &&
+         d.mnemonic != ZYDIS_MNEMONIC_UD0 && d.mnemonic != ZYDIS_MNEMONIC_UD1;
 }
 
 }  // namespace

@@ -216,6 +216,11 @@ TEST(InsnPolicy, AccessProbesFollowTheAccessesInTheirOrder) {
   EXPECT_EQ(probes_of({0x0f, 0x1f, 0x03}, kUser), "");  // NOP [ebx]
   EXPECT_EQ(probes_of({0x8d, 0x43, 0x04}, kUser), "");  // LEA eax, [ebx+4]
   EXPECT_EQ(probes_of({0xd9, 0x03}, kUser), "");        // FLD dword [ebx]
+  // BT with a register offset reads the bit string beyond its operand; with an immediate, the
+  // operand itself.
+  EXPECT_EQ(probes_of({0x0f, 0xa3, 0x03}, kUser), "");                 // BT [ebx], eax
+  EXPECT_EQ(probes_of({0x0f, 0xba, 0x23, 0x05}, kUser), "operand:r");  // BT [ebx], 5
+  EXPECT_EQ(probes_of({0x0f, 0xff, 0x03}, kUser), "");                 // UD0 eax, [ebx]
   // Nor without paging, direct calls, or a flat 32-bit stack for the stack's accesses.
   EXPECT_EQ(probes_of({0x8b, 0x03}, kUser & ~tb_flags::kPaging), "");
   EXPECT_EQ(probes_of({0x8b, 0x03}, kUser & ~tb_flags::kDirectCalls), "");
