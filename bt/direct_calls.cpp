@@ -322,6 +322,13 @@ uint64_t BtEngine::access_probe(CalloutSite& site) {
   const uint32_t linear = ctx_->probe_linear;
   const bool user = s_.cpl() == 3;
   ++access_probe_calls_;
+  // A kick that landed in the monitor is the monitor's to see (the block's chains are intact): a
+  // loop whose probe keeps calling here would never take its interrupt otherwise.
+  if (ctx_->kick_pending) {
+    ctx_->eip = site.insn.eip;
+    store_context();
+    return leave_direct_call();  // the dispatcher runs the instruction, probe and all, later
+  }
   // Prefetched pages on their way into a window (one host call maps them all), or the window of
   // another CPL than the block's (a CPL 1 or 2 block): when the shadow maps the page for the
   // access after all, it runs as it is.
