@@ -41,7 +41,7 @@ if [[ $engine == kvm ]] && ! [[ -r /dev/kvm && -w /dev/kvm ]]; then
   exit 77
 fi
 
-commands='uname -m; grep -m1 "model name" /proc/cpuinfo; echo sum=$((6*7)); cat /proc/interrupts; echo clocksources: $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource); dmesg | grep -c -E "ACPI (BIOS )?(Error|Warning)" | sed "s/^/acpi-problems=/"'
+commands='uname -m; grep -m1 "model name" /proc/cpuinfo; echo sum=$((6*7)); cat /proc/interrupts; echo clocksources: $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource); dmesg | grep -c -E "ACPI (BIOS )?(Error|Warning)" | sed "s/^/acpi-problems=/"; dmesg | grep -m1 "PM-Timer running at invalid rate" | sed "s/^.*PM-Timer/pm-timer-rate: PM-Timer/"'
 [[ $flavour == pae ]] &&
   commands+='; echo release=$(uname -r); grep -m1 "^flags" /proc/cpuinfo; dmesg | grep -m1 "NX (Execute Disable)"'
 oneshot_guest "linux.$engine.$name" "$src" "$commands" "$flavour"
@@ -66,7 +66,17 @@ show() { echo "--- status $status after ${elapsed}s; stdout tail:"; tail -20 "$o
 [[ $status -eq 0 ]] || { show; fail "vmbt exited with status $status (want 0: poweroff)"; }
 wants=("^i686" "model name.*: vmbt virtual CPU \(IA-32, binary translation\)" "^sum=42"
   "^VMBT-ONESHOT-DONE" "^ *LOC: +[1-9][0-9]* " "^ *0: +[1-9][0-9]* +IO-APIC +2-edge +timer"
-  "^clocksources: .*hpet" "^clocksources: .*acpi_pm" "^acpi-problems=0")
+  "^clocksources: .*hpet" "^acpi-problems=0")
+# acpi_pm: Linux times the PM timer against 50 ms of PIT channel 2 and drops it when the two
+# differ by more than 5% (drivers/clocksource/acpi_pm.c verify_pmtmr_rate); both follow the host's
+# clock, so only a vCPU descheduled for 2.5 ms inside that window fails it (a loaded host: it
+# happened in 2 of 8 runs with two busy loops beside, before and after the access probes). Then the
+# kernel says so, and that is what is checked instead.
+if grep -q "^pm-timer-rate: PM-Timer running at invalid rate" <(tr -d '\r' <"$out"); then
+  echo "note: Linux dropped acpi_pm after timing it against the PIT (a descheduled vCPU): $(grep -m1 '^pm-timer-rate' <(tr -d '\r' <"$out"))"
+else
+  wants+=("^clocksources: .*acpi_pm")
+fi
 [[ $memory == *G ]] && wants+=("Initializing HighMem")
 [[ $flavour == pae ]] && wants+=("^release=.*-686-pae$" "^flags.* pae( |$)" "^flags.* nx( |$)"
   "NX \(Execute Disable\) protection: active")
