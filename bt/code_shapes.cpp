@@ -1025,12 +1025,8 @@ void emit_shape(BlockEmitter& e, const GuestInsn& in, policy::Shape shape) {
       translate_stack(e, in);
       break;
     case Shape::kString: {
-      const uint8_t op = in.primary_opcode();
-      const bool reads_si =
-          op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad;
-      const bool uses_di = op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xaa ||
-                           op == 0xab || op == 0xae || op == 0xaf;
-      translate_string(e, in, reads_si, uses_di);
+      const policy::StringOperands s = policy::string_operands(in.primary_opcode());
+      translate_string(e, in, s.source, s.destination);
       break;
     }
     case Shape::kJump:
@@ -1060,7 +1056,6 @@ void emit_shape(BlockEmitter& e, const GuestInsn& in, policy::Shape shape) {
     case Shape::kTableStore:
       translate_table_store(e, in);
       break;
-
     case Shape::kMonitorCall:
       translate_monitor_call(e, in);
       return;  // the monitor keeps FIP for an instruction it runs

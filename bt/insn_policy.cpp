@@ -460,13 +460,9 @@ AccessProbes access_probes(const GuestInsn& in, Shape shape, uint32_t key_flags,
       add(A::kOperand, in.primary_opcode() >= 0xa2);
       break;
     case Shape::kString: {
-      const uint8_t op = in.primary_opcode();
-      if (op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad) {
-        add(A::kSource, false);  // MOVS, CMPS, LODS
-      }
-      if (op != 0xac && op != 0xad) {
-        add(A::kDestination, op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab);  // MOVS, STOS
-      }
+      const StringOperands s = string_operands(in.primary_opcode());
+      if (s.source) add(A::kSource, false);
+      if (s.destination) add(A::kDestination, s.writes_destination);
       p.rep = in.has_prefix(0xf3) || in.has_prefix(0xf2);
       break;
     }
@@ -495,6 +491,15 @@ AccessProbes access_probes(const GuestInsn& in, Shape shape, uint32_t key_flags,
   }
   if (p.count && !fetcher.probes_access(linear)) p = AccessProbes{};
   return p;
+}
+
+StringOperands string_operands(uint8_t op) {
+  StringOperands s;
+  s.source = op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad;
+  s.destination = op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xaa ||
+                  op == 0xab || op == 0xae || op == 0xaf;                       // all but LODS
+  s.writes_destination = op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab;  // MOVS, STOS
+  return s;
 }
 
 bool ends_block(Shape shape, const ZydisDecodedInstruction& insn) {

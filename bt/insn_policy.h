@@ -118,6 +118,15 @@ struct AccessProbes {
 AccessProbes access_probes(const GuestInsn& in, Shape shape, uint32_t key_flags,
                            const CodeFetcher& fetcher, uint32_t linear);
 
+/// The memory operands of a string instruction (MOVS, CMPS, STOS, LODS, SCAS; Intel SDM Vol. 2):
+/// whether it uses DS:ESI (the source) and ES:EDI (the destination), and writes the destination.
+struct StringOperands {
+  bool source = false;
+  bool destination = false;
+  bool writes_destination = false;
+};
+StringOperands string_operands(uint8_t primary_opcode);
+
 /// Whether a block ends after an instruction of this shape (a transfer, or the monitor taking
 /// over); kMonitorCall ends it when the instruction does not fall through.
 bool ends_block(Shape shape, const ZydisDecodedInstruction& insn);

@@ -136,7 +136,6 @@ void count(TranslatorStats& stats, policy::Shape shape, const GuestInsn& in) {
     case Shape::kTableStore:
       ++stats.table_writers;
       break;
-
     case Shape::kMonitorCall:
       ++stats.direct_calls;
       break;
