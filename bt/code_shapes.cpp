@@ -899,12 +899,11 @@ void translate_memory(BlockEmitter& e, const GuestInsn& in) {
 /// window), without touching the guest's flags; only an access the shadow does not map with its
 /// rights (or any access while prefetched pages wait for their host mapping) calls the monitor
 /// (CalloutSite::Kind::kAccessProbe), which maps them, fills the page or raises the guest's #PF
-/// as the host fault would have, without the signal. Clobbers r8-r11.
+/// as the host fault would have, without the signal. Clobbers r9-r11 (r8 too on the call).
 void emit_access_probe(BlockEmitter& e, const GuestInsn& in, bool write) {
   x86::Assembler& a = e.a();
   const size_t cls = BtContext::probe_class(write, !(e.key_flags() & tb_flags::kCpl0));
   asmjit::Label mapped = a.newLabel(), done = a.newLabel();
-  a.mov(ctx_field(offsetof(BtContext, probe_linear), 4), x86::r8d);
   a.mov(x86::r9d, 12);
   a.shrx(x86::r9d, x86::r8d, x86::r9d);  // the linear page (SHRX leaves the flags alone)
   a.mov(x86::r10, ctx_field(offsetof(BtContext, shadow_entries), 8));
@@ -912,21 +911,22 @@ void emit_access_probe(BlockEmitter& e, const GuestInsn& in, bool write) {
   a.mov(x86::r9d, 20);
   a.shrx(x86::r9d, x86::r10d, x86::r9d);
   a.movzx(x86::r9d, x86::r9b);  // entry bits 20-27
-  a.mov(x86::r8d, 29);
-  a.shrx(x86::r10d, x86::r10d, x86::r8d);  // entry bits 29-31
+  a.mov(x86::r11d, 29);
+  a.shrx(x86::r10d, x86::r10d, x86::r11d);  // entry bits 29-31
   a.movzx(x86::r9d,
           x86::byte_ptr(x86::r14, x86::r9, 0,
                         static_cast<int32_t>(offsetof(BtContext, probe_low) + cls * 256)));
   a.movzx(x86::r10d,
           x86::byte_ptr(x86::r14, x86::r10, 0,
                         static_cast<int32_t>(offsetof(BtContext, probe_high) + cls * 8)));
-  a.mov(x86::r8, ctx_field(offsetof(BtContext, pending_prefetches), 8));
-  a.mov(x86::r8d, x86::dword_ptr(x86::r8));
-  a.lea(x86::r10d, x86::ptr(x86::r10, x86::r8));  // prefetched pages not mapped yet: the monitor
+  a.mov(x86::r11, ctx_field(offsetof(BtContext, pending_prefetches), 8));
+  a.mov(x86::r11d, x86::dword_ptr(x86::r11));
+  a.lea(x86::r10d, x86::ptr(x86::r10, x86::r11));  // prefetched pages not mapped yet: the monitor
   a.mov(x86::r11, x86::rcx);
   a.lea(x86::ecx, x86::ptr(x86::r9, x86::r10));  // 0: both halves let the access run
   a.jecxz(x86::rcx, mapped);
   a.mov(x86::rcx, x86::r11);
+  a.mov(ctx_field(offsetof(BtContext, probe_linear), 4), x86::r8d);  // the monitor's only
   CalloutSite& site = e.new_site(CalloutSite::Kind::kAccessProbe, in);
   site.falls_through = true;
   site.probe_write = write;
