@@ -152,9 +152,32 @@ struct ShadowMmu::Space {
   /// kMaxWpPages, beyond which setting WP again resets the space instead.
   std::vector<uint32_t> wp_pages;
   bool wp_overflow = false;
-  /// Host mapping calls made into this space's windows since it was last reset: an upper bound
-  /// on the host mappings (VMAs) it holds, each of which counts against vm.max_map_count.
+  /// Host mapping calls made into this space's windows since it was last reset, less those
+  /// whose range was unmapped since: an upper bound on the host mappings (VMAs) it holds, each
+  /// of which counts against vm.max_map_count. A mapping counts once in each 2 MiB chunk of
+  /// linear space it touches (chunk_maps), so that dropping a range (a directory entry, a
+  /// process's exit) gives its chunks' counts back: a process touching 64 MiB page by page,
+  /// again and again, must not reset the kernel's mappings every other time.
   uint64_t host_maps = 0;
+  static constexpr unsigned kChunkShift = 9;  ///< 2 MiB chunks: a PAE directory entry's range
+  std::array<uint32_t, (kPages >> kChunkShift)> chunk_maps{};
+  /// Counts one host mapping of [lin_first, lin_first + pages).
+  void count_host_map(uint32_t lin_first, uint32_t pages) {
+    for (uint32_t c = lin_first >> kChunkShift; c <= (lin_first + pages - 1) >> kChunkShift; ++c) {
+      ++chunk_maps[c];
+      ++host_maps;
+    }
+  }
+  /// [first, first + count) was unmapped in every window: the chunks it covers whole hold
+  /// nothing any more.
+  void uncount_host_maps(uint32_t first, uint32_t count) {
+    const uint32_t chunk = 1u << kChunkShift;
+    for (uint32_t c = (first + chunk - 1) >> kChunkShift; (c + 1) << kChunkShift <= first + count;
+         ++c) {
+      host_maps -= chunk_maps[c];
+      chunk_maps[c] = 0;
+    }
+  }
 
   Space() {
     void* p = mmap(nullptr, kPages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
@@ -200,6 +223,7 @@ struct ShadowMmu::Space {
     wp_pages.clear();
     wp_overflow = false;
     host_maps = 0;
+    chunk_maps.fill(0);
   }
 };
 
@@ -617,7 +641,9 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
   // (unless make_room reset the space: its windows map nothing now).
   mapped &= bits & entry::kWindows;
   if (space.generation != generation) mapped = 0;
-  space.host_maps += std::popcount(bits & entry::kWindows & ~mapped);
+  for (int n = std::popcount(bits & entry::kWindows & ~mapped); n > 0; --n) {
+    space.count_host_map(lin_page, 1);
+  }
   auto map_all = [&] {
     auto one = [&](LinearWindow& window, uint32_t bit, unsigned copy, bool writable) {
       if (!(bits & bit)) return;
@@ -1044,6 +1070,7 @@ void ShadowMmu::unmap_span(Space& space, uint32_t first_page, uint32_t count) {
   if (windows & entry::kInUser) space.user.unmap_pages(first_page, count, 0);
   if (windows & entry::kUserAlias) space.user.unmap_pages(first_page, count, 1);
   std::memset(space.shadow + first_page, 0, count * sizeof(uint32_t));
+  space.uncount_host_maps(first_page, count);
 }
 
 void ShadowMmu::drop_entries(uint32_t phys_page, uint32_t first, uint32_t count) {
@@ -1245,7 +1272,7 @@ bool ShadowMmu::defer_prefetch(Space& space, uint32_t lin_page) {
   flush_prefetches();
   make_room(space, lin_page);
   if (!(space.shadow[lin_page] & entry::kMapped)) return true;  // the space was reset: dropped
-  ++space.host_maps;
+  space.count_host_map(lin_page, 1);  // the rest of the run's chunks when it is mapped
   pending_ = {&space, space.generation, lin_page, phys, 1, window, writable};
   return true;
 }
@@ -1264,6 +1291,11 @@ bool ShadowMmu::flush_prefetches(const void* host) {
   try {
     window.map_fd_range(r.lin_first, r.count, 0, ram_.fd(), uint64_t{r.phys_first} << 12,
                         r.writable);
+    // Counted in its first page's chunk when it began (defer_prefetch); the chunks it grew into.
+    const uint32_t next_chunk = ((r.lin_first >> Space::kChunkShift) + 1) << Space::kChunkShift;
+    if (r.lin_first + r.count > next_chunk) {
+      r.space->count_host_map(next_chunk, r.lin_first + r.count - next_chunk);
+    }
   } catch (const Error&) {
     // The host refused (vm.max_map_count): forget them; they fault in one by one.
     for (uint32_t i = 0; i < r.count; ++i) {
@@ -1362,7 +1394,7 @@ void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, u
       uint32_t j = i + 1;
       while (j < count && (writable && !protection_[phys_first + j]) == w) ++j;
       space.sup.map_fd_range(lin_first + i, j - i, 0, ram_.fd(), uint64_t{phys_first + i} << 12, w);
-      ++space.host_maps;
+      space.count_host_map(lin_first + i, j - i);
       i = j;
     }
     for (uint32_t i = 0; i < count && !watched_pages_.empty(); ++i) {

@@ -217,6 +217,10 @@ class ShadowMmu {
   /// Whether `pa` lies in a firmware window (its writes are the device's, not RAM's).
   bool in_firmware_window(uint64_t pa) const { return firmware_window(pa) != nullptr; }
 
+  /// How many host mappings (VMAs, each page mapped on its own is one) all spaces may hold
+  /// together before the least recently used are reset: three quarters of vm.max_map_count by
+  /// default (read at start-up). Tests set a small one to reach the bound quickly.
+  void set_host_map_budget(uint64_t mappings) { host_map_budget_ = mappings; }
   const ShadowMmuStats& stats() const { return stats_; }
   /// Adds the counters to `stats` under `prefix` ("bt.shadow.").
   void collect_stats(Stats& stats, const std::string& prefix) const;
@@ -275,8 +279,8 @@ class ShadowMmu {
   /// Keeps the host mappings of all spaces under host_map_budget_ (before mapping `lin_page`
   /// of `space`): resets spaces, this one last.
   void make_room(Space& space, uint32_t lin_page);
-  /// Host mapping calls all spaces may have made before make_room resets some: three quarters of
-  /// vm.max_map_count (read at start-up), the rest left to vmbt's own mappings.
+  /// Host mappings all spaces may hold (Space::host_maps, summed) before make_room resets some:
+  /// three quarters of vm.max_map_count (read at start-up), the rest left to vmbt's own.
   uint64_t host_map_budget_ = 48000;
   static constexpr size_t kMaxUnassignedPages = 1024;
   /// A hidden fault in a 4 MiB page of the supervisor view (a kernel's direct map): maps all of

@@ -353,6 +353,50 @@ TEST_F(ShadowMmuTest, PagesRevokedInPlaceComeBackOnlyWithTheirFrameAndRights) {
   EXPECT_GT(same_frame_refills, 40);
 }
 
+TEST_F(ShadowMmuTest, DroppedRangesGiveTheirHostMappingsBack) {
+  // Each page mapped on its own is a host mapping (VMA) and the host allows only so many
+  // (vm.max_map_count), so the MMU resets spaces before the mappings they hold reach its budget.
+  // A range that is dropped (its directory entry cleared: a process unmapping its memory) holds
+  // none any more: a process touching the same 4 MiB again and again must never reach the
+  // budget, while one touching ever more pages must, and keep running right across the resets.
+  constexpr uint64_t kBudget = 2048;
+  mmu_.set_host_map_budget(kBudget);
+  std::vector<uint8_t> zero(0x1000, 0);
+  ram_.write(kPd, zero.data(), zero.size());
+  for (uint32_t i = 0; i < 1024; ++i) ram_.write32(kPtBase + 4 * i, (i << 12) | 0x3);
+  ram_.write32(kPd, kPtBase | 0x3);
+  // PDEs 1-3 share one page table: 1024 pages over 1024 frames, each tagged with its number.
+  const uint32_t pt = kPtBase + 0x1000;
+  for (uint32_t page = 0; page < 1024; ++page) {
+    ram_.write32(kFrames + (page << 12), 0xc0de0000u | page);
+    ram_.write32(pt + 4 * page, (kFrames + (page << 12)) | 0x63);  // P RW A D
+  }
+  mmu_.flush_all();
+  set_paging(true, false);
+  auto touch_range = [&](uint32_t pde) {
+    for (uint32_t page = 0; page < 1024; ++page) {
+      const Outcome o = access((pde << 22) | (page << 12), false, false, 0);
+      ASSERT_TRUE(o.ok);
+      ASSERT_EQ(o.value, 0xc0de0000u | page);
+    }
+  };
+  for (int round = 0; round < 6; ++round) {  // 6,144 pages mapped, 1,024 at a time
+    table_store(kPd + 4, pt | 0x3, false);
+    touch_range(1);
+    if (HasFatalFailure()) return;
+    table_store(kPd + 4, 0, false);  // the range goes, and its host mappings with it
+    EXPECT_FALSE(access(1u << 22, false, false, 0).ok);
+  }
+  EXPECT_EQ(mmu_.stats().mapping_limit_resets, 0u);
+  for (uint32_t pde = 1; pde <= 3; ++pde) {  // 3,072 pages kept mapped: over the budget
+    table_store(kPd + 4 * pde, pt | 0x3, false);
+    touch_range(pde);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(mmu_.stats().mapping_limit_resets, 0u);
+  touch_range(1);  // what a reset dropped faults back in
+}
+
 TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
   // More page directories than the MMU keeps spaces (so spaces are recycled for new ones), all
   // sharing most entries as a kernel's half is shared, with directory entries rewritten while
