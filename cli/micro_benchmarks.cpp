@@ -59,6 +59,8 @@ const std::vector<MicroBenchmark>& micro_benchmarks() {
        "(the floor of a shadow fill by host fault)", true},
       {"host_mprotect", kHost, "mprotect of one page", "", "", true},
       {"host_syscall", kHost, "trivial syscall (getppid)", "", "", true},
+      {"host_map_page", kHost, "map a RAM page, store, unmap", "",
+       "(the floor of a page mapped into a window and dropped)", true},
   };
   return list;
 }

@@ -47,7 +47,7 @@ TEST(MicroBenchCatalogue, HasBothPapersOperationsAndSaysWhatCannotRun) {
                         "ptemod",        "hypercall",        "trap",         "io_monitor",
                         "io_device",     "eoi_ack",          "ipi",          "cpuid",
                         "rdtsc",         "pushf_popf",       "cli_sti",      "host_sigsegv",
-                        "host_mprotect", "host_syscall"}) {
+                        "host_mprotect", "host_syscall",     "host_map_page"}) {
     EXPECT_TRUE(names.count(n)) << n;
   }
   for (const auto& b : micro_benchmarks()) {
