@@ -127,10 +127,9 @@ struct alignas(64) BtContext {
   /// (ShadowMmu::shadow_entries, reloaded with the window base). Per access class
   /// (probe_class), whether an entry's bits 20-27 (`probe_low`, indexed by them) and 29-31
   /// (`probe_high`) let the access run: 0 yes, 1 no; both 0 means every
-  /// ShadowMmu::probe_required bit is set, and no prefetched page waits for its host mapping.
+  /// ShadowMmu::probe_required bit is set.
   /// `probe_linear`: the address a probe calls the monitor for (CalloutSite::Kind::kAccessProbe).
   const uint32_t* shadow_entries = nullptr;
-  const uint32_t* pending_prefetches = nullptr;  ///< ShadowMmu::pending_prefetches
   uint32_t probe_linear = 0;
   std::array<uint8_t, 4 * 256> probe_low{};
   std::array<uint8_t, 4 * 8> probe_high{};

@@ -69,7 +69,6 @@ BtEngine::BtEngine(GuestMemory& memory, InterruptSource& interrupts,
   ctx_->engine = this;
   ctx_->state_cs = &s_.seg[kCs];
   ctx_->shadow_entries = mmu_.shadow_entries();
-  ctx_->pending_prefetches = mmu_.pending_prefetches();
   fill_probe_tables(*ctx_);
   forget_cpuid_answers();
   if (is_mmio) mmu_.set_mmio_predicate(std::move(is_mmio));

@@ -897,8 +897,8 @@ void translate_memory(BlockEmitter& e, const GuestInsn& in) {
 /// is read from the current space's entries and its bits looked up in the context's tables for
 /// this access class (a CPL 0 block's accesses use the supervisor window, others the user
 /// window), without touching the guest's flags; only an access the shadow does not map with its
-/// rights (or any access while prefetched pages wait for their host mapping) calls the monitor
-/// (CalloutSite::Kind::kAccessProbe), which maps them, fills the page or raises the guest's #PF
+/// rights (a prefetched page waiting for its first use among them) calls the monitor
+/// (CalloutSite::Kind::kAccessProbe), which maps it, fills the page or raises the guest's #PF
 /// as the host fault would have, without the signal. Clobbers r9-r11 (r8 too on the call).
 void emit_access_probe(BlockEmitter& e, const GuestInsn& in, bool write) {
   x86::Assembler& a = e.a();
@@ -919,9 +919,6 @@ void emit_access_probe(BlockEmitter& e, const GuestInsn& in, bool write) {
   a.movzx(x86::r10d,
           x86::byte_ptr(x86::r14, x86::r10, 0,
                         static_cast<int32_t>(offsetof(BtContext, probe_high) + cls * 8)));
-  a.mov(x86::r11, ctx_field(offsetof(BtContext, pending_prefetches), 8));
-  a.mov(x86::r11d, x86::dword_ptr(x86::r11));
-  a.lea(x86::r10d, x86::ptr(x86::r10, x86::r11));  // prefetched pages not mapped yet: the monitor
   a.mov(x86::r11, x86::rcx);
   a.lea(x86::ecx, x86::ptr(x86::r9, x86::r10));  // 0: both halves let the access run
   a.jecxz(x86::rcx, mapped);

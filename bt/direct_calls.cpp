@@ -329,10 +329,9 @@ uint64_t BtEngine::access_probe(CalloutSite& site) {
     store_context();
     return leave_direct_call();  // the dispatcher runs the instruction, probe and all, later
   }
-  // Prefetched pages on their way into a window (one host call maps them all), or the window of
-  // another CPL than the block's (a CPL 1 or 2 block): when the shadow maps the page for the
-  // access after all, it runs as it is.
-  if (*mmu_.pending_prefetches()) mmu_.map_prefetched();
+  // The window of another CPL than the block's (a CPL 1 or 2 block): when the shadow maps the
+  // page for the access after all, it runs as it is. (A prefetched page waiting for its first
+  // use is mapped by the host fault path below.)
   if (mmu_.probe_passes(linear, site.probe_write, user)) return ctx_->resume;
   const uint64_t flushes = cache_.flushes();
   uint8_t* const window = mmu_.window_base(s_.cpl());

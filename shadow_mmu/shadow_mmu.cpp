@@ -282,6 +282,8 @@ void ShadowMmu::collect_stats(Stats& stats, const std::string& prefix) const {
       {"unshadowed_tables", stats_.unshadowed_tables},
       {"table_writes", stats_.table_writes},
       {"prefetched", stats_.prefetched},
+      {"prefetch_runs_used", stats_.prefetch_runs_used},
+      {"prefetch_runs_forgotten", stats_.prefetch_runs_forgotten},
       {"large_fills", stats_.large_fills},
       {"global_prefills", stats_.global_prefills},
       {"unassigned_evictions", stats_.unassigned_evictions},
@@ -325,7 +327,7 @@ uint32_t ShadowMmu::space_id() const {
 }
 
 void ShadowMmu::reset_space(Space& space) {
-  if (pending_.space == &space) pending_.count = 0;  // unmapped anyway
+  std::erase_if(pending_runs_, [&](const PendingRun& r) { return r.space == &space; });
   on_mappings_dropped_(space.cr3_base, 0, kPages, false);
   for (unsigned copy = 0; copy < 2; ++copy) {
     space.sup.unmap_pages(0, kPages, copy);
@@ -478,7 +480,6 @@ bool ShadowMmu::is_current_directory(uint32_t page) const {
 }
 
 void ShadowMmu::set_mode(const VcpuState& s) {
-  flush_prefetches();
   bool paging = (s.cr0 & cr0::kPg) && (s.cr0 & cr0::kPe);
   PagingMode m;
   m.pae = s.cr4 & cr4::kPae;
@@ -600,7 +601,6 @@ const uint8_t* ShadowMmu::readable(uint64_t pa, unsigned* avail) const {
 }
 
 void ShadowMmu::unmap_windows(Space& space, uint32_t lin_page, uint32_t e) {
-  if (pending_overlaps(space, lin_page, 1)) flush_prefetches();
   // Revoked in place (mprotect), not unmapped: cheaper, and the next fill maps over it.
   revoke_windows(space, lin_page, e);
 }
@@ -608,10 +608,10 @@ void ShadowMmu::unmap_windows(Space& space, uint32_t lin_page, uint32_t e) {
 void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_t mapped) {
   // Each window (and copy) is mapped only once an access through it needed it: the entry's
   // kInSup/kInUser/alias bits say which are.
+  map_pending_runs(space, lin_page, 1);
   uint32_t& e = space.shadow[lin_page];
   // A page its window still holds, revoked in place, only changes protection: no run to join.
   if (prefetching && !mapped && defer_prefetch(space, lin_page)) return;
-  flush_prefetches();
   if (e & entry::kMmio) {  // nothing mapped: every access is the device's
     unmap_windows(space, lin_page, e);
     e &= ~entry::kWindows;
@@ -697,6 +697,7 @@ ShadowMmu::Backing ShadowMmu::backing_of(uint64_t page_base) const {
 
 void ShadowMmu::fill(Space& space, uint32_t lin_page, const WalkResult& w, Backing backing,
                      uint32_t window, bool prefetching) {
+  map_pending_runs(space, lin_page, 1);  // its entry changes: the host must hold what it says
   // A ROM page maps like an all-ones page, from its window's file: the frame stays in the entry.
   bool unassigned = backing == Backing::kUnassigned || backing == Backing::kRom;
   uint32_t phys = backing == Backing::kUnassigned ? 0 : static_cast<uint32_t>(w.page_base >> 12);
@@ -850,7 +851,7 @@ void ShadowMmu::remap_all(uint32_t phys_page) {
 }
 
 void ShadowMmu::remap(uint32_t phys_page, Space* only) {
-  if (phys_page - pending_.phys_first < pending_.count) flush_prefetches();
+  map_pending_frame(phys_page);
   // Only the protection changes (the page stays where it is): mprotect, not a new mapping. In
   // the current space at once; the others take it when they are current again, since nothing
   // runs on their windows meanwhile (a kernel's direct map is in every space, so a page table
@@ -975,8 +976,8 @@ void ShadowMmu::revoke_windows(Space& space, uint32_t lin_page, uint32_t windows
 
 void ShadowMmu::map_scratch(uint32_t linear, bool writable) {
   resume_tracing();
-  flush_prefetches();
   uint32_t lin_page = linear >> 12;
+  map_pending_runs(*current_, lin_page, 1);
   uint32_t& e = current_->shadow[lin_page];
   current_->sup.map_fd_page(lin_page, 0, unassigned_fd_, LinearWindow::kPage, writable);
   e |= entry::kInSup;  // so resume_tracing's apply() takes it away again
@@ -1045,7 +1046,7 @@ void ShadowMmu::unmap_range(Space& space, uint32_t first_page, uint32_t count, b
 }
 
 void ShadowMmu::unmap_span(Space& space, uint32_t first_page, uint32_t count) {
-  if (pending_overlaps(space, first_page, count)) flush_prefetches();
+  drop_pending_runs(space, first_page, count);
   if (count <= 16) {  // unmap only what is mapped: most drops are a single page
     for (uint32_t p = first_page; p < first_page + count; ++p) {
       uint32_t e = space.shadow[p];
@@ -1243,8 +1244,8 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint64_t before, uint
     }
     ++stats_.prefetched;
     if (awaited) awaited_.space = nullptr;
-    // The awaited page is used right after: mapped now, not deferred into a run (that would cost
-    // a host fault to flush it).
+    // The awaited page is used right after: mapped now, not deferred into a run (its use would
+    // cost a trip to the monitor to map it).
     fill(space, lin_page, w, Backing::kRam, window, !awaited);
   }
 }
@@ -1252,7 +1253,7 @@ void ShadowMmu::prefetch(uint32_t pt_page, uint32_t index, uint64_t before, uint
 bool ShadowMmu::defer_prefetch(Space& space, uint32_t lin_page) {
   // A kernel installs PTEs in bursts (Linux's fault-around maps up to 16 neighbouring pages of a
   // file, mostly consecutive frames): their mappings gather into one run, mapped with one host
-  // call when something else touches the windows (flush_prefetches), not one call a page.
+  // call at the first use of one of them (map_pending_run), or never.
   const uint32_t e = space.shadow[lin_page];
   const uint32_t window = e & entry::kWindows;
   if (e & (entry::kUnassigned | entry::kMmio) ||
@@ -1262,52 +1263,123 @@ bool ShadowMmu::defer_prefetch(Space& space, uint32_t lin_page) {
   const uint32_t phys = e & entry::kPhysMask;
   if (access_watched(phys)) return false;  // mapped alone, then made inaccessible (apply)
   const bool writable = host_writable(e, window == entry::kInUser);
-  PendingRun& r = pending_;
-  if (r.count && r.space == &space && r.generation == space.generation && r.window == window &&
-      r.writable == writable && lin_page == r.lin_first + r.count &&
-      phys == r.phys_first + r.count && r.count < kMaxPendingRun) {
-    ++r.count;
-    return true;
+  if (!pending_runs_.empty()) {
+    PendingRun& r = pending_runs_.back();
+    if (r.space == &space && r.generation == space.generation && r.window == window &&
+        r.writable == writable && lin_page == r.lin_first + r.count &&
+        phys == r.phys_first + r.count && r.count < kMaxPendingRun) {
+      ++r.count;
+      space.shadow[lin_page] &= ~window;  // not in the window yet: its use reaches the monitor
+      return true;
+    }
   }
-  flush_prefetches();
-  make_room(space, lin_page);
-  if (!(space.shadow[lin_page] & entry::kMapped)) return true;  // the space was reset: dropped
-  space.count_host_map(lin_page, 1);  // the rest of the run's chunks when it is mapped
-  pending_ = {&space, space.generation, lin_page, phys, 1, window, writable};
+  space.shadow[lin_page] &= ~window;
+  pending_runs_.push_back({&space, space.generation, lin_page, phys, 1, window, writable});
+  forget_oldest_pending_runs();
   return true;
 }
 
-bool ShadowMmu::pending_overlaps(const Space& space, uint32_t first_page, uint32_t count) const {
-  return pending_.count && pending_.space == &space &&
-         first_page < pending_.lin_first + pending_.count &&
-         pending_.lin_first < uint64_t{first_page} + count;
+int ShadowMmu::pending_run_index(const Space& space, uint32_t lin_page, uint32_t window) const {
+  for (size_t i = 0; i < pending_runs_.size(); ++i) {
+    const PendingRun& r = pending_runs_[i];
+    if (r.space == &space && r.window == window && lin_page - r.lin_first < r.count) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
 }
 
-bool ShadowMmu::flush_prefetches(const void* host) {
-  PendingRun r = pending_;
-  pending_.count = 0;
-  if (r.count == 0 || r.generation != r.space->generation) return false;
-  LinearWindow& window = r.window == entry::kInSup ? r.space->sup : r.space->user;
+void ShadowMmu::map_pending_run(size_t index) {
+  const PendingRun r = pending_runs_[index];
+  pending_runs_.erase(pending_runs_.begin() + static_cast<std::ptrdiff_t>(index));
+  Space& space = *r.space;
+  if (r.generation != space.generation) return;
+  make_room(space, r.lin_first);
+  if (r.generation != space.generation) {  // reset to make room: its entries went with it
+    space.shadow[r.lin_first] = 0;         // (but the one make_room keeps)
+    return;
+  }
+  LinearWindow& window = r.window == entry::kInSup ? space.sup : space.user;
   try {
     window.map_fd_range(r.lin_first, r.count, 0, ram_.fd(), uint64_t{r.phys_first} << 12,
                         r.writable);
-    // Counted in its first page's chunk when it began (defer_prefetch); the chunks it grew into.
-    const uint32_t next_chunk = ((r.lin_first >> Space::kChunkShift) + 1) << Space::kChunkShift;
-    if (r.lin_first + r.count > next_chunk) {
-      r.space->count_host_map(next_chunk, r.lin_first + r.count - next_chunk);
-    }
   } catch (const Error&) {
     // The host refused (vm.max_map_count): forget them; they fault in one by one.
-    for (uint32_t i = 0; i < r.count; ++i) {
-      window.unmap_pages(r.lin_first + i, 1, 0);
-      r.space->shadow[r.lin_first + i] = 0;
-    }
-    return false;
+    window.unmap_pages(r.lin_first, r.count, 0);
+    std::memset(space.shadow + r.lin_first, 0, r.count * sizeof(uint32_t));
+    return;
   }
-  uint32_t linear = 0;
-  unsigned copy = 0;
-  return host && window.contains(host, &linear, &copy) && copy == 0 &&
-         (linear >> 12) - r.lin_first < r.count;
+  space.count_host_map(r.lin_first, r.count);
+  for (uint32_t i = 0; i < r.count; ++i) space.shadow[r.lin_first + i] |= r.window;
+}
+
+void ShadowMmu::map_pending_runs(const Space& space, uint32_t first, uint32_t count) {
+  // From the start after each: mapping one may reset other spaces (make_room), which forgets
+  // their runs.
+  for (size_t i = 0; i < pending_runs_.size();) {
+    const PendingRun& r = pending_runs_[i];
+    if (r.space == &space && first < uint64_t{r.lin_first} + r.count &&
+        r.lin_first < uint64_t{first} + count) {
+      map_pending_run(i);
+      i = 0;
+    } else {
+      ++i;
+    }
+  }
+}
+
+void ShadowMmu::map_pending_frame(uint32_t phys_page) {
+  for (size_t i = 0; i < pending_runs_.size();) {
+    if (phys_page - pending_runs_[i].phys_first < pending_runs_[i].count) {
+      map_pending_run(i);
+      i = 0;
+    } else {
+      ++i;
+    }
+  }
+}
+
+void ShadowMmu::forget_oldest_pending_runs() {
+  while (pending_runs_.size() > kMaxPendingRuns) {
+    // The oldest has waited long enough to be unlikely to be used: forgotten, its pages walk
+    // again if they are (their A bits are set already: nothing the guest can see).
+    const PendingRun old = pending_runs_.front();
+    pending_runs_.erase(pending_runs_.begin());
+    ++stats_.prefetch_runs_forgotten;
+    if (old.generation == old.space->generation) {
+      std::memset(old.space->shadow + old.lin_first, 0, old.count * sizeof(uint32_t));
+    }
+  }
+}
+
+void ShadowMmu::drop_pending_runs(const Space& space, uint32_t first, uint32_t count) {
+  // The parts of a run outside the dropped range stay pending (a process's exit clears its
+  // page-table entries one by one: each drops one page of a fault-around run).
+  const uint64_t end = uint64_t{first} + count;
+  std::vector<PendingRun> kept;
+  std::erase_if(pending_runs_, [&](const PendingRun& r) {
+    const uint64_t r_end = uint64_t{r.lin_first} + r.count;
+    if (r.space != &space || r.lin_first >= end || r_end <= first) return false;
+    if (r.lin_first >= first && r_end <= end) ++stats_.prefetch_runs_forgotten;
+    if (r.lin_first < first) {
+      PendingRun below = r;
+      below.count = first - r.lin_first;
+      kept.push_back(below);
+    }
+    if (r_end > end) {
+      PendingRun above = r;
+      above.lin_first = static_cast<uint32_t>(end);
+      above.phys_first = r.phys_first + static_cast<uint32_t>(end - r.lin_first);
+      above.count = static_cast<uint32_t>(r_end - end);
+      kept.push_back(above);
+    }
+    for (uint64_t p = std::max<uint64_t>(first, r.lin_first); p < std::min(end, r_end); ++p) {
+      if (r.generation == r.space->generation) r.space->shadow[p] = 0;
+    }
+    return true;
+  });
+  pending_runs_.insert(pending_runs_.end(), kept.begin(), kept.end());
+  forget_oldest_pending_runs();
 }
 
 void ShadowMmu::note_phys_write(uint32_t phys_addr, uint32_t len) {
@@ -1382,7 +1454,7 @@ bool ShadowMmu::fill_large(Space& space, uint32_t lin_page, const WalkResult& w)
 
 void ShadowMmu::map_run(Space& space, uint32_t lin_first, uint32_t phys_first, uint32_t count,
                         uint32_t bits, bool nx) {
-  flush_prefetches();
+  map_pending_runs(space, lin_first, count);
   for (uint32_t i = 0; i < count; ++i) space.shadow[lin_first + i] = (phys_first + i) | bits;
   set_nx(space, lin_first, count, nx);
   const bool writable = (bits & entry::kSupWrite) && (bits & entry::kDirty);
@@ -1491,10 +1563,6 @@ bool ShadowMmu::guest_allows(uint32_t linear, const Access& access, Fault& f) {
 
 ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   Fault f;
-  if (flush_prefetches(host)) {  // the page was on its way into the window
-    f.kind = Fault::kRetry;
-    return f;
-  }
   Space* space = nullptr;
   bool user_window = false;
   uint32_t linear = 0;
@@ -1517,6 +1585,12 @@ ShadowMmu::Fault ShadowMmu::handle_host_fault(const void* host, bool write) {
   Access access{write, user_window, false};
   uint32_t alias = user_window ? entry::kUserAlias : entry::kSupAlias;
   uint32_t in_window = user_window ? entry::kInUser : entry::kInSup;
+  if (const int run = copy == 0 ? pending_run_index(*space, lin_page, in_window) : -1; run >= 0) {
+    map_pending_run(static_cast<size_t>(run));  // a prefetched page's first use
+    ++stats_.prefetch_runs_used;
+    f.kind = Fault::kRetry;
+    return f;
+  }
   bool visible = (e & entry::kMapped) && (e & in_window);
   if (copy == 1 && visible && !(e & alias)) {
     // A wrapping access reached the second copy, mapped on demand: map it like the first.

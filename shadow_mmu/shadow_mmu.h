@@ -44,7 +44,9 @@ struct ShadowMmuStats {
   uint64_t mmio_faults = 0;        ///< accesses to MMIO windows, emulated by the monitor
   uint64_t unshadowed_tables = 0;  ///< page tables no longer traced after a flood of writes
   uint64_t table_writes = 0;     ///< traced page-table stores translated code made via the monitor
-  uint64_t prefetched = 0;       ///< pages mapped when the guest wrote their PTE (no fault later)
+  uint64_t prefetched = 0;       ///< pages filled when the guest wrote their PTE (no walk later)
+  uint64_t prefetch_runs_used = 0;       ///< runs of prefetched pages mapped at a first use
+  uint64_t prefetch_runs_forgotten = 0;  ///< runs never used: dropped, or the oldest of too many
   uint64_t large_fills = 0;      ///< 4 MiB pages mapped whole on their first hidden fault
   uint64_t global_prefills = 0;  ///< global 4 KiB pages mapped along with a faulting neighbour
   uint64_t spaces_recycled = 0;  ///< new address spaces that kept part of an evicted one's shadows
@@ -135,19 +137,14 @@ class ShadowMmu {
   /// when every bit of probe_required() is set in its page's entry: the page is then mapped in
   /// that window with that access's rights (a host fault remains possible, for a traced page
   /// table, translated code, a device page or a mapping still on its way: the host fault path
-  /// takes those as before). The bits lie in 20-27 and 29-31 only.
+  /// takes those as before). The bits lie in 20-27 and 29-31 only. A prefetched page whose host
+  /// mapping waits for its first use lacks its window's bit, so its probe calls the monitor.
   const uint32_t* shadow_entries() const;
   static uint32_t probe_required(bool write, bool user);
   /// Whether the current space's shadow entry for `linear` has every probe_required() bit for a
   /// `write`/`user` access (always with paging off: no probe is translated then, and the host
   /// fault path stays correct for any access let through).
   bool probe_passes(uint32_t linear, bool write, bool user) const;
-  /// How many prefetched pages wait for their host mapping (filled shadow entries whose pages are
-  /// not mapped yet: one host call maps a run of them). Translated code's access probes read it
-  /// through this pointer (stable for the MMU's life) and call the monitor while it is not 0,
-  /// which maps them (map_prefetched) instead of taking the host fault.
-  const uint32_t* pending_prefetches() const { return &pending_.count; }
-  void map_prefetched() { flush_prefetches(); }
   /// (`global`: the translation is global, G=1 with CR4.PGE: the same in every address space,
   /// which the architecture lets a TLB assume, Intel SDM Vol. 3A §4.10.2.4.)
   /// Translates for the monitor's own access (emulated instructions, instruction fetch), with
@@ -252,23 +249,41 @@ class ShadowMmu {
   /// Maps `lin_page` in the windows its shadow entry names, with the rights it gives. `mapped`:
   /// the windows that map this very page already (their protection is changed instead).
   void apply(Space& space, uint32_t lin_page, bool prefetching = false, uint32_t mapped = 0);
-  /// Prefetched pages whose host mapping is deferred: consecutive linear pages over consecutive
-  /// frames of one window, with one protection. Their shadow entries are filled already; the
-  /// pages stay PROT_NONE until flush_prefetches maps them with one host call.
+  /// Prefetched pages whose host mapping waits for a use: consecutive linear pages over
+  /// consecutive frames of one window, with one protection. Their shadow entries are filled
+  /// (kMapped and the rights) without the window's bit, so an access to one reaches the monitor
+  /// (translated code's access probe fails on it, an unprobed access takes the host fault), which
+  /// maps the whole run with one host call (map_pending_run). Every other change to such a page
+  /// (a fill, a drop, a protection change) maps its run first, so only these two paths ever see
+  /// a pending page. Most are never used (a kernel's fault-around installs 16 pages of a file
+  /// for the one that faulted): those cost a shadow entry only.
   struct PendingRun {
     Space* space = nullptr;
     uint32_t generation = 0, lin_first = 0, phys_first = 0, count = 0, window = 0;
     bool writable = false;
-  } pending_;
+  };
+  std::vector<PendingRun> pending_runs_;  ///< oldest first
+  /// Runs waiting at once; the oldest is forgotten beyond (its entries cleared: a use walks).
+  static constexpr size_t kMaxPendingRuns = 64;
   static constexpr uint32_t kMaxPendingRun = 1024;
-  /// Adds prefetched `lin_page` (its shadow entry filled) to the pending run, or starts a new
-  /// one; false when it must be mapped at once (not RAM, or in more than one window).
+  /// Adds prefetched `lin_page` (its shadow entry filled) to the newest pending run, or starts a
+  /// new one; false when it must be mapped at once (not RAM, or in more than one window).
   bool defer_prefetch(Space& space, uint32_t lin_page);
-  /// Maps the pending run. Every operation on the windows calls it first, so nothing sees a page
-  /// whose entry says mapped while the host has not mapped it, except translated code, whose
-  /// host fault lands here: true when `host` lay in the run (the access can be retried).
-  bool flush_prefetches(const void* host = nullptr);
-  bool pending_overlaps(const Space& space, uint32_t first_page, uint32_t count) const;
+  /// Maps pending run `index` (and removes it from the list).
+  void map_pending_run(size_t index);
+  /// Maps the pending runs of `space` that overlap linear pages [first, first + count), before
+  /// their entries change.
+  void map_pending_runs(const Space& space, uint32_t first, uint32_t count);
+  /// Maps the pending runs over guest-physical page `phys_page`, before its protection changes.
+  void map_pending_frame(uint32_t phys_page);
+  /// Forgets the oldest pending runs beyond kMaxPendingRuns.
+  void forget_oldest_pending_runs();
+  /// Linear pages [first, first + count) of `space` are dropped: the pending runs wholly inside
+  /// are forgotten (nothing was mapped for them), the others overlapping it mapped first.
+  void drop_pending_runs(const Space& space, uint32_t first, uint32_t count);
+  /// The index of the pending run of `space` holding linear page `lin_page` of `window`
+  /// (entry::kInSup or kInUser), or -1.
+  int pending_run_index(const Space& space, uint32_t lin_page, uint32_t window) const;
   void add_reverse_mapping(Space& space, uint32_t lin_page, uint32_t phys);
   /// Records an all-ones page mapped in `space`, unmapping the older ones beyond the bound.
   void note_unassigned(Space& space, uint32_t lin_page);

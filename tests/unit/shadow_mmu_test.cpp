@@ -397,6 +397,76 @@ TEST_F(ShadowMmuTest, DroppedRangesGiveTheirHostMappingsBack) {
   touch_range(1);  // what a reset dropped faults back in
 }
 
+TEST_F(ShadowMmuTest, PrefetchedRunsAreMappedAtTheirFirstUseOrNever) {
+  // A PTE store that installs a translation fills the page's shadow entry at once, but its host
+  // mapping waits in a run of consecutive pages for a first use (most are never used: a kernel's
+  // fault-around installs 16 pages of a file for one access). Ten runs of 8 pages installed,
+  // one page used in five of them: five runs mapped, each whole, every value the walker's.
+  std::vector<uint8_t> zero(0x1000, 0);
+  ram_.write(kPd, zero.data(), zero.size());
+  for (uint32_t i = 0; i < 1024; ++i) ram_.write32(kPtBase + 4 * i, (i << 12) | 0x3);
+  ram_.write32(kPd, kPtBase | 0x3);
+  const uint32_t pt = kPtBase + 0x1000;
+  ram_.write(pt, zero.data(), zero.size());
+  ram_.write32(kPd + 4, pt | 0x7);
+  auto frame_of = [](uint32_t page) { return kFrames + (page << 12); };
+  for (uint32_t page = 0; page < 1024; ++page) ram_.write32(frame_of(page), 0xf0000000u | page);
+  ram_.write32(pt + 4 * 1023, frame_of(1023) | 0x67);
+  mmu_.flush_all();
+  set_paging(true, false);
+  check_access((1u << 22) | (1023u << 12), false, true, 0);  // the table is traced from here on
+  auto linear_of = [](uint32_t run, uint32_t i) { return (1u << 22) | ((run * 16 + i) << 12); };
+  const uint64_t prefetched = mmu_.stats().prefetched;
+  for (uint32_t run = 0; run < 10; ++run) {
+    for (uint32_t i = 0; i < 8; ++i) {
+      const uint32_t page = run * 16 + i;
+      table_store(pt + 4 * page, frame_of(page) | 0x67, false);  // P RW US A D
+    }
+  }
+  EXPECT_EQ(mmu_.stats().prefetched - prefetched, 80u);
+  EXPECT_EQ(mmu_.stats().prefetch_runs_used, 0u);
+  for (uint32_t run = 0; run < 5; ++run) check_access(linear_of(run, 3), false, true, 0);
+  EXPECT_EQ(mmu_.stats().prefetch_runs_used, 5u);
+  for (uint32_t run = 0; run < 5; ++run) {
+    for (uint32_t i = 0; i < 8; ++i) check_access(linear_of(run, i), i % 2 == 0, true, 0x1000 + i);
+  }
+  EXPECT_EQ(mmu_.stats().prefetch_runs_used, 5u);  // each mapped whole at its first use
+  // The other five: a supervisor access, a page cleared, a frame changed, before any use.
+  check_access(linear_of(5, 2), true, false, 0x55);
+  table_store(pt + 4 * (6 * 16 + 4), 0, false);
+  table_store(pt + 4 * (7 * 16 + 1), frame_of(900) | 0x67, false);
+  for (uint32_t run = 5; run < 10; ++run) {
+    for (uint32_t i = 0; i < 8; ++i) check_access(linear_of(run, i), i % 3 == 0, i % 2 == 0, i);
+  }
+  if (HasFatalFailure()) return;
+
+  // Then at random, with more runs than wait at once: installs (through the window or the
+  // monitor's store), clears, other frames and rights, and accesses, all against the walker.
+  std::mt19937 rng(4242);
+  for (int n = 0; n < 4000; ++n) {
+    const uint32_t op = rng() % 8;
+    if (op == 0) {  // a run of up to 8 pages over consecutive frames
+      const uint32_t first = rng() % 1000, count = 1 + rng() % 8, frames = rng() % 900;
+      const uint32_t rights = 0x61 | (rng() % 2 ? 0x2 : 0) | (rng() % 2 ? 0x4 : 0);
+      const bool through_window = rng() % 4 == 0;
+      for (uint32_t i = 0; i < count && first + i < 1023; ++i) {
+        table_store(pt + 4 * (first + i), frame_of(frames + i) | rights, through_window);
+      }
+    } else if (op == 1) {  // cleared, or another frame
+      const uint32_t page = rng() % 1023;
+      table_store(pt + 4 * page, rng() % 2 ? 0 : frame_of(rng() % 1024) | 0x67, rng() % 2);
+    } else {
+      const uint32_t linear = (1u << 22) | ((rng() % 1024) << 12) | ((rng() % 1024) * 4);
+      const bool write = rng() % 4 == 0, user = rng() % 2;
+      const WalkResult where = probe(phys_, mode_, linear);
+      check_access(linear, write, user, where.ok ? ram_.read32(where.phys) : 0);
+    }
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(mmu_.stats().prefetch_runs_used, 5u);
+  EXPECT_GT(mmu_.stats().prefetch_runs_forgotten, 0u);
+}
+
 TEST_F(ShadowMmuTest, ManyAddressSpacesAndDirectoryWritesAgreeWithTheWalker) {
   // More page directories than the MMU keeps spaces (so spaces are recycled for new ones), all
   // sharing most entries as a kernel's half is shared, with directory entries rewritten while
