@@ -43,11 +43,11 @@ struct ShadowMmuStats {
   uint64_t unassigned_writes = 0;  ///< stores to such pages (discarded)
   uint64_t mmio_faults = 0;        ///< accesses to MMIO windows, emulated by the monitor
   uint64_t unshadowed_tables = 0;  ///< page tables no longer traced after a flood of writes
-  uint64_t table_writes = 0;     ///< traced page-table stores translated code made via the monitor
-  uint64_t prefetched = 0;       ///< pages filled when the guest wrote their PTE (no walk later)
+  uint64_t table_writes = 0;  ///< traced page-table stores translated code made via the monitor
+  uint64_t prefetched = 0;    ///< pages filled when the guest wrote their PTE (no walk later)
   uint64_t prefetch_runs_used = 0;       ///< runs of prefetched pages mapped at a first use
   uint64_t prefetch_runs_forgotten = 0;  ///< runs never used: dropped, or the oldest of too many
-  uint64_t large_fills = 0;      ///< 4 MiB pages mapped whole on their first hidden fault
+  uint64_t large_fills = 0;              ///< 4 MiB pages mapped whole on their first hidden fault
   uint64_t global_prefills = 0;  ///< global 4 KiB pages mapped along with a faulting neighbour
   uint64_t spaces_recycled = 0;  ///< new address spaces that kept part of an evicted one's shadows
   uint64_t ranges_kept = 0;      ///< present 4 MiB ranges (PDEs) they kept
