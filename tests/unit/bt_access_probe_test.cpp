@@ -21,8 +21,12 @@ TEST(BtAccessProbe, RepeatedFaultsGoThroughTheProbes) {
   EXPECT_EQ(r.status, 1) << r.output;  // isa-debug-exit 0
   EXPECT_NE(r.output.find("access_probes: all checks passed"), std::string::npos) << r.output;
   // Nine instructions fault in 6 rounds each: the first two of each take the host fault (the
-  // second makes the probe), the other four the probe's #PF: 36.
-  EXPECT_GE(stat_value(r.output, "bt.access_probes.page_faults"), 36) << r.output;
+  // second makes the probe), the other four the probe's #PF: 36. A probe that finds a kick
+  // waiting (the engine's timer, more of them on a loaded host) leaves for the dispatcher, and
+  // that round's fault is a host fault: each kick may take one round from the probes.
+  const long long probe_faults = stat_value(r.output, "bt.access_probes.page_faults");
+  EXPECT_GE(probe_faults + stat_value(r.output, "exits.kicked"), 36) << r.output;
+  EXPECT_GE(probe_faults, 18) << r.output;
   // The cleared accessed bit: four rounds filled by the probe, not by a host fault.
   EXPECT_GE(stat_value(r.output, "bt.access_probes.fills"), 4) << r.output;
   EXPECT_GE(stat_value(r.output, "bt.access_probes.instructions"), 9) << r.output;
