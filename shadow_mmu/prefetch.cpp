@@ -71,17 +71,16 @@ bool ShadowMmu::defer_prefetch(Space& space, uint32_t lin_page) {
   const uint32_t phys = e & entry::kPhysMask;
   if (access_watched(phys)) return false;  // mapped alone, then made inaccessible (apply)
   const bool writable = host_writable(e, window == entry::kInUser);
+  space.shadow[lin_page] &= ~window;  // not in the window yet: its use reaches the monitor
   if (!pending_runs_.empty()) {
     PendingRun& r = pending_runs_.back();
     if (r.space == &space && r.generation == space.generation && r.window == window &&
         r.writable == writable && lin_page == r.lin_first + r.count &&
         phys == r.phys_first + r.count && r.count < kMaxPendingRun) {
       ++r.count;
-      space.shadow[lin_page] &= ~window;  // not in the window yet: its use reaches the monitor
       return true;
     }
   }
-  space.shadow[lin_page] &= ~window;
   pending_runs_.push_back({&space, space.generation, lin_page, phys, 1, window, writable});
   forget_oldest_pending_runs();
   return true;
@@ -121,13 +120,12 @@ void ShadowMmu::map_pending_run(size_t index) {
   for (uint32_t i = 0; i < r.count; ++i) space.shadow[r.lin_first + i] |= r.window;
 }
 
-void ShadowMmu::map_pending_runs(const Space& space, uint32_t first, uint32_t count) {
+template <typename Pred>
+void ShadowMmu::map_pending_runs_where(Pred pred) {
   // From the start after each: mapping one may reset other spaces (make_room), which forgets
   // their runs.
   for (size_t i = 0; i < pending_runs_.size();) {
-    const PendingRun& r = pending_runs_[i];
-    if (r.space == &space && first < uint64_t{r.lin_first} + r.count &&
-        r.lin_first < uint64_t{first} + count) {
+    if (pred(pending_runs_[i])) {
       map_pending_run(i);
       i = 0;
     } else {
@@ -136,15 +134,15 @@ void ShadowMmu::map_pending_runs(const Space& space, uint32_t first, uint32_t co
   }
 }
 
+void ShadowMmu::map_pending_runs(const Space& space, uint32_t first, uint32_t count) {
+  map_pending_runs_where([&](const PendingRun& r) {
+    return r.space == &space && first < uint64_t{r.lin_first} + r.count &&
+           r.lin_first < uint64_t{first} + count;
+  });
+}
+
 void ShadowMmu::map_pending_frame(uint32_t phys_page) {
-  for (size_t i = 0; i < pending_runs_.size();) {
-    if (phys_page - pending_runs_[i].phys_first < pending_runs_[i].count) {
-      map_pending_run(i);
-      i = 0;
-    } else {
-      ++i;
-    }
-  }
+  map_pending_runs_where([&](const PendingRun& r) { return phys_page - r.phys_first < r.count; });
 }
 
 void ShadowMmu::forget_oldest_pending_runs() {

@@ -498,9 +498,7 @@ void ShadowMmu::apply(Space& space, uint32_t lin_page, bool prefetching, uint32_
   // (unless make_room reset the space: its windows map nothing now).
   mapped &= bits & entry::kWindows;
   if (space.generation != generation) mapped = 0;
-  for (int n = std::popcount(bits & entry::kWindows & ~mapped); n > 0; --n) {
-    space.count_host_map(lin_page, 1);
-  }
+  space.count_host_map(lin_page, 1, std::popcount(bits & entry::kWindows & ~mapped));
   auto map_all = [&] {
     auto one = [&](LinearWindow& window, uint32_t bit, unsigned copy, bool writable) {
       if (!(bits & bit)) return;

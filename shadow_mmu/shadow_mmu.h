@@ -254,9 +254,10 @@ class ShadowMmu {
   /// (kMapped and the rights) without the window's bit, so an access to one reaches the monitor
   /// (translated code's access probe fails on it, an unprobed access takes the host fault), which
   /// maps the whole run with one host call (map_pending_run). Every other change to such a page
-  /// (a fill, a drop, a protection change) maps its run first, so only these two paths ever see
-  /// a pending page. Most are never used (a kernel's fault-around installs 16 pages of a file
-  /// for the one that faulted): those cost a shadow entry only.
+  /// maps its run first (a fill, a protection change of its frame) or takes the page out of it
+  /// (a drop), so only these two paths ever see a pending page. Most are never used (a kernel's
+  /// fault-around installs 16 pages of a file for the one that faulted): those cost a shadow entry
+  /// only.
   struct PendingRun {
     Space* space = nullptr;
     uint32_t generation = 0, lin_first = 0, phys_first = 0, count = 0, window = 0;
@@ -276,10 +277,14 @@ class ShadowMmu {
   void map_pending_runs(const Space& space, uint32_t first, uint32_t count);
   /// Maps the pending runs over guest-physical page `phys_page`, before its protection changes.
   void map_pending_frame(uint32_t phys_page);
+  /// Maps every pending run `pred` holds true for (prefetch.cpp only).
+  template <typename Pred>
+  void map_pending_runs_where(Pred pred);
   /// Forgets the oldest pending runs beyond kMaxPendingRuns.
   void forget_oldest_pending_runs();
-  /// Linear pages [first, first + count) of `space` are dropped: the pending runs wholly inside
-  /// are forgotten (nothing was mapped for them), the others overlapping it mapped first.
+  /// Linear pages [first, first + count) of `space` are dropped: their pages leave the pending
+  /// runs (nothing was mapped for them; their entries are cleared), and what a run had outside
+  /// the range stays pending, as one or two runs.
   void drop_pending_runs(const Space& space, uint32_t first, uint32_t count);
   /// The index of the pending run of `space` holding linear page `lin_page` of `window`
   /// (entry::kInSup or kInUser), or -1.

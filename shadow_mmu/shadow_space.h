@@ -101,11 +101,11 @@ struct ShadowMmu::Space {
   uint64_t host_maps = 0;
   static constexpr unsigned kChunkShift = 9;  ///< 2 MiB chunks: a PAE directory entry's range
   std::array<uint32_t, (kPages >> kChunkShift)> chunk_maps{};
-  /// Counts one host mapping of [lin_first, lin_first + pages).
-  void count_host_map(uint32_t lin_first, uint32_t pages) {
+  /// Counts `calls` host mappings of [lin_first, lin_first + pages) (one a window or copy).
+  void count_host_map(uint32_t lin_first, uint32_t pages, uint32_t calls = 1) {
     for (uint32_t c = lin_first >> kChunkShift; c <= (lin_first + pages - 1) >> kChunkShift; ++c) {
-      ++chunk_maps[c];
-      ++host_maps;
+      chunk_maps[c] += calls;
+      host_maps += calls;
     }
   }
   /// [first, first + count) was unmapped in every window: the chunks it covers whole hold
